@@ -1,0 +1,19 @@
+//! The gadget runtime, split like aya: parsing ([`object`], [`classify`],
+//! [`layout`], [`params`], [`definition`]) never touches the kernel;
+//! [`load`] and [`reader`] do; [`runner`] ties them together.
+
+pub mod btf_patch;
+pub mod classify;
+pub mod decode;
+pub mod definition;
+pub mod error;
+pub mod layout;
+pub mod load;
+pub mod object;
+pub mod params;
+pub mod reader;
+pub mod runner;
+pub mod walltime;
+
+pub use error::{GadgetError, Result};
+pub use runner::{Gadget, Record, RunOptions, Running};

@@ -1,0 +1,169 @@
+//! The event stream: newline-delimited JSON over the fd returned by `Run`/`Attach`.
+//!
+//! ```text
+//! {"gadgetd":"header","gadget":{...},"fields":[{"name":"pid","type":"u32",...},...]}
+//! {"timestamp":"2026-11-24T10:00:00.123456789Z","pid":42,...}      <- one per event
+//! {"gadgetd":"lost","count":12,"total":12}                          <- losses, when they happen
+//! {"gadgetd":"end","reason":"timeout","events_seen":1000,"events_lost":12}
+//! ```
+//!
+//! Event lines are the gadget's decoded events as plain JSON objects, so
+//! `gadgetctl run -o json` can pass them through untouched. Control lines
+//! start with the reserved key `"gadgetd"`, which no event field may use
+//! (the agent renames such a field), so [`classify`] only looks at a prefix.
+
+use serde::{Deserialize, Serialize};
+
+/// The byte prefix of every control line.
+pub const CONTROL_PREFIX: &[u8] = b"{\"gadgetd\":";
+
+/// A non-event line of the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "gadgetd", rename_all = "lowercase")]
+pub enum Control {
+    /// Always the first line.
+    Header(Header),
+    /// Events were lost since the previous report (`count`), `total` so far.
+    Lost { count: u64, total: u64 },
+    /// Always the last line.
+    End(End),
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct End {
+    /// `timeout`, `stopped`, `error`, `shutdown` or `detached`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub events_seen: u64,
+    pub events_lost: u64,
+}
+
+/// End reasons.
+pub mod reason {
+    pub const TIMEOUT: &str = "timeout";
+    pub const STOPPED: &str = "stopped";
+    pub const ERROR: &str = "error";
+    pub const SHUTDOWN: &str = "shutdown";
+}
+
+/// Describes the gadget and the fields every event carries.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Header {
+    pub run_id: String,
+    pub gadget: GadgetInfo,
+    pub fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GadgetInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub image: String,
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// One event field: its JSON key, its type, and how to print it as a column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Field {
+    /// JSON key; nested struct members are joined with `.`.
+    pub name: String,
+    /// `u8`..`u64`, `i8`..`i64`, `bool`, `f32`, `f64`, `string`, `enum`,
+    /// `list`, `array`, `timestamp`, `mntns_id`, `netns_id`, `l3endpoint`, `l4endpoint`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub width: u32,
+    #[serde(default)]
+    pub min_width: Option<u32>,
+    #[serde(default)]
+    pub max_width: Option<u32>,
+    pub alignment: Alignment,
+    pub visible: bool,
+    #[serde(default)]
+    pub order: i32,
+    #[serde(default)]
+    pub ellipsis: Ellipsis,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Alignment {
+    #[default]
+    Left,
+    Right,
+}
+
+/// Where a too-long value is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ellipsis {
+    #[default]
+    End,
+    Start,
+    Middle,
+    None,
+}
+
+/// What a line of the stream is.
+#[derive(Debug, PartialEq)]
+pub enum Line<'a> {
+    Event(&'a [u8]),
+    Control(Control),
+}
+
+/// Classifies one line (without its newline).
+pub fn classify(line: &[u8]) -> Result<Line<'_>, serde_json::Error> {
+    if line.starts_with(CONTROL_PREFIX) {
+        serde_json::from_slice(line).map(Line::Control)
+    } else {
+        Ok(Line::Event(line))
+    }
+}
+
+/// Serializes a control line, newline included.
+pub fn encode(control: &Control) -> Vec<u8> {
+    let mut line = serde_json::to_vec(control).expect("control lines always serialize");
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_lines_start_with_the_reserved_prefix_and_round_trip() {
+        let end = Control::End(End {
+            reason: reason::TIMEOUT.into(),
+            error: None,
+            events_seen: 3,
+            events_lost: 1,
+        });
+        let line = encode(&end);
+        assert!(line.starts_with(CONTROL_PREFIX));
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(classify(&line[..line.len() - 1]).unwrap(), Line::Control(end));
+
+        let lost = encode(&Control::Lost { count: 2, total: 5 });
+        assert_eq!(
+            std::str::from_utf8(&lost).unwrap(),
+            "{\"gadgetd\":\"lost\",\"count\":2,\"total\":5}\n"
+        );
+    }
+
+    #[test]
+    fn event_lines_pass_through_untouched() {
+        let line = br#"{"pid":1,"comm":"x"}"#;
+        assert_eq!(classify(line).unwrap(), Line::Event(line));
+    }
+
+    #[test]
+    fn a_malformed_control_line_is_an_error() {
+        assert!(classify(br#"{"gadgetd":"bogus"}"#).is_err());
+    }
+}

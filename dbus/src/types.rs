@@ -1,0 +1,42 @@
+//! Structs that cross the bus.
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::{OwnedObjectPath, Type};
+
+/// One row of `ListRuns`: everything `gadgetctl list` shows without a
+/// round trip per run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct RunSummary {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub digest: String,
+    /// `starting`, `running`, `stopped` or `failed`.
+    pub state: String,
+    pub detached: bool,
+    /// Microseconds since the Unix epoch.
+    pub started_at: u64,
+    /// Uid of the caller who started the run.
+    pub owner: u32,
+    pub events_seen: u64,
+    pub events_lost: u64,
+    /// Why the run ended (empty while it runs).
+    pub exit_reason: String,
+    pub path: OwnedObjectPath,
+}
+
+/// Run states, as strings on the bus.
+pub mod state {
+    pub const STARTING: &str = "starting";
+    pub const RUNNING: &str = "running";
+    pub const STOPPED: &str = "stopped";
+    pub const FAILED: &str = "failed";
+}
+
+/// Keys of the `options` dictionary of `Run`/`RunObject`/`RunDetached`.
+pub mod options {
+    /// `t`: stop the run after this many milliseconds.
+    pub const TIMEOUT_MS: &str = "timeout-ms";
+    /// `s`: a human name for the run (unique among live runs).
+    pub const NAME: &str = "name";
+}

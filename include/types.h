@@ -1,0 +1,2 @@
+/* Seed compatibility: `#include "types.h"` (with -I include). */
+#include <gadget/types.h>
