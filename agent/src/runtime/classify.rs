@@ -62,7 +62,9 @@ fn buffer_kind(obj: &GadgetObject, map: &str) -> Result<BufferKind> {
 
 fn print_prefix_maps(obj: &GadgetObject) -> Result<Vec<Tracer>> {
     let mut out = Vec::new();
-    for map in obj.maps.iter().filter(|m| m.name.starts_with("print_")) {
+    // `<map>_lost_samples` counters belong to their tracer map (gadget/buffer.h).
+    let is_tracer = |name: &str| name.starts_with("print_") && !name.ends_with("_lost_samples");
+    for map in obj.maps.iter().filter(|m| is_tracer(&m.name)) {
         let buffer = buffer_kind(obj, &map.name)?;
         let event_type = map.value_type.ok_or_else(|| GadgetError::MapConvention {
             map: map.name.clone(),

@@ -35,8 +35,25 @@ pub struct LoadRequest<'a> {
     pub max_entries: Vec<(String, u32)>,
 }
 
+/// Tracepoints need tracefs. Minimal hosts and containers often lack the
+/// mount; as root we can add it, as libbpf-based tools do.
+pub fn ensure_tracefs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let events = std::path::Path::new("/sys/kernel/tracing/events");
+        if events.exists() || std::path::Path::new("/sys/kernel/debug/tracing/events").exists() {
+            return;
+        }
+        match nix::mount::mount(Some("tracefs"), "/sys/kernel/tracing", Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>) {
+            Ok(()) => tracing::info!("mounted tracefs on /sys/kernel/tracing"),
+            Err(e) => tracing::warn!(error = %e, "tracefs is not mounted and mounting it failed; tracepoint gadgets will fail"),
+        }
+    });
+}
+
 /// Patches, loads and returns the object; programs are not attached yet.
 pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
+    ensure_tracefs();
     let bytes = if req.tracer_maps.is_empty() {
         req.obj.bytes.clone()
     } else {

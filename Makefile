@@ -1,0 +1,52 @@
+# gadgetd — build, run, test. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+CLANG ?= clang
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+BIN := $(CARGO_TARGET_DIR)/debug
+ARCH_DEFINE := -D__TARGET_ARCH_x86
+GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
+GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
+HEADERS := $(wildcard include/gadget/*.h include/*.h)
+
+.PHONY: all deps gadgets build run test bench clean fmt lint
+
+all: build gadgets
+
+# Debian packages the build and the tests need (idempotent, quiet when present).
+deps:
+	@./.ci/install-deps
+
+gadgets: $(GADGET_OBJS)
+
+# -g keeps BTF (the agent decodes events from it); DWARF is stripped after.
+build/gadgets/%.o: gadgets/%/program.bpf.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O2 -target bpf $(ARCH_DEFINE) -I include -c $< -o $@
+	llvm-strip -g $@
+
+build:
+	$(CARGO) build --workspace --bins
+
+# The README's first command: trace this machine with trace_open for a few seconds.
+run: deps build gadgets
+	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o gadgets/trace_open/gadget.yaml
+
+# The README's second command: the whole suite, against the real kernel and real daemons.
+test: deps gadgets
+	$(CARGO) build --workspace --bins
+	GADGETD_GADGETS=$(CURDIR)/build/gadgets GADGETD_BIN=$(BIN) $(CARGO) test --workspace -- --test-threads=1
+
+bench: deps gadgets
+	$(CARGO) build --release --workspace --bins --benches
+	./scripts/bench.sh $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets
+
+clean:
+	rm -rf build
+	$(CARGO) clean
