@@ -1,1 +1,72 @@
-fn main(){}
+//! gadgetd: the privileged node agent that runs eBPF gadgets.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use gadgetd::service::{self, Config};
+
+/// Runs eBPF gadgets on this node and serves them over D-Bus.
+#[derive(Parser, Debug)]
+#[command(name = "gadgetd", version, about)]
+struct Args {
+    /// Serve on the bus at this D-Bus address instead of the system bus.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_bus")]
+    bus_address: Option<String>,
+    /// Do not connect to any bus (serve only the peer-to-peer socket).
+    #[arg(long)]
+    no_bus: bool,
+    /// Also listen on this peer-to-peer socket (D-Bus protocol without a bus).
+    /// An inherited systemd socket (LISTEN_FDS) is always used.
+    #[arg(long, value_name = "PATH")]
+    listen: Option<PathBuf>,
+    /// Where state and images live.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/gadgetd")]
+    state_dir: PathBuf,
+    /// Log as JSON lines (structured) instead of text.
+    #[arg(long, env = "GADGETD_LOG_JSON")]
+    log_json: bool,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GADGETD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_json);
+    let bus = if args.no_bus {
+        None
+    } else {
+        Some(args.bus_address.clone().unwrap_or_else(|| "system".into()))
+    };
+    let config = Config {
+        bus,
+        listen: args.listen.clone(),
+        state_dir: args.state_dir.clone(),
+    };
+    match service::serve(config, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "gadgetd failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

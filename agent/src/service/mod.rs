@@ -1,1 +1,121 @@
+//! The `gadgetd` D-Bus service: the manager object on the bus and on the
+//! peer-to-peer socket, one object per run, events over passed fds.
 
+pub mod attach;
+pub mod auth;
+pub mod bus;
+pub mod listen;
+pub mod manager;
+pub mod run;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gadgetd_dbus::names;
+use zbus::{Connection, connection};
+
+pub use manager::Agent;
+use manager::Manager;
+
+/// Where to serve.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `None`: no bus; `Some("system")`: the system bus; else a D-Bus address.
+    pub bus: Option<String>,
+    /// The peer-to-peer socket to create, if any (an inherited socket from
+    /// systemd, LISTEN_FDS, is always used when present).
+    pub listen: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
+/// Serves until `shutdown` resolves, then stops every run.
+pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", config.state_dir.display()))?;
+    let agent = Agent::new();
+    let mut bus_conn = None;
+    if let Some(bus) = &config.bus {
+        let conn = bus_connection(bus, &agent).await?;
+        agent.conns.add(conn.clone());
+        tracing::info!(bus = %bus, name = names::BUS_NAME, "serving on the bus");
+        bus_conn = Some(conn);
+    }
+    let listener = listen::listener(config.listen.as_deref())?;
+    if let Some(l) = &listener {
+        tracing::info!(socket = %l.describe(), "serving on the peer-to-peer socket");
+    }
+    if bus_conn.is_none() && listener.is_none() {
+        anyhow::bail!("nothing to serve on: give --bus-address, --system or --listen");
+    }
+    let accept = async {
+        match listener {
+            Some(l) => l.accept_loop(agent.clone()).await,
+            None => std::future::pending().await,
+        }
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+    tokio::select! {
+        _ = shutdown => tracing::info!("shutting down: stopping every run"),
+        r = accept => { r?; }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    agent.stop_all(Duration::from_secs(5)).await;
+    if let Some(conn) = bus_conn {
+        let _ = conn.release_name(names::BUS_NAME).await;
+    }
+    Ok(())
+}
+
+async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connection> {
+    let builder = if bus == "system" {
+        connection::Builder::system()?
+    } else {
+        connection::Builder::address(bus)?
+    };
+    builder
+        .name(names::BUS_NAME)?
+        .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
+        .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
+        .build()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot own {} on {bus}: {e} (is another gadgetd running, or does the D-Bus policy allow it?)", names::BUS_NAME))
+}
+
+/// Serves one peer-to-peer client until it disconnects.
+pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> anyhow::Result<()> {
+    let conn = connection::Builder::unix_stream(stream)
+        .server(zbus::Guid::generate())?
+        .p2p()
+        .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
+        .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
+        .build()
+        .await?;
+    let id = agent.conns.add(conn.clone());
+    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
+    for r in &runs {
+        bus::publish_on(&conn, r, &agent.auth).await;
+    }
+    // zbus has no "closed" future; a MessageStream ends when the socket does.
+    let mut messages = zbus::MessageStream::from(&conn);
+    while let Some(msg) = futures_lite_next(&mut messages).await {
+        if msg.is_err() {
+            break;
+        }
+    }
+    agent.conns.remove(id);
+    Ok(())
+}
+
+async fn futures_lite_next(s: &mut zbus::MessageStream) -> Option<zbus::Result<zbus::Message>> {
+    use std::pin::Pin;
+    std::future::poll_fn(|cx| futures_core_poll(Pin::new(&mut *s), cx)).await
+}
+
+fn futures_core_poll(
+    s: std::pin::Pin<&mut zbus::MessageStream>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<zbus::Result<zbus::Message>>> {
+    use futures_core::Stream;
+    s.poll_next(cx)
+}

@@ -1,0 +1,306 @@
+//! `org.gadgetd.Agent1.Manager`: starting, attaching to, stopping and
+//! listing runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+use std::os::fd::AsFd as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gadgetd_dbus::stream::{self, GadgetInfo, Header};
+use gadgetd_dbus::types::{RunSummary, options};
+use zbus::message::Header as MsgHeader;
+use zbus::zvariant::{OwnedFd, OwnedObjectPath, OwnedValue};
+use zbus::{Connection, fdo, interface};
+
+use super::attach::Attacher;
+use super::auth::{self, Caller};
+use super::bus::Connections;
+use super::run::{self, RunHandle, RunSpec};
+use crate::runtime::{Gadget, GadgetError, RunOptions};
+
+/// polkit action ids (design.md).
+pub const ACTION_RUN: &str = "org.gadgetd.run-gadget";
+pub const ACTION_READ: &str = "org.gadgetd.read";
+
+/// Largest object accepted over `RunObject`.
+const MAX_OBJECT_BYTES: u64 = 64 << 20;
+
+/// Decides whether a caller may perform an action.
+#[derive(Clone, Default)]
+pub struct Authorizer;
+
+impl Authorizer {
+    pub async fn check(&self, conn: &Connection, hdr: &MsgHeader<'_>, action: &str) -> fdo::Result<Caller> {
+        let caller = auth::caller(conn, hdr).await?;
+        if action != ACTION_READ {
+            auth::require_root(&caller, action)?;
+        }
+        Ok(caller)
+    }
+}
+
+/// State shared by every interface and connection.
+pub struct Agent {
+    pub runs: Mutex<BTreeMap<String, Arc<RunHandle>>>,
+    pub conns: Connections,
+    pub auth: Authorizer,
+}
+
+impl Agent {
+    pub fn new() -> Arc<Agent> {
+        Arc::new(Agent {
+            runs: Mutex::new(BTreeMap::new()),
+            conns: Connections::default(),
+            auth: Authorizer,
+        })
+    }
+
+    /// A run by id, unique id prefix, or name.
+    pub fn find(&self, key: &str) -> fdo::Result<Arc<RunHandle>> {
+        let runs = self.runs.lock().unwrap();
+        if let Some(r) = runs.get(key) {
+            return Ok(r.clone());
+        }
+        let matches: Vec<_> = runs
+            .values()
+            .filter(|r| r.name == key || (key.len() >= 4 && r.id.starts_with(key)))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(fdo::Error::UnknownObject(format!("no run with id or name `{key}` (see `gadgetctl list`)"))),
+            _ => Err(fdo::Error::InvalidArgs(format!("`{key}` matches several runs; use more of the id"))),
+        }
+    }
+
+    pub fn live_runs(&self) -> usize {
+        self.runs.lock().unwrap().values().filter(|r| r.is_live()).count()
+    }
+
+    /// Stops every run and waits (up to `grace`) for their programs to detach.
+    pub async fn stop_all(&self, grace: Duration) {
+        let runs: Vec<_> = self.runs.lock().unwrap().values().cloned().collect();
+        for r in &runs {
+            r.stop(stream::reason::SHUTDOWN);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while runs.iter().any(|r| r.is_live()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub struct Manager {
+    pub agent: Arc<Agent>,
+}
+
+fn gadget_error(e: GadgetError) -> fdo::Error {
+    match e {
+        GadgetError::Load(_) | GadgetError::Program { .. } | GadgetError::Reader { .. } | GadgetError::Io(_) => {
+            fdo::Error::Failed(e.to_string())
+        }
+        _ => fdo::Error::InvalidArgs(e.to_string()),
+    }
+}
+
+fn new_run_id() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the kernel's random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_OBJECT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fdo::Error::InvalidArgs(format!("cannot read the object from the passed fd: {e}")))?;
+    if bytes.len() as u64 > MAX_OBJECT_BYTES {
+        return Err(fdo::Error::InvalidArgs(format!("object larger than {MAX_OBJECT_BYTES} bytes")));
+    }
+    Ok(bytes)
+}
+
+struct ParsedOptions {
+    timeout: Option<Duration>,
+    name: Option<String>,
+}
+
+fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
+    let mut out = ParsedOptions { timeout: None, name: None };
+    for (key, value) in opts {
+        match key.as_str() {
+            options::TIMEOUT_MS => {
+                let ms = u64::try_from(value).map_err(|_| fdo::Error::InvalidArgs(format!("option {key} must be a u64 (t)")))?;
+                out.timeout = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            options::NAME => {
+                let name: String = value
+                    .try_clone()
+                    .ok()
+                    .and_then(|v| String::try_from(v).ok())
+                    .ok_or_else(|| fdo::Error::InvalidArgs(format!("option {key} must be a string (s)")))?;
+                out.name = Some(name);
+            }
+            other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
+        }
+    }
+    Ok(out)
+}
+
+impl Manager {
+    /// Loads `gadget` and starts its run; `first` is the caller's stream.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_run(
+        &self,
+        gadget: Gadget,
+        image: String,
+        digest: String,
+        params: BTreeMap<String, String>,
+        opts: ParsedOptions,
+        caller: Caller,
+        detached: bool,
+        first: Option<Attacher>,
+    ) -> fdo::Result<Arc<RunHandle>> {
+        let id = new_run_id();
+        let name = match opts.name {
+            Some(n) => {
+                if self.agent.runs.lock().unwrap().values().any(|r| r.name == n && r.is_live()) {
+                    return Err(fdo::Error::InvalidArgs(format!("a live run is already named `{n}`")));
+                }
+                n
+            }
+            None => format!("{}-{}", gadget.name(), &id[..6]),
+        };
+        let header = Header {
+            run_id: id.clone(),
+            gadget: GadgetInfo {
+                name: gadget.name(),
+                description: gadget.description(),
+                image: image.clone(),
+                digest: digest.clone(),
+            },
+            fields: gadget.fields(),
+        };
+        let run_opts = RunOptions {
+            params: params.clone(),
+            ..RunOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let running = tokio::task::spawn_blocking(move || gadget.start(&run_opts))
+            .await
+            .map_err(|e| fdo::Error::Failed(format!("loader task failed: {e}")))?
+            .map_err(gadget_error)?;
+        tracing::info!(run = %id, image = %image, uid = caller.uid, load_ms = started.elapsed().as_millis() as u64, "run started");
+        let spec = RunSpec {
+            id: id.clone(),
+            name,
+            image,
+            digest,
+            detached,
+            owner: caller.uid,
+            params,
+            header,
+            timeout: opts.timeout,
+        };
+        let agent = self.agent.clone();
+        let on_end: run::OnEnd = Box::new(move |handle| {
+            if handle.detached {
+                return;
+            }
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                agent.runs.lock().unwrap().remove(&handle.id);
+                agent.conns.unpublish_run(&handle).await;
+            });
+        });
+        let handle = run::spawn(spec, running, self.agent.conns.clone(), first, on_end);
+        self.agent.runs.lock().unwrap().insert(id, handle.clone());
+        self.agent.conns.publish_run(&handle, &self.agent.auth).await;
+        Ok(handle)
+    }
+}
+
+#[interface(name = "org.gadgetd.Agent1.Manager")]
+impl Manager {
+    /// Runs a compiled gadget read from `object` (an fd the caller opened).
+    async fn run_object(
+        &self,
+        object: zbus::zvariant::Fd<'_>,
+        definition: String,
+        params: HashMap<String, String>,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
+        let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        let opts = parse_options(&options)?;
+        let fd = object
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| fdo::Error::InvalidArgs(format!("bad object fd: {e}")))?;
+        let image = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))
+            .map(|p| format!("file:{}", p.display()))
+            .unwrap_or_else(|_| "file:(fd)".into());
+        let gadget = tokio::task::spawn_blocking(move || -> fdo::Result<Gadget> {
+            let bytes = read_object(fd)?;
+            let def = (!definition.trim().is_empty()).then_some(definition.as_str());
+            Gadget::from_object(bytes, def).map_err(gadget_error)
+        })
+        .await
+        .map_err(|e| fdo::Error::Failed(e.to_string()))??;
+        let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        let params: BTreeMap<_, _> = params.into_iter().collect();
+        let handle = self
+            .start_run(gadget, image, String::new(), params, opts, caller, false, Some(attacher))
+            .await?;
+        Ok((handle.path(), client_fd.into()))
+    }
+
+    /// Another event stream of a live run.
+    async fn attach(
+        &self,
+        id: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<OwnedFd> {
+        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        let handle = self.agent.find(&id)?;
+        let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        handle
+            .attach(attacher)
+            .map_err(|_| fdo::Error::Failed(format!("run {} has ended ({})", handle.id, handle.exit_reason())))?;
+        Ok(client_fd.into())
+    }
+
+    /// Stops a run.
+    async fn stop(
+        &self,
+        id: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        let handle = self.agent.find(&id)?;
+        if !handle.is_live() {
+            return Err(fdo::Error::Failed(format!("run {} is not running ({})", handle.id, handle.state())));
+        }
+        handle.stop(stream::reason::STOPPED);
+        Ok(())
+    }
+
+    /// Live runs (and ended detached ones).
+    async fn list_runs(
+        &self,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<RunSummary>> {
+        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        Ok(self.agent.runs.lock().unwrap().values().map(|r| r.summary()).collect())
+    }
+
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+}

@@ -1,0 +1,335 @@
+//! One run: its shared state, the task that pumps events from the kernel to
+//! its attached streams, and its D-Bus object.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gadgetd_dbus::stream::{self, Control, End, Header};
+use gadgetd_dbus::types::{RunSummary, state};
+use tokio::sync::{mpsc, watch};
+use zbus::interface;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+use super::attach::{Attacher, Chunk, Fanout};
+use super::bus::Connections;
+use crate::runtime::Running;
+
+/// What a run is and how it is doing. Shared by its task, its D-Bus object
+/// and the manager.
+pub struct RunHandle {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub digest: String,
+    pub detached: bool,
+    pub owner: u32,
+    /// Microseconds since the epoch.
+    pub started_at: u64,
+    pub params: BTreeMap<String, String>,
+    /// The stream header line every attacher receives first.
+    pub header_line: Vec<u8>,
+    pub events_seen: AtomicU64,
+    pub events_lost: AtomicU64,
+    state: Mutex<(String, String)>,
+    stop_tx: watch::Sender<Option<&'static str>>,
+    attach_tx: mpsc::UnboundedSender<Attacher>,
+}
+
+impl RunHandle {
+    pub fn path(&self) -> OwnedObjectPath {
+        OwnedObjectPath::try_from(gadgetd_dbus::names::run_path(&self.id)).expect("hex ids are valid paths")
+    }
+
+    pub fn state(&self) -> String {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    pub fn exit_reason(&self) -> String {
+        self.state.lock().unwrap().1.clone()
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.state().as_str(), state::STARTING | state::RUNNING)
+    }
+
+    fn set_state(&self, new_state: &str, reason: &str) {
+        *self.state.lock().unwrap() = (new_state.to_string(), reason.to_string());
+    }
+
+    /// Asks the run to stop; `reason` ends up in every stream's end line.
+    pub fn stop(&self, reason: &'static str) {
+        let _ = self.stop_tx.send(Some(reason));
+    }
+
+    /// Adds a stream; fails when the run has ended.
+    pub fn attach(&self, attacher: Attacher) -> Result<(), Attacher> {
+        self.attach_tx.send(attacher).map_err(|e| e.0)
+    }
+
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            image: self.image.clone(),
+            digest: self.digest.clone(),
+            state: self.state(),
+            detached: self.detached,
+            started_at: self.started_at,
+            owner: self.owner,
+            events_seen: self.events_seen.load(Ordering::Relaxed),
+            events_lost: self.events_lost.load(Ordering::Relaxed),
+            exit_reason: self.exit_reason(),
+            path: self.path(),
+        }
+    }
+}
+
+/// Everything needed to start the pump of a run that has loaded.
+pub struct RunSpec {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub digest: String,
+    pub detached: bool,
+    pub owner: u32,
+    pub params: BTreeMap<String, String>,
+    pub header: Header,
+    pub timeout: Option<Duration>,
+}
+
+/// Receives the end of the run (for the manager's bookkeeping).
+pub type OnEnd = Box<dyn FnOnce(&Arc<RunHandle>) + Send>;
+
+/// Starts the pump task of a loaded gadget and returns its handle.
+pub fn spawn(spec: RunSpec, running: Running, conns: Connections, first: Option<Attacher>, on_end: OnEnd) -> Arc<RunHandle> {
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let (attach_tx, attach_rx) = mpsc::unbounded_channel();
+    let header_line = stream::encode(&Control::Header(spec.header));
+    let handle = Arc::new(RunHandle {
+        id: spec.id,
+        name: spec.name,
+        image: spec.image,
+        digest: spec.digest,
+        detached: spec.detached,
+        owner: spec.owner,
+        started_at: now_us(),
+        params: spec.params,
+        header_line,
+        events_seen: AtomicU64::new(0),
+        events_lost: AtomicU64::new(0),
+        state: Mutex::new((state::RUNNING.into(), String::new())),
+        stop_tx,
+        attach_tx,
+    });
+    if let Some(a) = first {
+        let _ = handle.attach(a);
+    }
+    let task_handle = handle.clone();
+    tokio::spawn(async move {
+        let reason = pump(&task_handle, running, stop_rx, attach_rx, spec.timeout, &conns).await;
+        let failed = reason.starts_with("error");
+        task_handle.set_state(if failed { state::FAILED } else { state::STOPPED }, &reason);
+        conns.notify_run(&task_handle, &["State", "ExitReason", "EventsSeen", "EventsLost"]).await;
+        tracing::info!(run = %task_handle.id, reason = %reason, events = task_handle.events_seen.load(Ordering::Relaxed),
+            lost = task_handle.events_lost.load(Ordering::Relaxed), "run ended");
+        on_end(&task_handle);
+    });
+    handle
+}
+
+/// How often counters are published as PropertiesChanged at most.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+async fn pump(
+    handle: &Arc<RunHandle>,
+    mut running: Running,
+    mut stop_rx: watch::Receiver<Option<&'static str>>,
+    mut attach_rx: mpsc::UnboundedReceiver<Attacher>,
+    timeout: Option<Duration>,
+    conns: &Connections,
+) -> String {
+    let mut fanout = Fanout::default();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut publish = tokio::time::interval(PUBLISH_EVERY);
+    let mut published = (0u64, 0u64);
+    let mut buf = Vec::with_capacity(512 * 1024);
+    let reason: &str = loop {
+        tokio::select! {
+            batch = running.next_batch(&mut buf) => {
+                let events = batch.events;
+                let lost = batch.lost + batch.malformed;
+                handle.events_seen.fetch_add(events, Ordering::Relaxed);
+                if events > 0 {
+                    let data = std::mem::replace(&mut buf, Vec::with_capacity(512 * 1024));
+                    fanout.send(Chunk { data: data.into(), events });
+                }
+                if lost > 0 {
+                    let total = handle.events_lost.fetch_add(lost, Ordering::Relaxed) + lost;
+                    if batch.malformed > 0 {
+                        tracing::warn!(run = %handle.id, count = batch.malformed, "records shorter than the event type were dropped");
+                    }
+                    fanout.send_control(&Control::Lost { count: lost, total });
+                }
+                if !handle.detached && fanout.was_abandoned() {
+                    break "client disconnected";
+                }
+            }
+            Some(attacher) = attach_rx.recv() => {
+                fanout.add(attacher, &handle.header_line);
+            }
+            changed = stop_rx.changed() => {
+                match (changed, *stop_rx.borrow()) {
+                    (Ok(()), Some(reason)) => break reason,
+                    (Err(_), _) => break stream::reason::SHUTDOWN,
+                    _ => {}
+                }
+            }
+            _ = sleep_until(deadline) => break stream::reason::TIMEOUT,
+            _ = publish.tick() => {
+                fanout.prune();
+                if !handle.detached && fanout.was_abandoned() {
+                    break "client disconnected";
+                }
+                let now = (handle.events_seen.load(Ordering::Relaxed), handle.events_lost.load(Ordering::Relaxed));
+                if now != published {
+                    published = now;
+                    conns.notify_run(handle, &["EventsSeen", "EventsLost"]).await;
+                }
+            }
+        }
+    };
+    // Drain what the kernel already produced, then count final losses.
+    let mut tail = Vec::new();
+    let batch = tokio::time::timeout(Duration::from_millis(1), running.next_batch(&mut tail)).await;
+    if let Ok(batch) = batch {
+        handle.events_seen.fetch_add(batch.events, Ordering::Relaxed);
+        handle.events_lost.fetch_add(batch.lost + batch.malformed, Ordering::Relaxed);
+        if batch.events > 0 {
+            fanout.send(Chunk { data: tail.into(), events: batch.events });
+        }
+    }
+    let late_lost = running.final_losses();
+    handle.events_lost.fetch_add(late_lost, Ordering::Relaxed);
+    drop(running); // detaches every program before the streams end
+    let end = Control::End(End {
+        reason: reason.to_string(),
+        error: None,
+        events_seen: handle.events_seen.load(Ordering::Relaxed),
+        events_lost: handle.events_lost.load(Ordering::Relaxed),
+    });
+    fanout.finish(&end).await;
+    reason.to_string()
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// `org.gadgetd.Agent1.Run`: one object per run.
+pub struct RunObject {
+    pub handle: Arc<RunHandle>,
+    pub auth: super::manager::Authorizer,
+}
+
+#[interface(name = "org.gadgetd.Agent1.Run")]
+impl RunObject {
+    /// Stops this run.
+    async fn stop(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> zbus::fdo::Result<()> {
+        self.auth.check(conn, &hdr, super::manager::ACTION_RUN).await?;
+        self.handle.stop(stream::reason::STOPPED);
+        Ok(())
+    }
+
+    #[zbus(property)]
+    fn id(&self) -> String {
+        self.handle.id.clone()
+    }
+    #[zbus(property)]
+    fn name(&self) -> String {
+        self.handle.name.clone()
+    }
+    #[zbus(property)]
+    fn image(&self) -> String {
+        self.handle.image.clone()
+    }
+    #[zbus(property)]
+    fn digest(&self) -> String {
+        self.handle.digest.clone()
+    }
+    #[zbus(property)]
+    fn state(&self) -> String {
+        self.handle.state()
+    }
+    #[zbus(property)]
+    fn detached(&self) -> bool {
+        self.handle.detached
+    }
+    #[zbus(property)]
+    fn started_at(&self) -> u64 {
+        self.handle.started_at
+    }
+    #[zbus(property)]
+    fn params(&self) -> HashMap<String, String> {
+        self.handle.params.clone().into_iter().collect()
+    }
+    #[zbus(property)]
+    fn events_seen(&self) -> u64 {
+        self.handle.events_seen.load(Ordering::Relaxed)
+    }
+    #[zbus(property)]
+    fn events_lost(&self) -> u64 {
+        self.handle.events_lost.load(Ordering::Relaxed)
+    }
+    #[zbus(property)]
+    fn owner(&self) -> u32 {
+        self.handle.owner
+    }
+    #[zbus(property)]
+    fn exit_reason(&self) -> String {
+        self.handle.exit_reason()
+    }
+}
+
+/// The current value of a Run property, for PropertiesChanged.
+pub fn property_value(handle: &RunHandle, name: &str) -> Option<Value<'static>> {
+    Some(match name {
+        "State" => Value::from(handle.state()),
+        "ExitReason" => Value::from(handle.exit_reason()),
+        "EventsSeen" => Value::from(handle.events_seen.load(Ordering::Relaxed)),
+        "EventsLost" => Value::from(handle.events_lost.load(Ordering::Relaxed)),
+        _ => return None,
+    })
+}
+
+/// Emits PropertiesChanged for `names` of the run at `emitter`'s path.
+pub async fn emit_changed(emitter: &SignalEmitter<'_>, handle: &RunHandle, names: &[&str]) -> zbus::Result<()> {
+    let changed: HashMap<&str, Value<'_>> = names
+        .iter()
+        .filter_map(|n| property_value(handle, n).map(|v| (*n, v)))
+        .collect();
+    zbus::fdo::Properties::properties_changed(
+        emitter,
+        zbus::names::InterfaceName::from_static_str_unchecked(gadgetd_dbus::names::RUN_INTERFACE),
+        changed,
+        std::borrow::Cow::Borrowed(&[]),
+    )
+    .await
+}
