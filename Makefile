@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets build run test bench clean fmt lint
+.PHONY: all deps gadgets test-objects build run test bench clean fmt lint
 
 all: build gadgets
 
@@ -17,7 +17,12 @@ all: build gadgets
 deps:
 	@./.ci/install-deps
 
-gadgets: $(GADGET_OBJS)
+gadgets: $(GADGET_OBJS) $(GADGETS:%=build/gadgets/%.yaml)
+
+# gadgetctl picks up FILE.yaml next to FILE.o as the definition.
+build/gadgets/%.yaml: gadgets/%/gadget.yaml
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 # -g keeps BTF (the agent decodes events from it); DWARF is stripped after.
 build/gadgets/%.o: gadgets/%/program.bpf.c $(HEADERS)
@@ -33,7 +38,7 @@ run: deps build gadgets
 	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o gadgets/trace_open/gadget.yaml
 
 # The README's second command: the whole suite, against the real kernel and real daemons.
-test: deps gadgets
+test: deps gadgets test-objects
 	$(CARGO) build --workspace --bins
 	GADGETD_GADGETS=$(CURDIR)/build/gadgets GADGETD_BIN=$(BIN) $(CARGO) test --workspace -- --test-threads=1
 
@@ -50,3 +55,13 @@ lint:
 clean:
 	rm -rf build
 	$(CARGO) clean
+
+# Objects the tests use for edge cases (bad conventions, perf arrays, kprobes).
+TEST_OBJS := $(patsubst tests/bpf/%.bpf.c,build/tests/%.o,$(wildcard tests/bpf/*.bpf.c))
+test-objects: $(TEST_OBJS) build/tests/no_btf.o
+build/tests/%.o: tests/bpf/%.bpf.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O2 -target bpf $(ARCH_DEFINE) -I include -c $< -o $@
+# A tracer with its BTF removed.
+build/tests/no_btf.o: build/tests/perf_open.o
+	llvm-objcopy --remove-section .BTF --remove-section .rel.BTF --remove-section .BTF.ext --remove-section .rel.BTF.ext $< $@

@@ -1,1 +1,261 @@
-fn main(){}
+//! gadgetctl: run and manage eBPF gadgets through gadgetd.
+
+mod output;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use gadgetd_dbus::stream::{self, Control, Line};
+use gadgetd_dbus::types::options;
+use gadgetd_dbus::{Endpoint, ManagerProxy};
+use tokio::io::AsyncBufReadExt;
+use zbus::zvariant::Value;
+
+use output::{Format, Printer};
+
+#[derive(Parser, Debug)]
+#[command(name = "gadgetctl", version, about = "Run and manage eBPF gadgets through gadgetd")]
+struct Cli {
+    /// Where gadgetd is: `system`, a D-Bus address (unix:path=...), or the
+    /// path of its peer-to-peer socket. Default: the system bus, then
+    /// /run/gadgetd/gadgetd.sock.
+    #[arg(long, global = true, env = "GADGETD_ADDRESS", value_name = "ADDR")]
+    address: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a gadget and print its events until it stops (Ctrl-C stops it).
+    Run(RunArgs),
+    /// List runs.
+    #[command(alias = "ps")]
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+        output: ListFormat,
+    },
+    /// Stream the events of a live run (Ctrl-C detaches; the run goes on).
+    Attach {
+        /// Run id (or a unique prefix), or run name.
+        id: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+        output: Format,
+    },
+    /// Stop a run.
+    Stop {
+        /// Run ids or names.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ListFormat {
+    Columns,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// A compiled gadget object (FILE.o).
+    gadget: PathBuf,
+    /// Definition file (YAML). Default: FILE.yaml next to the object, if any.
+    #[arg(long, value_name = "FILE")]
+    definition: Option<PathBuf>,
+    /// Stop after this long (e.g. 5s, 500ms, 2m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    output: Format,
+    /// Gadget parameter (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// A name for the run.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gadgetctl: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// D-Bus errors carry the agent's message after their name; show it plainly.
+fn describe(e: &anyhow::Error) -> String {
+    if let Some(zbus::Error::MethodError(name, Some(msg), _)) = e.downcast_ref::<zbus::Error>() {
+        return format!("{msg} [{}]", name.as_str());
+    }
+    if let Some(zbus::fdo::Error::AccessDenied(msg)) = e.downcast_ref::<zbus::fdo::Error>() {
+        return format!("access denied: {msg}");
+    }
+    format!("{e:#}")
+}
+
+async fn manager(address: Option<&str>) -> Result<ManagerProxy<'static>> {
+    let (conn, endpoint) = gadgetd_dbus::connect(address.map(Endpoint::parse)).await?;
+    let builder = ManagerProxy::builder(&conn);
+    let builder = if endpoint.is_bus() { builder } else { builder.destination(gadgetd_dbus::names::BUS_NAME)? };
+    Ok(builder.build().await?)
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let address = cli.address.as_deref();
+    match cli.command {
+        Command::Run(args) => run(address, args).await,
+        Command::List { output } => list(address, output).await,
+        Command::Attach { id, output } => {
+            let mgr = manager(address).await?;
+            let fd = mgr.attach(&id).await?;
+            stream_events(fd.into(), output, None).await
+        }
+        Command::Stop { ids } => {
+            let mgr = manager(address).await?;
+            for id in ids {
+                mgr.stop(&id).await?;
+                println!("{id}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_params(params: &[String]) -> Result<HashMap<&str, &str>> {
+    params
+        .iter()
+        .map(|kv| kv.split_once('=').ok_or_else(|| anyhow!("--param `{kv}`: expected KEY=VALUE")))
+        .collect()
+}
+
+fn default_definition(object: &Path) -> Option<PathBuf> {
+    let candidate = object.with_extension("yaml");
+    candidate.exists().then_some(candidate)
+}
+
+async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
+    let file = std::fs::File::open(&args.gadget).with_context(|| format!("cannot open {}", args.gadget.display()))?;
+    let definition = match args.definition.clone().or_else(|| default_definition(&args.gadget)) {
+        Some(p) => std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+        None => String::new(),
+    };
+    let params = parse_params(&args.params)?;
+    let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+    if let Some(t) = args.timeout {
+        opts.insert(options::TIMEOUT_MS, Value::U64(t.as_millis() as u64));
+    }
+    if let Some(n) = &args.name {
+        opts.insert(options::NAME, Value::from(n.as_str()));
+    }
+    let mgr = manager(address).await?;
+    let (path, fd) = mgr
+        .run_object(zbus::zvariant::Fd::from(file.as_fd()), &definition, params, opts)
+        .await?;
+    let id = path.as_str().rsplit('/').next().unwrap_or_default().to_string();
+    stream_events(fd.into(), args.output, Some((mgr, id))).await
+}
+
+/// Prints a stream until its end line. With `stop_on_interrupt`, Ctrl-C
+/// stops the run and waits for its end; otherwise Ctrl-C just detaches.
+async fn stream_events(
+    fd: std::os::fd::OwnedFd,
+    format: Format,
+    stop_on_interrupt: Option<(ManagerProxy<'static>, String)>,
+) -> Result<ExitCode> {
+    let std_stream = std::os::unix::net::UnixStream::from(fd);
+    std_stream.set_nonblocking(true)?;
+    let stream = tokio::net::UnixStream::from_std(std_stream)?;
+    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, stream);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut printer = Printer::new(format);
+    let mut line = Vec::with_capacity(4096);
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        line.clear();
+        let n = tokio::select! {
+            n = reader.read_until(b'\n', &mut line) => n?,
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                match &stop_on_interrupt {
+                    Some((mgr, id)) => {
+                        if let Err(e) = mgr.stop(id).await {
+                            eprintln!("gadgetctl: stopping run {id}: {e}");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                        continue;
+                    }
+                    None => { out.flush()?; return Ok(ExitCode::SUCCESS); }
+                }
+            }
+        };
+        if n == 0 {
+            out.flush()?;
+            bail!("the event stream closed without an end record (did gadgetd stop?)");
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        match stream::classify(body).context("malformed control line in the event stream")? {
+            Line::Event(ev) => printer.event(ev, &mut out)?,
+            Line::Control(Control::Header(h)) => printer.header(&h, &mut out)?,
+            Line::Control(Control::Lost { count, total }) => {
+                out.flush()?;
+                eprintln!("gadgetctl: {count} events lost ({total} in all): the reader fell behind the kernel");
+            }
+            Line::Control(Control::End(end)) => {
+                out.flush()?;
+                if end.events_lost > 0 {
+                    eprintln!("gadgetctl: run ended ({}): {} events, {} lost", end.reason, end.events_seen, end.events_lost);
+                }
+                if let Some(err) = end.error {
+                    eprintln!("gadgetctl: run failed: {err}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if reader.buffer().is_empty() {
+            match out.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+                r => r?,
+            }
+        }
+    }
+}
+
+async fn list(address: Option<&str>, format: ListFormat) -> Result<ExitCode> {
+    let mgr = manager(address).await?;
+    let runs = mgr.list_runs().await?;
+    let mut out = std::io::stdout().lock();
+    if format == ListFormat::Json {
+        for r in &runs {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} IMAGE", "ID", "NAME", "STATE", "EVENTS", "LOST", "STARTED")?;
+    for r in &runs {
+        let started = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_micros(r.started_at));
+        writeln!(
+            out,
+            "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} {}",
+            r.id, r.name, r.state, r.events_seen, r.events_lost, started.to_string(), r.image
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -64,9 +64,14 @@ impl Gadget {
         })
     }
 
-    /// The gadget's name: the definition's, else the event struct's.
+    /// The gadget's name: the definition's, else the tracer's.
     pub fn name(&self) -> String {
         self.definition.name.clone().unwrap_or_else(|| self.tracer.name.clone())
+    }
+
+    /// The name the definition file gives, if any.
+    pub fn definition_name(&self) -> Option<&str> {
+        self.definition.name.as_deref()
     }
 
     pub fn description(&self) -> String {

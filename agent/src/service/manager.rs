@@ -154,6 +154,7 @@ impl Manager {
     async fn start_run(
         &self,
         gadget: Gadget,
+        gadget_name: String,
         image: String,
         digest: String,
         params: BTreeMap<String, String>,
@@ -170,12 +171,12 @@ impl Manager {
                 }
                 n
             }
-            None => format!("{}-{}", gadget.name(), &id[..6]),
+            None => format!("{gadget_name}-{}", &id[..6]),
         };
         let header = Header {
             run_id: id.clone(),
             gadget: GadgetInfo {
-                name: gadget.name(),
+                name: gadget_name,
                 description: gadget.description(),
                 image: image.clone(),
                 digest: digest.clone(),
@@ -251,8 +252,13 @@ impl Manager {
         .map_err(|e| fdo::Error::Failed(e.to_string()))??;
         let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         let params: BTreeMap<_, _> = params.into_iter().collect();
+        // Without a definition name, an object is named after its file.
+        let name = gadget.definition_name().map(str::to_string).unwrap_or_else(|| {
+            let stem = image.rsplit('/').next().unwrap_or("gadget");
+            stem.trim_end_matches(".o").to_string()
+        });
         let handle = self
-            .start_run(gadget, image, String::new(), params, opts, caller, false, Some(attacher))
+            .start_run(gadget, name, image, String::new(), params, opts, caller, false, Some(attacher))
             .await?;
         Ok((handle.path(), client_fd.into()))
     }
