@@ -313,13 +313,22 @@ pub fn own_comm() -> String {
     std::fs::read_to_string("/proc/thread-self/comm").unwrap().trim_end().to_string()
 }
 
-/// Names of BPF programs loaded in the kernel (bpftool), for leak checks.
-pub fn loaded_program_names() -> Vec<String> {
+/// (id, name) of BPF programs loaded in the kernel (bpftool), for leak checks.
+/// Compare ids, not names: other test processes may load the same gadgets.
+pub fn loaded_programs() -> Vec<(u64, String)> {
     let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("bpftool is installed");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Array(vec![]));
     v.as_array()
-        .map(|a| a.iter().filter_map(|p| p["name"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| Some((p["id"].as_u64()?, p["name"].as_str()?.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+pub fn loaded_program_names() -> Vec<String> {
+    loaded_programs().into_iter().map(|(_, n)| n).collect()
 }
 
 /// Waits until `child`'s stdout has produced a line satisfying `pred` (or times out).

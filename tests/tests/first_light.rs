@@ -353,14 +353,18 @@ fn sigterm_detaches_every_program_and_ends_streams() {
     let bus = Bus::start();
     let mut agent = Agent::start(&bus);
     let g = gadget("trace_exec");
+    let before: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
     let mut client = agent.ctl_spawn(&["run", s(&g), "-o", "json"]);
     wait_running(&agent, 1);
-    let names = loaded_program_names();
-    assert!(names.iter().any(|n| n.starts_with("trace_enter_exe")), "program not loaded: {names:?}");
+    let ours: Vec<(u64, String)> = loaded_programs()
+        .into_iter()
+        .filter(|(id, n)| !before.contains(id) && (n.starts_with("trace_enter_exe") || n.starts_with("trace_exit_exec")))
+        .collect();
+    assert_eq!(ours.len(), 2, "both programs should be loaded: {ours:?}");
     let status = agent.stop().expect("gadgetd did not exit within 10 s of SIGTERM");
     assert!(status.success(), "gadgetd exited with {status}");
     let out = client.wait_with_output().unwrap();
     assert!(out.status.success(), "the stream should end cleanly: {}", String::from_utf8_lossy(&out.stderr));
-    let names = loaded_program_names();
-    assert!(!names.iter().any(|n| n.starts_with("trace_enter_exe") || n.starts_with("trace_exit_exec")), "programs left attached: {names:?}");
+    let now: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
+    assert!(!ours.iter().any(|(id, _)| now.contains(id)), "programs left loaded after SIGTERM: {ours:?}");
 }
