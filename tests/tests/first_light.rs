@@ -188,7 +188,7 @@ fn first_end(agent: &Agent) -> Vec<Value> {
 #[test]
 fn timeout_ends_the_run_and_the_stream_says_why() {
     let bus = Bus::start();
-    let agent = Agent::start(&bus);
+    let _agent = Agent::start(&bus);
     let gadget = gadget("trace_open");
     let start = Instant::now();
     // Raw stream (not via gadgetctl's renderer): header first, end last.
@@ -354,7 +354,7 @@ fn sigterm_detaches_every_program_and_ends_streams() {
     let mut agent = Agent::start(&bus);
     let g = gadget("trace_exec");
     let before: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
-    let mut client = agent.ctl_spawn(&["run", s(&g), "-o", "json"]);
+    let client = agent.ctl_spawn(&["run", s(&g), "-o", "json"]);
     wait_running(&agent, 1);
     let ours: Vec<(u64, String)> = loaded_programs()
         .into_iter()
