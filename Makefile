@@ -43,8 +43,8 @@ test: deps gadgets test-objects
 	GADGETD_GADGETS=$(CURDIR)/build/gadgets GADGETD_BIN=$(BIN) $(CARGO) test --workspace -- --test-threads=1
 
 bench: deps gadgets
-	$(CARGO) build --release --workspace --bins --benches
-	./scripts/bench.sh $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
+	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
+	./scripts/bench.py $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
 
 fmt:
 	$(CARGO) fmt --all
