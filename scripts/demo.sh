@@ -25,6 +25,7 @@ fi
 
 # A little activity so an idle machine shows events too.
 ( for _ in $(seq $((seconds * 4))); do cat /etc/os-release /etc/hostname >/dev/null 2>&1; sleep 0.25; done ) &
+activity_pid=$!
 echo "== gadgetctl run $object --timeout ${seconds}s"
 "$bin/gadgetctl" "${address[@]}" run "$object" --timeout "${seconds}s"
-wait
+wait "$activity_pid"
