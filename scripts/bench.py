@@ -82,6 +82,23 @@ def time_to_first_event(bin_dir, sock, obj, runs):
     return statistics.median(samples), min(samples), max(samples)
 
 
+def rss_breakdown_kib(pid):
+    """(anonymous heap/stacks, BPF map mappings) in KiB: ring buffers are kernel
+    memory mapped into the agent, sized by the gadget, and count in its RSS."""
+    anon = bpf = 0
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                name = parts[5] if len(parts) > 5 else ""
+            elif parts[0] == "Rss:" and "bpf-map" in name:
+                bpf += int(parts[1])
+            elif parts[0] == "Anonymous:":
+                anon += int(parts[1])
+    return anon, bpf
+
+
 def loadgen_untraced(loadgen, n, path):
     out = subprocess.run([loadgen, str(n), path], capture_output=True, text=True, check=True).stdout.split()
     return float(out[1])
@@ -96,6 +113,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     client.stdout.close()
     run = wait_running(bin_dir, sock)
     rss_loaded = status_kib(agent_pid, "VmRSS")
+    anon_loaded, bpf_loaded = rss_breakdown_kib(agent_pid)
     cpu0 = cpu_seconds(agent_pid)
     t0 = time.monotonic()
     gen.stdin.write("go\n")
@@ -122,6 +140,8 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
         "agent_cpu": cpu1 - cpu0,
         "elapsed": elapsed,
         "rss_loaded_kib": rss_loaded,
+        "anon_loaded_kib": anon_loaded,
+        "bpf_loaded_kib": bpf_loaded,
         "rss_peak_kib": status_kib(agent_pid, "VmHWM"),
         "client_stderr": client.stderr.read().decode().strip(),
     }
@@ -152,7 +172,7 @@ def main():
                 raise SystemExit("gadgetd did not start")
             time.sleep(0.01)
         rss_idle = status_kib(agent.pid, "VmRSS")
-        ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: kernel BTF parsed once per agent
+        ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: page cache, first-use allocations
         ttfe = time_to_first_event(args.bin_dir, sock, obj, args.runs)
         untraced = loadgen_untraced(loadgen, args.events, target)
         r = traced_run(args.bin_dir, sock, obj, loadgen, args.events, target, agent.pid)
@@ -163,7 +183,8 @@ def main():
     n = args.events
     print(f"events generated            {n}")
     print(f"events delivered (client)   {r['delivered']}")
-    print(f"events lost (reported)      {r['lost']}")
+    print(f"events lost in the kernel   {r['lost']}  (reported by the agent)")
+    print(f"events missing at client    {n - r['delivered']}  (kernel losses + slow-client drops)")
     print(f"events/s delivered          {r['delivered'] / r['elapsed']:.0f}")
     print(f"agent CPU per event         {r['agent_cpu'] * 1e6 / max(r['seen'], 1):.3f} us  ({r['agent_cpu']:.2f} s CPU)")
     print(f"workload untraced           {untraced:.3f} s  ({n / untraced:.0f} calls/s)")
@@ -172,6 +193,8 @@ def main():
     print(f"time to first event         median {ttfe[0]:.1f} ms (min {ttfe[1]:.1f}, max {ttfe[2]:.1f}, {args.runs} runs)")
     print(f"agent RSS idle              {rss_idle / 1024:.1f} MiB")
     print(f"agent RSS, 1 gadget loaded  {r['rss_loaded_kib'] / 1024:.1f} MiB (peak during run {r['rss_peak_kib'] / 1024:.1f} MiB)")
+    print(f"  of which heap/stacks      {r['anon_loaded_kib'] / 1024:.1f} MiB, "
+          f"BPF ring buffer mapping {r['bpf_loaded_kib'] / 1024:.1f} MiB")
     if r["client_stderr"]:
         print(f"client said: {r['client_stderr']}", file=sys.stderr)
 

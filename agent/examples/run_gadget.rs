@@ -9,7 +9,9 @@ use gadgetd::runtime::{Gadget, Record, RunOptions};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: run_gadget OBJECT.o [param=value]...")?;
+    let path = args
+        .next()
+        .ok_or("usage: run_gadget OBJECT.o [param=value]...")?;
     let mut opts = RunOptions::default();
     for kv in args {
         let (k, v) = kv.split_once('=').ok_or("parameters are name=value")?;

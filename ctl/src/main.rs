@@ -20,7 +20,11 @@ use zbus::zvariant::Value;
 use output::{Format, Printer};
 
 #[derive(Parser, Debug)]
-#[command(name = "gadgetctl", version, about = "Run and manage eBPF gadgets through gadgetd")]
+#[command(
+    name = "gadgetctl",
+    version,
+    about = "Run and manage eBPF gadgets through gadgetd"
+)]
 struct Cli {
     /// Where gadgetd is: `system`, a D-Bus address (unix:path=...), or the
     /// path of its peer-to-peer socket. Default: the system bus, then
@@ -109,7 +113,11 @@ fn describe(e: &anyhow::Error) -> String {
 async fn manager(address: Option<&str>) -> Result<ManagerProxy<'static>> {
     let (conn, endpoint) = gadgetd_dbus::connect(address.map(Endpoint::parse)).await?;
     let builder = ManagerProxy::builder(&conn);
-    let builder = if endpoint.is_bus() { builder } else { builder.destination(gadgetd_dbus::names::BUS_NAME)? };
+    let builder = if endpoint.is_bus() {
+        builder
+    } else {
+        builder.destination(gadgetd_dbus::names::BUS_NAME)?
+    };
     Ok(builder.build().await?)
 }
 
@@ -137,7 +145,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 fn parse_params(params: &[String]) -> Result<HashMap<&str, &str>> {
     params
         .iter()
-        .map(|kv| kv.split_once('=').ok_or_else(|| anyhow!("--param `{kv}`: expected KEY=VALUE")))
+        .map(|kv| {
+            kv.split_once('=')
+                .ok_or_else(|| anyhow!("--param `{kv}`: expected KEY=VALUE"))
+        })
         .collect()
 }
 
@@ -147,9 +158,16 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 }
 
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
-    let file = std::fs::File::open(&args.gadget).with_context(|| format!("cannot open {}", args.gadget.display()))?;
-    let definition = match args.definition.clone().or_else(|| default_definition(&args.gadget)) {
-        Some(p) => std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+    let file = std::fs::File::open(&args.gadget)
+        .with_context(|| format!("cannot open {}", args.gadget.display()))?;
+    let definition = match args
+        .definition
+        .clone()
+        .or_else(|| default_definition(&args.gadget))
+    {
+        Some(p) => {
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?
+        }
         None => String::new(),
     };
     let params = parse_params(&args.params)?;
@@ -162,9 +180,19 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     }
     let mgr = manager(address).await?;
     let (path, fd) = mgr
-        .run_object(zbus::zvariant::Fd::from(file.as_fd()), &definition, params, opts)
+        .run_object(
+            zbus::zvariant::Fd::from(file.as_fd()),
+            &definition,
+            params,
+            opts,
+        )
         .await?;
-    let id = path.as_str().rsplit('/').next().unwrap_or_default().to_string();
+    let id = path
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     stream_events(fd.into(), args.output, Some((mgr, id))).await
 }
 
@@ -212,14 +240,24 @@ async fn stream_events(
         match stream::classify(body).context("malformed control line in the event stream")? {
             Line::Event(ev) => printer.event(ev, &mut out)?,
             Line::Control(Control::Header(h)) => printer.header(&h, &mut out)?,
-            Line::Control(Control::Lost { count, total }) => {
+            Line::Control(Control::Lost {
+                count,
+                total,
+                cause,
+            }) => {
                 out.flush()?;
-                eprintln!("gadgetctl: {count} events lost ({total} in all): the reader fell behind the kernel");
+                eprintln!(
+                    "gadgetctl: {count} events lost ({total} in all): {}",
+                    cause.explain()
+                );
             }
             Line::Control(Control::End(end)) => {
                 out.flush()?;
                 if end.events_lost > 0 {
-                    eprintln!("gadgetctl: run ended ({}): {} events, {} lost", end.reason, end.events_seen, end.events_lost);
+                    eprintln!(
+                        "gadgetctl: run ended ({}): {} events, {} lost",
+                        end.reason, end.events_seen, end.events_lost
+                    );
                 }
                 if let Some(err) = end.error {
                     eprintln!("gadgetctl: run failed: {err}");
@@ -230,7 +268,9 @@ async fn stream_events(
         }
         if reader.buffer().is_empty() {
             match out.flush() {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(ExitCode::SUCCESS);
+                }
                 r => r?,
             }
         }
@@ -248,13 +288,25 @@ async fn list(address: Option<&str>, format: ListFormat) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} IMAGE", "ID", "NAME", "STATE", "EVENTS", "LOST", "STARTED")?;
+    writeln!(
+        out,
+        "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} IMAGE",
+        "ID", "NAME", "STATE", "EVENTS", "LOST", "STARTED"
+    )?;
     for r in &runs {
-        let started = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_micros(r.started_at));
+        let started = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_micros(r.started_at),
+        );
         writeln!(
             out,
             "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} {}",
-            r.id, r.name, r.state, r.events_seen, r.events_lost, started.to_string(), r.image
+            r.id,
+            r.name,
+            r.state,
+            r.events_seen,
+            r.events_lost,
+            started.to_string(),
+            r.image
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -20,15 +20,26 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(format: Format) -> Printer {
-        Printer { format, columns: Vec::new() }
+        Printer {
+            format,
+            columns: Vec::new(),
+        }
     }
 
     pub fn header(&mut self, header: &Header, out: &mut impl Write) -> std::io::Result<()> {
-        let mut columns: Vec<Field> = header.fields.iter().filter(|f| f.visible).cloned().collect();
+        let mut columns: Vec<Field> = header
+            .fields
+            .iter()
+            .filter(|f| f.visible)
+            .cloned()
+            .collect();
         columns.sort_by_key(|f| f.order);
         for c in &mut columns {
             let name_len = c.name.len() as u32;
-            c.width = c.width.max(c.min_width.unwrap_or(0)).max(name_len.min(c.max_width.unwrap_or(u32::MAX)));
+            c.width = c
+                .width
+                .max(c.min_width.unwrap_or(0))
+                .max(name_len.min(c.max_width.unwrap_or(u32::MAX)));
             if let Some(max) = c.max_width {
                 c.width = c.width.min(max);
             }
@@ -49,13 +60,19 @@ impl Printer {
                 out.write_all(b"\n")
             }
             Format::Jsonpretty => {
-                let v: serde_json::Value = serde_json::from_slice(line).map_err(std::io::Error::other)?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(line).map_err(std::io::Error::other)?;
                 serde_json::to_writer_pretty(&mut *out, &v)?;
                 out.write_all(b"\n")
             }
             Format::Columns => {
-                let v: serde_json::Value = serde_json::from_slice(line).map_err(std::io::Error::other)?;
-                let cells: Vec<String> = self.columns.iter().map(|c| cell_text(v.get(&c.name))).collect();
+                let v: serde_json::Value =
+                    serde_json::from_slice(line).map_err(std::io::Error::other)?;
+                let cells: Vec<String> = self
+                    .columns
+                    .iter()
+                    .map(|c| cell_text(v.get(&c.name)))
+                    .collect();
                 let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
                 self.row(&refs, out)
             }
@@ -92,7 +109,11 @@ fn cell_text(v: Option<&serde_json::Value>) -> String {
     match v {
         None | Some(serde_json::Value::Null) => String::new(),
         Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Array(items)) => items.iter().map(|i| cell_text(Some(i))).collect::<Vec<_>>().join(" "),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| cell_text(Some(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
         Some(other) => other.to_string(),
     }
 }
@@ -107,7 +128,10 @@ fn fit(text: &str, width: usize, ellipsis: Ellipsis, last: bool) -> String {
     match ellipsis {
         Ellipsis::None => text.chars().take(width).collect(),
         Ellipsis::End => text.chars().take(keep).chain(['…']).collect(),
-        Ellipsis::Start => ['…'].into_iter().chain(text.chars().skip(len - keep)).collect(),
+        Ellipsis::Start => ['…']
+            .into_iter()
+            .chain(text.chars().skip(len - keep))
+            .collect(),
         Ellipsis::Middle => {
             let head = keep / 2;
             let tail = keep - head;
@@ -142,14 +166,25 @@ mod tests {
     #[test]
     fn columns_align_and_truncate() {
         let header = Header {
-            fields: vec![field("pid", 5, Alignment::Right), field("comm", 4, Alignment::Left), field("fname", 3, Alignment::Left)],
+            fields: vec![
+                field("pid", 5, Alignment::Right),
+                field("comm", 4, Alignment::Left),
+                field("fname", 3, Alignment::Left),
+            ],
             ..Header::default()
         };
         let mut p = Printer::new(Format::Columns);
         let mut out = Vec::new();
         p.header(&header, &mut out).unwrap();
-        p.event(br#"{"pid":42,"comm":"bash-long","fname":"/etc/passwd"}"#, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "  PID COMM FNAME\n   42 bas… /etc/passwd\n");
+        p.event(
+            br#"{"pid":42,"comm":"bash-long","fname":"/etc/passwd"}"#,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "  PID COMM FNAME\n   42 bas… /etc/passwd\n"
+        );
     }
 
     #[test]

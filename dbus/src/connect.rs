@@ -68,7 +68,11 @@ pub async fn connect(endpoint: Option<Endpoint>) -> Result<(Connection, Endpoint
 async fn open(endpoint: &Endpoint) -> zbus::Result<Connection> {
     match endpoint {
         Endpoint::SystemBus => Connection::system().await,
-        Endpoint::Bus(address) => connection::Builder::address(address.as_str())?.build().await,
+        Endpoint::Bus(address) => {
+            connection::Builder::address(address.as_str())?
+                .build()
+                .await
+        }
         Endpoint::P2p(path) => {
             let stream = tokio::net::UnixStream::connect(path).await?;
             connection::Builder::unix_stream(stream).p2p().build().await
@@ -79,7 +83,9 @@ async fn open(endpoint: &Endpoint) -> zbus::Result<Connection> {
 async fn connect_default() -> Result<(Connection, Endpoint), ConnectError> {
     let p2p = Endpoint::P2p(names::DEFAULT_P2P_SOCKET.into());
     if let Ok(conn) = open(&Endpoint::SystemBus).await {
-        if agent_reachable_on_bus(&conn).await || !std::path::Path::new(names::DEFAULT_P2P_SOCKET).exists() {
+        if agent_reachable_on_bus(&conn).await
+            || !std::path::Path::new(names::DEFAULT_P2P_SOCKET).exists()
+        {
             return Ok((conn, Endpoint::SystemBus));
         }
     }
@@ -137,8 +143,17 @@ mod tests {
     #[test]
     fn addresses_parse_to_endpoints() {
         assert_eq!(Endpoint::parse("system"), Endpoint::SystemBus);
-        assert_eq!(Endpoint::parse("/run/gadgetd/gadgetd.sock"), Endpoint::P2p("/run/gadgetd/gadgetd.sock".into()));
-        assert_eq!(Endpoint::parse("p2p:rel.sock"), Endpoint::P2p("rel.sock".into()));
-        assert_eq!(Endpoint::parse("unix:path=/tmp/bus"), Endpoint::Bus("unix:path=/tmp/bus".into()));
+        assert_eq!(
+            Endpoint::parse("/run/gadgetd/gadgetd.sock"),
+            Endpoint::P2p("/run/gadgetd/gadgetd.sock".into())
+        );
+        assert_eq!(
+            Endpoint::parse("p2p:rel.sock"),
+            Endpoint::P2p("rel.sock".into())
+        );
+        assert_eq!(
+            Endpoint::parse("unix:path=/tmp/bus"),
+            Endpoint::Bus("unix:path=/tmp/bus".into())
+        );
     }
 }

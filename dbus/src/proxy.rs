@@ -41,7 +41,10 @@ pub trait Manager {
 }
 
 /// `org.gadgetd.Agent1.Run` on `/org/gadgetd/Agent1/run/<id>`.
-#[proxy(interface = "org.gadgetd.Agent1.Run", default_service = "org.gadgetd.Agent1")]
+#[proxy(
+    interface = "org.gadgetd.Agent1.Run",
+    default_service = "org.gadgetd.Agent1"
+)]
 pub trait Run {
     fn stop(&self) -> zbus::Result<()>;
 

@@ -3,7 +3,7 @@
 //! ```text
 //! {"gadgetd":"header","gadget":{...},"fields":[{"name":"pid","type":"u32",...},...]}
 //! {"timestamp":"2026-11-24T10:00:00.123456789Z","pid":42,...}      <- one per event
-//! {"gadgetd":"lost","count":12,"total":12}                          <- losses, when they happen
+//! {"gadgetd":"lost","count":12,"total":12,"cause":"kernel"}         <- losses, when they happen
 //! {"gadgetd":"end","reason":"timeout","events_seen":1000,"events_lost":12}
 //! ```
 //!
@@ -23,10 +23,44 @@ pub const CONTROL_PREFIX: &[u8] = b"{\"gadgetd\":";
 pub enum Control {
     /// Always the first line.
     Header(Header),
-    /// Events were lost since the previous report (`count`), `total` so far.
-    Lost { count: u64, total: u64 },
+    /// Events were lost since the previous report (`count`), `total` so far
+    /// for this cause.
+    Lost {
+        count: u64,
+        total: u64,
+        #[serde(default)]
+        cause: LostCause,
+    },
     /// Always the last line.
     End(End),
+}
+
+/// Where events were lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LostCause {
+    /// The gadget's buffer in the kernel was full: the agent fell behind the
+    /// kernel (or the gadget dropped a malformed record). Counted in the
+    /// run's `EventsLost`; every stream sees it.
+    #[default]
+    Kernel,
+    /// This stream's reader fell behind the agent and its queue overflowed;
+    /// other streams of the run are unaffected.
+    SlowReader,
+}
+
+impl LostCause {
+    /// What a user should read about it.
+    pub fn explain(self) -> &'static str {
+        match self {
+            LostCause::Kernel => {
+                "the gadget's kernel buffer overflowed (the agent fell behind the kernel)"
+            }
+            LostCause::SlowReader => {
+                "this client read the stream too slowly (its queue in the agent overflowed)"
+            }
+        }
+    }
 }
 
 /// Why a stream ended.
@@ -147,12 +181,29 @@ mod tests {
         let line = encode(&end);
         assert!(line.starts_with(CONTROL_PREFIX));
         assert_eq!(line.last(), Some(&b'\n'));
-        assert_eq!(classify(&line[..line.len() - 1]).unwrap(), Line::Control(end));
+        assert_eq!(
+            classify(&line[..line.len() - 1]).unwrap(),
+            Line::Control(end)
+        );
 
-        let lost = encode(&Control::Lost { count: 2, total: 5 });
+        let lost = encode(&Control::Lost {
+            count: 2,
+            total: 5,
+            cause: LostCause::SlowReader,
+        });
         assert_eq!(
             std::str::from_utf8(&lost).unwrap(),
-            "{\"gadgetd\":\"lost\",\"count\":2,\"total\":5}\n"
+            "{\"gadgetd\":\"lost\",\"count\":2,\"total\":5,\"cause\":\"slow-reader\"}\n"
+        );
+        // Streams from agents that predate `cause` mean the kernel.
+        let old = classify(b"{\"gadgetd\":\"lost\",\"count\":1,\"total\":1}").unwrap();
+        assert_eq!(
+            old,
+            Line::Control(Control::Lost {
+                count: 1,
+                total: 1,
+                cause: LostCause::Kernel
+            })
         );
     }
 

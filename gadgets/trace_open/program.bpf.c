@@ -39,7 +39,7 @@ struct {
 	__type(value, struct args_t);
 } start SEC(".maps");
 
-GADGET_TRACER_MAP(print_events, event, 16 * 1024 * 1024);
+GADGET_TRACER_MAP(print_events, event, 4 * 1024 * 1024);
 
 SEC("tracepoint/syscalls/sys_enter_openat")
 int trace_enter_openat(struct trace_event_raw_sys_enter *ctx)

@@ -13,7 +13,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn bin_dir() -> PathBuf {
@@ -24,7 +27,11 @@ fn bin_dir() -> PathBuf {
 
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` (or `make test`)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (or `make test`)",
+        p.display()
+    );
     p
 }
 
@@ -41,7 +48,11 @@ pub fn gadget(name: &str) -> PathBuf {
 /// An edge-case object built by `make test-objects`.
 pub fn test_object(name: &str) -> PathBuf {
     let p = repo_root().join("build/tests").join(format!("{name}.o"));
-    assert!(p.exists(), "{} is missing: run `make test-objects`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `make test-objects`",
+        p.display()
+    );
     p
 }
 
@@ -81,13 +92,19 @@ impl Drop for TempDir {
 
 fn getrandom(buf: &mut [u8]) {
     use std::io::Read;
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(buf).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(buf)
+        .unwrap();
 }
 
 fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -159,7 +176,9 @@ impl Bus {
             .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon is installed (apt-get install dbus)");
-        wait_for("dbus-daemon's socket", Duration::from_secs(5), || socket.exists());
+        wait_for("dbus-daemon's socket", Duration::from_secs(5), || {
+            socket.exists()
+        });
         Bus {
             address: format!("unix:path={}", socket.display()),
             dir,
@@ -216,9 +235,13 @@ impl Agent {
         let log = agent.log.clone();
         wait_for("gadgetd to serve", Duration::from_secs(10), || {
             if let Some(Ok(Some(status))) = agent.child.as_mut().map(|c| c.try_wait()) {
-                panic!("gadgetd exited with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "gadgetd exited with {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
-            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("serving on the peer-to-peer socket"))
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("serving on the peer-to-peer socket"))
         });
         agent
     }
@@ -310,14 +333,21 @@ pub fn own_ns(kind: &str) -> u64 {
 
 /// This thread's comm, as the kernel reports it in events.
 pub fn own_comm() -> String {
-    std::fs::read_to_string("/proc/thread-self/comm").unwrap().trim_end().to_string()
+    std::fs::read_to_string("/proc/thread-self/comm")
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 /// (id, name) of BPF programs loaded in the kernel (bpftool), for leak checks.
 /// Compare ids, not names: other test processes may load the same gadgets.
 pub fn loaded_programs() -> Vec<(u64, String)> {
-    let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("bpftool is installed");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Array(vec![]));
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool is installed");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Array(vec![]));
     v.as_array()
         .map(|a| {
             a.iter()

@@ -12,7 +12,10 @@ fn gadgetd_interfaces(xml: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut rest = own;
     while let Some(start) = rest.find("<interface name=\"org.gadgetd.") {
-        let end = rest[start..].find("</interface>").expect("unterminated interface") + start;
+        let end = rest[start..]
+            .find("</interface>")
+            .expect("unterminated interface")
+            + start;
         let block = &rest[start..end + "</interface>".len()];
         // The first line lost its indentation to the search; the others keep theirs.
         let lines: Vec<&str> = block.lines().map(str::trim_end).collect();
@@ -23,9 +26,16 @@ fn gadgetd_interfaces(xml: &str) -> Vec<String> {
 }
 
 fn introspect(address: &str, path: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let conn = zbus::connection::Builder::address(address).unwrap().build().await.unwrap();
+        let conn = zbus::connection::Builder::address(address)
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
         let proxy = zbus::fdo::IntrospectableProxy::builder(&conn)
             .destination(gadgetd_dbus::names::BUS_NAME)
             .unwrap()
@@ -44,7 +54,14 @@ fn introspection_xml_matches_the_live_agent() {
     let agent = Agent::start(&bus);
     let me = std::process::id().to_string();
     let object = gadget("trace_open");
-    let mut run = agent.ctl_spawn(&["run", object.to_str().unwrap(), "-o", "json", "-p", &format!("targ_pid={me}")]);
+    let mut run = agent.ctl_spawn(&[
+        "run",
+        object.to_str().unwrap(),
+        "-o",
+        "json",
+        "-p",
+        &format!("targ_pid={me}"),
+    ]);
     let mut id = String::new();
     for _ in 0..200 {
         let list = json_lines(&agent.ctl(&["list", "-o", "json"]));
@@ -56,12 +73,24 @@ fn introspection_xml_matches_the_live_agent() {
     }
     assert!(!id.is_empty(), "the run never showed up in list");
 
-    let mut blocks = gadgetd_interfaces(&introspect(&bus.address, gadgetd_dbus::names::MANAGER_PATH));
-    blocks.extend(gadgetd_interfaces(&introspect(&bus.address, &gadgetd_dbus::names::run_path(&id))));
+    let mut blocks =
+        gadgetd_interfaces(&introspect(&bus.address, gadgetd_dbus::names::MANAGER_PATH));
+    blocks.extend(gadgetd_interfaces(&introspect(
+        &bus.address,
+        &gadgetd_dbus::names::run_path(&id),
+    )));
     let _ = agent.ctl(&["stop", &id]);
     let _ = run.wait();
-    assert!(blocks.iter().any(|b| b.contains("org.gadgetd.Agent1.Manager")), "no Manager interface served");
-    assert!(blocks.iter().any(|b| b.contains("org.gadgetd.Agent1.Run")), "no Run interface served");
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b.contains("org.gadgetd.Agent1.Manager")),
+        "no Manager interface served"
+    );
+    assert!(
+        blocks.iter().any(|b| b.contains("org.gadgetd.Agent1.Run")),
+        "no Run interface served"
+    );
 
     let live = format!(
         "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \

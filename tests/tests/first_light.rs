@@ -19,11 +19,17 @@ fn wait_running(agent: &Agent, n: usize) -> Vec<Value> {
     loop {
         let out = agent.ctl(&["list", "-o", "json"]);
         assert!(out.status.success(), "list failed: {}", stderr(&out));
-        let runs: Vec<Value> = json_lines(&out).into_iter().filter(|r| r["state"] == "running").collect();
+        let runs: Vec<Value> = json_lines(&out)
+            .into_iter()
+            .filter(|r| r["state"] == "running")
+            .collect();
         if runs.len() == n {
             return runs;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "expected {n} running runs, have {runs:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "expected {n} running runs, have {runs:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -34,7 +40,16 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
     let agent = Agent::start(&bus);
     let me = std::process::id();
     let gadget = gadget("trace_open");
-    let mut client = agent.ctl_spawn(&["run", s(&gadget), "-o", "json", "--timeout", "20s", "-p", &format!("targ_pid={me}")]);
+    let mut client = agent.ctl_spawn(&[
+        "run",
+        s(&gadget),
+        "-o",
+        "json",
+        "--timeout",
+        "20s",
+        "-p",
+        &format!("targ_pid={me}"),
+    ]);
     wait_running(&agent, 1);
 
     let dir = TempDir::new("open");
@@ -65,18 +80,27 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
     let ts = ev["timestamp"].as_str().unwrap();
     let wall: std::time::SystemTime = humantime_parse(ts);
     let skew = wall.duration_since(before).unwrap_or_else(|e| e.duration());
-    assert!(skew < Duration::from_secs(5), "timestamp {ts} is {skew:?} away from the open");
+    assert!(
+        skew < Duration::from_secs(5),
+        "timestamp {ts} is {skew:?} away from the open"
+    );
 
     // A failing open reports -ENOENT.
     let missing = dir.path().join("does-not-exist");
     assert!(std::fs::File::open(&missing).is_err());
-    let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| l.contains(missing.to_str().unwrap()))
-        .expect("no event for the failed openat");
+    let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| {
+        l.contains(missing.to_str().unwrap())
+    })
+    .expect("no event for the failed openat");
     let ev: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ev["ret"], -libc::ENOENT);
 
     // Ctrl-C stops the run cleanly: exit 0, and the run is gone.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let status = client.wait().unwrap();
     assert!(status.success(), "gadgetctl exited with {status}");
     wait_running(&agent, 0);
@@ -85,9 +109,15 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
 
 /// RFC 3339 with nanoseconds, UTC (what the decoder writes).
 fn humantime_parse(ts: &str) -> std::time::SystemTime {
-    let out = Command::new("date").args(["-u", "-d", ts, "+%s.%N"]).output().unwrap();
+    let out = Command::new("date")
+        .args(["-u", "-d", ts, "+%s.%N"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    let secs: f64 = text.trim().parse().unwrap_or_else(|_| panic!("date cannot parse {ts}"));
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("date cannot parse {ts}"));
     std::time::UNIX_EPOCH + Duration::from_secs_f64(secs)
 }
 
@@ -100,13 +130,21 @@ fn trace_exec_reports_arguments_parent_and_result() {
     wait_running(&agent, 1);
 
     let marker = format!("gadgetd-exec-{}", std::process::id());
-    let child = Command::new("/bin/echo").args([marker.as_str(), "two words"]).output().unwrap();
+    let child = Command::new("/bin/echo")
+        .args([marker.as_str(), "two words"])
+        .output()
+        .unwrap();
     assert!(child.status.success());
     let mut reader = BufReader::new(client.stdout.take().unwrap());
-    let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| l.contains(&marker) && l.contains("\"comm\":\"echo\""))
-        .expect("no event for our exec");
+    let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| {
+        l.contains(&marker) && l.contains("\"comm\":\"echo\"")
+    })
+    .expect("no event for our exec");
     let ev: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(ev["args"], serde_json::json!(["/bin/echo", marker, "two words"]));
+    assert_eq!(
+        ev["args"],
+        serde_json::json!(["/bin/echo", marker, "two words"])
+    );
     assert_eq!(ev["args_count"], 3);
     assert_eq!(ev["ppid"], std::process::id());
     assert_eq!(ev["retval"], 0);
@@ -115,7 +153,10 @@ fn trace_exec_reports_arguments_parent_and_result() {
 
     let missing = format!("/nonexistent/{marker}");
     assert!(Command::new(&missing).spawn().is_err());
-    let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| l.contains(&missing)).expect("no event for the failed exec");
+    let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| {
+        l.contains(&missing)
+    })
+    .expect("no event for the failed exec");
     let ev: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ev["retval"], -libc::ENOENT);
     assert_eq!(ev["args"][0], missing.as_str());
@@ -130,7 +171,16 @@ fn attach_list_stop_and_properties_over_the_bus() {
     let agent = Agent::start(&bus);
     let me = std::process::id();
     let gadget = gadget("trace_open");
-    let mut first = agent.ctl_spawn(&["run", s(&gadget), "-o", "json", "--name", "probe", "-p", &format!("targ_pid={me}")]);
+    let mut first = agent.ctl_spawn(&[
+        "run",
+        s(&gadget),
+        "-o",
+        "json",
+        "--name",
+        "probe",
+        "-p",
+        &format!("targ_pid={me}"),
+    ]);
     let runs = wait_running(&agent, 1);
     let id = runs[0]["id"].as_str().unwrap().to_string();
     assert_eq!(runs[0]["name"], "probe");
@@ -146,14 +196,27 @@ fn attach_list_stop_and_properties_over_the_bus() {
     let want = path.to_str().unwrap().to_string();
     let mut r1 = BufReader::new(first.stdout.take().unwrap());
     let mut r2 = BufReader::new(second.stdout.take().unwrap());
-    assert!(wait_child_line(&mut r1, Duration::from_secs(10), |l| l.contains(&want)).is_some(), "first client saw nothing");
-    assert!(wait_child_line(&mut r2, Duration::from_secs(10), |l| l.contains(&want)).is_some(), "attached client saw nothing");
+    assert!(
+        wait_child_line(&mut r1, Duration::from_secs(10), |l| l.contains(&want)).is_some(),
+        "first client saw nothing"
+    );
+    assert!(
+        wait_child_line(&mut r2, Duration::from_secs(10), |l| l.contains(&want)).is_some(),
+        "attached client saw nothing"
+    );
 
     // PropertiesChanged: State goes to "stopped" when we stop the run.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let state = rt.block_on(async {
         use futures_util::StreamExt;
-        let conn = zbus::connection::Builder::address(bus.address.as_str()).unwrap().build().await.unwrap();
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
         let run = gadgetd_dbus::RunProxy::builder(&conn)
             .path(gadgetd_dbus::names::run_path(&id))
             .unwrap()
@@ -165,7 +228,9 @@ fn attach_list_stop_and_properties_over_the_bus() {
         let _ = changes.next().await; // the current value
         let stop = agent.ctl(&["stop", &id[..8]]);
         assert!(stop.status.success(), "stop failed: {}", stderr(&stop));
-        let change = tokio::time::timeout(Duration::from_secs(10), changes.next()).await.expect("no PropertiesChanged");
+        let change = tokio::time::timeout(Duration::from_secs(10), changes.next())
+            .await
+            .expect("no PropertiesChanged");
         change.unwrap().get().await.unwrap()
     });
     assert_eq!(state, "stopped");
@@ -177,7 +242,11 @@ fn attach_list_stop_and_properties_over_the_bus() {
     // Stopping it again names the problem.
     let again = agent.ctl(&["stop", &id]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("no run with id"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("no run with id"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 fn first_end(agent: &Agent) -> Vec<Value> {
@@ -192,21 +261,35 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
     let gadget = gadget("trace_open");
     let start = Instant::now();
     // Raw stream (not via gadgetctl's renderer): header first, end last.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let lines = rt.block_on(async {
         use tokio::io::AsyncBufReadExt;
-        let conn = zbus::connection::Builder::address(bus.address.as_str()).unwrap().build().await.unwrap();
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
         let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
         let file = std::fs::File::open(&gadget).unwrap();
         let mut opts = std::collections::HashMap::new();
         opts.insert("timeout-ms", zbus::zvariant::Value::U64(700));
         let (_path, fd) = mgr
-            .run_object(zbus::zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file)), "", Default::default(), opts)
+            .run_object(
+                zbus::zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file)),
+                "",
+                Default::default(),
+                opts,
+            )
             .await
             .unwrap();
         let std_stream = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(fd));
         std_stream.set_nonblocking(true).unwrap();
-        let mut lines = tokio::io::BufReader::new(tokio::net::UnixStream::from_std(std_stream).unwrap()).lines();
+        let mut lines =
+            tokio::io::BufReader::new(tokio::net::UnixStream::from_std(std_stream).unwrap())
+                .lines();
         let mut all = Vec::new();
         while let Some(l) = lines.next_line().await.unwrap() {
             all.push(l);
@@ -216,14 +299,60 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
     assert!(start.elapsed() < Duration::from_secs(5));
     let header: Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(header["gadgetd"], "header");
-    let names: Vec<&str> = header["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["timestamp", "pid", "uid", "gid", "mntns_id", "ret", "flags", "mode", "comm", "fname"]);
-    let types: Vec<&str> = header["fields"].as_array().unwrap().iter().map(|f| f["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["timestamp", "pid", "uid", "gid", "mntns_id", "i32", "i32", "u16", "string", "string"]);
+    let names: Vec<&str> = header["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "timestamp",
+            "pid",
+            "uid",
+            "gid",
+            "mntns_id",
+            "ret",
+            "flags",
+            "mode",
+            "comm",
+            "fname"
+        ]
+    );
+    let types: Vec<&str> = header["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "timestamp",
+            "pid",
+            "uid",
+            "gid",
+            "mntns_id",
+            "i32",
+            "i32",
+            "u16",
+            "string",
+            "string"
+        ]
+    );
     let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(end["gadgetd"], "end");
     assert_eq!(end["reason"], "timeout");
-    assert_eq!(end["events_seen"].as_u64().unwrap() as usize, lines.len() - 2);
+    let controls: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"gadgetd\""))
+        .collect();
+    assert_eq!(
+        end["events_seen"].as_u64().unwrap() as usize,
+        lines.len() - 2,
+        "{controls:?}"
+    );
 }
 
 #[test]
@@ -234,20 +363,38 @@ fn the_p2p_socket_serves_the_same_api() {
     let gadget = gadget("trace_open");
     let sock = agent.socket.to_str().unwrap().to_string();
     let mut client = std::process::Command::new(bin("gadgetctl"))
-        .args(["--address", &sock, "run", s(&gadget), "-o", "json", "--timeout", "15s", "-p", &format!("targ_pid={me}")])
+        .args([
+            "--address",
+            &sock,
+            "run",
+            s(&gadget),
+            "-o",
+            "json",
+            "--timeout",
+            "15s",
+            "-p",
+            &format!("targ_pid={me}"),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let start = Instant::now();
     while json_lines(&ctl(&sock, &["list", "-o", "json"])).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(10), "run never appeared over the p2p socket");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "run never appeared over the p2p socket"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let dir = TempDir::new("p2p");
     let path = dir.path().join("p2p-probe");
     std::fs::write(&path, b"").unwrap();
     let mut reader = BufReader::new(client.stdout.take().unwrap());
-    assert!(wait_child_line(&mut reader, Duration::from_secs(10), |l| l.contains(path.to_str().unwrap())).is_some());
+    assert!(
+        wait_child_line(&mut reader, Duration::from_secs(10), |l| l
+            .contains(path.to_str().unwrap()))
+        .is_some()
+    );
     let _ = client.kill();
     let _ = client.wait();
 }
@@ -260,28 +407,54 @@ fn bad_gadgets_get_clear_errors_and_the_agent_keeps_serving() {
     let cases: Vec<(std::path::PathBuf, &str)> = vec![
         ("/etc/hostname".into(), "not an eBPF ELF object"),
         (test_object("no_btf"), "has no .BTF section"),
-        (test_object("bad_map"), "map `print_events`: tracer maps must be BPF_MAP_TYPE_RINGBUF or BPF_MAP_TYPE_PERF_EVENT_ARRAY"),
-        (test_object("union_event"), "field `u`: unions cannot be decoded"),
-        (test_object("missing_tp"), "tracepoint syscalls/sys_enter_gadgetd_nonexistent does not exist"),
+        (
+            test_object("bad_map"),
+            "map `print_events`: tracer maps must be BPF_MAP_TYPE_RINGBUF or BPF_MAP_TYPE_PERF_EVENT_ARRAY",
+        ),
+        (
+            test_object("union_event"),
+            "field `u`: unions cannot be decoded",
+        ),
+        (
+            test_object("missing_tp"),
+            "tracepoint syscalls/sys_enter_gadgetd_nonexistent does not exist",
+        ),
         (test_object("fentry_open"), "fentry"),
     ];
     for (path, want) in &cases {
         let out = agent.ctl(&["run", s(path), "--timeout", "1s"]);
         assert!(!out.status.success(), "{} should fail", path.display());
-        assert!(stderr(&out).contains(want), "{}: want {want:?}, got {}", path.display(), stderr(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "{}: want {want:?}, got {}",
+            path.display(),
+            stderr(&out)
+        );
     }
     // kprobes: this kernel has no kprobe PMU; elsewhere the same object must run.
     let kprobe = agent.ctl(&["run", s(&test_object("kprobe_open")), "--timeout", "300ms"]);
     if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
-        assert!(kprobe.status.success(), "kprobe gadget failed: {}", stderr(&kprobe));
+        assert!(
+            kprobe.status.success(),
+            "kprobe gadget failed: {}",
+            stderr(&kprobe)
+        );
     } else {
-        eprintln!("kprobe attach skipped: this kernel has no kprobe PMU; checking the error instead");
-        assert!(stderr(&kprobe).contains("kprobes are not available on this kernel"), "{}", stderr(&kprobe));
+        eprintln!(
+            "kprobe attach skipped: this kernel has no kprobe PMU; checking the error instead"
+        );
+        assert!(
+            stderr(&kprobe).contains("kprobes are not available on this kernel"),
+            "{}",
+            stderr(&kprobe)
+        );
     }
     // Nothing stayed loaded from the failed runs, and the agent still works.
     let after = loaded_program_names();
     assert!(
-        !after.iter().any(|n| n.starts_with("missing_tp") || n.starts_with("fentry_open") || n.starts_with("kprobe_open")),
+        !after.iter().any(|n| n.starts_with("missing_tp")
+            || n.starts_with("fentry_open")
+            || n.starts_with("kprobe_open")),
         "a failed run left programs loaded: {after:?} (before: {before:?})"
     );
     let out = agent.ctl(&["run", s(&gadget("trace_open")), "--timeout", "300ms"]);
@@ -294,11 +467,25 @@ fn unknown_params_and_bad_values_are_rejected() {
     let agent = Agent::start(&bus);
     let g = gadget("trace_open");
     let out = agent.ctl(&["run", s(&g), "-p", "nope=1"]);
-    assert!(stderr(&out).contains("parameter `nope`: unknown parameter (this gadget has: targ_pid, targ_failed)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "parameter `nope`: unknown parameter (this gadget has: targ_pid, targ_failed)"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let out = agent.ctl(&["run", s(&g), "-p", "targ_pid=abc"]);
-    assert!(stderr(&out).contains("parameter `targ_pid`: `abc` is not an integer"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("parameter `targ_pid`: `abc` is not an integer"),
+        "{}",
+        stderr(&out)
+    );
     let out = agent.ctl(&["run", s(&g), "-p", "targ_failed=maybe"]);
-    assert!(stderr(&out).contains("is not a boolean"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a boolean"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -308,7 +495,10 @@ fn callers_other_than_root_are_denied_and_nothing_starts() {
     let dir = TempDir::new("perm");
     let obj = dir.path().join("trace_open.o");
     std::fs::copy(gadget("trace_open"), &obj).unwrap();
-    for address in [agent.bus_address.clone(), agent.socket.to_str().unwrap().to_string()] {
+    for address in [
+        agent.bus_address.clone(),
+        agent.socket.to_str().unwrap().to_string(),
+    ] {
         let out = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(bin("gadgetctl"))
@@ -317,10 +507,19 @@ fn callers_other_than_root_are_denied_and_nothing_starts() {
             .unwrap();
         assert!(!out.status.success());
         let err = stderr(&out);
-        assert!(err.contains("uid 65534 is not allowed to org.gadgetd.run-gadget"), "{address}: {err}");
-        assert!(err.contains("org.freedesktop.DBus.Error.AccessDenied"), "{err}");
+        assert!(
+            err.contains("uid 65534 is not allowed to org.gadgetd.run-gadget"),
+            "{address}: {err}"
+        );
+        assert!(
+            err.contains("org.freedesktop.DBus.Error.AccessDenied"),
+            "{err}"
+        );
     }
-    assert!(json_lines(&agent.ctl(&["list", "-o", "json"])).is_empty(), "a denied run must not start");
+    assert!(
+        json_lines(&agent.ctl(&["list", "-o", "json"])).is_empty(),
+        "a denied run must not start"
+    );
 }
 
 #[test]
@@ -340,7 +539,10 @@ fn a_client_that_disconnects_ends_only_its_own_run() {
         if names == ["b"] {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "run a should end, b go on: {names:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "run a should end, b go on: {names:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(agent.log_text().contains("client disconnected"));
@@ -358,13 +560,115 @@ fn sigterm_detaches_every_program_and_ends_streams() {
     wait_running(&agent, 1);
     let ours: Vec<(u64, String)> = loaded_programs()
         .into_iter()
-        .filter(|(id, n)| !before.contains(id) && (n.starts_with("trace_enter_exe") || n.starts_with("trace_exit_exec")))
+        .filter(|(id, n)| {
+            !before.contains(id)
+                && (n.starts_with("trace_enter_exe") || n.starts_with("trace_exit_exec"))
+        })
         .collect();
     assert_eq!(ours.len(), 2, "both programs should be loaded: {ours:?}");
-    let status = agent.stop().expect("gadgetd did not exit within 10 s of SIGTERM");
+    let status = agent
+        .stop()
+        .expect("gadgetd did not exit within 10 s of SIGTERM");
     assert!(status.success(), "gadgetd exited with {status}");
     let out = client.wait_with_output().unwrap();
-    assert!(out.status.success(), "the stream should end cleanly: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the stream should end cleanly: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let now: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
-    assert!(!ours.iter().any(|(id, _)| now.contains(id)), "programs left loaded after SIGTERM: {ours:?}");
+    assert!(
+        !ours.iter().any(|(id, _)| now.contains(id)),
+        "programs left loaded after SIGTERM: {ours:?}"
+    );
+}
+
+/// A client that stops reading loses whole batches once its queue in the agent
+/// is full, is told so with a `slow-reader` lost line, and every event the
+/// run saw is either delivered or counted as lost.
+#[test]
+fn a_slow_reader_is_told_what_it_missed() {
+    let bus = Bus::start();
+    let _agent = Agent::start(&bus);
+    let gadget = gadget("trace_open");
+    let dir = TempDir::new("slow");
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (lines, opens) = rt.block_on(async {
+        use tokio::io::AsyncBufReadExt;
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
+        let file = std::fs::File::open(&gadget).unwrap();
+        let me = std::process::id().to_string();
+        let mut params = std::collections::HashMap::new();
+        params.insert("targ_pid", me.as_str());
+        let mut opts = std::collections::HashMap::new();
+        opts.insert("timeout-ms", zbus::zvariant::Value::U64(4000));
+        let (_path, fd) = mgr
+            .run_object(
+                zbus::zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file)),
+                "",
+                params,
+                opts,
+            )
+            .await
+            .unwrap();
+        // Not reading: ~60k events of ~300 bytes overflow the 8 MiB queue.
+        let opens = 60_000u64;
+        for _ in 0..opens {
+            drop(std::fs::File::open(&path).unwrap());
+        }
+        let std_stream = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(fd));
+        std_stream.set_nonblocking(true).unwrap();
+        let mut lines =
+            tokio::io::BufReader::new(tokio::net::UnixStream::from_std(std_stream).unwrap())
+                .lines();
+        let mut all = Vec::new();
+        while let Some(l) = lines.next_line().await.unwrap() {
+            all.push(l);
+        }
+        (all, opens)
+    });
+    let want = path.to_str().unwrap();
+    let mut delivered = 0u64;
+    let mut slow_reader_lost = 0u64;
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        match v["gadgetd"].as_str() {
+            Some("lost") => {
+                assert_eq!(v["cause"], "slow-reader", "{line}");
+                slow_reader_lost += v["count"].as_u64().unwrap();
+            }
+            Some(_) => {}
+            None if v["fname"] == want => delivered += 1,
+            None => {}
+        }
+    }
+    let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(end["gadgetd"], "end");
+    assert_eq!(end["events_lost"], 0, "the kernel buffer kept up");
+    assert!(
+        slow_reader_lost > 0,
+        "a client that did not read for 60k events lost nothing?"
+    );
+    assert!(
+        delivered > 0,
+        "the queued events before the overflow arrive"
+    );
+    // Our own opens (and the few other files this process touched) are all accounted for.
+    let seen = end["events_seen"].as_u64().unwrap();
+    let events_delivered = lines
+        .iter()
+        .filter(|l| !l.starts_with("{\"gadgetd\""))
+        .count() as u64;
+    assert_eq!(events_delivered + slow_reader_lost, seen);
+    assert!(seen >= opens, "seen {seen} < {opens} opens");
 }

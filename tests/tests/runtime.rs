@@ -6,16 +6,21 @@ use gadgetd::runtime::{Gadget, GadgetError, Record, RunOptions};
 use gadgetd_tests::*;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
 fn perf_event_array_tracers_load_and_deliver() {
     require_root();
     rt().block_on(async {
-        let gadget = Gadget::from_object(std::fs::read(test_object("perf_open")).unwrap(), None).unwrap();
+        let gadget =
+            Gadget::from_object(std::fs::read(test_object("perf_open")).unwrap(), None).unwrap();
         let mut opts = RunOptions::default();
-        opts.params.insert("targ_pid".into(), std::process::id().to_string());
+        opts.params
+            .insert("targ_pid".into(), std::process::id().to_string());
         let mut run = gadget.start(&opts).unwrap();
         let dir = TempDir::new("perf");
         let path = dir.path().join("perf-probe");
@@ -23,7 +28,10 @@ fn perf_event_array_tracers_load_and_deliver() {
         let want = path.to_str().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let rec = tokio::time::timeout_at(deadline.into(), run.next_record()).await.expect("no perf event").unwrap();
+            let rec = tokio::time::timeout_at(deadline.into(), run.next_record())
+                .await
+                .expect("no perf event")
+                .unwrap();
             if let Some(Record::Event(ev)) = rec {
                 if ev["fname"] == want {
                     assert_eq!(ev["pid"], std::process::id());
@@ -40,9 +48,11 @@ fn perf_event_array_tracers_load_and_deliver() {
 fn a_full_ring_buffer_counts_and_reports_lost_events() {
     require_root();
     rt().block_on(async {
-        let gadget = Gadget::from_object(std::fs::read(gadget("trace_open")).unwrap(), None).unwrap();
+        let gadget =
+            Gadget::from_object(std::fs::read(gadget("trace_open")).unwrap(), None).unwrap();
         let mut opts = RunOptions::default();
-        opts.params.insert("targ_pid".into(), std::process::id().to_string());
+        opts.params
+            .insert("targ_pid".into(), std::process::id().to_string());
         opts.ring_buffer_bytes = Some(4096); // room for about 12 events
         let mut run = gadget.start(&opts).unwrap();
         let dir = TempDir::new("lost");
@@ -56,18 +66,28 @@ fn a_full_ring_buffer_counts_and_reports_lost_events() {
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline && events + lost < OPENS {
             let mut buf = Vec::new();
-            if let Ok(batch) = tokio::time::timeout(Duration::from_millis(300), run.next_batch(&mut buf)).await {
-                let flood = String::from_utf8_lossy(&buf).matches("\"fname\":\"").count() as u64;
+            if let Ok(batch) =
+                tokio::time::timeout(Duration::from_millis(300), run.next_batch(&mut buf)).await
+            {
+                let flood = String::from_utf8_lossy(&buf)
+                    .matches("\"fname\":\"")
+                    .count() as u64;
                 assert_eq!(flood, batch.events);
                 events += batch.events;
                 lost += batch.lost;
             }
         }
         lost += run.final_losses();
-        assert!(lost > 0, "a 4 KiB ring cannot hold {OPENS} events, yet nothing was reported lost");
+        assert!(
+            lost > 0,
+            "a 4 KiB ring cannot hold {OPENS} events, yet nothing was reported lost"
+        );
         assert!(events > 0);
         // Every open is either delivered or counted (a few extra opens by the runtime are tolerated).
-        assert!((OPENS..OPENS + 10).contains(&(events + lost)), "events {events} + lost {lost} != {OPENS}");
+        assert!(
+            (OPENS..OPENS + 10).contains(&(events + lost)),
+            "events {events} + lost {lost} != {OPENS}"
+        );
     });
 }
 
@@ -75,15 +95,25 @@ fn a_full_ring_buffer_counts_and_reports_lost_events() {
 fn malformed_inputs_fail_before_touching_the_kernel() {
     let not_elf = Gadget::from_object(b"hello".to_vec(), None).err().unwrap();
     assert!(matches!(not_elf, GadgetError::NotElf(_)), "{not_elf}");
-    let no_btf = Gadget::from_object(std::fs::read(test_object("no_btf")).unwrap(), None).err().unwrap();
+    let no_btf = Gadget::from_object(std::fs::read(test_object("no_btf")).unwrap(), None)
+        .err()
+        .unwrap();
     assert!(matches!(no_btf, GadgetError::NoBtf), "{no_btf}");
     // A truncated ELF: half of a real object.
     let mut bytes = std::fs::read(gadget("trace_open")).unwrap();
     bytes.truncate(bytes.len() / 2);
     let err = Gadget::from_object(bytes, None).err().unwrap().to_string();
     assert!(!err.is_empty());
-    let bad_yaml = Gadget::from_object(std::fs::read(gadget("trace_open")).unwrap(), Some("columns: [")).err().unwrap();
-    assert!(bad_yaml.to_string().starts_with("definition file:"), "{bad_yaml}");
+    let bad_yaml = Gadget::from_object(
+        std::fs::read(gadget("trace_open")).unwrap(),
+        Some("columns: ["),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        bad_yaml.to_string().starts_with("definition file:"),
+        "{bad_yaml}"
+    );
 }
 
 #[test]
@@ -93,6 +123,10 @@ fn layout_and_params_come_from_btf_and_rodata() {
     assert_eq!(fields[0], ("timestamp".into(), "timestamp".into()));
     assert!(fields.contains(&("args".into(), "list".into())));
     assert!(fields.contains(&("comm".into(), "string".into())));
-    let params: Vec<(&str, &str)> = g.params().iter().map(|p| (p.name.as_str(), p.default.as_str())).collect();
+    let params: Vec<(&str, &str)> = g
+        .params()
+        .iter()
+        .map(|p| (p.name.as_str(), p.default.as_str()))
+        .collect();
     assert_eq!(params, [("targ_pid", "0"), ("targ_failed", "false")]);
 }

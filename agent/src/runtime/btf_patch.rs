@@ -55,7 +55,8 @@ impl<'a> RawBtf<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Self> {
         if bytes.len() < 24 || u16::from_le_bytes([bytes[0], bytes[1]]) != BTF_MAGIC {
             return Err(GadgetError::Btf(
-                "bad magic (big-endian or not BTF): only little-endian BPF objects are supported".into(),
+                "bad magic (big-endian or not BTF): only little-endian BPF objects are supported"
+                    .into(),
             ));
         }
         let hdr_len = u32_at(bytes, 4)? as usize;
@@ -82,11 +83,11 @@ impl<'a> RawBtf<'a> {
             let kind = (info >> 24) & 0x1f;
             let vlen = (info & 0xffff) as usize;
             let extra = match kind {
-                1 | 14 | 17 => 4,                // INT, VAR, DECL_TAG
-                3 => 12,                         // ARRAY
-                4 | 5 | 15 | 19 => 12 * vlen,    // STRUCT, UNION, DATASEC, ENUM64
-                6 | 13 => 8 * vlen,              // ENUM, FUNC_PROTO
-                2 | 7..=12 | 16 | 18 => 0,       // PTR, FWD, TYPEDEF, modifiers, FUNC, FLOAT, TYPE_TAG
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+                2 | 7..=12 | 16 | 18 => 0,    // PTR, FWD, TYPEDEF, modifiers, FUNC, FLOAT, TYPE_TAG
                 other => return Err(GadgetError::Btf(format!("unknown BTF kind {other}"))),
             };
             records.push(Record {
@@ -111,7 +112,10 @@ impl<'a> RawBtf<'a> {
     fn string(&self, off: u32) -> &str {
         let s = &self.bytes[self.str_start..self.str_start + self.str_len];
         let start = (off as usize).min(s.len());
-        let end = s[start..].iter().position(|&b| b == 0).map_or(s.len(), |p| start + p);
+        let end = s[start..]
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(s.len(), |p| start + p);
         std::str::from_utf8(&s[start..end]).unwrap_or("")
     }
 
@@ -131,9 +135,9 @@ impl<'a> RawBtf<'a> {
 /// `int *`, returning the new BTF blob.
 pub fn rewrite_btf(btf: &[u8], map_struct_ids: &[u32]) -> Result<Vec<u8>> {
     let raw = RawBtf::parse(btf)?;
-    let int_id = raw
-        .four_byte_int()
-        .ok_or_else(|| GadgetError::Btf("no 4-byte integer type to rewrite tracer maps with".into()))?;
+    let int_id = raw.four_byte_int().ok_or_else(|| {
+        GadgetError::Btf("no 4-byte integer type to rewrite tracer maps with".into())
+    })?;
     let new_ptr_id = raw.records.len() as u32;
 
     let mut types = raw.bytes[raw.type_start..raw.type_start + raw.type_len].to_vec();
@@ -172,14 +176,22 @@ pub fn rewrite_btf(btf: &[u8], map_struct_ids: &[u32]) -> Result<Vec<u8>> {
 pub fn replace_btf_section(elf: &[u8], new_btf: &[u8]) -> Result<Vec<u8>> {
     let file = object::File::parse(elf).map_err(|e| GadgetError::NotElf(e.to_string()))?;
     if !file.is_64() || !file.is_little_endian() {
-        return Err(GadgetError::NotElf("only 64-bit little-endian BPF objects are supported".into()));
+        return Err(GadgetError::NotElf(
+            "only 64-bit little-endian BPF objects are supported".into(),
+        ));
     }
-    let index = file.section_by_name(".BTF").ok_or(GadgetError::NoBtf)?.index().0;
+    let index = file
+        .section_by_name(".BTF")
+        .ok_or(GadgetError::NoBtf)?
+        .index()
+        .0;
     let sh_off = u64::from_le_bytes(elf[0x28..0x30].try_into().unwrap()) as usize;
     let sh_entsize = u16::from_le_bytes([elf[0x3a], elf[0x3b]]) as usize;
     let header = sh_off + index * sh_entsize;
     if header + 0x28 > elf.len() {
-        return Err(GadgetError::NotElf("section header table out of bounds".into()));
+        return Err(GadgetError::NotElf(
+            "section header table out of bounds".into(),
+        ));
     }
     let mut out = elf.to_vec();
     out.resize(out.len().next_multiple_of(8), 0);

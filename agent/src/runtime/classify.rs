@@ -27,7 +27,10 @@ type Rule = fn(&GadgetObject) -> Result<Vec<Tracer>>;
 /// The conventions we accept, in order; the first rule to claim a map wins.
 const RULES: &[(&str, Rule)] = &[
     ("print_* maps (seed)", print_prefix_maps),
-    ("gadget_tracer_* globals (Inspektor Gadget)", ig_tracer_globals),
+    (
+        "gadget_tracer_* globals (Inspektor Gadget)",
+        ig_tracer_globals,
+    ),
 ];
 
 pub fn tracers(obj: &GadgetObject) -> Result<Vec<Tracer>> {
@@ -68,7 +71,8 @@ fn print_prefix_maps(obj: &GadgetObject) -> Result<Vec<Tracer>> {
         let buffer = buffer_kind(obj, &map.name)?;
         let event_type = map.value_type.ok_or_else(|| GadgetError::MapConvention {
             map: map.name.clone(),
-            reason: "a print_ map needs `__type(value, struct <event>)` naming its event type".into(),
+            reason: "a print_ map needs `__type(value, struct <event>)` naming its event type"
+                .into(),
         })?;
         out.push(Tracer {
             name: map.name.trim_start_matches("print_").to_string(),
@@ -84,7 +88,9 @@ fn print_prefix_maps(obj: &GadgetObject) -> Result<Vec<Tracer>> {
 fn ig_tracer_globals(obj: &GadgetObject) -> Result<Vec<Tracer>> {
     let mut out = Vec::new();
     for global in &obj.globals {
-        let Some(rest) = global.strip_prefix("gadget_tracer_") else { continue };
+        let Some(rest) = global.strip_prefix("gadget_tracer_") else {
+            continue;
+        };
         let parts: Vec<&str> = rest.split("___").collect();
         let [name, map, event] = parts[..] else {
             return Err(GadgetError::MapConvention {
@@ -98,12 +104,15 @@ fn ig_tracer_globals(obj: &GadgetObject) -> Result<Vec<Tracer>> {
             .resolve_ids_by_name(event)
             .ok()
             .and_then(|ids| {
-                ids.into_iter()
-                    .find(|&id| matches!(obj.btf.resolve_type_by_id(id), Ok(btf_rs::Type::Struct(_))))
+                ids.into_iter().find(|&id| {
+                    matches!(obj.btf.resolve_type_by_id(id), Ok(btf_rs::Type::Struct(_)))
+                })
             })
             .ok_or_else(|| GadgetError::MapConvention {
                 map: map.into(),
-                reason: format!("tracer `{name}` names struct `{event}`, which is not in the object's BTF"),
+                reason: format!(
+                    "tracer `{name}` names struct `{event}`, which is not in the object's BTF"
+                ),
             })?;
         out.push(Tracer {
             name: name.into(),

@@ -79,12 +79,20 @@ impl Decoder {
                     out.extend_from_slice(b"null");
                 }
             }
-            FieldKind::Bits { shift, bits, signed } => {
+            FieldKind::Bits {
+                shift,
+                bits,
+                signed,
+            } => {
                 let mut raw = [0u8; 8];
                 let n = d.len().min(8);
                 raw[..n].copy_from_slice(&d[..n]);
                 let word = u64::from_le_bytes(raw) >> shift;
-                let mask = if *bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                let mask = if *bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
                 let v = word & mask;
                 if *signed && *bits < 64 && v >> (bits - 1) & 1 == 1 {
                     write_int(out, IntValue::Signed((v | !mask) as i64));
@@ -106,7 +114,11 @@ impl Decoder {
                 }
                 out.push(b']');
             }
-            FieldKind::Enum { size, signed, names } => {
+            FieldKind::Enum {
+                size,
+                signed,
+                names,
+            } => {
                 let v = match read_int(d, *size, *signed) {
                     IntValue::Signed(v) => v,
                     IntValue::Unsigned(v) => v as i64,
@@ -116,7 +128,11 @@ impl Decoder {
                     None => write_int(out, IntValue::Signed(v)),
                 }
             }
-            FieldKind::IntArray { elem_size, signed, count } => {
+            FieldKind::IntArray {
+                elem_size,
+                signed,
+                count,
+            } => {
                 out.push(b'[');
                 for i in 0..*count {
                     if i > 0 {
@@ -128,7 +144,11 @@ impl Decoder {
                 out.push(b']');
             }
             FieldKind::Pointer => {
-                let _ = write!(out, "\"{:#x}\"", u64::from_ne_bytes(d[..8].try_into().unwrap()));
+                let _ = write!(
+                    out,
+                    "\"{:#x}\"",
+                    u64::from_ne_bytes(d[..8].try_into().unwrap())
+                );
             }
             FieldKind::Timestamp => {
                 let boot_ns = u64::from_ne_bytes(d[..8].try_into().unwrap());
@@ -182,17 +202,23 @@ fn read_int(d: &[u8], size: u8, signed: bool) -> IntValue {
             (v, v as i64)
         }
     };
-    if signed { IntValue::Signed(s) } else { IntValue::Unsigned(u) }
+    if signed {
+        IntValue::Signed(s)
+    } else {
+        IntValue::Unsigned(u)
+    }
 }
 
 #[inline]
 fn write_int(out: &mut Vec<u8>, v: IntValue) {
     let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(match v {
-        IntValue::Signed(v) => buf.format(v),
-        IntValue::Unsigned(v) => buf.format(v),
-    }
-    .as_bytes());
+    out.extend_from_slice(
+        match v {
+            IntValue::Signed(v) => buf.format(v),
+            IntValue::Unsigned(v) => buf.format(v),
+        }
+        .as_bytes(),
+    );
 }
 
 fn until_nul(d: &[u8]) -> &[u8] {
@@ -209,7 +235,11 @@ fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
         let a: [u8; 16] = addr[..16].try_into().unwrap();
         let _ = write!(out, "{}", std::net::Ipv6Addr::from(a));
     } else {
-        let _ = write!(out, "{}", std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]));
+        let _ = write!(
+            out,
+            "{}",
+            std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])
+        );
     }
 }
 
@@ -266,8 +296,24 @@ mod tests {
             type_name: "event".into(),
             size: 64,
             fields: vec![
-                field("pid", 0, FieldKind::Int { size: 4, signed: false, semantic: Semantic::Pid }),
-                field("ret", 4, FieldKind::Int { size: 4, signed: true, semantic: Semantic::None }),
+                field(
+                    "pid",
+                    0,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::Pid,
+                    },
+                ),
+                field(
+                    "ret",
+                    4,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: true,
+                        semantic: Semantic::None,
+                    },
+                ),
                 field("comm", 8, FieldKind::Str { len: 8 }),
                 field(
                     "kind",
@@ -279,9 +325,25 @@ mod tests {
                     },
                 ),
                 field("args", 20, FieldKind::ArgList { len: 12 }),
-                field("arr", 32, FieldKind::IntArray { elem_size: 2, signed: false, count: 3 }),
+                field(
+                    "arr",
+                    32,
+                    FieldKind::IntArray {
+                        elem_size: 2,
+                        signed: false,
+                        count: 3,
+                    },
+                ),
                 field("ok", 38, FieldKind::Bool),
-                field("bits", 39, FieldKind::Bits { shift: 2, bits: 3, signed: false }),
+                field(
+                    "bits",
+                    39,
+                    FieldKind::Bits {
+                        shift: 2,
+                        bits: 3,
+                        signed: false,
+                    },
+                ),
                 field("l4", 40, FieldKind::L4Endpoint),
             ],
         };
@@ -318,7 +380,10 @@ mod tests {
         };
         let d = Decoder::new(&layout);
         let mut out = Vec::new();
-        assert_eq!(d.write_json(&[1, 2], &mut out), Err(ShortEvent { got: 2, want: 4 }));
+        assert_eq!(
+            d.write_json(&[1, 2], &mut out),
+            Err(ShortEvent { got: 2, want: 4 })
+        );
         assert!(out.is_empty());
         d.write_json(&[0xff, 0xfe, b'x', 0], &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

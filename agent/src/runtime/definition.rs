@@ -79,14 +79,21 @@ mod tests {
         assert_eq!(def.name.as_deref(), Some("trace open"));
         assert_eq!(def.column("pid").unwrap().alignment, Some(Alignment::Right));
         assert_eq!(def.column("fname").unwrap().max_width, Some(40));
-        assert_eq!(def.param("targ_pid").unwrap().description.as_deref(), Some("only this pid"));
+        assert_eq!(
+            def.param("targ_pid").unwrap().description.as_deref(),
+            Some("only this pid")
+        );
     }
 
     #[test]
     fn malformed_yaml_names_the_problem() {
-        let err = Definition::parse("columns: [name: x\n").unwrap_err().to_string();
+        let err = Definition::parse("columns: [name: x\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("definition file:"), "{err}");
-        let err = Definition::parse("columns:\n  - width: 3\n").unwrap_err().to_string();
+        let err = Definition::parse("columns:\n  - width: 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("name"), "{err}");
     }
 }

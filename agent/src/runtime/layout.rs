@@ -26,17 +26,39 @@ pub struct FieldLayout {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
-    Int { size: u8, signed: bool, semantic: Semantic },
+    Int {
+        size: u8,
+        signed: bool,
+        semantic: Semantic,
+    },
     Bool,
-    Float { size: u8 },
+    Float {
+        size: u8,
+    },
     /// A bitfield member: `bits` wide, `shift` bits into the byte at `offset`.
-    Bits { shift: u32, bits: u32, signed: bool },
+    Bits {
+        shift: u32,
+        bits: u32,
+        signed: bool,
+    },
     /// Fixed-size char array, NUL-terminated.
-    Str { len: usize },
+    Str {
+        len: usize,
+    },
     /// `gadget_arglist[N]`: NUL-separated strings, printed as a list.
-    ArgList { len: usize },
-    Enum { size: u8, signed: bool, names: Vec<(i64, String)> },
-    IntArray { elem_size: u8, signed: bool, count: usize },
+    ArgList {
+        len: usize,
+    },
+    Enum {
+        size: u8,
+        signed: bool,
+        names: Vec<(i64, String)>,
+    },
+    IntArray {
+        elem_size: u8,
+        signed: bool,
+        count: usize,
+    },
     Pointer,
     Timestamp,
     L3Endpoint,
@@ -62,7 +84,11 @@ impl FieldKind {
     /// The `type` of the field in the stream header.
     pub fn type_name(&self) -> String {
         match self {
-            FieldKind::Int { size, signed, semantic } => match semantic {
+            FieldKind::Int {
+                size,
+                signed,
+                semantic,
+            } => match semantic {
                 Semantic::MntnsId => "mntns_id".into(),
                 Semantic::NetnsId => "netns_id".into(),
                 Semantic::Pid => "pid".into(),
@@ -72,7 +98,9 @@ impl FieldKind {
                 Semantic::Signal => "signal".into(),
                 Semantic::Syscall => "syscall".into(),
                 Semantic::Ifindex => "ifindex".into(),
-                Semantic::None => format!("{}{}", if *signed { "i" } else { "u" }, *size as u32 * 8),
+                Semantic::None => {
+                    format!("{}{}", if *signed { "i" } else { "u" }, *size as u32 * 8)
+                }
             },
             FieldKind::Bool => "bool".into(),
             FieldKind::Float { size } => format!("f{}", *size as u32 * 8),
@@ -103,7 +131,12 @@ impl FieldKind {
             FieldKind::Bits { .. } => 6,
             FieldKind::Str { len } => (*len as u32).clamp(4, 32),
             FieldKind::ArgList { .. } => 40,
-            FieldKind::Enum { names, .. } => names.iter().map(|(_, n)| n.len() as u32).max().unwrap_or(6).clamp(4, 24),
+            FieldKind::Enum { names, .. } => names
+                .iter()
+                .map(|(_, n)| n.len() as u32)
+                .max()
+                .unwrap_or(6)
+                .clamp(4, 24),
             FieldKind::IntArray { .. } => 24,
             FieldKind::Pointer => 18,
             FieldKind::Timestamp => 30,
@@ -116,8 +149,16 @@ impl FieldKind {
     pub fn right_aligned(&self) -> bool {
         matches!(
             self,
-            FieldKind::Int { semantic: Semantic::None | Semantic::Pid | Semantic::Uid | Semantic::Gid | Semantic::MntnsId | Semantic::NetnsId | Semantic::Ifindex, .. }
-                | FieldKind::Float { .. }
+            FieldKind::Int {
+                semantic: Semantic::None
+                    | Semantic::Pid
+                    | Semantic::Uid
+                    | Semantic::Gid
+                    | Semantic::MntnsId
+                    | Semantic::NetnsId
+                    | Semantic::Ifindex,
+                ..
+            } | FieldKind::Float { .. }
                 | FieldKind::Bits { .. }
         )
     }
@@ -168,15 +209,26 @@ fn resolve(btf: &Btf, type_id: u32) -> Result<(Type, Option<String>)> {
                 }
                 ty = btf.resolve_chained_type(t).map_err(btf_err)?;
             }
-            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => ty = btf.resolve_chained_type(t).map_err(btf_err)?,
+            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                ty = btf.resolve_chained_type(t).map_err(btf_err)?
+            }
             Type::TypeTag(t) => ty = btf.resolve_chained_type(t).map_err(btf_err)?,
             _ => return Ok((ty, semantic)),
         }
     }
-    Err(GadgetError::Btf(format!("type {type_id}: typedef chain too long")))
+    Err(GadgetError::Btf(format!(
+        "type {type_id}: typedef chain too long"
+    )))
 }
 
-fn walk_struct(btf: &Btf, s: &btf_rs::Struct, prefix: &str, base_bits: u32, out: &mut Vec<FieldLayout>, depth: usize) -> Result<()> {
+fn walk_struct(
+    btf: &Btf,
+    s: &btf_rs::Struct,
+    prefix: &str,
+    base_bits: u32,
+    out: &mut Vec<FieldLayout>,
+    depth: usize,
+) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(GadgetError::UnsupportedType {
             field: prefix.trim_end_matches('.').into(),
@@ -191,7 +243,9 @@ fn walk_struct(btf: &Btf, s: &btf_rs::Struct, prefix: &str, base_bits: u32, out:
             format!("{prefix}{member_name}")
         };
         let bit_offset = base_bits + m.bit_offset();
-        let type_id = m.get_type_id().ok_or_else(|| btf_err("member without type"))?;
+        let type_id = m
+            .get_type_id()
+            .ok_or_else(|| btf_err("member without type"))?;
         if let Some(bits) = m.bitfield_size().filter(|&b| b > 0) {
             let (ty, _) = resolve(btf, type_id)?;
             let signed = matches!(&ty, Type::Int(i) if i.is_signed());
@@ -216,7 +270,11 @@ fn walk_struct(btf: &Btf, s: &btf_rs::Struct, prefix: &str, base_bits: u32, out:
         match classify(btf, type_id, &name)? {
             Classified::Leaf(kind) => out.push(FieldLayout { name, offset, kind }),
             Classified::Nested(inner) => {
-                let inner_prefix = if member_name.is_empty() { prefix.to_string() } else { format!("{name}.") };
+                let inner_prefix = if member_name.is_empty() {
+                    prefix.to_string()
+                } else {
+                    format!("{name}.")
+                };
                 walk_struct(btf, &inner, &inner_prefix, bit_offset, out, depth + 1)?;
             }
         }
@@ -261,7 +319,10 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
         Type::Int(i) => {
             let size = i.size();
             if ![1, 2, 4, 8].contains(&size) {
-                return Err(unsupported(field, format!("{size}-byte integers are not supported")));
+                return Err(unsupported(
+                    field,
+                    format!("{size}-byte integers are not supported"),
+                ));
             }
             FieldKind::Int {
                 size: size as u8,
@@ -269,7 +330,9 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 semantic: semantic_of(typedef.as_deref()),
             }
         }
-        Type::Float(f) if f.size() == 4 || f.size() == 8 => FieldKind::Float { size: f.size() as u8 },
+        Type::Float(f) if f.size() == 4 || f.size() == 8 => FieldKind::Float {
+            size: f.size() as u8,
+        },
         Type::Enum(e) => FieldKind::Enum {
             size: e.size() as u8,
             signed: e.is_signed(),
@@ -277,7 +340,11 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 .members
                 .iter()
                 .map(|m| {
-                    let v = if e.is_signed() { m.val() as i32 as i64 } else { m.val() as i64 };
+                    let v = if e.is_signed() {
+                        m.val() as i32 as i64
+                    } else {
+                        m.val() as i64
+                    };
                     (v, name_of(btf, m))
                 })
                 .collect(),
@@ -285,18 +352,28 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
         Type::Enum64(e) => FieldKind::Enum {
             size: e.size() as u8,
             signed: e.is_signed(),
-            names: e.members.iter().map(|m| (m.val() as i64, name_of(btf, m))).collect(),
+            names: e
+                .members
+                .iter()
+                .map(|m| (m.val() as i64, name_of(btf, m)))
+                .collect(),
         },
         Type::Ptr(_) => FieldKind::Pointer,
         Type::Array(a) => {
-            let elem_id = a.get_type_id().ok_or_else(|| btf_err("array without element type"))?;
+            let elem_id = a
+                .get_type_id()
+                .ok_or_else(|| btf_err("array without element type"))?;
             let (elem, elem_typedef) = resolve(btf, elem_id)?;
             let count = a.len();
             match elem {
-                Type::Int(i) if i.size() == 1 && elem_typedef.as_deref() == Some("gadget_arglist") => {
+                Type::Int(i)
+                    if i.size() == 1 && elem_typedef.as_deref() == Some("gadget_arglist") =>
+                {
                     FieldKind::ArgList { len: count }
                 }
-                Type::Int(i) if i.size() == 1 && (i.is_char() || !i.is_signed()) => FieldKind::Str { len: count },
+                Type::Int(i) if i.size() == 1 && (i.is_char() || !i.is_signed()) => {
+                    FieldKind::Str { len: count }
+                }
                 Type::Int(i) if [1, 2, 4, 8].contains(&i.size()) => FieldKind::IntArray {
                     elem_size: i.size() as u8,
                     signed: i.is_signed(),
@@ -305,7 +382,10 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 other => {
                     return Err(unsupported(
                         field,
-                        format!("arrays of {} are not supported (only arrays of integers and chars)", other.name()),
+                        format!(
+                            "arrays of {} are not supported (only arrays of integers and chars)",
+                            other.name()
+                        ),
                     ));
                 }
             }
@@ -321,6 +401,11 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 "unions cannot be decoded (which member is live is unknown): use a struct or a gadget_* type",
             ));
         }
-        other => return Err(unsupported(field, format!("BTF kind `{}` is not supported in events", other.name()))),
+        other => {
+            return Err(unsupported(
+                field,
+                format!("BTF kind `{}` is not supported in events", other.name()),
+            ));
+        }
     }))
 }

@@ -8,7 +8,7 @@
 //! after a failure: dropping the `Ebpf` detaches and unloads everything.
 
 use std::os::fd::OwnedFd;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aya::programs::{
     FEntry, FExit, KProbe, RawTracePoint, SocketFilter, TracePoint, UProbe, uprobe::UProbeScope,
@@ -19,10 +19,36 @@ use super::btf_patch;
 use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
 
-/// The kernel's BTF, parsed once per process (about 45 ms).
-fn kernel_btf() -> Option<&'static Btf> {
-    static BTF: OnceLock<Option<Btf>> = OnceLock::new();
-    BTF.get_or_init(|| Btf::from_sys_fs().ok()).as_ref()
+/// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
+/// in flight. Parsed, it takes ~20 MiB of heap, so it is not kept for the
+/// agent's lifetime: [`release_kernel_btf`] drops it once a gadget is attached.
+static KERNEL_BTF: Mutex<Option<Arc<Btf>>> = Mutex::new(None);
+
+fn kernel_btf() -> Option<Arc<Btf>> {
+    let mut cached = KERNEL_BTF.lock().unwrap_or_else(|p| p.into_inner());
+    if cached.is_none() {
+        *cached = Btf::from_sys_fs().ok().map(Arc::new);
+    }
+    cached.clone()
+}
+
+/// Gives free heap pages back to the system. glibc keeps freed memory in
+/// per-thread arenas; a long-lived agent calls this after big, rare frees
+/// (a parsed kernel BTF, the buffers of an ended run).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// When dropped, forgets the parsed kernel BTF and gives the freed heap back
+/// to the system.
+pub struct KernelBtfRelease;
+
+impl Drop for KernelBtfRelease {
+    fn drop(&mut self) {
+        KERNEL_BTF.lock().unwrap_or_else(|p| p.into_inner()).take();
+        trim_heap();
+    }
 }
 
 pub struct LoadRequest<'a> {
@@ -62,14 +88,17 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
     let mut loader = EbpfLoader::new();
-    loader.btf(kernel_btf());
+    let kbtf = kernel_btf();
+    loader.btf(kbtf.as_deref());
     for (name, value) in &req.globals {
         loader.override_global(name, value.as_slice(), true);
     }
     for (name, size) in &req.max_entries {
         loader.map_max_entries(name, *size);
     }
-    loader.load(&bytes).map_err(|e| GadgetError::Load(chain(&e)))
+    loader
+        .load(&bytes)
+        .map_err(|e| GadgetError::Load(chain(&e)))
 }
 
 /// What must stay alive for attached programs (sockets of socket filters).
@@ -109,21 +138,29 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
     let need = |what: &str| format!("section `{section}` needs {what}");
     Ok(match kind {
         "tracepoint" | "tp" => {
-            let (category, name) = rest.split_once('/').ok_or_else(|| need("`tracepoint/<category>/<name>`"))?;
+            let (category, name) = rest
+                .split_once('/')
+                .ok_or_else(|| need("`tracepoint/<category>/<name>`"))?;
             AttachPoint::TracePoint { category, name }
         }
         "raw_tracepoint" | "raw_tp" if !rest.is_empty() => AttachPoint::RawTracePoint(rest),
         "kprobe" | "kretprobe" if !rest.is_empty() => AttachPoint::KProbe(rest),
         "uprobe" | "uretprobe" => {
             // libbpf form: uprobe/<binary path>:<symbol>
-            let (target, symbol) = rest.rsplit_once(':').ok_or_else(|| need("`uprobe/<binary>:<symbol>`"))?;
+            let (target, symbol) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| need("`uprobe/<binary>:<symbol>`"))?;
             AttachPoint::UProbe { target, symbol }
         }
         "fentry" if !rest.is_empty() => AttachPoint::FEntry(rest),
         "fexit" if !rest.is_empty() => AttachPoint::FExit(rest),
         "socket" | "socket_filter" => AttachPoint::SocketFilter,
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
-        _ => return Err(format!("section `{section}` is not a program type gadgetd can attach")),
+        _ => {
+            return Err(format!(
+                "section `{section}` is not a program type gadgetd can attach"
+            ));
+        }
     })
 }
 
@@ -135,9 +172,14 @@ fn program_err(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn attach_one(ebpf: &mut Ebpf, prog: &ProgramDef, att: &mut Attachments) -> std::result::Result<(), String> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    prog: &ProgramDef,
+    att: &mut Attachments,
+) -> std::result::Result<(), String> {
     let point = attach_point(&prog.section)?;
-    let btf = kernel_btf();
+    let kbtf = kernel_btf();
+    let btf = kbtf.as_deref();
     let program = ebpf
         .program_mut(&prog.name)
         .ok_or_else(|| "aya did not load this program from the object".to_string())?;
@@ -147,12 +189,19 @@ fn attach_one(ebpf: &mut Ebpf, prog: &ProgramDef, att: &mut Attachments) -> std:
             let p: &mut TracePoint = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
             p.attach(category, name).map_err(|x| {
-                if std::path::Path::new(&format!("/sys/kernel/tracing/events/{category}/{name}")).exists()
-                    || std::path::Path::new(&format!("/sys/kernel/debug/tracing/events/{category}/{name}")).exists()
+                if std::path::Path::new(&format!("/sys/kernel/tracing/events/{category}/{name}"))
+                    .exists()
+                    || std::path::Path::new(&format!(
+                        "/sys/kernel/debug/tracing/events/{category}/{name}"
+                    ))
+                    .exists()
                 {
                     e(&x)
                 } else {
-                    format!("tracepoint {category}/{name} does not exist on this kernel ({})", e(&x))
+                    format!(
+                        "tracepoint {category}/{name} does not exist on this kernel ({})",
+                        e(&x)
+                    )
                 }
             })?;
         }
@@ -169,7 +218,8 @@ fn attach_one(ebpf: &mut Ebpf, prog: &ProgramDef, att: &mut Attachments) -> std:
         AttachPoint::UProbe { target, symbol } => {
             let p: &mut UProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            p.attach(symbol, target, UProbeScope::AllProcesses).map_err(|x| e(&x))?;
+            p.attach(symbol, target, UProbeScope::AllProcesses)
+                .map_err(|x| e(&x))?;
         }
         AttachPoint::FEntry(func) => {
             let btf = btf.ok_or("fentry needs kernel BTF (/sys/kernel/btf/vmlinux)")?;
@@ -193,7 +243,9 @@ fn attach_one(ebpf: &mut Ebpf, prog: &ProgramDef, att: &mut Attachments) -> std:
             att.sockets.push(sock);
         }
         AttachPoint::Iter(kind) => {
-            return Err(format!("iter/{kind} programs are snapshotters, which this gadgetd cannot run yet"));
+            return Err(format!(
+                "iter/{kind} programs are snapshotters, which this gadgetd cannot run yet"
+            ));
         }
     }
     Ok(())
@@ -204,7 +256,13 @@ fn packet_socket() -> std::io::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
     let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
     // SAFETY: plain socket(2) call; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            proto,
+        )
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -225,8 +283,14 @@ mod tests {
                 name: "sys_enter_openat"
             }
         );
-        assert_eq!(attach_point("raw_tp/sys_enter").unwrap(), AttachPoint::RawTracePoint("sys_enter"));
-        assert_eq!(attach_point("kretprobe/do_exit").unwrap(), AttachPoint::KProbe("do_exit"));
+        assert_eq!(
+            attach_point("raw_tp/sys_enter").unwrap(),
+            AttachPoint::RawTracePoint("sys_enter")
+        );
+        assert_eq!(
+            attach_point("kretprobe/do_exit").unwrap(),
+            AttachPoint::KProbe("do_exit")
+        );
         assert_eq!(
             attach_point("uprobe//bin/bash:readline").unwrap(),
             AttachPoint::UProbe {
@@ -235,7 +299,15 @@ mod tests {
             }
         );
         assert_eq!(attach_point("socket").unwrap(), AttachPoint::SocketFilter);
-        assert!(attach_point("tracepoint/nocategory").unwrap_err().contains("tracepoint/<category>/<name>"));
-        assert!(attach_point("xdp").unwrap_err().contains("not a program type"));
+        assert!(
+            attach_point("tracepoint/nocategory")
+                .unwrap_err()
+                .contains("tracepoint/<category>/<name>")
+        );
+        assert!(
+            attach_point("xdp")
+                .unwrap_err()
+                .contains("not a program type")
+        );
     }
 }

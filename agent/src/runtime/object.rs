@@ -78,7 +78,8 @@ pub mod map_type {
 impl GadgetObject {
     pub fn parse(bytes: Vec<u8>) -> Result<GadgetObject> {
         let (programs, rodata_syms, rodata_bytes, btf_bytes, globals) = {
-            let file = object::File::parse(&*bytes).map_err(|e| GadgetError::NotElf(e.to_string()))?;
+            let file =
+                object::File::parse(&*bytes).map_err(|e| GadgetError::NotElf(e.to_string()))?;
             if file.architecture() != object::Architecture::Bpf {
                 return Err(GadgetError::NotElf(format!(
                     "it is an ELF for {:?}, not for BPF (compile with `clang -target bpf`)",
@@ -101,16 +102,26 @@ impl GadgetObject {
             let mut rodata_syms = BTreeMap::new();
             let mut globals = Vec::new();
             for sym in file.symbols() {
-                let Some(index) = sym.section_index() else { continue };
+                let Some(index) = sym.section_index() else {
+                    continue;
+                };
                 let Ok(name) = sym.name() else { continue };
                 if Some(index) == rodata_index {
                     // clang 14 leaves DATASEC offsets at 0: the symbol table is the truth.
-                    rodata_syms.insert(name.to_string(), (sym.address() as usize, sym.size() as usize));
+                    rodata_syms.insert(
+                        name.to_string(),
+                        (sym.address() as usize, sym.size() as usize),
+                    );
                     continue;
                 }
-                let section = file.section_by_index(index).map_err(|e| GadgetError::NotElf(e.to_string()))?;
+                let section = file
+                    .section_by_index(index)
+                    .map_err(|e| GadgetError::NotElf(e.to_string()))?;
                 let section_name = section.name().unwrap_or_default();
-                if sym.kind() == SymbolKind::Text && sym.is_global() && section.kind() == SectionKind::Text {
+                if sym.kind() == SymbolKind::Text
+                    && sym.is_global()
+                    && section.kind() == SectionKind::Text
+                {
                     if section_name != ".text" {
                         programs.push(ProgramDef {
                             name: name.to_string(),
@@ -158,11 +169,15 @@ pub fn datasec_vars(btf: &Btf, section: &str) -> Result<Vec<(String, u32)>> {
     for t in btf.resolve_types_by_name(section).unwrap_or_default() {
         let Type::Datasec(ds) = t else { continue };
         for v in &ds.variables {
-            let var_id = v.get_type_id().ok_or_else(|| btf_err("DATASEC entry without type"))?;
+            let var_id = v
+                .get_type_id()
+                .ok_or_else(|| btf_err("DATASEC entry without type"))?;
             let Type::Var(var) = btf.resolve_type_by_id(var_id).map_err(btf_err)? else {
                 continue;
             };
-            let ty = var.get_type_id().ok_or_else(|| btf_err("VAR without type"))?;
+            let ty = var
+                .get_type_id()
+                .ok_or_else(|| btf_err("VAR without type"))?;
             out.push((name_of(btf, &var), ty));
         }
     }
@@ -229,10 +244,15 @@ fn pointee(btf: &Btf, ptr: u32, map: &str) -> Result<u32> {
     }
 }
 
-fn parse_rodata(btf: &Btf, syms: &BTreeMap<String, (usize, usize)>) -> Result<BTreeMap<String, RodataVar>> {
+fn parse_rodata(
+    btf: &Btf,
+    syms: &BTreeMap<String, (usize, usize)>,
+) -> Result<BTreeMap<String, RodataVar>> {
     let mut vars = BTreeMap::new();
     for (name, type_id) in datasec_vars(btf, ".rodata")? {
-        let Some(&(offset, size)) = syms.get(&name) else { continue };
+        let Some(&(offset, size)) = syms.get(&name) else {
+            continue;
+        };
         vars.insert(
             name.clone(),
             RodataVar {

@@ -22,10 +22,18 @@ pub struct ParamSpec {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ParamKind {
-    Int { size: usize, signed: bool },
+    Int {
+        size: usize,
+        signed: bool,
+    },
     Bool,
-    String { len: usize },
-    Enum { size: usize, names: Vec<(i64, String)> },
+    String {
+        len: usize,
+    },
+    Enum {
+        size: usize,
+        names: Vec<(i64, String)>,
+    },
 }
 
 fn btf_err(e: impl std::fmt::Display) -> GadgetError {
@@ -34,12 +42,19 @@ fn btf_err(e: impl std::fmt::Display) -> GadgetError {
 
 /// Parameters of an object, in declaration order of `.rodata`.
 pub fn specs(obj: &GadgetObject, def: &Definition) -> Result<Vec<ParamSpec>> {
-    let mut vars: Vec<_> = obj.rodata.values().filter(|v| !v.name.starts_with("gadget_")).collect();
+    let mut vars: Vec<_> = obj
+        .rodata
+        .values()
+        .filter(|v| !v.name.starts_with("gadget_"))
+        .collect();
     vars.sort_by_key(|v| v.offset);
     let mut out = Vec::new();
     for var in vars {
         let kind = param_kind(obj, var.type_id, &var.name)?;
-        let raw = obj.rodata_bytes.get(var.offset..var.offset + var.size).unwrap_or(&[]);
+        let raw = obj
+            .rodata_bytes
+            .get(var.offset..var.offset + var.size)
+            .unwrap_or(&[]);
         let default = format_value(&kind, raw);
         let pdef = def.param(&var.name);
         let mut possible_values = pdef.map(|p| p.possible_values.clone()).unwrap_or_default();
@@ -63,7 +78,9 @@ fn param_kind(obj: &GadgetObject, type_id: u32, name: &str) -> Result<ParamKind>
     let mut ty = obj.btf.resolve_type_by_id(type_id).map_err(btf_err)?;
     loop {
         ty = match &ty {
-            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => obj.btf.resolve_chained_type(t).map_err(btf_err)?,
+            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                obj.btf.resolve_chained_type(t).map_err(btf_err)?
+            }
             Type::Typedef(t) => obj.btf.resolve_chained_type(t).map_err(btf_err)?,
             Type::Int(i) if i.is_bool() => return Ok(ParamKind::Bool),
             Type::Int(i) => {
@@ -75,7 +92,11 @@ fn param_kind(obj: &GadgetObject, type_id: u32, name: &str) -> Result<ParamKind>
             Type::Enum(e) => {
                 return Ok(ParamKind::Enum {
                     size: e.size(),
-                    names: e.members.iter().map(|m| (m.val() as i32 as i64, name_of(&obj.btf, m))).collect(),
+                    names: e
+                        .members
+                        .iter()
+                        .map(|m| (m.val() as i32 as i64, name_of(&obj.btf, m)))
+                        .collect(),
                 });
             }
             Type::Array(a) => {
@@ -122,7 +143,10 @@ fn format_value(kind: &ParamKind, raw: &[u8]) -> String {
         }
         ParamKind::Enum { size, names } => {
             let v = int(*size, true) as i64;
-            names.iter().find(|(n, _)| *n == v).map_or(v.to_string(), |(_, n)| n.clone())
+            names
+                .iter()
+                .find(|(n, _)| *n == v)
+                .map_or(v.to_string(), |(_, n)| n.clone())
         }
     }
 }
@@ -134,7 +158,10 @@ pub fn encode(spec: &ParamSpec, value: &str) -> Result<Vec<u8>> {
         reason,
     };
     if !spec.possible_values.is_empty() && !spec.possible_values.iter().any(|v| v == value) {
-        return Err(bad(format!("`{value}` is not one of {}", spec.possible_values.join(", "))));
+        return Err(bad(format!(
+            "`{value}` is not one of {}",
+            spec.possible_values.join(", ")
+        )));
     }
     match &spec.kind {
         ParamKind::Bool => match value {
@@ -154,7 +181,9 @@ pub fn encode(spec: &ParamSpec, value: &str) -> Result<Vec<u8>> {
         ParamKind::Enum { size, names } => {
             let v = match names.iter().find(|(_, n)| n == value) {
                 Some((v, _)) => *v,
-                None => value.parse().map_err(|_| bad(format!("`{value}` is not a value of this enum")))?,
+                None => value
+                    .parse()
+                    .map_err(|_| bad(format!("`{value}` is not a value of this enum")))?,
             };
             Ok(v.to_le_bytes()[..*size].to_vec())
         }
@@ -166,7 +195,9 @@ fn encode_int(value: &str, size: usize, signed: bool) -> std::result::Result<Vec
     let parsed: i128 = if let Some(hex) = value.strip_prefix("0x") {
         i128::from_str_radix(hex, 16).map_err(|_| format!("`{value}` is not an integer"))?
     } else {
-        value.parse().map_err(|_| format!("`{value}` is not an integer"))?
+        value
+            .parse()
+            .map_err(|_| format!("`{value}` is not an integer"))?
     };
     let (min, max) = if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
@@ -195,14 +226,43 @@ mod tests {
 
     #[test]
     fn encodes_and_validates() {
-        let int = spec(ParamKind::Int { size: 4, signed: true });
+        let int = spec(ParamKind::Int {
+            size: 4,
+            signed: true,
+        });
         assert_eq!(encode(&int, "-2").unwrap(), (-2i32).to_le_bytes());
-        assert!(encode(&int, "abc").unwrap_err().to_string().contains("not an integer"));
-        assert!(encode(&spec(ParamKind::Int { size: 1, signed: false }), "256").is_err());
+        assert!(
+            encode(&int, "abc")
+                .unwrap_err()
+                .to_string()
+                .contains("not an integer")
+        );
+        assert!(
+            encode(
+                &spec(ParamKind::Int {
+                    size: 1,
+                    signed: false
+                }),
+                "256"
+            )
+            .is_err()
+        );
         assert_eq!(encode(&spec(ParamKind::Bool), "true").unwrap(), vec![1]);
         assert!(encode(&spec(ParamKind::Bool), "maybe").is_err());
-        assert_eq!(encode(&spec(ParamKind::String { len: 4 }), "ab").unwrap(), b"ab\0\0");
+        assert_eq!(
+            encode(&spec(ParamKind::String { len: 4 }), "ab").unwrap(),
+            b"ab\0\0"
+        );
         assert!(encode(&spec(ParamKind::String { len: 4 }), "abcd").is_err());
-        assert_eq!(format_value(&ParamKind::Int { size: 4, signed: true }, &(-7i32).to_le_bytes()), "-7");
+        assert_eq!(
+            format_value(
+                &ParamKind::Int {
+                    size: 4,
+                    signed: true
+                },
+                &(-7i32).to_le_bytes()
+            ),
+            "-7"
+        );
     }
 }

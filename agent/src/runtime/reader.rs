@@ -10,9 +10,9 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
+use aya::Ebpf;
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, PerCpuArray, PerfEventArray, RingBuf};
-use aya::Ebpf;
 use tokio::io::unix::AsyncFd;
 
 use super::classify::{BufferKind, Tracer};
@@ -77,7 +77,8 @@ impl EventReader {
             .ok_or_else(|| reader_err(&tracer.map, "map missing after load"))?;
         let source = match tracer.buffer {
             BufferKind::RingBuf => {
-                let ring = RingBuf::try_from(map).map_err(|e| reader_err(&tracer.map, chain(&e)))?;
+                let ring =
+                    RingBuf::try_from(map).map_err(|e| reader_err(&tracer.map, chain(&e)))?;
                 let lost_counter = ebpf
                     .take_map(&format!("{}_lost_samples", tracer.map))
                     .and_then(|m| PerCpuArray::<MapData, u64>::try_from(m).ok());
@@ -93,7 +94,8 @@ impl EventReader {
                 };
                 let mut array = PerfEventArray::try_from(Map::PerfEventArray(data))
                     .map_err(|e| reader_err(&tracer.map, chain(&e)))?;
-                let cpus = aya::util::online_cpus().map_err(|(path, e)| reader_err(&tracer.map, format!("{path}: {e}")))?;
+                let cpus = aya::util::online_cpus()
+                    .map_err(|(path, e)| reader_err(&tracer.map, format!("{path}: {e}")))?;
                 let mut buffers = Vec::with_capacity(cpus.len());
                 for cpu in cpus {
                     let buf = array
@@ -109,7 +111,11 @@ impl EventReader {
         };
         let mut tick = tokio::time::interval(DRAIN_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ok(EventReader { source, decoder, tick })
+        Ok(EventReader {
+            source,
+            decoder,
+            tick,
+        })
     }
 
     /// Waits until a buffer is readable or the drain tick fires.
@@ -136,7 +142,11 @@ impl EventReader {
             if tick.poll_tick(cx).is_ready() {
                 ready = true;
             }
-            if ready { Poll::Ready(()) } else { Poll::Pending }
+            if ready {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         })
         .await
     }
@@ -192,7 +202,9 @@ impl EventReader {
         else {
             return 0;
         };
-        let Ok(values) = counter.get(&0, 0) else { return 0 };
+        let Ok(values) = counter.get(&0, 0) else {
+            return 0;
+        };
         let total: u64 = values.iter().sum();
         let new = total.saturating_sub(*lost_reported);
         *lost_reported = total;

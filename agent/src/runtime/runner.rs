@@ -48,8 +48,14 @@ impl Gadget {
             1 => tracers.remove(0),
             _ => {
                 return Err(GadgetError::MapConvention {
-                    map: tracers.iter().map(|t| t.map.as_str()).collect::<Vec<_>>().join(", "),
-                    reason: "several tracer maps in one gadget are not supported; keep one print_ map".into(),
+                    map: tracers
+                        .iter()
+                        .map(|t| t.map.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    reason:
+                        "several tracer maps in one gadget are not supported; keep one print_ map"
+                            .into(),
                 });
             }
         };
@@ -66,7 +72,10 @@ impl Gadget {
 
     /// The gadget's name: the definition's, else the tracer's.
     pub fn name(&self) -> String {
-        self.definition.name.clone().unwrap_or_else(|| self.tracer.name.clone())
+        self.definition
+            .name
+            .clone()
+            .unwrap_or_else(|| self.tracer.name.clone())
     }
 
     /// The name the definition file gives, if any.
@@ -96,18 +105,22 @@ impl Gadget {
             .enumerate()
             .map(|(i, f)| {
                 let col = self.definition.column(&f.name);
-                let width = col.and_then(|c| c.width).unwrap_or_else(|| f.kind.default_width());
+                let width = col
+                    .and_then(|c| c.width)
+                    .unwrap_or_else(|| f.kind.default_width());
                 Field {
                     name: f.name.clone(),
                     kind: f.kind.type_name(),
                     width,
                     min_width: col.and_then(|c| c.min_width),
                     max_width: col.and_then(|c| c.max_width),
-                    alignment: col.and_then(|c| c.alignment).unwrap_or(if f.kind.right_aligned() {
-                        Alignment::Right
-                    } else {
-                        Alignment::Left
-                    }),
+                    alignment: col
+                        .and_then(|c| c.alignment)
+                        .unwrap_or(if f.kind.right_aligned() {
+                            Alignment::Right
+                        } else {
+                            Alignment::Left
+                        }),
                     visible: col.and_then(|c| c.visible).unwrap_or(true),
                     order: col.and_then(|c| c.order).unwrap_or(i as i32 * 10),
                     ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
@@ -124,17 +137,25 @@ impl Gadget {
     pub fn start(&self, opts: &RunOptions) -> Result<Running> {
         let mut globals = Vec::new();
         for (name, value) in &opts.params {
-            let spec = self.params.iter().find(|p| &p.name == name).ok_or_else(|| GadgetError::Param {
-                name: name.clone(),
-                reason: format!(
-                    "unknown parameter (this gadget has: {})",
-                    if self.params.is_empty() {
-                        "none".to_string()
-                    } else {
-                        self.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-                    }
-                ),
-            })?;
+            let spec = self
+                .params
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| GadgetError::Param {
+                    name: name.clone(),
+                    reason: format!(
+                        "unknown parameter (this gadget has: {})",
+                        if self.params.is_empty() {
+                            "none".to_string()
+                        } else {
+                            self.params
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                })?;
             globals.push((name.clone(), params::encode(spec, value)?));
         }
         let filtering = opts.mntns_filter.is_some();
@@ -157,6 +178,8 @@ impl Gadget {
             globals,
             max_entries,
         };
+        // However loading ends, the parsed kernel BTF is not kept around.
+        let _release = load::KernelBtfRelease;
         let mut ebpf = load::load(&req)?;
         if let Some(ids) = &opts.mntns_filter {
             fill_mntns_filter(&mut ebpf, ids)?;
@@ -175,13 +198,17 @@ impl Gadget {
 }
 
 fn fill_mntns_filter(ebpf: &mut Ebpf, ids: &[u64]) -> Result<()> {
-    let map = ebpf.map_mut("gadget_mntns_filter_map").ok_or_else(|| GadgetError::Param {
-        name: "mntns filter".into(),
-        reason: "gadget_mntns_filter_map is missing".into(),
-    })?;
-    let mut hash = aya::maps::HashMap::<_, u64, u32>::try_from(map).map_err(|e| GadgetError::Load(e.to_string()))?;
+    let map = ebpf
+        .map_mut("gadget_mntns_filter_map")
+        .ok_or_else(|| GadgetError::Param {
+            name: "mntns filter".into(),
+            reason: "gadget_mntns_filter_map is missing".into(),
+        })?;
+    let mut hash = aya::maps::HashMap::<_, u64, u32>::try_from(map)
+        .map_err(|e| GadgetError::Load(e.to_string()))?;
     for id in ids {
-        hash.insert(id, 1, 0).map_err(|e| GadgetError::Load(e.to_string()))?;
+        hash.insert(id, 1, 0)
+            .map_err(|e| GadgetError::Load(e.to_string()))?;
     }
     Ok(())
 }

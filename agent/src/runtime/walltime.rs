@@ -12,7 +12,10 @@ pub struct BootClock {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec; these clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -77,8 +80,14 @@ mod tests {
     fn known_instants() {
         assert_eq!(fmt(0), "1970-01-01T00:00:00.000000000Z");
         // date -u -d @1795000000.5
-        assert_eq!(fmt(1_795_000_000_500_000_000), "2026-11-18T11:06:40.500000000Z");
-        assert_eq!(fmt(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
+        assert_eq!(
+            fmt(1_795_000_000_500_000_000),
+            "2026-11-18T11:06:40.500000000Z"
+        );
+        assert_eq!(
+            fmt(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! Fan-out of a run's event stream to its attached fds.
 //!
 //! The run task never blocks on a client: each attacher has its own writer
-//! task and a bounded queue of batches. A client that falls behind loses
-//! whole batches, is told how many events it missed (a `lost` line), and
-//! slows no one else. A client that closes its end is noticed even when the
+//! task and a queue bounded in bytes. A client that falls behind loses
+//! whole batches, is told how many events it missed (a `lost` line with
+//! cause `slow-reader`), and slows no one else. A client that closes its end is noticed even when the
 //! gadget is idle (the writer also waits for EOF on the socket).
 
 use bytes::Bytes;
-use gadgetd_dbus::stream::{self, Control};
+use gadgetd_dbus::stream::{self, Control, LostCause};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Batches a slow client may have queued before it starts losing them.
-const QUEUE_BATCHES: usize = 1024;
+/// Bytes a slow client may have queued before it starts losing batches:
+/// a few hundred milliseconds of a busy gadget, so a client that is briefly descheduled
+/// loses nothing, and a stuck one costs bounded memory.
+const QUEUE_BYTES: usize = 8 << 20;
 
 /// The agent's end of a stream socket pair.
 pub struct Attacher {
@@ -42,7 +46,9 @@ pub struct Chunk {
 }
 
 struct Slot {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::UnboundedSender<Bytes>,
+    /// Bytes sent to the writer and not yet written out.
+    queued: Arc<AtomicUsize>,
     task: JoinHandle<()>,
     /// Events this client missed and has not been told about yet.
     unreported: u64,
@@ -57,40 +63,47 @@ pub struct Fanout {
 
 impl Fanout {
     pub fn add(&mut self, attacher: Attacher, header_line: &[u8]) {
-        let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-        let _ = tx.try_send(Bytes::copy_from_slice(header_line));
-        let task = tokio::spawn(write_loop(attacher.stream, rx));
-        self.slots.push(Slot {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(write_loop(attacher.stream, rx, queued.clone()));
+        let slot = Slot {
             tx,
+            queued,
             task,
             unreported: 0,
             missed_total: 0,
-        });
+        };
+        slot.enqueue(Bytes::copy_from_slice(header_line));
+        self.slots.push(slot);
         self.ever_attached = true;
     }
 
     pub fn send(&mut self, chunk: Chunk) {
         for slot in &mut self.slots {
-            if slot.unreported > 0 && slot.tx.capacity() > 1 {
+            let room = QUEUE_BYTES.saturating_sub(slot.queued.load(Ordering::Relaxed));
+            if slot.unreported > 0 && room > chunk.data.len() {
                 let line = stream::encode(&Control::Lost {
                     count: slot.unreported,
                     total: slot.missed_total,
+                    cause: LostCause::SlowReader,
                 });
-                if slot.tx.try_send(line.into()).is_ok() {
-                    slot.unreported = 0;
-                }
+                slot.enqueue(line.into());
+                slot.unreported = 0;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = slot.tx.try_send(chunk.data.clone()) {
+            if room >= chunk.data.len() {
+                slot.enqueue(chunk.data.clone());
+            } else {
                 slot.unreported += chunk.events;
                 slot.missed_total += chunk.events;
             }
         }
     }
 
+    /// Control lines are small and rare: they are never dropped.
     pub fn send_control(&mut self, control: &Control) {
         let line: Bytes = stream::encode(control).into();
         for slot in &self.slots {
-            let _ = slot.tx.try_send(line.clone());
+            slot.enqueue(line.clone());
         }
     }
 
@@ -109,14 +122,39 @@ impl Fanout {
     pub async fn finish(self, end: &Control) {
         let line: Bytes = stream::encode(end).into();
         for slot in self.slots {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), slot.tx.send(line.clone())).await;
+            if slot.unreported > 0 {
+                slot.enqueue(
+                    stream::encode(&Control::Lost {
+                        count: slot.unreported,
+                        total: slot.missed_total,
+                        cause: LostCause::SlowReader,
+                    })
+                    .into(),
+                );
+            }
+            slot.enqueue(line.clone());
             drop(slot.tx);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), slot.task).await;
         }
     }
 }
 
-async fn write_loop(stream: UnixStream, mut rx: mpsc::Receiver<Bytes>) {
+impl Slot {
+    fn enqueue(&self, data: Bytes) {
+        // Counted before sending, so the writer's decrement never goes first.
+        let len = data.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(data).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn write_loop(
+    stream: UnixStream,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+) {
     let (mut rd, mut wr) = stream.into_split();
     let mut probe = [0u8; 64];
     loop {
@@ -124,7 +162,9 @@ async fn write_loop(stream: UnixStream, mut rx: mpsc::Receiver<Bytes>) {
             biased;
             chunk = rx.recv() => match chunk {
                 Some(data) => {
-                    if let Err(e) = wr.write_all(&data).await {
+                    let written = wr.write_all(&data).await;
+                    queued.fetch_sub(data.len(), Ordering::Relaxed);
+                    if let Err(e) = written {
                         tracing::debug!(error = %e, "event stream client went away");
                         break;
                     }

@@ -21,19 +21,18 @@ pub async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> 
             let creds = dbus
                 .get_connection_credentials(zbus::names::BusName::from(sender.to_owned()))
                 .await?;
-            let uid = creds
-                .unix_user_id()
-                .ok_or_else(|| fdo::Error::AccessDenied("the bus did not report the caller's uid".into()))?;
+            let uid = creds.unix_user_id().ok_or_else(|| {
+                fdo::Error::AccessDenied("the bus did not report the caller's uid".into())
+            })?;
             Ok(Caller {
                 uid,
                 pid: creds.process_id(),
             })
         }
         None => {
-            let creds = conn
-                .peer_creds()
-                .await
-                .map_err(|e| fdo::Error::AccessDenied(format!("cannot read the peer's credentials: {e}")))?;
+            let creds = conn.peer_creds().await.map_err(|e| {
+                fdo::Error::AccessDenied(format!("cannot read the peer's credentials: {e}"))
+            })?;
             let uid = creds
                 .unix_user_id()
                 .ok_or_else(|| fdo::Error::AccessDenied("the peer's uid is unknown".into()))?;

@@ -28,7 +28,13 @@ impl Connections {
     }
 
     pub fn all(&self) -> Vec<Connection> {
-        self.inner.lock().unwrap().1.iter().map(|(_, c)| c.clone()).collect()
+        self.inner
+            .lock()
+            .unwrap()
+            .1
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     pub fn count(&self) -> usize {
@@ -62,7 +68,11 @@ impl Connections {
     }
 }
 
-pub async fn publish_on(conn: &Connection, handle: &Arc<RunHandle>, auth: &super::manager::Authorizer) {
+pub async fn publish_on(
+    conn: &Connection,
+    handle: &Arc<RunHandle>,
+    auth: &super::manager::Authorizer,
+) {
     let obj = RunObject {
         handle: handle.clone(),
         auth: auth.clone(),

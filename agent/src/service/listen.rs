@@ -58,7 +58,8 @@ pub fn listener(path: Option<&Path>) -> anyhow::Result<Option<Listener>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => anyhow::bail!("cannot replace the old socket {}: {e}", path.display()),
     }
-    let inner = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+    let inner = UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
     // Access is decided per call (peer uid), so everyone may connect.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
@@ -69,8 +70,14 @@ pub fn listener(path: Option<&Path>) -> anyhow::Result<Option<Listener>> {
 }
 
 fn inherited() -> anyhow::Result<Option<Listener>> {
-    let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let count: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     if !ours || count < 1 {
         return Ok(None);
     }

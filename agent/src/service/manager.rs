@@ -31,7 +31,12 @@ const MAX_OBJECT_BYTES: u64 = 64 << 20;
 pub struct Authorizer;
 
 impl Authorizer {
-    pub async fn check(&self, conn: &Connection, hdr: &MsgHeader<'_>, action: &str) -> fdo::Result<Caller> {
+    pub async fn check(
+        &self,
+        conn: &Connection,
+        hdr: &MsgHeader<'_>,
+        action: &str,
+    ) -> fdo::Result<Caller> {
         let caller = auth::caller(conn, hdr).await?;
         if action != ACTION_READ {
             auth::require_root(&caller, action)?;
@@ -68,13 +73,22 @@ impl Agent {
             .collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(fdo::Error::UnknownObject(format!("no run with id or name `{key}` (see `gadgetctl list`)"))),
-            _ => Err(fdo::Error::InvalidArgs(format!("`{key}` matches several runs; use more of the id"))),
+            [] => Err(fdo::Error::UnknownObject(format!(
+                "no run with id or name `{key}` (see `gadgetctl list`)"
+            ))),
+            _ => Err(fdo::Error::InvalidArgs(format!(
+                "`{key}` matches several runs; use more of the id"
+            ))),
         }
     }
 
     pub fn live_runs(&self) -> usize {
-        self.runs.lock().unwrap().values().filter(|r| r.is_live()).count()
+        self.runs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|r| r.is_live())
+            .count()
     }
 
     /// Stops every run and waits (up to `grace`) for their programs to detach.
@@ -96,9 +110,10 @@ pub struct Manager {
 
 fn gadget_error(e: GadgetError) -> fdo::Error {
     match e {
-        GadgetError::Load(_) | GadgetError::Program { .. } | GadgetError::Reader { .. } | GadgetError::Io(_) => {
-            fdo::Error::Failed(e.to_string())
-        }
+        GadgetError::Load(_)
+        | GadgetError::Program { .. }
+        | GadgetError::Reader { .. }
+        | GadgetError::Io(_) => fdo::Error::Failed(e.to_string()),
         _ => fdo::Error::InvalidArgs(e.to_string()),
     }
 }
@@ -114,9 +129,13 @@ fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
     std::fs::File::from(fd)
         .take(MAX_OBJECT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fdo::Error::InvalidArgs(format!("cannot read the object from the passed fd: {e}")))?;
+        .map_err(|e| {
+            fdo::Error::InvalidArgs(format!("cannot read the object from the passed fd: {e}"))
+        })?;
     if bytes.len() as u64 > MAX_OBJECT_BYTES {
-        return Err(fdo::Error::InvalidArgs(format!("object larger than {MAX_OBJECT_BYTES} bytes")));
+        return Err(fdo::Error::InvalidArgs(format!(
+            "object larger than {MAX_OBJECT_BYTES} bytes"
+        )));
     }
     Ok(bytes)
 }
@@ -127,11 +146,16 @@ struct ParsedOptions {
 }
 
 fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
-    let mut out = ParsedOptions { timeout: None, name: None };
+    let mut out = ParsedOptions {
+        timeout: None,
+        name: None,
+    };
     for (key, value) in opts {
         match key.as_str() {
             options::TIMEOUT_MS => {
-                let ms = u64::try_from(value).map_err(|_| fdo::Error::InvalidArgs(format!("option {key} must be a u64 (t)")))?;
+                let ms = u64::try_from(value).map_err(|_| {
+                    fdo::Error::InvalidArgs(format!("option {key} must be a u64 (t)"))
+                })?;
                 out.timeout = (ms > 0).then(|| Duration::from_millis(ms));
             }
             options::NAME => {
@@ -139,7 +163,9 @@ fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOption
                     .try_clone()
                     .ok()
                     .and_then(|v| String::try_from(v).ok())
-                    .ok_or_else(|| fdo::Error::InvalidArgs(format!("option {key} must be a string (s)")))?;
+                    .ok_or_else(|| {
+                        fdo::Error::InvalidArgs(format!("option {key} must be a string (s)"))
+                    })?;
                 out.name = Some(name);
             }
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
@@ -166,8 +192,17 @@ impl Manager {
         let id = new_run_id();
         let name = match opts.name {
             Some(n) => {
-                if self.agent.runs.lock().unwrap().values().any(|r| r.name == n && r.is_live()) {
-                    return Err(fdo::Error::InvalidArgs(format!("a live run is already named `{n}`")));
+                if self
+                    .agent
+                    .runs
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .any(|r| r.name == n && r.is_live())
+                {
+                    return Err(fdo::Error::InvalidArgs(format!(
+                        "a live run is already named `{n}`"
+                    )));
                 }
                 n
             }
@@ -217,7 +252,10 @@ impl Manager {
         });
         let handle = run::spawn(spec, running, self.agent.conns.clone(), first, on_end);
         self.agent.runs.lock().unwrap().insert(id, handle.clone());
-        self.agent.conns.publish_run(&handle, &self.agent.auth).await;
+        self.agent
+            .conns
+            .publish_run(&handle, &self.agent.auth)
+            .await;
         Ok(handle)
     }
 }
@@ -240,9 +278,12 @@ impl Manager {
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| fdo::Error::InvalidArgs(format!("bad object fd: {e}")))?;
-        let image = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))
-            .map(|p| format!("file:{}", p.display()))
-            .unwrap_or_else(|_| "file:(fd)".into());
+        let image = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .map(|p| format!("file:{}", p.display()))
+        .unwrap_or_else(|_| "file:(fd)".into());
         let gadget = tokio::task::spawn_blocking(move || -> fdo::Result<Gadget> {
             let bytes = read_object(fd)?;
             let def = (!definition.trim().is_empty()).then_some(definition.as_str());
@@ -250,15 +291,29 @@ impl Manager {
         })
         .await
         .map_err(|e| fdo::Error::Failed(e.to_string()))??;
-        let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        let (attacher, client_fd) =
+            Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         let params: BTreeMap<_, _> = params.into_iter().collect();
         // Without a definition name, an object is named after its file.
-        let name = gadget.definition_name().map(str::to_string).unwrap_or_else(|| {
-            let stem = image.rsplit('/').next().unwrap_or("gadget");
-            stem.trim_end_matches(".o").to_string()
-        });
+        let name = gadget
+            .definition_name()
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let stem = image.rsplit('/').next().unwrap_or("gadget");
+                stem.trim_end_matches(".o").to_string()
+            });
         let handle = self
-            .start_run(gadget, name, image, String::new(), params, opts, caller, false, Some(attacher))
+            .start_run(
+                gadget,
+                name,
+                image,
+                String::new(),
+                params,
+                opts,
+                caller,
+                false,
+                Some(attacher),
+            )
             .await?;
         Ok((handle.path(), client_fd.into()))
     }
@@ -272,10 +327,15 @@ impl Manager {
     ) -> fdo::Result<OwnedFd> {
         self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let handle = self.agent.find(&id)?;
-        let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
-        handle
-            .attach(attacher)
-            .map_err(|_| fdo::Error::Failed(format!("run {} has ended ({})", handle.id, handle.exit_reason())))?;
+        let (attacher, client_fd) =
+            Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        handle.attach(attacher).map_err(|_| {
+            fdo::Error::Failed(format!(
+                "run {} has ended ({})",
+                handle.id,
+                handle.exit_reason()
+            ))
+        })?;
         Ok(client_fd.into())
     }
 
@@ -289,7 +349,11 @@ impl Manager {
         self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let handle = self.agent.find(&id)?;
         if !handle.is_live() {
-            return Err(fdo::Error::Failed(format!("run {} is not running ({})", handle.id, handle.state())));
+            return Err(fdo::Error::Failed(format!(
+                "run {} is not running ({})",
+                handle.id,
+                handle.state()
+            )));
         }
         handle.stop(stream::reason::STOPPED);
         Ok(())
@@ -302,7 +366,14 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<RunSummary>> {
         self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        Ok(self.agent.runs.lock().unwrap().values().map(|r| r.summary()).collect())
+        Ok(self
+            .agent
+            .runs
+            .lock()
+            .unwrap()
+            .values()
+            .map(|r| r.summary())
+            .collect())
     }
 
     #[zbus(property)]

@@ -30,9 +30,16 @@ pub struct Config {
 }
 
 /// Serves until `shutdown` resolves, then stops every run.
-pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.state_dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the state directory {}: {e}", config.state_dir.display()))?;
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the state directory {}: {e}",
+            config.state_dir.display()
+        )
+    })?;
     let agent = Agent::new();
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
@@ -54,7 +61,10 @@ pub async fn serve(config: Config, shutdown: impl std::future::Future<Output = (
             None => std::future::pending().await,
         }
     };
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
     tokio::select! {
         _ = shutdown => tracing::info!("shutting down: stopping every run"),
         r = accept => { r?; }
@@ -87,7 +97,12 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
     let conn = connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())?
         .p2p()
-        .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
+        .serve_at(
+            names::MANAGER_PATH,
+            Manager {
+                agent: agent.clone(),
+            },
+        )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gadgetd_dbus::stream::{self, Control, End, Header};
+use gadgetd_dbus::stream::{self, Control, End, Header, LostCause};
 use gadgetd_dbus::types::{RunSummary, state};
 use tokio::sync::{mpsc, watch};
 use zbus::interface;
@@ -41,7 +41,8 @@ pub struct RunHandle {
 
 impl RunHandle {
     pub fn path(&self) -> OwnedObjectPath {
-        OwnedObjectPath::try_from(gadgetd_dbus::names::run_path(&self.id)).expect("hex ids are valid paths")
+        OwnedObjectPath::try_from(gadgetd_dbus::names::run_path(&self.id))
+            .expect("hex ids are valid paths")
     }
 
     pub fn state(&self) -> String {
@@ -105,7 +106,13 @@ pub struct RunSpec {
 pub type OnEnd = Box<dyn FnOnce(&Arc<RunHandle>) + Send>;
 
 /// Starts the pump task of a loaded gadget and returns its handle.
-pub fn spawn(spec: RunSpec, running: Running, conns: Connections, first: Option<Attacher>, on_end: OnEnd) -> Arc<RunHandle> {
+pub fn spawn(
+    spec: RunSpec,
+    running: Running,
+    conns: Connections,
+    first: Option<Attacher>,
+    on_end: OnEnd,
+) -> Arc<RunHandle> {
     let (stop_tx, stop_rx) = watch::channel(None);
     let (attach_tx, attach_rx) = mpsc::unbounded_channel();
     let header_line = stream::encode(&Control::Header(spec.header));
@@ -130,13 +137,34 @@ pub fn spawn(spec: RunSpec, running: Running, conns: Connections, first: Option<
     }
     let task_handle = handle.clone();
     tokio::spawn(async move {
-        let reason = pump(&task_handle, running, stop_rx, attach_rx, spec.timeout, &conns).await;
+        let reason = pump(
+            &task_handle,
+            running,
+            stop_rx,
+            attach_rx,
+            spec.timeout,
+            &conns,
+        )
+        .await;
         let failed = reason.starts_with("error");
-        task_handle.set_state(if failed { state::FAILED } else { state::STOPPED }, &reason);
-        conns.notify_run(&task_handle, &["State", "ExitReason", "EventsSeen", "EventsLost"]).await;
+        task_handle.set_state(
+            if failed {
+                state::FAILED
+            } else {
+                state::STOPPED
+            },
+            &reason,
+        );
+        conns
+            .notify_run(
+                &task_handle,
+                &["State", "ExitReason", "EventsSeen", "EventsLost"],
+            )
+            .await;
         tracing::info!(run = %task_handle.id, reason = %reason, events = task_handle.events_seen.load(Ordering::Relaxed),
             lost = task_handle.events_lost.load(Ordering::Relaxed), "run ended");
         on_end(&task_handle);
+        crate::runtime::load::trim_heap();
     });
     handle
 }
@@ -153,6 +181,11 @@ async fn pump(
     conns: &Connections,
 ) -> String {
     let mut fanout = Fanout::default();
+    // The caller's own stream is queued before the pump starts: add it before
+    // the first batch, or the run's first events would reach no one.
+    while let Ok(attacher) = attach_rx.try_recv() {
+        fanout.add(attacher, &handle.header_line);
+    }
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
@@ -172,7 +205,11 @@ async fn pump(
                     if batch.malformed > 0 {
                         tracing::warn!(run = %handle.id, count = batch.malformed, "records shorter than the event type were dropped");
                     }
-                    fanout.send_control(&Control::Lost { count: lost, total });
+                    fanout.send_control(&Control::Lost {
+                        count: lost,
+                        total,
+                        cause: LostCause::Kernel,
+                    });
                 }
                 if !handle.detached && fanout.was_abandoned() {
                     break "client disconnected";
@@ -206,10 +243,17 @@ async fn pump(
     let mut tail = Vec::new();
     let batch = tokio::time::timeout(Duration::from_millis(1), running.next_batch(&mut tail)).await;
     if let Ok(batch) = batch {
-        handle.events_seen.fetch_add(batch.events, Ordering::Relaxed);
-        handle.events_lost.fetch_add(batch.lost + batch.malformed, Ordering::Relaxed);
+        handle
+            .events_seen
+            .fetch_add(batch.events, Ordering::Relaxed);
+        handle
+            .events_lost
+            .fetch_add(batch.lost + batch.malformed, Ordering::Relaxed);
         if batch.events > 0 {
-            fanout.send(Chunk { data: tail.into(), events: batch.events });
+            fanout.send(Chunk {
+                data: tail.into(),
+                events: batch.events,
+            });
         }
     }
     let late_lost = running.final_losses();
@@ -253,7 +297,9 @@ impl RunObject {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> zbus::fdo::Result<()> {
-        self.auth.check(conn, &hdr, super::manager::ACTION_RUN).await?;
+        self.auth
+            .check(conn, &hdr, super::manager::ACTION_RUN)
+            .await?;
         self.handle.stop(stream::reason::STOPPED);
         Ok(())
     }
@@ -320,7 +366,11 @@ pub fn property_value(handle: &RunHandle, name: &str) -> Option<Value<'static>> 
 }
 
 /// Emits PropertiesChanged for `names` of the run at `emitter`'s path.
-pub async fn emit_changed(emitter: &SignalEmitter<'_>, handle: &RunHandle, names: &[&str]) -> zbus::Result<()> {
+pub async fn emit_changed(
+    emitter: &SignalEmitter<'_>,
+    handle: &RunHandle,
+    names: &[&str],
+) -> zbus::Result<()> {
     let changed: HashMap<&str, Value<'_>> = names
         .iter()
         .filter_map(|n| property_value(handle, n).map(|v| (*n, v)))
