@@ -114,6 +114,22 @@ fn malformed_inputs_fail_before_touching_the_kernel() {
         bad_yaml.to_string().starts_with("definition file:"),
         "{bad_yaml}"
     );
+    // Definition entries naming nothing are typos, reported with what exists.
+    let object = || std::fs::read(gadget("trace_open")).unwrap();
+    let typo = Gadget::from_object(object(), Some("columns:\n  - name: fnmae\n    width: 9\n"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        typo.starts_with("definition file: column `fnmae` names no field of the event (fields: timestamp, pid,"),
+        "{typo}"
+    );
+    let typo = Gadget::from_object(object(), Some("params:\n  - key: targ_pdi\n"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(typo.contains("param `targ_pdi` names no `const volatile` parameter"), "{typo}");
+    assert!(typo.contains("targ_pid"), "{typo}");
 }
 
 #[test]

@@ -37,6 +37,27 @@ pub struct RunOptions {
     pub mntns_filter: Option<Vec<u64>>,
 }
 
+/// A definition entry naming no field or parameter is a typo the user
+/// should hear about, not a setting silently ignored.
+fn check_definition_names(def: &Definition, layout: &Layout, params: &[ParamSpec]) -> Result<()> {
+    let fields = || layout.fields.iter().map(|f| f.name.as_str());
+    if let Some(c) = def.columns.iter().find(|c| !fields().any(|f| f == c.name)) {
+        return Err(GadgetError::Definition(format!(
+            "column `{}` names no field of the event (fields: {})",
+            c.name,
+            fields().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if let Some(p) = def.params.iter().find(|p| !params.iter().any(|s| s.name == p.key)) {
+        return Err(GadgetError::Definition(format!(
+            "param `{}` names no `const volatile` parameter of the program (parameters: {})",
+            p.key,
+            params.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(())
+}
+
 impl Gadget {
     /// Parses an ELF object and an optional definition YAML.
     pub fn from_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
@@ -61,6 +82,7 @@ impl Gadget {
         };
         let layout = layout::build(&obj.btf, tracer.event_type)?;
         let params = params::specs(&obj, &definition)?;
+        check_definition_names(&definition, &layout, &params)?;
         Ok(Gadget {
             obj,
             definition,
