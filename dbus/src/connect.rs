@@ -82,12 +82,11 @@ async fn open(endpoint: &Endpoint) -> zbus::Result<Connection> {
 
 async fn connect_default() -> Result<(Connection, Endpoint), ConnectError> {
     let p2p = Endpoint::P2p(names::DEFAULT_P2P_SOCKET.into());
-    if let Ok(conn) = open(&Endpoint::SystemBus).await {
-        if agent_reachable_on_bus(&conn).await
-            || !std::path::Path::new(names::DEFAULT_P2P_SOCKET).exists()
-        {
-            return Ok((conn, Endpoint::SystemBus));
-        }
+    if let Ok(conn) = open(&Endpoint::SystemBus).await
+        && (agent_reachable_on_bus(&conn).await
+            || !std::path::Path::new(names::DEFAULT_P2P_SOCKET).exists())
+    {
+        return Ok((conn, Endpoint::SystemBus));
     }
     let conn = open(&p2p).await.map_err(|source| ConnectError {
         endpoint: format!("the system bus or {p2p}"),

@@ -254,18 +254,20 @@ fn first_end(agent: &Agent) -> Vec<Value> {
     json_lines(&agent.ctl(&["list", "-o", "json"]))
 }
 
-#[test]
-fn timeout_ends_the_run_and_the_stream_says_why() {
-    let bus = Bus::start();
-    let _agent = Agent::start(&bus);
-    let gadget = gadget("trace_open");
-    let start = Instant::now();
-    // Raw stream (not via gadgetctl's renderer): header first, end last.
+/// Runs `object` through `RunObject` directly (no gadgetctl), calls `before_reading`
+/// once the run is live, then returns every line of the raw event stream.
+fn raw_stream(
+    bus: &Bus,
+    object: &std::path::Path,
+    param: Option<(&str, &str)>,
+    timeout_ms: u64,
+    before_reading: impl FnOnce(),
+) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let lines = rt.block_on(async {
+    rt.block_on(async {
         use tokio::io::AsyncBufReadExt;
         let conn = zbus::connection::Builder::address(bus.address.as_str())
             .unwrap()
@@ -273,18 +275,20 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
             .await
             .unwrap();
         let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
-        let file = std::fs::File::open(&gadget).unwrap();
+        let file = std::fs::File::open(object).unwrap();
+        let params: std::collections::HashMap<&str, &str> = param.into_iter().collect();
         let mut opts = std::collections::HashMap::new();
-        opts.insert("timeout-ms", zbus::zvariant::Value::U64(700));
+        opts.insert("timeout-ms", zbus::zvariant::Value::U64(timeout_ms));
         let (_path, fd) = mgr
             .run_object(
                 zbus::zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file)),
                 "",
-                Default::default(),
+                params,
                 opts,
             )
             .await
             .unwrap();
+        before_reading();
         let std_stream = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(fd));
         std_stream.set_nonblocking(true).unwrap();
         let mut lines =
@@ -295,7 +299,17 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
             all.push(l);
         }
         all
-    });
+    })
+}
+
+#[test]
+fn timeout_ends_the_run_and_the_stream_says_why() {
+    let bus = Bus::start();
+    let _agent = Agent::start(&bus);
+    let gadget = gadget("trace_open");
+    let start = Instant::now();
+    // Raw stream (not via gadgetctl's renderer): header first, end last.
+    let lines = raw_stream(&bus, &gadget, None, 700, || ());
     assert!(start.elapsed() < Duration::from_secs(5));
     let header: Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(header["gadgetd"], "header");
@@ -594,48 +608,13 @@ fn a_slow_reader_is_told_what_it_missed() {
     let dir = TempDir::new("slow");
     let path = dir.path().join("f");
     std::fs::write(&path, b"").unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (lines, opens) = rt.block_on(async {
-        use tokio::io::AsyncBufReadExt;
-        let conn = zbus::connection::Builder::address(bus.address.as_str())
-            .unwrap()
-            .build()
-            .await
-            .unwrap();
-        let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
-        let file = std::fs::File::open(&gadget).unwrap();
-        let me = std::process::id().to_string();
-        let mut params = std::collections::HashMap::new();
-        params.insert("targ_pid", me.as_str());
-        let mut opts = std::collections::HashMap::new();
-        opts.insert("timeout-ms", zbus::zvariant::Value::U64(4000));
-        let (_path, fd) = mgr
-            .run_object(
-                zbus::zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file)),
-                "",
-                params,
-                opts,
-            )
-            .await
-            .unwrap();
-        // Not reading: ~60k events of ~300 bytes overflow the 8 MiB queue.
-        let opens = 60_000u64;
+    // Not reading while we open: ~60k events of ~300 bytes overflow the 8 MiB queue.
+    let opens = 60_000u64;
+    let me = std::process::id().to_string();
+    let lines = raw_stream(&bus, &gadget, Some(("targ_pid", &me)), 4000, || {
         for _ in 0..opens {
             drop(std::fs::File::open(&path).unwrap());
         }
-        let std_stream = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(fd));
-        std_stream.set_nonblocking(true).unwrap();
-        let mut lines =
-            tokio::io::BufReader::new(tokio::net::UnixStream::from_std(std_stream).unwrap())
-                .lines();
-        let mut all = Vec::new();
-        while let Some(l) = lines.next_line().await.unwrap() {
-            all.push(l);
-        }
-        (all, opens)
     });
     let want = path.to_str().unwrap();
     let mut delivered = 0u64;

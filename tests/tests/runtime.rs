@@ -32,13 +32,13 @@ fn perf_event_array_tracers_load_and_deliver() {
                 .await
                 .expect("no perf event")
                 .unwrap();
-            if let Some(Record::Event(ev)) = rec {
-                if ev["fname"] == want {
-                    assert_eq!(ev["pid"], std::process::id());
-                    assert_eq!(ev["dfd"], libc::AT_FDCWD);
-                    assert_eq!(ev["comm"], own_comm());
-                    break;
-                }
+            if let Some(Record::Event(ev)) = rec
+                && ev["fname"] == want
+            {
+                assert_eq!(ev["pid"], std::process::id());
+                assert_eq!(ev["dfd"], libc::AT_FDCWD);
+                assert_eq!(ev["comm"], own_comm());
+                break;
             }
         }
     });
@@ -121,14 +121,19 @@ fn malformed_inputs_fail_before_touching_the_kernel() {
         .unwrap()
         .to_string();
     assert!(
-        typo.starts_with("definition file: column `fnmae` names no field of the event (fields: timestamp, pid,"),
+        typo.starts_with(
+            "definition file: column `fnmae` names no field of the event (fields: timestamp, pid,"
+        ),
         "{typo}"
     );
     let typo = Gadget::from_object(object(), Some("params:\n  - key: targ_pdi\n"))
         .err()
         .unwrap()
         .to_string();
-    assert!(typo.contains("param `targ_pdi` names no `const volatile` parameter"), "{typo}");
+    assert!(
+        typo.contains("param `targ_pdi` names no `const volatile` parameter"),
+        "{typo}"
+    );
     assert!(typo.contains("targ_pid"), "{typo}");
 }
 

@@ -260,7 +260,7 @@ fn walk_struct(
             });
             continue;
         }
-        if bit_offset % 8 != 0 {
+        if !bit_offset.is_multiple_of(8) {
             return Err(GadgetError::UnsupportedType {
                 field: name,
                 reason: "member is not byte-aligned".into(),

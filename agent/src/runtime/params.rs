@@ -58,10 +58,10 @@ pub fn specs(obj: &GadgetObject, def: &Definition) -> Result<Vec<ParamSpec>> {
         let default = format_value(&kind, raw);
         let pdef = def.param(&var.name);
         let mut possible_values = pdef.map(|p| p.possible_values.clone()).unwrap_or_default();
-        if let ParamKind::Enum { names, .. } = &kind {
-            if possible_values.is_empty() {
-                possible_values = names.iter().map(|(_, n)| n.clone()).collect();
-            }
+        if let ParamKind::Enum { names, .. } = &kind
+            && possible_values.is_empty()
+        {
+            possible_values = names.iter().map(|(_, n)| n.clone()).collect();
         }
         out.push(ParamSpec {
             name: var.name.clone(),

@@ -38,7 +38,9 @@ pub struct Batch {
 
 enum Source {
     Ring {
-        ring: AsyncFd<RingBuf<MapData>>,
+        // Boxed: the ring is much larger than the perf variant, and one
+        // indirection per drain is nothing.
+        ring: Box<AsyncFd<RingBuf<MapData>>>,
         lost_counter: Option<PerCpuArray<MapData, u64>>,
         lost_reported: u64,
     },
@@ -83,7 +85,7 @@ impl EventReader {
                     .take_map(&format!("{}_lost_samples", tracer.map))
                     .and_then(|m| PerCpuArray::<MapData, u64>::try_from(m).ok());
                 Source::Ring {
-                    ring: register(ring)?,
+                    ring: Box::new(register(ring)?),
                     lost_counter,
                     lost_reported: 0,
                 }

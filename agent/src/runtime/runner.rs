@@ -48,11 +48,19 @@ fn check_definition_names(def: &Definition, layout: &Layout, params: &[ParamSpec
             fields().collect::<Vec<_>>().join(", ")
         )));
     }
-    if let Some(p) = def.params.iter().find(|p| !params.iter().any(|s| s.name == p.key)) {
+    if let Some(p) = def
+        .params
+        .iter()
+        .find(|p| !params.iter().any(|s| s.name == p.key))
+    {
         return Err(GadgetError::Definition(format!(
             "param `{}` names no `const volatile` parameter of the program (parameters: {})",
             p.key,
-            params.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            params
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(())

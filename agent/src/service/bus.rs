@@ -8,9 +8,12 @@ use zbus::object_server::SignalEmitter;
 
 use super::run::{RunHandle, RunObject, emit_changed};
 
+/// The last id handed out, and the live connections by id.
+type Registry = (u64, Vec<(u64, Connection)>);
+
 #[derive(Clone, Default)]
 pub struct Connections {
-    inner: Arc<Mutex<(u64, Vec<(u64, Connection)>)>>,
+    inner: Arc<Mutex<Registry>>,
 }
 
 impl Connections {
@@ -59,10 +62,10 @@ impl Connections {
     pub async fn notify_run(&self, handle: &RunHandle, names: &[&str]) {
         let path = handle.path();
         for conn in self.all() {
-            if let Ok(emitter) = SignalEmitter::new(&conn, path.clone()) {
-                if let Err(e) = emit_changed(&emitter, handle, names).await {
-                    tracing::debug!(error = %e, "PropertiesChanged not delivered");
-                }
+            if let Ok(emitter) = SignalEmitter::new(&conn, path.clone())
+                && let Err(e) = emit_changed(&emitter, handle, names).await
+            {
+                tracing::debug!(error = %e, "PropertiesChanged not delivered");
             }
         }
     }
