@@ -7,7 +7,7 @@ use gadgetd::service::{self, Config};
 
 /// Runs eBPF gadgets on this node and serves them over D-Bus.
 #[derive(Parser, Debug)]
-#[command(name = "gadgetd", version, about)]
+#[command(name = "gadgetd", version, about = "The eBPF gadget agent: runs gadgets on this node and serves them over D-Bus")]
 struct Args {
     /// Serve on the bus at this D-Bus address instead of the system bus.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_bus")]
@@ -25,6 +25,17 @@ struct Args {
     /// Log as JSON lines (structured) instead of text.
     #[arg(long, env = "GADGETD_LOG_JSON")]
     log_json: bool,
+    /// Write the gadgetd(8) man page into DIR and exit (for packaging).
+    #[arg(long, value_name = "DIR", hide = true)]
+    generate_man: Option<PathBuf>,
+}
+
+fn write_man_page(dir: &std::path::Path) -> std::io::Result<()> {
+    let cmd = <Args as clap::CommandFactory>::command().name("gadgetd");
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).section("8").render(&mut page)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("gadgetd.8"), page)
 }
 
 fn init_logging(json: bool) {
@@ -64,6 +75,15 @@ fn main() -> std::process::ExitCode {
 
 async fn agent_main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.generate_man {
+        return match write_man_page(dir) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gadgetd: writing the man page into {}: {e}", dir.display());
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     init_logging(args.log_json);
     let bus = if args.no_bus {
         None

@@ -1,5 +1,6 @@
 //! gadgetctl: run and manage eBPF gadgets through gadgetd.
 
+mod generate;
 mod output;
 
 use std::collections::HashMap;
@@ -58,6 +59,14 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Print a shell completion script (e.g. `gadgetctl completion bash > /etc/bash_completion.d/gadgetctl`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateMan { dir: std::path::PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -124,6 +133,14 @@ async fn manager(address: Option<&str>) -> Result<ManagerProxy<'static>> {
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let address = cli.address.as_deref();
     match cli.command {
+        Command::Completion { shell } => {
+            generate::completion(<Cli as clap::CommandFactory>::command(), shell);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenerateMan { dir } => {
+            generate::man_pages(<Cli as clap::CommandFactory>::command(), &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => run(address, args).await,
         Command::List { output } => list(address, output).await,
         Command::Attach { id, output } => {
