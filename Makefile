@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets test-objects build run test bench clean fmt lint
+.PHONY: all deps gadgets test-objects build run test bench clean fmt lint packages package-test
 
 all: build gadgets
 
@@ -45,6 +45,20 @@ test: deps gadgets test-objects
 bench: deps gadgets
 	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
 	./scripts/bench.py $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+# deb and rpm from one staged tree (release binaries): build/packages/.
+packages: deps gadgets
+	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
+	./packaging/stage.sh $(CARGO_TARGET_DIR)/release build/stage
+	rm -rf build/packages
+	./packaging/deb/build.sh build/stage build/packages $(VERSION)
+	./packaging/rpm/build.sh build/stage build/packages $(VERSION)
+
+# lintian, rpm checks, and the .deb installed in a booted systemd-nspawn container.
+package-test: packages
+	./packaging/test-packages.sh build/packages
 
 fmt:
 	$(CARGO) fmt --all
