@@ -19,4 +19,5 @@
 //! ```
 
 pub mod runtime;
+pub mod containers;
 pub mod service;

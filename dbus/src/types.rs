@@ -40,3 +40,20 @@ pub mod options {
     /// `s`: a human name for the run (unique among live runs).
     pub const NAME: &str = "name";
 }
+
+/// Container selection keys of the `options` dictionary (docs/containers.md).
+/// Without any of them a gadget sees every process.
+pub mod container_options {
+    /// `as`: container names, exact or globs (`web-*`).
+    pub const CONTAINER_NAME: &str = "containername";
+    /// `as`: container ids or unique prefixes.
+    pub const CONTAINER_ID: &str = "container-id";
+    /// `as`: runtimes: `docker`, `podman`, `containerd`, `cri-o`.
+    pub const RUNTIME: &str = "runtime";
+    /// `b`: also processes of the host (PID 1's mount namespace).
+    pub const HOST: &str = "host";
+    /// `s`: Kubernetes namespace (from CRI labels).
+    pub const K8S_NAMESPACE: &str = "k8s-namespace";
+    /// `s`: Kubernetes pod name (from CRI labels).
+    pub const K8S_PODNAME: &str = "k8s-podname";
+}

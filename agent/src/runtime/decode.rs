@@ -6,6 +6,9 @@
 
 use std::io::Write as _;
 
+use std::sync::Arc;
+
+use super::enrich::{self, Enricher, NsKind};
 use super::layout::{FieldKind, Layout};
 use super::walltime;
 
@@ -14,6 +17,10 @@ pub struct Decoder {
     /// (`,"name":` with `{` instead of `,` for the first field, kind, offset)
     fields: Vec<(Vec<u8>, FieldKind, usize)>,
     clock: walltime::BootClock,
+    /// The field followed by container fields, and who provides them.
+    enriched: Option<(usize, NsKind)>,
+    enricher: Option<Arc<dyn Enricher>>,
+    empty_enrichment: Vec<u8>,
 }
 
 /// The event is shorter than its type: counted, never decoded from garbage.
@@ -41,7 +48,16 @@ impl Decoder {
             size: layout.size,
             fields,
             clock: walltime::BootClock::now(),
+            enriched: enrich::enriched_field(layout),
+            enricher: None,
+            empty_enrichment: enrich::empty_fragment(),
         }
+    }
+
+    /// Container fields after the namespace field come from `enricher`.
+    pub fn with_enricher(mut self, enricher: Option<Arc<dyn Enricher>>) -> Decoder {
+        self.enricher = enricher;
+        self
     }
 
     /// Appends the event as one JSON object and a newline to `out`.
@@ -55,12 +71,30 @@ impl Decoder {
         if self.fields.is_empty() {
             out.push(b'{');
         }
-        for (key, kind, offset) in &self.fields {
+        for (i, (key, kind, offset)) in self.fields.iter().enumerate() {
             out.extend_from_slice(key);
             self.write_value(kind, &data[*offset..], out);
+            if let Some((at, ns)) = self.enriched
+                && at == i
+            {
+                self.write_enrichment(ns, &data[*offset..], out);
+            }
         }
         out.extend_from_slice(b"}\n");
         Ok(())
+    }
+
+    fn write_enrichment(&self, ns: NsKind, d: &[u8], out: &mut Vec<u8>) {
+        let id = match d.len() {
+            8.. => u64::from_ne_bytes(d[..8].try_into().unwrap()),
+            4..=7 => u32::from_ne_bytes(d[..4].try_into().unwrap()) as u64,
+            _ => 0,
+        };
+        match (&self.enricher, ns) {
+            (Some(e), NsKind::Mnt) => e.mntns(id, out),
+            (Some(e), NsKind::Net) => e.netns(id, out),
+            (None, _) => out.extend_from_slice(&self.empty_enrichment),
+        }
     }
 
     fn write_value(&self, kind: &FieldKind, d: &[u8], out: &mut Vec<u8>) {

@@ -2,6 +2,7 @@
 //! the seed's "Running Gadgets Directly" for other Rust programs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
@@ -10,9 +11,11 @@ use gadgetd_dbus::stream::{Alignment, Field};
 use super::classify::{self, Tracer};
 use super::decode::Decoder;
 use super::definition::Definition;
+use super::enrich::{self, SharedEnricher};
 use super::error::{GadgetError, Result};
 use super::layout::{self, Layout};
 use super::load::{self, Attachments, LoadRequest};
+use super::mntns_filter::MntnsFilterMap;
 use super::object::GadgetObject;
 use super::params::{self, ParamSpec};
 use super::reader::{Batch, EventReader};
@@ -35,6 +38,8 @@ pub struct RunOptions {
     pub ring_buffer_bytes: Option<u32>,
     /// Only these mount namespaces (`gadget_mntns_filter_map`); `None`: all.
     pub mntns_filter: Option<Vec<u64>>,
+    /// Fills the container fields after the namespace field.
+    pub enricher: Option<SharedEnricher>,
 }
 
 /// A definition entry naming no field or parameter is a typo the user
@@ -158,6 +163,24 @@ impl Gadget {
                 }
             })
             .collect();
+        if let Some((at, _)) = enrich::enriched_field(&self.layout) {
+            let base = fields[at].order;
+            for (i, (name, visible)) in enrich::FIELDS.iter().enumerate() {
+                let col = self.definition.column(name);
+                fields.push(Field {
+                    name: name.to_string(),
+                    kind: "string".into(),
+                    width: col.and_then(|c| c.width).unwrap_or(16),
+                    min_width: col.and_then(|c| c.min_width),
+                    max_width: col.and_then(|c| c.max_width),
+                    alignment: col.and_then(|c| c.alignment).unwrap_or(Alignment::Left),
+                    visible: col.and_then(|c| c.visible).unwrap_or(*visible),
+                    order: col.and_then(|c| c.order).unwrap_or(base + 1 + i as i32),
+                    ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
+                    description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
+                });
+            }
+        }
         fields.sort_by_key(|f| f.order);
         fields
     }
@@ -211,12 +234,15 @@ impl Gadget {
         // However loading ends, the parsed kernel BTF is not kept around.
         let _release = load::KernelBtfRelease;
         let mut ebpf = load::load(&req)?;
-        if let Some(ids) = &opts.mntns_filter {
-            fill_mntns_filter(&mut ebpf, ids)?;
-        }
-        let reader = EventReader::new(&mut ebpf, &self.tracer, Decoder::new(&self.layout))?;
+        let mntns_filter = match &opts.mntns_filter {
+            Some(ids) => Some(Arc::new(MntnsFilterMap::take(&mut ebpf, ids)?)),
+            None => None,
+        };
+        let decoder = Decoder::new(&self.layout).with_enricher(opts.enricher.clone().map(|e| e.0));
+        let reader = EventReader::new(&mut ebpf, &self.tracer, decoder)?;
         let attachments = load::attach_all(&mut ebpf, &self.obj)?;
         Ok(Running {
+            mntns_filter,
             reader,
             _attachments: attachments,
             _ebpf: ebpf,
@@ -227,22 +253,6 @@ impl Gadget {
     }
 }
 
-fn fill_mntns_filter(ebpf: &mut Ebpf, ids: &[u64]) -> Result<()> {
-    let map = ebpf
-        .map_mut("gadget_mntns_filter_map")
-        .ok_or_else(|| GadgetError::Param {
-            name: "mntns filter".into(),
-            reason: "gadget_mntns_filter_map is missing".into(),
-        })?;
-    let mut hash = aya::maps::HashMap::<_, u64, u32>::try_from(map)
-        .map_err(|e| GadgetError::Load(e.to_string()))?;
-    for id in ids {
-        hash.insert(id, 1, 0)
-            .map_err(|e| GadgetError::Load(e.to_string()))?;
-    }
-    Ok(())
-}
-
 /// A live gadget. Dropping it detaches and unloads every program.
 pub struct Running {
     // Field order matters: the reader and sockets go before the programs.
@@ -250,6 +260,7 @@ pub struct Running {
     _attachments: Attachments,
     _ebpf: Ebpf,
     last_loss_poll: Instant,
+    mntns_filter: Option<Arc<MntnsFilterMap>>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
     pending: Vec<u8>,
     pending_at: usize,
@@ -267,6 +278,11 @@ pub enum Record {
 }
 
 impl Running {
+    /// The live filter map, when the run was started with a filter.
+    pub fn mntns_filter(&self) -> Option<Arc<MntnsFilterMap>> {
+        self.mntns_filter.clone()
+    }
+
     /// Waits for events and appends them to `out` as JSON lines.
     pub async fn next_batch(&mut self, out: &mut Vec<u8>) -> Batch {
         loop {

@@ -1,0 +1,226 @@
+//! Docker Engine API watcher (dockerd, and podman's API service): the
+//! `/events` stream for starts and stops, `/containers/{id}/json` for the
+//! PID, image and labels.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::supervise::{Reporter, SessionEnd};
+use super::{Discovered, K8s, Registry, RuntimeEndpoint, RuntimeKind};
+
+/// Both dockerd 20.10 and podman 4 speak it.
+const API: &str = "/v1.40";
+
+async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, String> {
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = Request::get(format!("{API}{path}"))
+        .header("Host", "gadgetd")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| format!("GET {path}: {e}"))?;
+    Ok(resp)
+}
+
+async fn get_json<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<Option<T>, String> {
+    let resp = get(socket, path).await?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("GET {path}: reading the body: {e}"))?
+        .to_bytes();
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body).trim()));
+    }
+    serde_json::from_slice(&body).map(Some).map_err(|e| format!("GET {path}: bad JSON: {e}"))
+}
+
+#[derive(Deserialize)]
+struct Version {
+    #[serde(rename = "Version", default)]
+    version: String,
+    #[serde(rename = "Components", default)]
+    components: Vec<Component>,
+}
+
+#[derive(Deserialize)]
+struct Component {
+    #[serde(rename = "Name", default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Summary {
+    #[serde(rename = "Id")]
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Inspect {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "State")]
+    state: State,
+    #[serde(rename = "Config", default)]
+    config: Config,
+    #[serde(rename = "ImageName", default)]
+    image_name: String,
+}
+
+#[derive(Deserialize)]
+struct State {
+    #[serde(rename = "Pid", default)]
+    pid: u32,
+    #[serde(rename = "Running", default)]
+    running: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct Config {
+    #[serde(rename = "Image", default)]
+    image: String,
+    #[serde(rename = "Labels", default)]
+    labels: Option<HashMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(rename = "Action", default)]
+    action: String,
+    #[serde(rename = "Actor", default)]
+    actor: Actor,
+}
+
+#[derive(Deserialize, Default)]
+struct Actor {
+    #[serde(rename = "ID", default)]
+    id: String,
+}
+
+/// The container, if it runs (not found / not running: `None`).
+async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> {
+    let Some(i) = get_json::<Inspect>(socket, &format!("/containers/{id}/json")).await? else {
+        return Ok(None);
+    };
+    if !i.state.running || i.state.pid == 0 {
+        return Ok(None);
+    }
+    let labels = i.config.labels.unwrap_or_default();
+    Ok(Some(Discovered {
+        name: i.name.trim_start_matches('/').to_string(),
+        image: if i.config.image.is_empty() { i.image_name } else { i.config.image },
+        pid: i.state.pid,
+        namespace: String::new(),
+        k8s: K8s::from_labels(|k| labels.get(k).map(String::as_str)),
+        id: i.id,
+    }))
+}
+
+/// One connection's life: sync, then follow events until the stream ends.
+pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, reporter: &mut Reporter) -> SessionEnd {
+    let socket = ep.socket.as_path();
+    let version = match get_json::<Version>(socket, "/version").await {
+        Ok(Some(v)) => v,
+        Ok(None) => return SessionEnd::unavailable("GET /version: 404 (not a Docker Engine API socket?)"),
+        Err(e) => return SessionEnd::unavailable(e),
+    };
+    let runtime = if version.components.iter().any(|c| c.name.to_ascii_lowercase().contains("podman")) {
+        RuntimeKind::Podman
+    } else if ep.kind == RuntimeKind::Podman && version.components.is_empty() {
+        RuntimeKind::Podman
+    } else {
+        RuntimeKind::Docker
+    }
+    .name();
+    // Subscribe before listing so a container starting in between is seen.
+    let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D"; // {"type":["container"]}
+    let events = match get(socket, &format!("/events?filters={filters}")).await {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
+        Err(e) => return SessionEnd::lost(e),
+    };
+    let list = match get_json::<Vec<Summary>>(socket, "/containers/json").await {
+        Ok(l) => l.unwrap_or_default(),
+        Err(e) => return SessionEnd::lost(e),
+    };
+    let mut now = Vec::new();
+    for s in list {
+        match inspect(socket, &s.id).await {
+            Ok(Some(d)) => now.extend(d.resolve(runtime)),
+            Ok(None) => {}
+            Err(e) => return SessionEnd::lost(e),
+        }
+    }
+    let count = now.len();
+    registry.replace_source(source, now);
+    reporter.connected(runtime, &version.version, count);
+    follow(events.into_body(), socket, registry, source, runtime).await
+}
+
+async fn follow(mut body: Incoming, socket: &Path, registry: &Registry, source: &str, runtime: &str) -> SessionEnd {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let frame = match body.frame().await {
+            None => return SessionEnd::lost("the event stream ended"),
+            Some(Err(e)) => return SessionEnd::lost(format!("reading events: {e}")),
+            Some(Ok(f)) => f,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        buf.extend_from_slice(&data);
+        let mut events = Vec::new();
+        let consumed = {
+            let mut stream = serde_json::Deserializer::from_slice(&buf).into_iter::<Event>();
+            loop {
+                match stream.next() {
+                    Some(Ok(ev)) => events.push(ev),
+                    Some(Err(e)) if e.is_eof() => break,
+                    Some(Err(e)) => return SessionEnd::lost(format!("bad event JSON: {e}")),
+                    None => break,
+                }
+            }
+            stream.byte_offset()
+        };
+        buf.drain(..consumed);
+        for ev in events {
+            if ev.kind != "container" || ev.actor.id.is_empty() {
+                continue;
+            }
+            match ev.action.as_str() {
+                "start" | "restart" | "unpause" => match inspect(socket, &ev.actor.id).await {
+                    Ok(Some(d)) => {
+                        if let Some(c) = d.resolve(runtime) {
+                            registry.upsert(source, c);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a started container"),
+                },
+                "die" | "died" | "destroy" | "remove" | "cleanup" => registry.remove(source, &ev.actor.id),
+                _ => {}
+            }
+        }
+    }
+}

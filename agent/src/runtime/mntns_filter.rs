@@ -1,0 +1,51 @@
+//! The live handle of a run's `gadget_mntns_filter_map`, so the selection
+//! can change while the programs run (containers start and stop).
+
+use std::sync::Mutex;
+
+use aya::Ebpf;
+use aya::maps::{HashMap, MapData};
+
+use super::error::{GadgetError, Result};
+
+pub const MAP_NAME: &str = "gadget_mntns_filter_map";
+
+pub struct MntnsFilterMap {
+    map: Mutex<HashMap<MapData, u64, u32>>,
+}
+
+impl MntnsFilterMap {
+    /// Takes the map out of a loaded object and fills it with `ids`.
+    pub fn take(ebpf: &mut Ebpf, ids: &[u64]) -> Result<MntnsFilterMap> {
+        let err = |reason: String| GadgetError::Param {
+            name: "mntns filter".into(),
+            reason,
+        };
+        let map = ebpf.take_map(MAP_NAME).ok_or_else(|| err(format!("{MAP_NAME} is missing")))?;
+        let hash = HashMap::<MapData, u64, u32>::try_from(map).map_err(|e| err(format!("{MAP_NAME}: {e}")))?;
+        let filter = MntnsFilterMap { map: Mutex::new(hash) };
+        for id in ids {
+            filter.insert(*id)?;
+        }
+        Ok(filter)
+    }
+
+    /// Lets events of mount namespace `id` through.
+    pub fn insert(&self, id: u64) -> Result<()> {
+        self.map
+            .lock()
+            .unwrap()
+            .insert(id, 1, 0)
+            .map_err(|e| GadgetError::Load(format!("{MAP_NAME}: adding {id}: {e}")))
+    }
+
+    /// Stops events of mount namespace `id` (absent ids are fine).
+    pub fn remove(&self, id: u64) {
+        let _ = self.map.lock().unwrap().remove(&id);
+    }
+
+    /// The ids in the map now.
+    pub fn ids(&self) -> Vec<u64> {
+        self.map.lock().unwrap().keys().filter_map(|k| k.ok()).collect()
+    }
+}
