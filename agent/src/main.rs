@@ -28,6 +28,8 @@ struct Args {
     /// Write the gadgetd(8) man page into DIR and exit (for packaging).
     #[arg(long, value_name = "DIR", hide = true)]
     generate_man: Option<PathBuf>,
+    #[command(flatten)]
+    containers: gadgetd::containers::RuntimeArgs,
 }
 
 fn write_man_page(dir: &std::path::Path) -> std::io::Result<()> {
@@ -41,9 +43,11 @@ fn write_man_page(dir: &std::path::Path) -> std::io::Result<()> {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GADGETD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // The gRPC/HTTP stack of the container watchers is chatty at debug.
+    let filter = ["h2=info", "tower=info", "hyper=info", "hyper_util=info", "tonic=info"]
+        .iter()
+        .fold(filter, |f, d| f.add_directive(d.parse().expect("static directive")));
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         fmt.json().init();
     } else {
@@ -90,7 +94,15 @@ async fn agent_main() -> std::process::ExitCode {
     } else {
         Some(args.bus_address.clone().unwrap_or_else(|| "system".into()))
     };
+    let runtimes = match args.containers.endpoints() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gadgetd: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let config = Config {
+        runtimes,
         bus,
         listen: args.listen.clone(),
         state_dir: args.state_dir.clone(),

@@ -1,7 +1,9 @@
 //! gadgetctl: run and manage eBPF gadgets through gadgetd.
 
 mod generate;
+mod containers;
 mod output;
+mod run_containers;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -53,6 +55,8 @@ enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
     },
+    /// List the containers the agent sees (docker, podman, containerd, cri-o).
+    Containers(containers::ContainersArgs),
     /// Stop a run.
     Stop {
         /// Run ids or names.
@@ -94,6 +98,8 @@ struct RunArgs {
     /// A name for the run.
     #[arg(long)]
     name: Option<String>,
+    #[command(flatten)]
+    containers: run_containers::ContainerFilterArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -143,6 +149,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run(args) => run(address, args).await,
         Command::List { output } => list(address, output).await,
+        Command::Containers(args) => containers::containers(address, args).await,
         Command::Attach { id, output } => {
             let mgr = manager(address).await?;
             let fd = mgr.attach(&id).await?;
@@ -195,6 +202,7 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     if let Some(n) = &args.name {
         opts.insert(options::NAME, Value::from(n.as_str()));
     }
+    args.containers.add_to(&mut opts);
     let mgr = manager(address).await?;
     let (path, fd) = mgr
         .run_object(

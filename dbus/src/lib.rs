@@ -11,6 +11,7 @@
 //! The introspection XML of the interfaces is in `dbus/org.gadgetd.Agent1.xml`.
 
 pub mod connect;
+pub mod containers;
 pub mod names;
 pub mod proxy;
 pub mod stream;

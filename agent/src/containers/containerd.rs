@@ -117,13 +117,30 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
         Err(s) => return SessionEnd::unavailable(status("Version", s)),
     };
     // Subscribe first (no namespace header: events of every namespace).
-    let mut events = match EventsClient::new(channel.clone())
-        .subscribe(SubscribeRequest { filters: vec![] })
-        .await
-    {
-        Ok(s) => s.into_inner(),
-        Err(s) => return SessionEnd::lost(status("Events.Subscribe", s)),
-    };
+    // containerd sends the response headers only with the first event, so
+    // the stream is read by its own task.
+    let (tx, mut events) = tokio::sync::mpsc::channel(1024);
+    let sub_channel = channel.clone();
+    let reader = tokio::spawn(async move {
+        let mut stream = match EventsClient::new(sub_channel).subscribe(SubscribeRequest { filters: vec![] }).await {
+            Ok(s) => s.into_inner(),
+            Err(s) => return status("Events.Subscribe", s),
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(env)) => {
+                    if tx.send(env).await.is_err() {
+                        return String::new();
+                    }
+                }
+                Ok(None) => return "the event stream ended".to_string(),
+                Err(s) => return status("Events", s),
+            }
+        }
+    });
+    let _abort = AbortOnDrop(reader.abort_handle());
+    // Give the subscription a moment to register before listing.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let now = match list_all(&channel).await {
         Ok(l) => l,
         Err(e) => return SessionEnd::lost(e),
@@ -132,10 +149,12 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
     registry.replace_source(source, now);
     reporter.connected(RUNTIME, &version, count);
     loop {
-        let env = match events.message().await {
-            Ok(Some(env)) => env,
-            Ok(None) => return SessionEnd::lost("the event stream ended"),
-            Err(s) => return SessionEnd::lost(status("Events", s)),
+        let Some(env) = events.recv().await else {
+            let reason = match reader.await {
+                Ok(r) => r,
+                Err(e) => e.to_string(),
+            };
+            return SessionEnd::lost(reason);
         };
         let Some(any) = env.event else { continue };
         let ns = env.namespace.as_str();
@@ -171,5 +190,14 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
             }
             _ => {}
         }
+    }
+}
+
+/// Stops the event reader task when the session ends.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -50,6 +50,7 @@ pub struct Agent {
     pub runs: Mutex<BTreeMap<String, Arc<RunHandle>>>,
     pub conns: Connections,
     pub auth: Authorizer,
+    pub containers: Arc<crate::containers::Registry>,
 }
 
 impl Agent {
@@ -58,6 +59,7 @@ impl Agent {
             runs: Mutex::new(BTreeMap::new()),
             conns: Connections::default(),
             auth: Authorizer,
+            containers: crate::containers::Registry::new(),
         })
     }
 
@@ -143,12 +145,14 @@ fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
 struct ParsedOptions {
     timeout: Option<Duration>,
     name: Option<String>,
+    containers: crate::containers::Selector,
 }
 
 fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
     let mut out = ParsedOptions {
         timeout: None,
         name: None,
+        containers: crate::containers::Selector::default(),
     };
     for (key, value) in opts {
         match key.as_str() {
@@ -168,6 +172,7 @@ fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOption
                     })?;
                 out.name = Some(name);
             }
+            k if crate::containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
         }
     }
@@ -218,8 +223,11 @@ impl Manager {
             },
             fields: gadget.fields(),
         };
+        let filter = crate::containers::filter::plan(&self.agent.containers, opts.containers);
         let run_opts = RunOptions {
             params: params.clone(),
+            mntns_filter: filter.as_ref().map(|p| p.initial.clone()),
+            enricher: Some(crate::runtime::enrich::SharedEnricher(self.agent.containers.clone())),
             ..RunOptions::default()
         };
         let started = std::time::Instant::now();
@@ -228,6 +236,9 @@ impl Manager {
             .map_err(|e| fdo::Error::Failed(format!("loader task failed: {e}")))?
             .map_err(gadget_error)?;
         tracing::info!(run = %id, image = %image, uid = caller.uid, load_ms = started.elapsed().as_millis() as u64, "run started");
+        if let (Some(plan), Some(map)) = (filter, running.mntns_filter()) {
+            crate::containers::filter::keep_in_sync(plan, self.agent.containers.clone(), &map, id.clone());
+        }
         let spec = RunSpec {
             id: id.clone(),
             name,

@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod auth;
 pub mod bus;
+pub mod containers;
 pub mod listen;
 pub mod manager;
 pub mod run;
@@ -27,6 +28,8 @@ pub struct Config {
     /// systemd, LISTEN_FDS, is always used when present).
     pub listen: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// Container runtime sockets to watch.
+    pub runtimes: Vec<crate::containers::RuntimeEndpoint>,
 }
 
 /// Serves until `shutdown` resolves, then stops every run.
@@ -41,6 +44,7 @@ pub async fn serve(
         )
     })?;
     let agent = Agent::new();
+    crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
         let conn = bus_connection(bus, &agent).await?;
@@ -86,6 +90,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
     builder
         .name(names::BUS_NAME)?
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
+        .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await
@@ -97,12 +102,8 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
     let conn = connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())?
         .p2p()
-        .serve_at(
-            names::MANAGER_PATH,
-            Manager {
-                agent: agent.clone(),
-            },
-        )?
+        .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
+        .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await?;

@@ -1,0 +1,46 @@
+//! `gadgetctl containers`: what the agent's runtime watchers see.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use gadgetd_dbus::containers::ContainersProxy;
+use gadgetd_dbus::Endpoint;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContainersFormat {
+    Columns,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ContainersArgs {
+    #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+    pub output: ContainersFormat,
+}
+
+pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<ExitCode> {
+    let (conn, endpoint) = gadgetd_dbus::connect(address.map(Endpoint::parse)).await?;
+    let builder = ContainersProxy::builder(&conn);
+    let builder = if endpoint.is_bus() { builder } else { builder.destination(gadgetd_dbus::names::BUS_NAME)? };
+    let list = builder.build().await?.list_containers().await?;
+    let mut out = std::io::stdout().lock();
+    if args.output == ContainersFormat::Json {
+        for c in &list {
+            serde_json::to_writer(&mut out, c)?;
+            writeln!(out)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} K8S", "ID", "NAME", "RUNTIME", "PID", "MNTNS", "IMAGE")?;
+    for c in &list {
+        let id: String = c.id.chars().take(12).collect();
+        let k8s = if c.k8s_pod_name.is_empty() {
+            String::new()
+        } else {
+            format!("{}/{}/{}", c.k8s_namespace, c.k8s_pod_name, c.k8s_container_name)
+        };
+        writeln!(out, "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} {}", id, c.name, c.runtime, c.pid, c.mntns, c.image, k8s)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
