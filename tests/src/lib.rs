@@ -8,6 +8,8 @@
 //! Tests need root (they load eBPF). Binaries come from `GADGETD_BIN`
 //! (default `target/debug`), objects from `GADGETD_GADGETS` (default `build/gadgets`).
 
+pub mod runtimes;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

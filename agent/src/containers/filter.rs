@@ -26,7 +26,8 @@ pub fn plan(registry: &Registry, selector: Selector) -> Option<Plan> {
     }
     let changes = registry.subscribe();
     let host = if selector.host { procinfo::host_mntns() } else { None };
-    let initial = wanted(registry, &selector, host).into_iter().collect();
+    let initial: Vec<u64> = wanted(registry, &selector, host).into_iter().collect();
+    tracing::debug!(?selector, ?initial, "container filter planned");
     Some(Plan {
         initial,
         changes,

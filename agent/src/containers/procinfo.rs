@@ -50,9 +50,10 @@ fn pick_cgroup(text: &str) -> Option<String> {
     first
 }
 
-/// The host's mount namespace: the one PID 1 lives in.
+/// The host's mount namespace: the one PID 1 lives in, else (when PID 1's
+/// namespaces cannot be read, as in some sandboxes) the agent's own.
 pub fn host_mntns() -> Option<u64> {
-    ns_inode(1, "mnt")
+    ns_inode(1, "mnt").or_else(|| ns_inode(std::process::id(), "mnt"))
 }
 
 #[cfg(test)]
@@ -68,5 +69,7 @@ mod tests {
         assert_eq!(pick_cgroup("3:memory:/a\n2:pids:/b\n").as_deref(), Some("/a"));
         let me = std::process::id();
         assert_eq!(namespaces(me).unwrap().mnt, ns_inode(me, "mnt").unwrap());
+        assert!(host_mntns().is_some());
     }
 }
+

@@ -1,0 +1,380 @@
+//! Containers end to end: real dockerd, podman (API service) and containerd
+//! on private sockets; the agent watches them, fills the gadget's mount
+//! namespace filter as containers start and stop, and enriches events.
+
+use std::io::BufRead;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use gadgetd_tests::runtimes::{self, Containerd, Dockerd, IMAGE, MARKER, OPEN_LOOP, Podman};
+use gadgetd_tests::*;
+use serde_json::Value;
+
+fn unique(tag: &str) -> String {
+    let mut b = [0u8; 4];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
+    format!("gd-{tag}-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+fn skip(why: &str) {
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Waits until the agent's log contains `needle`.
+fn wait_log(agent: &Agent, needle: &str, timeout: Duration) {
+    let start = Instant::now();
+    while !agent.log_text().contains(needle) {
+        assert!(start.elapsed() < timeout, "gadgetd never logged {needle:?}:\n{}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn count_log(agent: &Agent, needle: &str) -> usize {
+    agent.log_text().matches(needle).count()
+}
+
+/// A gadgetctl run whose stdout lines arrive on a channel.
+struct Stream {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Stream {
+    fn start(agent: &Agent, args: &[&str]) -> Stream {
+        let mut child = agent.ctl_spawn(args);
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Stream { child, lines }
+    }
+
+    /// Events (not control lines) until `pred` matches one, or panics.
+    fn until(&self, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> (Value, Vec<Value>) {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        while start.elapsed() < timeout {
+            let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else { continue };
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+            if v.get("gadgetd").is_some() {
+                continue;
+            }
+            if pred(&v) {
+                return (v, seen);
+            }
+            seen.push(v);
+        }
+        panic!("no matching event within {timeout:?}; saw {} others: {:?}", seen.len(), seen.iter().take(5).collect::<Vec<_>>());
+    }
+
+    /// Every event arriving during `d`.
+    fn collect(&self, d: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        while start.elapsed() < d {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                if v.get("gadgetd").is_none() {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_running(agent: &Agent) {
+    let start = Instant::now();
+    loop {
+        let out = agent.ctl(&["list", "-o", "json"]);
+        if json_lines(&out).iter().any(|r| r["state"] == "running") {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the run never started: {}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The mount namespace ids in the agent's `gadget_mntns_filter_map`s
+/// (found through the agent's own fds, so other tests' maps don't count).
+fn filter_map_keys(agent_pid: u32) -> Vec<u64> {
+    let mut keys = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{agent_pid}/fd")) else { return keys };
+    for fd in fds.flatten() {
+        if std::fs::read_link(fd.path()).map(|l| l.to_string_lossy() != "anon_inode:bpf-map").unwrap_or(true) {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{agent_pid}/fdinfo/{}", fd.file_name().to_string_lossy())).unwrap_or_default();
+        let Some(id) = info.lines().find_map(|l| l.strip_prefix("map_id:")).map(|s| s.trim().to_string()) else { continue };
+        let show = std::process::Command::new("bpftool").args(["-j", "map", "show", "id", &id]).output().unwrap();
+        let show: Value = serde_json::from_slice(&show.stdout).unwrap_or(Value::Null);
+        if !show["name"].as_str().unwrap_or("").starts_with("gadget_mntns_fi") {
+            continue;
+        }
+        let dump = std::process::Command::new("bpftool").args(["-j", "map", "dump", "id", &id]).output().unwrap();
+        let dump: Value = serde_json::from_slice(&dump.stdout).unwrap_or(Value::Null);
+        for e in dump.as_array().into_iter().flatten() {
+            if let Some(k) = e["formatted"]["key"].as_u64() {
+                keys.push(k);
+            } else if let Some(bytes) = e["key"].as_array() {
+                let b: Vec<u8> = bytes
+                    .iter()
+                    .filter_map(|x| u8::from_str_radix(x.as_str()?.trim_start_matches("0x"), 16).ok())
+                    .collect();
+                if b.len() == 8 {
+                    keys.push(u64::from_le_bytes(b.try_into().unwrap()));
+                }
+            }
+        }
+    }
+    keys
+}
+
+fn containers(agent: &Agent) -> Vec<Value> {
+    let out = agent.ctl(&["containers", "-o", "json"]);
+    assert!(out.status.success(), "gadgetctl containers failed: {}", stderr(&out));
+    json_lines(&out)
+}
+
+/// Opens a host file every 100 ms until dropped.
+struct HostNoise {
+    stop: Arc<AtomicBool>,
+    pub path: String,
+    _dir: TempDir,
+}
+
+impl HostNoise {
+    fn start() -> HostNoise {
+        let dir = TempDir::new("hostnoise");
+        let path = dir.path().join("gadgetd-host-probe");
+        std::fs::write(&path, b"x").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, p) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let _ = std::fs::read(&p);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        HostNoise {
+            stop,
+            path: path.to_string_lossy().into_owned(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for HostNoise {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A runtime under test, as closures over its harness.
+struct Rt<'a> {
+    /// Expected `runtime.name`.
+    name: &'static str,
+    /// `--container-runtime` value for the agent.
+    flag: String,
+    run: Box<dyn Fn(&str, &str) -> String + 'a>,
+    pid: Box<dyn Fn(&str) -> u32 + 'a>,
+    remove: Box<dyn Fn(&str) + 'a>,
+}
+
+/// The scenario for one runtime: a gadget filtered by name started
+/// before the container; the container's opens arrive with its fields; a
+/// second container and the host stay out; the exit leaves the filter.
+fn filtered_by_name(rt: Rt<'_>) {
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--container-runtime", &rt.flag]);
+    wait_log(&agent, "watching container runtime", Duration::from_secs(20));
+    let web = unique("web");
+    let other = unique("other");
+    let trace_open = gadget("trace_open");
+    let stream = Stream::start(&agent, &["run", trace_open.to_str().unwrap(), "--containername", &web, "-o", "json", "--timeout", "60s"]);
+    wait_running(&agent);
+    let host = HostNoise::start();
+
+    let id = (rt.run)(&web, OPEN_LOOP);
+    let _ = (rt.run)(&other, OPEN_LOOP);
+    let pid = (rt.pid)(&web);
+    let mntns = runtimes::mntns_of(pid);
+
+    let (ev, before) = stream.until(Duration::from_secs(20), |v| v["fname"] == MARKER);
+    assert_eq!(ev["runtime.containerName"], web.as_str(), "{ev}");
+    assert_eq!(ev["runtime.containerId"], id.as_str(), "{ev}");
+    assert_eq!(ev["runtime.name"], rt.name, "{ev}");
+    assert_eq!(ev["runtime.image"], IMAGE, "{ev}");
+    assert_eq!(ev["mntns_id"], mntns, "{ev}");
+    assert_eq!(ev["comm"], "cat", "{ev}");
+    assert_eq!(ev["ret"].as_i64().map(|r| r >= 0), Some(true), "{ev}");
+
+    let mut all = before;
+    all.extend(stream.collect(Duration::from_millis(1500)));
+    all.push(ev);
+    let markers = all.iter().filter(|v| v["fname"] == MARKER).count();
+    assert!(markers >= 2, "the container opens the marker every 200 ms; saw {markers}");
+    for v in &all {
+        assert_eq!(v["mntns_id"], mntns, "an event from outside the selected container: {v}");
+        assert_eq!(v["runtime.containerName"], web.as_str(), "{v}");
+        assert_ne!(v["fname"], host.path.as_str(), "host activity got through: {v}");
+    }
+
+    // The registry shows both, with the right PID and namespace.
+    let list = containers(&agent);
+    let row = list.iter().find(|c| c["name"] == web.as_str()).unwrap_or_else(|| panic!("{web} not listed: {list:?}"));
+    assert_eq!(row["id"], id.as_str());
+    assert_eq!(row["runtime"], rt.name);
+    assert_eq!(row["pid"], pid);
+    assert_eq!(row["mntns"], mntns);
+    assert_eq!(row["image"], IMAGE);
+    assert!(list.iter().any(|c| c["name"] == other.as_str()), "{other} not listed: {list:?}");
+    assert!(filter_map_keys(agent.pid()).contains(&mntns), "the filter map lacks {mntns}");
+
+    // The container exits: it leaves the filter map and the registry.
+    (rt.remove)(&web);
+    let start = Instant::now();
+    while filter_map_keys(agent.pid()).contains(&mntns) || containers(&agent).iter().any(|c| c["name"] == web.as_str()) {
+        assert!(start.elapsed() < Duration::from_secs(15), "{web} stayed in the filter map or registry after it exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(agent.log_text().contains("container removed from the run's filter"));
+    (rt.remove)(&other);
+}
+
+#[test]
+fn docker_container_filtered_by_name() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["dockerd", "docker", "skopeo", "python3"]) {
+        return skip(&why);
+    }
+    let d = Dockerd::start();
+    filtered_by_name(Rt {
+        name: "docker",
+        flag: format!("docker={}", d.socket.display()),
+        run: Box::new(|n, s| d.run(n, s)),
+        pid: Box::new(|n| d.pid(n)),
+        remove: Box::new(|n| d.remove(n)),
+    });
+}
+
+#[test]
+fn podman_container_filtered_by_name() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman", "python3"]) {
+        return skip(&why);
+    }
+    let p = Podman::start();
+    filtered_by_name(Rt {
+        name: "podman",
+        flag: format!("podman={}", p.socket.display()),
+        run: Box::new(|n, s| p.run(n, s)),
+        pid: Box::new(|n| p.pid(n)),
+        remove: Box::new(|n| p.remove(n)),
+    });
+}
+
+#[test]
+fn containerd_container_filtered_by_name() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["containerd", "ctr", "runc", "python3"]) {
+        return skip(&why);
+    }
+    let c = Containerd::start();
+    filtered_by_name(Rt {
+        name: "containerd",
+        flag: format!("containerd={}", c.socket.display()),
+        // containerd has no names: the id is the name.
+        run: Box::new(|n, s| {
+            c.run(n, s);
+            n.to_string()
+        }),
+        pid: Box::new(|n| c.pid(n)),
+        remove: Box::new(|n| c.remove(n)),
+    });
+}
+
+/// A runtime socket that is missing at start, appears, dies mid-run and
+/// comes back: the agent keeps serving, logs each change once, and resyncs.
+#[test]
+fn runtime_socket_missing_killed_and_back() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman", "python3"]) {
+        return skip(&why);
+    }
+    let mut p = Podman::start();
+    p.kill_service();
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--container-runtime", &format!("podman={}", p.socket.display())]);
+    wait_log(&agent, "container runtime socket not present", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count_log(&agent, "container runtime socket not present"), 1, "{}", agent.log_text());
+
+    // It appears: picked up, with a container started meanwhile.
+    let early = unique("early");
+    p.run(&early, "sleep 300");
+    p.start_service();
+    wait_log(&agent, "watching container runtime", Duration::from_secs(15));
+    assert!(containers(&agent).iter().any(|c| c["name"] == early.as_str()));
+
+    // Killed mid-run: one warning, the agent keeps answering.
+    p.kill_service();
+    wait_log(&agent, "lost the container runtime", Duration::from_secs(10));
+    let late = unique("late");
+    p.run(&late, "sleep 300");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count_log(&agent, "lost the container runtime"), 1, "{}", agent.log_text());
+    assert_eq!(count_log(&agent, "not reachable"), 0, "{}", agent.log_text());
+    let during = containers(&agent);
+    assert!(during.iter().any(|c| c["name"] == early.as_str()), "running containers stay known: {during:?}");
+
+    // Back: resynced, the container started while it was away is known.
+    p.start_service();
+    let start = Instant::now();
+    while !containers(&agent).iter().any(|c| c["name"] == late.as_str()) {
+        assert!(start.elapsed() < Duration::from_secs(15), "not resynced after the runtime came back: {}", agent.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count_log(&agent, "watching container runtime"), 2);
+}
+
+/// `--host` alone: host processes only; unknown runtimes are refused with a
+/// clear message and the run does not start.
+#[test]
+fn host_filter_and_bad_selectors() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--container-runtime", "none"]);
+    let trace_open = gadget("trace_open");
+    let stream = Stream::start(&agent, &["run", trace_open.to_str().unwrap(), "--host", "-o", "json", "--timeout", "30s"]);
+    wait_running(&agent);
+    let host = HostNoise::start();
+    let (ev, _) = stream.until(Duration::from_secs(10), |v| v["fname"] == host.path.as_str());
+    // PID 1's namespace, or the agent's where PID 1's is unreadable (the
+    // test and the agent share it either way).
+    assert_eq!(ev["mntns_id"], own_ns("mnt"));
+    assert_eq!(ev["runtime.containerName"], "");
+    assert_eq!(ev["runtime.name"], "");
+
+    let out = agent.ctl(&["run", trace_open.to_str().unwrap(), "--runtime", "rkt", "--timeout", "1s"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--runtime `rkt` is not a runtime gadgetd knows"), "{}", stderr(&out));
+    let out = agent.ctl(&["run", trace_open.to_str().unwrap(), "--containername", "[web", "--timeout", "1s"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a valid glob"), "{}", stderr(&out));
+}
