@@ -35,7 +35,7 @@ def main(out):
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     layer_digest, layer_size = blob(out, layer)
     config = {"architecture": "amd64", "os": "linux",
-              "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+              "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sleep", "1000000"]},
               "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
     cfg_digest, cfg_size = blob(out, json.dumps(config).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

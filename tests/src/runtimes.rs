@@ -290,22 +290,43 @@ pub struct Containerd {
 
 impl Containerd {
     pub fn start() -> Containerd {
+        Containerd::start_with(false)
+    }
+
+    /// With the CRI plugin set up for host-network pods, its sandbox image
+    /// being the test image (imported into `k8s.io`).
+    pub fn start_with_cri() -> Containerd {
+        Containerd::start_with(true)
+    }
+
+    fn start_with(cri: bool) -> Containerd {
         let dir = TempDir::new("containerd");
         let d = dir.path();
         let socket = d.join("containerd.sock");
         let cfg = d.join("config.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n[grpc]\n  address = \"{sock}\"\n\
-                 [ttrpc]\n  address = \"{sock}.ttrpc\"\n[debug]\n  address = \"{debug}\"\n[metrics]\n  address = \"\"\n",
-                root = d.join("root").display(),
-                state = d.join("state").display(),
-                sock = socket.display(),
-                debug = d.join("debug.sock").display(),
-            ),
-        )
-        .unwrap();
+        // Top-level keys first, then tables.
+        let mut conf = format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n",
+            d.join("root").display(),
+            d.join("state").display()
+        );
+        if !cri {
+            conf += "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";
+        }
+        conf += &format!(
+            "[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
+             [debug]\n  address = \"{debug}\"\n[metrics]\n  address = \"\"\n",
+            sock = socket.display(),
+            debug = d.join("debug.sock").display(),
+        );
+        if cri {
+            conf += &format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{IMAGE}\"\n  restrict_oom_score_adj = true\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  conf_dir = \"{}\"\n",
+                d.join("cni").display()
+            );
+        }
+        std::fs::write(&cfg, conf).unwrap();
         let child = Command::new("containerd")
             .arg("-c")
             .arg(&cfg)
@@ -318,6 +339,9 @@ impl Containerd {
         let image = build_image(me.dir.path());
         let archive = format!("{}.tar", image.display());
         check(me.ctr("default", &["images", "import", "--base-name", "localhost/bb", &archive]), "ctr images import");
+        if cri {
+            check(me.ctr("k8s.io", &["images", "import", "--base-name", "localhost/bb", &archive]), "ctr images import (k8s.io)");
+        }
         me
     }
 

@@ -378,3 +378,52 @@ fn host_filter_and_bad_selectors() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a valid glob"), "{}", stderr(&out));
 }
+
+/// The CRI watcher (what CRI-O is watched with) against containerd's CRI
+/// plugin: a pod created the way the kubelet does, selected by Kubernetes
+/// namespace and pod name; the event carries the k8s fields.
+#[test]
+fn cri_pod_filtered_by_k8s_namespace() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["containerd", "ctr", "runc", "python3"]) {
+        return skip(&why);
+    }
+    let c = Containerd::start_with_cri();
+    let cri = gadgetd_tests::cri::Cri::connect(&c.socket);
+    let ns = unique("ns");
+    let pod_name = unique("pod");
+    let pod_cfg = gadgetd_tests::cri::pod_config(&pod_name, &ns);
+    let pod = cri.run_pod(&pod_cfg);
+
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--container-runtime", &format!("cri-o={}", c.socket.display())]);
+    wait_log(&agent, "watching container runtime", Duration::from_secs(20));
+    let trace_open = gadget("trace_open");
+    let stream = Stream::start(
+        &agent,
+        &["run", trace_open.to_str().unwrap(), "--k8s-namespace", &ns, "--k8s-podname", &pod_name, "-o", "json", "--timeout", "60s"],
+    );
+    wait_running(&agent);
+    let id = cri.create_and_start(&pod, &pod_cfg, gadgetd_tests::cri::container_config(&pod_name, &ns, "web", IMAGE, OPEN_LOOP));
+
+    let (ev, _) = stream.until(Duration::from_secs(20), |v| v["fname"] == MARKER);
+    assert_eq!(ev["runtime.containerId"], id.as_str(), "{ev}");
+    assert_eq!(ev["runtime.containerName"], "web", "{ev}");
+    assert_eq!(ev["runtime.name"], "cri-o", "{ev}");
+    assert_eq!(ev["k8s.namespace"], ns.as_str(), "{ev}");
+    assert_eq!(ev["k8s.podName"], pod_name.as_str(), "{ev}");
+    assert_eq!(ev["k8s.containerName"], "web", "{ev}");
+    let row = containers(&agent).into_iter().find(|r| r["id"] == id.as_str()).expect("listed");
+    assert_eq!(row["k8s_namespace"], ns.as_str());
+    let mntns = row["mntns"].as_u64().unwrap();
+    assert_eq!(ev["mntns_id"], mntns);
+
+    cri.stop_container(&id);
+    let start = Instant::now();
+    while filter_map_keys(agent.pid()).contains(&mntns) {
+        assert!(start.elapsed() < Duration::from_secs(15), "the stopped container stayed in the filter map");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stream);
+    cri.remove_pod(&pod);
+}
