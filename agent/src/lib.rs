@@ -18,6 +18,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod runtime;
 pub mod containers;
+pub mod runtime;
 pub mod service;

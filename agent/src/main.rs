@@ -7,7 +7,11 @@ use gadgetd::service::{self, Config};
 
 /// Runs eBPF gadgets on this node and serves them over D-Bus.
 #[derive(Parser, Debug)]
-#[command(name = "gadgetd", version, about = "The eBPF gadget agent: runs gadgets on this node and serves them over D-Bus")]
+#[command(
+    name = "gadgetd",
+    version,
+    about = "The eBPF gadget agent: runs gadgets on this node and serves them over D-Bus"
+)]
 struct Args {
     /// Serve on the bus at this D-Bus address instead of the system bus.
     #[arg(long, value_name = "ADDR", conflicts_with = "no_bus")]
@@ -44,10 +48,20 @@ fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GADGETD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // The gRPC/HTTP stack of the container watchers is chatty at debug.
-    let filter = ["h2=info", "tower=info", "hyper=info", "hyper_util=info", "tonic=info"]
-        .iter()
-        .fold(filter, |f, d| f.add_directive(d.parse().expect("static directive")));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = [
+        "h2=info",
+        "tower=info",
+        "hyper=info",
+        "hyper_util=info",
+        "tonic=info",
+    ]
+    .iter()
+    .fold(filter, |f, d| {
+        f.add_directive(d.parse().expect("static directive"))
+    });
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         fmt.json().init();
     } else {

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use gadgetd_dbus::containers::ContainersProxy;
 use gadgetd_dbus::Endpoint;
+use gadgetd_dbus::containers::ContainersProxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ContainersFormat {
@@ -22,7 +22,11 @@ pub struct ContainersArgs {
 pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<ExitCode> {
     let (conn, endpoint) = gadgetd_dbus::connect(address.map(Endpoint::parse)).await?;
     let builder = ContainersProxy::builder(&conn);
-    let builder = if endpoint.is_bus() { builder } else { builder.destination(gadgetd_dbus::names::BUS_NAME)? };
+    let builder = if endpoint.is_bus() {
+        builder
+    } else {
+        builder.destination(gadgetd_dbus::names::BUS_NAME)?
+    };
     let list = builder.build().await?.list_containers().await?;
     let mut out = std::io::stdout().lock();
     if args.output == ContainersFormat::Json {
@@ -32,15 +36,26 @@ pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<E
         }
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} K8S", "ID", "NAME", "RUNTIME", "PID", "MNTNS", "IMAGE")?;
+    writeln!(
+        out,
+        "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} K8S",
+        "ID", "NAME", "RUNTIME", "PID", "MNTNS", "IMAGE"
+    )?;
     for c in &list {
         let id: String = c.id.chars().take(12).collect();
         let k8s = if c.k8s_pod_name.is_empty() {
             String::new()
         } else {
-            format!("{}/{}/{}", c.k8s_namespace, c.k8s_pod_name, c.k8s_container_name)
+            format!(
+                "{}/{}/{}",
+                c.k8s_namespace, c.k8s_pod_name, c.k8s_container_name
+            )
         };
-        writeln!(out, "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} {}", id, c.name, c.runtime, c.pid, c.mntns, c.image, k8s)?;
+        writeln!(
+            out,
+            "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} {}",
+            id, c.name, c.runtime, c.pid, c.mntns, c.image, k8s
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

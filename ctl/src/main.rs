@@ -1,7 +1,7 @@
 //! gadgetctl: run and manage eBPF gadgets through gadgetd.
 
-mod generate;
 mod containers;
+mod generate;
 mod output;
 mod run_containers;
 
@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a gadget and print its events until it stops (Ctrl-C stops it).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List runs.
     #[command(alias = "ps")]
     List {
@@ -147,7 +147,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             generate::man_pages(<Cli as clap::CommandFactory>::command(), &dir)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => run(address, args).await,
+        Command::Run(args) => run(address, *args).await,
         Command::List { output } => list(address, output).await,
         Command::Containers(args) => containers::containers(address, args).await,
         Command::Attach { id, output } => {

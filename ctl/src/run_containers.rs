@@ -9,7 +9,12 @@ use zbus::zvariant::Value;
 pub struct ContainerFilterArgs {
     /// Only these containers, by name: exact or a glob (`web-*`).
     /// Repeatable; comma-separated lists work too.
-    #[arg(long = "containername", short = 'c', value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        long = "containername",
+        short = 'c',
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
     pub names: Vec<String>,
     /// Only these containers, by id or unique id prefix (repeatable).
     #[arg(long = "container-id", value_name = "ID", value_delimiter = ',')]
@@ -33,7 +38,10 @@ impl ContainerFilterArgs {
     pub fn add_to<'a>(&'a self, opts: &mut HashMap<&str, Value<'a>>) {
         let mut list = |key: &'static str, v: &'a [String]| {
             if !v.is_empty() {
-                opts.insert(key, Value::from(v.iter().map(String::as_str).collect::<Vec<&str>>()));
+                opts.insert(
+                    key,
+                    Value::from(v.iter().map(String::as_str).collect::<Vec<&str>>()),
+                );
             }
         };
         list(keys::CONTAINER_NAME, &self.names);

@@ -127,7 +127,10 @@ pub struct Cri {
 
 impl Cri {
     pub fn connect(socket: &Path) -> Cri {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let channel = rt
             .block_on(containerd_client::connect(socket))
             .unwrap_or_else(|e| panic!("connecting to the CRI socket {}: {e}", socket.display()));
@@ -141,10 +144,16 @@ impl Cri {
     {
         self.rt.block_on(async {
             let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-            grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
             let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
             Ok(grpc
-                .unary(tonic::Request::new(req), PathAndQuery::from_static(method), codec)
+                .unary(
+                    tonic::Request::new(req),
+                    PathAndQuery::from_static(method),
+                    codec,
+                )
                 .await?
                 .into_inner())
         })
@@ -153,12 +162,22 @@ impl Cri {
     /// A pod in the host network namespace (no CNI needed).
     pub fn run_pod(&self, config: &PodSandboxConfig) -> String {
         let r: RunPodSandboxResponse = self
-            .call("/runtime.v1.RuntimeService/RunPodSandbox", RunPodSandboxRequest { config: Some(config.clone()) })
+            .call(
+                "/runtime.v1.RuntimeService/RunPodSandbox",
+                RunPodSandboxRequest {
+                    config: Some(config.clone()),
+                },
+            )
             .unwrap_or_else(|s| panic!("RunPodSandbox: {s}"));
         r.pod_sandbox_id
     }
 
-    pub fn create_and_start(&self, pod: &str, pod_config: &PodSandboxConfig, config: ContainerConfig) -> String {
+    pub fn create_and_start(
+        &self,
+        pod: &str,
+        pod_config: &PodSandboxConfig,
+        config: ContainerConfig,
+    ) -> String {
         let r: CreateContainerResponse = self
             .call(
                 "/runtime.v1.RuntimeService/CreateContainer",
@@ -170,23 +189,44 @@ impl Cri {
             )
             .unwrap_or_else(|s| panic!("CreateContainer: {s}"));
         let _: Empty = self
-            .call("/runtime.v1.RuntimeService/StartContainer", ContainerIdRequest { container_id: r.container_id.clone() })
+            .call(
+                "/runtime.v1.RuntimeService/StartContainer",
+                ContainerIdRequest {
+                    container_id: r.container_id.clone(),
+                },
+            )
             .unwrap_or_else(|s| panic!("StartContainer: {s}"));
         r.container_id
     }
 
     pub fn stop_container(&self, id: &str) {
-        let _: Result<Empty, _> =
-            self.call("/runtime.v1.RuntimeService/StopContainer", ContainerIdRequest { container_id: id.to_string() });
-        let _: Result<Empty, _> =
-            self.call("/runtime.v1.RuntimeService/RemoveContainer", ContainerIdRequest { container_id: id.to_string() });
+        let _: Result<Empty, _> = self.call(
+            "/runtime.v1.RuntimeService/StopContainer",
+            ContainerIdRequest {
+                container_id: id.to_string(),
+            },
+        );
+        let _: Result<Empty, _> = self.call(
+            "/runtime.v1.RuntimeService/RemoveContainer",
+            ContainerIdRequest {
+                container_id: id.to_string(),
+            },
+        );
     }
 
     pub fn remove_pod(&self, id: &str) {
-        let _: Result<Empty, _> =
-            self.call("/runtime.v1.RuntimeService/StopPodSandbox", SandboxIdRequest { pod_sandbox_id: id.to_string() });
-        let _: Result<Empty, _> =
-            self.call("/runtime.v1.RuntimeService/RemovePodSandbox", SandboxIdRequest { pod_sandbox_id: id.to_string() });
+        let _: Result<Empty, _> = self.call(
+            "/runtime.v1.RuntimeService/StopPodSandbox",
+            SandboxIdRequest {
+                pod_sandbox_id: id.to_string(),
+            },
+        );
+        let _: Result<Empty, _> = self.call(
+            "/runtime.v1.RuntimeService/RemovePodSandbox",
+            SandboxIdRequest {
+                pod_sandbox_id: id.to_string(),
+            },
+        );
     }
 }
 
@@ -194,7 +234,10 @@ impl Cri {
 pub fn pod_config(name: &str, namespace: &str) -> PodSandboxConfig {
     let mut labels = HashMap::new();
     labels.insert("io.kubernetes.pod.name".to_string(), name.to_string());
-    labels.insert("io.kubernetes.pod.namespace".to_string(), namespace.to_string());
+    labels.insert(
+        "io.kubernetes.pod.namespace".to_string(),
+        namespace.to_string(),
+    );
     PodSandboxConfig {
         metadata: Some(PodSandboxMetadata {
             name: name.to_string(),
@@ -213,14 +256,27 @@ pub fn pod_config(name: &str, namespace: &str) -> PodSandboxConfig {
 }
 
 /// A container config with the kubelet's labels.
-pub fn container_config(pod: &str, namespace: &str, name: &str, image: &str, script: &str) -> ContainerConfig {
+pub fn container_config(
+    pod: &str,
+    namespace: &str,
+    name: &str,
+    image: &str,
+    script: &str,
+) -> ContainerConfig {
     let mut labels = HashMap::new();
     labels.insert("io.kubernetes.pod.name".to_string(), pod.to_string());
-    labels.insert("io.kubernetes.pod.namespace".to_string(), namespace.to_string());
+    labels.insert(
+        "io.kubernetes.pod.namespace".to_string(),
+        namespace.to_string(),
+    );
     labels.insert("io.kubernetes.container.name".to_string(), name.to_string());
     ContainerConfig {
-        metadata: Some(ContainerMetadata { name: name.to_string() }),
-        image: Some(ImageSpec { image: image.to_string() }),
+        metadata: Some(ContainerMetadata {
+            name: name.to_string(),
+        }),
+        image: Some(ImageSpec {
+            image: image.to_string(),
+        }),
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
         args: vec![],
         labels,

@@ -20,15 +20,28 @@ pub fn missing(binaries: &[&str]) -> Option<String> {
     let missing: Vec<&str> = binaries
         .iter()
         .copied()
-        .filter(|b| !Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success()))
+        .filter(|b| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {b}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .collect();
-    (!missing.is_empty()).then(|| format!("not installed: {} (run .ci/install-deps)", missing.join(", ")))
+    (!missing.is_empty()).then(|| {
+        format!(
+            "not installed: {} (run .ci/install-deps)",
+            missing.join(", ")
+        )
+    })
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -59,7 +72,9 @@ fn stop_child(child: &mut Child, grace: Duration) {
 
 /// Unmounts whatever a runtime left mounted below `dir` (deepest first).
 fn unmount_below(dir: &Path) {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
     let prefix = dir.to_string_lossy().to_string();
     let mut points: Vec<String> = mounts
         .lines()
@@ -77,7 +92,14 @@ fn unmount_below(dir: &Path) {
 pub fn build_image(dir: &Path) -> PathBuf {
     let layout = dir.join("bb");
     let script = repo_root().join("tests/containers/busybox-oci.py");
-    check(Command::new("python3").arg(&script).arg(&layout).output().unwrap(), "building the busybox OCI image");
+    check(
+        Command::new("python3")
+            .arg(&script)
+            .arg(&layout)
+            .output()
+            .unwrap(),
+        "building the busybox OCI image",
+    );
     layout
 }
 
@@ -112,13 +134,20 @@ impl Dockerd {
             .arg(format!("unix://{}", socket.display()))
             .arg("--pidfile")
             .arg(d.join("docker.pid"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-masq=false",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(d.join("dockerd.log")).unwrap())
             .spawn()
             .expect("dockerd is installed (apt-get install docker.io)");
         let me = Dockerd { dir, socket, child };
-        wait_until("dockerd to answer", Duration::from_secs(30), || me.cli(&["version"]).status.success());
+        wait_until("dockerd to answer", Duration::from_secs(30), || {
+            me.cli(&["version"]).status.success()
+        });
         let image = build_image(me.dir.path());
         let archive = me.dir.path().join("bb-docker.tar");
         // `docker load` does not take OCI archives: convert first.
@@ -131,7 +160,10 @@ impl Dockerd {
                 .unwrap(),
             "skopeo copy to a docker archive",
         );
-        check(me.cli(&["load", "-i", archive.to_str().unwrap()]), "docker load");
+        check(
+            me.cli(&["load", "-i", archive.to_str().unwrap()]),
+            "docker load",
+        );
         me
     }
 
@@ -151,11 +183,29 @@ impl Dockerd {
 
     /// Starts a detached container running `sh -c script`; returns its id.
     pub fn run(&self, name: &str, script: &str) -> String {
-        check(self.cli(&["run", "-d", "--network=none", "--name", name, IMAGE, "/bin/sh", "-c", script]), "docker run")
+        check(
+            self.cli(&[
+                "run",
+                "-d",
+                "--network=none",
+                "--name",
+                name,
+                IMAGE,
+                "/bin/sh",
+                "-c",
+                script,
+            ]),
+            "docker run",
+        )
     }
 
     pub fn pid(&self, name: &str) -> u32 {
-        check(self.cli(&["inspect", "-f", "{{.State.Pid}}", name]), "docker inspect").parse().unwrap()
+        check(
+            self.cli(&["inspect", "-f", "{{.State.Pid}}", name]),
+            "docker inspect",
+        )
+        .parse()
+        .unwrap()
     }
 
     pub fn remove(&self, name: &str) {
@@ -208,12 +258,19 @@ impl Podman {
         )
         .unwrap();
         let socket = d.join("podman.sock");
-        let mut me = Podman { dir, socket, service: None };
+        let mut me = Podman {
+            dir,
+            socket,
+            service: None,
+        };
         let image = build_image(me.dir.path());
         let archive = format!("{}.tar", image.display());
         check(me.cli(&["load", "-i", &archive]), "podman load");
         // The archive's ref.name is just `latest`.
-        check(me.cli(&["tag", "localhost/latest:latest", IMAGE]), "podman tag");
+        check(
+            me.cli(&["tag", "localhost/latest:latest", IMAGE]),
+            "podman tag",
+        );
         me.start_service();
         me
     }
@@ -249,7 +306,10 @@ impl Podman {
     fn command(&self) -> Command {
         let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", self.dir.path().join("storage.conf"));
+            .env(
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.path().join("storage.conf"),
+            );
         c
     }
 
@@ -258,11 +318,19 @@ impl Podman {
     }
 
     pub fn run(&self, name: &str, script: &str) -> String {
-        check(self.cli(&["run", "-d", "--name", name, IMAGE, "/bin/sh", "-c", script]), "podman run")
+        check(
+            self.cli(&["run", "-d", "--name", name, IMAGE, "/bin/sh", "-c", script]),
+            "podman run",
+        )
     }
 
     pub fn pid(&self, name: &str) -> u32 {
-        check(self.cli(&["inspect", "-f", "{{.State.Pid}}", name]), "podman inspect").parse().unwrap()
+        check(
+            self.cli(&["inspect", "-f", "{{.State.Pid}}", name]),
+            "podman inspect",
+        )
+        .parse()
+        .unwrap()
     }
 
     pub fn remove(&self, name: &str) {
@@ -335,12 +403,26 @@ impl Containerd {
             .spawn()
             .expect("containerd is installed (apt-get install containerd)");
         let me = Containerd { dir, socket, child };
-        wait_until("containerd to answer", Duration::from_secs(20), || me.ctr("default", &["version"]).status.success());
+        wait_until("containerd to answer", Duration::from_secs(20), || {
+            me.ctr("default", &["version"]).status.success()
+        });
         let image = build_image(me.dir.path());
         let archive = format!("{}.tar", image.display());
-        check(me.ctr("default", &["images", "import", "--base-name", "localhost/bb", &archive]), "ctr images import");
+        check(
+            me.ctr(
+                "default",
+                &["images", "import", "--base-name", "localhost/bb", &archive],
+            ),
+            "ctr images import",
+        );
         if cri {
-            check(me.ctr("k8s.io", &["images", "import", "--base-name", "localhost/bb", &archive]), "ctr images import (k8s.io)");
+            check(
+                me.ctr(
+                    "k8s.io",
+                    &["images", "import", "--base-name", "localhost/bb", &archive],
+                ),
+                "ctr images import (k8s.io)",
+            );
         }
         me
     }
@@ -357,7 +439,13 @@ impl Containerd {
 
     /// Starts a detached task `name` running `sh -c script`.
     pub fn run(&self, name: &str, script: &str) {
-        check(self.ctr("default", &["run", "-d", IMAGE, name, "/bin/sh", "-c", script]), "ctr run");
+        check(
+            self.ctr(
+                "default",
+                &["run", "-d", IMAGE, name, "/bin/sh", "-c", script],
+            ),
+            "ctr run",
+        );
     }
 
     pub fn pid(&self, name: &str) -> u32 {
@@ -375,7 +463,11 @@ impl Containerd {
         let _ = self.ctr("default", &["task", "kill", "-s", "SIGKILL", name]);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
-            if self.ctr("default", &["task", "delete", name]).status.success() {
+            if self
+                .ctr("default", &["task", "delete", name])
+                .status
+                .success()
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -387,7 +479,8 @@ impl Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         // Shims outlive containerd: end every task first.
-        let tasks = String::from_utf8(self.ctr("default", &["task", "ls", "-q"]).stdout).unwrap_or_default();
+        let tasks = String::from_utf8(self.ctr("default", &["task", "ls", "-q"]).stdout)
+            .unwrap_or_default();
         for t in tasks.split_whitespace() {
             self.remove(t);
         }

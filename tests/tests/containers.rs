@@ -15,7 +15,10 @@ use serde_json::Value;
 fn unique(tag: &str) -> String {
     let mut b = [0u8; 4];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
-    format!("gd-{tag}-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "gd-{tag}-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 fn skip(why: &str) {
@@ -26,7 +29,11 @@ fn skip(why: &str) {
 fn wait_log(agent: &Agent, needle: &str, timeout: Duration) {
     let start = Instant::now();
     while !agent.log_text().contains(needle) {
-        assert!(start.elapsed() < timeout, "gadgetd never logged {needle:?}:\n{}", agent.log_text());
+        assert!(
+            start.elapsed() < timeout,
+            "gadgetd never logged {needle:?}:\n{}",
+            agent.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -58,12 +65,19 @@ impl Stream {
     }
 
     /// Events (not control lines) until `pred` matches one, or panics.
-    fn until(&self, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> (Value, Vec<Value>) {
+    fn until(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> (Value, Vec<Value>) {
         let start = Instant::now();
         let mut seen = Vec::new();
         while start.elapsed() < timeout {
-            let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else { continue };
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+            let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            let v: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
             if v.get("gadgetd").is_some() {
                 continue;
             }
@@ -72,7 +86,11 @@ impl Stream {
             }
             seen.push(v);
         }
-        panic!("no matching event within {timeout:?}; saw {} others: {:?}", seen.len(), seen.iter().take(5).collect::<Vec<_>>());
+        panic!(
+            "no matching event within {timeout:?}; saw {} others: {:?}",
+            seen.len(),
+            seen.iter().take(5).collect::<Vec<_>>()
+        );
     }
 
     /// Every event arriving during `d`.
@@ -105,7 +123,11 @@ fn wait_running(agent: &Agent) {
         if json_lines(&out).iter().any(|r| r["state"] == "running") {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "the run never started: {}", agent.log_text());
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the run never started: {}",
+            agent.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -114,19 +136,44 @@ fn wait_running(agent: &Agent) {
 /// (found through the agent's own fds, so other tests' maps don't count).
 fn filter_map_keys(agent_pid: u32) -> Vec<u64> {
     let mut keys = Vec::new();
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{agent_pid}/fd")) else { return keys };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{agent_pid}/fd")) else {
+        return keys;
+    };
     for fd in fds.flatten() {
-        if std::fs::read_link(fd.path()).map(|l| l.to_string_lossy() != "anon_inode:bpf-map").unwrap_or(true) {
+        if std::fs::read_link(fd.path())
+            .map(|l| l.to_string_lossy() != "anon_inode:bpf-map")
+            .unwrap_or(true)
+        {
             continue;
         }
-        let info = std::fs::read_to_string(format!("/proc/{agent_pid}/fdinfo/{}", fd.file_name().to_string_lossy())).unwrap_or_default();
-        let Some(id) = info.lines().find_map(|l| l.strip_prefix("map_id:")).map(|s| s.trim().to_string()) else { continue };
-        let show = std::process::Command::new("bpftool").args(["-j", "map", "show", "id", &id]).output().unwrap();
+        let info = std::fs::read_to_string(format!(
+            "/proc/{agent_pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        let Some(id) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("map_id:"))
+            .map(|s| s.trim().to_string())
+        else {
+            continue;
+        };
+        let show = std::process::Command::new("bpftool")
+            .args(["-j", "map", "show", "id", &id])
+            .output()
+            .unwrap();
         let show: Value = serde_json::from_slice(&show.stdout).unwrap_or(Value::Null);
-        if !show["name"].as_str().unwrap_or("").starts_with("gadget_mntns_fi") {
+        if !show["name"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("gadget_mntns_fi")
+        {
             continue;
         }
-        let dump = std::process::Command::new("bpftool").args(["-j", "map", "dump", "id", &id]).output().unwrap();
+        let dump = std::process::Command::new("bpftool")
+            .args(["-j", "map", "dump", "id", &id])
+            .output()
+            .unwrap();
         let dump: Value = serde_json::from_slice(&dump.stdout).unwrap_or(Value::Null);
         for e in dump.as_array().into_iter().flatten() {
             if let Some(k) = e["formatted"]["key"].as_u64() {
@@ -134,7 +181,9 @@ fn filter_map_keys(agent_pid: u32) -> Vec<u64> {
             } else if let Some(bytes) = e["key"].as_array() {
                 let b: Vec<u8> = bytes
                     .iter()
-                    .filter_map(|x| u8::from_str_radix(x.as_str()?.trim_start_matches("0x"), 16).ok())
+                    .filter_map(|x| {
+                        u8::from_str_radix(x.as_str()?.trim_start_matches("0x"), 16).ok()
+                    })
                     .collect();
                 if b.len() == 8 {
                     keys.push(u64::from_le_bytes(b.try_into().unwrap()));
@@ -147,7 +196,11 @@ fn filter_map_keys(agent_pid: u32) -> Vec<u64> {
 
 fn containers(agent: &Agent) -> Vec<Value> {
     let out = agent.ctl(&["containers", "-o", "json"]);
-    assert!(out.status.success(), "gadgetctl containers failed: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "gadgetctl containers failed: {}",
+        stderr(&out)
+    );
     json_lines(&out)
 }
 
@@ -185,13 +238,15 @@ impl Drop for HostNoise {
     }
 }
 
+type RunFn<'a> = Box<dyn Fn(&str, &str) -> String + 'a>;
+
 /// A runtime under test, as closures over its harness.
 struct Rt<'a> {
     /// Expected `runtime.name`.
     name: &'static str,
     /// `--container-runtime` value for the agent.
     flag: String,
-    run: Box<dyn Fn(&str, &str) -> String + 'a>,
+    run: RunFn<'a>,
     pid: Box<dyn Fn(&str) -> u32 + 'a>,
     remove: Box<dyn Fn(&str) + 'a>,
 }
@@ -202,11 +257,27 @@ struct Rt<'a> {
 fn filtered_by_name(rt: Rt<'_>) {
     let bus = Bus::start();
     let agent = Agent::start_with(&bus, &["--container-runtime", &rt.flag]);
-    wait_log(&agent, "watching container runtime", Duration::from_secs(20));
+    wait_log(
+        &agent,
+        "watching container runtime",
+        Duration::from_secs(20),
+    );
     let web = unique("web");
     let other = unique("other");
     let trace_open = gadget("trace_open");
-    let stream = Stream::start(&agent, &["run", trace_open.to_str().unwrap(), "--containername", &web, "-o", "json", "--timeout", "60s"]);
+    let stream = Stream::start(
+        &agent,
+        &[
+            "run",
+            trace_open.to_str().unwrap(),
+            "--containername",
+            &web,
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ],
+    );
     wait_running(&agent);
     let host = HostNoise::start();
 
@@ -228,32 +299,60 @@ fn filtered_by_name(rt: Rt<'_>) {
     all.extend(stream.collect(Duration::from_millis(1500)));
     all.push(ev);
     let markers = all.iter().filter(|v| v["fname"] == MARKER).count();
-    assert!(markers >= 2, "the container opens the marker every 200 ms; saw {markers}");
+    assert!(
+        markers >= 2,
+        "the container opens the marker every 200 ms; saw {markers}"
+    );
     for v in &all {
-        assert_eq!(v["mntns_id"], mntns, "an event from outside the selected container: {v}");
+        assert_eq!(
+            v["mntns_id"], mntns,
+            "an event from outside the selected container: {v}"
+        );
         assert_eq!(v["runtime.containerName"], web.as_str(), "{v}");
-        assert_ne!(v["fname"], host.path.as_str(), "host activity got through: {v}");
+        assert_ne!(
+            v["fname"],
+            host.path.as_str(),
+            "host activity got through: {v}"
+        );
     }
 
     // The registry shows both, with the right PID and namespace.
     let list = containers(&agent);
-    let row = list.iter().find(|c| c["name"] == web.as_str()).unwrap_or_else(|| panic!("{web} not listed: {list:?}"));
+    let row = list
+        .iter()
+        .find(|c| c["name"] == web.as_str())
+        .unwrap_or_else(|| panic!("{web} not listed: {list:?}"));
     assert_eq!(row["id"], id.as_str());
     assert_eq!(row["runtime"], rt.name);
     assert_eq!(row["pid"], pid);
     assert_eq!(row["mntns"], mntns);
     assert_eq!(row["image"], IMAGE);
-    assert!(list.iter().any(|c| c["name"] == other.as_str()), "{other} not listed: {list:?}");
-    assert!(filter_map_keys(agent.pid()).contains(&mntns), "the filter map lacks {mntns}");
+    assert!(
+        list.iter().any(|c| c["name"] == other.as_str()),
+        "{other} not listed: {list:?}"
+    );
+    assert!(
+        filter_map_keys(agent.pid()).contains(&mntns),
+        "the filter map lacks {mntns}"
+    );
 
     // The container exits: it leaves the filter map and the registry.
     (rt.remove)(&web);
     let start = Instant::now();
-    while filter_map_keys(agent.pid()).contains(&mntns) || containers(&agent).iter().any(|c| c["name"] == web.as_str()) {
-        assert!(start.elapsed() < Duration::from_secs(15), "{web} stayed in the filter map or registry after it exited");
+    while filter_map_keys(agent.pid()).contains(&mntns)
+        || containers(&agent).iter().any(|c| c["name"] == web.as_str())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{web} stayed in the filter map or registry after it exited"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(agent.log_text().contains("container removed from the run's filter"));
+    assert!(
+        agent
+            .log_text()
+            .contains("container removed from the run's filter")
+    );
     (rt.remove)(&other);
 }
 
@@ -320,34 +419,81 @@ fn runtime_socket_missing_killed_and_back() {
     let mut p = Podman::start();
     p.kill_service();
     let bus = Bus::start();
-    let agent = Agent::start_with(&bus, &["--container-runtime", &format!("podman={}", p.socket.display())]);
-    wait_log(&agent, "container runtime socket not present", Duration::from_secs(10));
+    let agent = Agent::start_with(
+        &bus,
+        &[
+            "--container-runtime",
+            &format!("podman={}", p.socket.display()),
+        ],
+    );
+    wait_log(
+        &agent,
+        "container runtime socket not present",
+        Duration::from_secs(10),
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(count_log(&agent, "container runtime socket not present"), 1, "{}", agent.log_text());
+    assert_eq!(
+        count_log(&agent, "container runtime socket not present"),
+        1,
+        "{}",
+        agent.log_text()
+    );
 
     // It appears: picked up, with a container started meanwhile.
     let early = unique("early");
     p.run(&early, "sleep 300");
     p.start_service();
-    wait_log(&agent, "watching container runtime", Duration::from_secs(15));
-    assert!(containers(&agent).iter().any(|c| c["name"] == early.as_str()));
+    wait_log(
+        &agent,
+        "watching container runtime",
+        Duration::from_secs(15),
+    );
+    assert!(
+        containers(&agent)
+            .iter()
+            .any(|c| c["name"] == early.as_str())
+    );
 
     // Killed mid-run: one warning, the agent keeps answering.
     p.kill_service();
-    wait_log(&agent, "lost the container runtime", Duration::from_secs(10));
+    wait_log(
+        &agent,
+        "lost the container runtime",
+        Duration::from_secs(10),
+    );
     let late = unique("late");
     p.run(&late, "sleep 300");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(count_log(&agent, "lost the container runtime"), 1, "{}", agent.log_text());
-    assert_eq!(count_log(&agent, "not reachable"), 0, "{}", agent.log_text());
+    assert_eq!(
+        count_log(&agent, "lost the container runtime"),
+        1,
+        "{}",
+        agent.log_text()
+    );
+    assert_eq!(
+        count_log(&agent, "not reachable"),
+        0,
+        "{}",
+        agent.log_text()
+    );
     let during = containers(&agent);
-    assert!(during.iter().any(|c| c["name"] == early.as_str()), "running containers stay known: {during:?}");
+    assert!(
+        during.iter().any(|c| c["name"] == early.as_str()),
+        "running containers stay known: {during:?}"
+    );
 
     // Back: resynced, the container started while it was away is known.
     p.start_service();
     let start = Instant::now();
-    while !containers(&agent).iter().any(|c| c["name"] == late.as_str()) {
-        assert!(start.elapsed() < Duration::from_secs(15), "not resynced after the runtime came back: {}", agent.log_text());
+    while !containers(&agent)
+        .iter()
+        .any(|c| c["name"] == late.as_str())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "not resynced after the runtime came back: {}",
+            agent.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(count_log(&agent, "watching container runtime"), 2);
@@ -361,22 +507,57 @@ fn host_filter_and_bad_selectors() {
     let bus = Bus::start();
     let agent = Agent::start_with(&bus, &["--container-runtime", "none"]);
     let trace_open = gadget("trace_open");
-    let stream = Stream::start(&agent, &["run", trace_open.to_str().unwrap(), "--host", "-o", "json", "--timeout", "30s"]);
+    let stream = Stream::start(
+        &agent,
+        &[
+            "run",
+            trace_open.to_str().unwrap(),
+            "--host",
+            "-o",
+            "json",
+            "--timeout",
+            "30s",
+        ],
+    );
     wait_running(&agent);
     let host = HostNoise::start();
-    let (ev, _) = stream.until(Duration::from_secs(10), |v| v["fname"] == host.path.as_str());
+    let (ev, _) = stream.until(Duration::from_secs(10), |v| {
+        v["fname"] == host.path.as_str()
+    });
     // PID 1's namespace, or the agent's where PID 1's is unreadable (the
     // test and the agent share it either way).
     assert_eq!(ev["mntns_id"], own_ns("mnt"));
     assert_eq!(ev["runtime.containerName"], "");
     assert_eq!(ev["runtime.name"], "");
 
-    let out = agent.ctl(&["run", trace_open.to_str().unwrap(), "--runtime", "rkt", "--timeout", "1s"]);
+    let out = agent.ctl(&[
+        "run",
+        trace_open.to_str().unwrap(),
+        "--runtime",
+        "rkt",
+        "--timeout",
+        "1s",
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--runtime `rkt` is not a runtime gadgetd knows"), "{}", stderr(&out));
-    let out = agent.ctl(&["run", trace_open.to_str().unwrap(), "--containername", "[web", "--timeout", "1s"]);
+    assert!(
+        stderr(&out).contains("--runtime `rkt` is not a runtime gadgetd knows"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agent.ctl(&[
+        "run",
+        trace_open.to_str().unwrap(),
+        "--containername",
+        "[web",
+        "--timeout",
+        "1s",
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not a valid glob"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a valid glob"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The CRI watcher (what CRI-O is watched with) against containerd's CRI
@@ -396,15 +577,40 @@ fn cri_pod_filtered_by_k8s_namespace() {
     let pod = cri.run_pod(&pod_cfg);
 
     let bus = Bus::start();
-    let agent = Agent::start_with(&bus, &["--container-runtime", &format!("cri-o={}", c.socket.display())]);
-    wait_log(&agent, "watching container runtime", Duration::from_secs(20));
+    let agent = Agent::start_with(
+        &bus,
+        &[
+            "--container-runtime",
+            &format!("cri-o={}", c.socket.display()),
+        ],
+    );
+    wait_log(
+        &agent,
+        "watching container runtime",
+        Duration::from_secs(20),
+    );
     let trace_open = gadget("trace_open");
     let stream = Stream::start(
         &agent,
-        &["run", trace_open.to_str().unwrap(), "--k8s-namespace", &ns, "--k8s-podname", &pod_name, "-o", "json", "--timeout", "60s"],
+        &[
+            "run",
+            trace_open.to_str().unwrap(),
+            "--k8s-namespace",
+            &ns,
+            "--k8s-podname",
+            &pod_name,
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ],
     );
     wait_running(&agent);
-    let id = cri.create_and_start(&pod, &pod_cfg, gadgetd_tests::cri::container_config(&pod_name, &ns, "web", IMAGE, OPEN_LOOP));
+    let id = cri.create_and_start(
+        &pod,
+        &pod_cfg,
+        gadgetd_tests::cri::container_config(&pod_name, &ns, "web", IMAGE, OPEN_LOOP),
+    );
 
     let (ev, _) = stream.until(Duration::from_secs(20), |v| v["fname"] == MARKER);
     assert_eq!(ev["runtime.containerId"], id.as_str(), "{ev}");
@@ -413,7 +619,10 @@ fn cri_pod_filtered_by_k8s_namespace() {
     assert_eq!(ev["k8s.namespace"], ns.as_str(), "{ev}");
     assert_eq!(ev["k8s.podName"], pod_name.as_str(), "{ev}");
     assert_eq!(ev["k8s.containerName"], "web", "{ev}");
-    let row = containers(&agent).into_iter().find(|r| r["id"] == id.as_str()).expect("listed");
+    let row = containers(&agent)
+        .into_iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("listed");
     assert_eq!(row["k8s_namespace"], ns.as_str());
     let mntns = row["mntns"].as_u64().unwrap();
     assert_eq!(ev["mntns_id"], mntns);
@@ -421,7 +630,10 @@ fn cri_pod_filtered_by_k8s_namespace() {
     cri.stop_container(&id);
     let start = Instant::now();
     while filter_map_keys(agent.pid()).contains(&mntns) {
-        assert!(start.elapsed() < Duration::from_secs(15), "the stopped container stayed in the filter map");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the stopped container stayed in the filter map"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(stream);

@@ -62,7 +62,10 @@ pub fn defaults() -> Vec<RuntimeEndpoint> {
         (RuntimeKind::Cri, "/run/crio/crio.sock"),
     ]
     .into_iter()
-    .map(|(kind, p)| RuntimeEndpoint { kind, socket: p.into() })
+    .map(|(kind, p)| RuntimeEndpoint {
+        kind,
+        socket: p.into(),
+    })
     .collect()
 }
 
@@ -87,17 +90,23 @@ impl RuntimeArgs {
             if spec == "none" {
                 continue;
             }
-            let (kind, socket) = spec
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--container-runtime `{spec}`: expected KIND=SOCKET (or `none`)"))?;
+            let (kind, socket) = spec.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--container-runtime `{spec}`: expected KIND=SOCKET (or `none`)")
+            })?;
             let kind = RuntimeKind::parse(kind).ok_or_else(|| {
-                anyhow::anyhow!("--container-runtime `{spec}`: unknown runtime `{kind}` (one of: {})", RUNTIME_NAMES.join(", "))
+                anyhow::anyhow!(
+                    "--container-runtime `{spec}`: unknown runtime `{kind}` (one of: {})",
+                    RUNTIME_NAMES.join(", ")
+                )
             })?;
             let socket = socket.strip_prefix("unix://").unwrap_or(socket);
             if socket.is_empty() {
                 anyhow::bail!("--container-runtime `{spec}`: the socket path is empty");
             }
-            out.push(RuntimeEndpoint { kind, socket: socket.into() });
+            out.push(RuntimeEndpoint {
+                kind,
+                socket: socket.into(),
+            });
         }
         Ok(out)
     }

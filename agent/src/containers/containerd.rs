@@ -4,9 +4,9 @@
 
 use containerd_client::events::{ContainerDelete, TaskDelete, TaskExit, TaskStart};
 use containerd_client::services::v1::{
-    GetContainerRequest, ListContainersRequest, ListNamespacesRequest, ListTasksRequest, SubscribeRequest,
-    containers_client::ContainersClient, events_client::EventsClient, namespaces_client::NamespacesClient,
-    tasks_client::TasksClient, version_client::VersionClient,
+    GetContainerRequest, ListContainersRequest, ListNamespacesRequest, ListTasksRequest,
+    SubscribeRequest, containers_client::ContainersClient, events_client::EventsClient,
+    namespaces_client::NamespacesClient, tasks_client::TasksClient, version_client::VersionClient,
 };
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{self, Request};
@@ -40,7 +40,12 @@ fn name_of(id: &str, labels: &std::collections::HashMap<String, String>) -> Stri
         .unwrap_or_else(|| id.to_string())
 }
 
-async fn describe(channel: &Channel, ns: &str, id: &str, pid: u32) -> Result<Option<Discovered>, String> {
+async fn describe(
+    channel: &Channel,
+    ns: &str,
+    id: &str,
+    pid: u32,
+) -> Result<Option<Discovered>, String> {
     let got = ContainersClient::new(channel.clone())
         .get(with_ns(GetContainerRequest { id: id.to_string() }, ns))
         .await;
@@ -88,8 +93,14 @@ async fn list_all(channel: &Channel) -> Result<Vec<super::Container>, String> {
             if t.pid == 0 || t.status == Status::Stopped as i32 {
                 continue;
             }
-            let id = if t.container_id.is_empty() { &t.id } else { &t.container_id };
-            let Some(c) = containers.iter().find(|c| &c.id == id) else { continue };
+            let id = if t.container_id.is_empty() {
+                &t.id
+            } else {
+                &t.container_id
+            };
+            let Some(c) = containers.iter().find(|c| &c.id == id) else {
+                continue;
+            };
             let d = Discovered {
                 id: c.id.clone(),
                 name: name_of(&c.id, &c.labels),
@@ -104,7 +115,12 @@ async fn list_all(channel: &Channel) -> Result<Vec<super::Container>, String> {
     Ok(out)
 }
 
-pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, reporter: &mut Reporter) -> SessionEnd {
+pub async fn session(
+    ep: &RuntimeEndpoint,
+    registry: &Registry,
+    source: &str,
+    reporter: &mut Reporter,
+) -> SessionEnd {
     if !ep.socket.exists() {
         return SessionEnd::unavailable(format!("{} does not exist", ep.socket.display()));
     }
@@ -122,7 +138,10 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let sub_channel = channel.clone();
     let reader = tokio::spawn(async move {
-        let mut stream = match EventsClient::new(sub_channel).subscribe(SubscribeRequest { filters: vec![] }).await {
+        let mut stream = match EventsClient::new(sub_channel)
+            .subscribe(SubscribeRequest { filters: vec![] })
+            .await
+        {
             Ok(s) => s.into_inner(),
             Err(s) => return status("Events.Subscribe", s),
         };
@@ -160,7 +179,9 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
         let ns = env.namespace.as_str();
         match env.topic.as_str() {
             "/tasks/start" => {
-                let Ok(ev) = TaskStart::decode(any.value.as_slice()) else { continue };
+                let Ok(ev) = TaskStart::decode(any.value.as_slice()) else {
+                    continue;
+                };
                 match describe(&channel, ns, &ev.container_id, ev.pid).await {
                     Ok(Some(d)) => {
                         if let Some(c) = d.resolve(RUNTIME) {
@@ -168,11 +189,15 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(runtime = RUNTIME, id = %ev.container_id, error = %e, "cannot describe a started container"),
+                    Err(e) => {
+                        tracing::warn!(runtime = RUNTIME, id = %ev.container_id, error = %e, "cannot describe a started container")
+                    }
                 }
             }
             "/tasks/exit" => {
-                let Ok(ev) = TaskExit::decode(any.value.as_slice()) else { continue };
+                let Ok(ev) = TaskExit::decode(any.value.as_slice()) else {
+                    continue;
+                };
                 // An exec'd process exiting does not end the container.
                 if ev.id == ev.container_id || ev.id.is_empty() {
                     registry.remove(source, &ev.container_id);

@@ -98,7 +98,11 @@ struct ContainerStatusResponse {
 /// `CONTAINER_RUNNING` of the CRI's ContainerState.
 const CONTAINER_RUNNING: i32 = 1;
 
-async fn call<Req, Resp>(channel: &Channel, method: &'static str, req: Req) -> Result<Resp, tonic::Status>
+async fn call<Req, Resp>(
+    channel: &Channel,
+    method: &'static str,
+    req: Req,
+) -> Result<Resp, tonic::Status>
 where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
@@ -109,7 +113,10 @@ where
         .map_err(|e| tonic::Status::unavailable(format!("CRI connection: {e}")))?;
     let path = PathAndQuery::from_static(method);
     let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-    Ok(grpc.unary(tonic::Request::new(req), path, codec).await?.into_inner())
+    Ok(grpc
+        .unary(tonic::Request::new(req), path, codec)
+        .await?
+        .into_inner())
 }
 
 fn status(what: &str, s: tonic::Status) -> String {
@@ -120,7 +127,10 @@ fn status(what: &str, s: tonic::Status) -> String {
 /// JSON object with `pid` under `info`.
 fn pid_from_info(info: &HashMap<String, String>) -> Option<u32> {
     let v: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
-    v.get("pid")?.as_u64().and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0)
+    v.get("pid")?
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0)
 }
 
 async fn discover(channel: &Channel, c: &CriContainer) -> Result<Option<Discovered>, String> {
@@ -134,11 +144,22 @@ async fn discover(channel: &Channel, c: &CriContainer) -> Result<Option<Discover
     )
     .await
     .map_err(|s| status("ContainerStatus", s))?;
-    let Some(pid) = pid_from_info(&resp.info) else { return Ok(None) };
-    let image = c.image.as_ref().map(|i| i.image.clone()).filter(|i| !i.is_empty()).unwrap_or_else(|| c.image_ref.clone());
+    let Some(pid) = pid_from_info(&resp.info) else {
+        return Ok(None);
+    };
+    let image = c
+        .image
+        .as_ref()
+        .map(|i| i.image.clone())
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| c.image_ref.clone());
     Ok(Some(Discovered {
         id: c.id.clone(),
-        name: c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| c.id.clone()),
+        name: c
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| c.id.clone()),
         image,
         pid,
         namespace: String::new(),
@@ -152,7 +173,12 @@ mod const_path {
     pub const STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
 }
 
-pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, reporter: &mut Reporter) -> SessionEnd {
+pub async fn session(
+    ep: &RuntimeEndpoint,
+    registry: &Registry,
+    source: &str,
+    reporter: &mut Reporter,
+) -> SessionEnd {
     debug_assert!(const_path::LIST.starts_with(SERVICE));
     if !ep.socket.exists() {
         return SessionEnd::unavailable(format!("{} does not exist", ep.socket.display()));
@@ -161,7 +187,15 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
         Ok(c) => c,
         Err(e) => return SessionEnd::unavailable(format!("connecting: {e}")),
     };
-    let version: VersionResponse = match call(&channel, const_path::VERSION, VersionRequest { version: "v1".into() }).await {
+    let version: VersionResponse = match call(
+        &channel,
+        const_path::VERSION,
+        VersionRequest {
+            version: "v1".into(),
+        },
+    )
+    .await
+    {
         Ok(v) => v,
         Err(s) => return SessionEnd::unavailable(status("CRI Version", s)),
     };
@@ -174,7 +208,9 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
             const_path::LIST,
             ListContainersRequest {
                 filter: Some(ContainerFilter {
-                    state: Some(ContainerStateValue { state: CONTAINER_RUNNING }),
+                    state: Some(ContainerStateValue {
+                        state: CONTAINER_RUNNING,
+                    }),
                 }),
             },
         )
@@ -195,7 +231,11 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
             }
             let count = all.len();
             registry.replace_source(source, all);
-            reporter.connected(&format!("cri-o ({})", version.runtime_name), &version.runtime_version, count);
+            reporter.connected(
+                &format!("cri-o ({})", version.runtime_name),
+                &version.runtime_version,
+                count,
+            );
             first = false;
         } else {
             for c in list.containers.iter().filter(|c| !known.contains(&c.id)) {
@@ -225,7 +265,10 @@ mod tests {
     #[test]
     fn pid_comes_from_the_verbose_info_json() {
         let mut info = HashMap::new();
-        info.insert("info".to_string(), r#"{"sandboxID":"x","pid":4242,"runtimeSpec":{}}"#.to_string());
+        info.insert(
+            "info".to_string(),
+            r#"{"sandboxID":"x","pid":4242,"runtimeSpec":{}}"#.to_string(),
+        );
         assert_eq!(pid_from_info(&info), Some(4242));
         info.insert("info".to_string(), r#"{"pid":0}"#.to_string());
         assert_eq!(pid_from_info(&info), None);

@@ -32,7 +32,10 @@ async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, String> {
         .header("Host", "gadgetd")
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| format!("GET {path}: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
     Ok(resp)
 }
 
@@ -49,9 +52,14 @@ async fn get_json<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<Opti
         return Ok(None);
     }
     if !status.is_success() {
-        return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body).trim()));
+        return Err(format!(
+            "GET {path}: {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
     }
-    serde_json::from_slice(&body).map(Some).map_err(|e| format!("GET {path}: bad JSON: {e}"))
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| format!("GET {path}: bad JSON: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -131,7 +139,11 @@ async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> 
     let labels = i.config.labels.unwrap_or_default();
     Ok(Some(Discovered {
         name: i.name.trim_start_matches('/').to_string(),
-        image: if i.config.image.is_empty() { i.image_name } else { i.config.image },
+        image: if i.config.image.is_empty() {
+            i.image_name
+        } else {
+            i.config.image
+        },
         pid: i.state.pid,
         namespace: String::new(),
         k8s: K8s::from_labels(|k| labels.get(k).map(String::as_str)),
@@ -140,16 +152,27 @@ async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> 
 }
 
 /// One connection's life: sync, then follow events until the stream ends.
-pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, reporter: &mut Reporter) -> SessionEnd {
+pub async fn session(
+    ep: &RuntimeEndpoint,
+    registry: &Registry,
+    source: &str,
+    reporter: &mut Reporter,
+) -> SessionEnd {
     let socket = ep.socket.as_path();
     let version = match get_json::<Version>(socket, "/version").await {
         Ok(Some(v)) => v,
-        Ok(None) => return SessionEnd::unavailable("GET /version: 404 (not a Docker Engine API socket?)"),
+        Ok(None) => {
+            return SessionEnd::unavailable("GET /version: 404 (not a Docker Engine API socket?)");
+        }
         Err(e) => return SessionEnd::unavailable(e),
     };
-    let runtime = if version.components.iter().any(|c| c.name.to_ascii_lowercase().contains("podman")) {
-        RuntimeKind::Podman
-    } else if ep.kind == RuntimeKind::Podman && version.components.is_empty() {
+    // podman's service names itself in the version components.
+    let podman = version
+        .components
+        .iter()
+        .any(|c| c.name.to_ascii_lowercase().contains("podman"))
+        || (ep.kind == RuntimeKind::Podman && version.components.is_empty());
+    let runtime = if podman {
         RuntimeKind::Podman
     } else {
         RuntimeKind::Docker
@@ -180,7 +203,13 @@ pub async fn session(ep: &RuntimeEndpoint, registry: &Registry, source: &str, re
     follow(events.into_body(), socket, registry, source, runtime).await
 }
 
-async fn follow(mut body: Incoming, socket: &Path, registry: &Registry, source: &str, runtime: &str) -> SessionEnd {
+async fn follow(
+    mut body: Incoming,
+    socket: &Path,
+    registry: &Registry,
+    source: &str,
+    runtime: &str,
+) -> SessionEnd {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let frame = match body.frame().await {
@@ -188,7 +217,9 @@ async fn follow(mut body: Incoming, socket: &Path, registry: &Registry, source: 
             Some(Err(e)) => return SessionEnd::lost(format!("reading events: {e}")),
             Some(Ok(f)) => f,
         };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         let mut events = Vec::new();
         let consumed = {
@@ -216,9 +247,13 @@ async fn follow(mut body: Incoming, socket: &Path, registry: &Registry, source: 
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a started container"),
+                    Err(e) => {
+                        tracing::warn!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a started container")
+                    }
                 },
-                "die" | "died" | "destroy" | "remove" | "cleanup" => registry.remove(source, &ev.actor.id),
+                "die" | "died" | "destroy" | "remove" | "cleanup" => {
+                    registry.remove(source, &ev.actor.id)
+                }
                 _ => {}
             }
         }

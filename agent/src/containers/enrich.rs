@@ -12,7 +12,9 @@ pub struct Fragments {
 
 impl Default for Fragments {
     fn default() -> Self {
-        Fragments { empty: empty_fragment() }
+        Fragments {
+            empty: empty_fragment(),
+        }
     }
 }
 

@@ -25,7 +25,11 @@ pub fn plan(registry: &Registry, selector: Selector) -> Option<Plan> {
         return None;
     }
     let changes = registry.subscribe();
-    let host = if selector.host { procinfo::host_mntns() } else { None };
+    let host = if selector.host {
+        procinfo::host_mntns()
+    } else {
+        None
+    };
     let initial: Vec<u64> = wanted(registry, &selector, host).into_iter().collect();
     tracing::debug!(?selector, ?initial, "container filter planned");
     Some(Plan {
@@ -50,12 +54,22 @@ fn wanted(registry: &Registry, selector: &Selector, host: Option<u64>) -> BTreeS
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// Follows the registry until the run (the map's owner) is gone.
-pub fn keep_in_sync(plan: Plan, registry: Arc<Registry>, map: &Arc<MntnsFilterMap>, run_id: String) {
+pub fn keep_in_sync(
+    plan: Plan,
+    registry: Arc<Registry>,
+    map: &Arc<MntnsFilterMap>,
+    run_id: String,
+) {
     let map = Arc::downgrade(map);
     tokio::spawn(async move { follow(plan, registry, map, run_id).await });
 }
 
-async fn follow(mut plan: Plan, registry: Arc<Registry>, map: Weak<MntnsFilterMap>, run_id: String) {
+async fn follow(
+    mut plan: Plan,
+    registry: Arc<Registry>,
+    map: Weak<MntnsFilterMap>,
+    run_id: String,
+) {
     // Changes that happened while the gadget loaded are in the queue.
     loop {
         let change = match tokio::time::timeout(IDLE_CHECK, plan.changes.recv()).await {
@@ -69,12 +83,14 @@ async fn follow(mut plan: Plan, registry: Arc<Registry>, map: Weak<MntnsFilterMa
         };
         let Some(map) = map.upgrade() else { return };
         match change {
-            Ok(Change::Added(c)) if plan.selector.matches(&c) => {
-                match map.insert(c.mntns) {
-                    Ok(()) => tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, "container added to the run's filter"),
-                    Err(e) => tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot add the container to the run's filter (map full?)"),
+            Ok(Change::Added(c)) if plan.selector.matches(&c) => match map.insert(c.mntns) {
+                Ok(()) => {
+                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, "container added to the run's filter")
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot add the container to the run's filter (map full?)")
+                }
+            },
             Ok(Change::Removed(c)) if plan.selector.matches(&c) => {
                 // Another selected record may share the namespace (same
                 // container seen through two runtimes, or the host).

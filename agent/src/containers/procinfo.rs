@@ -66,10 +66,12 @@ mod tests {
         assert_eq!(parse_ns_link("mnt:"), None);
         let v1 = "12:pids:/docker/abc\n11:cpu,cpuacct:/docker/abc\n0::/system.slice/x\n";
         assert_eq!(pick_cgroup(v1).as_deref(), Some("/system.slice/x"));
-        assert_eq!(pick_cgroup("3:memory:/a\n2:pids:/b\n").as_deref(), Some("/a"));
+        assert_eq!(
+            pick_cgroup("3:memory:/a\n2:pids:/b\n").as_deref(),
+            Some("/a")
+        );
         let me = std::process::id();
         assert_eq!(namespaces(me).unwrap().mnt, ns_inode(me, "mnt").unwrap());
         assert!(host_mntns().is_some());
     }
 }
-

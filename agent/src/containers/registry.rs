@@ -154,7 +154,9 @@ impl Registry {
             inner
                 .records
                 .iter()
-                .filter(|((s, _), c)| s == source && super::procinfo::ns_inode(c.pid, "mnt") != Some(c.mntns))
+                .filter(|((s, _), c)| {
+                    s == source && super::procinfo::ns_inode(c.pid, "mnt") != Some(c.mntns)
+                })
                 .map(|((_, id), _)| id.clone())
                 .collect()
         };
@@ -169,7 +171,10 @@ impl Registry {
         inner.by_netns.clear();
         for c in &list {
             let frag: Arc<[u8]> = self.fragments.render(c).into();
-            inner.by_mntns.entry(c.mntns).or_insert_with(|| frag.clone());
+            inner
+                .by_mntns
+                .entry(c.mntns)
+                .or_insert_with(|| frag.clone());
             // Pods share one network namespace; the first container names it.
             inner.by_netns.entry(c.netns).or_insert(frag);
         }
@@ -220,7 +225,11 @@ mod tests {
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].name, "web");
         let frag = r.mntns_fields(7).unwrap();
-        assert!(std::str::from_utf8(&frag).unwrap().contains("\"runtime.containerName\":\"web\""));
+        assert!(
+            std::str::from_utf8(&frag)
+                .unwrap()
+                .contains("\"runtime.containerName\":\"web\"")
+        );
         r.replace_source("docker:/b", vec![]);
         assert_eq!(r.list()[0].name, "abc");
         let mut seen = Vec::new();

@@ -32,11 +32,15 @@ pub const KEYS: &[&str] = &[
 ];
 
 fn strings(key: &str, value: &OwnedValue) -> zbus::fdo::Result<Vec<String>> {
-    let bad = || zbus::fdo::Error::InvalidArgs(format!("option {key} must be a list of strings (as)"));
+    let bad =
+        || zbus::fdo::Error::InvalidArgs(format!("option {key} must be a list of strings (as)"));
     let v = value.try_clone().map_err(|_| bad())?;
     let list = Vec::<String>::try_from(v).map_err(|_| bad())?;
     if let Some(empty) = list.iter().position(|s| s.trim().is_empty()) {
-        return Err(zbus::fdo::Error::InvalidArgs(format!("option {key}: value {} is empty", empty + 1)));
+        return Err(zbus::fdo::Error::InvalidArgs(format!(
+            "option {key}: value {} is empty",
+            empty + 1
+        )));
     }
     Ok(list)
 }
@@ -46,9 +50,13 @@ fn string(key: &str, value: &OwnedValue) -> zbus::fdo::Result<String> {
         .try_clone()
         .ok()
         .and_then(|v| String::try_from(v).ok())
-        .ok_or_else(|| zbus::fdo::Error::InvalidArgs(format!("option {key} must be a string (s)")))?;
+        .ok_or_else(|| {
+            zbus::fdo::Error::InvalidArgs(format!("option {key} must be a string (s)"))
+        })?;
     if s.trim().is_empty() {
-        return Err(zbus::fdo::Error::InvalidArgs(format!("option {key} is empty")));
+        return Err(zbus::fdo::Error::InvalidArgs(format!(
+            "option {key} is empty"
+        )));
     }
     Ok(s)
 }
@@ -69,7 +77,9 @@ impl Selector {
             options::CONTAINER_NAME => {
                 for name in strings(key, value)? {
                     let pattern = glob::Pattern::new(&name).map_err(|e| {
-                        zbus::fdo::Error::InvalidArgs(format!("--containername `{name}` is not a valid glob: {e}"))
+                        zbus::fdo::Error::InvalidArgs(format!(
+                            "--containername `{name}` is not a valid glob: {e}"
+                        ))
                     })?;
                     self.names.push(pattern);
                 }
@@ -87,8 +97,9 @@ impl Selector {
                 }
             }
             options::HOST => {
-                self.host = bool::try_from(value)
-                    .map_err(|_| zbus::fdo::Error::InvalidArgs(format!("option {key} must be a boolean (b)")))?;
+                self.host = bool::try_from(value).map_err(|_| {
+                    zbus::fdo::Error::InvalidArgs(format!("option {key} must be a boolean (b)"))
+                })?;
             }
             options::K8S_NAMESPACE => self.k8s_namespace = Some(string(key, value)?),
             options::K8S_PODNAME => self.k8s_podname = Some(string(key, value)?),
@@ -122,11 +133,21 @@ impl Selector {
             return false;
         }
         let any = |list_empty: bool, hit: bool| list_empty || hit;
-        any(self.names.is_empty(), self.names.iter().any(|p| p.matches(&c.name)))
-            && any(self.ids.is_empty(), self.ids.iter().any(|id| c.id.starts_with(id.as_str())))
-            && any(self.runtimes.is_empty(), self.runtimes.iter().any(|r| *r == c.runtime))
-            && self.k8s_namespace.as_ref().is_none_or(|n| *n == c.k8s.namespace)
-            && self.k8s_podname.as_ref().is_none_or(|n| *n == c.k8s.pod_name)
+        any(
+            self.names.is_empty(),
+            self.names.iter().any(|p| p.matches(&c.name)),
+        ) && any(
+            self.ids.is_empty(),
+            self.ids.iter().any(|id| c.id.starts_with(id.as_str())),
+        ) && any(self.runtimes.is_empty(), self.runtimes.contains(&c.runtime))
+            && self
+                .k8s_namespace
+                .as_ref()
+                .is_none_or(|n| *n == c.k8s.namespace)
+            && self
+                .k8s_podname
+                .as_ref()
+                .is_none_or(|n| *n == c.k8s.pod_name)
     }
 }
 
@@ -155,16 +176,24 @@ mod tests {
     }
 
     fn opts(pairs: &[(&str, OwnedValue)]) -> HashMap<String, OwnedValue> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.try_clone().unwrap())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.try_clone().unwrap()))
+            .collect()
     }
 
     fn list(v: &[&str]) -> OwnedValue {
-        OwnedValue::try_from(zbus::zvariant::Value::from(v.iter().map(|s| s.to_string()).collect::<Vec<_>>())).unwrap()
+        OwnedValue::try_from(zbus::zvariant::Value::from(
+            v.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        ))
+        .unwrap()
     }
 
     #[test]
     fn names_are_exact_or_globs_and_criteria_combine() {
-        let sel = Selector::from_options(&opts(&[(options::CONTAINER_NAME, list(&["web", "db-*"]))])).unwrap();
+        let sel =
+            Selector::from_options(&opts(&[(options::CONTAINER_NAME, list(&["web", "db-*"]))]))
+                .unwrap();
         assert!(sel.matches(&c("web", "a1", "docker", "")));
         assert!(!sel.matches(&c("web2", "a1", "docker", "")));
         assert!(sel.matches(&c("db-1", "a1", "podman", "")));
@@ -177,10 +206,15 @@ mod tests {
         assert!(sel.matches(&c("x", "abcdef", "podman", "")));
         assert!(!sel.matches(&c("x", "abcdef", "docker", "")));
         assert!(!sel.matches(&c("x", "bcdef", "podman", "")));
-        let host = Selector::from_options(&opts(&[(options::HOST, OwnedValue::from(true))])).unwrap();
+        let host =
+            Selector::from_options(&opts(&[(options::HOST, OwnedValue::from(true))])).unwrap();
         assert!(!host.is_empty());
         assert!(!host.matches(&c("x", "a", "docker", "")));
-        let k8s = Selector::from_options(&opts(&[(options::K8S_NAMESPACE, OwnedValue::from(zbus::zvariant::Str::from("prod")))])).unwrap();
+        let k8s = Selector::from_options(&opts(&[(
+            options::K8S_NAMESPACE,
+            OwnedValue::from(zbus::zvariant::Str::from("prod")),
+        )]))
+        .unwrap();
         assert!(k8s.matches(&c("x", "a", "containerd", "prod")));
         assert!(!k8s.matches(&c("x", "a", "containerd", "dev")));
     }
@@ -189,7 +223,8 @@ mod tests {
     fn bad_values_name_the_option() {
         let e = Selector::from_options(&opts(&[(options::RUNTIME, list(&["rkt"]))])).unwrap_err();
         assert!(e.to_string().contains("--runtime `rkt`"), "{e}");
-        let e = Selector::from_options(&opts(&[(options::CONTAINER_NAME, list(&["[x"]))])).unwrap_err();
+        let e =
+            Selector::from_options(&opts(&[(options::CONTAINER_NAME, list(&["[x"]))])).unwrap_err();
         assert!(e.to_string().contains("not a valid glob"), "{e}");
         let e = Selector::from_options(&opts(&[(options::HOST, list(&["x"]))])).unwrap_err();
         assert!(e.to_string().contains("boolean"), "{e}");

@@ -67,8 +67,12 @@ async fn supervise(endpoint: RuntimeEndpoint, registry: Arc<Registry>) {
     let mut delay = FIRST_RETRY;
     loop {
         let end = match endpoint.kind {
-            RuntimeKind::Docker | RuntimeKind::Podman => docker::session(&endpoint, &registry, &source, &mut reporter).await,
-            RuntimeKind::Containerd => containerd::session(&endpoint, &registry, &source, &mut reporter).await,
+            RuntimeKind::Docker | RuntimeKind::Podman => {
+                docker::session(&endpoint, &registry, &source, &mut reporter).await
+            }
+            RuntimeKind::Containerd => {
+                containerd::session(&endpoint, &registry, &source, &mut reporter).await
+            }
             RuntimeKind::Cri => cri::session(&endpoint, &registry, &source, &mut reporter).await,
         };
         if reporter.connected_logged {

@@ -405,6 +405,76 @@ mod tests {
         );
     }
 
+    struct OneContainer;
+
+    impl crate::runtime::enrich::Enricher for OneContainer {
+        fn mntns(&self, id: u64, out: &mut Vec<u8>) {
+            if id == 7 {
+                out.extend_from_slice(br#","runtime.containerName":"web""#);
+            } else {
+                out.extend_from_slice(br#","runtime.containerName":"""#);
+            }
+        }
+        fn netns(&self, _: u64, _: &mut Vec<u8>) {
+            unreachable!("a mount namespace field comes first");
+        }
+    }
+
+    #[test]
+    fn container_fields_follow_the_namespace_field() {
+        let layout = Layout {
+            type_name: "e".into(),
+            size: 16,
+            fields: vec![
+                field(
+                    "netns",
+                    0,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::NetnsId,
+                    },
+                ),
+                field(
+                    "mntns_id",
+                    4,
+                    FieldKind::Int {
+                        size: 8,
+                        signed: false,
+                        semantic: Semantic::MntnsId,
+                    },
+                ),
+                field(
+                    "pid",
+                    12,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::Pid,
+                    },
+                ),
+            ],
+        };
+        let mut ev = vec![0u8; 16];
+        ev[4..12].copy_from_slice(&7u64.to_ne_bytes());
+        ev[12..16].copy_from_slice(&9u32.to_ne_bytes());
+        let mut out = Vec::new();
+        let d = Decoder::new(&layout).with_enricher(Some(std::sync::Arc::new(OneContainer)));
+        d.write_json(&ev, &mut out).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "{\"netns\":0,\"mntns_id\":7,\"runtime.containerName\":\"web\",\"pid\":9}\n"
+        );
+        // Without an enricher every key is still there, empty.
+        out.clear();
+        Decoder::new(&layout).write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for (key, _) in crate::runtime::enrich::FIELDS {
+            assert_eq!(v[key], "", "{key}");
+        }
+        assert_eq!(v["pid"], 9);
+    }
+
     #[test]
     fn short_events_and_bad_utf8_do_not_break_the_stream() {
         let layout = Layout {

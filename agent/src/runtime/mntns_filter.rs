@@ -21,9 +21,14 @@ impl MntnsFilterMap {
             name: "mntns filter".into(),
             reason,
         };
-        let map = ebpf.take_map(MAP_NAME).ok_or_else(|| err(format!("{MAP_NAME} is missing")))?;
-        let hash = HashMap::<MapData, u64, u32>::try_from(map).map_err(|e| err(format!("{MAP_NAME}: {e}")))?;
-        let filter = MntnsFilterMap { map: Mutex::new(hash) };
+        let map = ebpf
+            .take_map(MAP_NAME)
+            .ok_or_else(|| err(format!("{MAP_NAME} is missing")))?;
+        let hash = HashMap::<MapData, u64, u32>::try_from(map)
+            .map_err(|e| err(format!("{MAP_NAME}: {e}")))?;
+        let filter = MntnsFilterMap {
+            map: Mutex::new(hash),
+        };
         for id in ids {
             filter.insert(*id)?;
         }
@@ -46,6 +51,11 @@ impl MntnsFilterMap {
 
     /// The ids in the map now.
     pub fn ids(&self) -> Vec<u64> {
-        self.map.lock().unwrap().keys().filter_map(|k| k.ok()).collect()
+        self.map
+            .lock()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.ok())
+            .collect()
     }
 }

@@ -39,6 +39,12 @@ impl ContainersIface {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<ContainerInfo>> {
         self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        Ok(self.agent.containers.list().iter().map(|c| info(c)).collect())
+        Ok(self
+            .agent
+            .containers
+            .list()
+            .iter()
+            .map(|c| info(c))
+            .collect())
     }
 }

@@ -227,7 +227,9 @@ impl Manager {
         let run_opts = RunOptions {
             params: params.clone(),
             mntns_filter: filter.as_ref().map(|p| p.initial.clone()),
-            enricher: Some(crate::runtime::enrich::SharedEnricher(self.agent.containers.clone())),
+            enricher: Some(crate::runtime::enrich::SharedEnricher(
+                self.agent.containers.clone(),
+            )),
             ..RunOptions::default()
         };
         let started = std::time::Instant::now();
@@ -237,7 +239,12 @@ impl Manager {
             .map_err(gadget_error)?;
         tracing::info!(run = %id, image = %image, uid = caller.uid, load_ms = started.elapsed().as_millis() as u64, "run started");
         if let (Some(plan), Some(map)) = (filter, running.mntns_filter()) {
-            crate::containers::filter::keep_in_sync(plan, self.agent.containers.clone(), &map, id.clone());
+            crate::containers::filter::keep_in_sync(
+                plan,
+                self.agent.containers.clone(),
+                &map,
+                id.clone(),
+            );
         }
         let spec = RunSpec {
             id: id.clone(),

@@ -102,8 +102,18 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
     let conn = connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())?
         .p2p()
-        .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
-        .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
+        .serve_at(
+            names::MANAGER_PATH,
+            Manager {
+                agent: agent.clone(),
+            },
+        )?
+        .serve_at(
+            names::MANAGER_PATH,
+            containers::ContainersIface {
+                agent: agent.clone(),
+            },
+        )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await?;
