@@ -245,7 +245,7 @@ struct Rt<'a> {
     /// Expected `runtime.name`.
     name: &'static str,
     /// `--container-runtime` value for the agent.
-    flag: String,
+    flags: Vec<String>,
     run: RunFn<'a>,
     pid: Box<dyn Fn(&str) -> u32 + 'a>,
     remove: Box<dyn Fn(&str) + 'a>,
@@ -256,12 +256,20 @@ struct Rt<'a> {
 /// second container and the host stay out; the exit leaves the filter.
 fn filtered_by_name(rt: Rt<'_>) {
     let bus = Bus::start();
-    let agent = Agent::start_with(&bus, &["--container-runtime", &rt.flag]);
-    wait_log(
-        &agent,
-        "watching container runtime",
-        Duration::from_secs(20),
-    );
+    let mut args = Vec::new();
+    for f in &rt.flags {
+        args.extend(["--container-runtime", f.as_str()]);
+    }
+    let agent = Agent::start_with(&bus, &args);
+    let start = Instant::now();
+    while count_log(&agent, "watching container runtime") < rt.flags.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "a watcher did not connect:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let web = unique("web");
     let other = unique("other");
     let trace_open = gadget("trace_open");
@@ -318,6 +326,11 @@ fn filtered_by_name(rt: Rt<'_>) {
 
     // The registry shows both, with the right PID and namespace.
     let list = containers(&agent);
+    assert_eq!(
+        list.iter().filter(|c| c["id"] == id.as_str()).count(),
+        1,
+        "{list:?}"
+    );
     let row = list
         .iter()
         .find(|c| c["name"] == web.as_str())
@@ -365,7 +378,12 @@ fn docker_container_filtered_by_name() {
     let d = Dockerd::start();
     filtered_by_name(Rt {
         name: "docker",
-        flag: format!("docker={}", d.socket.display()),
+        // dockerd's own containerd too: its `moby` namespace holds the same
+        // containers, which must be listed once, under their docker names.
+        flags: vec![
+            format!("docker={}", d.socket.display()),
+            format!("containerd={}", d.containerd_socket().display()),
+        ],
         run: Box::new(|n, s| d.run(n, s)),
         pid: Box::new(|n| d.pid(n)),
         remove: Box::new(|n| d.remove(n)),
@@ -381,7 +399,7 @@ fn podman_container_filtered_by_name() {
     let p = Podman::start();
     filtered_by_name(Rt {
         name: "podman",
-        flag: format!("podman={}", p.socket.display()),
+        flags: vec![format!("podman={}", p.socket.display())],
         run: Box::new(|n, s| p.run(n, s)),
         pid: Box::new(|n| p.pid(n)),
         remove: Box::new(|n| p.remove(n)),
@@ -397,7 +415,7 @@ fn containerd_container_filtered_by_name() {
     let c = Containerd::start();
     filtered_by_name(Rt {
         name: "containerd",
-        flag: format!("containerd={}", c.socket.display()),
+        flags: vec![format!("containerd={}", c.socket.display())],
         // containerd has no names: the id is the name.
         run: Box::new(|n, s| {
             c.run(n, s);
