@@ -395,13 +395,7 @@ impl Containerd {
             );
         }
         std::fs::write(&cfg, conf).unwrap();
-        let child = Command::new("containerd")
-            .arg("-c")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("containerd.log")).unwrap())
-            .spawn()
-            .expect("containerd is installed (apt-get install containerd)");
+        let child = spawn_containerd(d);
         let me = Containerd { dir, socket, child };
         wait_until("containerd to answer", Duration::from_secs(20), || {
             me.ctr("default", &["version"]).status.success()
@@ -473,6 +467,39 @@ impl Containerd {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.ctr("default", &["container", "delete", name]);
+    }
+}
+
+fn spawn_containerd(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("containerd.log"))
+        .unwrap();
+    Command::new("containerd")
+        .arg("-c")
+        .arg(dir.join("config.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("containerd is installed (apt-get install containerd)")
+}
+
+impl Containerd {
+    /// Kills the daemon (its tasks go on running in their shims).
+    pub fn kill_daemon(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again on the same root, state and socket.
+    pub fn restart_daemon(&mut self) {
+        self.child = spawn_containerd(self.dir.path());
+        wait_until(
+            "containerd to answer again",
+            Duration::from_secs(20),
+            || self.ctr("default", &["version"]).status.success(),
+        );
     }
 }
 

@@ -657,3 +657,90 @@ fn cri_pod_filtered_by_k8s_namespace() {
     drop(stream);
     cri.remove_pod(&pod);
 }
+
+/// containerd killed mid-run (its tasks live on in their shims) and
+/// restarted: the agent logs the loss once, keeps the running container,
+/// resubscribes, and sees a task started after the restart.
+#[test]
+fn containerd_killed_and_restarted() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["containerd", "ctr", "runc", "python3"]) {
+        return skip(&why);
+    }
+    let mut c = Containerd::start();
+    let bus = Bus::start();
+    let agent = Agent::start_with(
+        &bus,
+        &[
+            "--container-runtime",
+            &format!("containerd={}", c.socket.display()),
+        ],
+    );
+    wait_log(
+        &agent,
+        "watching container runtime",
+        Duration::from_secs(20),
+    );
+    let first = unique("first");
+    c.run(&first, "sleep 300");
+    let start = Instant::now();
+    while !containers(&agent)
+        .iter()
+        .any(|r| r["name"] == first.as_str())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{first} never listed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    c.kill_daemon();
+    wait_log(
+        &agent,
+        "lost the container runtime",
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        count_log(&agent, "lost the container runtime"),
+        1,
+        "{}",
+        agent.log_text()
+    );
+    assert!(
+        containers(&agent)
+            .iter()
+            .any(|r| r["name"] == first.as_str()),
+        "a container whose runtime is away but whose process runs stays known"
+    );
+
+    c.restart_daemon();
+    let start = Instant::now();
+    while count_log(&agent, "watching container runtime") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no reconnect: {}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = unique("second");
+    c.run(&second, "sleep 300");
+    let pid = c.pid(&second);
+    let start = Instant::now();
+    loop {
+        let list = containers(&agent);
+        if let Some(row) = list.iter().find(|r| r["name"] == second.as_str()) {
+            assert_eq!(row["pid"], pid);
+            assert_eq!(row["namespace"], "default");
+            assert!(list.iter().any(|r| r["name"] == first.as_str()));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{second} never listed: {list:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
