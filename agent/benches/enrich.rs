@@ -113,12 +113,17 @@ fn main() {
     let known = event(4_026_531_000 + 17);
     let unknown = event(4_026_539_999);
     let plain = Decoder::new(&layout);
-    let enriched = Decoder::new(&layout).with_enricher(Some(SharedEnricher(reg.clone() as Arc<dyn Enricher>).0));
+    let enriched = Decoder::new(&layout)
+        .with_enricher(Some(SharedEnricher(reg.clone() as Arc<dyn Enricher>).0));
     // Baseline: the same event with mntns_id as a plain integer (no
     // container fields at all).
     let mut bare = layout.clone();
     bare.fields[4].kind = int(8, Semantic::None);
-    run("baseline (no container fields)", &Decoder::new(&bare), &known);
+    run(
+        "baseline (no container fields)",
+        &Decoder::new(&bare),
+        &known,
+    );
     run("no enricher (empty fields)", &plain, &known);
     run("registry, container known", &enriched, &known);
     run("registry, namespace unknown", &enriched, &unknown);

@@ -19,7 +19,10 @@ pub fn man_pages(cmd: Command, dir: &Path) -> Result<()> {
     write_page(cmd.clone(), &dir.join(format!("{}.1", cmd.get_name())))?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("{}-{}", cmd.get_name(), sub.get_name());
-        write_page(sub.clone().name(name.clone()), &dir.join(format!("{name}.1")))?;
+        write_page(
+            sub.clone().name(name.clone()),
+            &dir.join(format!("{name}.1")),
+        )?;
     }
     Ok(())
 }

@@ -348,6 +348,23 @@ fn filtered_by_name(rt: Rt<'_>) {
         filter_map_keys(agent.pid()).contains(&mntns),
         "the filter map lacks {mntns}"
     );
+    // The human listing: short id, name, runtime, PID, mount namespace.
+    let table = stdout(&agent.ctl(&["containers"]));
+    let line = table
+        .lines()
+        .find(|l| l.contains(web.as_str()))
+        .unwrap_or_else(|| panic!("{web} not in:\n{table}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols[..5],
+        [
+            &id[..12.min(id.len())],
+            web.as_str(),
+            rt.name,
+            &pid.to_string(),
+            &mntns.to_string()
+        ]
+    );
 
     // The container exits: it leaves the filter map and the registry.
     (rt.remove)(&web);
