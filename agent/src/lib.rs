@@ -19,5 +19,6 @@
 //! ```
 
 pub mod containers;
+pub mod images;
 pub mod runtime;
 pub mod service;

@@ -1,0 +1,15 @@
+//! Gadget images: the OCI format ([`format`]), content digests
+//! ([`digest`]), the local OCI-layout store ([`store`]), OCI archives
+//! ([`archive`]), image references ([`reference`]), registries
+//! ([`registry`], [`credentials`]) and the `org.gadgetd.Agent1.Images`
+//! D-Bus interface ([`service`]).
+
+pub mod archive;
+pub mod digest;
+pub mod error;
+pub mod format;
+pub mod store;
+
+pub use digest::Digest;
+pub use error::{ImageError, Result};
+pub use store::Store;
