@@ -34,6 +34,8 @@ struct Args {
     generate_man: Option<PathBuf>,
     #[command(flatten)]
     containers: gadgetd::containers::RuntimeArgs,
+    #[command(flatten)]
+    images: gadgetd::images::service::Options,
 }
 
 fn write_man_page(dir: &std::path::Path) -> std::io::Result<()> {
@@ -120,6 +122,7 @@ async fn agent_main() -> std::process::ExitCode {
         bus,
         listen: args.listen.clone(),
         state_dir: args.state_dir.clone(),
+        images: args.images.clone(),
     };
     match service::serve(config, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

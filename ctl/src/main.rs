@@ -2,8 +2,12 @@
 
 mod containers;
 mod generate;
+mod build;
+mod images;
 mod output;
 mod run_containers;
+mod progress;
+mod run_images;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -71,6 +75,13 @@ enum Command {
     /// Write man pages into DIR (for packaging).
     #[command(hide = true)]
     GenerateMan { dir: std::path::PathBuf },
+    /// Manage gadget images (build, list, rm, inspect, tag, push, pull, export, import).
+    Image {
+        #[command(subcommand)]
+        command: images::ImageCommand,
+    },
+    #[command(flatten)]
+    ImageAlias(images::Alias),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,7 +92,8 @@ enum ListFormat {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// A compiled gadget object (FILE.o).
+    /// A gadget image ([REGISTRY/]NAME[:TAG], NAME@sha256:DIGEST, a digest
+    /// prefix) or a compiled gadget object (FILE.o).
     gadget: PathBuf,
     /// Definition file (YAML). Default: FILE.yaml next to the object, if any.
     #[arg(long, value_name = "FILE")]
@@ -100,6 +112,8 @@ struct RunArgs {
     name: Option<String>,
     #[command(flatten)]
     containers: run_containers::ContainerFilterArgs,
+    #[command(flatten)]
+    images: run_images::RunImageArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -155,6 +169,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let fd = mgr.attach(&id).await?;
             stream_events(fd.into(), output, None).await
         }
+        Command::Image { command } => images::image(address, command).await,
+        Command::ImageAlias(a) => images::alias(address, a).await,
         Command::Stop { ids } => {
             let mgr = manager(address).await?;
             for id in ids {
@@ -182,18 +198,6 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 }
 
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
-    let file = std::fs::File::open(&args.gadget)
-        .with_context(|| format!("cannot open {}", args.gadget.display()))?;
-    let definition = match args
-        .definition
-        .clone()
-        .or_else(|| default_definition(&args.gadget))
-    {
-        Some(p) => {
-            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?
-        }
-        None => String::new(),
-    };
     let params = parse_params(&args.params)?;
     let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
     if let Some(t) = args.timeout {
@@ -204,14 +208,30 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     }
     args.containers.add_to(&mut opts);
     let mgr = manager(address).await?;
-    let (path, fd) = mgr
-        .run_object(
+    let (path, fd) = if let Some(image) = run_images::image_of(&args.gadget) {
+        run_images::ensure_local(address, image, args.images.pull).await?;
+        mgr.run(image, params, opts).await?
+    } else {
+        let file = std::fs::File::open(&args.gadget)
+            .with_context(|| format!("cannot open {}", args.gadget.display()))?;
+        let definition = match args
+            .definition
+            .clone()
+            .or_else(|| default_definition(&args.gadget))
+        {
+            Some(p) => {
+                std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?
+            }
+            None => String::new(),
+        };
+        mgr.run_object(
             zbus::zvariant::Fd::from(file.as_fd()),
             &definition,
             params,
             opts,
         )
-        .await?;
+        .await?
+    };
     let id = path
         .as_str()
         .rsplit('/')

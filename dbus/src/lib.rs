@@ -12,10 +12,12 @@
 
 pub mod connect;
 pub mod containers;
+pub mod images;
 pub mod names;
 pub mod proxy;
 pub mod stream;
 pub mod types;
 
 pub use connect::{Endpoint, connect};
+pub use images::ImagesProxy;
 pub use proxy::{ManagerProxy, RunProxy};

@@ -26,6 +26,16 @@ pub trait Manager {
         options: HashMap<&str, Value<'_>>,
     ) -> zbus::Result<(OwnedObjectPath, OwnedFd)>;
 
+    /// Runs a local image (tag, digest or digest prefix; bare names get the
+    /// default registry prefix), the host architecture's manifest. It does
+    /// not pull: call `Images.Pull` first. Returns like `RunObject`.
+    fn run(
+        &self,
+        image: &str,
+        params: HashMap<&str, &str>,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<(OwnedObjectPath, OwnedFd)>;
+
     /// Another event stream of a live run. Several attachers may read at once.
     fn attach(&self, id: &str) -> zbus::Result<OwnedFd>;
 

@@ -37,7 +37,10 @@ pub fn write(
         index.manifests.push(d);
     }
     let mut tar = tar::Builder::new(out);
-    let io = |e| ImageError::Io { context: "cannot write the archive".into(), source: e };
+    let io = |e| ImageError::Io {
+        context: "cannot write the archive".into(),
+        source: e,
+    };
     let file = |tar: &mut tar::Builder<_>, path: &str, bytes: &[u8]| -> Result<()> {
         let mut h = tar::Header::new_ustar();
         h.set_size(bytes.len() as u64);
@@ -56,7 +59,11 @@ pub fn write(
         h.set_entry_type(tar::EntryType::Directory);
         tar.append_data(&mut h, path, std::io::empty()).map_err(io)
     };
-    file(&mut tar, "oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}")?;
+    file(
+        &mut tar,
+        "oci-layout",
+        b"{\"imageLayoutVersion\":\"1.0.0\"}",
+    )?;
     file(&mut tar, "index.json", &format::to_json(&index))?;
     dir(&mut tar, "blobs/")?;
     dir(&mut tar, "blobs/sha256/")?;
@@ -79,7 +86,10 @@ fn classify(path: &Path) -> Result<Member> {
     let mut parts = Vec::new();
     for c in path.components() {
         match c {
-            Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| ImageError::Archive(format!("non-UTF-8 path {path:?}")))?),
+            Component::Normal(s) => parts.push(
+                s.to_str()
+                    .ok_or_else(|| ImageError::Archive(format!("non-UTF-8 path {path:?}")))?,
+            ),
             Component::CurDir => {}
             _ => {
                 return Err(ImageError::Archive(format!(
@@ -93,9 +103,11 @@ fn classify(path: &Path) -> Result<Member> {
         ["oci-layout"] => Member::Layout,
         ["index.json"] => Member::Index,
         ["blobs"] | ["blobs", "sha256"] => Member::Dir,
-        ["blobs", "sha256", hex] => Member::Blob(
-            Digest::parse(&format!("sha256:{hex}")).map_err(|_| ImageError::Archive(format!("bad blob file name `{}`", path.display())))?,
-        ),
+        ["blobs", "sha256", hex] => {
+            Member::Blob(Digest::parse(&format!("sha256:{hex}")).map_err(|_| {
+                ImageError::Archive(format!("bad blob file name `{}`", path.display()))
+            })?)
+        }
         _ => Member::Other,
     })
 }
@@ -111,7 +123,11 @@ pub fn read(input: impl Read, staging: &mut Staging) -> Result<Imported> {
     let mut tar = tar::Archive::new(input);
     let mut index: Option<Index> = None;
     let mut saw_layout = false;
-    let bad = |e: std::io::Error| ImageError::Archive(format!("cannot read the tar stream: {e} (truncated or not a tar file?)"));
+    let bad = |e: std::io::Error| {
+        ImageError::Archive(format!(
+            "cannot read the tar stream: {e} (truncated or not a tar file?)"
+        ))
+    };
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.into_owned();
@@ -135,7 +151,10 @@ pub fn read(input: impl Read, staging: &mut Staging) -> Result<Imported> {
             Member::Layout => saw_layout = true,
             Member::Index => {
                 let mut bytes = Vec::new();
-                (&mut entry).take(MAX_INDEX_BYTES + 1).read_to_end(&mut bytes).map_err(bad)?;
+                (&mut entry)
+                    .take(MAX_INDEX_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(bad)?;
                 if bytes.len() as u64 > MAX_INDEX_BYTES {
                     return Err(ImageError::Archive("index.json is too large".into()));
                 }
@@ -174,7 +193,10 @@ pub fn read(input: impl Read, staging: &mut Staging) -> Result<Imported> {
 }
 
 /// Reads the blobs of `images` from the store, for [`write`].
-pub fn collect_blobs(store: &super::store::Store, images: &[(Option<String>, Descriptor)]) -> Result<BTreeMap<Digest, Vec<u8>>> {
+pub fn collect_blobs(
+    store: &super::store::Store,
+    images: &[(Option<String>, Descriptor)],
+) -> Result<BTreeMap<Digest, Vec<u8>>> {
     let mut blobs = BTreeMap::new();
     for (_, desc) in images {
         for d in store.closure(desc)? {
@@ -188,7 +210,12 @@ pub fn collect_blobs(store: &super::store::Store, images: &[(Option<String>, Des
 }
 
 /// Writes an archive to a file path (atomic: a partial file never appears).
-pub fn write_file(path: &Path, blobs: &BTreeMap<Digest, Vec<u8>>, images: &[(Option<String>, Descriptor)], mtime: u64) -> Result<()> {
+pub fn write_file(
+    path: &Path,
+    blobs: &BTreeMap<Digest, Vec<u8>>,
+    images: &[(Option<String>, Descriptor)],
+    mtime: u64,
+) -> Result<()> {
     let mut buf = Vec::new();
     write(&mut buf, blobs, images, mtime)?;
     let tmp = path.with_extension("tar.partial");
@@ -205,16 +232,31 @@ mod tests {
     fn root(tag: &str) -> std::path::PathBuf {
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).unwrap();
-        std::env::temp_dir().join(format!("gadgetd-archive-{tag}-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        std::env::temp_dir().join(format!(
+            "gadgetd-archive-{tag}-{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ))
     }
 
     fn archive() -> (Vec<u8>, Descriptor) {
         let img = assemble(
-            &[ArchBuild { arch: "amd64".into(), program: b"PROGRAM".to_vec() }],
-            &BuildInfo { definition: b"name: x\n".to_vec(), ..Default::default() },
+            &[ArchBuild {
+                arch: "amd64".into(),
+                program: b"PROGRAM".to_vec(),
+            }],
+            &BuildInfo {
+                definition: b"name: x\n".to_vec(),
+                ..Default::default()
+            },
         );
         let mut out = Vec::new();
-        write(&mut out, &img.blobs, &[(Some("r.example/x:1".into()), img.index.clone())], 0).unwrap();
+        write(
+            &mut out,
+            &img.blobs,
+            &[(Some("r.example/x:1".into()), img.index.clone())],
+            0,
+        )
+        .unwrap();
         (out, img.index)
     }
 
@@ -229,7 +271,10 @@ mod tests {
         assert_eq!(imported.images.len(), 1);
         assert_eq!(imported.images[0].0.as_deref(), Some("r.example/x:1"));
         store.commit(&s, &imported.images).unwrap();
-        assert_eq!(store.resolve("r.example/x:1").unwrap().descriptor.digest, desc.digest);
+        assert_eq!(
+            store.resolve("r.example/x:1").unwrap().descriptor.digest,
+            desc.digest
+        );
         std::fs::remove_dir_all(r).unwrap();
     }
 
@@ -241,8 +286,13 @@ mod tests {
 
         // Truncated in the middle of the last blob.
         let mut s = store.staging().unwrap();
-        let cut = read(&a[..a.len() - 1100], &mut s).err().expect("truncated archive accepted");
-        assert!(cut.to_string().contains("truncated") || cut.to_string().contains("cannot read"), "{cut}");
+        let cut = read(&a[..a.len() - 1100], &mut s)
+            .err()
+            .expect("truncated archive accepted");
+        assert!(
+            cut.to_string().contains("truncated") || cut.to_string().contains("cannot read"),
+            "{cut}"
+        );
 
         // `../` paths.
         let mut evil = tar::Builder::new(Vec::new());
@@ -263,10 +313,18 @@ mod tests {
         let mut h = tar::Header::new_ustar();
         h.set_size(4);
         h.set_entry_type(tar::EntryType::Regular);
-        t.append_data(&mut h, format!("blobs/sha256/{}", Digest::of(b"good").hex()), &b"evil"[..]).unwrap();
+        t.append_data(
+            &mut h,
+            format!("blobs/sha256/{}", Digest::of(b"good").hex()),
+            &b"evil"[..],
+        )
+        .unwrap();
         let t = t.into_inner().unwrap();
         let mut s = store.staging().unwrap();
-        assert!(matches!(read(&t[..], &mut s), Err(ImageError::DigestMismatch { .. })));
+        assert!(matches!(
+            read(&t[..], &mut s),
+            Err(ImageError::DigestMismatch { .. })
+        ));
 
         // A symlink.
         let mut t = tar::Builder::new(Vec::new());
@@ -276,7 +334,13 @@ mod tests {
         t.append_link(&mut h, "index.json", "/etc/passwd").unwrap();
         let t = t.into_inner().unwrap();
         let mut s = store.staging().unwrap();
-        assert!(read(&t[..], &mut s).err().unwrap().to_string().contains("only regular files"));
+        assert!(
+            read(&t[..], &mut s)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("only regular files")
+        );
 
         assert!(store.entries().unwrap().is_empty());
         std::fs::remove_dir_all(r).unwrap();

@@ -13,11 +13,19 @@ pub struct Digest(String);
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| ImageError::BadDigest(format!("`{s}` is not a sha256: digest (only sha256 is supported)")))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(ImageError::BadDigest(format!("`{s}`: expected sha256: and 64 lowercase hex digits")));
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
+            ImageError::BadDigest(format!(
+                "`{s}` is not a sha256: digest (only sha256 is supported)"
+            ))
+        })?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ImageError::BadDigest(format!(
+                "`{s}`: expected sha256: and 64 lowercase hex digits"
+            )));
         }
         Ok(Digest(s.to_string()))
     }
@@ -99,11 +107,19 @@ mod tests {
             Digest::of(b"").as_str(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let d = Digest::parse("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
+        let d = Digest::parse(
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        )
+        .unwrap();
         assert_eq!(d.short(), "e3b0c44298fc");
         assert!(Digest::parse("sha256:../../etc/passwd").is_err());
         assert!(Digest::parse("sha512:00").is_err());
-        assert!(Digest::parse("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855").is_err());
+        assert!(
+            Digest::parse(
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+            )
+            .is_err()
+        );
         assert!(verify(&d, b"x").is_err());
         verify(&d, b"").unwrap();
     }

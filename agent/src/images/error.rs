@@ -7,7 +7,9 @@ use thiserror::Error;
 pub enum ImageError {
     #[error("bad digest: {0}")]
     BadDigest(String),
-    #[error("content does not match its digest: expected {expected}, got {actual} (corrupted or tampered blob; nothing was stored)")]
+    #[error(
+        "content does not match its digest: expected {expected}, got {actual} (corrupted or tampered blob; nothing was stored)"
+    )]
     DigestMismatch { expected: String, actual: String },
     #[error("invalid image reference `{reference}`: {reason}")]
     BadReference { reference: String, reason: String },
@@ -40,6 +42,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| ImageError::Io { context: context(), source })
+        self.map_err(|source| ImageError::Io {
+            context: context(),
+            source,
+        })
     }
 }

@@ -17,7 +17,8 @@ use super::error::{ImageError, Result};
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Docker's equivalents, accepted when reading from registries.
-pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.gadget.config.v1+yaml";
 pub const PROGRAM_MEDIA_TYPE: &str = "application/vnd.gadget.ebpf.program.v1+binary";
@@ -132,11 +133,13 @@ pub fn to_json(v: &impl Serialize) -> Vec<u8> {
 }
 
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
-    serde_json::from_slice(bytes).map_err(|e| ImageError::Invalid(format!("malformed manifest: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::Invalid(format!("malformed manifest: {e}")))
 }
 
 pub fn parse_index(bytes: &[u8]) -> Result<Index> {
-    serde_json::from_slice(bytes).map_err(|e| ImageError::Invalid(format!("malformed image index: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::Invalid(format!("malformed image index: {e}")))
 }
 
 /// What a gadget manifest contains, checked.
@@ -153,14 +156,22 @@ pub fn gadget_parts(m: &Manifest) -> Result<GadgetParts> {
             m.config.media_type
         )));
     }
-    let programs: Vec<_> = m.layers.iter().filter(|l| l.media_type == PROGRAM_MEDIA_TYPE).collect();
+    let programs: Vec<_> = m
+        .layers
+        .iter()
+        .filter(|l| l.media_type == PROGRAM_MEDIA_TYPE)
+        .collect();
     match programs.as_slice() {
         [one] => Ok(GadgetParts {
             config: m.config.clone(),
             program: (*one).clone(),
         }),
-        [] => Err(ImageError::Invalid(format!("the manifest has no `{PROGRAM_MEDIA_TYPE}` layer"))),
-        _ => Err(ImageError::Invalid("the manifest has several program layers; gadgetd runs one".into())),
+        [] => Err(ImageError::Invalid(format!(
+            "the manifest has no `{PROGRAM_MEDIA_TYPE}` layer"
+        ))),
+        _ => Err(ImageError::Invalid(
+            "the manifest has several program layers; gadgetd runs one".into(),
+        )),
     }
 }
 
@@ -197,13 +208,17 @@ pub fn assemble(builds: &[ArchBuild], info: &BuildInfo) -> BuiltImage {
         blobs.insert(d, bytes);
     };
     let mut config = Descriptor::new(CONFIG_MEDIA_TYPE, &info.definition);
-    config.annotations.insert(ANN_TITLE.into(), "config.yaml".into());
+    config
+        .annotations
+        .insert(ANN_TITLE.into(), "config.yaml".into());
     put(info.definition.clone());
     let mut entries = Vec::new();
     for b in builds {
         let mut layer = Descriptor::new(PROGRAM_MEDIA_TYPE, &b.program);
         layer.annotations = info.annotations.clone();
-        layer.annotations.insert(ANN_TITLE.into(), "program.o".into());
+        layer
+            .annotations
+            .insert(ANN_TITLE.into(), "program.o".into());
         if let Some(a) = &info.authors {
             layer.annotations.insert(ANN_AUTHORS.into(), a.clone());
         }
@@ -250,13 +265,22 @@ pub fn pick_platform<'a>(index: &'a Index, arch: &str) -> Result<&'a Descriptor>
     index
         .manifests
         .iter()
-        .find(|m| m.platform.as_ref().is_some_and(|p| p.architecture == arch && p.os == "linux"))
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == arch && p.os == "linux")
+        })
         .ok_or_else(|| ImageError::NoPlatform {
             wanted: format!("linux/{arch}"),
             have: index
                 .manifests
                 .iter()
-                .map(|m| m.platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)).unwrap_or("unknown".into()))
+                .map(|m| {
+                    m.platform
+                        .as_ref()
+                        .map(|p| format!("{}/{}", p.os, p.architecture))
+                        .unwrap_or("unknown".into())
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -269,8 +293,14 @@ mod tests {
     fn sample() -> BuiltImage {
         assemble(
             &[
-                ArchBuild { arch: "amd64".into(), program: b"\x7fELF-amd64".to_vec() },
-                ArchBuild { arch: "arm64".into(), program: b"\x7fELF-arm64".to_vec() },
+                ArchBuild {
+                    arch: "amd64".into(),
+                    program: b"\x7fELF-amd64".to_vec(),
+                },
+                ArchBuild {
+                    arch: "arm64".into(),
+                    program: b"\x7fELF-arm64".to_vec(),
+                },
             ],
             &BuildInfo {
                 definition: b"name: t\n".to_vec(),
@@ -288,7 +318,11 @@ mod tests {
         assert_eq!(a.index, b.index, "same inputs, same digest");
         let index = parse_index(&a.blobs[&a.index.digest().unwrap()]).unwrap();
         assert_eq!(index.media_type.as_deref(), Some(INDEX_MEDIA_TYPE));
-        let arches: Vec<_> = index.manifests.iter().map(|m| m.platform.clone().unwrap().architecture).collect();
+        let arches: Vec<_> = index
+            .manifests
+            .iter()
+            .map(|m| m.platform.clone().unwrap().architecture)
+            .collect();
         assert_eq!(arches, ["amd64", "arm64"]);
         let arm = pick_platform(&index, "arm64").unwrap();
         let m = parse_manifest(&a.blobs[&arm.digest().unwrap()]).unwrap();
@@ -303,14 +337,28 @@ mod tests {
         for (d, bytes) in &a.blobs {
             crate::images::digest::verify(d, bytes).unwrap();
         }
-        assert!(matches!(pick_platform(&index, "riscv64"), Err(ImageError::NoPlatform { .. })));
+        assert!(matches!(
+            pick_platform(&index, "riscv64"),
+            Err(ImageError::NoPlatform { .. })
+        ));
     }
 
     #[test]
     fn a_non_gadget_manifest_is_refused_with_its_media_type() {
-        let mut m = parse_manifest(&sample().blobs.values().find(|b| b.starts_with(b"{") && b.windows(6).any(|w| w == b"config")).unwrap().clone()).unwrap();
+        let mut m = parse_manifest(
+            &sample()
+                .blobs
+                .values()
+                .find(|b| b.starts_with(b"{") && b.windows(6).any(|w| w == b"config"))
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
         m.config.media_type = "application/vnd.oci.image.config.v1+json".into();
         let err = gadget_parts(&m).err().unwrap().to_string();
-        assert!(err.contains("application/vnd.oci.image.config.v1+json"), "{err}");
+        assert!(
+            err.contains("application/vnd.oci.image.config.v1+json"),
+            "{err}"
+        );
     }
 }

@@ -5,9 +5,14 @@
 //! D-Bus interface ([`service`]).
 
 pub mod archive;
+pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod progress;
+pub mod reference;
+pub mod registry;
+pub mod service;
 pub mod store;
 
 pub use digest::Digest;

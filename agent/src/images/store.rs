@@ -46,7 +46,12 @@ struct Lock(#[allow(dead_code)] Flock<File>);
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -55,19 +60,24 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         Ok(())
     };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        e
-    })
-    .ctx(|| format!("cannot write {}", path.display()))
+    write()
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            e
+        })
+        .ctx(|| format!("cannot write {}", path.display()))
 }
 
 impl Store {
     /// Opens (creating if needed) the layout at `root`.
     pub fn open(root: &Path) -> Result<Store> {
-        let store = Store { root: root.to_path_buf() };
-        fs::create_dir_all(store.blobs_dir()).ctx(|| format!("cannot create the image store {}", root.display()))?;
-        fs::create_dir_all(root.join(STAGING_DIR)).ctx(|| format!("cannot create {}", root.join(STAGING_DIR).display()))?;
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        fs::create_dir_all(store.blobs_dir())
+            .ctx(|| format!("cannot create the image store {}", root.display()))?;
+        fs::create_dir_all(root.join(STAGING_DIR))
+            .ctx(|| format!("cannot create {}", root.join(STAGING_DIR).display()))?;
         // Other OCI tools (skopeo as any user) may read the layout; blobs are public content.
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
         let _lock = store.lock()?;
@@ -85,7 +95,10 @@ impl Store {
     pub fn clean_staging(&self) -> Result<()> {
         let _lock = self.lock()?;
         let dir = self.root.join(STAGING_DIR);
-        for e in fs::read_dir(&dir).ctx(|| format!("cannot list {}", dir.display()))?.flatten() {
+        for e in fs::read_dir(&dir)
+            .ctx(|| format!("cannot list {}", dir.display()))?
+            .flatten()
+        {
             let _ = fs::remove_dir_all(e.path());
         }
         Ok(())
@@ -151,7 +164,9 @@ impl Store {
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let path = self.blob_path(d);
         let bytes = fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ImageError::Invalid(format!("blob {d} is missing from the store")),
+            std::io::ErrorKind::NotFound => {
+                ImageError::Invalid(format!("blob {d} is missing from the store"))
+            }
             _ => ImageError::Io {
                 context: format!("cannot read {}", path.display()),
                 source: e,
@@ -170,7 +185,10 @@ impl Store {
         }
         let hex = key.strip_prefix("sha256:").unwrap_or(key);
         if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut found: Vec<&Entry> = entries.iter().filter(|e| e.descriptor.digest[7..].starts_with(hex)).collect();
+            let mut found: Vec<&Entry> = entries
+                .iter()
+                .filter(|e| e.descriptor.digest[7..].starts_with(hex))
+                .collect();
             found.dedup_by(|a, b| a.descriptor.digest == b.descriptor.digest);
             return match found.as_slice() {
                 [one] => Ok((*one).clone()),
@@ -188,7 +206,10 @@ impl Store {
         let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
         let dir = self.root.join(STAGING_DIR).join(name);
         fs::create_dir(&dir).ctx(|| format!("cannot create {}", dir.display()))?;
-        Ok(Staging { dir, blobs: BTreeSet::new() })
+        Ok(Staging {
+            dir,
+            blobs: BTreeSet::new(),
+        })
     }
 
     /// Moves the staged blobs into the store and points `images` at them
@@ -205,9 +226,12 @@ impl Store {
                 continue;
             }
             let src = staging.path_of(d);
-            fs::rename(&src, &dest).ctx(|| format!("cannot move {} to {}", src.display(), dest.display()))?;
+            fs::rename(&src, &dest)
+                .ctx(|| format!("cannot move {} to {}", src.display(), dest.display()))?;
         }
-        File::open(self.blobs_dir()).and_then(|d| d.sync_all()).ctx(|| "cannot sync the blobs directory".into())?;
+        File::open(self.blobs_dir())
+            .and_then(|d| d.sync_all())
+            .ctx(|| "cannot sync the blobs directory".into())?;
         let mut index = self.index()?;
         for (name, desc) in images {
             add_entry(&mut index, name.as_deref(), desc);
@@ -237,7 +261,11 @@ impl Store {
         for (key, t) in keys.iter().zip(targets) {
             let by_name = t.name.as_deref() == Some(key.as_str());
             index.manifests.retain(|d| {
-                let hit = if by_name { d.ref_name() == Some(key.as_str()) } else { d.digest == t.descriptor.digest };
+                let hit = if by_name {
+                    d.ref_name() == Some(key.as_str())
+                } else {
+                    d.digest == t.descriptor.digest
+                };
                 if hit {
                     removed.push(d.ref_name().unwrap_or(&d.digest).to_string());
                 }
@@ -270,12 +298,16 @@ impl Store {
         }
         let mut freed = 0;
         let dir = self.blobs_dir();
-        for e in fs::read_dir(&dir).ctx(|| format!("cannot list {}", dir.display()))?.flatten() {
+        for e in fs::read_dir(&dir)
+            .ctx(|| format!("cannot list {}", dir.display()))?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             let keep = Digest::parse(&format!("sha256:{name}")).is_ok_and(|d| live.contains(&d));
             if !keep {
                 freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(e.path()).ctx(|| format!("cannot remove {}", e.path().display()))?;
+                fs::remove_file(e.path())
+                    .ctx(|| format!("cannot remove {}", e.path().display()))?;
             }
         }
         Ok(freed)
@@ -283,7 +315,8 @@ impl Store {
 
     /// Every blob `desc` references (itself included), checked.
     pub fn closure(&self, desc: &Descriptor) -> Result<Vec<Digest>> {
-        self.closure_with(desc, None).map(|s| s.into_iter().collect())
+        self.closure_with(desc, None)
+            .map(|s| s.into_iter().collect())
     }
 
     /// Reads a blob from the staging area when there, else from the store.
@@ -294,7 +327,11 @@ impl Store {
         }
     }
 
-    fn closure_with(&self, desc: &Descriptor, staging: Option<&Staging>) -> Result<BTreeSet<Digest>> {
+    fn closure_with(
+        &self,
+        desc: &Descriptor,
+        staging: Option<&Staging>,
+    ) -> Result<BTreeSet<Digest>> {
         let mut out = BTreeSet::new();
         let mut todo = vec![desc.clone()];
         while let Some(d) = todo.pop() {
@@ -302,11 +339,17 @@ impl Store {
             if !out.insert(digest.clone()) {
                 continue;
             }
-            let is_manifest = d.media_type == format::MANIFEST_MEDIA_TYPE || d.media_type == format::DOCKER_MANIFEST_MEDIA_TYPE;
+            let is_manifest = d.media_type == format::MANIFEST_MEDIA_TYPE
+                || d.media_type == format::DOCKER_MANIFEST_MEDIA_TYPE;
             if d.is_index() || is_manifest {
                 let bytes = self.read_from(&digest, staging)?;
                 if bytes.len() as u64 != d.size {
-                    return Err(ImageError::Invalid(format!("{} is {} bytes, its descriptor says {}", d.digest, bytes.len(), d.size)));
+                    return Err(ImageError::Invalid(format!(
+                        "{} is {} bytes, its descriptor says {}",
+                        d.digest,
+                        bytes.len(),
+                        d.size
+                    )));
                 }
                 if d.is_index() {
                     todo.extend(format::parse_index(&bytes)?.manifests);
@@ -316,9 +359,13 @@ impl Store {
                     todo.extend(m.layers);
                 }
             } else {
-                let present = staging.is_some_and(|s| s.blobs.contains(&digest)) || self.has_blob(&digest);
+                let present =
+                    staging.is_some_and(|s| s.blobs.contains(&digest)) || self.has_blob(&digest);
                 if !present {
-                    return Err(ImageError::Invalid(format!("blob {digest} ({}) is missing", d.media_type)));
+                    return Err(ImageError::Invalid(format!(
+                        "blob {digest} ({}) is missing",
+                        d.media_type
+                    )));
                 }
             }
         }
@@ -328,7 +375,12 @@ impl Store {
     /// Total size of the blobs directory (for `image list` and the benchmark).
     pub fn disk_usage(&self) -> u64 {
         fs::read_dir(self.blobs_dir())
-            .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
@@ -340,7 +392,9 @@ fn add_entry(index: &mut Index, name: Option<&str>, desc: &Descriptor) {
         Some(n) => {
             index.manifests.retain(|d| d.ref_name() != Some(n));
             // The image no longer needs its untagged entry.
-            index.manifests.retain(|d| !(d.ref_name().is_none() && d.digest == desc.digest));
+            index
+                .manifests
+                .retain(|d| !(d.ref_name().is_none() && d.digest == desc.digest));
             desc.annotations.insert(ANN_REF_NAME.into(), n.to_string());
             index.manifests.push(desc);
         }
@@ -350,7 +404,11 @@ fn add_entry(index: &mut Index, name: Option<&str>, desc: &Descriptor) {
             }
         }
     }
-    index.manifests.sort_by(|a, b| a.ref_name().cmp(&b.ref_name()).then(a.digest.cmp(&b.digest)));
+    index.manifests.sort_by(|a, b| {
+        a.ref_name()
+            .cmp(&b.ref_name())
+            .then(a.digest.cmp(&b.digest))
+    });
 }
 
 /// Blobs of one operation, waiting for [`Store::commit`]. Removed on drop.
@@ -387,7 +445,10 @@ impl Staging {
     pub fn writer(&mut self) -> Result<BlobWriter<'_>> {
         let mut rnd = [0u8; 8];
         getrandom::fill(&mut rnd).expect("the kernel's random source works");
-        let path = self.dir.join(format!("partial-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        let path = self.dir.join(format!(
+            "partial-{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
         let file = File::create(&path).ctx(|| format!("cannot create {}", path.display()))?;
         Ok(BlobWriter {
             staging: self,
@@ -437,7 +498,10 @@ impl BlobWriter<'_> {
         }
         if let Some(size) = size.filter(|s| *s != self.written) {
             let _ = fs::remove_file(&self.path);
-            return Err(ImageError::Invalid(format!("blob {expected} is {} bytes, its descriptor says {size}", self.written)));
+            return Err(ImageError::Invalid(format!(
+                "blob {expected} is {} bytes, its descriptor says {size}",
+                self.written
+            )));
         }
         let dest = self.staging.path_of(expected);
         fs::rename(&self.path, &dest).ctx(|| format!("cannot rename {}", self.path.display()))?;
@@ -472,14 +536,23 @@ mod tests {
     pub(crate) fn temp_root(tag: &str) -> PathBuf {
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).unwrap();
-        let p = std::env::temp_dir().join(format!("gadgetd-store-{tag}-{}", rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        let p = std::env::temp_dir().join(format!(
+            "gadgetd-store-{tag}-{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
         p
     }
 
     fn image(program: &[u8]) -> format::BuiltImage {
         assemble(
-            &[ArchBuild { arch: "amd64".into(), program: program.to_vec() }],
-            &BuildInfo { definition: b"name: x\n".to_vec(), ..Default::default() },
+            &[ArchBuild {
+                arch: "amd64".into(),
+                program: program.to_vec(),
+            }],
+            &BuildInfo {
+                definition: b"name: x\n".to_vec(),
+                ..Default::default()
+            },
         )
     }
 
@@ -488,7 +561,9 @@ mod tests {
         for b in img.blobs.values() {
             s.put(b).unwrap();
         }
-        store.commit(&s, &[(Some(name.into()), img.index.clone())]).unwrap();
+        store
+            .commit(&s, &[(Some(name.into()), img.index.clone())])
+            .unwrap();
     }
 
     #[test]
@@ -499,14 +574,32 @@ mod tests {
         let b = image(b"B");
         commit(&store, "r.example/a:1", &a);
         commit(&store, "r.example/b:1", &b);
-        assert_eq!(std::fs::read(root.join("oci-layout")).unwrap(), LAYOUT_CONTENT);
+        assert_eq!(
+            std::fs::read(root.join("oci-layout")).unwrap(),
+            LAYOUT_CONTENT
+        );
         let e = store.resolve("r.example/a:1").unwrap();
         assert_eq!(e.descriptor.digest, a.index.digest);
-        assert_eq!(store.resolve(&a.index.digest[..14]).unwrap().descriptor.digest, a.index.digest);
-        assert!(matches!(store.resolve("r.example/none:1"), Err(ImageError::NotFound(_))));
+        assert_eq!(
+            store
+                .resolve(&a.index.digest[..14])
+                .unwrap()
+                .descriptor
+                .digest,
+            a.index.digest
+        );
+        assert!(matches!(
+            store.resolve("r.example/none:1"),
+            Err(ImageError::NotFound(_))
+        ));
 
         store.tag(&e, "r.example/a:2").unwrap();
-        let names: Vec<_> = store.entries().unwrap().into_iter().filter_map(|e| e.name).collect();
+        let names: Vec<_> = store
+            .entries()
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.name)
+            .collect();
         assert_eq!(names, ["r.example/a:1", "r.example/a:2", "r.example/b:1"]);
 
         // Removing one of two tags frees nothing; the config blob is shared by a and b.
@@ -517,10 +610,17 @@ mod tests {
         let a_program = Digest::of(b"A");
         assert!(!store.has_blob(&a_program));
         assert!(!store.has_blob(&a.index.digest().unwrap()));
-        assert!(store.has_blob(&Digest::of(b"name: x\n")), "shared config kept");
+        assert!(
+            store.has_blob(&Digest::of(b"name: x\n")),
+            "shared config kept"
+        );
         assert!(store.has_blob(&Digest::of(b"B")));
         // Unknown names remove nothing.
-        assert!(store.remove(&["r.example/b:1".into(), "nope:1".into()]).is_err());
+        assert!(
+            store
+                .remove(&["r.example/b:1".into(), "nope:1".into()])
+                .is_err()
+        );
         assert!(store.resolve("r.example/b:1").is_ok());
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -541,8 +641,13 @@ mod tests {
                 s.put(bytes).unwrap();
             }
         }
-        let err = store.commit(&s, &[(Some("r.example/b:1".into()), b.index.clone())]).unwrap_err();
-        assert!(err.to_string().contains(&Digest::of(b"B").to_string()), "{err}");
+        let err = store
+            .commit(&s, &[(Some("r.example/b:1".into()), b.index.clone())])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&Digest::of(b"B").to_string()),
+            "{err}"
+        );
         drop(s);
         assert_eq!(std::fs::read(root.join("index.json")).unwrap(), before);
         assert!(!store.has_blob(&b.index.digest().unwrap()));
@@ -558,7 +663,10 @@ mod tests {
         // A blob corrupted on disk is detected on read.
         let p = store.blob_path(&Digest::of(b"A"));
         std::fs::write(&p, b"Z").unwrap();
-        assert!(matches!(store.read_blob(&Digest::of(b"A")), Err(ImageError::DigestMismatch { .. })));
+        assert!(matches!(
+            store.read_blob(&Digest::of(b"A")),
+            Err(ImageError::DigestMismatch { .. })
+        ));
         std::fs::remove_dir_all(root).unwrap();
     }
 
@@ -572,7 +680,11 @@ mod tests {
                 std::thread::spawn(move || {
                     let store = Store::open(&root).unwrap();
                     for j in 0..5 {
-                        commit(&store, &format!("r.example/t{i}:{j}"), &image(format!("P{i}-{j}").as_bytes()));
+                        commit(
+                            &store,
+                            &format!("r.example/t{i}:{j}"),
+                            &image(format!("P{i}-{j}").as_bytes()),
+                        );
                     }
                 })
             })

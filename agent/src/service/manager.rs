@@ -51,6 +51,8 @@ pub struct Agent {
     pub conns: Connections,
     pub auth: Authorizer,
     pub containers: Arc<crate::containers::Registry>,
+    /// The image store and registries (set once at start).
+    pub images: std::sync::OnceLock<Arc<crate::images::service::ImageService>>,
 }
 
 impl Agent {
@@ -60,7 +62,12 @@ impl Agent {
             conns: Connections::default(),
             auth: Authorizer,
             containers: crate::containers::Registry::new(),
+            images: std::sync::OnceLock::new(),
         })
+    }
+
+    pub fn images(&self) -> &Arc<crate::images::service::ImageService> {
+        self.images.get().expect("the image service is set at start")
     }
 
     /// A run by id, unique id prefix, or name.
@@ -332,6 +339,27 @@ impl Manager {
                 false,
                 Some(attacher),
             )
+            .await?;
+        Ok((handle.path(), client_fd.into()))
+    }
+
+    /// Runs a local image (pulling is `org.gadgetd.Agent1.Images`' job).
+    async fn run(
+        &self,
+        image: String,
+        params: HashMap<String, String>,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
+        let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        let opts = parse_options(&options)?;
+        let (gadget, reference, digest) = crate::images::service::load_gadget(self.agent.images(), image).await?;
+        let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        let name = gadget.name();
+        let params: BTreeMap<_, _> = params.into_iter().collect();
+        let handle = self
+            .start_run(gadget, name, reference, digest, params, opts, caller, false, Some(attacher))
             .await?;
         Ok((handle.path(), client_fd.into()))
     }

@@ -30,6 +30,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Container runtime sockets to watch.
     pub runtimes: Vec<crate::containers::RuntimeEndpoint>,
+    pub images: crate::images::service::Options,
 }
 
 /// Serves until `shutdown` resolves, then stops every run.
@@ -45,6 +46,7 @@ pub async fn serve(
     })?;
     let agent = Agent::new();
     crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
+    let _ = agent.images.set(crate::images::service::ImageService::open(&config.state_dir, &config.images)?);
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
         let conn = bus_connection(bus, &agent).await?;
@@ -91,6 +93,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .name(names::BUS_NAME)?
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
+        .serve_at(names::MANAGER_PATH, crate::images::service::Images::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await
@@ -114,6 +117,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
                 agent: agent.clone(),
             },
         )?
+        .serve_at(names::MANAGER_PATH, crate::images::service::Images::new(&agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await?;

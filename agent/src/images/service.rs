@@ -1,0 +1,670 @@
+//! The agent's image service (store + registries + naming) and its D-Bus
+//! interface `org.gadgetd.Agent1.Images` (design.md).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gadgetd_dbus::images::{ImageSummary, image_options};
+use oci_client::Reference;
+use serde_json::json;
+use zbus::message::Header as MsgHeader;
+use zbus::zvariant::{Fd, OwnedFd as ZOwnedFd, OwnedValue};
+use zbus::{Connection, fdo, interface};
+
+use super::archive;
+use super::credentials::Credentials;
+use super::error::{ImageError, Result};
+use super::format::{self, ANN_CREATED, Descriptor};
+use super::progress::ProgressSink;
+use super::reference::{self, DEFAULT_PREFIX};
+use super::registry::Registries;
+use super::store::{Entry, Store};
+use crate::runtime::object::GadgetObject;
+use crate::runtime::{Gadget, GadgetError};
+use crate::service::Agent;
+
+/// polkit action of every image change (design.md).
+pub const ACTION_MANAGE_IMAGES: &str = "org.gadgetd.manage-images";
+const ACTION_READ: &str = "org.gadgetd.read";
+
+/// Largest archive `Import` reads.
+const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+
+/// `gadgetd` options of the image store.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Options {
+    /// Registry/repository prefix that bare image names (`trace_open`) resolve to.
+    #[arg(long, env = "GADGETD_DEFAULT_REGISTRY", value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    pub default_registry: String,
+    /// A registry (HOST[:PORT]) that may be used over plain HTTP (repeatable).
+    /// Loopback registries always may.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// OCI archives (*.tar) in this directory are imported at start when the
+    /// images they name are not in the store yet (gadgets shipped with gadgetd).
+    #[arg(long, value_name = "DIR", default_value = "/usr/share/gadgetd/images")]
+    pub bundled_images: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            default_registry: DEFAULT_PREFIX.into(),
+            insecure_registries: Vec::new(),
+            bundled_images: "/usr/share/gadgetd/images".into(),
+        }
+    }
+}
+
+/// A local image ready to run: the host architecture's program and definition.
+pub struct Runnable {
+    pub reference: String,
+    pub digest: String,
+    pub program: Vec<u8>,
+    pub definition: String,
+}
+
+pub struct ImageService {
+    pub store: Store,
+    pub registries: Registries,
+    pub default_prefix: String,
+}
+
+impl ImageService {
+    /// Opens the store under `state_dir/images` and imports bundled archives.
+    pub fn open(state_dir: &Path, opts: &Options) -> Result<Arc<ImageService>> {
+        let store = Store::open(&state_dir.join("images"))?;
+        store.clean_staging()?;
+        let svc = Arc::new(ImageService {
+            store,
+            registries: Registries::new(
+                opts.insecure_registries.clone(),
+                Credentials::new(&state_dir.join("auth.json")),
+            ),
+            default_prefix: opts.default_registry.clone(),
+        });
+        svc.import_bundled(&opts.bundled_images);
+        Ok(svc)
+    }
+
+    fn import_bundled(&self, dir: &Path) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .collect();
+        files.sort();
+        for f in files {
+            let result = std::fs::File::open(&f)
+                .map_err(|e| ImageError::Io {
+                    context: format!("cannot open {}", f.display()),
+                    source: e,
+                })
+                .and_then(|file| self.import(file, None, true));
+            match result {
+                Ok(images) if !images.is_empty() => {
+                    tracing::info!(archive = %f.display(), images = ?images, "imported bundled images")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(archive = %f.display(), error = %e, "cannot import bundled images")
+                }
+            }
+        }
+    }
+
+    pub fn normalize(&self, input: &str) -> Result<Reference> {
+        reference::normalize(input, &self.default_prefix)
+    }
+
+    /// A local image by full name, by name with the default prefix, or by
+    /// digest (prefix). The flag says whether a tag matched.
+    pub fn resolve_local(&self, key: &str) -> Result<(Entry, bool)> {
+        let entries = self.store.entries()?;
+        let by_name = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.name.as_deref() == Some(name))
+                .cloned()
+        };
+        if let Some(e) = by_name(key) {
+            return Ok((e, true));
+        }
+        if let Ok(r) = self.normalize(key) {
+            if let Some(e) = by_name(&reference::store_name(&r)) {
+                return Ok((e, true));
+            }
+        }
+        self.store.resolve(key).map(|e| (e, false))
+    }
+
+    /// The manifest for this host from an image's top descriptor.
+    fn host_manifest(&self, top: &Descriptor) -> Result<(format::Manifest, String)> {
+        let bytes = self.store.read_blob(&top.digest()?)?;
+        if top.is_index() {
+            let index = format::parse_index(&bytes)?;
+            let d = format::pick_platform(&index, format::host_arch())?;
+            let m = format::parse_manifest(&self.store.read_blob(&d.digest()?)?)?;
+            Ok((m, d.digest.clone()))
+        } else {
+            Ok((format::parse_manifest(&bytes)?, top.digest.clone()))
+        }
+    }
+
+    pub fn runnable(&self, key: &str) -> Result<Runnable> {
+        let (entry, _) = self.resolve_local(key)?;
+        let (manifest, _) = self.host_manifest(&entry.descriptor)?;
+        let parts = format::gadget_parts(&manifest)?;
+        let definition = self.store.read_blob(&parts.config.digest()?)?;
+        let definition = String::from_utf8(definition)
+            .map_err(|_| ImageError::Invalid("the definition (config) is not UTF-8 YAML".into()))?;
+        let program = self.store.read_blob(&parts.program.digest()?)?;
+        Ok(Runnable {
+            reference: entry
+                .name
+                .clone()
+                .unwrap_or_else(|| entry.descriptor.digest.clone()),
+            digest: entry.descriptor.digest.clone(),
+            program,
+            definition,
+        })
+    }
+
+    pub fn summary(&self, e: &Entry) -> ImageSummary {
+        let d = &e.descriptor;
+        let size = self
+            .store
+            .closure(d)
+            .map(|c| {
+                c.iter()
+                    .filter_map(|b| std::fs::metadata(self.store.blob_path(b)).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let mut architectures = Vec::new();
+        let mut created = String::new();
+        if let Ok(bytes) = d.digest().and_then(|dg| self.store.read_blob(&dg)) {
+            if d.is_index() {
+                if let Ok(index) = format::parse_index(&bytes) {
+                    architectures = index
+                        .manifests
+                        .iter()
+                        .filter_map(|m| m.platform.as_ref().map(|p| p.architecture.clone()))
+                        .collect();
+                    created = index
+                        .annotations
+                        .get(ANN_CREATED)
+                        .cloned()
+                        .unwrap_or_default();
+                }
+            } else if let Ok(m) = format::parse_manifest(&bytes) {
+                created = m.annotations.get(ANN_CREATED).cloned().unwrap_or_default();
+            }
+        }
+        ImageSummary {
+            reference: e.name.clone().unwrap_or_default(),
+            digest: d.digest.clone(),
+            media_type: d.media_type.clone(),
+            size,
+            architectures,
+            created,
+        }
+    }
+
+    /// Everything `gadgetctl image inspect` shows, as JSON.
+    pub fn inspect(&self, key: &str) -> Result<serde_json::Value> {
+        let (entry, _) = self.resolve_local(key)?;
+        let top_bytes = self.store.read_blob(&entry.descriptor.digest()?)?;
+        let top: serde_json::Value = serde_json::from_slice(&top_bytes).unwrap_or_default();
+        let (manifest, manifest_digest) = self.host_manifest(&entry.descriptor)?;
+        let run = self.runnable(key)?;
+        let obj = GadgetObject::parse(run.program.clone());
+        let (programs, maps) = match &obj {
+            Ok(o) => (
+                o.programs.iter().map(|p| json!({"name": p.name, "section": p.section})).collect(),
+                o.maps
+                    .iter()
+                    .map(|m| json!({"name": m.name, "type": map_type_name(m.map_type), "max_entries": m.max_entries}))
+                    .collect(),
+            ),
+            Err(_) => (vec![], vec![]),
+        };
+        let gadget = Gadget::from_object(run.program, Some(&run.definition));
+        let (params, fields, error) = match &gadget {
+            Ok(g) => (
+                serde_json::to_value(g.params()).unwrap_or_default(),
+                serde_json::to_value(g.fields()).unwrap_or_default(),
+                None,
+            ),
+            Err(e) => (json!([]), json!([]), Some(e.to_string())),
+        };
+        Ok(json!({
+            "reference": entry.name,
+            "digest": entry.descriptor.digest,
+            "mediaType": entry.descriptor.media_type,
+            "size": self.summary(&entry).size,
+            "index": if entry.descriptor.is_index() { top } else { serde_json::Value::Null },
+            "platform": format!("linux/{}", format::host_arch()),
+            "manifestDigest": manifest_digest,
+            "manifest": serde_json::to_value(&manifest).unwrap_or_default(),
+            "definition": run.definition,
+            "programs": programs,
+            "maps": maps,
+            "params": params,
+            "fields": fields,
+            "runnable": error.is_none(),
+            "error": error,
+        }))
+    }
+
+    /// Imports an OCI archive. With `skip_present`, names already in the
+    /// store are left alone (bundled images never overwrite the user's).
+    pub fn import(
+        &self,
+        input: impl std::io::Read,
+        tag: Option<&str>,
+        skip_present: bool,
+    ) -> Result<Vec<(String, String)>> {
+        let mut staging = self.store.staging()?;
+        let imported = archive::read(std::io::Read::take(input, MAX_ARCHIVE_BYTES), &mut staging)?;
+        if tag.is_some() && imported.images.len() != 1 {
+            return Err(ImageError::Archive(format!(
+                "the archive holds {} images; --tag needs exactly one",
+                imported.images.len()
+            )));
+        }
+        let mut images = Vec::new();
+        for (name, desc) in imported.images {
+            let name = match tag.or(name.as_deref()) {
+                Some(n) => Some(reference::store_name(&self.normalize(n)?)),
+                None => None,
+            };
+            if skip_present && name.as_ref().is_some_and(|n| self.store.resolve(n).is_ok()) {
+                continue;
+            }
+            images.push((name, desc));
+        }
+        self.store.commit(&staging, &images)?;
+        Ok(images
+            .into_iter()
+            .map(|(n, d)| (n.unwrap_or_default(), d.digest))
+            .collect())
+    }
+
+    /// Writes one OCI archive holding `keys` to a pipe; returns its read end.
+    pub fn export(&self, keys: &[String]) -> Result<OwnedFd> {
+        let mut images = Vec::new();
+        for k in keys {
+            let (e, _) = self.resolve_local(k)?;
+            images.push((e.name.clone(), e.descriptor.clone()));
+        }
+        let blobs = archive::collect_blobs(&self.store, &images)?;
+        let mut buf = Vec::new();
+        archive::write(&mut buf, &blobs, &images, source_date_epoch())?;
+        let (read, write) = nix::unistd::pipe().map_err(|e| ImageError::Io {
+            context: "pipe".into(),
+            source: e.into(),
+        })?;
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::from(write);
+            if let Err(e) = f.write_all(&buf) {
+                tracing::debug!(error = %e, "export reader went away");
+            }
+        });
+        Ok(read)
+    }
+
+    pub fn tag(&self, source: &str, target: &str) -> Result<String> {
+        let (entry, _) = self.resolve_local(source)?;
+        let name = reference::store_name(&self.normalize(target)?);
+        self.store.tag(&entry, &name)?;
+        Ok(name)
+    }
+
+    pub fn remove(&self, keys: &[String]) -> Result<(Vec<String>, u64)> {
+        let mut exact = Vec::new();
+        for k in keys {
+            let (e, by_name) = self.resolve_local(k)?;
+            exact.push(if by_name {
+                e.name.unwrap_or_default()
+            } else {
+                e.descriptor.digest
+            });
+        }
+        self.store.remove(&exact)
+    }
+}
+
+/// The mtime of archive members: SOURCE_DATE_EPOCH, else 0 (reproducible).
+pub fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn map_type_name(t: u32) -> String {
+    match t {
+        1 => "hash".into(),
+        2 => "array".into(),
+        4 => "perf_event_array".into(),
+        5 => "percpu_hash".into(),
+        6 => "percpu_array".into(),
+        9 => "lru_hash".into(),
+        27 => "ringbuf".into(),
+        other => format!("type {other}"),
+    }
+}
+
+/// D-Bus errors that name what failed.
+pub fn to_fdo(e: ImageError) -> fdo::Error {
+    let msg = e.to_string();
+    match e {
+        ImageError::NotFound(_) => fdo::Error::FileNotFound(msg),
+        ImageError::Registry { .. } => fdo::Error::Failed(msg),
+        ImageError::Io { .. } => fdo::Error::IOError(msg),
+        _ => fdo::Error::InvalidArgs(msg),
+    }
+}
+
+/// Runs blocking store work off the async executor.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> fdo::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| fdo::Error::Failed(format!("image task failed: {e}")))?
+        .map_err(to_fdo)
+}
+
+fn dup(fd: &Fd<'_>, what: &str) -> fdo::Result<OwnedFd> {
+    fd.as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| fdo::Error::InvalidArgs(format!("bad {what} fd: {e}")))
+}
+
+fn string_option(opts: &HashMap<String, OwnedValue>, key: &str) -> fdo::Result<Option<String>> {
+    match opts.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .try_clone()
+            .ok()
+            .and_then(|v| String::try_from(v).ok())
+            .map(Some)
+            .ok_or_else(|| fdo::Error::InvalidArgs(format!("option {key} must be a string (s)"))),
+    }
+}
+
+fn no_unknown_options(opts: &HashMap<String, OwnedValue>, known: &[&str]) -> fdo::Result<()> {
+    match opts.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(fdo::Error::InvalidArgs(format!("unknown option `{k}`"))),
+        None => Ok(()),
+    }
+}
+
+/// `org.gadgetd.Agent1.Images` on `/org/gadgetd/Agent1`.
+pub struct Images {
+    agent: Arc<Agent>,
+    svc: Arc<ImageService>,
+}
+
+impl Images {
+    pub fn new(agent: &Arc<Agent>, svc: &Arc<ImageService>) -> Images {
+        Images {
+            agent: agent.clone(),
+            svc: svc.clone(),
+        }
+    }
+}
+
+#[interface(name = "org.gadgetd.Agent1.Images")]
+impl Images {
+    async fn pull(
+        &self,
+        reference: String,
+        options: HashMap<String, OwnedValue>,
+        progress: Fd<'_>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(String, String)> {
+        let caller = self
+            .agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        no_unknown_options(&options, &[])?;
+        let r = self.svc.normalize(&reference).map_err(to_fdo)?;
+        let mut sink = ProgressSink::new(Some(dup(&progress, "progress")?));
+        let started = std::time::Instant::now();
+        let entry = self
+            .svc
+            .registries
+            .pull(&self.svc.store, &r, &mut sink)
+            .await
+            .map_err(to_fdo)?;
+        tracing::info!(image = %r, digest = %entry.descriptor.digest, uid = caller.uid, ms = started.elapsed().as_millis() as u64, "pulled");
+        Ok((entry.name.unwrap_or_default(), entry.descriptor.digest))
+    }
+
+    async fn push(
+        &self,
+        reference: String,
+        options: HashMap<String, OwnedValue>,
+        progress: Fd<'_>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        let caller = self
+            .agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        no_unknown_options(&options, &[])?;
+        let (entry, by_name) = self.svc.resolve_local(&reference).map_err(to_fdo)?;
+        let target = match (&entry.name, by_name) {
+            (Some(name), true) => self.svc.normalize(name).map_err(to_fdo)?,
+            _ => {
+                return Err(fdo::Error::InvalidArgs(format!(
+                    "`{reference}` names an image by digest; tag it with the registry to push to (`gadgetctl tag {reference} REGISTRY/NAME:TAG`)"
+                )));
+            }
+        };
+        let mut sink = ProgressSink::new(Some(dup(&progress, "progress")?));
+        let digest = self
+            .svc
+            .registries
+            .push(&self.svc.store, &entry, &target, &mut sink)
+            .await
+            .map_err(to_fdo)?;
+        tracing::info!(image = %target, digest = %digest, uid = caller.uid, "pushed");
+        Ok(digest)
+    }
+
+    async fn import(
+        &self,
+        archive: Fd<'_>,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<(String, String)>> {
+        self.agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        no_unknown_options(&options, &[image_options::TAG])?;
+        let tag = string_option(&options, image_options::TAG)?;
+        let fd = dup(&archive, "archive")?;
+        let svc = self.svc.clone();
+        blocking(move || svc.import(std::fs::File::from(fd), tag.as_deref(), false)).await
+    }
+
+    async fn export(
+        &self,
+        references: Vec<String>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<ZOwnedFd> {
+        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        if references.is_empty() {
+            return Err(fdo::Error::InvalidArgs(
+                "name at least one image to export".into(),
+            ));
+        }
+        let svc = self.svc.clone();
+        blocking(move || svc.export(&references))
+            .await
+            .map(ZOwnedFd::from)
+    }
+
+    async fn tag(
+        &self,
+        source: String,
+        target: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        let svc = self.svc.clone();
+        blocking(move || svc.tag(&source, &target)).await
+    }
+
+    async fn remove(
+        &self,
+        references: Vec<String>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(Vec<String>, u64)> {
+        self.agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        let svc = self.svc.clone();
+        blocking(move || svc.remove(&references)).await
+    }
+
+    async fn list(
+        &self,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<Vec<ImageSummary>> {
+        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        let svc = self.svc.clone();
+        blocking(move || {
+            Ok(svc
+                .store
+                .entries()?
+                .iter()
+                .map(|e| svc.summary(e))
+                .collect())
+        })
+        .await
+    }
+
+    async fn inspect(
+        &self,
+        reference: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        let svc = self.svc.clone();
+        blocking(move || svc.inspect(&reference).map(|v| v.to_string())).await
+    }
+
+    async fn resolve(
+        &self,
+        reference: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<(String, String)> {
+        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        let svc = self.svc.clone();
+        blocking(move || {
+            let (e, _) = svc.resolve_local(&reference)?;
+            Ok((e.name.unwrap_or_default(), e.descriptor.digest))
+        })
+        .await
+    }
+
+    async fn login(
+        &self,
+        registry: String,
+        username: String,
+        password: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        let caller = self
+            .agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        if registry.is_empty() || registry.contains('/') {
+            return Err(fdo::Error::InvalidArgs(format!(
+                "`{registry}`: give a registry as HOST[:PORT]"
+            )));
+        }
+        self.svc
+            .registries
+            .login(&registry, &username, &password)
+            .await
+            .map_err(to_fdo)?;
+        tracing::info!(registry = %registry, user = %username, uid = caller.uid, "logged in");
+        Ok(())
+    }
+
+    async fn logout(
+        &self,
+        registry: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        self.agent
+            .auth
+            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .await?;
+        let svc = self.svc.clone();
+        let found = blocking(move || svc.registries.credentials.remove(&registry)).await?;
+        if !found {
+            return Err(fdo::Error::InvalidArgs(
+                "not logged in to that registry".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    #[zbus(property)]
+    fn default_registry(&self) -> String {
+        self.svc.default_prefix.clone()
+    }
+}
+
+/// Maps runtime errors of an image's program like RunObject does.
+pub fn gadget_error(e: GadgetError) -> fdo::Error {
+    fdo::Error::InvalidArgs(format!("the image's program cannot run: {e}"))
+}
+
+/// Loads the local image `key` for `Manager.Run`: (gadget, reference, digest).
+pub async fn load_gadget(
+    svc: &Arc<ImageService>,
+    key: String,
+) -> fdo::Result<(Gadget, String, String)> {
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || -> fdo::Result<_> {
+        let r = svc.runnable(&key).map_err(to_fdo)?;
+        let gadget = Gadget::from_object(r.program, Some(&r.definition)).map_err(gadget_error)?;
+        Ok((gadget, r.reference, r.digest))
+    })
+    .await
+    .map_err(|e| fdo::Error::Failed(format!("image task failed: {e}")))?
+}

@@ -1,0 +1,329 @@
+//! `gadgetctl build`: compile a gadget with clang as the calling user, once
+//! per architecture, and package it as an image (an OCI archive that goes to
+//! the agent's store, or to a file with `-o`).
+//!
+//! Both syntaxes work: `build [DIR]` (DIR/program.bpf.c, DIR/gadget.yaml)
+//! and the seed's `build --prog foo.bpf.c --definition foo.yaml IMAGE`.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use gadgetd::images::archive;
+use gadgetd::images::format::{self, ArchBuild, BuildInfo};
+use zbus::zvariant::Fd;
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The eBPF program (default: DIR/program.bpf.c).
+    #[arg(long, value_name = "F.bpf.c")]
+    pub prog: Option<PathBuf>,
+    /// The definition file (default: DIR/gadget.yaml when present).
+    #[arg(long, value_name = "F.yaml")]
+    pub definition: Option<PathBuf>,
+    /// Image name (default: the definition's `name`, else DIR's name).
+    #[arg(short = 't', long = "tag", value_name = "IMAGE")]
+    pub tag: Option<String>,
+    /// Architectures to build, comma-separated (default: every one the
+    /// include directory has a vmlinux.h for).
+    #[arg(long, value_delimiter = ',', value_name = "ARCH,...")]
+    pub arch: Vec<String>,
+    /// `org.opencontainers.image.authors` of the program layer.
+    #[arg(long)]
+    pub author: Option<String>,
+    /// `org.opencontainers.image.description` (default: the definition's).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Extra program-layer annotation (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// The gadget C headers (`gadget/*.h`, `vmlinux/`). Default:
+    /// $GADGETD_INCLUDE, ./include, /usr/share/gadgetd/include.
+    #[arg(long = "include", short = 'I', value_name = "DIR")]
+    pub include: Option<PathBuf>,
+    /// Write the image to this OCI archive instead of importing it into gadgetd.
+    #[arg(short = 'o', long = "output", value_name = "FILE.tar")]
+    pub output: Option<PathBuf>,
+    /// DIR with program.bpf.c (default .), or, with --prog, the IMAGE name.
+    pub target: Option<String>,
+}
+
+struct Plan {
+    source: PathBuf,
+    definition: Option<PathBuf>,
+    name: String,
+    include: PathBuf,
+    arches: Vec<String>,
+}
+
+fn arch_define(arch: &str) -> Result<(&'static str, &'static str)> {
+    // (libbpf's __TARGET_ARCH_ suffix, include/vmlinux subdirectory)
+    match arch {
+        "amd64" => Ok(("x86", "x86")),
+        "arm64" => Ok(("arm64", "arm64")),
+        other => bail!(
+            "unsupported architecture `{other}` (supported: {})",
+            format::ARCHES.join(", ")
+        ),
+    }
+}
+
+fn find_include(explicit: Option<&Path>) -> Result<PathBuf> {
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.to_path_buf()],
+        None => std::env::var_os("GADGETD_INCLUDE")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([
+                PathBuf::from("include"),
+                PathBuf::from("/usr/share/gadgetd/include"),
+            ])
+            .collect(),
+    };
+    candidates
+        .iter()
+        .find(|p| p.join("gadget/types.h").is_file())
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "gadget headers not found (looked for gadget/types.h in {}); pass --include DIR or set GADGETD_INCLUDE",
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+fn plan(a: &BuildArgs) -> Result<Plan> {
+    let (dir, image) = match (&a.prog, &a.target) {
+        (Some(_), Some(t)) if !Path::new(t).is_dir() => (None, Some(t.clone())),
+        (_, Some(t)) => (Some(PathBuf::from(t)), None),
+        (_, None) => (Some(PathBuf::from(".")), None),
+    };
+    let source = match (&a.prog, &dir) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.join("program.bpf.c"),
+        (None, None) => unreachable!("no --prog means a directory"),
+    };
+    if !source.is_file() {
+        bail!(
+            "{} not found: give the program with --prog F.bpf.c or a directory holding program.bpf.c",
+            source.display()
+        );
+    }
+    let definition = match (&a.definition, &dir) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(d)) => Some(d.join("gadget.yaml")).filter(|p| p.is_file()),
+        (None, None) => None,
+    };
+    let include = find_include(a.include.as_deref())?;
+    let arches = if a.arch.is_empty() {
+        let found: Vec<String> = format::ARCHES
+            .iter()
+            .filter(|arch| {
+                arch_define(arch).is_ok_and(|(_, sub)| {
+                    include
+                        .join("vmlinux")
+                        .join(sub)
+                        .join("vmlinux.h")
+                        .is_file()
+                })
+            })
+            .map(|s| s.to_string())
+            .collect();
+        if found.is_empty() {
+            vec![format::host_arch().to_string()]
+        } else {
+            found
+        }
+    } else {
+        a.arch.clone()
+    };
+    let name = match a.tag.clone().or(image) {
+        Some(n) => n,
+        None => {
+            let from_def = definition
+                .as_ref()
+                .and_then(|d| std::fs::read_to_string(d).ok())
+                .and_then(|y| definition_name(&y));
+            let from_dir = dir
+                .as_ref()
+                .and_then(|d| std::fs::canonicalize(d).ok())
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+            from_def
+                .or(from_dir)
+                .ok_or_else(|| anyhow!("cannot tell the image name; give it with -t IMAGE"))?
+        }
+    };
+    Ok(Plan {
+        source,
+        definition,
+        name,
+        include,
+        arches,
+    })
+}
+
+/// The `name:` of a definition file (a top-level scalar; no YAML crate needed here).
+fn definition_name(yaml: &str) -> Option<String> {
+    yaml.lines()
+        .find_map(|l| l.strip_prefix("name:"))
+        .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn tool(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_string())
+}
+
+fn compile(plan: &Plan, arch: &str, out: &Path) -> Result<Vec<u8>> {
+    let (define, _) = arch_define(arch)?;
+    let src_dir = plan
+        .source
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let src_abs = std::fs::canonicalize(src_dir).unwrap_or_else(|_| src_dir.to_path_buf());
+    let clang = tool("CLANG", "clang");
+    let status = Command::new(&clang)
+        .args(["-g", "-O2", "-target", "bpf"])
+        .arg(format!("-D__TARGET_ARCH_{define}"))
+        .arg("-I")
+        .arg(&plan.include)
+        .arg("-I")
+        .arg(src_dir)
+        // Paths recorded in BTF line info must not depend on where the build ran.
+        .arg(format!("-fdebug-prefix-map={}=.", src_abs.display()))
+        .arg("-c")
+        .arg(&plan.source)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .with_context(|| format!("cannot run {clang} (install clang, or set CLANG)"))?;
+    if !status.success() {
+        bail!(
+            "{clang} failed for {} ({arch}): see the errors above",
+            plan.source.display()
+        );
+    }
+    // Keep BTF (events are decoded from it), drop DWARF.
+    let strip = tool("LLVM_STRIP", "llvm-strip");
+    let status = Command::new(&strip)
+        .arg("-g")
+        .arg(out)
+        .status()
+        .with_context(|| format!("cannot run {strip} (install llvm, or set LLVM_STRIP)"))?;
+    if !status.success() {
+        bail!("{strip} -g {} failed", out.display());
+    }
+    std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))
+}
+
+fn rfc3339(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
+        .to_string()
+}
+
+pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
+    let plan = plan(&a)?;
+    let definition = match &plan.definition {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let mut annotations = BTreeMap::new();
+    for kv in &a.annotations {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--annotation `{kv}`: expected KEY=VALUE"))?;
+        annotations.insert(k.to_string(), v.to_string());
+    }
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .map(|s| s.parse::<u64>())
+        .transpose()
+        .context("SOURCE_DATE_EPOCH must be seconds")?;
+    let description = a
+        .description
+        .clone()
+        .or_else(|| {
+            let yaml = String::from_utf8_lossy(&definition).into_owned();
+            yaml.lines()
+                .find_map(|l| l.strip_prefix("description:"))
+                .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+        })
+        .filter(|d| !d.is_empty());
+    let info = BuildInfo {
+        definition,
+        authors: a.author.clone(),
+        description,
+        created: epoch.map(rfc3339),
+        annotations,
+    };
+    let tmp = tempdir()?;
+    let mut builds = Vec::new();
+    for arch in &plan.arches {
+        let spin =
+            crate::progress::spinner(format!("compiling {} for {arch}", plan.source.display()));
+        let program = compile(&plan, arch, &tmp.0.join(format!("{arch}.o")));
+        spin.finish_and_clear();
+        builds.push(ArchBuild {
+            arch: arch.clone(),
+            program: program?,
+        });
+    }
+    let image = format::assemble(&builds, &info);
+    let mut tar = Vec::new();
+    archive::write(
+        &mut tar,
+        &image.blobs,
+        &[(Some(plan.name.clone()), image.index.clone())],
+        epoch.unwrap_or(0),
+    )?;
+    if let Some(out) = &a.output {
+        let tmp_out = out.with_extension("tar.partial");
+        std::fs::write(&tmp_out, &tar)
+            .with_context(|| format!("cannot write {}", tmp_out.display()))?;
+        std::fs::rename(&tmp_out, out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!("{} {} {}", plan.name, image.index.digest, out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let archive_path = tmp.0.join("image.tar");
+    std::fs::write(&archive_path, &tar)?;
+    let file = std::fs::File::open(&archive_path)?;
+    let proxy = crate::images::images_proxy(address).await?;
+    let imported = proxy
+        .import(Fd::from(file.as_fd()), Default::default())
+        .await?;
+    for (r, d) in imported {
+        println!("{r} {d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A private build directory, removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir() -> Result<TempDir> {
+    let mut rnd = [0u8; 6];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut rnd)?;
+    let p = std::env::temp_dir().join(format!(
+        "gadgetctl-build-{}",
+        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir(&p).with_context(|| format!("cannot create {}", p.display()))?;
+    Ok(TempDir(p))
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
