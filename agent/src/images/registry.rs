@@ -71,6 +71,9 @@ fn registry_error(registry: &str, e: OciDistributionError) -> ImageError {
                 format!("the registry refused the request: {envelope}")
             }
         }
+        OciDistributionError::RequestError(re) if re.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) => {
+            format!("authentication required or credentials rejected (run `gadgetctl login {registry}`)")
+        }
         OciDistributionError::RequestError(re) => {
             let mut msg = format!("cannot talk to the registry: {}", oci_chain(re));
             if re.is_connect() {
@@ -296,9 +299,16 @@ impl Registries {
         };
         progress.send(d.as_str(), kind, state::DOWNLOADING, 0, blob.size);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ImageError::Registry {
-                registry: registry.to_string(),
-                reason: format!("download of {d} broke off: {e}"),
+            // The client checks the digest at the end of the stream.
+            let chunk = chunk.map_err(|e| match e.to_string() {
+                m if m.contains("Invalid digest") => ImageError::Registry {
+                    registry: registry.to_string(),
+                    reason: format!("downloaded content does not match its digest ({m}); nothing was stored"),
+                },
+                m => ImageError::Registry {
+                    registry: registry.to_string(),
+                    reason: format!("download of {d} broke off: {m}"),
+                },
             })?;
             if w.written() + chunk.len() as u64 > blob.size {
                 return Err(ImageError::Invalid(format!(
