@@ -9,9 +9,9 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets test-objects build run test bench clean fmt lint packages package-test
+.PHONY: all deps gadgets images test-objects build run test bench clean fmt lint packages package-test
 
-all: build gadgets
+all: build gadgets images
 
 # Debian packages the build and the tests need (idempotent, quiet when present).
 deps:
@@ -32,6 +32,14 @@ build/gadgets/%.o: gadgets/%/program.bpf.c $(HEADERS)
 
 build:
 	$(CARGO) build --workspace --bins
+
+# Gadget images (OCI archives, amd64+arm64) of gadgets/*, for running by name
+# without a registry: `gadgetd --bundled-images build/images`, or
+# `gadgetctl image import build/images/NAME.tar`. See docs/images.md.
+images: $(GADGETS:%=build/images/%.tar)
+build/images/%.tar: gadgets/%/program.bpf.c gadgets/%/gadget.yaml $(HEADERS) | build
+	@mkdir -p $(dir $@)
+	$(BIN)/gadgetctl build --include include -o $@ gadgets/$*
 
 # The README's first command: trace this machine with trace_open for a few seconds.
 run: deps build gadgets
