@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets images test-objects build run test bench clean fmt lint packages package-test
+.PHONY: all deps gadgets images bench-images test-objects build run test bench clean fmt lint packages package-test
 
 all: build gadgets images
 
@@ -67,6 +67,11 @@ packages: deps gadgets
 # lintian, rpm checks, and the .deb installed in a booted systemd-nspawn container.
 package-test: packages
 	./packaging/test-packages.sh build/packages
+
+# Gadget images: pull/run time cached vs uncached, store size (docs/images.md).
+bench-images: deps build
+	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
+	./scripts/bench-images.py $(CARGO_TARGET_DIR)/release
 
 fmt:
 	$(CARGO) fmt --all
