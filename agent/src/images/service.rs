@@ -426,6 +426,8 @@ impl Images {
 
 #[interface(name = "org.gadgetd.Agent1.Images")]
 impl Images {
+    /// Pulls `reference` (every architecture) into the store; progress lines
+    /// go to `progress`. Returns the stored reference and its digest.
     async fn pull(
         &self,
         reference: String,
@@ -453,6 +455,8 @@ impl Images {
         Ok((entry.name.unwrap_or_default(), entry.descriptor.digest))
     }
 
+    /// Pushes a local image to the registry its reference names (blobs the
+    /// registry has are skipped). Returns the pushed digest.
     async fn push(
         &self,
         reference: String,
@@ -487,6 +491,8 @@ impl Images {
         Ok(digest)
     }
 
+    /// Imports the OCI archive read from `archive`; option `tag` (s) names a
+    /// single image. Returns (reference, digest) per image.
     async fn import(
         &self,
         archive: Fd<'_>,
@@ -505,6 +511,7 @@ impl Images {
         blocking(move || svc.import(std::fs::File::from(fd), tag.as_deref(), false)).await
     }
 
+    /// Writes the named images as one OCI archive to the returned fd.
     async fn export(
         &self,
         references: Vec<String>,
@@ -523,6 +530,7 @@ impl Images {
             .map(ZOwnedFd::from)
     }
 
+    /// Adds name `target` to the local image `source`; returns the full name.
     async fn tag(
         &self,
         source: String,
@@ -538,6 +546,8 @@ impl Images {
         blocking(move || svc.tag(&source, &target)).await
     }
 
+    /// Removes names (by digest: every name of that image), then deletes
+    /// unreferenced blobs. Returns the removed names and the bytes freed.
     async fn remove(
         &self,
         references: Vec<String>,
@@ -552,6 +562,7 @@ impl Images {
         blocking(move || svc.remove(&references)).await
     }
 
+    /// Local images: reference, digest, media type, size, architectures, created.
     async fn list(
         &self,
         #[zbus(header)] hdr: MsgHeader<'_>,
@@ -570,6 +581,8 @@ impl Images {
         .await
     }
 
+    /// JSON describing a local image: index, host manifest, definition,
+    /// programs, maps, params, fields.
     async fn inspect(
         &self,
         reference: String,
@@ -581,6 +594,8 @@ impl Images {
         blocking(move || svc.inspect(&reference).map(|v| v.to_string())).await
     }
 
+    /// The local image a name, digest or digest prefix means (no pull):
+    /// (reference, digest); FileNotFound when absent.
     async fn resolve(
         &self,
         reference: String,
@@ -596,6 +611,8 @@ impl Images {
         .await
     }
 
+    /// Checks the credentials against `registry` (HOST[:PORT]) and stores them
+    /// (root-only file, docker config.json format).
     async fn login(
         &self,
         registry: String,
@@ -623,6 +640,7 @@ impl Images {
         Ok(())
     }
 
+    /// Forgets the credentials of `registry`.
     async fn logout(
         &self,
         registry: String,
@@ -643,6 +661,7 @@ impl Images {
         Ok(())
     }
 
+    /// The prefix bare names (`trace_open`) resolve against.
     #[zbus(property)]
     fn default_registry(&self) -> String {
         self.svc.default_prefix.clone()
