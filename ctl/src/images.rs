@@ -145,7 +145,11 @@ pub async fn image(address: Option<&str>, cmd: ImageCommand) -> Result<ExitCode>
         ImageCommand::Inspect { image } => {
             let json = images_proxy(address).await?.inspect(&image).await?;
             let v: serde_json::Value = serde_json::from_str(&json)?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", serde_json::to_string_pretty(&v)?) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         ImageCommand::Tag(TagArgs { source, target }) => {
