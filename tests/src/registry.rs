@@ -20,15 +20,25 @@ pub const USER: &str = "gadget";
 pub const PASSWORD: &str = "s3cret";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Whether the registry and skopeo are installed (tests skip, saying why, if not).
 pub fn available() -> Result<(), String> {
     for tool in ["docker-registry", "skopeo", "htpasswd"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .is_ok_and(|o| o.status.success());
         if !found {
-            return Err(format!("{tool} is not installed (apt-get install docker-registry skopeo apache2-utils, or make deps)"));
+            return Err(format!(
+                "{tool} is not installed (apt-get install docker-registry skopeo apache2-utils, or make deps)"
+            ));
         }
     }
     Ok(())
@@ -40,11 +50,17 @@ impl Registry {
         let port = free_port();
         let mut auth_conf = String::new();
         if auth {
-            let out = Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]).output().expect("htpasswd runs");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", USER, PASSWORD])
+                .output()
+                .expect("htpasswd runs");
             assert!(out.status.success());
             let path = dir.path().join("htpasswd");
             std::fs::write(&path, out.stdout).unwrap();
-            auth_conf = format!("auth:\n  htpasswd:\n    realm: gadgetd-test\n    path: {}\n", path.display());
+            auth_conf = format!(
+                "auth:\n  htpasswd:\n    realm: gadgetd-test\n    path: {}\n",
+                path.display()
+            );
         }
         let conf = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_conf}",
@@ -60,13 +76,20 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("docker-registry runs");
-        let mut reg = Registry { dir, port, child: Some(child) };
+        let mut reg = Registry {
+            dir,
+            port,
+            child: Some(child),
+        };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(Ok(Some(status))) = reg.child.as_mut().map(|c| c.try_wait()) {
                 panic!("docker-registry exited with {status}: {}", reg.log());
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "docker-registry did not listen on {port}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "docker-registry did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         reg
@@ -84,7 +107,10 @@ impl Registry {
     /// The file the registry serves a blob from.
     pub fn blob_data(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
-        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+        self.dir.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
     }
 
     /// SIGKILL: the registry goes away mid-whatever.
@@ -97,7 +123,10 @@ impl Registry {
 
     /// `skopeo` with `args`, plain HTTP to this registry, credentials when given.
     pub fn skopeo(&self, args: &[&str]) -> std::process::Output {
-        Command::new("skopeo").args(args).output().expect("skopeo runs")
+        Command::new("skopeo")
+            .args(args)
+            .output()
+            .expect("skopeo runs")
     }
 }
 

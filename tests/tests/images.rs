@@ -29,12 +29,21 @@ macro_rules! require_registry {
 }
 
 fn ok(o: &Output, what: &str) -> String {
-    assert!(o.status.success(), "{what} failed:\nstdout: {}\nstderr: {}", stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
     stdout(o)
 }
 
 fn fails(o: &Output, what: &str) -> String {
-    assert!(!o.status.success(), "{what} should have failed:\nstdout: {}", stdout(o));
+    assert!(
+        !o.status.success(),
+        "{what} should have failed:\nstdout: {}",
+        stdout(o)
+    );
     stderr(o)
 }
 
@@ -48,9 +57,19 @@ fn gadget_dir(name: &str) -> String {
 
 /// `gadgetctl build` of gadgets/NAME tagged `tag`; returns the digest.
 fn build(agent: &Agent, name: &str, tag: &str) -> String {
-    let out = agent.ctl(&["build", "--include", &include(), "-t", tag, &gadget_dir(name)]);
+    let out = agent.ctl(&[
+        "build",
+        "--include",
+        &include(),
+        "-t",
+        tag,
+        &gadget_dir(name),
+    ]);
     let line = ok(&out, "build");
-    let (reference, digest) = line.trim().split_once(' ').expect("build prints REFERENCE DIGEST");
+    let (reference, digest) = line
+        .trim()
+        .split_once(' ')
+        .expect("build prints REFERENCE DIGEST");
     assert!(reference.ends_with(tag), "{reference} is not {tag}");
     digest.to_string()
 }
@@ -63,12 +82,18 @@ fn images_dir(agent: &Agent) -> PathBuf {
 fn snapshot(agent: &Agent) -> (String, BTreeSet<String>) {
     let dir = images_dir(agent);
     let index = std::fs::read_to_string(dir.join("index.json")).unwrap();
-    let blobs = std::fs::read_dir(dir.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let blobs = std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     (index, blobs)
 }
 
 fn staging_is_empty(agent: &Agent) -> bool {
-    std::fs::read_dir(images_dir(agent).join(".staging")).unwrap().next().is_none()
+    std::fs::read_dir(images_dir(agent).join(".staging"))
+        .unwrap()
+        .next()
+        .is_none()
 }
 
 fn list(agent: &Agent) -> Vec<Value> {
@@ -91,7 +116,16 @@ fn wait_running(agent: &Agent) {
 fn run_sees_our_open(agent: &Agent, image: &str, extra: &[&str]) -> String {
     let me = std::process::id().to_string();
     let pid_param = format!("targ_pid={me}");
-    let mut args = vec!["run", image, "-o", "json", "--timeout", "30s", "-p", &pid_param];
+    let mut args = vec![
+        "run",
+        image,
+        "-o",
+        "json",
+        "--timeout",
+        "30s",
+        "-p",
+        &pid_param,
+    ];
     args.extend_from_slice(extra);
     let mut client = agent.ctl_spawn(&args);
     wait_running(agent);
@@ -100,10 +134,16 @@ fn run_sees_our_open(agent: &Agent, image: &str, extra: &[&str]) -> String {
     std::fs::write(&path, b"x").unwrap();
     drop(std::fs::File::open(&path).unwrap());
     let mut reader = BufReader::new(client.stdout.take().unwrap());
-    let line = wait_child_line(&mut reader, Duration::from_secs(20), |l| l.contains(path.to_str().unwrap()));
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), nix::sys::signal::Signal::SIGINT);
+    let line = wait_child_line(&mut reader, Duration::from_secs(20), |l| {
+        l.contains(path.to_str().unwrap())
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     let out = client.wait_with_output().unwrap();
-    let line = line.unwrap_or_else(|| panic!("no event for our open from {image}: {}", stderr(&out)));
+    let line =
+        line.unwrap_or_else(|| panic!("no event for our open from {image}: {}", stderr(&out)));
     let ev: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(ev["pid"], std::process::id());
     assert_eq!(ev["fname"], path.to_str().unwrap());
@@ -112,8 +152,17 @@ fn run_sees_our_open(agent: &Agent, image: &str, extra: &[&str]) -> String {
 }
 
 fn skopeo_raw(reg: &Registry, reference: &str) -> (Vec<u8>, Value) {
-    let out = reg.skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{reference}")]);
-    assert!(out.status.success(), "skopeo inspect {reference}: {}", stderr(&out));
+    let out = reg.skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        stderr(&out)
+    );
     let v = serde_json::from_slice(&out.stdout).unwrap();
     (out.stdout, v)
 }
@@ -130,19 +179,45 @@ fn build_push_remove_pull_run_round_trip_with_both_architectures() {
     let digest = build(&agent, "trace_open", &tag);
     assert_eq!(build(&agent, "trace_open", &tag), digest);
     let dated = Command::new(bin("gadgetctl"))
-        .args(["--address", &agent.bus_address, "build", "--include", &include(), "-t", "local/dated:v1", "-o"])
+        .args([
+            "--address",
+            &agent.bus_address,
+            "build",
+            "--include",
+            &include(),
+            "-t",
+            "local/dated:v1",
+            "-o",
+        ])
         .arg(agent.state.path().join("dated.tar"))
         .arg(gadget_dir("trace_open"))
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
         .unwrap();
-    let dated_digest = ok(&dated, "build -o").split_whitespace().nth(1).unwrap().to_string();
+    let dated_digest = ok(&dated, "build -o")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert_ne!(dated_digest, digest);
-    ok(&agent.ctl(&["image", "import", agent.state.path().join("dated.tar").to_str().unwrap()]), "import");
+    ok(
+        &agent.ctl(&[
+            "image",
+            "import",
+            agent.state.path().join("dated.tar").to_str().unwrap(),
+        ]),
+        "import",
+    );
     let images = list(&agent);
-    let dated_row = images.iter().find(|i| i["digest"] == dated_digest.as_str()).expect("dated image listed");
+    let dated_row = images
+        .iter()
+        .find(|i| i["digest"] == dated_digest.as_str())
+        .expect("dated image listed");
     assert_eq!(dated_row["created"], "2023-11-14T22:13:20Z");
-    let row = images.iter().find(|i| i["reference"] == tag.as_str()).expect("built image listed");
+    let row = images
+        .iter()
+        .find(|i| i["reference"] == tag.as_str())
+        .expect("built image listed");
     assert_eq!(row["digest"], digest.as_str());
     assert_eq!(row["architectures"], json!(["amd64", "arm64"]));
     ok(&agent.ctl(&["image", "rm", "local/dated:v1"]), "rm dated");
@@ -150,32 +225,67 @@ fn build_push_remove_pull_run_round_trip_with_both_architectures() {
     // The local store is an OCI layout skopeo reads.
     let layout = format!("oci:{}:{tag}", images_dir(&agent).display());
     let out = reg.skopeo(&["inspect", "--raw", &layout]);
-    assert!(out.status.success(), "skopeo on the store: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "skopeo on the store: {}",
+        stderr(&out)
+    );
     assert_eq!(Digest::of(&out.stdout).to_string(), digest);
 
     // Push, then look at it with skopeo: the seed's media types, both platforms.
     assert_eq!(ok(&agent.ctl(&["push", &tag]), "push").trim(), digest);
     let (raw, index) = skopeo_raw(&reg, &tag);
-    assert_eq!(Digest::of(&raw).to_string(), digest, "digest preserved by the push");
+    assert_eq!(
+        Digest::of(&raw).to_string(),
+        digest,
+        "digest preserved by the push"
+    );
     assert_eq!(index["mediaType"], INDEX_MT);
     let platforms: Vec<(String, String)> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["platform"]["os"].as_str().unwrap().into(), m["platform"]["architecture"].as_str().unwrap().into()))
+        .map(|m| {
+            (
+                m["platform"]["os"].as_str().unwrap().into(),
+                m["platform"]["architecture"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert_eq!(platforms, [("linux".into(), "amd64".into()), ("linux".into(), "arm64".into())]);
+    assert_eq!(
+        platforms,
+        [
+            ("linux".into(), "amd64".into()),
+            ("linux".into(), "arm64".into())
+        ]
+    );
     let mut programs = BTreeSet::new();
     for m in index["manifests"].as_array().unwrap() {
         assert_eq!(m["mediaType"], MANIFEST_MT);
-        let (_, manifest) = skopeo_raw(&reg, &format!("{}/gadgets/trace_open@{}", reg.addr(), m["digest"].as_str().unwrap()));
+        let (_, manifest) = skopeo_raw(
+            &reg,
+            &format!(
+                "{}/gadgets/trace_open@{}",
+                reg.addr(),
+                m["digest"].as_str().unwrap()
+            ),
+        );
         assert_eq!(manifest["config"]["mediaType"], CONFIG_MT);
-        assert_eq!(manifest["config"]["annotations"]["org.opencontainers.image.title"], "config.yaml");
+        assert_eq!(
+            manifest["config"]["annotations"]["org.opencontainers.image.title"],
+            "config.yaml"
+        );
         let layers = manifest["layers"].as_array().unwrap();
         assert_eq!(layers.len(), 1);
         assert_eq!(layers[0]["mediaType"], PROGRAM_MT);
-        assert_eq!(layers[0]["annotations"]["org.opencontainers.image.title"], "program.o");
-        assert_eq!(layers[0]["annotations"]["org.opencontainers.image.description"], "Trace openat(2) calls and their results");
+        assert_eq!(
+            layers[0]["annotations"]["org.opencontainers.image.title"],
+            "program.o"
+        );
+        assert_eq!(
+            layers[0]["annotations"]["org.opencontainers.image.description"],
+            "Trace openat(2) calls and their results"
+        );
         programs.insert(layers[0]["digest"].as_str().unwrap().to_string());
     }
     assert_eq!(programs.len(), 2, "amd64 and arm64 programs differ");
@@ -184,14 +294,26 @@ fn build_push_remove_pull_run_round_trip_with_both_architectures() {
     ok(&agent.ctl(&["image", "rm", &tag]), "rm");
     let (index_json, blobs) = snapshot(&agent);
     assert!(blobs.is_empty(), "blobs left after rm: {blobs:?}");
-    assert_eq!(serde_json::from_str::<Value>(&index_json).unwrap()["manifests"], json!([]));
-    let err = fails(&agent.ctl(&["run", &tag, "--pull", "never"]), "run --pull never");
+    assert_eq!(
+        serde_json::from_str::<Value>(&index_json).unwrap()["manifests"],
+        json!([])
+    );
+    let err = fails(
+        &agent.ctl(&["run", &tag, "--pull", "never"]),
+        "run --pull never",
+    );
     assert!(err.contains("not found locally"), "{err}");
 
     // Run pulls the missing image and sees a real event; the second run uses the cache.
     let err = run_sees_our_open(&agent, &tag, &[]);
     assert!(err.contains(&format!("pulled {tag} ({digest})")), "{err}");
-    assert_eq!(list(&agent).iter().filter(|i| i["digest"] == digest.as_str()).count(), 1);
+    assert_eq!(
+        list(&agent)
+            .iter()
+            .filter(|i| i["digest"] == digest.as_str())
+            .count(),
+        1
+    );
     let err = run_sees_our_open(&agent, &tag, &["--pull", "never"]);
     assert!(!err.contains("pulled"), "{err}");
     assert!(staging_is_empty(&agent));
@@ -207,10 +329,19 @@ fn put_blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Value {
 /// An OCI layout made by hand (one manifest, no index), tagged `v1`.
 fn craft_layout(dir: &Path, program: &[u8]) {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion": "1.0.0"}"#).unwrap();
-    let config = put_blob(dir, CONFIG_MT, &std::fs::read(repo_root().join("gadgets/trace_open/gadget.yaml")).unwrap());
+    std::fs::write(
+        dir.join("oci-layout"),
+        br#"{"imageLayoutVersion": "1.0.0"}"#,
+    )
+    .unwrap();
+    let config = put_blob(
+        dir,
+        CONFIG_MT,
+        &std::fs::read(repo_root().join("gadgets/trace_open/gadget.yaml")).unwrap(),
+    );
     let layer = put_blob(dir, PROGRAM_MT, program);
-    let manifest = json!({"schemaVersion": 2, "mediaType": MANIFEST_MT, "config": config, "layers": [layer]});
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": MANIFEST_MT, "config": config, "layers": [layer]});
     let mut desc = put_blob(dir, MANIFEST_MT, &serde_json::to_vec(&manifest).unwrap());
     desc["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
     let index = json!({"schemaVersion": 2, "manifests": [desc]});
@@ -226,7 +357,12 @@ fn an_image_pushed_by_skopeo_from_a_hand_made_layout_runs() {
     let dir = TempDir::new("crafted");
     craft_layout(dir.path(), &std::fs::read(gadget("trace_open")).unwrap());
     let target = format!("{}/crafted/trace_open:v1", reg.addr());
-    let out = reg.skopeo(&["copy", &format!("oci:{}:v1", dir.path().display()), &format!("docker://{target}"), "--dest-tls-verify=false"]);
+    let out = reg.skopeo(&[
+        "copy",
+        &format!("oci:{}:v1", dir.path().display()),
+        &format!("docker://{target}"),
+        "--dest-tls-verify=false",
+    ]);
     assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
     let pulled = ok(&agent.ctl(&["pull", &target]), "pull");
     assert!(pulled.starts_with(&format!("{target} sha256:")), "{pulled}");
@@ -244,14 +380,34 @@ fn login_logout_and_registries_with_auth() {
     let auth_file = agent.state.path().join("auth.json");
 
     let err = fails(&agent.ctl(&["push", &tag]), "anonymous push");
-    assert!(err.contains("authentication required") && err.contains(&format!("gadgetctl login {}", reg.addr())), "{err}");
+    assert!(
+        err.contains("authentication required")
+            && err.contains(&format!("gadgetctl login {}", reg.addr())),
+        "{err}"
+    );
 
-    let err = fails(&agent.ctl(&["login", "-u", USER, "-p", "wrong", &reg.addr()]), "login with a wrong password");
-    assert!(err.contains(&format!("login as `{USER}` failed: wrong username or password")), "{err}");
+    let err = fails(
+        &agent.ctl(&["login", "-u", USER, "-p", "wrong", &reg.addr()]),
+        "login with a wrong password",
+    );
+    assert!(
+        err.contains(&format!(
+            "login as `{USER}` failed: wrong username or password"
+        )),
+        "{err}"
+    );
     assert!(!auth_file.exists(), "a rejected login stored credentials");
 
     let mut login = Command::new(bin("gadgetctl"))
-        .args(["--address", &agent.bus_address, "login", "-u", USER, "--password-stdin", &reg.addr()])
+        .args([
+            "--address",
+            &agent.bus_address,
+            "login",
+            "-u",
+            USER,
+            "--password-stdin",
+            &reg.addr(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -260,12 +416,18 @@ fn login_logout_and_registries_with_auth() {
     writeln!(login.stdin.take().unwrap(), "{PASSWORD}").unwrap();
     ok(&login.wait_with_output().unwrap(), "login");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let creds: Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
     let expected = gadgetd_base64(&format!("{USER}:{PASSWORD}"));
     assert_eq!(creds["auths"][reg.addr()]["auth"], expected.as_str());
 
-    assert_eq!(ok(&agent.ctl(&["push", &tag]), "push with credentials").trim(), digest);
+    assert_eq!(
+        ok(&agent.ctl(&["push", &tag]), "push with credentials").trim(),
+        digest
+    );
     ok(&agent.ctl(&["image", "rm", &tag]), "rm");
     ok(&agent.ctl(&["pull", &tag]), "pull with credentials");
 
@@ -278,7 +440,12 @@ fn login_logout_and_registries_with_auth() {
 }
 
 fn gadgetd_base64(s: &str) -> String {
-    let out = Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let out = Command::new("base64")
+        .arg("-w0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = out;
     out.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     stdout(&out.wait_with_output().unwrap())
@@ -296,24 +463,43 @@ fn bad_input_gives_clear_errors_and_leaves_the_store_intact() {
     let intact = |what: &str| {
         assert_eq!(snapshot(&agent), before, "store changed by {what}");
         assert!(staging_is_empty(&agent), "staging left by {what}");
-        assert!(ok(&agent.ctl(&["image", "inspect", "local/keeper:v1"]), "inspect keeper").contains(&keeper));
+        assert!(
+            ok(
+                &agent.ctl(&["image", "inspect", "local/keeper:v1"]),
+                "inspect keeper"
+            )
+            .contains(&keeper)
+        );
     };
 
     // An unknown tag.
-    let err = fails(&agent.ctl(&["pull", &format!("{}/gadgets/nope:v9", reg.addr())]), "pull of an unknown tag");
+    let err = fails(
+        &agent.ctl(&["pull", &format!("{}/gadgets/nope:v9", reg.addr())]),
+        "pull of an unknown tag",
+    );
     assert!(err.contains("no such image or tag"), "{err}");
     intact("an unknown tag");
 
     // A malformed reference.
-    let err = fails(&agent.ctl(&["pull", "Not A/Reference"]), "pull of a malformed reference");
-    assert!(err.contains("invalid image reference `Not A/Reference`"), "{err}");
+    let err = fails(
+        &agent.ctl(&["pull", "Not A/Reference"]),
+        "pull of a malformed reference",
+    );
+    assert!(
+        err.contains("invalid image reference `Not A/Reference`"),
+        "{err}"
+    );
 
     // A blob whose content does not match its digest (tampered registry storage).
     let tag = format!("{}/tamper/trace_open:v1", reg.addr());
     build(&agent, "trace_open", &tag);
     ok(&agent.ctl(&["push", &tag]), "push");
-    let inspect: Value = serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", &tag]), "inspect")).unwrap();
-    let program = inspect["manifest"]["layers"][0]["digest"].as_str().unwrap().to_string();
+    let inspect: Value =
+        serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", &tag]), "inspect")).unwrap();
+    let program = inspect["manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     ok(&agent.ctl(&["image", "rm", &tag]), "rm");
     assert_eq!(snapshot(&agent), before);
     let data = reg.blob_data(&program);
@@ -321,23 +507,41 @@ fn bad_input_gives_clear_errors_and_leaves_the_store_intact() {
     bytes[100] ^= 0xff;
     std::fs::write(&data, &bytes).unwrap();
     let err = fails(&agent.ctl(&["pull", &tag]), "pull of a tampered blob");
-    assert!(err.contains("does not match its digest") && err.contains(&program), "{err}");
+    assert!(
+        err.contains("does not match its digest") && err.contains(&program),
+        "{err}"
+    );
     intact("a tampered blob");
 
     // A truncated archive.
     let tar = agent.state.path().join("keeper.tar");
-    ok(&agent.ctl(&["image", "export", "local/keeper:v1", tar.to_str().unwrap()]), "export");
+    ok(
+        &agent.ctl(&["image", "export", "local/keeper:v1", tar.to_str().unwrap()]),
+        "export",
+    );
     let full = std::fs::read(&tar).unwrap();
     let cut = agent.state.path().join("cut.tar");
     std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
     ok(&agent.ctl(&["image", "rm", "local/keeper:v1"]), "rm keeper");
     let empty = snapshot(&agent);
-    let err = fails(&agent.ctl(&["image", "import", cut.to_str().unwrap()]), "import of a truncated archive");
-    assert!(err.contains("invalid archive") || err.contains("truncated"), "{err}");
+    let err = fails(
+        &agent.ctl(&["image", "import", cut.to_str().unwrap()]),
+        "import of a truncated archive",
+    );
+    assert!(
+        err.contains("invalid archive") || err.contains("truncated"),
+        "{err}"
+    );
     assert_eq!(snapshot(&agent), empty);
     // The full archive restores the same image.
-    let imported = ok(&agent.ctl(&["image", "import", tar.to_str().unwrap()]), "import");
-    assert_eq!(imported.trim(), format!("ghcr.io/gadgetd/gadget/local/keeper:v1 {keeper}"));
+    let imported = ok(
+        &agent.ctl(&["image", "import", tar.to_str().unwrap()]),
+        "import",
+    );
+    assert_eq!(
+        imported.trim(),
+        format!("ghcr.io/gadgetd/gadget/local/keeper:v1 {keeper}")
+    );
     intact("a truncated archive");
 
     // A tar with `../` paths.
@@ -347,8 +551,17 @@ fn bad_input_gives_clear_errors_and_leaves_the_store_intact() {
         "import tarfile,io\nt=tarfile.open('{}','w')\nd=b'x'\ni=tarfile.TarInfo('../escaped')\ni.size=1\nt.addfile(i,io.BytesIO(d))\nt.close()",
         evil.display()
     );
-    assert!(Command::new("python3").args(["-c", &py]).status().unwrap().success());
-    let err = fails(&agent.ctl(&["image", "import", evil.to_str().unwrap()]), "import of a ../ archive");
+    assert!(
+        Command::new("python3")
+            .args(["-c", &py])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = fails(
+        &agent.ctl(&["image", "import", evil.to_str().unwrap()]),
+        "import of a ../ archive",
+    );
     assert!(err.contains("unsafe path `../escaped`"), "{err}");
     assert!(!victim.exists());
     intact("a ../ archive");
@@ -361,14 +574,26 @@ fn bad_input_gives_clear_errors_and_leaves_the_store_intact() {
     }
     craft_layout(big.path(), &payload);
     let target = format!("{}/big/blob:v1", reg.addr());
-    let out = reg.skopeo(&["copy", &format!("oci:{}:v1", big.path().display()), &format!("docker://{target}"), "--dest-tls-verify=false"]);
+    let out = reg.skopeo(&[
+        "copy",
+        &format!("oci:{}:v1", big.path().display()),
+        &format!("docker://{target}"),
+        "--dest-tls-verify=false",
+    ]);
     assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
     let pull = agent.ctl_spawn(&["pull", &target]);
     let staging = images_dir(&agent).join(".staging");
     let start = Instant::now();
     let partial_seen = loop {
         let growing = std::fs::read_dir(&staging).unwrap().flatten().any(|d| {
-            std::fs::read_dir(d.path()).map(|rd| rd.flatten().any(|f| f.file_name().to_string_lossy().starts_with("partial-") && f.metadata().is_ok_and(|m| m.len() > 0))).unwrap_or(false)
+            std::fs::read_dir(d.path())
+                .map(|rd| {
+                    rd.flatten().any(|f| {
+                        f.file_name().to_string_lossy().starts_with("partial-")
+                            && f.metadata().is_ok_and(|m| m.len() > 0)
+                    })
+                })
+                .unwrap_or(false)
         });
         if growing || start.elapsed() > Duration::from_secs(30) {
             break growing;
@@ -377,9 +602,17 @@ fn bad_input_gives_clear_errors_and_leaves_the_store_intact() {
     };
     reg.kill();
     let out = pull.wait_with_output().unwrap();
-    assert!(partial_seen, "the pull never started downloading: {}", stderr(&out));
+    assert!(
+        partial_seen,
+        "the pull never started downloading: {}",
+        stderr(&out)
+    );
     let err = fails(&out, "a pull whose registry died");
-    assert!(err.contains(&format!("registry {}", reg.addr())) && (err.contains("broke off") || err.contains("cannot talk")), "{err}");
+    assert!(
+        err.contains(&format!("registry {}", reg.addr()))
+            && (err.contains("broke off") || err.contains("cannot talk")),
+        "{err}"
+    );
     intact("a registry dying mid-pull");
 }
 
@@ -389,19 +622,45 @@ fn bundled_archives_run_without_any_registry() {
     let bundled = TempDir::new("bundled");
     let tar = bundled.path().join("trace_open.tar");
     let out = Command::new(bin("gadgetctl"))
-        .args(["build", "--include", &include(), "-o", tar.to_str().unwrap(), &gadget_dir("trace_open")])
+        .args([
+            "build",
+            "--include",
+            &include(),
+            "-o",
+            tar.to_str().unwrap(),
+            &gadget_dir("trace_open"),
+        ])
         .output()
         .unwrap();
     ok(&out, "build -o");
-    let agent = Agent::start_with(&bus, &["--bundled-images", bundled.path().to_str().unwrap()]);
+    let agent = Agent::start_with(
+        &bus,
+        &["--bundled-images", bundled.path().to_str().unwrap()],
+    );
     let images = list(&agent);
     assert_eq!(images.len(), 1, "{images:?}");
-    assert_eq!(images[0]["reference"], "ghcr.io/gadgetd/gadget/trace_open:latest");
+    assert_eq!(
+        images[0]["reference"],
+        "ghcr.io/gadgetd/gadget/trace_open:latest"
+    );
     run_sees_our_open(&agent, "trace_open", &["--pull", "never"]);
     // Tags and inspect work on it like on any image.
-    assert_eq!(ok(&agent.ctl(&["tag", "trace_open", "mine:v1"]), "tag").trim(), "ghcr.io/gadgetd/gadget/mine:v1");
-    let inspect: Value = serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", "mine:v1"]), "inspect")).unwrap();
-    assert_eq!(inspect["programs"][0]["section"], "tracepoint/syscalls/sys_enter_openat");
+    assert_eq!(
+        ok(&agent.ctl(&["tag", "trace_open", "mine:v1"]), "tag").trim(),
+        "ghcr.io/gadgetd/gadget/mine:v1"
+    );
+    let inspect: Value =
+        serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", "mine:v1"]), "inspect")).unwrap();
+    assert_eq!(
+        inspect["programs"][0]["section"],
+        "tracepoint/syscalls/sys_enter_openat"
+    );
     assert_eq!(inspect["params"][0]["name"], "targ_pid");
-    assert!(inspect["maps"].as_array().unwrap().iter().any(|m| m["name"] == "print_events" && m["type"] == "ringbuf"));
+    assert!(
+        inspect["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "print_events" && m["type"] == "ringbuf")
+    );
 }

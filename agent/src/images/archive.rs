@@ -200,9 +200,9 @@ pub fn collect_blobs(
     let mut blobs = BTreeMap::new();
     for (_, desc) in images {
         for d in store.closure(desc)? {
-            if !blobs.contains_key(&d) {
-                let bytes = store.read_blob(&d)?;
-                blobs.insert(d, bytes);
+            if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(d) {
+                let bytes = store.read_blob(slot.key())?;
+                slot.insert(bytes);
             }
         }
     }

@@ -71,8 +71,14 @@ fn registry_error(registry: &str, e: OciDistributionError) -> ImageError {
                 format!("the registry refused the request: {envelope}")
             }
         }
-        OciDistributionError::RequestError(re) if re.status().is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) => {
-            format!("authentication required or credentials rejected (run `gadgetctl login {registry}`)")
+        OciDistributionError::RequestError(re)
+            if re
+                .status()
+                .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+        {
+            format!(
+                "authentication required or credentials rejected (run `gadgetctl login {registry}`)"
+            )
         }
         OciDistributionError::RequestError(re) => {
             let mut msg = format!("cannot talk to the registry: {}", oci_chain(re));
@@ -303,7 +309,9 @@ impl Registries {
             let chunk = chunk.map_err(|e| match e.to_string() {
                 m if m.contains("Invalid digest") => ImageError::Registry {
                     registry: registry.to_string(),
-                    reason: format!("downloaded content does not match its digest ({m}); nothing was stored"),
+                    reason: format!(
+                        "downloaded content does not match its digest ({m}); nothing was stored"
+                    ),
                 },
                 m => ImageError::Registry {
                     registry: registry.to_string(),

@@ -135,10 +135,12 @@ impl ImageService {
         if let Some(e) = by_name(key) {
             return Ok((e, true));
         }
-        if let Ok(r) = self.normalize(key) {
-            if let Some(e) = by_name(&reference::store_name(&r)) {
-                return Ok((e, true));
-            }
+        if let Some(e) = self
+            .normalize(key)
+            .ok()
+            .and_then(|r| by_name(&reference::store_name(&r)))
+        {
+            return Ok((e, true));
         }
         self.store.resolve(key).map(|e| (e, false))
     }

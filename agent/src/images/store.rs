@@ -61,9 +61,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Ok(())
     };
     write()
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
-            e
         })
         .ctx(|| format!("cannot write {}", path.display()))
 }
@@ -533,14 +532,13 @@ mod tests {
     use super::*;
     use crate::images::format::{ArchBuild, BuildInfo, assemble};
 
-    pub(crate) fn temp_root(tag: &str) -> PathBuf {
+    fn temp_root(tag: &str) -> PathBuf {
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).unwrap();
-        let p = std::env::temp_dir().join(format!(
+        std::env::temp_dir().join(format!(
             "gadgetd-store-{tag}-{}",
             rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ));
-        p
+        ))
     }
 
     fn image(program: &[u8]) -> format::BuiltImage {
