@@ -1,12 +1,12 @@
 //! gadgetctl: run and manage eBPF gadgets through gadgetd.
 
+mod build;
 mod containers;
 mod generate;
-mod build;
 mod images;
 mod output;
-mod run_containers;
 mod progress;
+mod run_containers;
 mod run_images;
 
 use std::collections::HashMap;
@@ -219,9 +219,8 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
             .clone()
             .or_else(|| default_definition(&args.gadget))
         {
-            Some(p) => {
-                std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?
-            }
+            Some(p) => std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?,
             None => String::new(),
         };
         mgr.run_object(

@@ -67,7 +67,9 @@ impl Agent {
     }
 
     pub fn images(&self) -> &Arc<crate::images::service::ImageService> {
-        self.images.get().expect("the image service is set at start")
+        self.images
+            .get()
+            .expect("the image service is set at start")
     }
 
     /// A run by id, unique id prefix, or name.
@@ -354,12 +356,24 @@ impl Manager {
     ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let opts = parse_options(&options)?;
-        let (gadget, reference, digest) = crate::images::service::load_gadget(self.agent.images(), image).await?;
-        let (attacher, client_fd) = Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        let (gadget, reference, digest) =
+            crate::images::service::load_gadget(self.agent.images(), image).await?;
+        let (attacher, client_fd) =
+            Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         let name = gadget.name();
         let params: BTreeMap<_, _> = params.into_iter().collect();
         let handle = self
-            .start_run(gadget, name, reference, digest, params, opts, caller, false, Some(attacher))
+            .start_run(
+                gadget,
+                name,
+                reference,
+                digest,
+                params,
+                opts,
+                caller,
+                false,
+                Some(attacher),
+            )
             .await?;
         Ok((handle.path(), client_fd.into()))
     }

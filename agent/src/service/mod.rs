@@ -46,7 +46,10 @@ pub async fn serve(
     })?;
     let agent = Agent::new();
     crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
-    let _ = agent.images.set(crate::images::service::ImageService::open(&config.state_dir, &config.images)?);
+    let _ = agent.images.set(crate::images::service::ImageService::open(
+        &config.state_dir,
+        &config.images,
+    )?);
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
         let conn = bus_connection(bus, &agent).await?;
@@ -117,7 +120,10 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
                 agent: agent.clone(),
             },
         )?
-        .serve_at(names::MANAGER_PATH, crate::images::service::Images::new(&agent, agent.images()))?
+        .serve_at(
+            names::MANAGER_PATH,
+            crate::images::service::Images::new(&agent, agent.images()),
+        )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await?;
