@@ -632,7 +632,35 @@ fn bundled_archives_run_without_any_registry() {
         ])
         .output()
         .unwrap();
-    ok(&out, "build -o");
+    let dir_digest = ok(&out, "build -o")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    // The seed's syntax builds the same image (same inputs, same digest).
+    let seed_tar = bundled.path().join("seed.tar.out");
+    let src = repo_root().join("gadgets/trace_open");
+    let out = Command::new(bin("gadgetctl"))
+        .args([
+            "build",
+            "--include",
+            &include(),
+            "-o",
+            seed_tar.to_str().unwrap(),
+        ])
+        .args(["--prog", src.join("program.bpf.c").to_str().unwrap()])
+        .args([
+            "--definition",
+            src.join("gadget.yaml").to_str().unwrap(),
+            "mygadgetimage:latest",
+        ])
+        .output()
+        .unwrap();
+    let line = ok(&out, "seed-syntax build");
+    assert_eq!(
+        line.split_whitespace().take(2).collect::<Vec<_>>(),
+        ["mygadgetimage:latest", dir_digest.as_str()]
+    );
     let agent = Agent::start_with(
         &bus,
         &["--bundled-images", bundled.path().to_str().unwrap()],
