@@ -55,7 +55,7 @@ pub async fn follow(fd: OwnedFd) {
         bar.set_length(p.total);
         bar.set_position(p.done);
         if p.state == progress_state::DONE || p.state == progress_state::EXISTS {
-            if p.state == progress_state::EXISTS {
+            if p.state == progress_state::EXISTS && !bar.is_finished() {
                 bar.set_prefix(format!("{} (exists)", p.kind));
             }
             bar.finish();
