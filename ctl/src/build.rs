@@ -177,32 +177,35 @@ fn tool(env: &str, default: &str) -> String {
     std::env::var(env).unwrap_or_else(|_| default.to_string())
 }
 
-fn compile(plan: &Plan, arch: &str, out: &Path) -> Result<Vec<u8>> {
+/// Links the source directory and the headers into `work` as `src` and
+/// `include`, so clang sees the same relative paths wherever the files are:
+/// file names in BTF line info (and the source lines clang reads back through
+/// them) then do not depend on the working directory, and the same sources
+/// always give the same digest.
+fn stage_sources(plan: &Plan, work: &Path) -> Result<PathBuf> {
+    let canon = |p: &Path| {
+        std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))
+    };
+    let source = canon(&plan.source)?;
+    let src_dir = source.parent().unwrap_or(Path::new("/"));
+    std::os::unix::fs::symlink(src_dir, work.join("src"))?;
+    std::os::unix::fs::symlink(canon(&plan.include)?, work.join("include"))?;
+    let name = source
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file", source.display()))?;
+    Ok(Path::new("src").join(name))
+}
+
+fn compile(plan: &Plan, source: &Path, work: &Path, arch: &str, out: &Path) -> Result<Vec<u8>> {
     let (define, _) = arch_define(arch)?;
-    let src_dir = plan
-        .source
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."));
-    let src_abs = std::fs::canonicalize(src_dir).unwrap_or_else(|_| src_dir.to_path_buf());
     let clang = tool("CLANG", "clang");
     let status = Command::new(&clang)
+        .current_dir(work)
         .args(["-g", "-O2", "-target", "bpf"])
         .arg(format!("-D__TARGET_ARCH_{define}"))
-        .arg("-I")
-        .arg(&plan.include)
-        .arg("-I")
-        .arg(src_dir)
-        // Paths recorded in BTF line info must not depend on where the build ran.
-        .arg(format!("-fdebug-prefix-map={}=.", src_abs.display()))
+        .args(["-I", "include", "-I", "src", "-fdebug-compilation-dir=."])
         .arg("-c")
-        .arg(&plan.source)
+        .arg(source)
         .arg("-o")
         .arg(out)
         .status()
@@ -267,11 +270,18 @@ pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
         annotations,
     };
     let tmp = tempdir()?;
+    let source = stage_sources(&plan, &tmp.0)?;
     let mut builds = Vec::new();
     for arch in &plan.arches {
         let spin =
             crate::progress::spinner(format!("compiling {} for {arch}", plan.source.display()));
-        let program = compile(&plan, arch, &tmp.0.join(format!("{arch}.o")));
+        let program = compile(
+            &plan,
+            &source,
+            &tmp.0,
+            arch,
+            &tmp.0.join(format!("{arch}.o")),
+        );
         spin.finish_and_clear();
         builds.push(ArchBuild {
             arch: arch.clone(),

@@ -637,7 +637,8 @@ fn bundled_archives_run_without_any_registry() {
         .nth(1)
         .unwrap()
         .to_string();
-    // The seed's syntax builds the same image (same inputs, same digest).
+    // The seed's syntax, from another directory, builds the same image (same
+    // inputs, same digest).
     let seed_tar = bundled.path().join("seed.tar.out");
     let src = repo_root().join("gadgets/trace_open");
     let out = Command::new(bin("gadgetctl"))
