@@ -622,6 +622,7 @@ fn bundled_archives_run_without_any_registry() {
     let bundled = TempDir::new("bundled");
     let tar = bundled.path().join("trace_open.tar");
     let out = Command::new(bin("gadgetctl"))
+        .current_dir("/")
         .args([
             "build",
             "--include",
