@@ -429,7 +429,10 @@ impl Staging {
     pub fn put(&mut self, bytes: &[u8]) -> Result<Digest> {
         let d = Digest::of(bytes);
         let path = self.path_of(&d);
-        fs::write(&path, bytes).ctx(|| format!("cannot write {}", path.display()))?;
+        // Durable before index.json can name it.
+        File::create(&path)
+            .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+            .ctx(|| format!("cannot write {}", path.display()))?;
         self.blobs.insert(d.clone());
         Ok(d)
     }
@@ -502,6 +505,9 @@ impl BlobWriter<'_> {
                 self.written
             )));
         }
+        self.file
+            .sync_all()
+            .ctx(|| format!("cannot sync {}", self.path.display()))?;
         let dest = self.staging.path_of(expected);
         fs::rename(&self.path, &dest).ctx(|| format!("cannot rename {}", self.path.display()))?;
         self.staging.blobs.insert(expected.clone());
