@@ -316,6 +316,10 @@ fn build_push_remove_pull_run_round_trip_with_both_architectures() {
     );
     let err = run_sees_our_open(&agent, &tag, &["--pull", "never"]);
     assert!(!err.contains("pulled"), "{err}");
+    // --pull always checks the registry even when the image is local.
+    let out = agent.ctl(&["run", &tag, "--pull", "always", "--timeout", "500ms", "-o", "json"]);
+    assert!(stderr(&out).contains(&format!("pulled {tag} ({digest})")), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(staging_is_empty(&agent));
 }
 
@@ -692,5 +696,75 @@ fn bundled_archives_run_without_any_registry() {
             .unwrap()
             .iter()
             .any(|m| m["name"] == "print_events" && m["type"] == "ringbuf")
+    );
+}
+
+#[test]
+fn pull_reports_progress_over_the_passed_fd() {
+    require_registry!();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let reg = Registry::start(false);
+    let tag = format!("{}/progress/trace_open:v1", reg.addr());
+    let digest = build(&agent, "trace_open", &tag);
+    ok(&agent.ctl(&["push", &tag]), "push");
+    ok(&agent.ctl(&["image", "rm", &tag]), "rm");
+
+    let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let address = agent.bus_address.clone();
+    let pulled = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let conn = zbus::connection::Builder::address(address.as_str())
+                .unwrap()
+                .build()
+                .await
+                .unwrap();
+            let images = gadgetd_dbus::ImagesProxy::new(&conn).await.unwrap();
+            use std::os::fd::AsFd;
+            images
+                .pull(
+                    &tag,
+                    Default::default(),
+                    zbus::zvariant::Fd::from(theirs.as_fd()),
+                )
+                .await
+        })
+        .expect("Images.Pull");
+    drop(theirs);
+    assert_eq!(pulled, (tag.clone(), digest.clone()));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut &mine, &mut text).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done: BTreeSet<(String, String)> = lines
+        .iter()
+        .filter(|l| l["state"] == "done")
+        .map(|l| {
+            assert_eq!(l["done"], l["total"], "{l}");
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let kinds: Vec<&str> = done.iter().map(|(k, _)| k.as_str()).collect();
+    // One index, two manifests, one shared config, two programs.
+    assert_eq!(
+        kinds,
+        [
+            "config", "index", "manifest", "manifest", "program", "program"
+        ],
+        "{lines:?}"
+    );
+    assert!(done.contains(&("index".to_string(), digest)));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["state"] == "downloading" && l["kind"] == "program")
     );
 }
