@@ -209,6 +209,9 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     args.containers.add_to(&mut opts);
     let mgr = manager(address).await?;
     let (path, fd) = if let Some(image) = run_images::image_of(&args.gadget) {
+        if args.definition.is_some() {
+            bail!("--definition applies to object files; an image carries its own definition");
+        }
         run_images::ensure_local(address, image, args.images.pull).await?;
         mgr.run(image, params, opts).await?
     } else {
