@@ -317,8 +317,21 @@ fn build_push_remove_pull_run_round_trip_with_both_architectures() {
     let err = run_sees_our_open(&agent, &tag, &["--pull", "never"]);
     assert!(!err.contains("pulled"), "{err}");
     // --pull always checks the registry even when the image is local.
-    let out = agent.ctl(&["run", &tag, "--pull", "always", "--timeout", "500ms", "-o", "json"]);
-    assert!(stderr(&out).contains(&format!("pulled {tag} ({digest})")), "{}", stderr(&out));
+    let out = agent.ctl(&[
+        "run",
+        &tag,
+        "--pull",
+        "always",
+        "--timeout",
+        "500ms",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        stderr(&out).contains(&format!("pulled {tag} ({digest})")),
+        "{}",
+        stderr(&out)
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(staging_is_empty(&agent));
 }
