@@ -33,13 +33,14 @@ build/gadgets/%.o: gadgets/%/program.bpf.c $(HEADERS)
 build:
 	$(CARGO) build --workspace --bins
 
-# Gadget images (OCI archives, amd64+arm64) of gadgets/*, for running by name
-# without a registry: `gadgetd --bundled-images build/images`, or
-# `gadgetctl image import build/images/NAME.tar`. See docs/images.md.
-images: $(GADGETS:%=build/images/%.tar)
-build/images/%.tar: gadgets/%/program.bpf.c gadgets/%/gadget.yaml $(HEADERS) | build
+# One OCI archive with an image (amd64+arm64) of every gadget in gadgets/, to
+# run them by name without a registry: `gadgetd --bundled-images
+# build/gadgets.tar` (packages install it as /usr/lib/gadgetd/gadgets.tar,
+# the default), or `gadgetctl image import build/gadgets.tar`. docs/images.md.
+images: build/gadgets.tar
+build/gadgets.tar: $(wildcard gadgets/*/program.bpf.c gadgets/*/gadget.yaml) $(HEADERS) | build
 	@mkdir -p $(dir $@)
-	$(BIN)/gadgetctl build --include include -o $@ gadgets/$*
+	$(BIN)/gadgetctl build --include include -o $@ $(GADGETS:%=gadgets/%)
 
 # The README's first command: trace this machine with trace_open for a few seconds.
 run: deps build gadgets

@@ -41,14 +41,15 @@ pub struct BuildArgs {
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     /// The gadget C headers (`gadget/*.h`, `vmlinux/`). Default:
-    /// $GADGETD_INCLUDE, ./include, /usr/share/gadgetd/include.
+    /// $GADGETD_INCLUDE, ./include, /usr/include (installed).
     #[arg(long = "include", short = 'I', value_name = "DIR")]
     pub include: Option<PathBuf>,
     /// Write the image to this OCI archive instead of importing it into gadgetd.
     #[arg(short = 'o', long = "output", value_name = "FILE.tar")]
     pub output: Option<PathBuf>,
-    /// DIR with program.bpf.c (default .), or, with --prog, the IMAGE name.
-    pub target: Option<String>,
+    /// DIRs with program.bpf.c (default .; several make one archive or
+    /// several images), or, with --prog, the IMAGE name.
+    pub target: Vec<String>,
 }
 
 struct Plan {
@@ -79,7 +80,8 @@ fn find_include(explicit: Option<&Path>) -> Result<PathBuf> {
             .into_iter()
             .chain([
                 PathBuf::from("include"),
-                PathBuf::from("/usr/share/gadgetd/include"),
+                // The packages install <gadget/*.h> and <gadget/vmlinux/...>.
+                PathBuf::from("/usr/include"),
             ])
             .collect(),
     };
@@ -95,8 +97,8 @@ fn find_include(explicit: Option<&Path>) -> Result<PathBuf> {
         })
 }
 
-fn plan(a: &BuildArgs) -> Result<Plan> {
-    let (dir, image) = match (&a.prog, &a.target) {
+fn plan(a: &BuildArgs, target: Option<&String>) -> Result<Plan> {
+    let (dir, image) = match (&a.prog, target) {
         (Some(_), Some(t)) if !Path::new(t).is_dir() => (None, Some(t.clone())),
         (_, Some(t)) => (Some(PathBuf::from(t)), None),
         (_, None) => (Some(PathBuf::from(".")), None),
@@ -123,11 +125,9 @@ fn plan(a: &BuildArgs) -> Result<Plan> {
             .iter()
             .filter(|arch| {
                 arch_define(arch).is_ok_and(|(_, sub)| {
-                    include
-                        .join("vmlinux")
-                        .join(sub)
-                        .join("vmlinux.h")
-                        .is_file()
+                    ["vmlinux", "gadget/vmlinux"]
+                        .iter()
+                        .any(|d| include.join(d).join(sub).join("vmlinux.h").is_file())
                 })
             })
             .map(|s| s.to_string())
@@ -203,7 +203,9 @@ fn compile(plan: &Plan, source: &Path, work: &Path, arch: &str, out: &Path) -> R
         .current_dir(work)
         .args(["-g", "-O2", "-target", "bpf"])
         .arg(format!("-D__TARGET_ARCH_{define}"))
-        .args(["-I", "include", "-I", "src", "-fdebug-compilation-dir=."])
+        // include/gadget: the installed layout's <vmlinux/...> and bare "types.h".
+        .args(["-I", "include", "-I", "include/gadget", "-I", "src"])
+        .arg("-fdebug-compilation-dir=.")
         .arg("-c")
         .arg(source)
         .arg("-o")
@@ -235,7 +237,64 @@ fn rfc3339(epoch: u64) -> String {
 }
 
 pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
-    let plan = plan(&a)?;
+    let targets: Vec<Option<&String>> = match (&a.prog, a.target.as_slice()) {
+        (_, []) => vec![None],
+        (Some(_), [one]) => vec![Some(one)],
+        (Some(_), _) => bail!("with --prog, give at most one IMAGE name"),
+        (None, dirs) => dirs.iter().map(Some).collect(),
+    };
+    if targets.len() > 1 && a.tag.is_some() {
+        bail!(
+            "-t names one image; build several directories without it (each is named after its definition)"
+        );
+    }
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .map(|s| s.parse::<u64>())
+        .transpose()
+        .context("SOURCE_DATE_EPOCH must be seconds")?;
+    let mut blobs = BTreeMap::new();
+    let mut images = Vec::new();
+    for target in targets {
+        let plan = plan(&a, target)?;
+        let image = build_one(&a, &plan, epoch)?;
+        blobs.extend(image.blobs);
+        images.push((Some(plan.name.clone()), image.index));
+    }
+    let mut tar = Vec::new();
+    archive::write(&mut tar, &blobs, &images, epoch.unwrap_or(0))?;
+    if let Some(out) = &a.output {
+        let tmp_out = out.with_extension("tar.partial");
+        std::fs::write(&tmp_out, &tar)
+            .with_context(|| format!("cannot write {}", tmp_out.display()))?;
+        std::fs::rename(&tmp_out, out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        for (name, index) in &images {
+            println!(
+                "{} {} {}",
+                name.as_deref().unwrap_or_default(),
+                index.digest,
+                out.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tmp = tempdir()?;
+    let archive_path = tmp.0.join("image.tar");
+    std::fs::write(&archive_path, &tar)?;
+    let file = std::fs::File::open(&archive_path)?;
+    let proxy = crate::images::images_proxy(address).await?;
+    let imported = proxy
+        .import(Fd::from(file.as_fd()), Default::default())
+        .await?;
+    for (r, d) in imported {
+        println!("{r} {d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compiles one gadget for every planned architecture and assembles its image.
+fn build_one(a: &BuildArgs, plan: &Plan, epoch: Option<u64>) -> Result<format::BuiltImage> {
     let definition = match &plan.definition {
         Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
         None => Vec::new(),
@@ -247,11 +306,6 @@ pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
             .ok_or_else(|| anyhow!("--annotation `{kv}`: expected KEY=VALUE"))?;
         annotations.insert(k.to_string(), v.to_string());
     }
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .map(|s| s.parse::<u64>())
-        .transpose()
-        .context("SOURCE_DATE_EPOCH must be seconds")?;
     let description = a
         .description
         .clone()
@@ -270,13 +324,13 @@ pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
         annotations,
     };
     let tmp = tempdir()?;
-    let source = stage_sources(&plan, &tmp.0)?;
+    let source = stage_sources(plan, &tmp.0)?;
     let mut builds = Vec::new();
     for arch in &plan.arches {
         let spin =
             crate::progress::spinner(format!("compiling {} for {arch}", plan.source.display()));
         let program = compile(
-            &plan,
+            plan,
             &source,
             &tmp.0,
             arch,
@@ -288,34 +342,7 @@ pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
             program: program?,
         });
     }
-    let image = format::assemble(&builds, &info);
-    let mut tar = Vec::new();
-    archive::write(
-        &mut tar,
-        &image.blobs,
-        &[(Some(plan.name.clone()), image.index.clone())],
-        epoch.unwrap_or(0),
-    )?;
-    if let Some(out) = &a.output {
-        let tmp_out = out.with_extension("tar.partial");
-        std::fs::write(&tmp_out, &tar)
-            .with_context(|| format!("cannot write {}", tmp_out.display()))?;
-        std::fs::rename(&tmp_out, out)
-            .with_context(|| format!("cannot write {}", out.display()))?;
-        println!("{} {} {}", plan.name, image.index.digest, out.display());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let archive_path = tmp.0.join("image.tar");
-    std::fs::write(&archive_path, &tar)?;
-    let file = std::fs::File::open(&archive_path)?;
-    let proxy = crate::images::images_proxy(address).await?;
-    let imported = proxy
-        .import(Fd::from(file.as_fd()), Default::default())
-        .await?;
-    for (r, d) in imported {
-        println!("{r} {d}");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(format::assemble(&builds, &info))
 }
 
 /// A private build directory, removed on drop.

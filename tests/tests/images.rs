@@ -637,7 +637,8 @@ fn bad_input_gives_clear_errors_and_leaves_the_store_intact() {
 fn bundled_archives_run_without_any_registry() {
     let bus = Bus::start();
     let bundled = TempDir::new("bundled");
-    let tar = bundled.path().join("trace_open.tar");
+    // Like `make images`: several gadget directories, one archive.
+    let tar = bundled.path().join("gadgets.tar");
     let out = Command::new(bin("gadgetctl"))
         .current_dir("/")
         .args([
@@ -647,14 +648,18 @@ fn bundled_archives_run_without_any_registry() {
             "-o",
             tar.to_str().unwrap(),
             &gadget_dir("trace_open"),
+            &gadget_dir("trace_exec"),
         ])
         .output()
         .unwrap();
-    let dir_digest = ok(&out, "build -o")
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let built = ok(&out, "build -o");
+    let lines: Vec<Vec<&str>> = built
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{built}");
+    assert_eq!((lines[0][0], lines[1][0]), ("trace_open", "trace_exec"));
+    let dir_digest = lines[0][1].to_string();
     // The seed's syntax, from another directory, builds the same image (same
     // inputs, same digest).
     let seed_tar = bundled.path().join("seed.tar.out");
@@ -680,16 +685,20 @@ fn bundled_archives_run_without_any_registry() {
         line.split_whitespace().take(2).collect::<Vec<_>>(),
         ["mygadgetimage:latest", dir_digest.as_str()]
     );
-    let agent = Agent::start_with(
-        &bus,
-        &["--bundled-images", bundled.path().to_str().unwrap()],
-    );
+    let agent = Agent::start_with(&bus, &["--bundled-images", tar.to_str().unwrap()]);
     let images = list(&agent);
-    assert_eq!(images.len(), 1, "{images:?}");
+    let names: Vec<&str> = images
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        images[0]["reference"],
-        "ghcr.io/gadgetd/gadget/trace_open:latest"
+        names,
+        [
+            "ghcr.io/gadgetd/gadget/trace_exec:latest",
+            "ghcr.io/gadgetd/gadget/trace_open:latest"
+        ]
     );
+    assert_eq!(images[1]["digest"], dir_digest.as_str());
     run_sees_our_open(&agent, "trace_open", &["--pull", "never"]);
     // Tags and inspect work on it like on any image.
     assert_eq!(

@@ -29,6 +29,9 @@ use crate::service::Agent;
 pub const ACTION_MANAGE_IMAGES: &str = "org.gadgetd.manage-images";
 const ACTION_READ: &str = "org.gadgetd.read";
 
+/// Where packages put the bundled gadgets' images.
+pub const BUNDLED_IMAGES: &str = "/usr/lib/gadgetd/gadgets.tar";
+
 /// Largest archive `Import` reads.
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 
@@ -42,9 +45,10 @@ pub struct Options {
     /// Loopback registries always may.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
-    /// OCI archives (*.tar) in this directory are imported at start when the
-    /// images they name are not in the store yet (gadgets shipped with gadgetd).
-    #[arg(long, value_name = "DIR", default_value = "/usr/share/gadgetd/images")]
+    /// An OCI archive, or a directory of them (*.tar), imported at start
+    /// when the images it names are not in the store yet (the gadgets shipped
+    /// with gadgetd; `make` builds build/gadgets.tar).
+    #[arg(long, value_name = "FILE|DIR", default_value = BUNDLED_IMAGES)]
     pub bundled_images: PathBuf,
 }
 
@@ -53,7 +57,7 @@ impl Default for Options {
         Options {
             default_registry: DEFAULT_PREFIX.into(),
             insecure_registries: Vec::new(),
-            bundled_images: "/usr/share/gadgetd/images".into(),
+            bundled_images: BUNDLED_IMAGES.into(),
         }
     }
 }
@@ -89,15 +93,16 @@ impl ImageService {
         Ok(svc)
     }
 
-    fn import_bundled(&self, dir: &Path) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
+    fn import_bundled(&self, path: &Path) {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+                .collect(),
+            Err(_) if path.is_file() => vec![path.to_path_buf()],
+            Err(_) => return,
         };
-        let mut files: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
-            .collect();
         files.sort();
         for f in files {
             let result = std::fs::File::open(&f)
