@@ -1,14 +1,16 @@
 //! Gadget images: the OCI format ([`format`]), content digests
 //! ([`digest`]), the local OCI-layout store ([`store`]), OCI archives
 //! ([`archive`]), image references ([`reference`]), registries
-//! ([`registry`], [`credentials`]) and the `org.gadgetd.Agent1.Images`
-//! D-Bus interface ([`service`]).
+//! ([`registry`], [`credentials`]), the service tying them together
+//! ([`service`]) and its D-Bus interface `org.gadgetd.Agent1.Images`
+//! ([`interface`]).
 
 pub mod archive;
 pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod interface;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -357,7 +357,7 @@ impl Manager {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let opts = parse_options(&options)?;
         let (gadget, reference, digest) =
-            crate::images::service::load_gadget(self.agent.images(), image).await?;
+            crate::images::interface::load_gadget(self.agent.images(), image).await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         let name = gadget.name();

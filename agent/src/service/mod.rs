@@ -96,7 +96,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .name(names::BUS_NAME)?
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
-        .serve_at(names::MANAGER_PATH, crate::images::service::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, crate::images::interface::Images::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await
@@ -122,7 +122,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::images::service::Images::new(&agent, agent.images()),
+            crate::images::interface::Images::new(&agent, agent.images()),
         )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
