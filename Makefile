@@ -58,7 +58,7 @@ bench: deps gadgets
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 # deb and rpm from one staged tree (release binaries): build/packages/.
-packages: deps gadgets
+packages: deps gadgets images
 	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
 	./packaging/stage.sh $(CARGO_TARGET_DIR)/release build/stage
 	rm -rf build/packages
