@@ -43,8 +43,8 @@ build/gadgets.tar: $(wildcard gadgets/*/program.bpf.c gadgets/*/gadget.yaml) $(H
 	$(BIN)/gadgetctl build --include include -o $@ $(GADGETS:%=gadgets/%)
 
 # The README's first command: trace this machine with trace_open for a few seconds.
-run: deps build gadgets
-	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o gadgets/trace_open/gadget.yaml
+run: deps build gadgets images
+	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o build/gadgets.tar
 
 # The README's second command: the whole suite, against the real kernel and real daemons.
 test: deps gadgets test-objects
