@@ -64,14 +64,14 @@ ok "installed: socket enabled and listening, agent not started, group gadget exi
 
 inside useradd -m -G gadget alice
 inside useradd -m bob
-events=$(inside runuser -u alice -- gadgetctl run /usr/lib/gadgetd/gadgets/trace_open.o --timeout 3s -o json 2>"$work/alice.err" | grep -c '"fname"' || true)
+events=$(inside runuser -u alice -- gadgetctl run trace_open --timeout 3s -o json 2>"$work/alice.err" | grep -c '"fname"' || true)
 [ "$events" -gt 0 ] || fail "alice (group gadget) saw no events: $(cat "$work/alice.err")"
 ok "alice (group gadget) ran trace_open: $events events"
 [ "$(inside systemctl is-active gadgetd.service)" = active ] || fail "the agent is not active after the run"
 inside journalctl -u gadgetd.service --no-pager | grep -q 'Started gadgetd' || inside journalctl -u gadgetd.service --no-pager | grep -qi 'gadgetd' \
   || fail "journalctl -u gadgetd has nothing"
 ok "D-Bus activation started gadgetd.service; journalctl -u gadgetd has its start"
-if inside runuser -u bob -- gadgetctl run /usr/lib/gadgetd/gadgets/trace_open.o --timeout 1s >/dev/null 2>"$work/bob.err"; then
+if inside runuser -u bob -- gadgetctl run trace_open --timeout 1s >/dev/null 2>"$work/bob.err"; then
   fail "bob (not in group gadget) could run a gadget"
 fi
 grep -q AccessDenied "$work/bob.err" || fail "bob's error does not say AccessDenied: $(cat "$work/bob.err")"
