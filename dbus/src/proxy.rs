@@ -18,6 +18,10 @@ pub trait Manager {
     /// caller's file permissions apply), with an optional definition YAML.
     /// Returns the run object and the read end of its event stream; the run
     /// stops when every attached stream is closed.
+    ///
+    /// Mutating calls allow interactive authorization: with a polkit agent
+    /// in the caller's session, polkit may ask for a password.
+    #[zbus(allow_interactive_auth)]
     fn run_object(
         &self,
         object: zbus::zvariant::Fd<'_>,
@@ -37,13 +41,23 @@ pub trait Manager {
     ) -> zbus::Result<(OwnedObjectPath, OwnedFd)>;
 
     /// Another event stream of a live run. Several attachers may read at once.
+    #[zbus(allow_interactive_auth)]
     fn attach(&self, id: &str) -> zbus::Result<OwnedFd>;
 
     /// Stops a run: programs are detached, streams end with reason `stopped`.
+    #[zbus(allow_interactive_auth)]
     fn stop(&self, id: &str) -> zbus::Result<()>;
 
     /// Live and recently ended runs.
     fn list_runs(&self) -> zbus::Result<Vec<RunSummary>>;
+
+    /// The logged events of a detached run, as an event stream (header,
+    /// events, `lost` reports, end). Options: `follow` (b), `since-us` (t).
+    fn logs(&self, id: &str, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedFd>;
+
+    /// Forgets an ended run.
+    #[zbus(allow_interactive_auth)]
+    fn remove(&self, id: &str) -> zbus::Result<()>;
 
     /// The agent's version.
     #[zbus(property)]

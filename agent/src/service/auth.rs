@@ -1,8 +1,6 @@
 //! Who is calling. On a bus the daemon vouches for the sender's uid; on the
 //! peer-to-peer socket the kernel does (SO_PEERCRED).
-//!
-//! Until polkit is wired in, every method that starts, stops or reads a
-//! run's events requires uid 0.
+//! What the caller may do is decided in `authz`.
 
 use zbus::message::Header;
 use zbus::{Connection, fdo};
@@ -41,17 +39,5 @@ pub async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> 
                 pid: creds.process_id(),
             })
         }
-    }
-}
-
-/// Allows root only; the error names the action the caller lacks.
-pub fn require_root(caller: &Caller, action: &str) -> fdo::Result<()> {
-    if caller.uid == 0 {
-        Ok(())
-    } else {
-        Err(fdo::Error::AccessDenied(format!(
-            "uid {} is not allowed to {action}: only root may, until polkit authorization is configured",
-            caller.uid
-        )))
     }
 }
