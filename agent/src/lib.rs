@@ -20,5 +20,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod journal;
 pub mod runtime;
 pub mod service;
+pub mod state;

@@ -26,6 +26,26 @@ struct Args {
     /// Where state and images live.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/gadgetd")]
     state_dir: PathBuf,
+    /// Group whose members may run gadgets over the peer-to-peer socket
+    /// (on the bus, polkit decides; the shipped rule names the same group).
+    #[arg(long, value_name = "GROUP", default_value = service::authz::DEFAULT_GROUP)]
+    group: String,
+    /// Log detached runs to this journald namespace (`journalctl --namespace`).
+    #[arg(long, value_name = "NAME")]
+    journal_namespace: Option<String>,
+    /// Events per second a detached run may log (more are dropped and reported).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    log_rate: u32,
+    /// Events a detached run may log in a burst above --log-rate.
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    log_burst: u32,
+    /// Without journald: lines kept in memory per detached run.
+    #[arg(long, value_name = "N", default_value_t = 10000)]
+    memory_log_lines: usize,
+    /// Exit after this many seconds without runs, clients or calls (0: never).
+    /// For bus and socket activation.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    idle_exit: u64,
     /// Log as JSON lines (structured) instead of text.
     #[arg(long, env = "GADGETD_LOG_JSON")]
     log_json: bool,
@@ -63,7 +83,10 @@ fn init_logging(json: bool) {
     });
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log that cannot be written (full disk) must not panic the agent:
+        // tracing-subscriber would report that with eprintln!, which panics.
+        .log_internal_errors(false);
     if json {
         fmt.json().init();
     } else {
@@ -123,6 +146,14 @@ async fn agent_main() -> std::process::ExitCode {
         listen: args.listen.clone(),
         state_dir: args.state_dir.clone(),
         images: args.images.clone(),
+        group: args.group.clone(),
+        journal_namespace: args.journal_namespace.clone(),
+        memory_log_lines: args.memory_log_lines,
+        log_rate: service::detached::RateLimit {
+            per_sec: args.log_rate.max(1),
+            burst: args.log_burst.max(1),
+        },
+        idle_exit: (args.idle_exit > 0).then(|| std::time::Duration::from_secs(args.idle_exit)),
     };
     match service::serve(config, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

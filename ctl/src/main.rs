@@ -7,6 +7,7 @@ mod images;
 mod output;
 mod progress;
 mod run_containers;
+mod run_detach;
 mod run_images;
 
 use std::collections::HashMap;
@@ -82,6 +83,19 @@ enum Command {
     },
     #[command(flatten)]
     ImageAlias(images::Alias),
+    /// Print the logged events of a detached run.
+    Logs {
+        #[command(flatten)]
+        args: run_detach::LogsArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
+        output: Format,
+    },
+    /// Forget ended runs (their state; journal entries stay in the journal).
+    Rm {
+        /// Run ids or names.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,6 +128,8 @@ struct RunArgs {
     containers: run_containers::ContainerFilterArgs,
     #[command(flatten)]
     images: run_images::RunImageArgs,
+    #[command(flatten)]
+    detach: run_detach::DetachArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -179,6 +195,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Logs { args, output } => {
+            let mgr = manager(address).await?;
+            let fd = mgr.logs(&args.id, args.options()?).await?;
+            stream_events(fd.into(), output, None).await
+        }
+        Command::Rm { ids } => run_detach::remove(&manager(address).await?, &ids).await,
     }
 }
 
@@ -207,6 +229,7 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         opts.insert(options::NAME, Value::from(n.as_str()));
     }
     args.containers.add_to(&mut opts);
+    args.detach.apply(&mut opts);
     let mgr = manager(address).await?;
     let (path, fd) = if let Some(image) = run_images::image_of(&args.gadget) {
         if args.definition.is_some() {
@@ -240,6 +263,10 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         .next()
         .unwrap_or_default()
         .to_string();
+    if args.detach.detach {
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
     stream_events(fd.into(), args.output, Some((mgr, id))).await
 }
 

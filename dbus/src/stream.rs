@@ -47,6 +47,9 @@ pub enum LostCause {
     /// This stream's reader fell behind the agent and its queue overflowed;
     /// other streams of the run are unaffected.
     SlowReader,
+    /// A detached run's log: events over the agent's `--log-rate`, or
+    /// refused by journald (a full journal). Counted in the run's `EventsLost`.
+    Log,
 }
 
 impl LostCause {
@@ -58,6 +61,9 @@ impl LostCause {
             }
             LostCause::SlowReader => {
                 "this client read the stream too slowly (its queue in the agent overflowed)"
+            }
+            LostCause::Log => {
+                "the run's log could not take them (gadgetd's --log-rate, or journald refused them)"
             }
         }
     }

@@ -39,6 +39,13 @@ pub mod options {
     pub const TIMEOUT_MS: &str = "timeout-ms";
     /// `s`: a human name for the run (unique among live runs).
     pub const NAME: &str = "name";
+    /// `b`: run detached: the call returns at once, events go to the
+    /// journal, the run survives the client and agent restarts.
+    pub const DETACH: &str = "detach";
+    /// `b` (`Logs`): keep streaming new entries until the run ends.
+    pub const FOLLOW: &str = "follow";
+    /// `t` (`Logs`): only entries from this time on (microseconds since the epoch).
+    pub const SINCE_US: &str = "since-us";
 }
 
 /// Container selection keys of the `options` dictionary (docs/containers.md).

@@ -9,8 +9,9 @@
 //! (default `target/debug`), objects from `GADGETD_GADGETS` (default `build/gadgets`).
 
 pub mod cri;
-pub mod runtimes;
 pub mod registry;
+pub mod runtimes;
+pub mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

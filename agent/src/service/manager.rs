@@ -14,36 +14,18 @@ use zbus::zvariant::{OwnedFd, OwnedObjectPath, OwnedValue};
 use zbus::{Connection, fdo, interface};
 
 use super::attach::Attacher;
-use super::auth::{self, Caller};
+use super::auth::Caller;
 use super::bus::Connections;
+use super::detached::RateLimit;
 use super::run::{self, RunHandle, RunSpec};
+use crate::journal::Journal;
 use crate::runtime::{Gadget, GadgetError, RunOptions};
+use crate::state::Store;
 
-/// polkit action ids (design.md).
-pub const ACTION_RUN: &str = "org.gadgetd.run-gadget";
-pub const ACTION_READ: &str = "org.gadgetd.read";
+pub use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ, ACTION_RUN, Authorizer};
 
 /// Largest object accepted over `RunObject`.
 const MAX_OBJECT_BYTES: u64 = 64 << 20;
-
-/// Decides whether a caller may perform an action.
-#[derive(Clone, Default)]
-pub struct Authorizer;
-
-impl Authorizer {
-    pub async fn check(
-        &self,
-        conn: &Connection,
-        hdr: &MsgHeader<'_>,
-        action: &str,
-    ) -> fdo::Result<Caller> {
-        let caller = auth::caller(conn, hdr).await?;
-        if action != ACTION_READ {
-            auth::require_root(&caller, action)?;
-        }
-        Ok(caller)
-    }
-}
 
 /// State shared by every interface and connection.
 pub struct Agent {
@@ -53,16 +35,29 @@ pub struct Agent {
     pub containers: Arc<crate::containers::Registry>,
     /// The image store and registries (set once at start).
     pub images: std::sync::OnceLock<Arc<crate::images::service::ImageService>>,
+    /// The state database (runs survive restarts through it).
+    pub state: Store,
+    /// Where detached runs log their events.
+    pub journal: Journal,
+    pub log_rate: RateLimit,
 }
 
 impl Agent {
-    pub fn new() -> Arc<Agent> {
+    pub fn new(
+        auth: Authorizer,
+        state: Store,
+        journal: Journal,
+        log_rate: RateLimit,
+    ) -> Arc<Agent> {
         Arc::new(Agent {
             runs: Mutex::new(BTreeMap::new()),
             conns: Connections::default(),
-            auth: Authorizer,
+            auth,
             containers: crate::containers::Registry::new(),
             images: std::sync::OnceLock::new(),
+            state,
+            journal,
+            log_rate,
         })
     }
 
@@ -155,6 +150,9 @@ struct ParsedOptions {
     timeout: Option<Duration>,
     name: Option<String>,
     containers: crate::containers::Selector,
+    detach: bool,
+    /// sha256 of the stored object of a detached run (state database).
+    object: Option<String>,
 }
 
 fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
@@ -162,6 +160,8 @@ fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOption
         timeout: None,
         name: None,
         containers: crate::containers::Selector::default(),
+        detach: false,
+        object: None,
     };
     for (key, value) in opts {
         match key.as_str() {
@@ -182,6 +182,7 @@ fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOption
                 out.name = Some(name);
             }
             k if crate::containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
+            options::DETACH => out.detach = super::options_ext::flag(key, value)?,
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
         }
     }
@@ -266,18 +267,21 @@ impl Manager {
             header,
             timeout: opts.timeout,
         };
-        let agent = self.agent.clone();
-        let on_end: run::OnEnd = Box::new(move |handle| {
-            if handle.detached {
-                return;
-            }
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                agent.runs.lock().unwrap().remove(&handle.id);
-                agent.conns.unpublish_run(&handle).await;
-            });
-        });
+        let (timeout, object) = (opts.timeout, opts.object.clone());
+        // A detached run's log is its first attacher: it misses no event.
+        let (first, log) = match first {
+            None if detached => super::detached::pipe().map(|(a, p)| (Some(a), Some(p)))?,
+            first => (first, None),
+        };
+        let on_end = super::record::on_end(self.agent.clone());
         let handle = run::spawn(spec, running, self.agent.conns.clone(), first, on_end);
+        if let Some(pipe) = log {
+            super::detached::start_writer(&self.agent, &handle, pipe);
+        }
+        if let Err(e) = super::record::started(&self.agent, &handle, timeout, object) {
+            handle.stop(stream::reason::ERROR);
+            return Err(e);
+        }
         self.agent.runs.lock().unwrap().insert(id, handle.clone());
         self.agent
             .conns
@@ -300,7 +304,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
-        let opts = parse_options(&options)?;
+        let mut opts = parse_options(&options)?;
         let fd = object
             .as_fd()
             .try_clone_to_owned()
@@ -311,15 +315,26 @@ impl Manager {
         ))
         .map(|p| format!("file:{}", p.display()))
         .unwrap_or_else(|_| "file:(fd)".into());
-        let gadget = tokio::task::spawn_blocking(move || -> fdo::Result<Gadget> {
+        let detach = opts.detach;
+        let (gadget, source) = tokio::task::spawn_blocking(move || -> fdo::Result<_> {
             let bytes = read_object(fd)?;
+            // A detached run keeps its object, to be loaded again after a restart.
+            let source = detach.then(|| (bytes.clone(), definition.clone()));
             let def = (!definition.trim().is_empty()).then_some(definition.as_str());
-            Gadget::from_object(bytes, def).map_err(gadget_error)
+            Ok((
+                Gadget::from_object(bytes, def).map_err(gadget_error)?,
+                source,
+            ))
         })
         .await
         .map_err(|e| fdo::Error::Failed(e.to_string()))??;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        // A detached run's caller gets a stream that ends at once; events go to the log.
+        let first = (!detach).then_some(attacher);
+        if let Some((object, definition)) = source {
+            opts.object = Some(super::record::source(&self.agent, object, definition)?);
+        }
         let params: BTreeMap<_, _> = params.into_iter().collect();
         // Without a definition name, an object is named after its file.
         let name = gadget
@@ -338,8 +353,8 @@ impl Manager {
                 params,
                 opts,
                 caller,
-                false,
-                Some(attacher),
+                detach,
+                first,
             )
             .await?;
         Ok((handle.path(), client_fd.into()))
@@ -355,24 +370,22 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
-        let opts = parse_options(&options)?;
+        let mut opts = parse_options(&options)?;
         let (gadget, reference, digest) =
             crate::images::interface::load_gadget(self.agent.images(), image).await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        let detach = opts.detach;
+        let first = (!detach).then_some(attacher);
+        if detach {
+            // Restored from its own copy, even if the image is removed later.
+            opts.object = Some(super::detached::store_image(&self.agent, &digest).await?);
+        }
         let name = gadget.name();
         let params: BTreeMap<_, _> = params.into_iter().collect();
         let handle = self
             .start_run(
-                gadget,
-                name,
-                reference,
-                digest,
-                params,
-                opts,
-                caller,
-                false,
-                Some(attacher),
+                gadget, name, reference, digest, params, opts, caller, detach, first,
             )
             .await?;
         Ok((handle.path(), client_fd.into()))
@@ -434,6 +447,30 @@ impl Manager {
             .values()
             .map(|r| r.summary())
             .collect())
+    }
+
+    /// The logged events of a detached run (same stream format as Attach).
+    /// Options: `follow` (b), `since-us` (t, microseconds since the epoch).
+    async fn logs(
+        &self,
+        id: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<OwnedFd> {
+        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        super::detached::logs(&self.agent, &id, &options).map(Into::into)
+    }
+
+    /// Forgets an ended run (its row in the state database and its memory log).
+    async fn remove(
+        &self,
+        id: String,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<()> {
+        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        super::detached::remove(&self.agent, &id).await
     }
 
     #[zbus(property)]

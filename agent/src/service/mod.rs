@@ -3,10 +3,17 @@
 
 pub mod attach;
 pub mod auth;
+pub mod authz;
 pub mod bus;
 pub mod containers;
+pub mod detached;
+pub mod lifecycle;
 pub mod listen;
+pub mod logs;
 pub mod manager;
+pub mod options_ext;
+pub mod record;
+pub mod restore;
 pub mod run;
 
 use std::path::PathBuf;
@@ -31,6 +38,15 @@ pub struct Config {
     /// Container runtime sockets to watch.
     pub runtimes: Vec<crate::containers::RuntimeEndpoint>,
     pub images: crate::images::service::Options,
+    /// Group whose members may use the p2p socket (and the shipped polkit rule).
+    pub group: String,
+    /// journald namespace to log detached runs to (None: the default journal).
+    pub journal_namespace: Option<String>,
+    /// Lines kept per detached run when journald is absent.
+    pub memory_log_lines: usize,
+    pub log_rate: detached::RateLimit,
+    /// Exit after this long with no runs, no p2p clients and no calls.
+    pub idle_exit: Option<Duration>,
 }
 
 /// Serves until `shutdown` resolves, then stops every run.
@@ -44,7 +60,17 @@ pub async fn serve(
             config.state_dir.display()
         )
     })?;
-    let agent = Agent::new();
+    let store = crate::state::Store::open(&config.state_dir)?;
+    let journal = crate::journal::Journal::detect(
+        config.journal_namespace.as_deref(),
+        config.memory_log_lines,
+    );
+    let agent = Agent::new(
+        authz::Authorizer::new(&config.group),
+        store,
+        journal,
+        config.log_rate,
+    );
     crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
     let _ = agent.images.set(crate::images::service::ImageService::open(
         &config.state_dir,
@@ -64,6 +90,11 @@ pub async fn serve(
     if bus_conn.is_none() && listener.is_none() {
         anyhow::bail!("nothing to serve on: give --bus-address, --system or --listen");
     }
+    let restored = restore::restore(&agent).await?;
+    tracing::info!(restored, db = %agent.state.path().display(), "state loaded");
+    tokio::spawn(record::flush_counters(agent.clone()));
+    tokio::spawn(lifecycle::watchdog_and_status(agent.clone()));
+    let bus_clients = usize::from(bus_conn.is_some());
     let accept = async {
         match listener {
             Some(l) => l.accept_loop(agent.clone()).await,
@@ -74,9 +105,11 @@ pub async fn serve(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
+    tracing::info!(journal = agent.journal.describe(), "ready");
     tokio::select! {
         _ = shutdown => tracing::info!("shutting down: stopping every run"),
         r = accept => { r?; }
+        _ = lifecycle::idle(agent.clone(), config.idle_exit, bus_clients) => {}
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     agent.stop_all(Duration::from_secs(5)).await;

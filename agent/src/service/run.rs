@@ -113,6 +113,47 @@ pub fn spawn(
     first: Option<Attacher>,
     on_end: OnEnd,
 ) -> Arc<RunHandle> {
+    spawn_at(spec, running, conns, first, on_end, now_us())
+}
+
+/// A run that ended before this agent started (from the state database):
+/// listed, removable, its logs readable, but no task behind it.
+pub fn ended(
+    spec: RunSpec,
+    header_line: Vec<u8>,
+    started_at: u64,
+    end_state: &str,
+    reason: &str,
+) -> Arc<RunHandle> {
+    let (stop_tx, _) = watch::channel(None);
+    let (attach_tx, _) = mpsc::unbounded_channel();
+    Arc::new(RunHandle {
+        id: spec.id,
+        name: spec.name,
+        image: spec.image,
+        digest: spec.digest,
+        detached: spec.detached,
+        owner: spec.owner,
+        started_at,
+        params: spec.params,
+        header_line,
+        events_seen: AtomicU64::new(0),
+        events_lost: AtomicU64::new(0),
+        state: Mutex::new((end_state.into(), reason.into())),
+        stop_tx,
+        attach_tx,
+    })
+}
+
+/// [`spawn`] with the start time of a run restored after a restart.
+pub fn spawn_at(
+    spec: RunSpec,
+    running: Running,
+    conns: Connections,
+    first: Option<Attacher>,
+    on_end: OnEnd,
+    started_at: u64,
+) -> Arc<RunHandle> {
     let (stop_tx, stop_rx) = watch::channel(None);
     let (attach_tx, attach_rx) = mpsc::unbounded_channel();
     let header_line = stream::encode(&Control::Header(spec.header));
@@ -123,7 +164,7 @@ pub fn spawn(
         digest: spec.digest,
         detached: spec.detached,
         owner: spec.owner,
-        started_at: now_us(),
+        started_at,
         params: spec.params,
         header_line,
         events_seen: AtomicU64::new(0),

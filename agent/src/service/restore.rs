@@ -1,0 +1,180 @@
+//! At start: bring back what the state database says was running. Detached
+//! runs are loaded again from their stored object, with the same id, name,
+//! parameters, start time and counters (events between the old agent's end
+//! and now were not traced). Attached runs cannot come back (their client's
+//! stream died with the old agent) and are marked failed. Ended detached
+//! runs are listed again until `gadgetctl rm`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use gadgetd_dbus::stream::{GadgetInfo, Header};
+use gadgetd_dbus::types::state;
+
+use super::manager::Agent;
+use super::run::{self, RunSpec, now_us};
+use crate::runtime::{Gadget, RunOptions};
+use crate::state::RunRecord;
+
+/// Restores every run; returns how many detached runs run again.
+pub async fn restore(agent: &Arc<Agent>) -> anyhow::Result<usize> {
+    match agent.state.collect_objects() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(objects = n, "dropped stored objects no run uses"),
+        Err(e) => tracing::warn!(error = %e, "cannot clean up stored objects"),
+    }
+    let records = agent.state.runs()?;
+    let mut restored = 0;
+    for rec in records {
+        let live = rec.state == state::RUNNING || rec.state == state::STARTING;
+        match (rec.detached, live) {
+            (true, true) => match restore_one(agent, &rec).await {
+                Ok(()) => {
+                    restored += 1;
+                    tracing::info!(run = %rec.id, name = %rec.name, restarts = rec.restarts + 1, "detached run restored");
+                }
+                Err(reason) => {
+                    tracing::warn!(run = %rec.id, reason = %reason, "detached run could not be restored");
+                    let reason = format!("error: not restored after restart: {reason}");
+                    let _ = agent.state.finish_run(
+                        &rec.id,
+                        state::FAILED,
+                        &reason,
+                        now_us(),
+                        rec.events_seen,
+                        rec.events_lost,
+                    );
+                    list_ended(agent, &rec, state::FAILED, &reason);
+                }
+            },
+            (true, false) => list_ended(agent, &rec, &rec.state, &rec.exit_reason),
+            (false, true) => {
+                let _ = agent.state.finish_run(
+                    &rec.id,
+                    state::FAILED,
+                    "error: gadgetd stopped while the run's client was attached",
+                    now_us(),
+                    rec.events_seen,
+                    rec.events_lost,
+                );
+            }
+            (false, false) => {}
+        }
+    }
+    Ok(restored)
+}
+
+fn spec(rec: &RunRecord, header: Header) -> RunSpec {
+    RunSpec {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        image: rec.image.clone(),
+        digest: rec.digest.clone(),
+        detached: rec.detached,
+        owner: rec.owner,
+        params: rec.params.clone(),
+        header,
+        timeout: None,
+    }
+}
+
+fn list_ended(agent: &Arc<Agent>, rec: &RunRecord, end_state: &str, reason: &str) {
+    let h = run::ended(
+        spec(rec, Header::default()),
+        rec.header.clone().into_bytes(),
+        rec.started_at.unwrap_or(rec.created_at),
+        end_state,
+        reason,
+    );
+    h.events_seen.store(rec.events_seen, Ordering::Relaxed);
+    h.events_lost.store(rec.events_lost, Ordering::Relaxed);
+    agent.runs.lock().unwrap().insert(rec.id.clone(), h);
+}
+
+async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> {
+    let sha = rec.object.as_deref().ok_or("no object stored for it")?;
+    let source = agent
+        .state
+        .source(sha)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("its object sha256:{sha} is missing from the state database"))?;
+    let started_at = rec.started_at.unwrap_or(rec.created_at);
+    let timeout = match rec.timeout_ms {
+        Some(ms) => {
+            let elapsed_ms = now_us().saturating_sub(started_at) / 1000;
+            if elapsed_ms >= ms {
+                let _ = agent.state.finish_run(
+                    &rec.id,
+                    state::STOPPED,
+                    "timeout",
+                    now_us(),
+                    rec.events_seen,
+                    rec.events_lost,
+                );
+                list_ended(agent, rec, state::STOPPED, "timeout");
+                return Ok(());
+            }
+            Some(Duration::from_millis(ms - elapsed_ms))
+        }
+        None => None,
+    };
+    let params = rec.params.clone();
+    let (gadget, running) = tokio::task::spawn_blocking(move || {
+        let def = (!source.definition.trim().is_empty()).then_some(source.definition.as_str());
+        let gadget = Gadget::from_object(source.object, def)?;
+        let running = gadget.start(&RunOptions {
+            params,
+            ..RunOptions::default()
+        })?;
+        Ok::<_, crate::runtime::GadgetError>((gadget, running))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    // The stored header keeps the name the run was started with.
+    let stored = match serde_json::from_str(rec.header.trim_end()) {
+        Ok(gadgetd_dbus::stream::Control::Header(h)) => Some(h),
+        _ => None,
+    };
+    let header = stored.unwrap_or_else(|| Header {
+        run_id: rec.id.clone(),
+        gadget: GadgetInfo {
+            name: gadget.name(),
+            description: gadget.description(),
+            image: rec.image.clone(),
+            digest: rec.digest.clone(),
+        },
+        fields: gadget.fields(),
+    });
+    let mut spec = spec(rec, header);
+    spec.timeout = timeout;
+    let on_end = super::record::on_end(agent.clone());
+    let (log_attacher, pipe) = super::detached::pipe().map_err(|e| e.to_string())?;
+    let handle = run::spawn_at(
+        spec,
+        running,
+        agent.conns.clone(),
+        Some(log_attacher),
+        on_end,
+        started_at,
+    );
+    super::detached::start_writer(agent, &handle, pipe);
+    handle
+        .events_seen
+        .fetch_add(rec.events_seen, Ordering::Relaxed);
+    handle
+        .events_lost
+        .fetch_add(rec.events_lost, Ordering::Relaxed);
+    agent
+        .runs
+        .lock()
+        .unwrap()
+        .insert(rec.id.clone(), handle.clone());
+    agent
+        .state
+        .mark_restored(&rec.id)
+        .map_err(|e| e.to_string())?;
+    agent.conns.publish_run(&handle, &agent.auth).await;
+    Ok(())
+}

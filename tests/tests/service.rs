@@ -1,0 +1,738 @@
+//! gadgetd as a system service: polkit with real users, detached runs in a
+//! real journald, state in SQLite surviving kill -9, sd_notify, idle exit,
+//! and the shipped unit files.
+
+use std::io::BufReader;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gadgetd_tests::system::{Journald, Polkit, Service, Users};
+use gadgetd_tests::*;
+use serde_json::Value;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Opens a new file named `tag` in `dir` (an event for trace_open).
+fn probe(dir: &TempDir, tag: &str) -> String {
+    let path = dir.path().join(tag);
+    std::fs::write(&path, b"x").unwrap();
+    drop(std::fs::File::open(&path).unwrap());
+    path.to_str().unwrap().to_string()
+}
+
+fn list(svc: &Service) -> Vec<Value> {
+    let out = svc.ctl(&["list", "-o", "json"]);
+    assert!(out.status.success(), "list failed: {}", stderr(&out));
+    json_lines(&out)
+}
+
+fn run_of(svc: &Service, id: &str) -> Option<Value> {
+    list(svc).into_iter().find(|r| r["id"] == id)
+}
+
+fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn detach(svc: &Service, extra: &[&str]) -> String {
+    let gadget = gadget("trace_open");
+    let me = std::process::id().to_string();
+    let pid = format!("targ_pid={me}");
+    let mut args = vec!["run", s(&gadget), "--detach", "-p", &pid];
+    args.extend_from_slice(extra);
+    let out = svc.ctl(&args);
+    assert!(
+        out.status.success(),
+        "run --detach failed: {}",
+        stderr(&out)
+    );
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
+    id
+}
+
+/// Event lines of `gadgetctl logs` (control lines are not printed in json mode).
+fn logs(svc: &Service, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["logs"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json"]);
+    let out = svc.ctl(&all);
+    assert!(out.status.success(), "logs failed: {}", stderr(&out));
+    json_lines(&out)
+}
+
+#[test]
+fn polkit_lets_the_gadget_group_run_gadgets_and_denies_everyone_else() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let _polkit = Polkit::start(&bus, &users.group);
+    let mut svc = Service::new(&bus, &["--group", &users.group]);
+    svc.start();
+    let ctl = bin("gadgetctl");
+    let obj = gadget("trace_open");
+    let bus_addr = format!("--address={}", bus.address);
+    let member_uid = Users::uid(&users.member);
+
+    // The member runs a gadget (attached, short) and it ends normally.
+    let out = Users::run_as(
+        &users.member,
+        &ctl,
+        &[&bus_addr, "run", s(&obj), "--timeout", "1s", "-o", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "member's run failed: {}",
+        stderr(&out)
+    );
+
+    // The member starts a detached run; anyone may list it; only the group may stop it.
+    let out = Users::run_as(
+        &users.member,
+        &ctl,
+        &[
+            &bus_addr,
+            "run",
+            s(&obj),
+            "--detach",
+            "--name",
+            "member-run",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "member's detached run failed: {}",
+        stderr(&out)
+    );
+    let id = stdout(&out).trim().to_string();
+    let out = Users::run_as(&users.outsider, &ctl, &[&bus_addr, "list", "-o", "json"]);
+    assert!(out.status.success(), "outsider may read: {}", stderr(&out));
+    let runs = json_lines(&out);
+    let run = runs
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("the run is listed");
+    assert_eq!(run["owner"], member_uid);
+    assert_eq!(run["state"], "running");
+    assert_eq!(run["name"], "member-run");
+
+    let out = Users::run_as(&users.outsider, &ctl, &[&bus_addr, "stop", &id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("org.freedesktop.DBus.Error.AccessDenied")
+            && err.contains("org.gadgetd.run-gadget"),
+        "outsider's stop: {err}"
+    );
+    assert_eq!(run_of(&svc, &id).unwrap()["state"], "running");
+    let out = Users::run_as(&users.member, &ctl, &[&bus_addr, "stop", &id]);
+    assert!(
+        out.status.success(),
+        "member's stop failed: {}",
+        stderr(&out)
+    );
+    poll("the run to stop", Duration::from_secs(10), || {
+        (run_of(&svc, &id)?["state"] == "stopped").then_some(())
+    });
+
+    // The outsider's run is refused and nothing starts.
+    let before = list(&svc).len();
+    let out = Users::run_as(
+        &users.outsider,
+        &ctl,
+        &[&bus_addr, "run", s(&obj), "--timeout", "1s"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("org.freedesktop.DBus.Error.AccessDenied")
+            && err.contains("org.gadgetd.run-gadget"),
+        "outsider's run: {err}"
+    );
+    assert_eq!(list(&svc).len(), before);
+    let outsider_uid = Users::uid(&users.outsider);
+    assert!(
+        !svc.log().contains(&format!("uid={outsider_uid} ")),
+        "a run started for the outsider: {}",
+        svc.log()
+    );
+
+    // Over the peer-to-peer socket the group decides.
+    let sock = format!("--address={}", svc.socket.display());
+    let out = Users::run_as(
+        &users.outsider,
+        &ctl,
+        &[&sock, "run", s(&obj), "--timeout", "1s"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("AccessDenied")
+            && err.contains("org.gadgetd.run-gadget")
+            && err.contains(&users.group),
+        "outsider over p2p: {err}"
+    );
+    let out = Users::run_as(
+        &users.member,
+        &ctl,
+        &[&sock, "run", s(&obj), "--timeout", "1s", "-o", "json"],
+    );
+    assert!(out.status.success(), "member over p2p: {}", stderr(&out));
+    // Reading is open to anyone on the socket too.
+    let out = Users::run_as(&users.outsider, &ctl, &[&sock, "list"]);
+    assert!(
+        out.status.success(),
+        "outsider's list over p2p: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn detached_run_logs_to_journald_and_survives_kill_9() {
+    let journal = Journald::start();
+    let bus = Bus::start();
+    let mut svc = Service::new(&bus, &["--journal-namespace", &journal.namespace]);
+    svc.start();
+    assert!(
+        svc.log().contains("detached runs log to journald"),
+        "{}",
+        svc.log()
+    );
+    let dir = TempDir::new("detach");
+    let id = detach(&svc, &["--name", "survivor"]);
+    assert_eq!(run_of(&svc, &id).unwrap()["detached"], true);
+
+    // The event is in the journal with the design's fields.
+    let first = probe(&dir, "before-crash");
+    let entry = poll("the event in journald", Duration::from_secs(15), || {
+        journal
+            .entries(&id)
+            .into_iter()
+            .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(&first)))
+    });
+    let event: Value = serde_json::from_str(entry["MESSAGE"].as_str().unwrap()).unwrap();
+    assert_eq!(event["fname"], first.as_str());
+    assert_eq!(event["pid"], std::process::id());
+    assert_eq!(entry["GADGET_RUN_ID"], id.as_str());
+    assert_eq!(entry["GADGET_RUN_NAME"], "survivor");
+    assert_eq!(
+        entry["GADGET_IMAGE"],
+        format!("file:{}", s(&gadget("trace_open")))
+    );
+    assert_eq!(entry["GADGET_IMAGE_DIGEST"], "");
+    assert_eq!(entry["SYSLOG_IDENTIFIER"], "gadgetd");
+    assert_eq!(entry["_UID"], "0");
+
+    // gadgetctl logs reads it back through the agent.
+    let events = logs(&svc, &[&id]);
+    assert!(
+        events.iter().any(|e| e["fname"] == first.as_str()),
+        "logs: {events:?}"
+    );
+    assert!(logs(&svc, &["survivor", "--since", "2099-01-01T00:00:00Z"]).is_empty());
+
+    // attach streams it live; leaving (Ctrl-C) does not stop a detached run.
+    let mut attached = svc.ctl_spawn_json(&["attach", &id]);
+    let mut reader = lines_of(attached.stdout.take().unwrap());
+    // Attaching takes a moment: keep opening files until one shows up.
+    let prober = Prober::start(&dir, "attached-live");
+    let line = wait_line(&mut reader, Duration::from_secs(15), |l| {
+        l.contains("attached-live")
+    });
+    drop(prober);
+    assert!(line.is_some(), "attach streams live events");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(attached.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(wait_child(&mut attached, Duration::from_secs(10)).success());
+    assert_eq!(run_of(&svc, &id).unwrap()["state"], "running");
+
+    // Crash: the run comes back with the same id and keeps producing events.
+    let old_pid = svc.pid();
+    svc.kill9();
+    svc.start();
+    assert_ne!(svc.pid(), old_pid);
+    assert!(svc.log().contains("detached run restored"), "{}", svc.log());
+    let run = run_of(&svc, &id).expect("the run is listed after the restart");
+    assert_eq!(run["state"], "running");
+    assert_eq!(run["name"], "survivor");
+    assert_eq!(run["detached"], true);
+    let second = probe(&dir, "after-crash");
+    poll(
+        "the restored run's event in journald",
+        Duration::from_secs(15),
+        || {
+            journal
+                .entries(&id)
+                .into_iter()
+                .any(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(&second)))
+                .then_some(())
+        },
+    );
+    let events = logs(&svc, &[&id]);
+    assert!(events.iter().any(|e| e["fname"] == first.as_str()));
+    assert!(events.iter().any(|e| e["fname"] == second.as_str()));
+    assert!(run_of(&svc, &id).unwrap()["events_seen"].as_u64().unwrap() >= 2);
+
+    // logs -f follows new events and ends when the run stops.
+    let mut follower = svc.ctl_spawn_json(&["logs", &id, "-f"]);
+    let mut reader = lines_of(follower.stdout.take().unwrap());
+    let third = probe(&dir, "while-following");
+    wait_line(&mut reader, Duration::from_secs(15), |l| l.contains(&third))
+        .expect("logs -f shows new events");
+    let out = svc.ctl(&["stop", &id]);
+    assert!(out.status.success(), "stop: {}", stderr(&out));
+    let status = wait_child(&mut follower, Duration::from_secs(15));
+    assert!(status.success(), "logs -f ends with the run");
+
+    // A SIGTERM'd agent keeps ended runs listed; a stopped run is not restored.
+    let status = svc.stop();
+    assert!(status.success());
+    svc.start();
+    let run = run_of(&svc, &id).expect("an ended detached run stays listed");
+    assert_eq!(run["state"], "stopped");
+    assert_eq!(run["exit_reason"], "stopped");
+    // rm forgets it, also across restarts; its journal entries stay.
+    let out = svc.ctl(&["rm", &id]);
+    assert!(out.status.success(), "rm: {}", stderr(&out));
+    assert!(run_of(&svc, &id).is_none());
+    svc.stop();
+    svc.start();
+    assert!(run_of(&svc, &id).is_none());
+    assert!(!journal.entries(&id).is_empty());
+}
+
+#[test]
+fn shutdown_keeps_detached_runs_for_the_next_start_and_detaches_programs() {
+    let journal = Journald::start();
+    let bus = Bus::start();
+    let mut svc = Service::new(&bus, &["--journal-namespace", &journal.namespace]);
+    svc.start();
+    let id = detach(&svc, &[]);
+    let ours = poll("the run's programs", Duration::from_secs(5), || {
+        let ids = agent_programs(svc.pid());
+        (!ids.is_empty()).then_some(ids)
+    });
+    assert!(svc.stop().success());
+    let loaded: Vec<u64> = loaded_programs().into_iter().map(|(i, _)| i).collect();
+    assert!(
+        ours.iter().all(|p| !loaded.contains(p)),
+        "programs {ours:?} stayed loaded after gadgetd stopped"
+    );
+    svc.start();
+    let run = run_of(&svc, &id).expect("restored");
+    assert_eq!(run["state"], "running");
+    let out = svc.ctl(&["rm", &id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("stop it first"), "{}", stderr(&out));
+    assert!(svc.ctl(&["stop", &id]).status.success());
+}
+
+#[test]
+fn without_journald_the_agent_says_so_and_keeps_a_bounded_log() {
+    let bus = Bus::start();
+    let mut svc = Service::new(
+        &bus,
+        &[
+            "--journal-namespace",
+            "gadgetd-none-such",
+            "--memory-log-lines",
+            "3",
+        ],
+    );
+    svc.start();
+    assert!(
+        svc.log().contains("journald is not running"),
+        "{}",
+        svc.log()
+    );
+    let dir = TempDir::new("memlog");
+    let id = detach(&svc, &[]);
+    let mut last = String::new();
+    for i in 0..10 {
+        last = probe(&dir, &format!("probe-{i}"));
+    }
+    poll(
+        "the last probe in the memory log",
+        Duration::from_secs(15),
+        || {
+            let events = logs(&svc, &[&id]);
+            assert!(
+                events.len() <= 3,
+                "the memory log keeps at most 3 lines: {events:?}"
+            );
+            events
+                .iter()
+                .any(|e| e["fname"] == last.as_str())
+                .then_some(())
+        },
+    );
+    assert!(svc.ctl(&["stop", &id]).status.success());
+}
+
+#[test]
+fn the_log_rate_limit_is_reported_not_silent() {
+    let journal = Journald::start();
+    let bus = Bus::start();
+    let mut svc = Service::new(
+        &bus,
+        &[
+            "--journal-namespace",
+            &journal.namespace,
+            "--log-rate",
+            "10",
+            "--log-burst",
+            "5",
+        ],
+    );
+    svc.start();
+    let dir = TempDir::new("rate");
+    let id = detach(&svc, &[]);
+    for i in 0..200 {
+        probe(&dir, &format!("flood-{i}"));
+    }
+    let report = poll(
+        "a rate-limit report in the journal",
+        Duration::from_secs(15),
+        || {
+            journal
+                .entries(&id)
+                .into_iter()
+                .find(|e| e["GADGET_CONTROL"] == "rate-limit")
+        },
+    );
+    let lost: Value = serde_json::from_str(report["MESSAGE"].as_str().unwrap()).unwrap();
+    assert_eq!(lost["gadgetd"], "lost");
+    assert_eq!(lost["cause"], "log");
+    assert!(lost["count"].as_u64().unwrap() > 0);
+    assert_eq!(report["PRIORITY"], "4");
+    let run = poll(
+        "EventsLost to count the drops",
+        Duration::from_secs(10),
+        || {
+            let r = run_of(&svc, &id)?;
+            (r["events_lost"].as_u64()? > 0).then_some(r)
+        },
+    );
+    assert!(run["events_seen"].as_u64().unwrap() >= 200);
+    assert!(svc.log().contains("exceeds the log rate limit"));
+    assert!(svc.ctl(&["stop", &id]).status.success());
+}
+
+#[test]
+fn notifies_ready_status_and_watchdog_then_exits_when_idle() {
+    let bus = Bus::start();
+    let dir = TempDir::new("notify");
+    let sock_path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut svc = Service::new(&bus, &["--idle-exit", "2"])
+        .env("NOTIFY_SOCKET", s(&sock_path))
+        .env("WATCHDOG_USEC", "400000");
+    let started = Instant::now();
+    svc.start();
+    // Keep reading (as systemd would): a full socket would block the sender.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(n) = sock.recv(&mut buf)
+                && tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut seen = String::new();
+    while started.elapsed() < Duration::from_secs(5)
+        && !(seen.contains("READY=1") && seen.contains("WATCHDOG=1"))
+    {
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push_str(&m);
+            seen.push('\n');
+        }
+    }
+    assert!(seen.contains("READY=1"), "{seen}");
+    assert!(
+        seen.contains("STATUS=0 runs (0 detached), logging to"),
+        "{seen}"
+    );
+    assert!(seen.contains("WATCHDOG=1"), "{seen}");
+    // A client call resets the idle clock; then nothing: it exits cleanly.
+    assert!(svc.ctl(&["list"]).status.success());
+    let status = svc
+        .wait_exit(Duration::from_secs(10))
+        .expect("gadgetd exits when idle");
+    assert!(status.success());
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(
+        svc.log().contains("idle: no runs, no clients"),
+        "{}",
+        svc.log()
+    );
+}
+
+#[test]
+fn unit_files_pass_systemd_analyze_verify() {
+    let root = TempDir::new("unitroot");
+    let units = repo_root().join("units");
+    // Real paths for ExecStart inside a root, so verify checks everything.
+    let usr_bin = root.path().join("usr/bin");
+    std::fs::create_dir_all(&usr_bin).unwrap();
+    if std::fs::hard_link(bin("gadgetd"), usr_bin.join("gadgetd")).is_err() {
+        std::fs::copy(bin("gadgetd"), usr_bin.join("gadgetd")).unwrap();
+    }
+    // The standard targets and slices the units hang off.
+    let sysdir = root.path().join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&sysdir).unwrap();
+    for entry in std::fs::read_dir("/lib/systemd/system").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".target") || name.ends_with(".slice") {
+            let _ = std::fs::copy(entry.path(), sysdir.join(&name));
+        }
+    }
+    for u in ["gadgetd.service", "gadgetd.socket"] {
+        std::fs::copy(units.join(u), sysdir.join(u)).unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(sysdir.join("gadgetd.service"))
+        .arg(sysdir.join("gadgetd.socket"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "", "systemd-analyze verify printed warnings");
+
+    // The activation file names the unit and the bus name.
+    let activation =
+        std::fs::read_to_string(repo_root().join("dbus/data/org.gadgetd.Agent1.service")).unwrap();
+    assert!(
+        activation.contains("Name=org.gadgetd.Agent1\n")
+            && activation.contains("SystemdService=gadgetd.service\n")
+    );
+
+    // The hardening score the docs quote.
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(units.join("gadgetd.service"))
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let score: f64 = line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        score <= 3.0,
+        "exposure {score} got worse than documented (docs/service.md): {line}"
+    );
+}
+
+/// BPF program ids held open by process `pid` (its fdinfo).
+fn agent_programs(pid: u32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return ids;
+    };
+    for fd in fds.flatten() {
+        if let Ok(info) = std::fs::read_to_string(fd.path())
+            && info.contains("prog_type:")
+            && let Some(id) = info.lines().find_map(|l| l.strip_prefix("prog_id:"))
+        {
+            ids.push(id.trim().parse().unwrap());
+        }
+    }
+    ids
+}
+
+fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("child did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+trait SpawnJson {
+    fn ctl_spawn_json(&self, args: &[&str]) -> std::process::Child;
+}
+
+impl SpawnJson for Service {
+    fn ctl_spawn_json(&self, args: &[&str]) -> std::process::Child {
+        Command::new(bin("gadgetctl"))
+            .arg("--address")
+            .arg(&self.bus_address)
+            .args(args)
+            .args(["-o", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Unmounts (lazily) on drop, so a failing test leaves no mount behind.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_gives_errors_not_a_crash() {
+    let bus = Bus::start();
+    let mut svc = Service::new(&bus, &[]);
+    let state = svc.state.path().to_path_buf();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
+    let _mount = Mount(state.clone());
+    svc.start();
+    let filler = state.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..512]).is_ok() {}
+    }
+    let gadget = gadget("trace_open");
+    let out = svc.ctl(&["run", s(&gadget), "--detach"]);
+    assert!(
+        !out.status.success(),
+        "a detached run must not start without room to record it"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("database or disk is full") && err.contains("free disk space"),
+        "{err}"
+    );
+    // The agent keeps serving, lists nothing new, and attached runs still work.
+    assert!(list(&svc).is_empty());
+    let out = svc.ctl(&["run", s(&gadget), "--timeout", "300ms", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "attached run on a full disk: {}",
+        stderr(&out)
+    );
+    // With room again, detached runs work.
+    std::fs::remove_file(&filler).unwrap();
+    let id = detach(&svc, &[]);
+    assert_eq!(run_of(&svc, &id).unwrap()["state"], "running");
+    assert!(svc.ctl(&["stop", &id]).status.success());
+    assert!(svc.stop().success());
+}
+
+/// Opens `dir/TAG-N` every 100 ms (for at most 20 s) until dropped, so a
+/// reader that starts late still sees an event.
+struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prober {
+    fn start(dir: &TempDir, tag: &str) -> Prober {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, dir, tag) = (stop.clone(), dir.path().to_path_buf(), tag.to_string());
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut n = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(20)
+            {
+                let path = dir.join(format!("{tag}-{n}"));
+                let _ = std::fs::write(&path, b"x");
+                drop(std::fs::File::open(&path));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Prober {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The lines of a child's stdout, read on a thread (so waits can time out).
+fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line satisfying `pred` within `timeout`, if any.
+fn wait_line(
+    lines: &mut std::sync::mpsc::Receiver<String>,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(l) if pred(&l) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
