@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets images bench-images test-objects build run test bench clean fmt lint packages package-test
+.PHONY: all deps gadgets images bench-images test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
 
 all: build gadgets images
 
@@ -93,3 +93,16 @@ build/tests/%.o: tests/bpf/%.bpf.c $(HEADERS)
 # A tracer with its BTF removed.
 build/tests/no_btf.o: build/tests/perf_open.o
 	llvm-objcopy --remove-section .BTF --remove-section .rel.BTF --remove-section .BTF.ext --remove-section .rel.BTF.ext $< $@
+
+# gadgetd under a real systemd (systemd-nspawn): bus and socket activation,
+# READY, a detached run in journald, restart after kill -9. The container
+# root is cached in /var/cache/gadgetd-boot (first run: debootstrap, ~3 min).
+boot-test: deps gadgets
+	$(CARGO) build -p gadgetd -p gadgetctl --bins
+	./tests/boot/nspawn-boot.sh $(BIN) build/gadgets
+
+# Detached runs into journald (throughput, losses as reported) and restore
+# after kill -9 (time to ready).
+bench-service: deps gadgets
+	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
+	./scripts/bench_service.py $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
