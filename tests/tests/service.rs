@@ -736,3 +736,57 @@ fn wait_line(
     }
     None
 }
+
+#[test]
+fn a_detached_image_run_is_restored_with_its_digest() {
+    let journal = Journald::start();
+    let bus = Bus::start();
+    let mut svc = Service::new(&bus, &["--journal-namespace", &journal.namespace]);
+    svc.start();
+    let include = repo_root().join("include");
+    let dir = repo_root().join("gadgets/trace_open");
+    let out = svc.ctl(&["build", "--include", s(&include), s(&dir)]);
+    assert!(out.status.success(), "build: {}", stderr(&out));
+    let pid = format!("targ_pid={}", std::process::id());
+    let out = svc.ctl(&[
+        "run",
+        "trace_open",
+        "--pull",
+        "never",
+        "--detach",
+        "-p",
+        &pid,
+    ]);
+    assert!(out.status.success(), "run IMAGE --detach: {}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let run = run_of(&svc, &id).unwrap();
+    let digest = run["digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{run}");
+    assert!(
+        run["image"]
+            .as_str()
+            .unwrap()
+            .ends_with("trace_open:latest"),
+        "{run}"
+    );
+
+    svc.kill9();
+    svc.start();
+    let run = run_of(&svc, &id).expect("restored");
+    assert_eq!(run["state"], "running");
+    assert_eq!(run["digest"], digest.as_str());
+    let tmp = TempDir::new("imgprobe");
+    let path = probe(&tmp, "image-run");
+    let entry = poll(
+        "the image run's event in journald",
+        Duration::from_secs(15),
+        || {
+            journal
+                .entries(&id)
+                .into_iter()
+                .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(&path)))
+        },
+    );
+    assert_eq!(entry["GADGET_IMAGE_DIGEST"], digest.as_str());
+    assert!(svc.ctl(&["stop", &id]).status.success());
+}
