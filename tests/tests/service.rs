@@ -196,6 +196,30 @@ fn polkit_lets_the_gadget_group_run_gadgets_and_denies_everyone_else() {
         "outsider's list over p2p: {}",
         stderr(&out)
     );
+
+    // Image management is the other action the rule grants.
+    let rm = [
+        bus_addr.as_str(),
+        "image",
+        "rm",
+        "gadgetd-test-no-such-image",
+    ];
+    let out = Users::run_as(&users.outsider, &ctl, &rm);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success()
+            && err.contains("AccessDenied")
+            && err.contains("org.gadgetd.manage-images"),
+        "outsider's image rm: {err}"
+    );
+    let out = Users::run_as(&users.member, &ctl, &rm);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success()
+            && !err.contains("AccessDenied")
+            && err.contains("gadgetd-test-no-such-image"),
+        "member's image rm gets past authorization to the store's answer: {err}"
+    );
 }
 
 #[test]
