@@ -538,6 +538,8 @@ fn unit_files_pass_systemd_analyze_verify() {
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", root.path().display()))
+        // Documentation=man:gadgetd(8) is installed by the packages, not on a build host.
+        .arg("--man=no")
         .arg(sysdir.join("gadgetd.service"))
         .arg(sysdir.join("gadgetd.socket"))
         .output()
