@@ -13,6 +13,10 @@ use crate::state::{RunRecord, Source};
 
 /// How often live runs' counters reach the database.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// Ended attached runs kept as history (detached runs stay until `rm`).
+pub const HISTORY: u64 = 1000;
+/// How often that history is trimmed, in flushes (about every 10 minutes).
+const PRUNE_EVERY: u64 = 300;
 
 /// Records a run that has just started. A detached run that cannot be
 /// recorded would be lost by a restart, so that is an error for the caller.
@@ -91,8 +95,15 @@ pub fn ended(agent: &Agent, handle: &RunHandle) {
 pub async fn flush_counters(agent: Arc<Agent>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut warned = false;
-    loop {
+    for n in 0u64.. {
         tick.tick().await;
+        if n % PRUNE_EVERY == 0 {
+            match agent.state.prune_history(HISTORY) {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "old run history forgotten"),
+                Err(e) => tracing::warn!(error = %e, "cannot trim the run history"),
+            }
+        }
         let live: Vec<_> = agent
             .runs
             .lock()

@@ -222,6 +222,19 @@ impl Store {
         })
     }
 
+    /// Forgets the oldest ended attached runs beyond the newest `keep`
+    /// (their history only; detached runs stay until `rm`). Returns how many.
+    pub fn prune_history(&self, keep: u64) -> Result<u64> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM runs WHERE detached = 0 AND state NOT IN ('running', 'starting') AND id NOT IN \
+                 (SELECT id FROM runs WHERE detached = 0 ORDER BY created_at DESC, id DESC LIMIT ?1)",
+                [keep as i64],
+            )
+            .map(|n| n as u64)
+        })
+    }
+
     /// Number of stored objects (for tests and `gadgetd` diagnostics).
     pub fn object_count(&self) -> Result<u64> {
         self.with(|c| {
@@ -313,6 +326,28 @@ mod tests {
         s.put_object(&src).unwrap();
         assert_eq!(s.collect_objects().unwrap(), 1);
         assert_eq!(s.object_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn history_of_attached_runs_is_bounded_and_detached_runs_stay() {
+        let s = Store::in_memory().unwrap();
+        for i in 0..5u64 {
+            let mut r = record(&format!("a{i}"), false);
+            r.created_at = i;
+            r.state = if i == 0 {
+                "running".into()
+            } else {
+                "stopped".into()
+            };
+            s.insert_run(&r).unwrap();
+        }
+        let mut d = record("d0", true);
+        d.state = "stopped".into();
+        s.insert_run(&d).unwrap();
+        assert_eq!(s.prune_history(2).unwrap(), 2);
+        let ids: Vec<String> = s.runs().unwrap().into_iter().map(|r| r.id).collect();
+        // The two newest, the running one and the detached one remain.
+        assert_eq!(ids, ["a0", "a3", "a4", "d0"]);
     }
 
     #[test]
