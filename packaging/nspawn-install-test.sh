@@ -11,17 +11,7 @@ cache=${GADGETD_TEST_ROOTFS:-/var/cache/gadgetd-test/bookworm}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 
-if [ ! -f "$cache/.gadgetd-complete" ]; then
-  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  echo "creating the cached bookworm root in $cache (once, ~40 s) from $mirror"
-  rm -rf "$cache.tmp" && mkdir -p "$(dirname "$cache")"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,libpam-systemd,dbus,polkitd,adduser,passwd,util-linux \
-    bookworm "$cache.tmp" "$mirror" >/dev/null
-  rm -rf "$cache.tmp/var/cache/apt/archives/"*.deb
-  touch "$cache.tmp/.gadgetd-complete"
-  rm -rf "$cache" && mv "$cache.tmp" "$cache"
-fi
+"$(dirname "$0")/debian-root.sh" "$cache" >/dev/null
 
 work=$(mktemp -d /var/tmp/gadgetd-nspawn.XXXXXX)
 nspawn_pid=
@@ -57,10 +47,11 @@ ok "container booted (systemd $(inside systemctl --version | head -1 | cut -d' '
 
 inside dpkg -i /root/gadgetd.deb >/dev/null || fail "dpkg -i failed"
 [ "$(inside systemctl is-enabled gadgetd.socket)" = enabled ] || fail "gadgetd.socket not enabled"
+[ "$(inside systemctl is-enabled gadgetd.service)" = enabled ] || fail "gadgetd.service not enabled (detached runs would not come back after a reboot)"
 [ "$(inside systemctl is-active gadgetd.socket)" = active ] || fail "gadgetd.socket not listening"
 [ "$(inside systemctl is-active gadgetd.service || true)" != active ] || fail "installing started the agent"
 inside getent group gadget >/dev/null || fail "no gadget group"
-ok "installed: socket enabled and listening, agent not started, group gadget exists"
+ok "installed: socket and service enabled, socket listening, agent not started, group gadget exists"
 
 inside useradd -m -G gadget alice
 inside useradd -m bob

@@ -35,7 +35,7 @@ rules=$(ls polkit/*.rules dbus/data/*.rules units/*.rules 2>/dev/null | head -1 
 need "$policy" "polkit actions"
 need "$rules" "polkit rules granting group gadget"
 put 0644 "$policy" /usr/share/polkit-1/actions/org.gadgetd.policy
-put 0644 "$rules" /usr/share/polkit-1/rules.d/50-gadgetd.rules
+put 0644 "$rules" /usr/share/polkit-1/rules.d/49-gadgetd.rules
 put 0644 packaging/common/sysusers.conf /usr/lib/sysusers.d/gadgetd.conf
 
 # The C API: <gadget/types.h> from the default path; -I/usr/include/gadget

@@ -6,7 +6,7 @@
 #   2. the hardened service loads a gadget; a detached run logs to journald;
 #   3. kill -9 of gadgetd: systemd restarts it and the run is restored;
 #   4. the p2p socket unit starts gadgetd by socket activation.
-# The debootstrap root is cached (GADGETD_BOOT_ROOT); the container runs on a
+# The debootstrap root is cached (GADGETD_TEST_ROOTFS, shared with make package-test); the container runs on a
 # throw-away overlay (--volatile=overlay), so the cache stays clean.
 #
 # usage: nspawn-boot.sh BIN_DIR GADGETS_DIR
@@ -14,21 +14,14 @@ set -euo pipefail
 BIN=$(realpath "${1:?usage: $0 BIN_DIR GADGETS_DIR}")
 GADGETS=$(realpath "${2:?usage: $0 BIN_DIR GADGETS_DIR}")
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-ROOT=${GADGETD_BOOT_ROOT:-/var/cache/gadgetd-boot/bookworm}
+ROOT=${GADGETD_TEST_ROOTFS:-/var/cache/gadgetd-test/bookworm}
 
 skip() { echo "boot test SKIPPED: $*"; exit 0; }
 [ "$(id -u)" = 0 ] || skip "needs root"
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (apt-get install systemd-container)"
 command -v debootstrap >/dev/null || skip "debootstrap is missing (apt-get install debootstrap)"
 
-if [ ! -x "$ROOT/lib/systemd/systemd" ]; then
-  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  echo "boot test: creating the container root $ROOT (debootstrap, about 3 minutes, cached afterwards)"
-  rm -rf "$ROOT.tmp"; mkdir -p "$(dirname "$ROOT")"
-  debootstrap --variant=minbase --include=systemd,dbus bookworm "$ROOT.tmp" "${mirror:-http://deb.debian.org/debian}" >"$ROOT.log" 2>&1 \
-    || { tail -5 "$ROOT.log"; echo "boot test FAILED: debootstrap"; exit 1; }
-  mv "$ROOT.tmp" "$ROOT"
-fi
+"$REPO/packaging/debian-root.sh" "$ROOT" >/dev/null || { echo "boot test FAILED: no container root"; exit 1; }
 
 NSPAWN=""
 fail() {
