@@ -24,10 +24,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             record = run.next_record() => match record? {
                 Some(Record::Event(event)) => println!("{}", serde_json::Value::Object(event)),
+                Some(Record::Rows(rows)) => println!("{}", serde_json::Value::from(rows)),
                 Some(Record::Lost(n)) => eprintln!("lost {n} events"),
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    // Profilers print their histograms when stopped.
+    for record in run.finish()? {
+        if let Record::Event(event) = record {
+            println!("{}", serde_json::Value::Object(event));
         }
     }
     Ok(())

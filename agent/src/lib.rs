@@ -4,6 +4,7 @@
 //!   Gadgets Directly"): parse an object, classify its maps and programs,
 //!   load and attach it with aya, read and decode its events from BTF.
 //! * [`service`]: the `gadgetd` D-Bus service built on the runtime.
+//! * [`testing`]: run a gadget against a workload and assert on what it captured.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gadgetd::runtime::GadgetError> {
@@ -24,3 +25,4 @@ pub mod journal;
 pub mod runtime;
 pub mod service;
 pub mod state;
+pub mod testing;

@@ -12,6 +12,7 @@
 
 pub mod connect;
 pub mod containers;
+pub mod gadgets;
 pub mod images;
 pub mod names;
 pub mod proxy;

@@ -72,7 +72,7 @@ impl LostCause {
 /// Why a stream ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct End {
-    /// `timeout`, `stopped`, `error`, `shutdown` or `detached`.
+    /// `timeout`, `stopped`, `error`, `shutdown`, `done` or `detached`.
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -86,6 +86,8 @@ pub mod reason {
     pub const STOPPED: &str = "stopped";
     pub const ERROR: &str = "error";
     pub const SHUTDOWN: &str = "shutdown";
+    /// The gadget produced all it will (a snapshot).
+    pub const DONE: &str = "done";
 }
 
 /// Describes the gadget and the fields every event carries.

@@ -46,6 +46,18 @@ pub mod options {
     pub const FOLLOW: &str = "follow";
     /// `t` (`Logs`): only entries from this time on (microseconds since the epoch).
     pub const SINCE_US: &str = "since-us";
+    /// `t`: toppers print every this many milliseconds (default 1000);
+    /// profilers also print this often (default: only when stopped).
+    pub const INTERVAL_MS: &str = "interval-ms";
+    /// `s`: sort order of toppers and snapshots, `FIELD[,-FIELD]`.
+    pub const SORT: &str = "sort";
+    /// `u`: at most this many rows per table.
+    pub const MAX_ROWS: &str = "max-rows";
+    /// `b`: network snapshotters iterate every network namespace of the host.
+    pub const ALL_NETNS: &str = "all-netns";
+    /// `at`: network snapshotters and socket filters look at exactly these
+    /// network namespaces (inodes, e.g. the selected containers').
+    pub const NETNS_IDS: &str = "netns-ids";
 }
 
 /// Container selection keys of the `options` dictionary (docs/containers.md).

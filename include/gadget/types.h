@@ -39,6 +39,11 @@ typedef char gadget_comm[TASK_COMM_LEN];
 typedef __u32 gadget_ifindex;
 /* A '\0'-separated argument list (e.g. argv), printed as a list of strings. */
 typedef char gadget_arglist;
+/* A kernel stack id from gadget_get_kernel_stack() (gadget/stacks.h),
+ * printed with a list of kernel symbols. */
+typedef __s32 gadget_kernel_stack;
+/* A DNS name in wire format (length-prefixed labels), printed dotted. */
+typedef char gadget_dnsname;
 
 union gadget_ip_addr_t {
 	__u8 v6[16];

@@ -9,18 +9,25 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use super::enrich::{self, Enricher, NsKind};
-use super::layout::{FieldKind, Layout};
+use super::layout::{FieldKind, Layout, Semantic};
+use super::names;
 use super::walltime;
+
+/// (key, kind, offset, companion key).
+type CompiledField = (Vec<u8>, FieldKind, usize, Option<Vec<u8>>);
 
 pub struct Decoder {
     size: usize,
-    /// (`,"name":` with `{` instead of `,` for the first field, kind, offset)
-    fields: Vec<(Vec<u8>, FieldKind, usize)>,
+    /// (`,"name":` with `{` instead of `,` for the first field, kind, offset,
+    /// `,"name_name":` for semantic numbers that also print as a name)
+    fields: Vec<CompiledField>,
     clock: walltime::BootClock,
     /// The field followed by container fields, and who provides them.
     enriched: Option<(usize, NsKind)>,
     enricher: Option<Arc<dyn Enricher>>,
     empty_enrichment: Vec<u8>,
+    /// For `gadget_kernel_stack` fields.
+    stacks: Option<Arc<super::stacks::KernelStacks>>,
 }
 
 /// The event is shorter than its type: counted, never decoded from garbage.
@@ -41,7 +48,13 @@ impl Decoder {
                 key.push(if i == 0 { b'{' } else { b',' });
                 write_json_str(&mut key, f.name.as_bytes());
                 key.push(b':');
-                (key, f.kind.clone(), f.offset)
+                let companion = f.kind.companion_suffix().map(|suffix| {
+                    let mut k = vec![b','];
+                    write_json_str(&mut k, format!("{}{suffix}", f.name).as_bytes());
+                    k.push(b':');
+                    k
+                });
+                (key, f.kind.clone(), f.offset, companion)
             })
             .collect();
         Decoder {
@@ -51,7 +64,14 @@ impl Decoder {
             enriched: enrich::enriched_field(layout),
             enricher: None,
             empty_enrichment: enrich::empty_fragment(),
+            stacks: None,
         }
+    }
+
+    /// Resolves `gadget_kernel_stack` fields through the gadget's stack map.
+    pub fn with_stacks(mut self, stacks: Option<Arc<super::stacks::KernelStacks>>) -> Decoder {
+        self.stacks = stacks;
+        self
     }
 
     /// Container fields after the namespace field come from `enricher`.
@@ -71,15 +91,7 @@ impl Decoder {
         if self.fields.is_empty() {
             out.push(b'{');
         }
-        for (i, (key, kind, offset)) in self.fields.iter().enumerate() {
-            out.extend_from_slice(key);
-            self.write_value(kind, &data[*offset..], out);
-            if let Some((at, ns)) = self.enriched
-                && at == i
-            {
-                self.write_enrichment(ns, &data[*offset..], out);
-            }
-        }
+        self.write_fields(data, out);
         out.extend_from_slice(b"}\n");
         Ok(())
     }
@@ -94,6 +106,39 @@ impl Decoder {
             (Some(e), NsKind::Mnt) => e.mntns(id, out),
             (Some(e), NsKind::Net) => e.netns(id, out),
             (None, _) => out.extend_from_slice(&self.empty_enrichment),
+        }
+    }
+
+    /// Size of the struct this decoder reads.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Appends the fields as `"a":1,"b":2` (the first key starts with `{`);
+    /// `data` must be at least [`Decoder::size`] bytes.
+    pub fn write_fields(&self, data: &[u8], out: &mut Vec<u8>) {
+        for (i, (key, kind, offset, companion)) in self.fields.iter().enumerate() {
+            out.extend_from_slice(key);
+            let d = &data[*offset..];
+            self.write_value(kind, d, out);
+            if let Some(ckey) = companion {
+                out.extend_from_slice(ckey);
+                write_companion(kind, d, out, self.stacks.as_deref());
+            }
+            if let Some((at, ns)) = self.enriched
+                && at == i
+            {
+                self.write_enrichment(ns, d, out);
+            }
+        }
+    }
+
+    /// Like [`Decoder::write_fields`], but continuing an object: the first key starts with `,`.
+    pub fn write_more_fields(&self, data: &[u8], out: &mut Vec<u8>) {
+        let at = out.len();
+        self.write_fields(data, out);
+        if out.len() > at && out[at] == b'{' {
+            out[at] = b',';
         }
     }
 
@@ -135,6 +180,9 @@ impl Decoder {
                 }
             }
             FieldKind::Str { len } => write_json_str(out, until_nul(&d[..*len])),
+            FieldKind::DnsName { len } => {
+                write_json_str(out, names::dns_name(&d[..*len]).as_bytes())
+            }
             FieldKind::ArgList { len } => {
                 out.push(b'[');
                 let args = trim_trailing_nuls(&d[..*len]);
@@ -152,6 +200,7 @@ impl Decoder {
                 size,
                 signed,
                 names,
+                ..
             } => {
                 let v = match read_int(d, *size, *signed) {
                     IntValue::Signed(v) => v,
@@ -159,7 +208,14 @@ impl Decoder {
                 };
                 match names.iter().find(|(n, _)| *n == v) {
                     Some((_, name)) => write_json_str(out, name.as_bytes()),
-                    None => write_int(out, IntValue::Signed(v)),
+                    None => {
+                        let mut text = String::new();
+                        if names::enum_value(names, v, &mut text) {
+                            write_json_str(out, text.as_bytes());
+                        } else {
+                            write_int(out, IntValue::Signed(v));
+                        }
+                    }
                 }
             }
             FieldKind::IntArray {
@@ -211,6 +267,40 @@ impl Decoder {
                 out.push(b'"');
             }
         }
+    }
+}
+
+/// The name printed beside a semantic number (`"ret_name":"ENOENT"`).
+fn write_companion(
+    kind: &FieldKind,
+    d: &[u8],
+    out: &mut Vec<u8>,
+    stacks: Option<&super::stacks::KernelStacks>,
+) {
+    let FieldKind::Int {
+        size,
+        signed,
+        semantic,
+    } = kind
+    else {
+        return;
+    };
+    let v = match read_int(d, *size, *signed) {
+        IntValue::Signed(v) => v,
+        IntValue::Unsigned(v) => v as i64,
+    };
+    match semantic {
+        Semantic::Errno => write_json_str(out, names::errno(v).as_bytes()),
+        Semantic::Signal => write_json_str(out, names::signal(v as u64).as_bytes()),
+        Semantic::Syscall => write_json_str(out, names::syscall(v as u64).as_bytes()),
+        Semantic::Uid => write_json_str(out, names::user(v as u64).as_bytes()),
+        Semantic::Gid => write_json_str(out, names::group(v as u64).as_bytes()),
+        Semantic::Ifindex => write_json_str(out, names::interface(v as u64).as_bytes()),
+        Semantic::KernelStack => match stacks {
+            Some(s) => s.write_json(v, out),
+            None => out.extend_from_slice(b"[]"),
+        },
+        _ => out.extend_from_slice(b"null"),
     }
 }
 
@@ -314,7 +404,7 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::layout::{FieldLayout, Semantic};
+    use crate::runtime::layout::FieldLayout;
 
     fn field(name: &str, offset: usize, kind: FieldKind) -> FieldLayout {
         FieldLayout {
@@ -356,6 +446,7 @@ mod tests {
                         size: 4,
                         signed: false,
                         names: vec![(1, "OPEN".into()), (2, "EXEC".into())],
+                        type_name: "ev_kind".into(),
                     },
                 ),
                 field("args", 20, FieldKind::ArgList { len: 12 }),

@@ -40,7 +40,11 @@ pub struct ColumnDef {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParamDef {
+    /// The `const volatile` variable.
     pub key: String,
+    /// The flag users type (`--NAME`); default: the key.
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]

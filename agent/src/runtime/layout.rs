@@ -49,10 +49,16 @@ pub enum FieldKind {
     ArgList {
         len: usize,
     },
+    /// `gadget_dnsname[N]`: a DNS name in wire format, printed dotted.
+    DnsName {
+        len: usize,
+    },
     Enum {
         size: u8,
         signed: bool,
         names: Vec<(i64, String)>,
+        /// The enum's name: a kernel enum's members come from the running kernel.
+        type_name: String,
     },
     IntArray {
         elem_size: u8,
@@ -78,6 +84,8 @@ pub enum Semantic {
     Signal,
     Syscall,
     Ifindex,
+    /// A stack id into `gadget_kernel_stacks`.
+    KernelStack,
 }
 
 impl FieldKind {
@@ -98,6 +106,7 @@ impl FieldKind {
                 Semantic::Signal => "signal".into(),
                 Semantic::Syscall => "syscall".into(),
                 Semantic::Ifindex => "ifindex".into(),
+                Semantic::KernelStack => "kernel_stack".into(),
                 Semantic::None => {
                     format!("{}{}", if *signed { "i" } else { "u" }, *size as u32 * 8)
                 }
@@ -107,6 +116,7 @@ impl FieldKind {
             FieldKind::Bits { signed, .. } => if *signed { "i64" } else { "u64" }.into(),
             FieldKind::Str { .. } => "string".into(),
             FieldKind::ArgList { .. } => "list".into(),
+            FieldKind::DnsName { .. } => "string".into(),
             FieldKind::Enum { .. } => "enum".into(),
             FieldKind::IntArray { .. } => "array".into(),
             FieldKind::Pointer => "pointer".into(),
@@ -122,7 +132,7 @@ impl FieldKind {
             FieldKind::Int { size, semantic, .. } => match semantic {
                 Semantic::Pid | Semantic::Uid | Semantic::Gid => 7,
                 Semantic::Errno | Semantic::Signal => 8,
-                Semantic::Syscall | Semantic::Ifindex => 10,
+                Semantic::Syscall | Semantic::Ifindex | Semantic::KernelStack => 10,
                 Semantic::MntnsId | Semantic::NetnsId => 10,
                 Semantic::None => [3, 5, 0, 10, 0, 0, 0, 20][*size as usize - 1].max(3),
             },
@@ -131,6 +141,7 @@ impl FieldKind {
             FieldKind::Bits { .. } => 6,
             FieldKind::Str { len } => (*len as u32).clamp(4, 32),
             FieldKind::ArgList { .. } => 40,
+            FieldKind::DnsName { .. } => 32,
             FieldKind::Enum { names, .. } => names
                 .iter()
                 .map(|(_, n)| n.len() as u32)
@@ -142,6 +153,27 @@ impl FieldKind {
             FieldKind::Timestamp => 30,
             FieldKind::L3Endpoint => 16,
             FieldKind::L4Endpoint => 22,
+        }
+    }
+
+    /// Semantic numbers also print as a name, in a field named `<field><suffix>`.
+    pub fn companion_suffix(&self) -> Option<&'static str> {
+        match self {
+            FieldKind::Int {
+                semantic:
+                    Semantic::Errno
+                    | Semantic::Signal
+                    | Semantic::Syscall
+                    | Semantic::Uid
+                    | Semantic::Gid
+                    | Semantic::Ifindex,
+                ..
+            } => Some("_name"),
+            FieldKind::Int {
+                semantic: Semantic::KernelStack,
+                ..
+            } => Some("_syms"),
+            _ => None,
         }
     }
 
@@ -188,11 +220,92 @@ pub fn build(btf: &Btf, type_id: u32) -> Result<Layout> {
             f.name.push('_');
         }
     }
+    use_kernel_enums(&mut fields);
     Ok(Layout {
         type_name: name_of(btf, s),
         size: s.size(),
         fields,
     })
+}
+
+/// Kernel enums (`skb_drop_reason`, ...) renumber between kernels: take their
+/// members from the running kernel's BTF, not from the `vmlinux.h` the gadget
+/// was compiled against. The gadget's own enums stay as they are.
+fn use_kernel_enums(fields: &mut [FieldLayout]) {
+    let wanted: Vec<String> = fields
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FieldKind::Enum { type_name, .. } if !type_name.is_empty() => Some(type_name.clone()),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let kernel = super::kernel_enums::lookup(&refs);
+    for f in fields {
+        if let FieldKind::Enum {
+            type_name, names, ..
+        } = &mut f.kind
+            && let Some(k) = kernel.get(type_name.as_str())
+        {
+            *names = k.clone();
+        }
+    }
+}
+
+/// Like [`build`], but a scalar type (a map key such as `__u32 pid`) becomes
+/// one field named `scalar_name`.
+pub fn build_or_scalar(btf: &Btf, type_id: u32, scalar_name: &str) -> Result<Layout> {
+    let (ty, _) = resolve(btf, type_id)?;
+    if let Type::Struct(_) = ty {
+        return build(btf, type_id);
+    }
+    let size = match &ty {
+        Type::Int(i) => i.size(),
+        Type::Enum(e) => e.size(),
+        Type::Array(_) => 0,
+        other => {
+            return Err(unsupported(
+                scalar_name,
+                format!(
+                    "map keys and values must be structs or integers, found {}",
+                    other.name()
+                ),
+            ));
+        }
+    };
+    match classify(btf, type_id, scalar_name)? {
+        Classified::Leaf(kind) => {
+            let mut one = [FieldLayout {
+                name: scalar_name.into(),
+                offset: 0,
+                kind,
+            }];
+            use_kernel_enums(&mut one);
+            let [FieldLayout { kind, .. }] = one;
+            let size = match &kind {
+                FieldKind::Str { len }
+                | FieldKind::ArgList { len }
+                | FieldKind::DnsName { len } => *len,
+                FieldKind::IntArray {
+                    elem_size, count, ..
+                } => *elem_size as usize * count,
+                _ => size,
+            };
+            Ok(Layout {
+                type_name: scalar_name.into(),
+                size,
+                fields: vec![FieldLayout {
+                    name: scalar_name.into(),
+                    offset: 0,
+                    kind,
+                }],
+            })
+        }
+        Classified::Nested(_) => build(btf, type_id),
+    }
 }
 
 /// Skips modifiers and typedefs, returning the concrete type and the first
@@ -298,6 +411,7 @@ fn semantic_of(typedef: Option<&str>) -> Semantic {
         Some("gadget_signal") => Semantic::Signal,
         Some("gadget_syscall") => Semantic::Syscall,
         Some("gadget_ifindex") => Semantic::Ifindex,
+        Some("gadget_kernel_stack") => Semantic::KernelStack,
         _ => Semantic::None,
     }
 }
@@ -336,6 +450,7 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
         Type::Enum(e) => FieldKind::Enum {
             size: e.size() as u8,
             signed: e.is_signed(),
+            type_name: name_of(btf, &e),
             names: e
                 .members
                 .iter()
@@ -352,6 +467,7 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
         Type::Enum64(e) => FieldKind::Enum {
             size: e.size() as u8,
             signed: e.is_signed(),
+            type_name: name_of(btf, &e),
             names: e
                 .members
                 .iter()
@@ -370,6 +486,11 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                     if i.size() == 1 && elem_typedef.as_deref() == Some("gadget_arglist") =>
                 {
                     FieldKind::ArgList { len: count }
+                }
+                Type::Int(i)
+                    if i.size() == 1 && elem_typedef.as_deref() == Some("gadget_dnsname") =>
+                {
+                    FieldKind::DnsName { len: count }
                 }
                 Type::Int(i) if i.size() == 1 && (i.is_char() || !i.is_signed()) => {
                     FieldKind::Str { len: count }

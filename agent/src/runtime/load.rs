@@ -10,8 +10,10 @@
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{
-    FEntry, FExit, KProbe, RawTracePoint, SocketFilter, TracePoint, UProbe, uprobe::UProbeScope,
+    FEntry, FExit, KProbe, PerfEvent, RawTracePoint, SocketFilter, TracePoint, UProbe,
+    uprobe::UProbeScope,
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -24,7 +26,7 @@ use super::object::{GadgetObject, ProgramDef};
 /// agent's lifetime: [`release_kernel_btf`] drops it once a gadget is attached.
 static KERNEL_BTF: Mutex<Option<Arc<Btf>>> = Mutex::new(None);
 
-fn kernel_btf() -> Option<Arc<Btf>> {
+pub(crate) fn kernel_btf() -> Option<Arc<Btf>> {
     let mut cached = KERNEL_BTF.lock().unwrap_or_else(|p| p.into_inner());
     if cached.is_none() {
         *cached = Btf::from_sys_fs().ok().map(Arc::new);
@@ -109,12 +111,25 @@ pub struct Attachments {
 
 /// Loads and attaches every program of the object.
 pub fn attach_all(ebpf: &mut Ebpf, obj: &GadgetObject) -> Result<Attachments> {
+    attach_all_in(ebpf, obj, None)
+}
+
+/// Like [`attach_all`], with socket filters on a packet socket of the
+/// network namespace `netns` (an open `/proc/PID/ns/net`) instead of the agent's.
+pub fn attach_all_in(
+    ebpf: &mut Ebpf,
+    obj: &GadgetObject,
+    netns: Option<&std::fs::File>,
+) -> Result<Attachments> {
     let mut att = Attachments::default();
+    let sample_hz = sample_hz(obj);
     for prog in &obj.programs {
-        attach_one(ebpf, prog, &mut att).map_err(|reason| GadgetError::Program {
-            program: prog.name.clone(),
-            section: prog.section.clone(),
-            reason,
+        attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
+            GadgetError::Program {
+                program: prog.name.clone(),
+                section: prog.section.clone(),
+                reason,
+            }
         })?;
     }
     Ok(att)
@@ -123,14 +138,22 @@ pub fn attach_all(ebpf: &mut Ebpf, obj: &GadgetObject) -> Result<Attachments> {
 /// How a section name says to attach.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AttachPoint<'s> {
-    TracePoint { category: &'s str, name: &'s str },
+    TracePoint {
+        category: &'s str,
+        name: &'s str,
+    },
     RawTracePoint(&'s str),
     KProbe(&'s str),
-    UProbe { target: &'s str, symbol: &'s str },
+    UProbe {
+        target: &'s str,
+        symbol: &'s str,
+    },
     FEntry(&'s str),
     FExit(&'s str),
     SocketFilter,
     Iter(&'s str),
+    /// Sampling on every CPU (software CPU clock).
+    PerfEvent,
 }
 
 pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, String> {
@@ -156,6 +179,7 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
         "fexit" if !rest.is_empty() => AttachPoint::FExit(rest),
         "socket" | "socket_filter" => AttachPoint::SocketFilter,
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
+        "perf_event" => AttachPoint::PerfEvent,
         _ => {
             return Err(format!(
                 "section `{section}` is not a program type gadgetd can attach"
@@ -172,10 +196,22 @@ fn program_err(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Sampling rate of `perf_event` programs: `GADGET_SAMPLE_HZ(n)` (gadget/macros.h), default 49 Hz.
+fn sample_hz(obj: &GadgetObject) -> u64 {
+    obj.rodata
+        .get("gadget_sample_hz")
+        .and_then(|v| obj.rodata_bytes.get(v.offset..v.offset + 4))
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as u64)
+        .filter(|&hz| hz > 0)
+        .unwrap_or(49)
+}
+
 fn attach_one(
     ebpf: &mut Ebpf,
     prog: &ProgramDef,
     att: &mut Attachments,
+    netns: Option<&std::fs::File>,
+    sample_hz: u64,
 ) -> std::result::Result<(), String> {
     let point = attach_point(&prog.section)?;
     let kbtf = kernel_btf();
@@ -238,17 +274,47 @@ fn attach_one(
         AttachPoint::SocketFilter => {
             let p: &mut SocketFilter = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            let sock = packet_socket().map_err(|x| format!("opening a packet socket: {x}"))?;
+            let sock = match netns {
+                None => packet_socket(),
+                Some(ns) => packet_socket_in(ns),
+            }
+            .map_err(|x| format!("opening a packet socket: {x}"))?;
             p.attach(&sock).map_err(|x| e(&x))?;
             att.sockets.push(sock);
         }
-        AttachPoint::Iter(kind) => {
-            return Err(format!(
-                "iter/{kind} programs are snapshotters, which this gadgetd cannot run yet"
-            ));
+        // Snapshotters load and run their iterators themselves (snapshot.rs).
+        AttachPoint::Iter(_) => {}
+        AttachPoint::PerfEvent => {
+            let p: &mut PerfEvent = program.try_into().map_err(|x| e(&x))?;
+            p.load().map_err(|x| e(&x))?;
+            let cpus = aya::util::online_cpus().map_err(|(path, err)| format!("{path}: {err}"))?;
+            for cpu in cpus {
+                p.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(sample_hz),
+                    false,
+                )
+                .map_err(|x| format!("sampling on CPU {cpu}: {}", e(&x)))?;
+            }
         }
     }
     Ok(())
+}
+
+/// A packet socket of another network namespace: a socket belongs to the
+/// namespace it was created in, so create it from a thread that joined it.
+fn packet_socket_in(netns: &std::fs::File) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            packet_socket()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
+    })
 }
 
 /// A raw packet socket seeing every packet of the agent's network namespace.

@@ -57,6 +57,7 @@ pub struct RodataVar {
 /// Kernel map type numbers used by the classifier.
 pub mod map_type {
     pub const HASH: u32 = 1;
+    pub const LRU_HASH: u32 = 9;
     pub const PERF_EVENT_ARRAY: u32 = 4;
     pub const PERCPU_ARRAY: u32 = 6;
     pub const RINGBUF: u32 = 27;

@@ -11,7 +11,10 @@ use super::object::{GadgetObject, name_of};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParamSpec {
+    /// The flag name (`--NAME`): the definition's `name`, else the variable's.
     pub name: String,
+    /// The `const volatile` variable it sets.
+    pub key: String,
     pub kind: ParamKind,
     /// The default, as a user would type it.
     pub default: String,
@@ -64,7 +67,10 @@ pub fn specs(obj: &GadgetObject, def: &Definition) -> Result<Vec<ParamSpec>> {
             possible_values = names.iter().map(|(_, n)| n.clone()).collect();
         }
         out.push(ParamSpec {
-            name: var.name.clone(),
+            name: pdef
+                .and_then(|p| p.name.clone())
+                .unwrap_or_else(|| var.name.clone()),
+            key: var.name.clone(),
             default: pdef.and_then(|p| p.default.clone()).unwrap_or(default),
             description: pdef.and_then(|p| p.description.clone()).unwrap_or_default(),
             possible_values,
@@ -100,8 +106,21 @@ fn param_kind(obj: &GadgetObject, type_id: u32, name: &str) -> Result<ParamKind>
                 });
             }
             Type::Array(a) => {
-                let elem = a.get_type_id().unwrap_or(0);
-                return match obj.btf.resolve_type_by_id(elem).map_err(btf_err)? {
+                let mut elem = obj
+                    .btf
+                    .resolve_type_by_id(a.get_type_id().unwrap_or(0))
+                    .map_err(btf_err)?;
+                // `const volatile char x[N]`: the qualifiers sit on the element type.
+                loop {
+                    elem = match &elem {
+                        Type::Const(t) | Type::Volatile(t) => {
+                            obj.btf.resolve_chained_type(t).map_err(btf_err)?
+                        }
+                        Type::Typedef(t) => obj.btf.resolve_chained_type(t).map_err(btf_err)?,
+                        _ => break,
+                    };
+                }
+                return match elem {
                     Type::Int(i) if i.size() == 1 => Ok(ParamKind::String { len: a.len() }),
                     _ => Err(GadgetError::Param {
                         name: name.into(),
@@ -217,6 +236,7 @@ mod tests {
     fn spec(kind: ParamKind) -> ParamSpec {
         ParamSpec {
             name: "p".into(),
+            key: "p".into(),
             kind,
             default: String::new(),
             description: String::new(),

@@ -34,6 +34,8 @@ pub struct Batch {
     pub lost: u64,
     /// Records too short for the event type (counted, not decoded).
     pub malformed: u64,
+    /// The gadget has produced all it will (a snapshot was taken): end the run.
+    pub finished: bool,
 }
 
 enum Source {
@@ -122,35 +124,37 @@ impl EventReader {
 
     /// Waits until a buffer is readable or the drain tick fires.
     pub async fn wait(&mut self) {
+        poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    /// Polling form of [`EventReader::wait`], to wait on several readers at once.
+    pub fn poll_wait(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let EventReader { source, tick, .. } = self;
-        poll_fn(|cx| {
-            let mut ready = false;
-            match source {
-                Source::Ring { ring, .. } => {
-                    if let Poll::Ready(Ok(mut guard)) = ring.poll_read_ready(cx) {
+        let mut ready = false;
+        match source {
+            Source::Ring { ring, .. } => {
+                if let Poll::Ready(Ok(mut guard)) = ring.poll_read_ready(cx) {
+                    guard.clear_ready();
+                    ready = true;
+                }
+            }
+            Source::Perf { buffers, .. } => {
+                for b in buffers.iter() {
+                    if let Poll::Ready(Ok(mut guard)) = b.poll_read_ready(cx) {
                         guard.clear_ready();
                         ready = true;
                     }
                 }
-                Source::Perf { buffers, .. } => {
-                    for b in buffers.iter() {
-                        if let Poll::Ready(Ok(mut guard)) = b.poll_read_ready(cx) {
-                            guard.clear_ready();
-                            ready = true;
-                        }
-                    }
-                }
             }
-            if tick.poll_tick(cx).is_ready() {
-                ready = true;
-            }
-            if ready {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
+        }
+        if tick.poll_tick(cx).is_ready() {
+            ready = true;
+        }
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Decodes what is buffered (up to a batch) into `out` as JSON lines.

@@ -153,6 +153,7 @@ struct ParsedOptions {
     detach: bool,
     /// sha256 of the stored object of a detached run (state database).
     object: Option<String>,
+    kinds: super::kind_options::KindOptions,
 }
 
 fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
@@ -162,8 +163,12 @@ fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOption
         containers: crate::containers::Selector::default(),
         detach: false,
         object: None,
+        kinds: Default::default(),
     };
     for (key, value) in opts {
+        if out.kinds.accept(key, value)? {
+            continue;
+        }
         match key.as_str() {
             options::TIMEOUT_MS => {
                 let ms = u64::try_from(value).map_err(|_| {
@@ -234,7 +239,7 @@ impl Manager {
             fields: gadget.fields(),
         };
         let filter = crate::containers::filter::plan(&self.agent.containers, opts.containers);
-        let run_opts = RunOptions {
+        let mut run_opts = RunOptions {
             params: params.clone(),
             mntns_filter: filter.as_ref().map(|p| p.initial.clone()),
             enricher: Some(crate::runtime::enrich::SharedEnricher(
@@ -242,6 +247,7 @@ impl Manager {
             )),
             ..RunOptions::default()
         };
+        opts.kinds.apply(&mut run_opts);
         let started = std::time::Instant::now();
         let running = tokio::task::spawn_blocking(move || gadget.start(&run_opts))
             .await

@@ -8,6 +8,8 @@ pub mod bus;
 pub mod containers;
 pub mod detached;
 pub mod lifecycle;
+pub mod describe;
+pub mod kind_options;
 pub mod listen;
 pub mod logs;
 pub mod manager;
@@ -130,6 +132,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, crate::images::interface::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, describe::Gadgets { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await
@@ -156,6 +159,12 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         .serve_at(
             names::MANAGER_PATH,
             crate::images::interface::Images::new(&agent, agent.images()),
+        )?
+        .serve_at(
+            names::MANAGER_PATH,
+            describe::Gadgets {
+                agent: agent.clone(),
+            },
         )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()

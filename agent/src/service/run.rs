@@ -252,6 +252,9 @@ async fn pump(
                         cause: LostCause::Kernel,
                     });
                 }
+                if batch.finished {
+                    break stream::reason::DONE;
+                }
                 if !handle.detached && fanout.was_abandoned() {
                     break "client disconnected";
                 }
@@ -282,8 +285,8 @@ async fn pump(
     };
     // Drain what the kernel already produced, then count final losses.
     let mut tail = Vec::new();
-    let batch = tokio::time::timeout(Duration::from_millis(1), running.next_batch(&mut tail)).await;
-    if let Ok(batch) = batch {
+    {
+        let batch = running.drain_final(&mut tail);
         handle
             .events_seen
             .fetch_add(batch.events, Ordering::Relaxed);

@@ -1,0 +1,252 @@
+//! The gadget kinds besides tracers, found by convention (design.md):
+//! `iter/*` programs with `gadget_iter_type` are snapshotters, `stats_*`
+//! hash maps are toppers, `hist_*` hash maps are profilers. Each finder is
+//! object in, descriptions out; nothing here touches the kernel.
+
+use btf_rs::{BtfType, Type};
+
+use super::error::{GadgetError, Result};
+use super::object::{GadgetObject, datasec_vars, map_type, name_of};
+
+/// Iterator programs and the struct each row has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshotter {
+    /// (program name, iterator type such as `task` or `tcp`).
+    pub programs: Vec<(String, String)>,
+    /// BTF id of the row struct (`gadget_iter_type`).
+    pub row_type: u32,
+}
+
+impl Snapshotter {
+    /// Network iterators run once per network namespace and tag rows with it.
+    pub fn per_netns(&self) -> bool {
+        self.programs.iter().any(|(_, k)| is_net_iter(k))
+    }
+}
+
+pub fn is_net_iter(kind: &str) -> bool {
+    matches!(kind, "tcp" | "udp" | "unix" | "netlink" | "ipv6_route")
+}
+
+/// A `stats_*` hash map: one row per key, re-read every interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topper {
+    pub name: String,
+    pub map: String,
+    pub key_type: u32,
+    pub value_type: u32,
+    /// Entries are deleted after each read unless the gadget says `GADGET_STATS_KEEP()`.
+    pub clear: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    /// Slot `n` counts values in `[2^n, 2^(n+1))` (slot 0: `[0, 1]`).
+    Log2,
+    /// Slot `n` counts values in `[n*step, (n+1)*step)`.
+    Linear { step: u64 },
+}
+
+/// A `hist_*` hash map: slot → count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profiler {
+    pub name: String,
+    pub map: String,
+    pub scale: Scale,
+    pub unit: String,
+    pub value_size: usize,
+}
+
+fn btf_err(e: impl std::fmt::Display) -> GadgetError {
+    GadgetError::Btf(e.to_string())
+}
+
+fn conv(map: &str, reason: impl Into<String>) -> GadgetError {
+    GadgetError::MapConvention {
+        map: map.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `iter/<kind>` programs, with the row type named by `gadget_iter_type`.
+pub fn snapshotter(obj: &GadgetObject) -> Result<Option<Snapshotter>> {
+    let programs: Vec<(String, String)> = obj
+        .programs
+        .iter()
+        .filter_map(|p| {
+            p.section
+                .strip_prefix("iter/")
+                .map(|k| (p.name.clone(), k.to_string()))
+        })
+        .collect();
+    if programs.is_empty() {
+        return Ok(None);
+    }
+    for (prog, kind) in &programs {
+        if kind == "bpf_map_elem" {
+            return Err(GadgetError::Program {
+                program: prog.clone(),
+                section: format!("iter/{kind}"),
+                reason: "map element iterators are not supported (they run relative to one map)"
+                    .into(),
+            });
+        }
+    }
+    let row_type = iter_type(obj)?.ok_or_else(|| GadgetError::Program {
+        program: programs[0].0.clone(),
+        section: format!("iter/{}", programs[0].1),
+        reason: "an iterator gadget must declare its row type: `GADGET_ITER_TYPE(struct row);` (a global `const struct row *gadget_iter_type`)".into(),
+    })?;
+    Ok(Some(Snapshotter { programs, row_type }))
+}
+
+/// The struct behind the `gadget_iter_type` global, in whatever section clang put it.
+fn iter_type(obj: &GadgetObject) -> Result<Option<u32>> {
+    for section in [".bss", ".data", ".rodata"] {
+        for (name, ty) in datasec_vars(&obj.btf, section)? {
+            if name != "gadget_iter_type" {
+                continue;
+            }
+            let mut id = ty;
+            for _ in 0..16 {
+                let t = obj.btf.resolve_type_by_id(id).map_err(btf_err)?;
+                id = match &t {
+                    Type::Ptr(p) => p.get_type_id().ok_or_else(|| btf_err("PTR without type"))?,
+                    Type::Const(c) | Type::Volatile(c) => c
+                        .get_type_id()
+                        .ok_or_else(|| btf_err("modifier without type"))?,
+                    Type::Typedef(td) => td
+                        .get_type_id()
+                        .ok_or_else(|| btf_err("typedef without type"))?,
+                    Type::Struct(_) => return Ok(Some(id)),
+                    other => {
+                        return Err(GadgetError::UnsupportedType {
+                            field: "gadget_iter_type".into(),
+                            reason: format!("must point to a struct, found {}", other.name()),
+                        });
+                    }
+                };
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn hash_map_types(obj: &GadgetObject, name: &str, what: &str) -> Result<(u32, u32)> {
+    let map = obj.map(name).expect("name comes from obj.maps");
+    if ![map_type::HASH, map_type::LRU_HASH].contains(&map.map_type) {
+        return Err(conv(
+            name,
+            format!(
+                "{what} maps must be BPF_MAP_TYPE_HASH or BPF_MAP_TYPE_LRU_HASH, this one is {}",
+                map_type::name(map.map_type)
+            ),
+        ));
+    }
+    let key = map
+        .key_type
+        .ok_or_else(|| conv(name, "needs `__type(key, ...)` so its keys can be decoded"))?;
+    let value = map.value_type.ok_or_else(|| {
+        conv(
+            name,
+            "needs `__type(value, ...)` so its values can be decoded",
+        )
+    })?;
+    Ok((key, value))
+}
+
+/// `stats_*` hash maps.
+pub fn toppers(obj: &GadgetObject) -> Result<Vec<Topper>> {
+    let keep = obj.globals.iter().any(|g| g == "gadget_stats_keep");
+    let mut out = Vec::new();
+    for map in obj.maps.iter().filter(|m| m.name.starts_with("stats_")) {
+        let (key_type, value_type) = hash_map_types(obj, &map.name, "topper (stats_)")?;
+        out.push(Topper {
+            name: map.name.trim_start_matches("stats_").to_string(),
+            map: map.name.clone(),
+            key_type,
+            value_type,
+            clear: !keep,
+        });
+    }
+    Ok(out)
+}
+
+/// `hist_*` hash maps with a `gadget_hist_log2` / `gadget_hist_linear` slot key.
+pub fn profilers(obj: &GadgetObject) -> Result<Vec<Profiler>> {
+    let mut out = Vec::new();
+    for map in obj.maps.iter().filter(|m| m.name.starts_with("hist_")) {
+        let (key, value) = hash_map_types(obj, &map.name, "profiler (hist_)")?;
+        let name = map.name.trim_start_matches("hist_").to_string();
+        let key_name = match obj.btf.resolve_type_by_id(key).map_err(btf_err)? {
+            Type::Typedef(t) => name_of(&obj.btf, &t),
+            other => other.name().to_string(),
+        };
+        let scale = match key_name.as_str() {
+            "gadget_hist_log2" => Scale::Log2,
+            "gadget_hist_linear" => Scale::Linear {
+                step: rodata_u64(obj, &format!("gadget_hist_{name}_step"))
+                    .unwrap_or(1)
+                    .max(1),
+            },
+            other => {
+                return Err(conv(
+                    &map.name,
+                    format!(
+                        "a histogram's key must be a `gadget_hist_log2` or `gadget_hist_linear` slot number (gadget/histogram.h), found `{other}`"
+                    ),
+                ));
+            }
+        };
+        let value_size = match int_size(obj, value)? {
+            Some(s @ (4 | 8)) => s,
+            _ => {
+                return Err(conv(
+                    &map.name,
+                    "a histogram's value must be a __u32 or __u64 count",
+                ));
+            }
+        };
+        let unit =
+            rodata_str(obj, &format!("gadget_hist_{name}_unit")).unwrap_or_else(|| "value".into());
+        out.push(Profiler {
+            name,
+            map: map.name.clone(),
+            scale,
+            unit,
+            value_size,
+        });
+    }
+    Ok(out)
+}
+
+fn int_size(obj: &GadgetObject, mut id: u32) -> Result<Option<usize>> {
+    for _ in 0..16 {
+        match obj.btf.resolve_type_by_id(id).map_err(btf_err)? {
+            Type::Typedef(t) => id = t.get_type_id().unwrap_or(0),
+            Type::Const(t) | Type::Volatile(t) => id = t.get_type_id().unwrap_or(0),
+            Type::Int(i) => return Ok(Some(i.size())),
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+fn rodata_raw<'a>(obj: &'a GadgetObject, name: &str) -> Option<&'a [u8]> {
+    let v = obj.rodata.get(name)?;
+    obj.rodata_bytes.get(v.offset..v.offset + v.size)
+}
+
+fn rodata_u64(obj: &GadgetObject, name: &str) -> Option<u64> {
+    let raw = rodata_raw(obj, name)?;
+    let mut b = [0u8; 8];
+    let n = raw.len().min(8);
+    b[..n].copy_from_slice(&raw[..n]);
+    Some(u64::from_le_bytes(b))
+}
+
+fn rodata_str(obj: &GadgetObject, name: &str) -> Option<String> {
+    let raw = rodata_raw(obj, name)?;
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+}

@@ -1,0 +1,71 @@
+//! Run options of the gadget kinds (toppers, profilers, snapshotters),
+//! parsed from the `a{sv}` options of `Run`/`RunObject`.
+
+use std::time::Duration;
+
+use gadgetd_dbus::types::options;
+use zbus::fdo;
+use zbus::zvariant::OwnedValue;
+
+use crate::runtime::RunOptions;
+
+/// Options for [`RunOptions`] beyond parameters.
+#[derive(Debug, Clone, Default)]
+pub struct KindOptions {
+    pub interval: Option<Duration>,
+    pub sort: Option<String>,
+    pub max_rows: Option<usize>,
+    pub all_netns: bool,
+    pub netns_ids: Option<Vec<u64>>,
+}
+
+impl KindOptions {
+    /// Takes `key` if it is one of ours; `Ok(false)` leaves it to the caller.
+    pub fn accept(&mut self, key: &str, value: &OwnedValue) -> fdo::Result<bool> {
+        let bad = |ty: &str| fdo::Error::InvalidArgs(format!("option {key} must be {ty}"));
+        match key {
+            options::INTERVAL_MS => {
+                let ms = u64::try_from(value).map_err(|_| bad("a u64 (t)"))?;
+                if ms == 0 {
+                    return Err(fdo::Error::InvalidArgs(format!(
+                        "option {key} must be at least 1 ms"
+                    )));
+                }
+                self.interval = Some(Duration::from_millis(ms));
+            }
+            options::SORT => {
+                let s: String = value
+                    .try_clone()
+                    .ok()
+                    .and_then(|v| String::try_from(v).ok())
+                    .ok_or_else(|| bad("a string (s)"))?;
+                self.sort = Some(s);
+            }
+            options::MAX_ROWS => {
+                let n = u32::try_from(value).map_err(|_| bad("a u32 (u)"))?;
+                self.max_rows = Some(n as usize);
+            }
+            options::ALL_NETNS => {
+                self.all_netns = bool::try_from(value).map_err(|_| bad("a boolean (b)"))?
+            }
+            options::NETNS_IDS => {
+                let ids: Vec<u64> = value
+                    .try_clone()
+                    .ok()
+                    .and_then(|v| Vec::<u64>::try_from(v).ok())
+                    .ok_or_else(|| bad("an array of u64 (at)"))?;
+                self.netns_ids = Some(ids);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub fn apply(&self, opts: &mut RunOptions) {
+        opts.interval = self.interval;
+        opts.sort = self.sort.clone();
+        opts.max_rows = self.max_rows;
+        opts.all_netns = self.all_netns;
+        opts.netns_ids = self.netns_ids.clone();
+    }
+}
