@@ -3,12 +3,16 @@
 mod build;
 mod containers;
 mod generate;
+mod histogram;
 mod images;
 mod output;
 mod progress;
 mod run_containers;
 mod run_detach;
 mod run_images;
+mod run_kinds;
+mod run_params;
+mod seccomp;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -130,10 +134,17 @@ struct RunArgs {
     images: run_images::RunImageArgs,
     #[command(flatten)]
     detach: run_detach::DetachArgs,
+    #[command(flatten)]
+    kinds: run_kinds::KindArgs,
+    #[command(flatten)]
+    gadget_params: run_params::ParamArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    if let Some(code) = run_params::gadget_help(<Cli as clap::CommandFactory>::command()).await {
+        return code;
+    }
     let cli = Cli::parse();
     match dispatch(cli).await {
         Ok(code) => code,
@@ -220,8 +231,9 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 }
 
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
-    let params = parse_params(&args.params)?;
+    let mut params = parse_params(&args.params)?;
     let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+    args.kinds.add_options(&mut opts);
     if let Some(t) = args.timeout {
         opts.insert(options::TIMEOUT_MS, Value::U64(t.as_millis() as u64));
     }
@@ -231,11 +243,20 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     args.containers.add_to(&mut opts);
     args.detach.apply(&mut opts);
     let mgr = manager(address).await?;
+    // Gadget parameters given as flags: typed from the gadget's description.
+    let flags: Vec<(String, String)>;
     let (path, fd) = if let Some(image) = run_images::image_of(&args.gadget) {
         if args.definition.is_some() {
             bail!("--definition applies to object files; an image carries its own definition");
         }
         run_images::ensure_local(address, image, args.images.pull).await?;
+        flags = if args.gadget_params.gadget_flags.is_empty() {
+            Vec::new()
+        } else {
+            let desc = run_params::describe_image(address, image).await?;
+            run_params::parse_flags(&desc, &args.gadget_params.gadget_flags)?
+        };
+        params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         mgr.run(image, params, opts).await?
     } else {
         let file = std::fs::File::open(&args.gadget)
@@ -249,6 +270,14 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", p.display()))?,
             None => String::new(),
         };
+        flags = if args.gadget_params.gadget_flags.is_empty() {
+            Vec::new()
+        } else {
+            let desc =
+                run_params::describe(mgr.inner().connection(), &args.gadget, &definition).await?;
+            run_params::parse_flags(&desc, &args.gadget_params.gadget_flags)?
+        };
+        params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         mgr.run_object(
             zbus::zvariant::Fd::from(file.as_fd()),
             &definition,
@@ -326,6 +355,7 @@ async fn stream_events(
                 );
             }
             Line::Control(Control::End(end)) => {
+                printer.finish(&mut out)?;
                 out.flush()?;
                 if end.events_lost > 0 {
                     eprintln!(

@@ -10,20 +10,81 @@ pub enum Format {
     Columns,
     Json,
     Jsonpretty,
+    /// A seccomp profile of the syscalls seen, when the run ends.
+    Seccomp,
 }
 
 pub struct Printer {
     format: Format,
     /// Visible fields in display order, with their widths.
     columns: Vec<Field>,
+    /// The column titles are printed before the first event (tracers) or
+    /// before every table (toppers, snapshots).
+    titles_printed: bool,
+    tables_printed: u64,
+    /// Profilers: events are histograms, printed as text.
+    histograms: bool,
+    /// Tables refresh in place on a terminal.
+    tty: bool,
+    seccomp: crate::seccomp::Profile,
 }
 
 impl Printer {
     pub fn new(format: Format) -> Printer {
+        use std::io::IsTerminal;
         Printer {
             format,
             columns: Vec::new(),
+            titles_printed: false,
+            tables_printed: 0,
+            histograms: false,
+            tty: std::io::stdout().is_terminal(),
+            seccomp: Default::default(),
         }
+    }
+
+    /// Output that needs the whole run (`-o seccomp`); call at the end line.
+    pub fn finish(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        if self.format == Format::Seccomp {
+            if !self.seccomp.has_syscall_fields() {
+                return Err(std::io::Error::other(
+                    "-o seccomp needs a gadget with a syscall field (gadget_syscall), such as advise_seccomp",
+                ));
+            }
+            serde_json::to_writer_pretty(&mut *out, &self.seccomp.render())?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn titles(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        let names: Vec<String> = self.columns.iter().map(|c| c.name.to_uppercase()).collect();
+        let cells: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.titles_printed = true;
+        self.row(&cells, out)
+    }
+
+    /// One table (a topper interval, a snapshot): refreshed in place on a terminal.
+    fn table(&mut self, rows: &[serde_json::Value], out: &mut impl Write) -> std::io::Result<()> {
+        if self.tables_printed > 0 {
+            if self.tty {
+                out.write_all(b"\x1b[H\x1b[2J")?;
+            } else {
+                out.write_all(b"\n")?;
+            }
+        }
+        self.tables_printed += 1;
+        self.titles(out)?;
+        for v in rows {
+            let cells: Vec<String> = self
+                .columns
+                .iter()
+                .map(|c| cell_text(v.get(&c.name)))
+                .collect();
+            let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+            self.row(&refs, out)?;
+        }
+        Ok(())
     }
 
     pub fn header(&mut self, header: &Header, out: &mut impl Write) -> std::io::Result<()> {
@@ -45,11 +106,9 @@ impl Printer {
             }
         }
         self.columns = columns;
-        if self.format == Format::Columns {
-            let names: Vec<String> = self.columns.iter().map(|c| c.name.to_uppercase()).collect();
-            let cells: Vec<&str> = names.iter().map(String::as_str).collect();
-            self.row(&cells, out)?;
-        }
+        self.histograms = header.fields.iter().any(|f| f.kind == "histogram");
+        self.seccomp.header(&header.fields);
+        let _ = out;
         Ok(())
     }
 
@@ -58,6 +117,12 @@ impl Printer {
             Format::Json => {
                 out.write_all(line)?;
                 out.write_all(b"\n")
+            }
+            Format::Seccomp => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(line).map_err(std::io::Error::other)?;
+                self.seccomp.add(&v);
+                Ok(())
             }
             Format::Jsonpretty => {
                 let v: serde_json::Value =
@@ -68,6 +133,15 @@ impl Printer {
             Format::Columns => {
                 let v: serde_json::Value =
                     serde_json::from_slice(line).map_err(std::io::Error::other)?;
+                if let serde_json::Value::Array(rows) = &v {
+                    return self.table(rows, out);
+                }
+                if self.histograms {
+                    return out.write_all(crate::histogram::render(&v).as_bytes());
+                }
+                if !self.titles_printed {
+                    self.titles(out)?;
+                }
                 let cells: Vec<String> = self
                     .columns
                     .iter()
