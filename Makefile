@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets images bench-images test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
+.PHONY: all deps gadgets images bench-images bench-kinds test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
 
 all: build gadgets images
 
@@ -73,6 +73,10 @@ package-test: packages
 bench-images: deps build
 	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
 	./scripts/bench-images.py $(CARGO_TARGET_DIR)/release
+
+# Gadget kinds: topper read cost (10,000 entries), snapshot_process time.
+bench-kinds: deps gadgets
+	GADGETD_GADGETS=$(CURDIR)/build/gadgets $(CARGO) bench -p gadgetd --bench kinds
 
 fmt:
 	$(CARGO) fmt --all
