@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+/* top_tcp: TCP bytes sent and received per process and connection, from sock:sock_{send,recv}_length. */
+#include <vmlinux/vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <gadget/types.h>
+#include <gadget/mntns_filter.h>
+#include <gadget/macros.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define MSG_PEEK 2
+
+struct conn_key {
+	gadget_pid pid;
+	gadget_mntns_id mntns_id;
+	struct gadget_l4endpoint_t src;
+	struct gadget_l4endpoint_t dst;
+	__u8 comm[TASK_COMM_LEN];
+};
+
+struct conn_bytes {
+	__u64 sent;
+	__u64 received;
+};
+
+/* Only this process id (0: all). */
+GADGET_PARAM(pid_t, targ_pid, 0);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, struct conn_key);
+	__type(value, struct conn_bytes);
+} stats_connections SEC(".maps");
+
+static __always_inline int count(struct trace_event_raw_sock_msg_length *ctx, const bool send)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sock *sk = ctx->sk;
+	struct conn_key key;
+	struct conn_bytes zero = {}, *bytes;
+	__u16 family = ctx->family;
+	int len = ctx->ret;
+
+	if (ctx->protocol != IPPROTO_TCP || len <= 0 || (ctx->flags & MSG_PEEK))
+		return 0;
+	if (targ_pid && targ_pid != (pid_tgid >> 32))
+		return 0;
+	__builtin_memset(&key, 0, sizeof(key));
+	key.mntns_id = gadget_get_mntns_id();
+	if (gadget_should_discard_mntns_id(key.mntns_id))
+		return 0;
+	key.pid = pid_tgid >> 32;
+	bpf_get_current_comm(&key.comm, sizeof(key.comm));
+	key.src.port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	key.dst.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	key.src.proto = key.dst.proto = IPPROTO_TCP;
+	if (family == AF_INET) {
+		key.src.version = key.dst.version = 4;
+		key.src.addr_raw.v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		key.dst.addr_raw.v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		key.src.version = key.dst.version = 6;
+		BPF_CORE_READ_INTO(&key.src.addr_raw.v6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&key.dst.addr_raw.v6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		return 0;
+	}
+	bytes = bpf_map_lookup_elem(&stats_connections, &key);
+	if (!bytes) {
+		bpf_map_update_elem(&stats_connections, &key, &zero, BPF_NOEXIST);
+		bytes = bpf_map_lookup_elem(&stats_connections, &key);
+		if (!bytes)
+			return 0;
+	}
+	if (send)
+		__sync_fetch_and_add(&bytes->sent, len);
+	else
+		__sync_fetch_and_add(&bytes->received, len);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int top_tcp_send(struct trace_event_raw_sock_msg_length *ctx) { return count(ctx, true); }
+
+SEC("tracepoint/sock/sock_recv_length")
+int top_tcp_recv(struct trace_event_raw_sock_msg_length *ctx) { return count(ctx, false); }
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+/* trace_tcpdrop: TCP packets the kernel drops, with the reason, from skb:kfree_skb. */
+#include <vmlinux/vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <gadget/types.h>
+#include <gadget/buffer.h>
+#include <gadget/macros.h>
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+
+/* TCP header flags, printed as SYN|ACK. */
+enum tcp_flags_t { FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32, ECE = 64, CWR = 128 };
+
+struct event {
+	gadget_timestamp timestamp;
+	gadget_netns_id netns_id;
+	gadget_pid pid;
+	struct gadget_l4endpoint_t src;
+	struct gadget_l4endpoint_t dst;
+	/* The kernel's own enum (from vmlinux.h): printed by name. */
+	enum skb_drop_reason reason;
+	enum tcp_flags_t tcpflags;
+	__u8 comm[TASK_COMM_LEN];
+};
+
+/* Only this (source or destination) port (0: all). */
+GADGET_PARAM(__u16, targ_port, 0);
+
+GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+
+SEC("tracepoint/skb/kfree_skb")
+int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
+{
+	struct sk_buff *skb = ctx->skbaddr;
+	unsigned char *head;
+	__u16 network, transport, sport, dport;
+	struct tcphdr th = {};
+	struct event *event;
+	__u8 proto = 0, flags;
+	int reason = ctx->reason;
+
+	/* The tracepoint stores the protocol in host order. Freed after normal
+	 * processing is not a drop. */
+	if (reason == SKB_CONSUMED || reason == SKB_NOT_DROPPED_YET)
+		return 0;
+	if (ctx->protocol != ETH_P_IP && ctx->protocol != ETH_P_IPV6)
+		return 0;
+	head = BPF_CORE_READ(skb, head);
+	network = BPF_CORE_READ(skb, network_header);
+	transport = BPF_CORE_READ(skb, transport_header);
+	if (ctx->protocol == ETH_P_IP)
+		bpf_probe_read_kernel(&proto, 1, head + network + offsetof(struct iphdr, protocol));
+	else
+		bpf_probe_read_kernel(&proto, 1, head + network + offsetof(struct ipv6hdr, nexthdr));
+	if (proto != IPPROTO_TCP || transport == (__u16)~0U)
+		return 0;
+	if (bpf_probe_read_kernel(&th, sizeof(th), head + transport))
+		return 0;
+	sport = bpf_ntohs(th.source);
+	dport = bpf_ntohs(th.dest);
+	if (targ_port && targ_port != sport && targ_port != dport)
+		return 0;
+
+	event = gadget_reserve_buf(print_events, sizeof(*event));
+	if (!event)
+		return 0;
+	__builtin_memset(&event->src, 0, sizeof(event->src));
+	__builtin_memset(&event->dst, 0, sizeof(event->dst));
+	event->timestamp = bpf_ktime_get_boot_ns();
+	event->netns_id = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	event->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	event->src.port = sport;
+	event->dst.port = dport;
+	event->src.proto = event->dst.proto = IPPROTO_TCP;
+	if (ctx->protocol == ETH_P_IP) {
+		event->src.version = event->dst.version = 4;
+		bpf_probe_read_kernel(&event->src.addr_raw.v4, 4, head + network + offsetof(struct iphdr, saddr));
+		bpf_probe_read_kernel(&event->dst.addr_raw.v4, 4, head + network + offsetof(struct iphdr, daddr));
+	} else {
+		event->src.version = event->dst.version = 6;
+		bpf_probe_read_kernel(event->src.addr_raw.v6, 16, head + network + offsetof(struct ipv6hdr, saddr));
+		bpf_probe_read_kernel(event->dst.addr_raw.v6, 16, head + network + offsetof(struct ipv6hdr, daddr));
+	}
+	event->reason = reason;
+	/* The flags byte follows the 12-byte ports/seq/ack and the data offset byte. */
+	flags = ((__u8 *)&th)[13];
+	event->tcpflags = flags;
+	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

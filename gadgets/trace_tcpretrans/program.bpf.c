@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+/* trace_tcpretrans: TCP retransmissions, from the tcp:tcp_retransmit_skb tracepoint. */
+#include <vmlinux/vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <gadget/types.h>
+#include <gadget/buffer.h>
+#include <gadget/macros.h>
+
+#define AF_INET 2
+#define IPPROTO_TCP 6
+
+enum tcp_state_t {
+	ESTABLISHED = 1, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT,
+	CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV,
+};
+
+struct event {
+	gadget_timestamp timestamp;
+	gadget_netns_id netns_id;
+	struct gadget_l4endpoint_t src;
+	struct gadget_l4endpoint_t dst;
+	enum tcp_state_t state;
+	__u32 retransmits;
+};
+
+/* Only this (local or remote) port (0: all). */
+GADGET_PARAM(__u16, targ_port, 0);
+
+GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int trace_tcpretrans(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	const struct sock *sk = ctx->skaddr;
+	struct event *event;
+
+	if (targ_port && targ_port != ctx->sport && targ_port != ctx->dport)
+		return 0;
+	event = gadget_reserve_buf(print_events, sizeof(*event));
+	if (!event)
+		return 0;
+	__builtin_memset(&event->src, 0, sizeof(event->src));
+	__builtin_memset(&event->dst, 0, sizeof(event->dst));
+	event->timestamp = bpf_ktime_get_boot_ns();
+	/* Runs in timer context: the socket, not the current task, says where. */
+	event->netns_id = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	event->retransmits = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_retransmits);
+	event->src.port = ctx->sport;
+	event->dst.port = ctx->dport;
+	event->src.proto = event->dst.proto = IPPROTO_TCP;
+	if (ctx->family == AF_INET) {
+		event->src.version = event->dst.version = 4;
+		bpf_probe_read_kernel(&event->src.addr_raw.v4, 4, ctx->saddr);
+		bpf_probe_read_kernel(&event->dst.addr_raw.v4, 4, ctx->daddr);
+	} else {
+		event->src.version = event->dst.version = 6;
+		bpf_probe_read_kernel(event->src.addr_raw.v6, 16, ctx->saddr_v6);
+		bpf_probe_read_kernel(event->dst.addr_raw.v6, 16, ctx->daddr_v6);
+	}
+	event->state = ctx->state;
+	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
