@@ -321,11 +321,14 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
         .collect();
     assert_eq!(
         names,
+        // uid/gid also print as names (conversions): `uid_name`, `gid_name`.
         [
             "timestamp",
             "pid",
             "uid",
+            "uid_name",
             "gid",
+            "gid_name",
             "mntns_id",
             // Container enrichment follows the mount namespace (docs/containers.md).
             "runtime.containerName",
@@ -354,7 +357,9 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
             "timestamp",
             "pid",
             "uid",
+            "string",
             "gid",
+            "string",
             "mntns_id",
             "string",
             "string",

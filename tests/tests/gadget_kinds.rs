@@ -1,0 +1,410 @@
+//! The gadget kinds and parameter flags end to end: gadgetd on a private
+//! bus, gadgetctl as the client, real eBPF.
+
+use std::time::{Duration, Instant};
+
+use gadgetd_tests::*;
+use serde_json::Value;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn assert_ok(o: &std::process::Output) {
+    assert!(
+        o.status.success(),
+        "gadgetctl failed: {}\n{}",
+        stderr(o),
+        stdout(o)
+    );
+}
+
+#[test]
+fn a_snapshot_prints_one_json_array_and_ends() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let out = agent.ctl(&["run", s(&gadget("snapshot_process")), "-o", "json"]);
+    assert_ok(&out);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "one array, got {lines:?}");
+    let rows = lines[0].as_array().expect("a JSON array");
+    let me = rows
+        .iter()
+        .find(|r| r["pid"] == std::process::id())
+        .expect("our own process is missing");
+    assert_eq!(me["comm"], own_comm_of_process());
+    assert_eq!(me["uid_name"], "root");
+
+    // --sort and --max-rows apply to snapshots too.
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget("snapshot_process")),
+        "-o",
+        "json",
+        "--sort",
+        "-pid",
+        "--max-rows",
+        "5",
+    ]);
+    assert_ok(&out);
+    let rows = json_lines(&out)[0].as_array().unwrap().clone();
+    let pids: Vec<u64> = rows.iter().map(|r| r["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 5);
+    assert!(
+        pids.windows(2).all(|w| w[0] > w[1]),
+        "not descending: {pids:?}"
+    );
+
+    // Columns: titles (with the container column that follows mntns_id), then one line per row.
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget("snapshot_process")),
+        "--sort",
+        "pid",
+        "--max-rows",
+        "2",
+    ]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0]
+            .split_whitespace()
+            .eq(["PID", "PPID", "UID", "RUNTIME.CONTAINERNAME", "COMM"]),
+        "{text}"
+    );
+}
+
+/// The comm of the test process's main thread.
+fn own_comm_of_process() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn a_topper_prints_one_sorted_array_per_interval() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let me = std::process::id().to_string();
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&gadget("top_file")),
+        "-o",
+        "json",
+        "--interval",
+        "200ms",
+        "--timeout",
+        "1500ms",
+        "--sort",
+        "-wbytes,file",
+        "--max-rows",
+        "2",
+        "--pid",
+        &me,
+    ]);
+    // Activity: three files written with different amounts, repeatedly.
+    let dir = TempDir::new("top");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        for (name, n) in [("a.bin", 3000), ("b.bin", 2000), ("c.bin", 1000)] {
+            std::fs::write(dir.path().join(name), vec![1u8; n]).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let tables: Vec<Value> = json_lines(&out);
+    assert!(
+        (4..=9).contains(&tables.len()),
+        "expected about 7 tables at 200ms over 1.5s, got {}",
+        tables.len()
+    );
+    let mut full = 0;
+    for t in &tables {
+        let rows = t.as_array().expect("each interval is one JSON array");
+        assert!(rows.len() <= 2, "--max-rows 2: {rows:?}");
+        if rows.len() == 2 && rows[0]["file"] == "a.bin" {
+            assert_eq!(rows[1]["file"], "b.bin");
+            assert!(rows[0]["wbytes"].as_u64() > rows[1]["wbytes"].as_u64());
+            assert_eq!(rows[0]["wbytes"].as_u64().unwrap() % 3000, 0);
+            full += 1;
+        }
+    }
+    assert!(
+        full >= 2,
+        "the largest writers did not lead the tables: {tables:?}"
+    );
+}
+
+#[test]
+fn bad_kind_options_are_rejected_with_the_reason() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget("top_file")),
+        "--sort",
+        "nope",
+        "--timeout",
+        "1s",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("parameter `sort`: `nope` is not a field of this gadget (fields: pid, tid, mntns_id, dev, inode, type, comm, file, reads, writes, rbytes, wbytes)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agent.ctl(&["run", s(&test_object("bad_iter")), "--timeout", "1s"]);
+    assert!(
+        stderr(&out).contains("program `bad_iter` (section `iter/no_such_target`): this kernel has no `no_such_target` iterator"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agent.ctl(&["run", s(&test_object("bad_hist")), "--timeout", "1s"]);
+    assert!(
+        stderr(&out).contains("map `hist_odd`: a histogram's key must be a `gadget_hist_log2` or `gadget_hist_linear` slot number"),
+        "{}",
+        stderr(&out)
+    );
+    // The agent is still fine.
+    assert_ok(&agent.ctl(&["list"]));
+}
+
+#[test]
+fn parameters_are_typed_flags_with_help() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let open = gadget("trace_open");
+    let out = agent.ctl(&["run", s(&open), "--targ_pid", "abc"]);
+    assert!(
+        stderr(&out).contains("parameter `targ_pid`: `abc` is not an integer"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agent.ctl(&["run", s(&open), "--nope", "1"]);
+    assert!(
+        stderr(&out).contains("`--nope` is not a parameter of gadget trace_open; its parameters: --targ_pid, --targ_failed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = agent.ctl(&["run", s(&open), "--targ_pid", "99999999999"]);
+    assert!(
+        stderr(&out).contains(
+            "parameter `targ_pid`: `99999999999` is out of range -2147483648..=2147483647"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // A renamed parameter (top_file's definition calls targ_pid `pid`), and --help.
+    let out = agent.ctl(&["run", s(&gadget("top_file")), "--help"]);
+    assert_ok(&out);
+    let help = stdout(&out);
+    assert!(
+        help.contains("Gadget top_file (topper): Top files by reads and writes, per process"),
+        "{help}"
+    );
+    assert!(help.contains("  --pid <int32>\n          Only count this process id (0 counts all)\n          [default: 0]"), "{help}");
+    assert!(help.contains("  --regular_only <bool>"), "{help}");
+    assert!(help.contains("--sort <FIELDS>"), "{help}");
+
+    // A bool flag without a value, and a typed value that reaches the kernel.
+    let me = std::process::id().to_string();
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&open),
+        "-o",
+        "json",
+        "--timeout",
+        "3s",
+        "--targ_pid",
+        &me,
+        "--targ_failed",
+    ]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let dir = TempDir::new("flags");
+    let _ = std::fs::File::open(dir.path().join("exists-not"));
+    std::fs::write(dir.path().join("exists"), b"").unwrap();
+    let _ = std::fs::File::open(dir.path().join("exists")).unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let events = json_lines(&out);
+    let ours: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["fname"].as_str().is_some_and(|f| f.contains("exists")))
+        .collect();
+    assert_eq!(ours.len(), 1, "only the failed open: {events:?}");
+    assert_eq!(ours[0]["ret"], -libc::ENOENT);
+}
+
+#[test]
+fn a_profiler_prints_its_histogram_at_stop() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("prof");
+    let client = agent.ctl_spawn(&["run", s(&gadget("profile_blockio")), "--timeout", "1500ms"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let f = dir.path().join("sync.bin");
+    std::fs::write(&f, vec![1u8; 1 << 20]).unwrap();
+    std::fs::File::open(&f).unwrap().sync_all().unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "blockio:", "{text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["usecs", ":", "count", "distribution"],
+        "{text}"
+    );
+    assert!(lines[2].trim_start().starts_with("0 -> 1 "), "{text}");
+    assert!(
+        text.contains("|****************************************|"),
+        "the largest bucket fills the bar: {text}"
+    );
+}
+
+#[test]
+fn advise_seccomp_prints_a_profile_of_what_the_workload_called() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("seccomp");
+    let probe = dir.path().join("gseccomp-probe");
+    std::fs::copy("/bin/true", &probe).unwrap();
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&gadget("advise_seccomp")),
+        "-o",
+        "seccomp",
+        "--timeout",
+        "2500ms",
+        "--targ_comm",
+        "gseccomp-probe",
+    ]);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        std::process::Command::new(&probe)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let profile: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(
+        profile["architectures"],
+        serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+    );
+    assert_eq!(profile["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
+    let names: Vec<&str> = profile["syscalls"][0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    // What any dynamically linked program does after exec, and ends with.
+    for want in ["brk", "mmap", "openat", "close", "exit_group"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(
+        !names.contains(&"bind") && !names.contains(&"execve"),
+        "{names:?}"
+    );
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "sorted and unique: {names:?}"
+    );
+
+    // A gadget without syscall fields cannot make a profile.
+    let out = agent.ctl(&["run", s(&gadget("snapshot_process")), "-o", "seccomp"]);
+    assert!(
+        stderr(&out).contains("-o seccomp needs a gadget with a syscall field"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_profiler_with_an_interval_prints_and_resets_its_histogram_each_time() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let me = std::process::id().to_string();
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&test_object("hist_linear")),
+        "-o",
+        "json",
+        "--interval",
+        "300ms",
+        "--timeout",
+        "1600ms",
+        "--targ_pid",
+        &me,
+        "--targ_value",
+        "25",
+    ]);
+    std::thread::sleep(Duration::from_millis(700));
+    const CALLS: u64 = 40;
+    for _ in 0..CALLS {
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_getpid) };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let hists = json_lines(&out);
+    // Every 300 ms over 1.6 s, plus the one at stop.
+    assert!(
+        (4..=7).contains(&hists.len()),
+        "{} histograms: {hists:?}",
+        hists.len()
+    );
+    let total: u64 = hists.iter().map(|h| h["total"].as_u64().unwrap()).sum();
+    assert_eq!(
+        total, CALLS,
+        "each getpid counted once over all intervals (reset after each)"
+    );
+    for h in &hists {
+        assert_eq!(h["histogram"], "things");
+        assert_eq!(h["scale"], "linear");
+        if h["total"] != 0 {
+            assert_eq!(
+                h["buckets"][2],
+                serde_json::json!({"start": 20, "end": 29, "count": h["total"]})
+            );
+        }
+    }
+}
+
+#[test]
+fn network_snapshots_take_the_namespaces_asked_for() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let own = own_ns("net").to_string();
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget("snapshot_socket")),
+        "-o",
+        "json",
+        "--netns",
+        &own,
+    ]);
+    assert_ok(&out);
+    let rows = json_lines(&out)[0].as_array().unwrap().clone();
+    assert!(
+        rows.iter().all(|r| r["netns_id"] == own_ns("net")),
+        "{rows:?}"
+    );
+    let out = agent.ctl(&["run", s(&gadget("snapshot_socket")), "--netns", "1"]);
+    assert!(
+        stderr(&out)
+            .contains("parameter `netns`: none of the network namespaces [1] exists (any more)"),
+        "{}",
+        stderr(&out)
+    );
+}
