@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* snapshot_socket: TCP and UDP sockets of each network namespace, from socket iterators. */
+/* arm64's vmlinux.h has an unrelated enumerator CLOSE (enum fsl_mc_cmd_index):
+ * renamed while it is included, so the state names below can be the usual ones. */
+#define CLOSE vmlinux_CLOSE
 #include <vmlinux/vmlinux.h>
+#undef CLOSE
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>

@@ -13,6 +13,18 @@
 #define IPPROTO_TCP 6
 #define MSG_PEEK 2
 
+/* The sock:sock_{send,recv}_length tracepoint record (Linux 6.3+). Declared
+ * here, not taken from vmlinux.h, so the gadget also builds for kernels whose
+ * headers lack it (it then fails to attach there, saying so). */
+struct sock_msg_length_args {
+	__u64 common;
+	void *sk;
+	__u16 family;
+	__u16 protocol;
+	int ret;
+	int flags;
+};
+
 struct conn_key {
 	gadget_pid pid;
 	gadget_mntns_id mntns_id;
@@ -36,7 +48,7 @@ struct {
 	__type(value, struct conn_bytes);
 } stats_connections SEC(".maps");
 
-static __always_inline int count(struct trace_event_raw_sock_msg_length *ctx, const bool send)
+static __always_inline int count(struct sock_msg_length_args *ctx, const bool send)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct sock *sk = ctx->sk;
@@ -84,9 +96,9 @@ static __always_inline int count(struct trace_event_raw_sock_msg_length *ctx, co
 }
 
 SEC("tracepoint/sock/sock_send_length")
-int top_tcp_send(struct trace_event_raw_sock_msg_length *ctx) { return count(ctx, true); }
+int top_tcp_send(struct sock_msg_length_args *ctx) { return count(ctx, true); }
 
 SEC("tracepoint/sock/sock_recv_length")
-int top_tcp_recv(struct trace_event_raw_sock_msg_length *ctx) { return count(ctx, false); }
+int top_tcp_recv(struct sock_msg_length_args *ctx) { return count(ctx, false); }
 
 char LICENSE[] SEC("license") = "GPL";

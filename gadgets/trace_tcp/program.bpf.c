@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* trace_tcp: TCP state changes (connect, accept, close), from sock:inet_sock_set_state. */
+/* arm64's vmlinux.h has an unrelated enumerator CLOSE (enum fsl_mc_cmd_index):
+ * renamed while it is included, so the state names below can be the usual ones. */
+#define CLOSE vmlinux_CLOSE
 #include <vmlinux/vmlinux.h>
+#undef CLOSE
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <gadget/types.h>

@@ -12,6 +12,9 @@
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 
+/* Kernels from 6.x; the flavor suffix lets CO-RE match the kernel's enum. */
+enum skb_drop_reason___new { SKB_CONSUMED___new = 1 };
+
 /* TCP header flags, printed as SYN|ACK. */
 enum tcp_flags_t { FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32, ECE = 64, CWR = 128 };
 
@@ -43,10 +46,14 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	__u8 proto = 0, flags;
 	int reason = ctx->reason;
 
-	/* The tracepoint stores the protocol in host order. Freed after normal
-	 * processing is not a drop. */
-	if (reason == SKB_CONSUMED || reason == SKB_NOT_DROPPED_YET)
+	/* Freed after normal processing is not a drop. SKB_CONSUMED appeared in
+	 * 6.x: ask the running kernel (CO-RE) instead of trusting vmlinux.h. */
+	if (reason == SKB_NOT_DROPPED_YET)
 		return 0;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason___new, SKB_CONSUMED___new) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason___new, SKB_CONSUMED___new))
+		return 0;
+	/* The tracepoint stores the protocol in host order. */
 	if (ctx->protocol != ETH_P_IP && ctx->protocol != ETH_P_IPV6)
 		return 0;
 	head = BPF_CORE_READ(skb, head);

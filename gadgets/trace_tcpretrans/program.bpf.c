@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* trace_tcpretrans: TCP retransmissions, from the tcp:tcp_retransmit_skb tracepoint. */
+/* arm64's vmlinux.h has an unrelated enumerator CLOSE (enum fsl_mc_cmd_index):
+ * renamed while it is included, so the state names below can be the usual ones. */
+#define CLOSE vmlinux_CLOSE
 #include <vmlinux/vmlinux.h>
+#undef CLOSE
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <gadget/types.h>
@@ -13,6 +17,22 @@
 enum tcp_state_t {
 	ESTABLISHED = 1, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT,
 	CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV,
+};
+
+/* The tcp:tcp_retransmit_skb record as Linux 6.x lays it out. Declared here
+ * because older kernels' headers name it differently (tcp_event_sk_skb). */
+struct tcp_retransmit_args {
+	__u64 common;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__u8 saddr_v6[16];
+	__u8 daddr_v6[16];
 };
 
 struct event {
@@ -30,7 +50,7 @@ GADGET_PARAM(__u16, targ_port, 0);
 GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
-int trace_tcpretrans(struct trace_event_raw_tcp_retransmit_skb *ctx)
+int trace_tcpretrans(struct tcp_retransmit_args *ctx)
 {
 	const struct sock *sk = ctx->skaddr;
 	struct event *event;
