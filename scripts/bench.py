@@ -115,6 +115,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     rss_loaded = status_kib(agent_pid, "VmRSS")
     anon_loaded, bpf_loaded = rss_breakdown_kib(agent_pid)
     cpu0 = cpu_seconds(agent_pid)
+    client_cpu0 = cpu_seconds(client.pid)
     t0 = time.monotonic()
     gen.stdin.write("go\n")
     gen.stdin.flush()
@@ -129,6 +130,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
         time.sleep(0.05)
     elapsed = time.monotonic() - t0
     cpu1 = cpu_seconds(agent_pid)
+    client_cpu = cpu_seconds(client.pid) - client_cpu0
     ctl(bin_dir, sock, "stop", run["id"])
     client.wait()
     lines = int(counter.communicate()[0].strip())
@@ -138,6 +140,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
         "seen": runs["events_seen"],
         "lost": runs["events_lost"],
         "agent_cpu": cpu1 - cpu0,
+        "client_cpu": client_cpu,
         "elapsed": elapsed,
         "rss_loaded_kib": rss_loaded,
         "anon_loaded_kib": anon_loaded,
@@ -187,6 +190,7 @@ def main():
     print(f"events missing at client    {n - r['delivered']}  (kernel losses + slow-client drops)")
     print(f"events/s delivered          {r['delivered'] / r['elapsed']:.0f}")
     print(f"agent CPU per event         {r['agent_cpu'] * 1e6 / max(r['seen'], 1):.3f} us  ({r['agent_cpu']:.2f} s CPU)")
+    print(f"client CPU per event        {r['client_cpu'] * 1e6 / max(r['seen'], 1):.3f} us  (gadgetctl -o json)")
     print(f"workload untraced           {untraced:.3f} s  ({n / untraced:.0f} calls/s)")
     print(f"workload traced             {r['gen_seconds']:.3f} s  ({n / r['gen_seconds']:.0f} calls/s)")
     print(f"traced-workload slowdown    {r['gen_seconds'] / untraced:.2f}x")

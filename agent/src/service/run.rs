@@ -127,22 +127,44 @@ pub fn ended(
 ) -> Arc<RunHandle> {
     let (stop_tx, _) = watch::channel(None);
     let (attach_tx, _) = mpsc::unbounded_channel();
-    Arc::new(RunHandle {
-        id: spec.id,
-        name: spec.name,
-        image: spec.image,
-        digest: spec.digest,
-        detached: spec.detached,
-        owner: spec.owner,
-        started_at,
-        params: spec.params,
+    let state = (end_state.into(), reason.into());
+    Arc::new(RunHandle::new(
+        spec,
         header_line,
-        events_seen: AtomicU64::new(0),
-        events_lost: AtomicU64::new(0),
-        state: Mutex::new((end_state.into(), reason.into())),
+        started_at,
+        state,
         stop_tx,
         attach_tx,
-    })
+    ))
+}
+
+impl RunHandle {
+    /// `spec.header` is not used: callers pass the encoded `header_line`.
+    fn new(
+        spec: RunSpec,
+        header_line: Vec<u8>,
+        started_at: u64,
+        state: (String, String),
+        stop_tx: watch::Sender<Option<&'static str>>,
+        attach_tx: mpsc::UnboundedSender<Attacher>,
+    ) -> RunHandle {
+        RunHandle {
+            id: spec.id,
+            name: spec.name,
+            image: spec.image,
+            digest: spec.digest,
+            detached: spec.detached,
+            owner: spec.owner,
+            started_at,
+            params: spec.params,
+            header_line,
+            events_seen: AtomicU64::new(0),
+            events_lost: AtomicU64::new(0),
+            state: Mutex::new(state),
+            stop_tx,
+            attach_tx,
+        }
+    }
 }
 
 /// [`spawn`] with the start time of a run restored after a restart.
@@ -156,37 +178,23 @@ pub fn spawn_at(
 ) -> Arc<RunHandle> {
     let (stop_tx, stop_rx) = watch::channel(None);
     let (attach_tx, attach_rx) = mpsc::unbounded_channel();
-    let header_line = stream::encode(&Control::Header(spec.header));
-    let handle = Arc::new(RunHandle {
-        id: spec.id,
-        name: spec.name,
-        image: spec.image,
-        digest: spec.digest,
-        detached: spec.detached,
-        owner: spec.owner,
-        started_at,
-        params: spec.params,
+    let header_line = stream::encode(&Control::Header(spec.header.clone()));
+    let timeout = spec.timeout;
+    let state = (state::RUNNING.into(), String::new());
+    let handle = Arc::new(RunHandle::new(
+        spec,
         header_line,
-        events_seen: AtomicU64::new(0),
-        events_lost: AtomicU64::new(0),
-        state: Mutex::new((state::RUNNING.into(), String::new())),
+        started_at,
+        state,
         stop_tx,
         attach_tx,
-    });
+    ));
     if let Some(a) = first {
         let _ = handle.attach(a);
     }
     let task_handle = handle.clone();
     tokio::spawn(async move {
-        let reason = pump(
-            &task_handle,
-            running,
-            stop_rx,
-            attach_rx,
-            spec.timeout,
-            &conns,
-        )
-        .await;
+        let reason = pump(&task_handle, running, stop_rx, attach_rx, timeout, &conns).await;
         let failed = reason.starts_with("error");
         task_handle.set_state(
             if failed {
