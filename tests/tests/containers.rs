@@ -761,3 +761,83 @@ fn containerd_killed_and_restarted() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Issue 6, item 5: network gadgets run in the selected containers' network
+/// namespaces. A socket snapshot selected by container name lists the socket
+/// the container listens on, tagged with its netns, and nothing of the host.
+#[test]
+fn socket_snapshot_runs_in_the_selected_containers_netns() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman", "python3"]) {
+        return skip(&why);
+    }
+    let p = Podman::start();
+    let bus = Bus::start();
+    let flag = format!("podman={}", p.socket.display());
+    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    let name = unique("listener");
+    p.run(&name, "while true; do nc -l -p 4242; done");
+    let pid = p.pid(&name);
+    let netns: u64 = std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("net:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap();
+    let start = Instant::now();
+    while !containers(&agent).iter().any(|c| c["name"] == name) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the agent never listed {name}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let snapshot_socket = gadget("snapshot_socket");
+    let snap = snapshot_socket.to_str().unwrap();
+    let mut rows = Vec::new();
+    // nc may need a moment to listen after the container starts.
+    for _ in 0..50 {
+        let out = agent.ctl(&["run", snap, "--containername", &name, "-o", "json"]);
+        assert!(out.status.success(), "snapshot failed: {}", stderr(&out));
+        rows = stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v.as_array().cloned())
+            .flatten()
+            .collect();
+        if rows.iter().any(|r| r["state"] == "LISTEN") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!rows.is_empty(), "no socket rows for {name}");
+    assert!(
+        rows.iter().all(|r| r["netns_id"] == netns),
+        "every row must come from the container's netns {netns}: {rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r["proto"] == "TCP"
+            && r["state"] == "LISTEN"
+            && r["src"].as_str().is_some_and(|s| s.ends_with(":4242"))),
+        "the container's listener on 4242 is missing: {rows:?}"
+    );
+
+    // A selection matching no container is an error, not the host's sockets.
+    let none = agent.ctl(&[
+        "run",
+        snap,
+        "--containername",
+        "no-such-container",
+        "-o",
+        "json",
+    ]);
+    assert!(!none.status.success(), "{}", stdout(&none));
+    assert!(
+        stderr(&none).contains("no container matches the selection"),
+        "{}",
+        stderr(&none)
+    );
+    p.remove(&name);
+}

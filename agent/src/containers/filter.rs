@@ -14,6 +14,10 @@ use crate::runtime::mntns_filter::MntnsFilterMap;
 /// attaching, and the changes since (subscribed first, so none is missed).
 pub struct Plan {
     pub initial: Vec<u64>,
+    /// The selected containers' network namespaces (and the host's with
+    /// `--host`), where socket filters and network iterators run. Taken at
+    /// start: containers started later get mount-namespace filtering only.
+    pub netns: Vec<u64>,
     changes: broadcast::Receiver<Change>,
     selector: Selector,
     host: Option<u64>,
@@ -31,9 +35,24 @@ pub fn plan(registry: &Registry, selector: Selector) -> Option<Plan> {
         None
     };
     let initial: Vec<u64> = wanted(registry, &selector, host).into_iter().collect();
-    tracing::debug!(?selector, ?initial, "container filter planned");
+    let host_net = if selector.host {
+        procinfo::host_netns()
+    } else {
+        None
+    };
+    let netns: Vec<u64> = registry
+        .list()
+        .iter()
+        .filter(|c| selector.matches(c) && c.netns != 0)
+        .map(|c| c.netns)
+        .chain(host_net)
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    tracing::debug!(?selector, ?initial, ?netns, "container filter planned");
     Some(Plan {
         initial,
+        netns,
         changes,
         selector,
         host,

@@ -56,6 +56,11 @@ pub fn host_mntns() -> Option<u64> {
     ns_inode(1, "mnt").or_else(|| ns_inode(std::process::id(), "mnt"))
 }
 
+/// The host's network namespace, found like [`host_mntns`].
+pub fn host_netns() -> Option<u64> {
+    ns_inode(1, "net").or_else(|| ns_inode(std::process::id(), "net"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

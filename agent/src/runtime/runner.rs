@@ -300,6 +300,11 @@ impl Gadget {
         fields
     }
 
+    /// Socket filters and per-netns iterators run once per network namespace.
+    fn scoped_by_netns(&self) -> bool {
+        self.has_socket_filters() || matches!(&self.kind, Kind::Snapshotter(s) if s.per_netns())
+    }
+
     /// Loads and attaches the gadget. Blocking (tens of milliseconds of
     /// syscalls; a snapshot is taken here); must be called within a tokio runtime.
     pub fn start(&self, opts: &RunOptions) -> Result<Running> {
@@ -318,9 +323,13 @@ impl Gadget {
             _ => None,
         };
         let mut globals = globals;
-        let filtering = opts.mntns_filter.is_some();
+        let has_mntns_filter = self.obj.rodata.contains_key("gadget_filter_by_mntns");
+        // Network gadgets select containers by network namespace (netns_ids);
+        // they need no mount-namespace filter.
+        let filtering =
+            opts.mntns_filter.is_some() && (has_mntns_filter || !self.scoped_by_netns());
         if filtering {
-            if !self.obj.rodata.contains_key("gadget_filter_by_mntns") {
+            if !has_mntns_filter {
                 return Err(GadgetError::Param {
                     name: "mntns filter".into(),
                     reason: "this gadget does not include gadget/mntns_filter.h, so it cannot filter by container".into(),
@@ -364,8 +373,8 @@ impl Gadget {
         let _release = load::KernelBtfRelease;
         let mut ebpf = load::load(&req)?;
         let mntns_filter = match &opts.mntns_filter {
-            Some(ids) => Some(Arc::new(MntnsFilterMap::take(&mut ebpf, ids)?)),
-            None => None,
+            Some(ids) if filtering => Some(Arc::new(MntnsFilterMap::take(&mut ebpf, ids)?)),
+            _ => None,
         };
         let enricher = opts.enricher.clone().map(|e| e.0);
         let stacks = match ebpf.take_map(stacks::STACK_MAP) {
@@ -467,7 +476,7 @@ impl Gadget {
                     max_entries: max_entries.clone(),
                 };
                 let mut e = load::load(&req)?;
-                if let Some(ids) = &opts.mntns_filter {
+                if let (Some(ids), true) = (&opts.mntns_filter, filtering) {
                     fill_mntns_filter(&mut e, ids)?;
                 }
                 let decoder = Decoder::new(&self.layout).with_enricher(enricher.clone());
@@ -550,6 +559,14 @@ impl Gadget {
 /// the ones asked for, every one on the host, or the agent's own.
 fn netns_of_interest(opts: &RunOptions) -> Result<Vec<snapshot::Netns>> {
     if let Some(ids) = &opts.netns_ids {
+        if ids.is_empty() {
+            return Err(GadgetError::Param {
+                name: "netns".into(),
+                reason: "no network namespace selected: no container matches the selection \
+                         (start it first, or name namespaces with --netns)"
+                    .into(),
+            });
+        }
         let found: Vec<_> = snapshot::all_netns()
             .into_iter()
             .filter(|ns| ids.contains(&ns.inode))

@@ -248,6 +248,14 @@ impl Manager {
             ..RunOptions::default()
         };
         opts.kinds.apply(&mut run_opts);
+        // A container selection also picks the network namespaces socket
+        // filters and network iterators run in, unless the caller named them.
+        if let Some(plan) = &filter
+            && run_opts.netns_ids.is_none()
+            && !run_opts.all_netns
+        {
+            run_opts.netns_ids = Some(plan.netns.clone());
+        }
         let started = std::time::Instant::now();
         let running = tokio::task::spawn_blocking(move || gadget.start(&run_opts))
             .await
