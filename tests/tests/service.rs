@@ -816,3 +816,37 @@ fn a_detached_image_run_is_restored_with_its_digest() {
     assert_eq!(entry["GADGET_IMAGE_DIGEST"], digest.as_str());
     assert!(svc.ctl(&["stop", &id]).status.success());
 }
+
+/// A restored detached run keeps its scope: a run selecting a container that
+/// does not exist sees none of our opens after kill -9 and restore, while an
+/// unscoped run beside it does.
+#[test]
+fn a_restored_run_keeps_its_container_selection() {
+    let bus = Bus::start();
+    let mut svc = Service::new(&bus, &["--container-runtime", "none"]);
+    svc.start();
+    let dir = TempDir::new("scope");
+    let scoped = detach(
+        &svc,
+        &["--name", "scoped", "--containername", "no-such-container"],
+    );
+    let open = detach(&svc, &["--name", "unscoped"]);
+    svc.kill9();
+    svc.start();
+    for id in [&scoped, &open] {
+        assert_eq!(run_of(&svc, id).expect("restored")["state"], "running");
+    }
+    let after = probe(&dir, "after-restore");
+    poll("the unscoped run's event", Duration::from_secs(15), || {
+        logs(&svc, &[&open])
+            .iter()
+            .any(|e| e["fname"] == after.as_str())
+            .then_some(())
+    });
+    assert!(
+        !logs(&svc, &[&scoped])
+            .iter()
+            .any(|e| e["fname"] == after.as_str()),
+        "the restored run lost its container selection"
+    );
+}

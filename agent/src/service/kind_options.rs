@@ -9,6 +9,15 @@ use zbus::zvariant::OwnedValue;
 
 use crate::runtime::RunOptions;
 
+/// The option keys [`KindOptions::accept`] takes.
+pub const KEYS: &[&str] = &[
+    options::INTERVAL_MS,
+    options::SORT,
+    options::MAX_ROWS,
+    options::ALL_NETNS,
+    options::NETNS_IDS,
+];
+
 /// Options for [`RunOptions`] beyond parameters.
 #[derive(Debug, Clone, Default)]
 pub struct KindOptions {

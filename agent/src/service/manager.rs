@@ -19,7 +19,7 @@ use super::bus::Connections;
 use super::detached::RateLimit;
 use super::run::{self, RunHandle, RunSpec};
 use crate::journal::Journal;
-use crate::runtime::{Gadget, GadgetError, RunOptions};
+use crate::runtime::{Gadget, GadgetError};
 use crate::state::Store;
 
 pub use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ, ACTION_RUN, Authorizer};
@@ -146,17 +146,20 @@ fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-struct ParsedOptions {
+pub(super) struct ParsedOptions {
     timeout: Option<Duration>,
     name: Option<String>,
-    containers: crate::containers::Selector,
+    pub(super) containers: crate::containers::Selector,
     detach: bool,
     /// sha256 of the stored object of a detached run (state database).
     object: Option<String>,
-    kinds: super::kind_options::KindOptions,
+    pub(super) kinds: super::kind_options::KindOptions,
+    /// The options that make the run's scope (containers, kind options), as
+    /// given: stored so a restored run is scoped the same.
+    scope: HashMap<String, OwnedValue>,
 }
 
-fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
+pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
     let mut out = ParsedOptions {
         timeout: None,
         name: None,
@@ -164,8 +167,16 @@ fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOption
         detach: false,
         object: None,
         kinds: Default::default(),
+        scope: HashMap::new(),
     };
     for (key, value) in opts {
+        let scoping = crate::containers::selector::KEYS.contains(&key.as_str());
+        if scoping || super::kind_options::KEYS.contains(&key.as_str()) {
+            let copy = value
+                .try_clone()
+                .map_err(|e| fdo::Error::InvalidArgs(format!("option {key}: {e}")))?;
+            out.scope.insert(key.clone(), copy);
+        }
         if out.kinds.accept(key, value)? {
             continue;
         }
@@ -238,38 +249,15 @@ impl Manager {
             },
             fields: gadget.fields(),
         };
-        let filter = crate::containers::filter::plan(&self.agent.containers, opts.containers);
-        let mut run_opts = RunOptions {
-            params: params.clone(),
-            mntns_filter: filter.as_ref().map(|p| p.initial.clone()),
-            enricher: Some(crate::runtime::enrich::SharedEnricher(
-                self.agent.containers.clone(),
-            )),
-            ..RunOptions::default()
-        };
-        opts.kinds.apply(&mut run_opts);
-        // A container selection also picks the network namespaces socket
-        // filters and network iterators run in, unless the caller named them.
-        if let Some(plan) = &filter
-            && run_opts.netns_ids.is_none()
-            && !run_opts.all_netns
-        {
-            run_opts.netns_ids = Some(plan.netns.clone());
-        }
+        let (run_opts, plan) =
+            super::scope::run_options(&self.agent, params.clone(), opts.containers, &opts.kinds);
         let started = std::time::Instant::now();
         let running = tokio::task::spawn_blocking(move || gadget.start(&run_opts))
             .await
             .map_err(|e| fdo::Error::Failed(format!("loader task failed: {e}")))?
             .map_err(gadget_error)?;
         tracing::info!(run = %id, image = %image, uid = caller.uid, load_ms = started.elapsed().as_millis() as u64, "run started");
-        if let (Some(plan), Some(map)) = (filter, running.mntns_filter()) {
-            crate::containers::filter::keep_in_sync(
-                plan,
-                self.agent.containers.clone(),
-                &map,
-                id.clone(),
-            );
-        }
+        super::scope::follow(&self.agent, plan, &running, &id);
         let spec = RunSpec {
             id: id.clone(),
             name,
@@ -292,7 +280,8 @@ impl Manager {
         if let Some(pipe) = log {
             super::detached::start_writer(&self.agent, &handle, pipe);
         }
-        if let Err(e) = super::record::started(&self.agent, &handle, timeout, object) {
+        let scope = super::scope::encode(&opts.scope);
+        if let Err(e) = super::record::started(&self.agent, &handle, timeout, object, scope) {
             handle.stop(stream::reason::ERROR);
             return Err(e);
         }

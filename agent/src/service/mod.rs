@@ -17,6 +17,7 @@ pub mod options_ext;
 pub mod record;
 pub mod restore;
 pub mod run;
+pub mod scope;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -25,6 +25,7 @@ pub fn started(
     handle: &RunHandle,
     timeout: Option<Duration>,
     object: Option<String>,
+    options: Vec<u8>,
 ) -> fdo::Result<()> {
     let record = RunRecord {
         id: handle.id.clone(),
@@ -45,6 +46,7 @@ pub fn started(
         header: String::from_utf8_lossy(&handle.header_line).into_owned(),
         restarts: 0,
         object,
+        options,
     };
     match agent.state.insert_run(&record) {
         Ok(()) => Ok(()),

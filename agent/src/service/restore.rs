@@ -14,7 +14,7 @@ use gadgetd_dbus::types::state;
 
 use super::manager::Agent;
 use super::run::{self, RunSpec, now_us};
-use crate::runtime::{Gadget, RunOptions};
+use crate::runtime::Gadget;
 use crate::state::RunRecord;
 
 /// Restores every run; returns how many detached runs run again.
@@ -119,19 +119,21 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         }
         None => None,
     };
-    let params = rec.params.clone();
+    // The same scope as when it started: containers, netns, kind options.
+    let scope = super::scope::decode(&rec.options)?;
+    let parsed = super::manager::parse_options(&scope).map_err(|e| e.to_string())?;
+    let (run_opts, plan) =
+        super::scope::run_options(agent, rec.params.clone(), parsed.containers, &parsed.kinds);
     let (gadget, running) = tokio::task::spawn_blocking(move || {
         let def = (!source.definition.trim().is_empty()).then_some(source.definition.as_str());
         let gadget = Gadget::from_object(source.object, def)?;
-        let running = gadget.start(&RunOptions {
-            params,
-            ..RunOptions::default()
-        })?;
+        let running = gadget.start(&run_opts)?;
         Ok::<_, crate::runtime::GadgetError>((gadget, running))
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
+    super::scope::follow(agent, plan, &running, &rec.id);
     // The stored header keeps the name the run was started with.
     let stored = match serde_json::from_str(rec.header.trim_end()) {
         Ok(gadgetd_dbus::stream::Control::Header(h)) => Some(h),

@@ -32,6 +32,8 @@ pub struct RunRecord {
     pub restarts: u32,
     /// sha256 of the stored object, if any.
     pub object: Option<String>,
+    /// The scope options (D-Bus `a{sv}`, serialized) the run started with.
+    pub options: Vec<u8>,
 }
 
 /// What a detached run is loaded from again after a restart.
@@ -42,7 +44,7 @@ pub struct Source {
 }
 
 const COLUMNS: &str = "id, name, image, digest, params, owner, detached, timeout_ms, state, created_at, started_at, \
-                       stopped_at, exit_reason, events_seen, events_lost, header, restarts, object";
+                       stopped_at, exit_reason, events_seen, events_lost, header, restarts, object, options";
 
 impl Store {
     /// Records a run that has started.
@@ -50,7 +52,7 @@ impl Store {
         let params_json = serde_json::to_string(&r.params).expect("string maps serialize");
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
+                &format!("INSERT INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
                 params![
                     r.id,
                     r.name,
@@ -70,6 +72,7 @@ impl Store {
                     r.header,
                     r.restarts,
                     r.object,
+                    r.options,
                 ],
             )
             .map(drop)
@@ -185,6 +188,7 @@ impl Store {
                         header: row.get(15)?,
                         restarts: row.get(16)?,
                         object: row.get(17)?,
+                        options: row.get(18)?,
                     },
                     row.get::<_, String>(4)?,
                 ))
@@ -272,13 +276,14 @@ mod tests {
             header: "{\"gadgetd\":\"header\"}\n".into(),
             restarts: 0,
             object: None,
+            options: vec![1, 2, 3],
         }
     }
 
     #[test]
     fn runs_round_trip_and_end() {
         let s = Store::in_memory().unwrap();
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
         s.insert_run(&record("aa", true)).unwrap();
         s.insert_run(&record("bb", false)).unwrap();
         s.update_counters("aa", 7, 1).unwrap();
@@ -292,6 +297,7 @@ mod tests {
         );
         assert_eq!(aa.params["targ_pid"], "42");
         assert_eq!(aa.timeout_ms, Some(5000));
+        assert_eq!(aa.options, [1, 2, 3], "the scope options round-trip");
         let bb = &runs[1];
         assert_eq!(
             (bb.state.as_str(), bb.exit_reason.as_str(), bb.stopped_at),

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX runs_by_state ON runs(state);
     "#,
+    // 2: the run's scope (container selection, kind options) as the a{sv}
+    // options it was started with, so a restored run keeps its filter.
+    r#"
+    ALTER TABLE runs ADD COLUMN options BLOB NOT NULL DEFAULT x'';
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

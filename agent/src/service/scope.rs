@@ -1,0 +1,98 @@
+//! A run's scope: which containers (and network namespaces) it watches and
+//! its kind options. Built the same way for a new run and for a detached run
+//! restored after a restart, from the `a{sv}` options it was started with
+//! (kept in the state database), so a restored run keeps its filter.
+
+use std::collections::{BTreeMap, HashMap};
+
+use zbus::zvariant::{self, OwnedValue};
+
+use super::kind_options::KindOptions;
+use super::manager::Agent;
+use crate::containers::Selector;
+use crate::containers::filter::{self, Plan};
+use crate::runtime::{RunOptions, Running};
+
+/// The run options of a scope, and the container plan to follow once the
+/// gadget is running (`None`: no container selection).
+pub fn run_options(
+    agent: &Agent,
+    params: BTreeMap<String, String>,
+    containers: Selector,
+    kinds: &KindOptions,
+) -> (RunOptions, Option<Plan>) {
+    let plan = filter::plan(&agent.containers, containers);
+    let mut opts = RunOptions {
+        params,
+        mntns_filter: plan.as_ref().map(|p| p.initial.clone()),
+        enricher: Some(crate::runtime::enrich::SharedEnricher(
+            agent.containers.clone(),
+        )),
+        ..RunOptions::default()
+    };
+    kinds.apply(&mut opts);
+    // A container selection also picks the network namespaces socket
+    // filters and network iterators run in, unless the caller named them.
+    if let Some(plan) = &plan
+        && opts.netns_ids.is_none()
+        && !opts.all_netns
+    {
+        opts.netns_ids = Some(plan.netns.clone());
+    }
+    (opts, plan)
+}
+
+/// Keeps the running gadget's container filter in step with the registry.
+pub fn follow(agent: &Agent, plan: Option<Plan>, running: &Running, run_id: &str) {
+    if let (Some(plan), Some(map)) = (plan, running.mntns_filter()) {
+        filter::keep_in_sync(plan, agent.containers.clone(), &map, run_id.to_string());
+    }
+}
+
+fn context() -> zvariant::serialized::Context {
+    zvariant::serialized::Context::new_dbus(zvariant::LE, 0)
+}
+
+/// The scope options as bytes for the state database.
+pub fn encode(scope: &HashMap<String, OwnedValue>) -> Vec<u8> {
+    zvariant::to_bytes(context(), scope)
+        .map(|data| data.to_vec())
+        .unwrap_or_default()
+}
+
+/// Back from [`encode`]; empty or unreadable bytes are an empty scope.
+pub fn decode(bytes: &[u8]) -> Result<HashMap<String, OwnedValue>, String> {
+    if bytes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let data = zvariant::serialized::Data::new(bytes, context());
+    data.deserialize::<HashMap<String, OwnedValue>>()
+        .map(|(map, _)| map)
+        .map_err(|e| format!("the stored run options are unreadable: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_options_round_trip() {
+        let mut scope = HashMap::new();
+        scope.insert(
+            "containername".to_string(),
+            OwnedValue::try_from(zvariant::Value::from(vec!["web-*".to_string()])).unwrap(),
+        );
+        scope.insert("interval-ms".to_string(), OwnedValue::from(500u64));
+        let back = decode(&encode(&scope)).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(u64::try_from(&back["interval-ms"]).unwrap(), 500);
+        let names: Vec<String> = back["containername"]
+            .try_clone()
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert_eq!(names, ["web-*"]);
+        assert!(decode(&[]).unwrap().is_empty());
+        assert!(decode(&[1, 2, 3]).is_err());
+    }
+}
