@@ -8,7 +8,21 @@ use sd_notify::NotifyState;
 
 use super::manager::Agent;
 
+/// The STATUS systemd shows: runs, and where detached runs log.
+pub fn status_line(agent: &Agent) -> String {
+    let (live, detached) = {
+        let runs = agent.runs.lock().unwrap();
+        let live: Vec<_> = runs.values().filter(|r| r.is_live()).collect();
+        (live.len(), live.iter().filter(|r| r.detached).count())
+    };
+    format!(
+        "{live} runs ({detached} detached), logging to {}",
+        agent.journal.describe()
+    )
+}
+
 /// Pings the watchdog (when systemd asked for it) and keeps STATUS current.
+/// Started after READY, which carries the first status line.
 pub async fn watchdog_and_status(agent: Arc<Agent>) {
     let every = sd_notify::watchdog_enabled()
         .map(|d| d / 2)
@@ -18,15 +32,7 @@ pub async fn watchdog_and_status(agent: Arc<Agent>) {
     let mut last = String::new();
     loop {
         tick.tick().await;
-        let (live, detached) = {
-            let runs = agent.runs.lock().unwrap();
-            let live: Vec<_> = runs.values().filter(|r| r.is_live()).collect();
-            (live.len(), live.iter().filter(|r| r.detached).count())
-        };
-        let status = format!(
-            "{live} runs ({detached} detached), logging to {}",
-            agent.journal.describe()
-        );
+        let status = status_line(&agent);
         let mut states = Vec::new();
         if ping {
             states.push(NotifyState::Watchdog);

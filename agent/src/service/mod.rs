@@ -96,7 +96,6 @@ pub async fn serve(
     let restored = restore::restore(&agent).await?;
     tracing::info!(restored, db = %agent.state.path().display(), "state loaded");
     tokio::spawn(record::flush_counters(agent.clone()));
-    tokio::spawn(lifecycle::watchdog_and_status(agent.clone()));
     let bus_clients = usize::from(bus_conn.is_some());
     let accept = async {
         match listener {
@@ -104,10 +103,12 @@ pub async fn serve(
             None => std::future::pending().await,
         }
     };
+    let status = lifecycle::status_line(&agent);
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("serving"),
+        sd_notify::NotifyState::Status(&status),
     ]);
+    tokio::spawn(lifecycle::watchdog_and_status(agent.clone()));
     tracing::info!(journal = agent.journal.describe(), "ready");
     tokio::select! {
         _ = shutdown => tracing::info!("shutting down: stopping every run"),
