@@ -74,10 +74,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let mut rnd = [0u8; 6];
-        getrandom(&mut rnd);
-        let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-        let p = std::env::temp_dir().join(format!("gadgetd-{tag}-{name}"));
+        let p = std::env::temp_dir().join(format!("gadgetd-{tag}-{}", random_hex(6)));
         std::fs::create_dir_all(&p).unwrap();
         // polkitd/other users must traverse it.
         use std::os::unix::fs::PermissionsExt;
@@ -95,15 +92,19 @@ impl Drop for TempDir {
     }
 }
 
-fn getrandom(buf: &mut [u8]) {
+/// `bytes` random bytes as hex: unique names for users, dirs, containers.
+pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;
+    let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
         .unwrap()
-        .read_exact(buf)
+        .read_exact(&mut buf)
         .unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+/// Polls `ready` until it holds, or panics naming `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
         assert!(
@@ -114,7 +115,8 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn terminate(child: &mut Child, grace: Duration) {
+/// SIGTERM, then SIGKILL after `grace`; always reaps the child.
+pub fn terminate(child: &mut Child, grace: Duration) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let start = Instant::now();
@@ -255,6 +257,28 @@ impl Agent {
         self.child.as_ref().unwrap().id()
     }
 
+    /// Waits until exactly `n` runs are running and returns them (`list -o json`).
+    pub fn wait_running(&self, n: usize) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let out = self.ctl(&["list", "-o", "json"]);
+            assert!(out.status.success(), "list failed: {}", stderr(&out));
+            let runs: Vec<serde_json::Value> = json_lines(&out)
+                .into_iter()
+                .filter(|r| r["state"] == "running")
+                .collect();
+            if runs.len() == n {
+                return runs;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "expected {n} running runs, have {runs:?}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -329,11 +353,16 @@ pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The inode of a namespace of this process (`/proc/self/ns/<kind>`).
-pub fn own_ns(kind: &str) -> u64 {
-    let link = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+/// The inode of namespace `kind` (`mnt`, `net`, ...) of process `pid`.
+pub fn ns_of(pid: u32, kind: &str) -> u64 {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
     let s = link.to_string_lossy();
     s[s.find('[').unwrap() + 1..s.len() - 1].parse().unwrap()
+}
+
+/// The inode of a namespace of this process.
+pub fn own_ns(kind: &str) -> u64 {
+    ns_of(std::process::id(), kind)
 }
 
 /// This thread's comm, as the kernel reports it in events.

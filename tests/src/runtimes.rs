@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{TempDir, repo_root};
+use crate::{TempDir, repo_root, terminate, wait_for};
 
 /// The image reference every runtime knows after loading.
 pub const IMAGE: &str = "localhost/bb:latest";
@@ -35,17 +35,6 @@ pub fn missing(binaries: &[&str]) -> Option<String> {
     })
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn check(o: Output, what: &str) -> String {
     assert!(
         o.status.success(),
@@ -54,20 +43,6 @@ fn check(o: Output, what: &str) -> String {
         String::from_utf8_lossy(&o.stdout)
     );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn stop_child(child: &mut Child, grace: Duration) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let start = Instant::now();
-    while start.elapsed() < grace {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Unmounts whatever a runtime left mounted below `dir` (deepest first).
@@ -101,13 +76,6 @@ pub fn build_image(dir: &Path) -> PathBuf {
         "building the busybox OCI image",
     );
     layout
-}
-
-/// The PID of a container as its runtime reports it → its mount namespace.
-pub fn mntns_of(pid: u32) -> u64 {
-    let link = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
-    let s = link.to_string_lossy();
-    s[s.find('[').unwrap() + 1..s.len() - 1].parse().unwrap()
 }
 
 /// A shell loop that opens the marker file every 200 ms.
@@ -145,7 +113,7 @@ impl Dockerd {
             .spawn()
             .expect("dockerd is installed (apt-get install docker.io)");
         let me = Dockerd { dir, socket, child };
-        wait_until("dockerd to answer", Duration::from_secs(30), || {
+        wait_for("dockerd to answer", Duration::from_secs(30), || {
             me.cli(&["version"]).status.success()
         });
         let image = build_image(me.dir.path());
@@ -222,7 +190,7 @@ impl Drop for Dockerd {
             args.extend(ids);
             let _ = self.cli(&args);
         }
-        stop_child(&mut self.child, Duration::from_secs(15));
+        terminate(&mut self.child, Duration::from_secs(15));
         unmount_below(self.dir.path());
     }
 }
@@ -289,7 +257,7 @@ impl Podman {
             .expect("podman is installed (apt-get install podman)");
         self.service = Some(child);
         let sock = self.socket.clone();
-        wait_until("podman's API socket", Duration::from_secs(15), || {
+        wait_for("podman's API socket", Duration::from_secs(15), || {
             std::os::unix::net::UnixStream::connect(&sock).is_ok()
         });
     }
@@ -342,7 +310,7 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.cli(&["rm", "-af", "-t", "0"]);
         if let Some(mut c) = self.service.take() {
-            stop_child(&mut c, Duration::from_secs(5));
+            terminate(&mut c, Duration::from_secs(5));
         }
         let _ = self.cli(&["system", "reset", "-f"]);
         unmount_below(self.dir.path());
@@ -397,7 +365,7 @@ impl Containerd {
         std::fs::write(&cfg, conf).unwrap();
         let child = spawn_containerd(d);
         let me = Containerd { dir, socket, child };
-        wait_until("containerd to answer", Duration::from_secs(20), || {
+        wait_for("containerd to answer", Duration::from_secs(20), || {
             me.ctr("default", &["version"]).status.success()
         });
         let image = build_image(me.dir.path());
@@ -495,7 +463,7 @@ impl Containerd {
     /// Starts the daemon again on the same root, state and socket.
     pub fn restart_daemon(&mut self) {
         self.child = spawn_containerd(self.dir.path());
-        wait_until(
+        wait_for(
             "containerd to answer again",
             Duration::from_secs(20),
             || self.ctr("default", &["version"]).status.success(),
@@ -511,7 +479,7 @@ impl Drop for Containerd {
         for t in tasks.split_whitespace() {
             self.remove(t);
         }
-        stop_child(&mut self.child, Duration::from_secs(10));
+        terminate(&mut self.child, Duration::from_secs(10));
         unmount_below(self.dir.path());
     }
 }

@@ -11,45 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Bus, TempDir, bin, repo_root};
-
-fn unique(prefix: &str) -> String {
-    let mut rnd = [0u8; 4];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut rnd)
-        .unwrap();
-    format!(
-        "{prefix}{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill_wait(child: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
+use crate::{Bus, TempDir, bin, random_hex, repo_root, terminate, wait_for};
 
 /// A journald of our own: `systemd-journald NAMESPACE`, read with
 /// `journalctl --namespace=NAMESPACE`.
@@ -73,7 +35,7 @@ impl Journald {
     }
 
     pub fn start() -> Journald {
-        let namespace = unique("gadgetd4t");
+        let namespace = format!("gadgetd4t{}", random_hex(4));
         let exe =
             Journald::binary().expect("systemd-journald is installed (apt-get install systemd)");
         let child = Command::new(exe)
@@ -83,7 +45,7 @@ impl Journald {
             .spawn()
             .unwrap();
         let dir = PathBuf::from(format!("/run/systemd/journal.{namespace}"));
-        wait_until("journald's sockets", Duration::from_secs(5), || {
+        wait_for("journald's sockets", Duration::from_secs(5), || {
             dir.join("socket").exists() && dir.join("stdout").exists()
         });
         let mut keepalive = std::os::unix::net::UnixStream::connect(dir.join("stdout")).unwrap();
@@ -116,7 +78,7 @@ impl Journald {
 
 impl Drop for Journald {
     fn drop(&mut self) {
-        kill_wait(&mut self.child);
+        terminate(&mut self.child, Duration::from_secs(5));
         let _ = std::fs::remove_dir_all(format!("/run/systemd/journal.{}", self.namespace));
         if let Ok(id) = std::fs::read_to_string("/etc/machine-id") {
             for base in ["/var/log/journal", "/run/log/journal"] {
@@ -136,7 +98,7 @@ pub struct Users {
 
 impl Users {
     pub fn create() -> Users {
-        let tag = unique("");
+        let tag = random_hex(4);
         let users = Users {
             group: format!("g4grp{tag}"),
             member: format!("g4in{tag}"),
@@ -224,7 +186,7 @@ pub struct Polkit {
 
 impl Polkit {
     pub fn start(bus: &Bus, group: &str) -> Polkit {
-        let tag = unique("");
+        let tag = random_hex(4);
         let action = PathBuf::from(format!(
             "/usr/share/polkit-1/actions/org.gadgetd.test-{tag}.policy"
         ));
@@ -252,7 +214,7 @@ impl Polkit {
             .spawn()
             .expect("polkitd is installed (apt-get install polkitd)");
         let address = bus.address.clone();
-        wait_until("polkitd on the bus", Duration::from_secs(10), || {
+        wait_for("polkitd on the bus", Duration::from_secs(10), || {
             Command::new("busctl")
                 .arg(format!("--address={address}"))
                 .args(["status", "org.freedesktop.PolicyKit1"])
@@ -265,7 +227,7 @@ impl Polkit {
 
 impl Drop for Polkit {
     fn drop(&mut self) {
-        kill_wait(&mut self.child);
+        terminate(&mut self.child, Duration::from_secs(5));
         for f in &self.files {
             let _ = std::fs::remove_file(f);
         }
@@ -334,7 +296,7 @@ impl Service {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
-        wait_until("gadgetd to be ready", Duration::from_secs(20), || {
+        wait_for("gadgetd to be ready", Duration::from_secs(20), || {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "gadgetd exited with {status}: {}",
@@ -361,7 +323,7 @@ impl Service {
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        kill_wait(&mut child);
+        terminate(&mut child, Duration::from_secs(5));
         child.wait().unwrap()
     }
 
@@ -387,7 +349,7 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            kill_wait(&mut child);
+            terminate(&mut child, Duration::from_secs(5));
         }
     }
 }

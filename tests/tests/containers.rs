@@ -13,12 +13,7 @@ use gadgetd_tests::*;
 use serde_json::Value;
 
 fn unique(tag: &str) -> String {
-    let mut b = [0u8; 4];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
-    format!(
-        "gd-{tag}-{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
+    format!("gd-{tag}-{}", random_hex(4))
 }
 
 fn skip(why: &str) {
@@ -113,22 +108,6 @@ impl Drop for Stream {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn wait_running(agent: &Agent) {
-    let start = Instant::now();
-    loop {
-        let out = agent.ctl(&["list", "-o", "json"]);
-        if json_lines(&out).iter().any(|r| r["state"] == "running") {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the run never started: {}",
-            agent.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -286,13 +265,13 @@ fn filtered_by_name(rt: Rt<'_>) {
             "60s",
         ],
     );
-    wait_running(&agent);
+    agent.wait_running(1);
     let host = HostNoise::start();
 
     let id = (rt.run)(&web, OPEN_LOOP);
     let _ = (rt.run)(&other, OPEN_LOOP);
     let pid = (rt.pid)(&web);
-    let mntns = runtimes::mntns_of(pid);
+    let mntns = ns_of(pid, "mnt");
 
     let (ev, before) = stream.until(Duration::from_secs(20), |v| v["fname"] == MARKER);
     assert_eq!(ev["runtime.containerName"], web.as_str(), "{ev}");
@@ -554,7 +533,7 @@ fn host_filter_and_bad_selectors() {
             "30s",
         ],
     );
-    wait_running(&agent);
+    agent.wait_running(1);
     let host = HostNoise::start();
     let (ev, _) = stream.until(Duration::from_secs(10), |v| {
         v["fname"] == host.path.as_str()
@@ -640,7 +619,7 @@ fn cri_pod_filtered_by_k8s_namespace() {
             "60s",
         ],
     );
-    wait_running(&agent);
+    agent.wait_running(1);
     let id = cri.create_and_start(
         &pod,
         &pod_cfg,
@@ -778,13 +757,7 @@ fn socket_snapshot_runs_in_the_selected_containers_netns() {
     let name = unique("listener");
     p.run(&name, "while true; do nc -l -p 4242; done");
     let pid = p.pid(&name);
-    let netns: u64 = std::fs::read_link(format!("/proc/{pid}/ns/net"))
-        .unwrap()
-        .to_string_lossy()
-        .trim_start_matches("net:[")
-        .trim_end_matches(']')
-        .parse()
-        .unwrap();
+    let netns = ns_of(pid, "net");
     let start = Instant::now();
     while !containers(&agent).iter().any(|c| c["name"] == name) {
         assert!(

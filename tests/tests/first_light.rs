@@ -14,26 +14,6 @@ fn s(p: &std::path::Path) -> &str {
 }
 
 /// Waits until `list -o json` shows `n` running runs; returns them.
-fn wait_running(agent: &Agent, n: usize) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        let out = agent.ctl(&["list", "-o", "json"]);
-        assert!(out.status.success(), "list failed: {}", stderr(&out));
-        let runs: Vec<Value> = json_lines(&out)
-            .into_iter()
-            .filter(|r| r["state"] == "running")
-            .collect();
-        if runs.len() == n {
-            return runs;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "expected {n} running runs, have {runs:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn trace_open_reports_our_own_open_with_exact_fields() {
     let bus = Bus::start();
@@ -50,7 +30,7 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
         "-p",
         &format!("targ_pid={me}"),
     ]);
-    wait_running(&agent, 1);
+    agent.wait_running(1);
 
     let dir = TempDir::new("open");
     let path = dir.path().join("gadgetd-trace-open-probe");
@@ -103,7 +83,7 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
     .unwrap();
     let status = client.wait().unwrap();
     assert!(status.success(), "gadgetctl exited with {status}");
-    wait_running(&agent, 0);
+    agent.wait_running(0);
     drop(file);
 }
 
@@ -127,7 +107,7 @@ fn trace_exec_reports_arguments_parent_and_result() {
     let agent = Agent::start(&bus);
     let gadget = gadget("trace_exec");
     let mut client = agent.ctl_spawn(&["run", s(&gadget), "-o", "json", "--timeout", "20s"]);
-    wait_running(&agent, 1);
+    agent.wait_running(1);
 
     let marker = format!("gadgetd-exec-{}", std::process::id());
     let child = Command::new("/bin/echo")
@@ -181,7 +161,7 @@ fn attach_list_stop_and_properties_over_the_bus() {
         "-p",
         &format!("targ_pid={me}"),
     ]);
-    let runs = wait_running(&agent, 1);
+    let runs = agent.wait_running(1);
     let id = runs[0]["id"].as_str().unwrap().to_string();
     assert_eq!(runs[0]["name"], "probe");
     assert_eq!(runs[0]["owner"], 0);
@@ -563,7 +543,7 @@ fn a_client_that_disconnects_ends_only_its_own_run() {
     let g = gadget("trace_open");
     let mut a = agent.ctl_spawn(&["run", s(&g), "-o", "json", "--name", "a"]);
     let mut b = agent.ctl_spawn(&["run", s(&g), "-o", "json", "--name", "b"]);
-    wait_running(&agent, 2);
+    agent.wait_running(2);
     a.kill().unwrap(); // SIGKILL: no Stop call, just a closed socket
     a.wait().unwrap();
     let start = Instant::now();
@@ -591,7 +571,7 @@ fn sigterm_detaches_every_program_and_ends_streams() {
     let g = gadget("trace_exec");
     let before: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
     let client = agent.ctl_spawn(&["run", s(&g), "-o", "json"]);
-    wait_running(&agent, 1);
+    agent.wait_running(1);
     let ours: Vec<(u64, String)> = loaded_programs()
         .into_iter()
         .filter(|(id, n)| {

@@ -13,12 +13,6 @@ fn lib_gadget(name: &str) -> GadgetTest {
     GadgetTest::from_files(gadget(name), def.exists().then_some(def.as_path())).unwrap()
 }
 
-fn ns_of(pid: u32, kind: &str) -> u64 {
-    let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
-    let s = link.to_string_lossy();
-    s[s.find('[').unwrap() + 1..s.len() - 1].parse().unwrap()
-}
-
 #[test]
 fn snapshot_process_lists_a_process_of_another_user_in_its_own_mount_namespace() {
     let test = lib_gadget("snapshot_process");

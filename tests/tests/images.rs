@@ -100,18 +100,6 @@ fn list(agent: &Agent) -> Vec<Value> {
     json_lines(&agent.ctl(&["image", "list", "-o", "json"]))
 }
 
-fn wait_running(agent: &Agent) {
-    let start = Instant::now();
-    loop {
-        let out = agent.ctl(&["list", "-o", "json"]);
-        if json_lines(&out).iter().any(|r| r["state"] == "running") {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "no running run");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs `image` and checks that it reports our own open of a fresh file.
 fn run_sees_our_open(agent: &Agent, image: &str, extra: &[&str]) -> String {
     let me = std::process::id().to_string();
@@ -128,7 +116,7 @@ fn run_sees_our_open(agent: &Agent, image: &str, extra: &[&str]) -> String {
     ];
     args.extend_from_slice(extra);
     let mut client = agent.ctl_spawn(&args);
-    wait_running(agent);
+    agent.wait_running(1);
     let dir = TempDir::new("img-open");
     let path = dir.path().join("gadgetd-image-probe");
     std::fs::write(&path, b"x").unwrap();
