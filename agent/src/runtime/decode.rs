@@ -293,9 +293,9 @@ fn write_companion(
         Semantic::Errno => write_json_str(out, names::errno(v).as_bytes()),
         Semantic::Signal => write_json_str(out, names::signal(v as u64).as_bytes()),
         Semantic::Syscall => write_json_str(out, names::syscall(v as u64).as_bytes()),
-        Semantic::Uid => write_json_str(out, names::user(v as u64).as_bytes()),
-        Semantic::Gid => write_json_str(out, names::group(v as u64).as_bytes()),
-        Semantic::Ifindex => write_json_str(out, names::interface(v as u64).as_bytes()),
+        Semantic::Uid => names::user(v as u64, |n| write_json_str(out, n.as_bytes())),
+        Semantic::Gid => names::group(v as u64, |n| write_json_str(out, n.as_bytes())),
+        Semantic::Ifindex => names::interface(v as u64, |n| write_json_str(out, n.as_bytes())),
         Semantic::KernelStack => match stacks {
             Some(s) => s.write_json(v, out),
             None => out.extend_from_slice(b"[]"),

@@ -97,50 +97,54 @@ fn lookup(table: &'static [(u32, &'static str)], n: u64) -> &'static str {
 
 type Cache = Mutex<HashMap<u64, Box<str>>>;
 
-fn cached(
+/// Hands the cached name of `key` to `with`, resolving it once (outside the
+/// lock: NSS lookups can be slow). Called per event: no allocation on a hit.
+fn cached<R>(
     cache: &'static std::sync::OnceLock<Cache>,
     key: u64,
     resolve: impl FnOnce() -> Option<String>,
-) -> Box<str> {
+    with: impl FnOnce(&str) -> R,
+) -> R {
     let cache = cache.get_or_init(Default::default);
     if let Some(v) = cache.lock().unwrap().get(&key) {
-        return v.clone();
+        return with(v);
     }
     let name: Box<str> = resolve().unwrap_or_default().into();
     let mut guard = cache.lock().unwrap();
     if guard.len() > 65536 {
         guard.clear(); // bounded: a hostile stream of ids cannot grow it forever
     }
-    guard.insert(key, name.clone());
-    name
+    with(guard.entry(key).or_insert(name))
 }
 
-/// The user name of a uid on this host ("" when it has none).
-pub fn user(uid: u64) -> Box<str> {
+/// The user name of a uid on this host ("" when it has none), given to `with`.
+pub fn user<R>(uid: u64, with: impl FnOnce(&str) -> R) -> R {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    cached(&CACHE, uid, || {
+    let resolve = || {
         nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid as u32))
             .ok()
             .flatten()
             .map(|u| u.name)
-    })
+    };
+    cached(&CACHE, uid, resolve, with)
 }
 
-/// The group name of a gid on this host ("" when it has none).
-pub fn group(gid: u64) -> Box<str> {
+/// The group name of a gid on this host ("" when it has none), given to `with`.
+pub fn group<R>(gid: u64, with: impl FnOnce(&str) -> R) -> R {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    cached(&CACHE, gid, || {
+    let resolve = || {
         nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid as u32))
             .ok()
             .flatten()
             .map(|g| g.name)
-    })
+    };
+    cached(&CACHE, gid, resolve, with)
 }
 
-/// The name of a network interface of the agent's network namespace.
-pub fn interface(index: u64) -> Box<str> {
+/// The name of a network interface of the agent's network namespace, given to `with`.
+pub fn interface<R>(index: u64, with: impl FnOnce(&str) -> R) -> R {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
-    cached(&CACHE, index, || {
+    let resolve = || {
         let mut buf = [0u8; libc::IF_NAMESIZE];
         // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
         let p = unsafe { libc::if_indextoname(index as u32, buf.as_mut_ptr().cast()) };
@@ -149,7 +153,8 @@ pub fn interface(index: u64) -> Box<str> {
         }
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         Some(String::from_utf8_lossy(&buf[..end]).into_owned())
-    })
+    };
+    cached(&CACHE, index, resolve, with)
 }
 
 /// An enum value as a name; for flag enums (every member a single bit) a
@@ -216,9 +221,14 @@ mod tests {
             assert_eq!(syscall(257), "openat");
             assert_eq!(syscall_number("execve"), Some(59));
         }
-        assert_eq!(&*user(0), "root");
-        assert_eq!(&*group(0), "root");
-        assert_eq!(&*interface(1), "lo");
+        assert_eq!(user(0, str::to_owned), "root");
+        assert_eq!(
+            user(0, str::to_owned),
+            "root",
+            "a cache hit gives the same name"
+        );
+        assert_eq!(group(0, str::to_owned), "root");
+        assert_eq!(interface(1, str::to_owned), "lo");
         assert_eq!(
             dns_name(b"\x03www\x07example\x03com\x00"),
             "www.example.com"
