@@ -221,6 +221,7 @@ impl Manager {
         first: Option<Attacher>,
     ) -> fdo::Result<Arc<RunHandle>> {
         let id = new_run_id();
+        let scope = super::scope::encode(&opts.scope).map_err(fdo::Error::Failed)?;
         let name = match opts.name {
             Some(n) => {
                 if self
@@ -280,7 +281,6 @@ impl Manager {
         if let Some(pipe) = log {
             super::detached::start_writer(&self.agent, &handle, pipe);
         }
-        let scope = super::scope::encode(&opts.scope);
         if let Err(e) = super::record::started(&self.agent, &handle, timeout, object, scope) {
             handle.stop(stream::reason::ERROR);
             return Err(e);

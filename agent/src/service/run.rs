@@ -169,7 +169,7 @@ impl RunHandle {
 
 /// [`spawn`] with the start time of a run restored after a restart.
 pub fn spawn_at(
-    spec: RunSpec,
+    mut spec: RunSpec,
     running: Running,
     conns: Connections,
     first: Option<Attacher>,
@@ -178,7 +178,7 @@ pub fn spawn_at(
 ) -> Arc<RunHandle> {
     let (stop_tx, stop_rx) = watch::channel(None);
     let (attach_tx, attach_rx) = mpsc::unbounded_channel();
-    let header_line = stream::encode(&Control::Header(spec.header.clone()));
+    let header_line = stream::encode(&Control::Header(std::mem::take(&mut spec.header)));
     let timeout = spec.timeout;
     let state = (state::RUNNING.into(), String::new());
     let handle = Arc::new(RunHandle::new(

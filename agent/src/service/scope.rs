@@ -54,10 +54,10 @@ fn context() -> zvariant::serialized::Context {
 }
 
 /// The scope options as bytes for the state database.
-pub fn encode(scope: &HashMap<String, OwnedValue>) -> Vec<u8> {
+pub fn encode(scope: &HashMap<String, OwnedValue>) -> Result<Vec<u8>, String> {
     zvariant::to_bytes(context(), scope)
         .map(|data| data.to_vec())
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot store the run's options: {e}"))
 }
 
 /// Back from [`encode`]; empty or unreadable bytes are an empty scope.
@@ -83,7 +83,7 @@ mod tests {
             OwnedValue::try_from(zvariant::Value::from(vec!["web-*".to_string()])).unwrap(),
         );
         scope.insert("interval-ms".to_string(), OwnedValue::from(500u64));
-        let back = decode(&encode(&scope)).unwrap();
+        let back = decode(&encode(&scope).unwrap()).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(u64::try_from(&back["interval-ms"]).unwrap(), 500);
         let names: Vec<String> = back["containername"]
