@@ -19,10 +19,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod containers;
-pub mod images;
 pub mod journal;
-pub mod runtime;
 pub mod service;
 pub mod state;
-pub mod testing;
+
+pub use gadgetd_containers as containers;
+pub use gadgetd_images as images;
+pub use gadgetd_runtime as runtime;
+pub use gadgetd_runtime::testing;

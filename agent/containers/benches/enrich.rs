@@ -1,16 +1,16 @@
 //! What container enrichment costs on the event hot path: decoding a
 //! trace_open-shaped event to JSON without an enricher, with the registry
 //! as enricher for a namespace it knows (200 containers), and for one it
-//! does not know. Run: `cargo bench -p gadgetd --bench enrich`.
+//! does not know. Run: `cargo bench -p gadgetd-containers --bench enrich`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gadgetd::containers::{Container, K8s, Registry};
-use gadgetd::runtime::decode::Decoder;
-use gadgetd::runtime::enrich::{Enricher, SharedEnricher};
-use gadgetd::runtime::layout::{FieldKind, FieldLayout, Layout, Semantic};
+use gadgetd_containers::{Container, K8s, Registry};
+use gadgetd_runtime::decode::Decoder;
+use gadgetd_runtime::enrich::{Enricher, SharedEnricher};
+use gadgetd_runtime::layout::{FieldKind, FieldLayout, Layout, Semantic};
 
 fn field(name: &str, offset: usize, kind: FieldKind) -> FieldLayout {
     FieldLayout {

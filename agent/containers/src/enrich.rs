@@ -1,8 +1,8 @@
 //! The registry as the runtime's [`Enricher`]: per namespace a pre-rendered
 //! JSON fragment, so enriching an event is one hash lookup and one copy.
 
-use crate::runtime::decode::write_json_str;
-use crate::runtime::enrich::{Enricher, FIELDS, NsKind, empty_fragment};
+use gadgetd_runtime::decode::write_json_str;
+use gadgetd_runtime::enrich::{Enricher, FIELDS, NsKind, empty_fragment};
 
 use super::{Container, Registry};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{Change, Registry, Selector, procinfo};
-use crate::runtime::mntns_filter::MntnsFilterMap;
+use gadgetd_runtime::mntns_filter::MntnsFilterMap;
 
 /// A selection taken before the gadget loads: the ids to fill in before
 /// attaching, and the changes since (subscribed first, so none is missed).

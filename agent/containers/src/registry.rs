@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 
 use super::Container;
 use super::enrich::Fragments;
-use crate::runtime::enrich::NsKind;
+use gadgetd_runtime::enrich::NsKind;
 
 /// A container started or stopped (as seen by one source).
 #[derive(Debug, Clone)]
@@ -198,7 +198,7 @@ fn dedup<'a>(records: impl Iterator<Item = &'a Arc<Container>>) -> Vec<Arc<Conta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::K8s;
+    use crate::K8s;
 
     fn c(id: &str, name: &str, runtime: &str, mntns: u64) -> Container {
         Container {

@@ -154,7 +154,7 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::K8s;
+    use crate::K8s;
 
     fn c(name: &str, id: &str, runtime: &str, k8s_ns: &str) -> Container {
         Container {

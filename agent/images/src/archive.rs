@@ -226,8 +226,8 @@ pub fn write_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::format::{ArchBuild, BuildInfo, assemble};
-    use crate::images::store::Store;
+    use crate::format::{ArchBuild, BuildInfo, assemble};
+    use crate::store::Store;
 
     fn root(tag: &str) -> std::path::PathBuf {
         let mut rnd = [0u8; 6];

@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(a.blobs[&parts.program.digest().unwrap()], b"\x7fELF-arm64");
         // Every blob is keyed by its own digest.
         for (d, bytes) in &a.blobs {
-            crate::images::digest::verify(d, bytes).unwrap();
+            crate::digest::verify(d, bytes).unwrap();
         }
         assert!(matches!(
             pick_platform(&index, "riscv64"),

@@ -10,7 +10,6 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod format;
-pub mod interface;
 pub mod progress;
 pub mod reference;
 pub mod registry;

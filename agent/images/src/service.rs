@@ -16,8 +16,8 @@ use super::format::{self, ANN_CREATED, Descriptor};
 use super::reference::{self, DEFAULT_PREFIX};
 use super::registry::Registries;
 use super::store::{Entry, Store};
-use crate::runtime::Gadget;
-use crate::runtime::object::GadgetObject;
+use gadgetd_runtime::Gadget;
+use gadgetd_runtime::object::GadgetObject;
 
 /// Where packages put the bundled gadgets' images.
 pub const BUNDLED_IMAGES: &str = "/usr/lib/gadgetd/gadgets.tar";

@@ -536,7 +536,7 @@ pub fn copy_into(mut r: impl Read, w: &mut BlobWriter<'_>) -> std::io::Result<u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::format::{ArchBuild, BuildInfo, assemble};
+    use crate::format::{ArchBuild, BuildInfo, assemble};
 
     fn temp_root(tag: &str) -> PathBuf {
         let mut rnd = [0u8; 6];

@@ -4,20 +4,20 @@
 //! * snapshot_process on this host: iterating every task and decoding rows,
 //!   and a whole run (load, verify, attach, iterate, decode).
 //!
-//! `make bench-kinds` (or `cargo bench -p gadgetd --bench kinds`, with
+//! `make bench-kinds` (or `cargo bench -p gadgetd-runtime --bench kinds`, with
 //! GADGETD_GADGETS pointing at `make gadgets` output).
 
 use std::time::{Duration, Instant};
 
-use gadgetd::runtime::decode::Decoder;
-use gadgetd::runtime::kinds;
-use gadgetd::runtime::layout;
-use gadgetd::runtime::load::{self, LoadRequest};
-use gadgetd::runtime::object::GadgetObject;
-use gadgetd::runtime::rawmap::RawHashMap;
-use gadgetd::runtime::snapshot;
-use gadgetd::runtime::topper::{SortSpec, TopperReader};
-use gadgetd::runtime::{Gadget, RunOptions};
+use gadgetd_runtime::decode::Decoder;
+use gadgetd_runtime::kinds;
+use gadgetd_runtime::layout;
+use gadgetd_runtime::load::{self, LoadRequest};
+use gadgetd_runtime::object::GadgetObject;
+use gadgetd_runtime::rawmap::RawHashMap;
+use gadgetd_runtime::snapshot;
+use gadgetd_runtime::topper::{SortSpec, TopperReader};
+use gadgetd_runtime::{Gadget, RunOptions};
 
 const ENTRIES: usize = 10_000;
 const ROUNDS: usize = 50;

@@ -2,9 +2,9 @@
 //! without the daemon.
 //!
 //!     make gadgets
-//!     sudo cargo run -p gadgetd --example run_gadget -- build/gadgets/trace_open.o targ_pid=1234
+//!     sudo cargo run -p gadgetd-runtime --example run_gadget -- build/gadgets/trace_open.o targ_pid=1234
 
-use gadgetd::runtime::{Gadget, Record, RunOptions};
+use gadgetd_runtime::{Gadget, Record, RunOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

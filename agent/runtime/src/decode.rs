@@ -404,7 +404,7 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::layout::FieldLayout;
+    use crate::layout::FieldLayout;
 
     fn field(name: &str, offset: usize, kind: FieldKind) -> FieldLayout {
         FieldLayout {
@@ -498,7 +498,7 @@ mod tests {
 
     struct OneContainer;
 
-    impl crate::runtime::enrich::Enricher for OneContainer {
+    impl crate::enrich::Enricher for OneContainer {
         fn mntns(&self, id: u64, out: &mut Vec<u8>) {
             if id == 7 {
                 out.extend_from_slice(br#","runtime.containerName":"web""#);
@@ -560,7 +560,7 @@ mod tests {
         out.clear();
         Decoder::new(&layout).write_json(&ev, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        for (key, _) in crate::runtime::enrich::FIELDS {
+        for (key, _) in crate::enrich::FIELDS {
             assert_eq!(v[key], "", "{key}");
         }
         assert_eq!(v["pid"], 9);

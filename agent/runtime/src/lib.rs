@@ -24,6 +24,7 @@ pub mod runner;
 pub mod snapshot;
 pub mod stacks;
 pub mod topper;
+pub mod testing;
 pub mod walltime;
 
 pub use error::{GadgetError, Result};

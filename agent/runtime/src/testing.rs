@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::runtime::{Gadget, GadgetError, Record, RunOptions};
+use crate::{Gadget, GadgetError, Record, RunOptions};
 
 /// One JSON object: an event, a table row or a histogram.
 pub type Event = Map<String, Value>;

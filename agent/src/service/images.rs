@@ -10,10 +10,10 @@ use zbus::message::Header as MsgHeader;
 use zbus::zvariant::{Fd, OwnedFd as ZOwnedFd, OwnedValue};
 use zbus::{Connection, fdo, interface};
 
-use super::error::{ImageError, Result};
-use super::progress::ProgressSink;
-use super::service::ImageService;
-use crate::runtime::{Gadget, GadgetError};
+use gadgetd_images::error::{ImageError, Result};
+use gadgetd_images::progress::ProgressSink;
+use gadgetd_images::service::ImageService;
+use gadgetd_runtime::{Gadget, GadgetError};
 use crate::service::Agent;
 
 /// polkit action of every image change (design.md).

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod bus;
 pub mod containers;
 pub mod describe;
+pub mod images;
 pub mod detached;
 pub mod kind_options;
 pub mod lifecycle;
@@ -39,8 +40,8 @@ pub struct Config {
     pub listen: Option<PathBuf>,
     pub state_dir: PathBuf,
     /// Container runtime sockets to watch.
-    pub runtimes: Vec<crate::containers::RuntimeEndpoint>,
-    pub images: crate::images::service::Options,
+    pub runtimes: Vec<gadgetd_containers::RuntimeEndpoint>,
+    pub images: gadgetd_images::service::Options,
     /// Group whose members may use the p2p socket (and the shipped polkit rule).
     pub group: String,
     /// journald namespace to log detached runs to (None: the default journal).
@@ -74,8 +75,8 @@ pub async fn serve(
         journal,
         config.log_rate,
     );
-    crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
-    let _ = agent.images.set(crate::images::service::ImageService::open(
+    gadgetd_containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
+    let _ = agent.images.set(gadgetd_images::service::ImageService::open(
         &config.state_dir,
         &config.images,
     )?);
@@ -133,7 +134,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .name(names::BUS_NAME)?
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
-        .serve_at(names::MANAGER_PATH, crate::images::interface::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, crate::service::images::Images::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, describe::Gadgets { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
@@ -160,7 +161,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::images::interface::Images::new(&agent, agent.images()),
+            crate::service::images::Images::new(&agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
