@@ -4,7 +4,7 @@
 //! captured events, tables or histograms back as JSON to assert on.
 //!
 //! ```no_run
-//! use gadgetd::testing::{GadgetTest, Workload};
+//! use gadgetd_runtime::testing::{GadgetTest, Workload};
 //! let test = GadgetTest::from_files("build/gadgets/trace_open.o", None).unwrap();
 //! let child = Workload::new("cat").arg("/etc/hostname");
 //! let capture = test.trace(|| child.run()).unwrap();
