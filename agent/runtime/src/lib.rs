@@ -23,8 +23,8 @@ pub mod reader;
 pub mod runner;
 pub mod snapshot;
 pub mod stacks;
-pub mod topper;
 pub mod testing;
+pub mod topper;
 pub mod walltime;
 
 pub use error::{GadgetError, Result};

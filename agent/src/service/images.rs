@@ -10,11 +10,11 @@ use zbus::message::Header as MsgHeader;
 use zbus::zvariant::{Fd, OwnedFd as ZOwnedFd, OwnedValue};
 use zbus::{Connection, fdo, interface};
 
+use crate::service::Agent;
 use gadgetd_images::error::{ImageError, Result};
 use gadgetd_images::progress::ProgressSink;
 use gadgetd_images::service::ImageService;
 use gadgetd_runtime::{Gadget, GadgetError};
-use crate::service::Agent;
 
 /// polkit action of every image change (design.md).
 pub const ACTION_MANAGE_IMAGES: &str = "org.gadgetd.manage-images";

@@ -19,8 +19,8 @@ use super::bus::Connections;
 use super::detached::RateLimit;
 use super::run::{self, RunHandle, RunSpec};
 use crate::journal::Journal;
-use gadgetd_runtime::{Gadget, GadgetError};
 use crate::state::Store;
+use gadgetd_runtime::{Gadget, GadgetError};
 
 pub use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ, ACTION_RUN, Authorizer};
 

@@ -7,8 +7,8 @@ pub mod authz;
 pub mod bus;
 pub mod containers;
 pub mod describe;
-pub mod images;
 pub mod detached;
+pub mod images;
 pub mod kind_options;
 pub mod lifecycle;
 pub mod listen;
@@ -76,10 +76,12 @@ pub async fn serve(
         config.log_rate,
     );
     gadgetd_containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
-    let _ = agent.images.set(gadgetd_images::service::ImageService::open(
-        &config.state_dir,
-        &config.images,
-    )?);
+    let _ = agent
+        .images
+        .set(gadgetd_images::service::ImageService::open(
+            &config.state_dir,
+            &config.images,
+        )?);
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
         let conn = bus_connection(bus, &agent).await?;

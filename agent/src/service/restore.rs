@@ -14,8 +14,8 @@ use gadgetd_dbus::types::state;
 
 use super::manager::Agent;
 use super::run::{self, RunSpec, now_us};
-use gadgetd_runtime::Gadget;
 use crate::state::RunRecord;
+use gadgetd_runtime::Gadget;
 
 /// Restores every run; returns how many detached runs run again.
 pub async fn restore(agent: &Arc<Agent>) -> anyhow::Result<usize> {
