@@ -1,5 +1,5 @@
 //! The agent's image service: the store, registries and naming together
-//! (the D-Bus side is [`super::interface`]).
+//! (the D-Bus side is `gadgetd`'s `service::images`).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use gadgetd_dbus::images::ImageSummary;
 use oci_client::Reference;
-use serde_json::json;
 
 use super::archive;
 use super::credentials::Credentials;
@@ -16,8 +15,6 @@ use super::format::{self, ANN_CREATED, Descriptor};
 use super::reference::{self, DEFAULT_PREFIX};
 use super::registry::Registries;
 use super::store::{Entry, Store};
-use gadgetd_runtime::Gadget;
-use gadgetd_runtime::object::GadgetObject;
 
 /// Where packages put the bundled gadgets' images.
 pub const BUNDLED_IMAGES: &str = "/usr/lib/gadgetd/gadgets.tar";
@@ -141,7 +138,7 @@ impl ImageService {
     }
 
     /// The manifest for this host from an image's top descriptor.
-    fn host_manifest(&self, top: &Descriptor) -> Result<(format::Manifest, String)> {
+    pub fn host_manifest(&self, top: &Descriptor) -> Result<(format::Manifest, String)> {
         let bytes = self.store.read_blob(&top.digest()?)?;
         if top.is_index() {
             let index = format::parse_index(&bytes)?;
@@ -212,52 +209,6 @@ impl ImageService {
             architectures,
             created,
         }
-    }
-
-    /// Everything `gadgetctl image inspect` shows, as JSON.
-    pub fn inspect(&self, key: &str) -> Result<serde_json::Value> {
-        let (entry, _) = self.resolve_local(key)?;
-        let top_bytes = self.store.read_blob(&entry.descriptor.digest()?)?;
-        let top: serde_json::Value = serde_json::from_slice(&top_bytes).unwrap_or_default();
-        let (manifest, manifest_digest) = self.host_manifest(&entry.descriptor)?;
-        let run = self.runnable(key)?;
-        let obj = GadgetObject::parse(run.program.clone());
-        let (programs, maps) = match &obj {
-            Ok(o) => (
-                o.programs.iter().map(|p| json!({"name": p.name, "section": p.section})).collect(),
-                o.maps
-                    .iter()
-                    .map(|m| json!({"name": m.name, "type": map_type_name(m.map_type), "max_entries": m.max_entries}))
-                    .collect(),
-            ),
-            Err(_) => (vec![], vec![]),
-        };
-        let gadget = Gadget::from_object(run.program, Some(&run.definition));
-        let (params, fields, error) = match &gadget {
-            Ok(g) => (
-                serde_json::to_value(g.params()).unwrap_or_default(),
-                serde_json::to_value(g.fields()).unwrap_or_default(),
-                None,
-            ),
-            Err(e) => (json!([]), json!([]), Some(e.to_string())),
-        };
-        Ok(json!({
-            "reference": entry.name,
-            "digest": entry.descriptor.digest,
-            "mediaType": entry.descriptor.media_type,
-            "size": self.summary(&entry).size,
-            "index": if entry.descriptor.is_index() { top } else { serde_json::Value::Null },
-            "platform": format!("linux/{}", format::host_arch()),
-            "manifestDigest": manifest_digest,
-            "manifest": serde_json::to_value(&manifest).unwrap_or_default(),
-            "definition": run.definition,
-            "programs": programs,
-            "maps": maps,
-            "params": params,
-            "fields": fields,
-            "runnable": error.is_none(),
-            "error": error,
-        }))
     }
 
     /// Imports an OCI archive. With `skip_present`, names already in the
@@ -345,17 +296,4 @@ pub fn source_date_epoch() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
-}
-
-fn map_type_name(t: u32) -> String {
-    match t {
-        1 => "hash".into(),
-        2 => "array".into(),
-        4 => "perf_event_array".into(),
-        5 => "percpu_hash".into(),
-        6 => "percpu_array".into(),
-        9 => "lru_hash".into(),
-        27 => "ringbuf".into(),
-        other => format!("type {other}"),
-    }
 }

@@ -12,9 +12,12 @@ use zbus::{Connection, fdo, interface};
 
 use crate::service::Agent;
 use gadgetd_images::error::{ImageError, Result};
+use gadgetd_images::format;
 use gadgetd_images::progress::ProgressSink;
 use gadgetd_images::service::ImageService;
+use gadgetd_runtime::object::GadgetObject;
 use gadgetd_runtime::{Gadget, GadgetError};
+use serde_json::json;
 
 /// polkit action of every image change (design.md).
 pub const ACTION_MANAGE_IMAGES: &str = "org.gadgetd.manage-images";
@@ -248,7 +251,7 @@ impl Images {
     ) -> fdo::Result<String> {
         self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
         let svc = self.svc.clone();
-        blocking(move || svc.inspect(&reference).map(|v| v.to_string())).await
+        blocking(move || inspect(&svc, &reference).map(|v| v.to_string())).await
     }
 
     /// The local image a name, digest or digest prefix means (no pull):
@@ -343,4 +346,63 @@ pub async fn load_gadget(
     })
     .await
     .map_err(|e| fdo::Error::Failed(format!("image task failed: {e}")))?
+}
+
+/// Everything `gadgetctl image inspect` shows, as JSON.
+pub fn inspect(svc: &ImageService, key: &str) -> Result<serde_json::Value> {
+    let (entry, _) = svc.resolve_local(key)?;
+    let top_bytes = svc.store.read_blob(&entry.descriptor.digest()?)?;
+    let top: serde_json::Value = serde_json::from_slice(&top_bytes).unwrap_or_default();
+    let (manifest, manifest_digest) = svc.host_manifest(&entry.descriptor)?;
+    let run = svc.runnable(key)?;
+    let obj = GadgetObject::parse(run.program.clone());
+    let (programs, maps) = match &obj {
+        Ok(o) => (
+            o.programs.iter().map(|p| json!({"name": p.name, "section": p.section})).collect(),
+            o.maps
+                .iter()
+                .map(|m| json!({"name": m.name, "type": map_type_name(m.map_type), "max_entries": m.max_entries}))
+                .collect(),
+        ),
+        Err(_) => (vec![], vec![]),
+    };
+    let gadget = Gadget::from_object(run.program, Some(&run.definition));
+    let (params, fields, error) = match &gadget {
+        Ok(g) => (
+            serde_json::to_value(g.params()).unwrap_or_default(),
+            serde_json::to_value(g.fields()).unwrap_or_default(),
+            None,
+        ),
+        Err(e) => (json!([]), json!([]), Some(e.to_string())),
+    };
+    Ok(json!({
+        "reference": entry.name,
+        "digest": entry.descriptor.digest,
+        "mediaType": entry.descriptor.media_type,
+        "size": svc.summary(&entry).size,
+        "index": if entry.descriptor.is_index() { top } else { serde_json::Value::Null },
+        "platform": format!("linux/{}", format::host_arch()),
+        "manifestDigest": manifest_digest,
+        "manifest": serde_json::to_value(&manifest).unwrap_or_default(),
+        "definition": run.definition,
+        "programs": programs,
+        "maps": maps,
+        "params": params,
+        "fields": fields,
+        "runnable": error.is_none(),
+        "error": error,
+    }))
+}
+
+fn map_type_name(t: u32) -> String {
+    match t {
+        1 => "hash".into(),
+        2 => "array".into(),
+        4 => "perf_event_array".into(),
+        5 => "percpu_hash".into(),
+        6 => "percpu_array".into(),
+        9 => "lru_hash".into(),
+        27 => "ringbuf".into(),
+        other => format!("type {other}"),
+    }
 }
