@@ -35,6 +35,9 @@ pub enum GadgetError {
     },
     #[error("reading events from `{map}`: {reason}")]
     Reader { map: String, reason: String },
+    /// A gadget image could not be found, pulled or read (feature `oci`).
+    #[error("image `{reference}`: {reason}")]
+    Image { reference: String, reason: String },
     #[error(transparent)]
     Io(#[from] io::Error),
 }

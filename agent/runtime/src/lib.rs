@@ -6,8 +6,11 @@ pub mod btf_patch;
 pub mod classify;
 pub mod decode;
 pub mod definition;
+pub mod direct;
 pub mod enrich;
 pub mod error;
+#[cfg(feature = "oci")]
+pub mod image;
 pub mod kernel_enums;
 pub mod kinds;
 pub mod layout;
@@ -27,5 +30,10 @@ pub mod testing;
 pub mod topper;
 pub mod walltime;
 
+#[cfg(feature = "oci")]
+pub use direct::run_image;
+pub use direct::{Opts, Run, run_object};
 pub use error::{GadgetError, Result};
+#[cfg(feature = "oci")]
+pub use image::{ImageOptions, Pull};
 pub use runner::{Gadget, Kind, Record, RunOptions, Running};
