@@ -76,7 +76,7 @@ bench-images: deps build
 
 # Gadget kinds: topper read cost (10,000 entries), snapshot_process time.
 bench-kinds: deps gadgets
-	GADGETD_GADGETS=$(CURDIR)/build/gadgets $(CARGO) bench -p gadgetd-runtime --bench kinds
+	GADGETD_GADGETS=$(CURDIR)/build/gadgets $(CARGO) bench -p gadgetd-runtime --features bench-internals --bench kinds
 
 fmt:
 	$(CARGO) fmt --all

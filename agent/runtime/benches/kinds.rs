@@ -4,7 +4,7 @@
 //! * snapshot_process on this host: iterating every task and decoding rows,
 //!   and a whole run (load, verify, attach, iterate, decode).
 //!
-//! `make bench-kinds` (or `cargo bench -p gadgetd-runtime --bench kinds`, with
+//! `make bench-kinds` (or `cargo bench -p gadgetd-runtime --features bench-internals --bench kinds`, with
 //! GADGETD_GADGETS pointing at `make gadgets` output).
 
 use std::time::{Duration, Instant};

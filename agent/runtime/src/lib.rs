@@ -2,33 +2,45 @@
 //! [`layout`], [`params`], [`definition`]) never touches the kernel;
 //! [`load`] and [`reader`] do; [`runner`] ties them together.
 
-pub mod btf_patch;
+mod btf_patch;
 pub mod classify;
 pub mod decode;
 pub mod definition;
-pub mod direct;
+mod direct;
 pub mod enrich;
 pub mod error;
 #[cfg(feature = "oci")]
 pub mod image;
-pub mod kernel_enums;
+mod kernel_enums;
 pub mod kinds;
 pub mod layout;
 pub mod load;
 pub mod mntns_filter;
-pub mod name_tables;
-pub mod names;
+mod name_tables;
+mod names;
 pub mod object;
 pub mod params;
-pub mod profiler;
+mod profiler;
+#[cfg(not(feature = "bench-internals"))]
+mod rawmap;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub mod rawmap;
-pub mod reader;
-pub mod runner;
+mod reader;
+mod runner;
+#[cfg(not(feature = "bench-internals"))]
+mod snapshot;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub mod snapshot;
-pub mod stacks;
+mod stacks;
 pub mod testing;
+#[cfg(not(feature = "bench-internals"))]
+mod topper;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
 pub mod topper;
-pub mod walltime;
+mod walltime;
 
 #[cfg(feature = "oci")]
 pub use direct::run_image;
@@ -36,4 +48,5 @@ pub use direct::{Opts, Run, run_object};
 pub use error::{GadgetError, Result};
 #[cfg(feature = "oci")]
 pub use image::{ImageOptions, Pull};
+pub use reader::Batch;
 pub use runner::{Gadget, Kind, Record, RunOptions, Running};

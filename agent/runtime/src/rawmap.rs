@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use aya::maps::{Map, MapData};
 
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+#[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
@@ -163,6 +164,7 @@ impl RawHashMap {
     }
 
     /// Inserts or replaces one entry (for tests and benchmarks that fill maps).
+    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> std::io::Result<()> {
         assert_eq!(
             (key.len(), value.len()),

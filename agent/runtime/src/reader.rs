@@ -6,7 +6,6 @@
 //! are counted from perf's LOST records and from the per-CPU
 //! `<map>_lost_samples` counter the headers maintain for ring buffers.
 
-use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -122,12 +121,8 @@ impl EventReader {
         })
     }
 
-    /// Waits until a buffer is readable or the drain tick fires.
-    pub async fn wait(&mut self) {
-        poll_fn(|cx| self.poll_wait(cx)).await
-    }
-
-    /// Polling form of [`EventReader::wait`], to wait on several readers at once.
+    /// Waits until a buffer is readable or the drain tick fires; polled to
+    /// wait on several readers at once.
     pub fn poll_wait(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
         let EventReader { source, tick, .. } = self;
         let mut ready = false;
@@ -215,10 +210,5 @@ impl EventReader {
         let new = total.saturating_sub(*lost_reported);
         *lost_reported = total;
         new
-    }
-
-    /// Whether more is buffered than one batch took.
-    pub fn has_backlog(&self, out: &[u8]) -> bool {
-        out.len() >= BATCH_BYTES
     }
 }

@@ -117,6 +117,7 @@ impl Rows {
         self.netns.len()
     }
 
+    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.netns.is_empty()
     }

@@ -222,6 +222,7 @@ impl TopperReader {
     }
 
     /// The map (benchmarks and tests fill it directly).
+    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
     pub fn map_mut(&mut self) -> &mut RawHashMap {
         &mut self.map
     }

@@ -29,7 +29,7 @@ impl BootClock {
     }
 
     /// Nanoseconds since the Unix epoch for a boot-time stamp.
-    pub fn to_unix_ns(&self, boot_ns: u64) -> i128 {
+    pub fn to_unix_ns(self, boot_ns: u64) -> i128 {
         boot_ns as i128 + self.offset_ns
     }
 
