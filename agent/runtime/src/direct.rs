@@ -1,5 +1,5 @@
 //! The seed's "Running Gadgets Directly", in its shape: one call parses,
-//! loads and attaches a gadget ([`run_object`], or [`run_image`] with the
+//! loads and attaches a gadget ([`run_object`], or `run_image` with the
 //! `oci` feature) with [`Opts`], and the returned [`Run`] is a blocking
 //! iterator of [`Record`]s (`next()`), with `done()` and `close()`.
 //!
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::runner::{Gadget, Record, RunOptions, Running};
 
-/// Options of [`run_object`] and [`run_image`].
+/// Options of [`run_object`] and `run_image` (feature `oci`).
 #[derive(Debug, Clone, Default)]
 pub struct Opts {
     /// Parameters, filters, ring buffer size, topper interval and sort.
