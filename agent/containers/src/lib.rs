@@ -1,17 +1,39 @@
-//! Containers: watchers over the container runtimes' own sockets (Docker
+//! Which container an eBPF event came from, and which containers a gadget
+//! should watch: watchers over the container runtimes' own sockets (Docker
 //! Engine API for dockerd and podman, containerd's gRPC API, the CRI API of
-//! CRI-O) feed one [`Registry`]. Runs use it to fill
-//! `gadget_mntns_filter_map` ([`Selector`], [`filter`]) and to enrich
-//! events with the container they came from ([`enrich`]).
+//! CRI-O) keep one [`Registry`] of running [`Container`]s (namespaces
+//! resolved from `/proc`).
+//!
+//! * [`supervise::start`]: one watcher task per [`RuntimeEndpoint`] (from
+//!   [`RuntimeArgs`]), reconnecting with backoff; needs a tokio runtime.
+//! * [`Selector`] and [`filter`]: containers by name, id, image, runtime or
+//!   Kubernetes labels, turned into the mount namespaces a gadget's
+//!   `gadget_mntns_filter_map` holds, kept in sync as containers come and go.
+//! * The [`Registry`] is a `gadgetd_runtime::enrich::Enricher`: decoded
+//!   events get the container's fields beside their namespace field.
+//!
+//! Runnable: `sudo cargo run -p gadgetd-containers --example list_containers`.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> anyhow::Result<()> {
+//! use gadgetd_containers::{Registry, RuntimeArgs, supervise};
+//! let registry = Registry::new();
+//! supervise::start(RuntimeArgs::default().endpoints()?, registry.clone());
+//! tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+//! for c in registry.list() {
+//!     println!("{} {} mntns {}", c.runtime, c.name, c.mntns);
+//! }
+//! # Ok(()) }
+//! ```
 
-pub mod config;
-pub mod containerd;
-pub mod cri;
-pub mod docker;
-pub mod enrich;
+mod config;
+mod containerd;
+mod cri;
+mod docker;
+mod enrich;
 pub mod filter;
-pub mod procinfo;
-pub mod registry;
+mod procinfo;
+mod registry;
 pub mod selector;
 pub mod supervise;
 
@@ -62,7 +84,7 @@ impl K8s {
 
 /// What a watcher learned about a container before its namespaces are read.
 #[derive(Debug, Clone)]
-pub struct Discovered {
+pub(crate) struct Discovered {
     pub id: String,
     pub name: String,
     pub image: String,

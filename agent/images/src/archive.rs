@@ -192,7 +192,7 @@ pub fn read(input: impl Read, staging: &mut Staging) -> Result<Imported> {
     Ok(Imported { images })
 }
 
-/// Reads the blobs of `images` from the store, for [`write`].
+/// Reads the blobs of `images` from the store, for [`write`](fn@write).
 pub fn collect_blobs(
     store: &super::store::Store,
     images: &[(Option<String>, Descriptor)],
