@@ -22,7 +22,7 @@ use crate::journal::Journal;
 use crate::state::Store;
 use gadgetd_runtime::{Gadget, GadgetError};
 
-pub use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ, ACTION_RUN, Authorizer};
+pub use super::authz::{ACTION_READ, ACTION_RUN, Authorizer};
 
 /// Largest object accepted over `RunObject`.
 const MAX_OBJECT_BYTES: u64 = 64 << 20;

@@ -1,24 +1,24 @@
 //! The `gadgetd` D-Bus service: the manager object on the bus and on the
 //! peer-to-peer socket, one object per run, events over passed fds.
 
-pub mod attach;
-pub mod auth;
+pub(crate) mod attach;
+pub(crate) mod auth;
 pub mod authz;
-pub mod bus;
-pub mod containers;
-pub mod describe;
+pub(crate) mod bus;
+pub(crate) mod containers;
+pub(crate) mod describe;
 pub mod detached;
-pub mod images;
-pub mod kind_options;
-pub mod lifecycle;
-pub mod listen;
-pub mod logs;
-pub mod manager;
-pub mod options_ext;
-pub mod record;
-pub mod restore;
-pub mod run;
-pub mod scope;
+pub(crate) mod images;
+pub(crate) mod kind_options;
+pub(crate) mod lifecycle;
+pub(crate) mod listen;
+pub(crate) mod logs;
+pub(crate) mod manager;
+pub(crate) mod options_ext;
+pub(crate) mod record;
+pub(crate) mod restore;
+pub(crate) mod run;
+pub(crate) mod scope;
 
 use std::path::PathBuf;
 use std::sync::Arc;
