@@ -9,32 +9,48 @@ use super::definition::Definition;
 use super::error::{GadgetError, Result};
 use super::object::{GadgetObject, name_of};
 
+/// One parameter of a gadget: a `const volatile` global in `.rodata`
+/// (seed) or one named by a `GADGET_PARAM` marker (IG), set before loading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParamSpec {
     /// The flag name (`--NAME`): the definition's `name`, else the variable's.
     pub name: String,
     /// The `const volatile` variable it sets.
     pub key: String,
+    /// Its C type, which decides what values parse.
     pub kind: ParamKind,
     /// The default, as a user would type it.
     pub default: String,
+    /// From the definition file; empty when it has none.
     pub description: String,
+    /// The only values accepted (definition `possibleValues`, or an enum's
+    /// names); empty: any value of the type.
     pub possible_values: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+/// The C type of a parameter (serialized with a `type` tag).
 pub enum ParamKind {
+    /// An integer of `size` bytes (1, 2, 4 or 8).
     Int {
+        /// Bytes.
         size: usize,
+        /// Whether negative values are accepted.
         signed: bool,
     },
+    /// A C `bool`: `true`/`false` (also `1`/`0`, `yes`/`no`).
     Bool,
+    /// A `char[len]`: at most `len - 1` bytes, NUL-terminated.
     String {
+        /// Bytes of the array, the NUL included.
         len: usize,
     },
+    /// A C enum of `size` bytes: a value by name or number.
     Enum {
+        /// Bytes.
         size: usize,
+        /// (value, name) of every enumerator.
         names: Vec<(i64, String)>,
     },
 }

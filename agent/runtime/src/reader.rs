@@ -28,6 +28,7 @@ const PERF_PAGES: usize = 64;
 /// Counts from one drain.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
+    /// Events (or rows, or histograms) appended to the output.
     pub events: u64,
     /// Events lost in the kernel (full buffer) since the previous batch.
     pub lost: u64,

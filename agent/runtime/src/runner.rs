@@ -207,10 +207,13 @@ impl Gadget {
         })
     }
 
+    /// What it produces: tracer, snapshotter, topper or profiler, with its
+    /// maps and programs.
     pub fn kind(&self) -> &Kind {
         &self.kind
     }
 
+    /// The definition's long `documentation` text; empty without one.
     pub fn documentation(&self) -> String {
         self.definition.documentation.clone().unwrap_or_default()
     }
@@ -233,14 +236,17 @@ impl Gadget {
         self.definition.name.as_deref()
     }
 
+    /// The definition's one-line `description`; empty without one.
     pub fn description(&self) -> String {
         self.definition.description.clone().unwrap_or_default()
     }
 
+    /// Its parameters, in declaration order (set them in [`RunOptions::params`]).
     pub fn params(&self) -> &[ParamSpec] {
         &self.params
     }
 
+    /// The fields of one event or row, at their byte offsets (profilers: empty).
     pub fn layout(&self) -> &Layout {
         &self.layout
     }

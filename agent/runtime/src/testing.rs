@@ -28,7 +28,9 @@ pub type Event = Map<String, Value>;
 
 /// A gadget plus the options to start it with.
 pub struct GadgetTest {
+    /// The parsed gadget.
     pub gadget: Gadget,
+    /// Parameters and filters for each start (default: none).
     pub options: RunOptions,
     /// How long to keep reading after the workload ends (events are batched).
     pub settle: Duration,
@@ -182,6 +184,7 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Runs `program` (looked up in `PATH`) with no arguments, as the caller.
     pub fn new(program: &str) -> Workload {
         Workload {
             program: program.into(),
@@ -191,11 +194,13 @@ impl Workload {
         }
     }
 
+    /// Appends one argument.
     pub fn arg(mut self, a: impl Into<String>) -> Workload {
         self.args.push(a.into());
         self
     }
 
+    /// Appends arguments.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Workload {
         self.args.extend(a.into_iter().map(Into::into));
         self
