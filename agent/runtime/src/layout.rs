@@ -11,78 +11,121 @@ use super::object::name_of;
 /// The decoded shape of an event struct.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
+    /// The struct's C name (`event`), empty when anonymous.
     pub type_name: String,
+    /// Bytes of one record.
     pub size: usize,
+    /// Leaf fields in order; nested structs flattened to dotted names.
     pub fields: Vec<FieldLayout>,
 }
 
+/// One leaf field of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldLayout {
+    /// Dotted name (`outer.inner`), as in the stream's JSON.
     pub name: String,
     /// Byte offset in the event.
     pub offset: usize,
+    /// How its bytes decode.
     pub kind: FieldKind,
 }
 
+/// How a field's bytes decode to JSON. Sizes are in bytes; numbers are in
+/// the host's byte order, as the kernel wrote them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
+    /// An integer of `size` bytes (1, 2, 4, 8); what it means in `semantic`.
     Int {
+        /// Bytes.
         size: u8,
+        /// Two's complement when true.
         signed: bool,
+        /// From the gadget typedef it was declared with.
         semantic: Semantic,
     },
+    /// A C `bool`: JSON `true`/`false`.
     Bool,
+    /// An IEEE float of `size` bytes (4 or 8).
     Float {
+        /// Bytes.
         size: u8,
     },
     /// A bitfield member: `bits` wide, `shift` bits into the byte at `offset`.
     Bits {
+        /// Bits from the low end of the byte at `offset`.
         shift: u32,
+        /// Width in bits.
         bits: u32,
+        /// Sign-extended when true.
         signed: bool,
     },
     /// Fixed-size char array, NUL-terminated.
     Str {
+        /// Bytes of the array.
         len: usize,
     },
     /// `gadget_arglist[N]`: NUL-separated strings, printed as a list.
     ArgList {
+        /// Bytes of the array.
         len: usize,
     },
     /// `gadget_dnsname[N]`: a DNS name in wire format, printed dotted.
     DnsName {
+        /// Bytes of the array.
         len: usize,
     },
+    /// A C enum: printed as the enumerator's name, else the number.
     Enum {
+        /// Bytes.
         size: u8,
+        /// Two's complement when true.
         signed: bool,
+        /// (value, name) of every enumerator.
         names: Vec<(i64, String)>,
         /// The enum's name: a kernel enum's members come from the running kernel.
         type_name: String,
     },
+    /// A fixed array of integers: a JSON array of `count` numbers.
     IntArray {
+        /// Bytes of one element.
         elem_size: u8,
+        /// Two's complement when true.
         signed: bool,
+        /// Elements.
         count: usize,
     },
+    /// A pointer: printed as a hex string (`"0x..."`).
     Pointer,
+    /// `gadget_timestamp`: ns since boot, printed as RFC 3339 wall time.
     Timestamp,
+    /// `struct gadget_l3endpoint_t`: an IPv4 or IPv6 address.
     L3Endpoint,
+    /// `struct gadget_l4endpoint_t`: address, port and protocol.
     L4Endpoint,
 }
 
 /// What an integer means, from the typedef it was declared with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Semantic {
+    /// A plain number.
     None,
+    /// `gadget_mntns_id`: a mount namespace inode (containers are found by it).
     MntnsId,
+    /// `gadget_netns_id`: a network namespace inode.
     NetnsId,
+    /// `gadget_pid`.
     Pid,
+    /// `gadget_uid`: also printed as `<field>_name` (the user).
     Uid,
+    /// `gadget_gid`: also printed as `<field>_name` (the group).
     Gid,
+    /// `gadget_errno`: also printed as `<field>_name` (`ENOENT`).
     Errno,
+    /// `gadget_signal`: also printed as `<field>_name` (`SIGKILL`).
     Signal,
+    /// `gadget_syscall`: also printed as `<field>_name` (`openat`).
     Syscall,
+    /// `gadget_ifindex`: also printed as `<field>_name` (`eth0`).
     Ifindex,
     /// A stack id into `gadget_kernel_stacks`.
     KernelStack,

@@ -11,11 +11,15 @@ use super::error::{GadgetError, Result};
 /// A parsed gadget object. Keeps the original bytes: the loader patches a
 /// copy, while layouts are always read from the original BTF.
 pub struct GadgetObject {
+    /// The ELF object as given.
     pub bytes: Vec<u8>,
+    /// The object's own BTF (types of maps, events, parameters).
     pub btf: Btf,
     /// Raw `.BTF` section, for the loader's rewrite.
     pub btf_bytes: Vec<u8>,
+    /// Every program, in section order.
     pub programs: Vec<ProgramDef>,
+    /// Every BTF-defined map.
     pub maps: Vec<MapDef>,
     /// `const volatile` globals, by name.
     pub rodata: BTreeMap<String, RodataVar>,
@@ -29,15 +33,20 @@ pub struct GadgetObject {
 /// which says how to attach it (`tracepoint/syscalls/sys_enter_openat`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramDef {
+    /// The function's symbol name.
     pub name: String,
+    /// The ELF section (`kprobe/do_sys_openat2`, `iter/task`, ...).
     pub section: String,
 }
 
 /// A BTF-defined map (`SEC(".maps")`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapDef {
+    /// The map's variable name.
     pub name: String,
+    /// The kernel's `BPF_MAP_TYPE_*` number ([`map_type`]).
     pub map_type: u32,
+    /// `__uint(max_entries, ...)` (ring buffers: bytes); 0 when absent.
     pub max_entries: u32,
     /// BTF type id of `__type(key, ...)`.
     pub key_type: Option<u32>,
@@ -48,20 +57,30 @@ pub struct MapDef {
 /// A `.rodata` global: a gadget parameter unless its name starts with `gadget_`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RodataVar {
+    /// The variable's name.
     pub name: String,
+    /// Its BTF type id (qualifiers included).
     pub type_id: u32,
+    /// Byte offset in `.rodata`.
     pub offset: usize,
+    /// Bytes.
     pub size: usize,
 }
 
 /// Kernel map type numbers used by the classifier.
 pub mod map_type {
+    /// `BPF_MAP_TYPE_HASH`.
     pub const HASH: u32 = 1;
+    /// `BPF_MAP_TYPE_LRU_HASH`.
     pub const LRU_HASH: u32 = 9;
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
     pub const PERF_EVENT_ARRAY: u32 = 4;
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     pub const PERCPU_ARRAY: u32 = 6;
+    /// `BPF_MAP_TYPE_RINGBUF`.
     pub const RINGBUF: u32 = 27;
 
+    /// The kernel's name of a map type (`BPF_MAP_TYPE_RINGBUF`), or `map type N`.
     pub fn name(t: u32) -> String {
         match t {
             1 => "BPF_MAP_TYPE_HASH".into(),
@@ -77,6 +96,8 @@ pub mod map_type {
 }
 
 impl GadgetObject {
+    /// Parses an eBPF ELF object. Errors: [`GadgetError::NotElf`],
+    /// [`GadgetError::NoBtf`], [`GadgetError::Btf`].
     pub fn parse(bytes: Vec<u8>) -> Result<GadgetObject> {
         let (programs, rodata_syms, rodata_bytes, btf_bytes, globals) = {
             let file =
@@ -150,6 +171,7 @@ impl GadgetObject {
         })
     }
 
+    /// The map named `name`.
     pub fn map(&self, name: &str) -> Option<&MapDef> {
         self.maps.iter().find(|m| m.name == name)
     }
