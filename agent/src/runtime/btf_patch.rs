@@ -174,6 +174,14 @@ pub fn rewrite_btf(btf: &[u8], map_struct_ids: &[u32]) -> Result<Vec<u8>> {
 
 /// Returns a copy of the ELF `elf` whose `.BTF` section holds `new_btf`.
 pub fn replace_btf_section(elf: &[u8], new_btf: &[u8]) -> Result<Vec<u8>> {
+    replace_section(elf, ".BTF", new_btf)
+}
+
+/// Returns a copy of the ELF `elf` whose section `name` holds `data`: the
+/// data is appended at the end of the file and the section header repointed
+/// there, so every other offset stays valid.
+pub fn replace_section(elf: &[u8], name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    let new_btf = data;
     let file = object::File::parse(elf).map_err(|e| GadgetError::NotElf(e.to_string()))?;
     if !file.is_64() || !file.is_little_endian() {
         return Err(GadgetError::NotElf(
@@ -181,8 +189,8 @@ pub fn replace_btf_section(elf: &[u8], new_btf: &[u8]) -> Result<Vec<u8>> {
         ));
     }
     let index = file
-        .section_by_name(".BTF")
-        .ok_or(GadgetError::NoBtf)?
+        .section_by_name(name)
+        .ok_or_else(|| GadgetError::NotElf(format!("the object has no `{name}` section")))?
         .index()
         .0;
     let sh_off = u64::from_le_bytes(elf[0x28..0x30].try_into().unwrap()) as usize;

@@ -18,6 +18,7 @@ use aya::programs::{
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use super::btf_patch;
+use super::core_relo;
 use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
 
@@ -49,6 +50,7 @@ pub struct KernelBtfRelease;
 impl Drop for KernelBtfRelease {
     fn drop(&mut self) {
         KERNEL_BTF.lock().unwrap_or_else(|p| p.into_inner()).take();
+        core_relo::release_kernel_table();
         trim_heap();
     }
 }
@@ -89,6 +91,12 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
         let btf = btf_patch::rewrite_btf(&req.obj.btf_bytes, &ids)?;
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
+    // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
+    let fixed = core_relo::fix_up(&bytes, core_relo::kernel_table)?;
+    for p in &fixed.poisoned {
+        tracing::debug!(relocation = %p, "CO-RE relocation unresolved; the instruction is poisoned");
+    }
+    let bytes = fixed.bytes.unwrap_or(bytes);
     let mut loader = EbpfLoader::new();
     let kbtf = kernel_btf();
     loader.btf(kbtf.as_deref());
@@ -125,10 +133,13 @@ pub fn attach_all_in(
     let sample_hz = sample_hz(obj);
     for prog in &obj.programs {
         attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
-            GadgetError::Program {
-                program: prog.name.clone(),
-                section: prog.section.clone(),
-                reason,
+            match core_relo::explain_poison(&obj.bytes, &reason) {
+                Some(why) => GadgetError::Load(format!("{why} (the verifier: {reason})")),
+                None => GadgetError::Program {
+                    program: prog.name.clone(),
+                    section: prog.section.clone(),
+                    reason,
+                },
             }
         })?;
     }

@@ -3,7 +3,9 @@
 //! [`load`] and [`reader`] do; [`runner`] ties them together.
 
 pub mod btf_patch;
+pub mod btf_table;
 pub mod classify;
+pub mod core_relo;
 pub mod decode;
 pub mod definition;
 pub mod enrich;

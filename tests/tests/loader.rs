@@ -1,0 +1,86 @@
+//! What a C toolchain emits, loaded and decoded in-process on the real
+//! kernel (issue 17): CO-RE relocations aya-obj 0.3 cannot resolve, and
+//! event shapes decoded from BTF.
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use gadgetd::runtime::{Gadget, Record, RunOptions, Running};
+use gadgetd_tests::*;
+use serde_json::Value;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn load(name: &str) -> Gadget {
+    Gadget::from_object(std::fs::read(test_object(name)).unwrap(), None).unwrap()
+}
+
+/// Events of `run` until `done` says it has them all, or 10 s pass.
+async fn events_until(run: &mut Running, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let rec = tokio::time::timeout_at(deadline.into(), run.next_record())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; events so far: {seen:?}"))
+            .unwrap();
+        if let Some(Record::Event(ev)) = rec {
+            seen.push(Value::Object(ev));
+        }
+    }
+    seen
+}
+
+#[test]
+fn flexible_array_members_and_type_matches_resolve_against_the_kernel() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("core_flex");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        opts.params
+            .insert("targ_nr".into(), libc::SYS_getcwd.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+
+        let dir = TempDir::new("core-flex");
+        let path = dir.path().join("flex-probe");
+        let c = CString::new(path.to_str().unwrap()).unwrap();
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+        // SAFETY: plain open(2) of a path we own; the fd is closed right away.
+        let fd = unsafe { libc::open(c.as_ptr(), flags, 0o640) };
+        assert!(fd >= 0);
+        // SAFETY: fd is ours.
+        unsafe { libc::close(fd) };
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+
+        let want = path.to_str().unwrap();
+        let evs = events_until(&mut run, |evs| {
+            evs.iter().any(|e| e["fname"] == want) && evs.iter().any(|e| e["source"] == 2)
+        })
+        .await;
+        let open = evs.iter().find(|e| e["fname"] == want).unwrap();
+        // ctx->nr, ctx->args[2], ctx->args[3] of struct syscall_trace_enter.
+        assert_eq!(open["pid"], pid);
+        assert_eq!(open["source"], 1);
+        assert_eq!(open["nr"], libc::SYS_openat);
+        assert_eq!(open["flags"], flags as u64);
+        assert_eq!(open["mode"], 0o640);
+        // bpf_core_type_matches() (kind 12) and bpf_core_type_exists() (kind 8).
+        assert_eq!(open["matches_task"], 1);
+        assert_eq!(open["matches_mismatch"], 0);
+        assert_eq!(open["matches_absent"], 0);
+        assert_eq!(open["exists_task"], 1);
+        // bpf_raw_tracepoint_args.args[1] of raw_tp/sys_enter: the syscall number.
+        let raw = evs.iter().find(|e| e["source"] == 2).unwrap();
+        assert_eq!(raw["pid"], pid);
+        assert_eq!(raw["nr"], libc::SYS_getcwd);
+    });
+}
