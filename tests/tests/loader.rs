@@ -84,3 +84,24 @@ fn flexible_array_members_and_type_matches_resolve_against_the_kernel() {
         assert_eq!(raw["nr"], libc::SYS_getcwd);
     });
 }
+
+#[test]
+fn an_unresolvable_relocation_is_named_not_a_bare_verifier_code() {
+    require_root();
+    let gadget = load("bad_core");
+    let err = rt().block_on(async {
+        match gadget.start(&RunOptions::default()) {
+            Ok(_) => panic!("a read of a field no kernel has must not load"),
+            Err(e) => e.to_string(),
+        }
+    });
+    for part in [
+        "program `bad_core_getcwd` (section `tracepoint/syscalls/sys_enter_getcwd`)",
+        "(field byte offset) of `task_struct___gone.gadgetd_no_such_field`",
+        "access string 0:0",
+        "Guard the access with bpf_core_field_exists()",
+    ] {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+    assert!(!err.contains("195896080"), "{err}");
+}
