@@ -179,7 +179,7 @@ impl Decoder {
                     write_int(out, IntValue::Unsigned(v));
                 }
             }
-            FieldKind::Str { len } => write_json_str(out, until_nul(&d[..*len])),
+            FieldKind::Str { len } => write_json_bytes(out, until_nul(&d[..*len])),
             FieldKind::DnsName { len } => {
                 write_json_str(out, names::dns_name(&d[..*len]).as_bytes())
             }
@@ -191,7 +191,7 @@ impl Decoder {
                         if i > 0 {
                             out.push(b',');
                         }
-                        write_json_str(out, arg);
+                        write_json_bytes(out, arg);
                     }
                 }
                 out.push(b']');
@@ -367,6 +367,44 @@ fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
     }
 }
 
+/// Appends bytes from the kernel (a `char[N]` field) as a JSON string,
+/// losslessly and without allocating: valid UTF-8 as it is, each byte that
+/// is not valid UTF-8 as the four characters `\xNN` (lowercase hex), and a
+/// backslash as `\\`, so the original bytes can always be recovered.
+pub fn write_json_bytes(out: &mut Vec<u8>, mut s: &[u8]) {
+    out.push(b'"');
+    loop {
+        match std::str::from_utf8(s) {
+            Ok(text) => {
+                escape_backslashes_into(out, text);
+                break;
+            }
+            Err(e) => {
+                let (valid, rest) = s.split_at(e.valid_up_to());
+                escape_backslashes_into(out, std::str::from_utf8(valid).unwrap_or(""));
+                let bad = e.error_len().unwrap_or(rest.len());
+                for &b in &rest[..bad] {
+                    // `\xNN` in the value: the backslash escaped in JSON.
+                    let _ = write!(out, r"\\x{b:02x}");
+                }
+                s = &rest[bad..];
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// [`escape_into`], with each backslash doubled first (see [`write_json_bytes`]).
+fn escape_backslashes_into(out: &mut Vec<u8>, text: &str) {
+    for (i, part) in text.split('\\').enumerate() {
+        if i > 0 {
+            // Two backslashes in the value: four in JSON.
+            out.extend_from_slice(br"\\\\");
+        }
+        escape_into(out, part);
+    }
+}
+
 /// Appends `s` as a JSON string. Invalid UTF-8 becomes U+FFFD so the line
 /// stays valid JSON whatever the kernel handed us.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -491,7 +529,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"pid":42,"ret":-2,"comm":"a\"b\\c\n","kind":"EXEC","args":["ls","-l","/x"],
+            serde_json::json!({"pid":42,"ret":-2,"comm":"a\"b\\\\c\n","kind":"EXEC","args":["ls","-l","/x"],
                 "arr":[1,2,3],"ok":true,"bits":5,"l4":"10.0.0.1:8080"})
         );
     }
@@ -582,6 +620,11 @@ mod tests {
         assert!(out.is_empty());
         d.write_json(&[0xff, 0xfe, b'x', 0], &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["s"], "\u{fffd}\u{fffd}x");
+        assert_eq!(v["s"], r"\xff\xfex");
+        // No NUL: all four bytes; a backslash doubles, so bytes stay recoverable.
+        out.clear();
+        d.write_json(&[b'a', b'\\', 0xc3, b'b'], &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["s"], r"a\\\xc3b");
     }
 }

@@ -41,7 +41,8 @@ pub enum FieldKind {
         bits: u32,
         signed: bool,
     },
-    /// Fixed-size char array, NUL-terminated.
+    /// A 1-byte integer array (`char[N]`, `__u8[N]`, ...): the bytes up to
+    /// the first NUL, or all N; see [`super::decode::write_json_bytes`].
     Str {
         len: usize,
     },
@@ -492,9 +493,11 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 {
                     FieldKind::DnsName { len: count }
                 }
-                Type::Int(i) if i.size() == 1 && (i.is_char() || !i.is_signed()) => {
-                    FieldKind::Str { len: count }
-                }
+                // `char`, `signed char`, `unsigned char`, `__u8`, `__s8` and
+                // typedefs of them (`gadget_comm`): clang encodes `char` as a
+                // signed 1-byte INT without the CHAR bit, so any 1-byte
+                // integer array is text.
+                Type::Int(i) if i.size() == 1 && !i.is_bool() => FieldKind::Str { len: count },
                 Type::Int(i) if [1, 2, 4, 8].contains(&i.size()) => FieldKind::IntArray {
                     elem_size: i.size() as u8,
                     signed: i.is_signed(),
