@@ -167,3 +167,23 @@ fn bundled_gadgets_have_no_unresolvable_relocations() {
     .unwrap();
     assert_eq!(bad.poisoned.len(), 2, "{:?}", bad.poisoned);
 }
+
+#[test]
+fn a_declarative_program_array_is_filled_and_its_tail_call_runs() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("prog_array");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let evs = events_until(&mut run, |evs| evs.len() >= 2).await;
+        // Slot 0 is empty: the entry program goes on (2); slot 1 runs tail_getcwd (1).
+        let ran: Vec<_> = evs.iter().map(|e| e["ran"].clone()).collect();
+        assert_eq!(ran, [2, 1]);
+        assert!(evs.iter().all(|e| e["pid"] == pid));
+    });
+}

@@ -21,6 +21,7 @@ use super::btf_patch;
 use super::core_relo;
 use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
+use super::prog_array;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
 /// in flight. Parsed, it takes ~20 MiB of heap, so it is not kept for the
@@ -84,11 +85,15 @@ pub fn ensure_tracefs() {
 /// Patches, loads and returns the object; programs are not attached yet.
 pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
     ensure_tracefs();
-    let bytes = if req.tracer_maps.is_empty() {
+    let prog_arrays: Vec<u32> = prog_array::prog_array_maps(&req.obj.btf)?
+        .iter()
+        .map(|m| m.struct_id)
+        .collect();
+    let bytes = if req.tracer_maps.is_empty() && prog_arrays.is_empty() {
         req.obj.bytes.clone()
     } else {
         let ids = btf_patch::map_struct_ids(&req.obj.btf, &req.tracer_maps)?;
-        let btf = btf_patch::rewrite_btf(&req.obj.btf_bytes, &ids)?;
+        let btf = btf_patch::rewrite_maps(&req.obj.btf_bytes, &ids, &prog_arrays)?;
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
     // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
@@ -131,7 +136,12 @@ pub fn attach_all_in(
 ) -> Result<Attachments> {
     let mut att = Attachments::default();
     let sample_hz = sample_hz(obj);
+    let slots = prog_array::initial_slots(&obj.bytes, &obj.btf)?;
+    fill_prog_arrays(ebpf, obj, &slots)?;
     for prog in &obj.programs {
+        if slots.iter().any(|s| s.program == prog.name) {
+            continue; // runs only as a tail call
+        }
         attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
             match core_relo::explain_poison(&obj.bytes, &reason) {
                 Some(why) => GadgetError::Load(format!("{why} (the verifier: {reason})")),
@@ -144,6 +154,69 @@ pub fn attach_all_in(
         })?;
     }
     Ok(att)
+}
+
+/// Loads each tail-call target and puts it in its program-array slot
+/// (prog_array.rs), before any program attaches.
+fn fill_prog_arrays(ebpf: &mut Ebpf, obj: &GadgetObject, slots: &[prog_array::Slot]) -> Result<()> {
+    use aya::programs::Program;
+    for slot in slots {
+        let prog_err = |reason: String| GadgetError::Program {
+            program: slot.program.clone(),
+            section: obj
+                .programs
+                .iter()
+                .find(|p| p.name == slot.program)
+                .map_or_else(String::new, |p| p.section.clone()),
+            reason,
+        };
+        let program = ebpf
+            .program_mut(&slot.program)
+            .ok_or_else(|| prog_err("aya did not load this program from the object".into()))?;
+        let loaded = match program {
+            Program::TracePoint(p) => p.load(),
+            Program::RawTracePoint(p) => p.load(),
+            Program::KProbe(p) => p.load(),
+            Program::UProbe(p) => p.load(),
+            Program::SocketFilter(p) => p.load(),
+            Program::PerfEvent(p) => p.load(),
+            Program::SchedClassifier(p) => p.load(),
+            Program::Xdp(p) => p.load(),
+            other => {
+                return Err(prog_err(format!(
+                    "a {:?} program cannot be a tail-call target here (use a tracepoint, raw tracepoint, kprobe, uprobe, socket, perf_event, tc or xdp program)",
+                    other.prog_type()
+                )));
+            }
+        };
+        // Loaded already when it fills two slots.
+        if let Err(e) = loaded
+            && !matches!(e, aya::programs::ProgramError::AlreadyLoaded)
+        {
+            return Err(prog_err(program_err(&e)));
+        }
+        let fd = program
+            .fd()
+            .and_then(|fd| fd.try_clone().map_err(Into::into))
+            .map_err(|e| prog_err(program_err(&e)))?;
+        let map_err = |reason: String| GadgetError::MapConvention {
+            map: slot.map.clone(),
+            reason,
+        };
+        let map = ebpf
+            .map_mut(&slot.map)
+            .ok_or_else(|| map_err("aya did not create this map".into()))?;
+        let mut array = aya::maps::ProgramArray::try_from(map).map_err(|e| map_err(chain(&e)))?;
+        array.set(slot.index, &fd, 0).map_err(|e| {
+            map_err(format!(
+                "putting `{}` in slot {}: {}",
+                slot.program,
+                slot.index,
+                chain(&e)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// How a section name says to attach.

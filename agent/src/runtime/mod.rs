@@ -20,6 +20,7 @@ pub mod names;
 pub mod object;
 pub mod params;
 pub mod profiler;
+pub mod prog_array;
 pub mod rawmap;
 pub mod reader;
 pub mod runner;
