@@ -18,6 +18,7 @@
 //! [`explain_poison`]'s message if aya's still says `unknown#195896080`.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
@@ -951,11 +952,10 @@ pub fn fix_up(elf_bytes: &[u8], kernel: impl FnOnce() -> Result<Arc<BtfTable>>) 
             Err(_) if relo.kind < TYPE_MATCHES => continue,
             Err(e) => return Err(fail(e)),
         };
-        if !cand_cache.contains_key(&relo.type_id) {
-            let c = candidates(&local, relo.type_id, kernel)?;
-            cand_cache.insert(relo.type_id, c);
-        }
-        let cands = &cand_cache[&relo.type_id];
+        let cands = match cand_cache.entry(relo.type_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(candidates(&local, relo.type_id, kernel)?),
+        };
         let must = relo.kind == TYPE_MATCHES || spec.flex;
         let res = match resolve(&local, kernel, relo, &spec, cands) {
             Ok(r) => r,
