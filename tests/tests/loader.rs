@@ -187,3 +187,30 @@ fn a_declarative_program_array_is_filled_and_its_tail_call_runs() {
         assert!(evs.iter().all(|e| e["pid"] == pid));
     });
 }
+
+#[test]
+fn enums_of_every_width_and_floats_decode_exactly() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("shapes");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
+        let ev = &evs[0];
+        assert_eq!(ev["pid"], pid);
+        // Shortest round-trip text in the field's own width.
+        assert_eq!(ev["f"].to_string(), "0.1");
+        assert_eq!(ev["third"].to_string(), "0.33333334");
+        assert_eq!(ev["d"].to_string(), "0.1");
+        assert_eq!(ev["four_unnamed"], 4294967280u64);
+        assert_eq!(ev["two"], "TWO_NEG");
+        assert_eq!(ev["two_unnamed"], -5);
+        assert_eq!(ev["one"], "ONE_B");
+        assert_eq!(ev["one_unnamed"], 7);
+    });
+}

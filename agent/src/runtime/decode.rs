@@ -146,12 +146,19 @@ impl Decoder {
         match kind {
             FieldKind::Int { size, signed, .. } => write_int(out, read_int(d, *size, *signed)),
             FieldKind::Bool => out.extend_from_slice(if d[0] != 0 { b"true" } else { b"false" }),
-            FieldKind::Float { size } => {
-                let v = if *size == 4 {
-                    f32::from_ne_bytes(d[..4].try_into().unwrap()) as f64
+            // Shortest form that reads back to the same value, in the
+            // field's own width: a `float` 0.1f prints `0.1`. NaN and
+            // infinities have no JSON number: null.
+            FieldKind::Float { size: 4 } => {
+                let v = f32::from_ne_bytes(d[..4].try_into().unwrap());
+                if v.is_finite() {
+                    let _ = write!(out, "{v}");
                 } else {
-                    f64::from_ne_bytes(d[..8].try_into().unwrap())
-                };
+                    out.extend_from_slice(b"null");
+                }
+            }
+            FieldKind::Float { .. } => {
+                let v = f64::from_ne_bytes(d[..8].try_into().unwrap());
                 if v.is_finite() {
                     let _ = write!(out, "{v}");
                 } else {
@@ -202,7 +209,8 @@ impl Decoder {
                 names,
                 ..
             } => {
-                let v = match read_int(d, *size, *signed) {
+                let raw = read_int(d, *size, *signed);
+                let v = match raw {
                     IntValue::Signed(v) => v,
                     IntValue::Unsigned(v) => v as i64,
                 };
@@ -213,7 +221,10 @@ impl Decoder {
                         if names::enum_value(names, v, &mut text) {
                             write_json_str(out, text.as_bytes());
                         } else {
-                            write_int(out, IntValue::Signed(v));
+                            // A value with no name: the number, with the
+                            // enum's signedness (an unsigned 8-byte enum
+                            // past i64::MAX stays positive).
+                            write_int(out, raw);
                         }
                     }
                 }

@@ -448,23 +448,32 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
         Type::Float(f) if f.size() == 4 || f.size() == 8 => FieldKind::Float {
             size: f.size() as u8,
         },
-        Type::Enum(e) => FieldKind::Enum {
-            size: e.size() as u8,
-            signed: e.is_signed(),
-            type_name: name_of(btf, &e),
-            names: e
-                .members
-                .iter()
-                .map(|m| {
-                    let v = if e.is_signed() {
-                        m.val() as i32 as i64
-                    } else {
-                        m.val() as i64
-                    };
-                    (v, name_of(btf, m))
-                })
-                .collect(),
-        },
+        Type::Enum(e) => {
+            // clang before 15 never sets BTF's signed flag; a 1- or 2-byte
+            // enum whose values do not fit its width unsigned holds negative ones.
+            let signed = e.is_signed()
+                || (e.size() < 4
+                    && e.members
+                        .iter()
+                        .any(|m| m.val() as u64 >= 1u64 << (8 * e.size())));
+            FieldKind::Enum {
+                size: e.size() as u8,
+                signed,
+                type_name: name_of(btf, &e),
+                names: e
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let v = if signed {
+                            m.val() as i32 as i64
+                        } else {
+                            m.val() as i64
+                        };
+                        (v, name_of(btf, m))
+                    })
+                    .collect(),
+            }
+        }
         Type::Enum64(e) => FieldKind::Enum {
             size: e.size() as u8,
             signed: e.is_signed(),
