@@ -214,3 +214,24 @@ fn enums_of_every_width_and_floats_decode_exactly() {
         assert_eq!(ev["one_unnamed"], 7);
     });
 }
+
+#[test]
+fn endpoints_of_an_older_layout_decode_by_member_name() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("endpoints_old");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
+        let ev = &evs[0];
+        assert_eq!(ev["pid"], pid);
+        assert_eq!(ev["host"], "10.0.0.1");
+        assert_eq!(ev["src"], "127.0.0.1:8080");
+        assert_eq!(ev["dst6"], "[::1]:443");
+    });
+}

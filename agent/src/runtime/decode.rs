@@ -257,21 +257,23 @@ impl Decoder {
                 self.clock.write_rfc3339(boot_ns, out);
                 out.push(b'"');
             }
-            FieldKind::L3Endpoint => {
+            FieldKind::L3Endpoint(at) => {
                 out.push(b'"');
-                write_ip(out, &d[..16], d[16]);
+                write_ip(out, &d[at.addr..at.addr + 16], d[at.version]);
                 out.push(b'"');
             }
-            FieldKind::L4Endpoint => {
-                let port = u16::from_ne_bytes([d[16], d[17]]);
-                let version = d[20];
+            FieldKind::L4Endpoint(at) => {
+                let p = at.port.unwrap_or(0);
+                let port = u16::from_ne_bytes([d[p], d[p + 1]]);
+                let version = d[at.version];
+                let addr = &d[at.addr..at.addr + 16];
                 out.push(b'"');
                 if version == 6 {
                     out.push(b'[');
-                    write_ip(out, &d[..16], version);
+                    write_ip(out, addr, version);
                     out.push(b']');
                 } else {
-                    write_ip(out, &d[..16], version);
+                    write_ip(out, addr, version);
                 }
                 out.push(b':');
                 out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
@@ -518,7 +520,15 @@ mod tests {
                         signed: false,
                     },
                 ),
-                field("l4", 40, FieldKind::L4Endpoint),
+                field(
+                    "l4",
+                    40,
+                    FieldKind::L4Endpoint(crate::runtime::endpoint::EndpointLayout {
+                        addr: 0,
+                        version: 20,
+                        port: Some(16),
+                    }),
+                ),
             ],
         };
         let mut ev = vec![0u8; 64];

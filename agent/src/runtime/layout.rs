@@ -5,6 +5,7 @@
 
 use btf_rs::{Btf, BtfType, Type};
 
+use super::endpoint::{self, EndpointLayout};
 use super::error::{GadgetError, Result};
 use super::object::name_of;
 
@@ -68,8 +69,10 @@ pub enum FieldKind {
     },
     Pointer,
     Timestamp,
-    L3Endpoint,
-    L4Endpoint,
+    /// `gadget_l3endpoint_t`: member offsets from BTF.
+    L3Endpoint(EndpointLayout),
+    /// `gadget_l4endpoint_t`: member offsets from BTF.
+    L4Endpoint(EndpointLayout),
 }
 
 /// What an integer means, from the typedef it was declared with.
@@ -122,8 +125,8 @@ impl FieldKind {
             FieldKind::IntArray { .. } => "array".into(),
             FieldKind::Pointer => "pointer".into(),
             FieldKind::Timestamp => "timestamp".into(),
-            FieldKind::L3Endpoint => "l3endpoint".into(),
-            FieldKind::L4Endpoint => "l4endpoint".into(),
+            FieldKind::L3Endpoint(_) => "l3endpoint".into(),
+            FieldKind::L4Endpoint(_) => "l4endpoint".into(),
         }
     }
 
@@ -152,8 +155,8 @@ impl FieldKind {
             FieldKind::IntArray { .. } => 24,
             FieldKind::Pointer => 18,
             FieldKind::Timestamp => 30,
-            FieldKind::L3Endpoint => 16,
-            FieldKind::L4Endpoint => 22,
+            FieldKind::L3Endpoint(_) => 16,
+            FieldKind::L4Endpoint(_) => 22,
         }
     }
 
@@ -524,8 +527,12 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
             }
         }
         Type::Struct(s) => match name_of(btf, &s).as_str() {
-            "gadget_l3endpoint_t" => FieldKind::L3Endpoint,
-            "gadget_l4endpoint_t" => FieldKind::L4Endpoint,
+            ty @ "gadget_l3endpoint_t" => {
+                FieldKind::L3Endpoint(endpoint::layout(btf, &s, ty, field, false)?)
+            }
+            ty @ "gadget_l4endpoint_t" => {
+                FieldKind::L4Endpoint(endpoint::layout(btf, &s, ty, field, true)?)
+            }
             _ => return Ok(Classified::Nested(s)),
         },
         Type::Union(_) => {

@@ -8,6 +8,7 @@ pub mod classify;
 pub mod core_relo;
 pub mod decode;
 pub mod definition;
+pub mod endpoint;
 pub mod enrich;
 pub mod error;
 pub mod kernel_enums;
