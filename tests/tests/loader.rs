@@ -235,3 +235,57 @@ fn endpoints_of_an_older_layout_decode_by_member_name() {
         assert_eq!(ev["dst6"], "[::1]:443");
     });
 }
+
+#[test]
+fn sections_spelled_as_libbpf_reads_them_load_and_attach() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("sections");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        const PAYLOAD: usize = 1234;
+        // Ethernet (loopback too), IPv4 and UDP headers.
+        let frame = 14 + 20 + 8 + PAYLOAD;
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        opts.params
+            .insert("targ_nr".into(), libc::SYS_getcwd.to_string());
+        opts.params.insert("targ_len".into(), frame.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(&[7u8; PAYLOAD], rx.local_addr().unwrap())
+            .unwrap();
+        let evs = events_until(&mut run, |evs| {
+            (1..=4).all(|s| evs.iter().any(|e| e["source"] == s))
+        })
+        .await;
+        let first = |s: u32| evs.iter().find(|e| e["source"] == s).unwrap();
+        assert_eq!(first(1)["pid"], pid, "tp/");
+        assert_eq!(first(2)["value"], libc::SYS_getcwd, "raw_tp.w/");
+        assert_eq!(first(3)["value"], libc::SYS_getcwd, "tp_btf/");
+        assert_eq!(first(4)["value"], frame, "socket1");
+    });
+}
+
+#[test]
+fn a_section_gadgetd_cannot_attach_is_named_with_the_known_ones() {
+    require_root();
+    let gadget = load("bad_section");
+    let err = rt().block_on(async {
+        match gadget.start(&RunOptions::default()) {
+            Ok(_) => panic!("ksyscall/ must not load"),
+            Err(e) => e.to_string(),
+        }
+    });
+    for part in [
+        "program `bad_section_getcwd` (section `ksyscall/getcwd`)",
+        "not a program type gadgetd can attach",
+        "tracepoint/<category>/<name>",
+        "tp_btf/<name>",
+    ] {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+}

@@ -222,6 +222,49 @@ pub fn rewrite_maps(btf: &[u8], map_struct_ids: &[u32], prog_array_ids: &[u32]) 
     Ok(out)
 }
 
+/// Appends `names` to the string section of BTF blob `btf`; returns the new
+/// blob and each name's offset.
+pub fn append_strings(btf: &[u8], names: &[&str]) -> Result<(Vec<u8>, Vec<u32>)> {
+    let raw = RawBtf::parse(btf)?;
+    let types = &raw.bytes[raw.type_start..raw.type_start + raw.type_len];
+    let mut strings = raw.bytes[raw.str_start..raw.str_start + raw.str_len].to_vec();
+    let mut offsets = Vec::with_capacity(names.len());
+    for name in names {
+        offsets.push(strings.len() as u32);
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+    }
+    let mut out = Vec::with_capacity(raw.hdr_len + types.len() + strings.len());
+    out.extend_from_slice(&raw.bytes[..raw.hdr_len]);
+    out[8..12].copy_from_slice(&0u32.to_le_bytes());
+    out[12..16].copy_from_slice(&(types.len() as u32).to_le_bytes());
+    out[16..20].copy_from_slice(&(types.len() as u32).to_le_bytes());
+    out[20..24].copy_from_slice(&(strings.len() as u32).to_le_bytes());
+    out.extend_from_slice(types);
+    out.extend_from_slice(&strings);
+    Ok((out, offsets))
+}
+
+/// The offset of each of `names` in the string section of `btf` (a whole
+/// string, not a suffix of a longer one), `None` when absent.
+pub fn string_offsets(btf: &[u8], names: &[&str]) -> Result<Vec<Option<u32>>> {
+    let raw = RawBtf::parse(btf)?;
+    let strings = &raw.bytes[raw.str_start..raw.str_start + raw.str_len];
+    Ok(names
+        .iter()
+        .map(|name| {
+            let mut at = 0;
+            for s in strings.split(|&b| b == 0) {
+                if s == name.as_bytes() {
+                    return Some(at as u32);
+                }
+                at += s.len() + 1;
+            }
+            None
+        })
+        .collect())
+}
+
 /// Returns a copy of the ELF `elf` whose `.BTF` section holds `new_btf`.
 pub fn replace_btf_section(elf: &[u8], new_btf: &[u8]) -> Result<Vec<u8>> {
     replace_section(elf, ".BTF", new_btf)

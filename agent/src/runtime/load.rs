@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{
-    FEntry, FExit, KProbe, PerfEvent, RawTracePoint, SocketFilter, TracePoint, UProbe,
-    uprobe::UProbeScope,
+    BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, RawTracePoint, SocketFilter, TracePoint,
+    UProbe, uprobe::UProbeScope,
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -22,6 +22,7 @@ use super::core_relo;
 use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
 use super::prog_array;
+use super::sections;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
 /// in flight. Parsed, it takes ~20 MiB of heap, so it is not kept for the
@@ -85,6 +86,18 @@ pub fn ensure_tracefs() {
 /// Patches, loads and returns the object; programs are not attached yet.
 pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
     ensure_tracefs();
+    // Every program's section must say how to attach it (tail-call targets
+    // only run from their program array).
+    let tail_targets = prog_array::initial_slots(&req.obj.bytes, &req.obj.btf)?;
+    for prog in &req.obj.programs {
+        if tail_targets.iter().all(|s| s.program != prog.name) {
+            attach_point(&prog.section).map_err(|reason| GadgetError::Program {
+                program: prog.name.clone(),
+                section: prog.section.clone(),
+                reason,
+            })?;
+        }
+    }
     let prog_arrays: Vec<u32> = prog_array::prog_array_maps(&req.obj.btf)?
         .iter()
         .map(|m| m.struct_id)
@@ -96,6 +109,8 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
         let btf = btf_patch::rewrite_maps(&req.obj.btf_bytes, &ids, &prog_arrays)?;
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
+    // Section names as libbpf spells them, which aya-obj 0.3 rejects (sections.rs).
+    let bytes = sections::rename(&bytes)?.unwrap_or(bytes);
     // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
     let fixed = core_relo::fix_up(&bytes, core_relo::kernel_table)?;
     for p in &fixed.poisoned {
@@ -227,6 +242,8 @@ pub enum AttachPoint<'s> {
         name: &'s str,
     },
     RawTracePoint(&'s str),
+    /// `tp_btf/<name>`: a BTF-enabled raw tracepoint.
+    BtfTracePoint(&'s str),
     KProbe(&'s str),
     UProbe {
         target: &'s str,
@@ -250,23 +267,28 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
                 .ok_or_else(|| need("`tracepoint/<category>/<name>`"))?;
             AttachPoint::TracePoint { category, name }
         }
-        "raw_tracepoint" | "raw_tp" if !rest.is_empty() => AttachPoint::RawTracePoint(rest),
+        "raw_tracepoint" | "raw_tp" | "raw_tracepoint.w" | "raw_tp.w" if !rest.is_empty() => {
+            AttachPoint::RawTracePoint(rest)
+        }
+        "tp_btf" if !rest.is_empty() => AttachPoint::BtfTracePoint(rest),
         "kprobe" | "kretprobe" if !rest.is_empty() => AttachPoint::KProbe(rest),
-        "uprobe" | "uretprobe" => {
+        "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" => {
             // libbpf form: uprobe/<binary path>:<symbol>
             let (target, symbol) = rest
                 .rsplit_once(':')
                 .ok_or_else(|| need("`uprobe/<binary>:<symbol>`"))?;
             AttachPoint::UProbe { target, symbol }
         }
-        "fentry" if !rest.is_empty() => AttachPoint::FEntry(rest),
-        "fexit" if !rest.is_empty() => AttachPoint::FExit(rest),
-        "socket" | "socket_filter" => AttachPoint::SocketFilter,
+        "fentry" | "fentry.s" if !rest.is_empty() => AttachPoint::FEntry(rest),
+        "fexit" | "fexit.s" if !rest.is_empty() => AttachPoint::FExit(rest),
+        // libbpf: `socket`, `socket/<anything>`; before 1.0 any `socket` prefix (`socket1`).
+        k if k.starts_with("socket") => AttachPoint::SocketFilter,
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
         "perf_event" => AttachPoint::PerfEvent,
         _ => {
             return Err(format!(
-                "section `{section}` is not a program type gadgetd can attach"
+                "section `{section}` is not a program type gadgetd can attach; it knows {}",
+                sections::KNOWN
             ));
         }
     })
@@ -329,6 +351,12 @@ fn attach_one(
             let p: &mut RawTracePoint = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
             p.attach(name).map_err(|x| e(&x))?;
+        }
+        AttachPoint::BtfTracePoint(name) => {
+            let btf = btf.ok_or("tp_btf needs kernel BTF (/sys/kernel/btf/vmlinux)")?;
+            let p: &mut BtfTracePoint = program.try_into().map_err(|x| e(&x))?;
+            p.load(name, btf).map_err(|x| e(&x))?;
+            p.attach().map_err(|x| e(&x))?;
         }
         AttachPoint::KProbe(func) => {
             let p: &mut KProbe = program.try_into().map_err(|x| e(&x))?;

@@ -25,6 +25,7 @@ pub mod prog_array;
 pub mod rawmap;
 pub mod reader;
 pub mod runner;
+pub mod sections;
 pub mod snapshot;
 pub mod stacks;
 pub mod topper;
