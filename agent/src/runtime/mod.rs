@@ -20,6 +20,7 @@ pub mod name_tables;
 pub mod names;
 pub mod object;
 pub mod params;
+pub mod perf_ring;
 pub mod profiler;
 pub mod prog_array;
 pub mod rawmap;
