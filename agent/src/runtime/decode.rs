@@ -146,6 +146,18 @@ impl Decoder {
         match kind {
             FieldKind::Int { size, signed, .. } => write_int(out, read_int(d, *size, *signed)),
             FieldKind::Bool => out.extend_from_slice(if d[0] != 0 { b"true" } else { b"false" }),
+            FieldKind::Int128 { signed } => {
+                let raw: [u8; 16] = d[..16].try_into().unwrap();
+                let mut buf = itoa::Buffer::new();
+                out.extend_from_slice(
+                    if *signed {
+                        buf.format(i128::from_ne_bytes(raw))
+                    } else {
+                        buf.format(u128::from_ne_bytes(raw))
+                    }
+                    .as_bytes(),
+                );
+            }
             // Shortest form that reads back to the same value, in the
             // field's own width: a `float` 0.1f prints `0.1`. NaN and
             // infinities have no JSON number: null.

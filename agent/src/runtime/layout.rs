@@ -33,6 +33,10 @@ pub enum FieldKind {
         semantic: Semantic,
     },
     Bool,
+    /// `__int128` / `unsigned __int128`: printed as a JSON number of up to 39 digits.
+    Int128 {
+        signed: bool,
+    },
     Float {
         size: u8,
     },
@@ -116,6 +120,7 @@ impl FieldKind {
                 }
             },
             FieldKind::Bool => "bool".into(),
+            FieldKind::Int128 { signed } => if *signed { "i128" } else { "u128" }.into(),
             FieldKind::Float { size } => format!("f{}", *size as u32 * 8),
             FieldKind::Bits { signed, .. } => if *signed { "i64" } else { "u64" }.into(),
             FieldKind::Str { .. } => "string".into(),
@@ -141,6 +146,7 @@ impl FieldKind {
                 Semantic::None => [3, 5, 0, 10, 0, 0, 0, 20][*size as usize - 1].max(3),
             },
             FieldKind::Bool => 5,
+            FieldKind::Int128 { .. } => 40,
             FieldKind::Float { .. } => 12,
             FieldKind::Bits { .. } => 6,
             FieldKind::Str { len } => (*len as u32).clamp(4, 32),
@@ -195,6 +201,7 @@ impl FieldKind {
                     | Semantic::Ifindex,
                 ..
             } | FieldKind::Float { .. }
+                | FieldKind::Int128 { .. }
                 | FieldKind::Bits { .. }
         )
     }
@@ -308,7 +315,7 @@ pub fn build_or_scalar(btf: &Btf, type_id: u32, scalar_name: &str) -> Result<Lay
                 }],
             })
         }
-        Classified::Nested(_) => build(btf, type_id),
+        Classified::Nested(_) | Classified::NestedArray { .. } => build(btf, type_id),
     }
 }
 
@@ -394,6 +401,16 @@ fn walk_struct(
                 };
                 walk_struct(btf, &inner, &inner_prefix, bit_offset, out, depth + 1)?;
             }
+            Classified::NestedArray {
+                elem,
+                count,
+                stride,
+            } => {
+                for i in 0..count {
+                    let base = bit_offset + (i * stride * 8) as u32;
+                    walk_struct(btf, &elem, &format!("{name}[{i}]."), base, out, depth + 1)?;
+                }
+            }
         }
     }
     Ok(())
@@ -402,7 +419,17 @@ fn walk_struct(
 enum Classified {
     Leaf(FieldKind),
     Nested(btf_rs::Struct),
+    /// An array of structs: `count` elements `stride` bytes apart, each
+    /// flattened as `name[i].member`.
+    NestedArray {
+        elem: btf_rs::Struct,
+        count: usize,
+        stride: usize,
+    },
 }
+
+/// More elements than this in an array of structs is an error (each becomes columns).
+const MAX_STRUCT_ARRAY: usize = 64;
 
 fn semantic_of(typedef: Option<&str>) -> Semantic {
     match typedef {
@@ -434,6 +461,9 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
     }
     Ok(Classified::Leaf(match ty {
         Type::Int(i) if i.is_bool() => FieldKind::Bool,
+        Type::Int(i) if i.size() == 16 => FieldKind::Int128 {
+            signed: i.is_signed(),
+        },
         Type::Int(i) => {
             let size = i.size();
             if ![1, 2, 4, 8].contains(&size) {
@@ -515,11 +545,27 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                     signed: i.is_signed(),
                     count,
                 },
+                Type::Struct(elem) if count <= MAX_STRUCT_ARRAY => {
+                    let stride = elem.size();
+                    return Ok(Classified::NestedArray {
+                        elem,
+                        count,
+                        stride,
+                    });
+                }
+                Type::Struct(_) => {
+                    return Err(unsupported(
+                        field,
+                        format!(
+                            "an array of {count} structs: at most {MAX_STRUCT_ARRAY} (each element's members become fields)"
+                        ),
+                    ));
+                }
                 other => {
                     return Err(unsupported(
                         field,
                         format!(
-                            "arrays of {} are not supported (only arrays of integers and chars)",
+                            "arrays of {} are not supported (only arrays of integers, chars and structs)",
                             other.name()
                         ),
                     ));
