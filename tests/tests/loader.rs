@@ -370,3 +370,46 @@ fn a_perf_buffer_overflow_with_no_later_event_is_counted() {
         );
     });
 }
+
+#[test]
+fn uprobe_targets_as_users_write_them_and_the_per_program_policy() {
+    use gadgetd::runtime::load::ProgramStatus;
+    require_root();
+    rt().block_on(async {
+        let gadget = load("uprobes");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let status: Vec<(String, ProgramStatus)> = run
+            .programs()
+            .iter()
+            .map(|p| (p.program.clone(), p.status.clone()))
+            .collect();
+        let of = |name: &str| status.iter().find(|(p, _)| p == name).unwrap().1.clone();
+        for name in ["up_bare_name", "up_soname", "up_full_path", "up_versioned", "up_offset"] {
+            assert_eq!(of(name), ProgramStatus::Attached, "{name}");
+        }
+        assert_eq!(of("up_disabled"), ProgramStatus::Disabled);
+        assert_eq!(
+            of("up_absent"),
+            ProgramStatus::Skipped(
+                "uprobe target `libgadgetd_absent.so.7` is not on this host (no such file, and not in /etc/ld.so.cache)".into()
+            )
+        );
+        // SAFETY: plain libc calls without arguments.
+        unsafe {
+            libc::getpid();
+            libc::getppid();
+            libc::getuid();
+            libc::getgid();
+            libc::getegid();
+        }
+        let evs = events_until(&mut run, |evs| {
+            (1..=5).all(|p| evs.iter().any(|e| e["probe"] == p))
+        })
+        .await;
+        assert!(evs.iter().all(|e| e["pid"] == pid));
+        assert!(!evs.iter().any(|e| e["probe"] == 6 || e["probe"] == 7));
+    });
+}

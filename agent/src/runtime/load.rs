@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{
     BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, RawTracePoint, SocketFilter, TracePoint,
-    UProbe, uprobe::UProbeScope,
+    UProbe,
+    uprobe::{UProbeAttachLocation, UProbeScope},
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -23,6 +24,7 @@ use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
 use super::prog_array;
 use super::sections;
+use super::uprobe_target;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
 /// in flight. Parsed, it takes ~20 MiB of heap, so it is not kept for the
@@ -131,11 +133,51 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
         .map_err(|e| GadgetError::Load(chain(&e)))
 }
 
-/// What must stay alive for attached programs (sockets of socket filters).
+/// What must stay alive for attached programs (sockets of socket filters),
+/// and what became of each program.
 #[derive(Default)]
 pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
+    /// One entry per program of the object, in object order.
+    pub programs: Vec<ProgramReport>,
 }
+
+/// What became of one program of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramReport {
+    pub program: String,
+    pub section: String,
+    pub status: ProgramStatus,
+}
+
+/// The per-program policy: everything must attach, except what is disabled
+/// on purpose or probes a library the host does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramStatus {
+    Attached,
+    /// Its attach target is `gadget_program_disabled` (Inspektor Gadget's
+    /// convention): not loaded, not attached.
+    Disabled,
+    /// Runs only as a tail call from a program array.
+    TailCall,
+    /// A uprobe whose target binary or library does not exist here: skipped
+    /// with a warning, as Inspektor Gadget does. The reason says which.
+    Skipped(String),
+}
+
+impl std::fmt::Display for ProgramStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProgramStatus::Attached => f.write_str("attached"),
+            ProgramStatus::Disabled => f.write_str("disabled (gadget_program_disabled)"),
+            ProgramStatus::TailCall => f.write_str("tail-call target"),
+            ProgramStatus::Skipped(why) => write!(f, "skipped: {why}"),
+        }
+    }
+}
+
+/// The attach target `gadget_program_disabled` marks a program off.
+const DISABLED: &str = "gadget_program_disabled";
 
 /// Loads and attaches every program of the object.
 pub fn attach_all(ebpf: &mut Ebpf, obj: &GadgetObject) -> Result<Attachments> {
@@ -154,10 +196,16 @@ pub fn attach_all_in(
     let slots = prog_array::initial_slots(&obj.bytes, &obj.btf)?;
     fill_prog_arrays(ebpf, obj, &slots)?;
     for prog in &obj.programs {
+        let report = |status| ProgramReport {
+            program: prog.name.clone(),
+            section: prog.section.clone(),
+            status,
+        };
         if slots.iter().any(|s| s.program == prog.name) {
-            continue; // runs only as a tail call
+            att.programs.push(report(ProgramStatus::TailCall));
+            continue;
         }
-        attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
+        let status = attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
             match core_relo::explain_poison(&obj.bytes, &reason) {
                 Some(why) => GadgetError::Load(format!("{why} (the verifier: {reason})")),
                 None => GadgetError::Program {
@@ -167,6 +215,10 @@ pub fn attach_all_in(
                 },
             }
         })?;
+        if let ProgramStatus::Skipped(why) = &status {
+            tracing::warn!(program = %prog.name, section = %prog.section, "{why}");
+        }
+        att.programs.push(report(status));
     }
     Ok(att)
 }
@@ -255,11 +307,16 @@ pub enum AttachPoint<'s> {
     Iter(&'s str),
     /// Sampling on every CPU (software CPU clock).
     PerfEvent,
+    /// Attach target `gadget_program_disabled`: left alone.
+    Disabled,
 }
 
 pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, String> {
     let (kind, rest) = section.split_once('/').unwrap_or((section, ""));
     let need = |what: &str| format!("section `{section}` needs {what}");
+    if rest.rsplit(['/', ':']).next() == Some(DISABLED) {
+        return Ok(AttachPoint::Disabled);
+    }
     Ok(match kind {
         "tracepoint" | "tp" => {
             let (category, name) = rest
@@ -277,6 +334,7 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
             let (target, symbol) = rest
                 .rsplit_once(':')
                 .ok_or_else(|| need("`uprobe/<binary>:<symbol>`"))?;
+            uprobe_target::parse(symbol)?;
             AttachPoint::UProbe { target, symbol }
         }
         "fentry" | "fentry.s" if !rest.is_empty() => AttachPoint::FEntry(rest),
@@ -318,8 +376,11 @@ fn attach_one(
     att: &mut Attachments,
     netns: Option<&std::fs::File>,
     sample_hz: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<ProgramStatus, String> {
     let point = attach_point(&prog.section)?;
+    if point == AttachPoint::Disabled {
+        return Ok(ProgramStatus::Disabled);
+    }
     let kbtf = kernel_btf();
     let btf = kbtf.as_deref();
     let program = ebpf
@@ -364,10 +425,34 @@ fn attach_one(
             p.attach(func, 0).map_err(|x| e(&x))?;
         }
         AttachPoint::UProbe { target, symbol } => {
+            let absent = || {
+                format!(
+                    "uprobe target `{target}` is not on this host (no such file, and not in /etc/ld.so.cache)"
+                )
+            };
+            let Some(path) = uprobe_target::resolve_library(target).filter(|p| p.exists()) else {
+                return Ok(ProgramStatus::Skipped(absent()));
+            };
+            let location = match uprobe_target::parse(symbol)? {
+                uprobe_target::Location::Symbol { name, offset: 0 } => {
+                    UProbeAttachLocation::Symbol(name)
+                }
+                uprobe_target::Location::Symbol { name, offset } => {
+                    UProbeAttachLocation::SymbolOffset(name, offset)
+                }
+                uprobe_target::Location::FileOffset(off) => {
+                    UProbeAttachLocation::AbsoluteOffset(off)
+                }
+            };
             let p: &mut UProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            p.attach(symbol, target, UProbeScope::AllProcesses)
-                .map_err(|x| e(&x))?;
+            match p.attach(location, &path, UProbeScope::AllProcesses) {
+                Ok(_) => {}
+                Err(aya::programs::ProgramError::UProbeError(
+                    aya::programs::uprobe::UProbeError::InvalidTarget { .. },
+                )) => return Ok(ProgramStatus::Skipped(absent())),
+                Err(x) => return Err(e(&x)),
+            }
         }
         AttachPoint::FEntry(func) => {
             let btf = btf.ok_or("fentry needs kernel BTF (/sys/kernel/btf/vmlinux)")?;
@@ -410,8 +495,9 @@ fn attach_one(
                 .map_err(|x| format!("sampling on CPU {cpu}: {}", e(&x)))?;
             }
         }
+        AttachPoint::Disabled => return Ok(ProgramStatus::Disabled),
     }
-    Ok(())
+    Ok(ProgramStatus::Attached)
 }
 
 /// A packet socket of another network namespace: a socket belongs to the

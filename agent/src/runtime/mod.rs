@@ -30,6 +30,7 @@ pub mod sections;
 pub mod snapshot;
 pub mod stacks;
 pub mod topper;
+pub mod uprobe_target;
 pub mod walltime;
 
 pub use error::{GadgetError, Result};

@@ -852,6 +852,12 @@ impl Running {
         }
     }
 
+    /// What became of each program (attached, disabled, tail-call target,
+    /// or skipped and why), for the run's first instance.
+    pub fn programs(&self) -> &[load::ProgramReport] {
+        self._attachments.first().map_or(&[], |a| &a.programs)
+    }
+
     /// Final loss count (call before dropping, after the programs stop producing).
     pub fn final_losses(&mut self) -> u64 {
         match &mut self.source {
