@@ -413,3 +413,40 @@ fn uprobe_targets_as_users_write_them_and_the_per_program_policy() {
         assert!(!evs.iter().any(|e| e["probe"] == 6 || e["probe"] == 7));
     });
 }
+
+/// BPF LSM: where the kernel runs BPF LSM programs, one reports our own open
+/// with its flags; where it does not (this VM refuses tracing programs with
+/// EPERM), the error names the program, the hook and why.
+#[test]
+fn an_lsm_program_runs_or_says_why_it_cannot() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("lsm_open");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = match gadget.start(&opts) {
+            Ok(run) => run,
+            Err(e) => {
+                let e = e.to_string();
+                eprintln!("lsm attach skipped: {e}");
+                assert!(
+                    e.starts_with("program `lsm_file_open` (section `lsm/file_open`): ")
+                        && (e.contains("BPF LSM is not enabled on this kernel")
+                            || e.contains("BPF LSM hook `file_open` is not usable on this kernel")
+                            || e.contains("BPF LSM programs cannot attach on this kernel")),
+                    "{e}"
+                );
+                return;
+            }
+        };
+        let dir = TempDir::new("lsm");
+        let path = dir.path().join("lsm-probe");
+        std::fs::write(&path, b"").unwrap();
+        drop(std::fs::File::open(&path).unwrap());
+        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
+        assert_eq!(evs[0]["pid"], pid);
+        // O_RDONLY | O_CLOEXEC, plus the kernel's FMODE bits are not in f_flags.
+        assert_eq!(evs[0]["flags"].as_u64().unwrap() & 0o2000000, 0o2000000);
+    });
+}

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{
-    BtfTracePoint, FEntry, FExit, KProbe, PerfEvent, RawTracePoint, SocketFilter, TracePoint,
+    BtfTracePoint, FEntry, FExit, KProbe, Lsm, PerfEvent, RawTracePoint, SocketFilter, TracePoint,
     UProbe,
     uprobe::{UProbeAttachLocation, UProbeScope},
 };
@@ -309,6 +309,8 @@ pub enum AttachPoint<'s> {
     PerfEvent,
     /// Attach target `gadget_program_disabled`: left alone.
     Disabled,
+    /// `lsm/<hook>` (BPF LSM; `lsm.s/` sleepable).
+    Lsm(&'s str),
 }
 
 pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, String> {
@@ -343,6 +345,7 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
         k if k.starts_with("socket") => AttachPoint::SocketFilter,
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
         "perf_event" => AttachPoint::PerfEvent,
+        "lsm" | "lsm.s" if !rest.is_empty() => AttachPoint::Lsm(rest),
         _ => {
             return Err(format!(
                 "section `{section}` is not a program type gadgetd can attach; it knows {}",
@@ -496,8 +499,35 @@ fn attach_one(
             }
         }
         AttachPoint::Disabled => return Ok(ProgramStatus::Disabled),
+        AttachPoint::Lsm(hook) => {
+            let btf = btf.ok_or("lsm programs need kernel BTF (/sys/kernel/btf/vmlinux)")?;
+            if let Some(active) = active_lsms()
+                && !active.split(',').any(|l| l == "bpf")
+            {
+                return Err(format!(
+                    "BPF LSM is not enabled on this kernel (active LSMs: {active}); boot with `bpf` in the `lsm=` list"
+                ));
+            }
+            let p: &mut Lsm = program.try_into().map_err(|x| e(&x))?;
+            p.load(hook, btf).map_err(|x| {
+                format!(
+                    "BPF LSM hook `{hook}` is not usable on this kernel: {}",
+                    e(&x)
+                )
+            })?;
+            p.attach()
+                .map_err(|x| format!("BPF LSM programs cannot attach on this kernel: {}", e(&x)))?;
+        }
     }
     Ok(ProgramStatus::Attached)
+}
+
+/// The kernel's active LSMs (`/sys/kernel/security/lsm`), when securityfs
+/// is mounted; `None` when that cannot be told.
+fn active_lsms() -> Option<String> {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// A packet socket of another network namespace: a socket belongs to the

@@ -16,7 +16,7 @@ use super::btf_patch;
 use super::error::{GadgetError, Result};
 
 /// The section forms gadgetd attaches, for messages.
-pub const KNOWN: &str = "tracepoint/<category>/<name> (or tp/), raw_tracepoint/<name> (or raw_tp/, raw_tp.w/, raw_tracepoint.w/), tp_btf/<name>, kprobe/<function>, kretprobe/<function>, uprobe/<binary>:<symbol> (or uretprobe/, uprobe.s/, uretprobe.s/), fentry/<function>, fexit/<function>, socket (socket1, socket/<anything>), iter/<target>, perf_event";
+pub const KNOWN: &str = "tracepoint/<category>/<name> (or tp/), raw_tracepoint/<name> (or raw_tp/, raw_tp.w/, raw_tracepoint.w/), tp_btf/<name>, kprobe/<function>, kretprobe/<function>, uprobe/<binary>:<symbol> (or uretprobe/, uprobe.s/, uretprobe.s/), fentry/<function>, fexit/<function>, socket (socket1, socket/<anything>), iter/<target>, perf_event, lsm/<hook> (or lsm.s/)";
 
 /// The name aya-obj 0.3 parses to the same program type, when it differs.
 pub fn aya_name(section: &str) -> Option<String> {
