@@ -450,3 +450,52 @@ fn an_lsm_program_runs_or_says_why_it_cannot() {
         assert_eq!(evs[0]["flags"].as_u64().unwrap() & 0o2000000, 0o2000000);
     });
 }
+
+/// The run's pin directories under /run/gadgetd/pins that hold `map`.
+fn pins_of(map: &str) -> Vec<std::path::PathBuf> {
+    let Ok(dirs) = std::fs::read_dir(gadgetd::runtime::pin_dir::PINS_ROOT) else {
+        return Vec::new();
+    };
+    dirs.filter_map(|d| Some(d.ok()?.path().join(map)))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn pinned_maps_live_in_a_bpffs_of_the_run_and_go_with_it() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("pinned");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let getcwd = || {
+            let mut buf = [0u8; 256];
+            // SAFETY: getcwd(2) into a buffer we own.
+            unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        };
+        let before = pins_of("pin_counts");
+        for run_no in 0..2 {
+            let mut run = gadget.start(&opts).unwrap();
+            let pins: Vec<_> = pins_of("pin_counts")
+                .into_iter()
+                .filter(|p| !before.contains(p))
+                .collect();
+            assert_eq!(pins.len(), 1, "run {run_no}: one pin of its own: {pins:?}");
+            getcwd();
+            getcwd();
+            let evs = events_until(&mut run, |evs| evs.len() >= 2).await;
+            // Counting starts from zero in every run: nothing stale is reused.
+            let counts: Vec<_> = evs.iter().map(|e| e["count"].clone()).collect();
+            assert_eq!(counts, [1, 2], "run {run_no}");
+            drop(run);
+            assert!(
+                !pins[0].exists(),
+                "run {run_no} left {} behind",
+                pins[0].display()
+            );
+            assert!(!pins[0].parent().unwrap().exists());
+        }
+        assert!(!std::path::Path::new("/sys/fs/bpf/pin_counts").exists());
+    });
+}

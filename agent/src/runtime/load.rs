@@ -22,6 +22,7 @@ use super::btf_patch;
 use super::core_relo;
 use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
+use super::pin_dir::{self, PinDir};
 use super::prog_array;
 use super::sections;
 use super::uprobe_target;
@@ -86,7 +87,15 @@ pub fn ensure_tracefs() {
 }
 
 /// Patches, loads and returns the object; programs are not attached yet.
+/// Maps pinned by name are unpinned again at once (their fds stay open);
+/// [`load_pinned`] keeps the pins for the run.
 pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
+    load_pinned(req).map(|(ebpf, _pins)| ebpf)
+}
+
+/// Like [`load`]; maps declared with `LIBBPF_PIN_BY_NAME` are pinned in a
+/// bpffs of this run's own ([`PinDir`]), removed when the guard drops.
+pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
     ensure_tracefs();
     // Every program's section must say how to attach it (tail-call targets
     // only run from their program array).
@@ -128,9 +137,17 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
     for (name, size) in &req.max_entries {
         loader.map_max_entries(name, *size);
     }
-    loader
+    let pins = if pin_dir::wants_pinning(&req.obj.btf)? {
+        let dir = PinDir::create()?;
+        loader.default_map_pin_directory(dir.path());
+        Some(dir)
+    } else {
+        None
+    };
+    let ebpf = loader
         .load(&bytes)
-        .map_err(|e| GadgetError::Load(chain(&e)))
+        .map_err(|e| GadgetError::Load(chain(&e)))?;
+    Ok((ebpf, pins))
 }
 
 /// What must stay alive for attached programs (sockets of socket filters),
@@ -138,6 +155,8 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
 #[derive(Default)]
 pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
+    /// The run's bpffs for pinned maps, if any ([`load_pinned`]).
+    pub pins: Option<PinDir>,
     /// One entry per program of the object, in object order.
     pub programs: Vec<ProgramReport>,
 }

@@ -21,6 +21,7 @@ pub mod names;
 pub mod object;
 pub mod params;
 pub mod perf_ring;
+pub mod pin_dir;
 pub mod profiler;
 pub mod prog_array;
 pub mod rawmap;

@@ -371,7 +371,7 @@ impl Gadget {
         };
         // However loading ends, the parsed kernel BTF is not kept around.
         let _release = load::KernelBtfRelease;
-        let mut ebpf = load::load(&req)?;
+        let (mut ebpf, pins) = load::load_pinned(&req)?;
         let mntns_filter = match &opts.mntns_filter {
             Some(ids) if filtering => Some(Arc::new(MntnsFilterMap::take(&mut ebpf, ids)?)),
             _ => None,
@@ -431,11 +431,12 @@ impl Gadget {
                 }
             }
         };
-        let attachments = load::attach_all_in(
+        let mut attachments = load::attach_all_in(
             &mut ebpf,
             &self.obj,
             first_netns.as_ref().map(|ns| &ns.file),
         )?;
+        attachments.pins = pins;
         let mut source = source;
         let mut instances = (vec![attachments], Vec::new());
         if let (
