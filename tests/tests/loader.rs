@@ -499,3 +499,96 @@ fn pinned_maps_live_in_a_bpffs_of_the_run_and_go_with_it() {
         assert!(!std::path::Path::new("/sys/fs/bpf/pin_counts").exists());
     });
 }
+
+/// Moves this process into `cgroup` until dropped (back to where it was).
+struct InCgroup(std::path::PathBuf);
+
+impl InCgroup {
+    fn enter(cgroup: &std::path::Path) -> InCgroup {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let rel = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .to_string();
+        let root = gadgetd::runtime::load::cgroup2_root().unwrap();
+        let back = root.join(rel.trim_start_matches('/'));
+        std::fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string()).unwrap();
+        InCgroup(back)
+    }
+}
+
+impl Drop for InCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.procs"), std::process::id().to_string());
+    }
+}
+
+#[test]
+fn cgroup_programs_attach_to_the_cgroup_the_run_names() {
+    require_root();
+    let Some(root) = gadgetd::runtime::load::cgroup2_root() else {
+        eprintln!("cgroup programs skipped: no cgroup2 file system is mounted");
+        return;
+    };
+    let cgroup = root.join(format!("gadgetd-test-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).unwrap();
+    // Removed however the test ends (the process has left it by then).
+    struct Remove<'a>(&'a std::path::Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(self.0);
+        }
+    }
+    let _remove = Remove(&cgroup);
+    rt().block_on(async {
+        let gadget = load("cgroup_sock");
+        let opts = RunOptions {
+            cgroup: Some(cgroup.clone()),
+            ..RunOptions::default()
+        };
+        let mut run = gadget.start(&opts).unwrap();
+        let pid = std::process::id();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        {
+            let _inside = InCgroup::enter(&cgroup);
+            let _udp6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+            let _tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        }
+        // Outside the cgroup: not seen.
+        let _outside = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let evs = events_until(&mut run, |evs| evs.iter().any(|e| e["hook"] == 2)).await;
+        let created: Vec<_> = evs
+            .iter()
+            .filter(|e| e["hook"] == 1 && e["pid"] == pid)
+            .map(|e| {
+                (
+                    e["family"].clone(),
+                    e["type"].clone(),
+                    e["protocol"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            created,
+            [
+                (
+                    libc::AF_INET6.into(),
+                    libc::SOCK_DGRAM.into(),
+                    libc::IPPROTO_UDP.into()
+                ),
+                (
+                    libc::AF_INET.into(),
+                    libc::SOCK_STREAM.into(),
+                    libc::IPPROTO_TCP.into()
+                ),
+            ]
+        );
+        let connect = evs.iter().find(|e| e["hook"] == 2).unwrap();
+        assert_eq!(connect["pid"], pid);
+        assert_eq!(connect["family"], libc::AF_INET);
+        assert_eq!(connect["port"], port);
+        drop(run);
+    });
+}

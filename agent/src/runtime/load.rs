@@ -210,6 +210,17 @@ pub fn attach_all_in(
     obj: &GadgetObject,
     netns: Option<&std::fs::File>,
 ) -> Result<Attachments> {
+    attach_all_with(ebpf, obj, netns, None)
+}
+
+/// Like [`attach_all_in`], with cgroup programs on `cgroup` (a cgroup2
+/// directory) instead of the cgroup2 root.
+pub fn attach_all_with(
+    ebpf: &mut Ebpf,
+    obj: &GadgetObject,
+    netns: Option<&std::fs::File>,
+    cgroup: Option<&std::path::Path>,
+) -> Result<Attachments> {
     let mut att = Attachments::default();
     let sample_hz = sample_hz(obj);
     let slots = prog_array::initial_slots(&obj.bytes, &obj.btf)?;
@@ -224,16 +235,17 @@ pub fn attach_all_in(
             att.programs.push(report(ProgramStatus::TailCall));
             continue;
         }
-        let status = attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
-            match core_relo::explain_poison(&obj.bytes, &reason) {
-                Some(why) => GadgetError::Load(format!("{why} (the verifier: {reason})")),
-                None => GadgetError::Program {
-                    program: prog.name.clone(),
-                    section: prog.section.clone(),
-                    reason,
-                },
-            }
-        })?;
+        let status =
+            attach_one(ebpf, prog, &mut att, netns, cgroup, sample_hz).map_err(|reason| {
+                match core_relo::explain_poison(&obj.bytes, &reason) {
+                    Some(why) => GadgetError::Load(format!("{why} (the verifier: {reason})")),
+                    None => GadgetError::Program {
+                        program: prog.name.clone(),
+                        section: prog.section.clone(),
+                        reason,
+                    },
+                }
+            })?;
         if let ProgramStatus::Skipped(why) = &status {
             tracing::warn!(program = %prog.name, section = %prog.section, "{why}");
         }
@@ -330,6 +342,9 @@ pub enum AttachPoint<'s> {
     Disabled,
     /// `lsm/<hook>` (BPF LSM; `lsm.s/` sleepable).
     Lsm(&'s str),
+    /// `cgroup_skb/ingress|egress`, `cgroup/sock_create`, `cgroup/connect4`, ...:
+    /// on the run's cgroup (`RunOptions::cgroup`, else the cgroup2 root).
+    Cgroup,
 }
 
 pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, String> {
@@ -365,6 +380,32 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
         "perf_event" => AttachPoint::PerfEvent,
         "lsm" | "lsm.s" if !rest.is_empty() => AttachPoint::Lsm(rest),
+        "cgroup_skb" if matches!(rest, "ingress" | "egress") => AttachPoint::Cgroup,
+        "cgroup"
+            if matches!(
+                rest,
+                "skb"
+                    | "sock"
+                    | "sock_create"
+                    | "sock_release"
+                    | "post_bind4"
+                    | "post_bind6"
+                    | "bind4"
+                    | "bind6"
+                    | "connect4"
+                    | "connect6"
+                    | "getpeername4"
+                    | "getpeername6"
+                    | "getsockname4"
+                    | "getsockname6"
+                    | "sendmsg4"
+                    | "sendmsg6"
+                    | "recvmsg4"
+                    | "recvmsg6"
+            ) =>
+        {
+            AttachPoint::Cgroup
+        }
         _ => {
             return Err(format!(
                 "section `{section}` is not a program type gadgetd can attach; it knows {}",
@@ -397,6 +438,7 @@ fn attach_one(
     prog: &ProgramDef,
     att: &mut Attachments,
     netns: Option<&std::fs::File>,
+    cgroup: Option<&std::path::Path>,
     sample_hz: u64,
 ) -> std::result::Result<ProgramStatus, String> {
     let point = attach_point(&prog.section)?;
@@ -518,6 +560,46 @@ fn attach_one(
             }
         }
         AttachPoint::Disabled => return Ok(ProgramStatus::Disabled),
+        AttachPoint::Cgroup => {
+            use aya::programs::{CgroupAttachMode, Program};
+            let dir = match cgroup {
+                Some(dir) => dir.to_path_buf(),
+                None => cgroup2_root().ok_or(
+                    "cgroup programs need cgroup v2, and no cgroup2 file system is mounted",
+                )?,
+            };
+            let fd = std::fs::File::open(&dir)
+                .map_err(|x| format!("opening cgroup {}: {x}", dir.display()))?;
+            // aya attaches with a BPF link where the kernel has them (links
+            // coexist with other programs on the cgroup; the kernel rejects
+            // the ALLOW_MULTI flag on a link).
+            let mode = CgroupAttachMode::Single;
+            let on = |x: &dyn std::error::Error| format!("on cgroup {}: {}", dir.display(), e(x));
+            match program {
+                Program::CgroupSkb(p) => {
+                    let ty = match prog.section.rsplit('/').next() {
+                        Some("egress") => aya::programs::CgroupSkbAttachType::Egress,
+                        _ => aya::programs::CgroupSkbAttachType::Ingress,
+                    };
+                    p.load().map_err(|x| e(&x))?;
+                    p.attach(&fd, ty, mode).map_err(|x| on(&x))?;
+                }
+                Program::CgroupSock(p) => {
+                    p.load().map_err(|x| e(&x))?;
+                    p.attach(&fd, mode).map_err(|x| on(&x))?;
+                }
+                Program::CgroupSockAddr(p) => {
+                    p.load().map_err(|x| e(&x))?;
+                    p.attach(&fd, mode).map_err(|x| on(&x))?;
+                }
+                other => {
+                    return Err(format!(
+                        "aya loaded this cgroup section as {:?}, which gadgetd does not attach",
+                        other.prog_type()
+                    ));
+                }
+            }
+        }
         AttachPoint::Lsm(hook) => {
             let btf = btf.ok_or("lsm programs need kernel BTF (/sys/kernel/btf/vmlinux)")?;
             if let Some(active) = active_lsms()
@@ -539,6 +621,17 @@ fn attach_one(
         }
     }
     Ok(ProgramStatus::Attached)
+}
+
+/// Where the cgroup2 hierarchy is mounted (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on hybrid hosts).
+pub fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split(' ').next() == Some("cgroup2"))
+            .then(|| left.split(' ').nth(4).map(Into::into))?
+    })
 }
 
 /// The kernel's active LSMs (`/sys/kernel/security/lsm`), when securityfs

@@ -85,6 +85,9 @@ pub struct RunOptions {
     /// Network snapshotters and socket filters: exactly these network
     /// namespaces (inodes, e.g. of the selected containers). Wins over `all_netns`.
     pub netns_ids: Option<Vec<u64>>,
+    /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on this cgroup2
+    /// directory (a container's, or one the user names); `None`: the cgroup2 root.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// A definition entry naming no field or parameter is a typo the user
@@ -431,10 +434,11 @@ impl Gadget {
                 }
             }
         };
-        let mut attachments = load::attach_all_in(
+        let mut attachments = load::attach_all_with(
             &mut ebpf,
             &self.obj,
             first_netns.as_ref().map(|ns| &ns.file),
+            opts.cgroup.as_deref(),
         )?;
         attachments.pins = pins;
         let mut source = source;

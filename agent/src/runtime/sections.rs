@@ -16,7 +16,7 @@ use super::btf_patch;
 use super::error::{GadgetError, Result};
 
 /// The section forms gadgetd attaches, for messages.
-pub const KNOWN: &str = "tracepoint/<category>/<name> (or tp/), raw_tracepoint/<name> (or raw_tp/, raw_tp.w/, raw_tracepoint.w/), tp_btf/<name>, kprobe/<function>, kretprobe/<function>, uprobe/<binary>:<symbol> (or uretprobe/, uprobe.s/, uretprobe.s/), fentry/<function>, fexit/<function>, socket (socket1, socket/<anything>), iter/<target>, perf_event, lsm/<hook> (or lsm.s/)";
+pub const KNOWN: &str = "tracepoint/<category>/<name> (or tp/), raw_tracepoint/<name> (or raw_tp/, raw_tp.w/, raw_tracepoint.w/), tp_btf/<name>, kprobe/<function>, kretprobe/<function>, uprobe/<binary>:<symbol> (or uretprobe/, uprobe.s/, uretprobe.s/), fentry/<function>, fexit/<function>, socket (socket1, socket/<anything>), iter/<target>, perf_event, lsm/<hook> (or lsm.s/), cgroup_skb/ingress, cgroup_skb/egress, cgroup/<sock_create|sock_release|post_bind4|bind4|connect4|sendmsg4|recvmsg4|getpeername4|getsockname4 and their 6 forms>";
 
 /// The name aya-obj 0.3 parses to the same program type, when it differs.
 pub fn aya_name(section: &str) -> Option<String> {
