@@ -128,6 +128,11 @@ async fn agent_main() -> std::process::ExitCode {
         };
     }
     init_logging(args.log_json);
+    // Every run holds several fds (maps, links, perf buffers, streams).
+    match service::limits::raise_nofile() {
+        Ok(n) => tracing::debug!(nofile = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     let bus = if args.no_bus {
         None
     } else {

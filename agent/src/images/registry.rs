@@ -236,8 +236,12 @@ impl Registries {
             for child in format::parse_index(&top_bytes)?.manifests {
                 let d = child.digest()?;
                 let child_ref = r.clone_with_digest(d.to_string());
+                format::check_size(&child)?;
                 let (bytes, _) = if store.has_blob(&d) {
-                    (store.read_blob(&d)?, d.clone())
+                    (
+                        store.read_blob_max(&d, format::MAX_MANIFEST_BYTES)?,
+                        d.clone(),
+                    )
                 } else {
                     self.fetch_manifest(&client, &child_ref, &auth, Some(&d))
                         .await?
@@ -293,6 +297,7 @@ impl Registries {
             progress.send(d.as_str(), kind, state::EXISTS, blob.size, blob.size);
             return Ok(());
         }
+        format::check_size(blob)?;
         let registry = r.registry();
         let mut stream = client
             .pull_blob_stream(r, &oci_descriptor(blob))

@@ -8,12 +8,15 @@ pub mod bus;
 pub mod containers;
 pub mod describe;
 pub mod detached;
+pub mod fdread;
 pub mod kind_options;
 pub mod lifecycle;
+pub mod limits;
 pub mod listen;
 pub mod logs;
 pub mod manager;
 pub mod options_ext;
+pub mod ownership;
 pub mod record;
 pub mod restore;
 pub mod run;
@@ -142,8 +145,43 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
 }
 
 /// Serves one peer-to-peer client until it disconnects.
+/// A client that does not finish the D-Bus handshake within
+/// [`limits::HANDSHAKE_TIMEOUT`], or does not take the objects of the
+/// current runs within [`limits::SLOW_PEER_TIMEOUT`], is disconnected.
 pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> anyhow::Result<()> {
-    let conn = connection::Builder::unix_stream(stream)
+    use std::os::fd::AsFd as _;
+    let socket = stream.as_fd().try_clone_to_owned()?;
+    let conn = tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, handshake(stream, &agent))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no D-Bus handshake within {} s; disconnected",
+                limits::HANDSHAKE_TIMEOUT.as_secs()
+            )
+        })??;
+    let id = agent.conns.add_peer(conn.clone(), socket);
+    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
+    let published = tokio::time::timeout(limits::SLOW_PEER_TIMEOUT, async {
+        for r in &runs {
+            bus::publish_on(&conn, r, &agent.auth).await;
+        }
+    })
+    .await;
+    if published.is_ok() {
+        // zbus has no "closed" future; a MessageStream ends when the socket does.
+        let mut messages = zbus::MessageStream::from(&conn);
+        while let Some(msg) = futures_lite_next(&mut messages).await {
+            if msg.is_err() {
+                break;
+            }
+        }
+    }
+    agent.conns.remove(id);
+    Ok(())
+}
+
+async fn handshake(stream: tokio::net::UnixStream, agent: &Arc<Agent>) -> zbus::Result<Connection> {
+    connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())?
         .p2p()
         .serve_at(
@@ -160,7 +198,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::images::interface::Images::new(&agent, agent.images()),
+            crate::images::interface::Images::new(agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
@@ -170,21 +208,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
-        .await?;
-    let id = agent.conns.add(conn.clone());
-    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
-    for r in &runs {
-        bus::publish_on(&conn, r, &agent.auth).await;
-    }
-    // zbus has no "closed" future; a MessageStream ends when the socket does.
-    let mut messages = zbus::MessageStream::from(&conn);
-    while let Some(msg) = futures_lite_next(&mut messages).await {
-        if msg.is_err() {
-            break;
-        }
-    }
-    agent.conns.remove(id);
-    Ok(())
+        .await
 }
 
 async fn futures_lite_next(s: &mut zbus::MessageStream) -> Option<zbus::Result<zbus::Message>> {

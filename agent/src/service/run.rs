@@ -286,7 +286,11 @@ async fn pump(
                 let now = (handle.events_seen.load(Ordering::Relaxed), handle.events_lost.load(Ordering::Relaxed));
                 if now != published {
                     published = now;
-                    conns.notify_run(handle, &["EventsSeen", "EventsLost"]).await;
+                    // In a task of its own: a slow client never stalls the pump.
+                    let (conns, handle) = (conns.clone(), handle.clone());
+                    tokio::spawn(async move {
+                        conns.notify_run(&handle, &["EventsSeen", "EventsLost"]).await;
+                    });
                 }
             }
         }
@@ -349,9 +353,15 @@ impl RunObject {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> zbus::fdo::Result<()> {
-        self.auth
-            .check(conn, &hdr, super::manager::ACTION_RUN)
-            .await?;
+        super::ownership::check(
+            &self.auth,
+            conn,
+            &hdr,
+            super::manager::ACTION_RUN,
+            &self.handle,
+            super::ownership::Access::Control,
+        )
+        .await?;
         self.handle.stop(stream::reason::STOPPED);
         Ok(())
     }
@@ -384,9 +394,19 @@ impl RunObject {
     fn started_at(&self) -> u64 {
         self.handle.started_at
     }
+    /// The run's parameters: empty unless the reader may read this run
+    /// (its owner, root, or a holder of `org.gadgetd.run-gadget`).
     #[zbus(property)]
-    fn params(&self) -> HashMap<String, String> {
-        self.handle.params.clone().into_iter().collect()
+    async fn params(
+        &self,
+        #[zbus(header)] hdr: Option<zbus::message::Header<'_>>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> HashMap<String, String> {
+        if super::ownership::may_read(&self.auth, conn, hdr.as_ref(), &self.handle).await {
+            self.handle.params.clone().into_iter().collect()
+        } else {
+            HashMap::new()
+        }
     }
     #[zbus(property)]
     fn events_seen(&self) -> u64 {

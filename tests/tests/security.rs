@@ -1,0 +1,464 @@
+//! What an unprivileged local user can do to gadgetd, with real users
+//! (useradd) against a real agent: connection floods, clients that stop
+//! reading, FIFOs passed as objects, log stream and export floods, other
+//! users' runs (docs/security.md). Every test checks that the agent keeps
+//! serving everyone else throughout.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gadgetd_tests::system::{Service, Users};
+use gadgetd_tests::*;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `program args` as `user` in the background, stdin and stdout piped.
+fn spawn_as(user: &str, program: &std::path::Path, args: &[&str]) -> Child {
+    let gid = nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw()
+        .to_string();
+    Command::new("setpriv")
+        .args(["--reuid", user, "--regid", &gid, "--init-groups", "--"])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The next `key=value...` line the helper prints.
+fn next_line(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    line.trim().to_string()
+}
+
+/// The agent's resident memory (kB) and open fds.
+fn rss_and_fds(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (rss, fds)
+}
+
+/// Root lists runs over the p2p socket: the agent still serves.
+fn serves(svc: &Service) {
+    let out = ctl(s(&svc.socket), &["list"]);
+    assert!(
+        out.status.success(),
+        "the agent stopped serving: {}",
+        stderr(&out)
+    );
+}
+
+fn start(users: &Users, bus: &Bus) -> Service {
+    let mut svc = Service::new(bus, &["--group", &users.group]);
+    svc.start();
+    svc
+}
+
+#[test]
+fn an_outsiders_connections_are_capped_and_idle_ones_time_out() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = start(&users, &bus);
+    let (rss0, fds0) = rss_and_fds(svc.pid());
+    let mut flood = spawn_as(
+        &users.outsider,
+        &bin("p2p-abuse"),
+        &["idle", s(&svc.socket), "100"],
+    );
+    let mut out = BufReader::new(flood.stdout.take().unwrap());
+    // 32 are kept (the per-user cap), the other 68 closed at once.
+    assert_eq!(
+        next_line(&mut out),
+        "after_1s connected=100 failed=0 closed=68"
+    );
+    let (rss1, fds1) = rss_and_fds(svc.pid());
+    serves(&svc);
+    // Another user is not affected by the outsider's cap.
+    let member = Users::run_as(
+        &users.member,
+        &bin("gadgetctl"),
+        &["--address", s(&svc.socket), "list"],
+    );
+    assert!(member.status.success(), "{}", stderr(&member));
+    // None of them finished the handshake: all are closed after 5 s.
+    assert_eq!(next_line(&mut out), "after_7s closed=100");
+    drop(flood.stdin.take());
+    flood.wait().unwrap();
+    let uid = Users::uid(&users.outsider);
+    let log = svc.log();
+    assert!(
+        log.contains(&format!(
+            "uid {uid} already holds 32 connections (32 at most per user)"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("no D-Bus handshake within 5 s"), "{log}");
+    serves(&svc);
+    eprintln!(
+        "measured: 100 idle connections by uid {uid}: 32 kept, 68 refused; agent RSS {rss0} -> {rss1} kB, fds {fds0} -> {fds1}"
+    );
+}
+
+#[test]
+fn running_out_of_fds_is_survived_not_fatal() {
+    require_root();
+    let dir = TempDir::new("nofile");
+    let socket = dir.path().join("gadgetd.sock");
+    let log_path = dir.path().join("gadgetd.log");
+    // A hard limit of 64 fds: the agent cannot raise it.
+    let mut agent = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(bin("gadgetd"))
+        .args([
+            "--no-bus",
+            "--listen",
+            s(&socket),
+            "--state-dir",
+            s(dir.path()),
+        ])
+        .env("GADGETD_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("gadgetd to be ready", Duration::from_secs(20), || {
+        log().contains(" ready")
+    });
+    // Root has no per-user cap: 200 idle connections exhaust the fds.
+    let mut flood = Command::new(bin("p2p-abuse"))
+        .args(["idle", s(&socket), "200"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(flood.stdout.take().unwrap());
+    let first = next_line(&mut out);
+    assert!(first.starts_with("after_1s connected=200"), "{first}");
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "gadgetd exited when accept failed: {}",
+        log()
+    );
+    assert!(
+        log().contains("cannot accept a peer-to-peer client; retrying"),
+        "{}",
+        log()
+    );
+    // The handshake timeout frees them (those accepted late close later);
+    // then the agent serves again, without a restart.
+    let later = next_line(&mut out);
+    assert!(later.starts_with("after_7s closed="), "{later}");
+    drop(flood.stdin.take());
+    flood.wait().unwrap();
+    wait_for("the agent to serve again", Duration::from_secs(15), || {
+        ctl(s(&socket), &["list"]).status.success()
+    });
+    assert!(agent.try_wait().unwrap().is_none(), "{}", log());
+    terminate(&mut agent, Duration::from_secs(5));
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_runs_still_start() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = start(&users, &bus);
+    let mut stuck = spawn_as(
+        &users.outsider,
+        &bin("p2p-abuse"),
+        &["no-read", s(&svc.socket), "100000"],
+    );
+    let mut out = BufReader::new(stuck.stdout.take().unwrap());
+    let sent = next_line(&mut out);
+    let n: u64 = sent.strip_prefix("sent=").unwrap().parse().unwrap();
+    assert!(n < 100000, "the agent took every call: {sent}");
+    // Root starts runs: each is announced on every connection, the stuck
+    // one included; it is cut off and the runs start.
+    for round in 0..3 {
+        let started = Instant::now();
+        let out = svc.ctl(&[
+            "run",
+            s(&gadget("trace_open")),
+            "--detach",
+            "--name",
+            &format!("busy-{round}"),
+        ]);
+        assert!(out.status.success(), "run {round}: {}", stderr(&out));
+        let ms = started.elapsed().as_millis();
+        assert!(ms < 8000, "run {round} took {ms} ms");
+        eprintln!("measured: detached run {round} started in {ms} ms with a stuck client");
+    }
+    drop(stuck.stdin.take());
+    assert_eq!(next_line(&mut out), "disconnected=true");
+    stuck.wait().unwrap();
+    let log = svc.log();
+    assert!(
+        log.contains("peer-to-peer client stopped reading its messages; disconnected"),
+        "{log}"
+    );
+    serves(&svc);
+}
+
+#[test]
+fn only_regular_files_are_read_as_objects() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let mut svc = start(&users, &bus);
+    let dir = TempDir::new("fifo");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let fifo = dir.path().join("object.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let big = dir.path().join("big.o");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    let obj = dir.path().join("trace_open.o");
+    std::fs::copy(gadget("trace_open"), &obj).unwrap();
+    for f in [&fifo, &big, &obj] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    }
+    let describe = |path: &str| {
+        let out = Users::run_as(
+            &users.outsider,
+            &bin("p2p-abuse"),
+            &["describe", s(&svc.socket), path],
+        );
+        let text = stdout(&out);
+        let ms: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ms="))
+            .unwrap_or_else(|| panic!("{text} {}", stderr(&out)))
+            .parse()
+            .unwrap();
+        assert!(ms < 2000, "{path}: {ms} ms");
+        text.lines()
+            .find(|l| !l.starts_with("ms="))
+            .unwrap()
+            .to_string()
+    };
+    // Each kind of fd that could be held open forever, many times over.
+    for _ in 0..20 {
+        assert_eq!(
+            describe(s(&fifo)),
+            "error=org.freedesktop.DBus.Error.InvalidArgs: the object must be passed as an fd of a regular file, not a FIFO (pipe); save it to a file first"
+        );
+    }
+    assert_eq!(
+        describe("/dev/zero"),
+        "error=org.freedesktop.DBus.Error.InvalidArgs: the object must be passed as an fd of a regular file, not a character device; save it to a file first"
+    );
+    assert_eq!(
+        describe(s(&big)),
+        "error=org.freedesktop.DBus.Error.InvalidArgs: the object is larger than 67108864 bytes, the limit"
+    );
+    // A real object still works, for the same user.
+    assert!(describe(s(&obj)).starts_with("ok="));
+    serves(&svc);
+    // No thread is pinned: SIGTERM still stops the agent at once.
+    let started = Instant::now();
+    assert!(svc.stop().success());
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+/// Starts a detached trace_open run as `user` over the p2p socket.
+fn detach_as(svc: &Service, user: &str, name: &str) -> String {
+    let out = Users::run_as(
+        user,
+        &bin("gadgetctl"),
+        &[
+            "--address",
+            s(&svc.socket),
+            "run",
+            s(&gadget("trace_open")),
+            "--detach",
+            "--name",
+            name,
+            "-p",
+            "targ_pid=4242",
+        ],
+    );
+    assert!(out.status.success(), "{user}'s run: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn log_streams_are_limited_per_user() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = start(&users, &bus);
+    let id = detach_as(&svc, &users.member, "member-logs");
+    let follow = || {
+        spawn_as(
+            &users.member,
+            &bin("gadgetctl"),
+            &["--address", s(&svc.socket), "logs", "-f", &id],
+        )
+    };
+    let mut streams: Vec<Child> = (0..9).map(|_| follow()).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut refused = Vec::new();
+    for (i, c) in streams.iter_mut().enumerate() {
+        if let Some(status) = c.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(c.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(!status.success());
+            refused.push((i, err));
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let uid = Users::uid(&users.member);
+    assert!(
+        refused[0].1.contains(&format!(
+            "uid {uid} already holds 8 log streams (8 at most per user)"
+        )),
+        "{}",
+        refused[0].1
+    );
+    // Closing one frees its slot.
+    let (gone, _) = refused.pop().unwrap();
+    streams.remove(gone).wait().unwrap();
+    let mut one = streams.pop().unwrap();
+    one.kill().unwrap();
+    one.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    streams.push(follow());
+    std::thread::sleep(Duration::from_secs(2));
+    for c in &mut streams {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "a stream within the limit ended"
+        );
+    }
+    // Root (no per-user cap) and others are not affected.
+    let out = svc.ctl(&["logs", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for mut c in streams {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    serves(&svc);
+}
+
+#[test]
+fn other_users_runs_are_read_with_run_gadget_and_controlled_by_their_owner() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = start(&users, &bus);
+    let sock = s(&svc.socket);
+    let ctl_bin = bin("gadgetctl");
+    let member_run = detach_as(&svc, &users.member, "member-run");
+    let out = svc.ctl(&[
+        "run",
+        s(&gadget("trace_open")),
+        "--detach",
+        "--name",
+        "root-run",
+        "-p",
+        "targ_pid=4343",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let root_run = stdout(&out).trim().to_string();
+
+    // The outsider sees that the runs exist, nothing more.
+    let out = Users::run_as(&users.outsider, &ctl_bin, &["--address", sock, "list"]);
+    assert!(stdout(&out).contains("member-run"), "{}", stderr(&out));
+    for (cmd, action) in [
+        ("logs", "org.gadgetd.run-gadget"),
+        ("attach", "org.gadgetd.run-gadget"),
+        ("stop", "org.gadgetd.run-gadget"),
+        ("rm", "org.gadgetd.run-gadget"),
+    ] {
+        for run in [&member_run, &root_run] {
+            let out = Users::run_as(&users.outsider, &ctl_bin, &["--address", sock, cmd, run]);
+            let err = stderr(&out);
+            assert!(
+                !out.status.success() && err.contains("AccessDenied") && err.contains(action),
+                "outsider's {cmd} {run}: {err}"
+            );
+        }
+    }
+    let params = |user: &str, run: &str| {
+        stdout(&Users::run_as(
+            user,
+            &bin("p2p-abuse"),
+            &["params", sock, run],
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(params(&users.outsider, &member_run), "params=[]");
+    assert_eq!(params(&users.outsider, &root_run), "params=[]");
+    // A member reads anyone's run (it could trace as much itself) ...
+    assert_eq!(
+        params(&users.member, &member_run),
+        r#"params=[("targ_pid", "4242")]"#
+    );
+    assert_eq!(
+        params(&users.member, &root_run),
+        r#"params=[("targ_pid", "4343")]"#
+    );
+    let out = Users::run_as(
+        &users.member,
+        &ctl_bin,
+        &["--address", sock, "logs", &root_run],
+    );
+    assert!(
+        out.status.success(),
+        "member's logs of root's run: {}",
+        stderr(&out)
+    );
+    // ... but stops and removes only its own.
+    let uid = Users::uid(&users.member);
+    let out = Users::run_as(
+        &users.member,
+        &ctl_bin,
+        &["--address", sock, "stop", &root_run],
+    );
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "gadgetctl: uid {uid} may not stop or remove run {root_run} of uid 0: that needs org.gadgetd.manage-runs (or being its owner or root) [org.freedesktop.DBus.Error.AccessDenied]"
+        )
+    );
+    let out = svc.ctl(&["list", "-o", "json"]);
+    let root_state = json_lines(&out)
+        .into_iter()
+        .find(|r| r["id"] == root_run.as_str())
+        .unwrap()["state"]
+        .clone();
+    assert_eq!(root_state, "running");
+    let out = Users::run_as(
+        &users.member,
+        &ctl_bin,
+        &["--address", sock, "stop", &member_run],
+    );
+    assert!(out.status.success(), "member's own stop: {}", stderr(&out));
+    // Root controls everyone's.
+    let out = svc.ctl(&["stop", &root_run]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serves(&svc);
+}
