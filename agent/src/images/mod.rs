@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod format;
 pub mod interface;
+pub mod manifest_fetch;
 pub mod progress;
 pub mod reference;
 pub mod registry;
