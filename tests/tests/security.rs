@@ -462,3 +462,203 @@ fn other_users_runs_are_read_with_run_gadget_and_controlled_by_their_owner() {
     assert!(out.status.success(), "{}", stderr(&out));
     serves(&svc);
 }
+
+/// A registry that answers every manifest request with an endless body,
+/// with (`/sized/`) or without (`/chunked/`) a Content-Length.
+const HOSTILE_REGISTRY: &str = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path == "/v2/":
+            self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+            self.wfile.write(b"{}"); return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        sized = "/sized/" in self.path
+        if sized: self.send_header("Content-Length", str(2 << 30))
+        else: self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        block = b" " * (1 << 20)
+        try:
+            for _ in range(2048):
+                if sized: self.wfile.write(block)
+                else: self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+        except OSError: pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_hostile_registrys_endless_manifest_is_cut_off_as_it_arrives() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = start(&users, &bus);
+    let mut registry = Command::new("python3")
+        .args(["-c", HOSTILE_REGISTRY])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = next_line(&mut BufReader::new(registry.stdout.take().unwrap()));
+    let before = peak_rss_kb(svc.pid());
+    for (repo, expected) in [
+        (
+            "chunked",
+            "the manifest is more than 4194304 bytes; at most 4194304 are accepted",
+        ),
+        (
+            "sized",
+            "the manifest is 2147483648 bytes; at most 4194304 are accepted",
+        ),
+    ] {
+        let reference = format!("127.0.0.1:{port}/big/{repo}:v1");
+        let started = Instant::now();
+        let out = Users::run_as(
+            &users.member,
+            &bin("gadgetctl"),
+            &["--address", s(&svc.socket), "pull", &reference],
+        );
+        let err = stderr(&out);
+        assert!(
+            !out.status.success() && err.contains(expected),
+            "{repo}: {err}"
+        );
+        eprintln!(
+            "measured: {repo} 2 GiB manifest refused in {} ms",
+            started.elapsed().as_millis()
+        );
+    }
+    let after = peak_rss_kb(svc.pid());
+    eprintln!("measured: agent peak RSS {before} -> {after} kB");
+    assert!(
+        after < before + 64 * 1024,
+        "peak RSS {before} -> {after} kB"
+    );
+    let _ = registry.kill();
+    registry.wait().unwrap();
+    serves(&svc);
+}
+
+/// Unmounts on drop.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn run_state(svc: &Service, id: &str) -> String {
+    let out = svc.ctl(&["list", "-o", "json"]);
+    json_lines(&out)
+        .into_iter()
+        .find(|r| r["id"] == id)
+        .map(|r| r["state"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| format!("missing: {}", stderr(&out)))
+}
+
+#[test]
+fn on_a_full_disk_stops_are_never_half_done_and_image_rm_frees_space() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let mut svc = Service::new(&bus, &["--group", &users.group]);
+    let state = svc.state.path().to_path_buf();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
+    let _mount = Mount(state.clone());
+    svc.start();
+    let include = repo_root().join("include");
+    let gadgets = repo_root().join("gadgets");
+    for (i, name) in ["trace_open", "trace_exec"].iter().enumerate() {
+        let out = svc.ctl(&[
+            "build",
+            "--include",
+            s(&include),
+            "-t",
+            &format!("local/full{i}:v1"),
+            s(&gadgets.join(name)),
+        ]);
+        assert!(out.status.success(), "build: {}", stderr(&out));
+    }
+    let out = svc.ctl(&[
+        "run",
+        s(&gadget("trace_open")),
+        "--detach",
+        "--name",
+        "kept",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    // Fill the file system to the last block.
+    let filler = state.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![1u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&block[..512]).is_ok() {}
+    }
+    // A stop is either recorded and done, or refused with the run still
+    // running; a restart shows the same state either way.
+    let out = svc.ctl(&["stop", &id]);
+    let before = if out.status.success() {
+        wait_for("the run to stop", Duration::from_secs(10), || {
+            run_state(&svc, &id) == "stopped"
+        });
+        "stopped"
+    } else {
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("cannot record the stop of run {id}"))
+                && err.contains("so it keeps running")
+                && err.contains("gadgetctl image rm"),
+            "{err}"
+        );
+        assert_eq!(run_state(&svc, &id), "running");
+        "running"
+    };
+    eprintln!("measured: stop on a full disk: {before}");
+    // image rm frees space although index.json cannot grow a new copy.
+    let out = svc.ctl(&["image", "rm", "local/full0:v1"]);
+    assert!(
+        out.status.success(),
+        "image rm on a full disk: {}",
+        stderr(&out)
+    );
+    let out = svc.ctl(&["image", "list"]);
+    assert!(!stdout(&out).contains("local/full0"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("local/full1"), "{}", stdout(&out));
+    // With that room the stop goes through if it had been refused.
+    if before == "running" {
+        let out = svc.ctl(&["stop", &id]);
+        assert!(
+            out.status.success(),
+            "stop after image rm: {}",
+            stderr(&out)
+        );
+        wait_for("the run to stop", Duration::from_secs(10), || {
+            run_state(&svc, &id) == "stopped"
+        });
+    }
+    std::fs::remove_file(&filler).unwrap();
+    assert!(svc.stop().success());
+    svc.start();
+    assert_eq!(run_state(&svc, &id), "stopped", "{}", svc.log());
+    assert!(svc.stop().success());
+}

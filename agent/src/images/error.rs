@@ -48,3 +48,11 @@ impl<T> IoContext<T> for std::io::Result<T> {
         })
     }
 }
+
+impl ImageError {
+    /// Whether this is the file system saying it is full (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, ImageError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+}

@@ -26,6 +26,11 @@ const LAYOUT_CONTENT: &[u8] = b"{\"imageLayoutVersion\":\"1.0.0\"}";
 const INDEX_FILE: &str = "index.json";
 const STAGING_DIR: &str = ".staging";
 const LOCK_FILE: &str = ".lock";
+/// Space held back so that `remove` can rewrite index.json on a full disk
+/// (it frees this first, then the removed images' blobs, then takes it
+/// again).
+const RESERVE_FILE: &str = ".reserve";
+const RESERVE_BYTES: usize = 256 << 10;
 
 pub struct Store {
     root: PathBuf,
@@ -86,7 +91,22 @@ impl Store {
         if !root.join(INDEX_FILE).exists() {
             write_atomic(&root.join(INDEX_FILE), &format::to_json(&Index::empty()))?;
         }
+        store.keep_reserve();
         Ok(store)
+    }
+
+    /// Makes sure the reserve file holds its space (best effort: on a full
+    /// disk it stays smaller until `remove` frees something).
+    fn keep_reserve(&self) {
+        let path = self.root.join(RESERVE_FILE);
+        if fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+            return;
+        }
+        // Written, not sparse: the blocks must really be taken.
+        if let Err(e) = fs::write(&path, vec![0u8; RESERVE_BYTES]) {
+            let _ = fs::remove_file(&path);
+            tracing::debug!(error = %e, "no room for the image store's reserve");
+        }
     }
 
     /// Removes staging directories left by a crashed agent. Call once at
@@ -277,8 +297,16 @@ impl Store {
                 !hit
             });
         }
-        self.write_index(&index, &lock)?;
+        if let Err(e) = self.write_index(&index, &lock) {
+            if !e.is_no_space() {
+                return Err(e);
+            }
+            // A full disk: the reserve makes room for the new index.
+            let _ = fs::remove_file(self.root.join(RESERVE_FILE));
+            self.write_index(&index, &lock)?;
+        }
         let freed = self.gc_locked(&index, &lock)?;
+        self.keep_reserve();
         Ok((removed, freed))
     }
 

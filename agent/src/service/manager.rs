@@ -274,6 +274,9 @@ impl Manager {
         };
         let on_end = super::record::on_end(self.agent.clone());
         let handle = run::spawn(spec, running, self.agent.conns.clone(), first, on_end);
+        if detached {
+            handle.set_stop_record(super::record::stop_record(&self.agent));
+        }
         if let Some(pipe) = log {
             super::detached::start_writer(&self.agent, &handle, pipe);
         }
@@ -450,8 +453,7 @@ impl Manager {
                 handle.state()
             )));
         }
-        handle.stop(stream::reason::STOPPED);
-        Ok(())
+        handle.stop_requested().map_err(fdo::Error::Failed)
     }
 
     /// Live runs (and ended detached ones).
