@@ -52,8 +52,7 @@ pub async fn check(
         }
         Access::Control => {
             // On the p2p socket there is no polkit subject: root only.
-            let on_bus = conn.unique_name().is_some();
-            if !on_bus || auth.check(conn, hdr, ACTION_MANAGE_RUNS).await.is_err() {
+            if !caller.on_bus || auth.check(conn, hdr, ACTION_MANAGE_RUNS).await.is_err() {
                 return Err(denied(
                     &caller,
                     handle,
