@@ -241,11 +241,16 @@ fn only_regular_files_are_read_as_objects() {
     for f in [&fifo, &big, &obj] {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     }
-    let describe = |path: &str| {
+    let describe_with = |path: &str, definition_bytes: usize| {
         let out = Users::run_as(
             &users.outsider,
             &bin("p2p-abuse"),
-            &["describe", s(&svc.socket), path],
+            &[
+                "describe",
+                s(&svc.socket),
+                path,
+                &definition_bytes.to_string(),
+            ],
         );
         let text = stdout(&out);
         let ms: u64 = text
@@ -260,6 +265,7 @@ fn only_regular_files_are_read_as_objects() {
             .unwrap()
             .to_string()
     };
+    let describe = |path: &str| describe_with(path, 0);
     // Each kind of fd that could be held open forever, many times over.
     for _ in 0..20 {
         assert_eq!(
@@ -275,8 +281,17 @@ fn only_regular_files_are_read_as_objects() {
         describe(s(&big)),
         "error=org.freedesktop.DBus.Error.InvalidArgs: the object is larger than 67108864 bytes, the limit"
     );
+    // A definition is bounded too (it goes into every stream header).
+    assert_eq!(
+        describe_with(s(&obj), 300 << 10),
+        format!(
+            "error=org.freedesktop.DBus.Error.InvalidArgs: the definition is {} bytes, larger than 262144 bytes, the limit",
+            (300 << 10) + "name: big\ndescription: \n".len()
+        )
+    );
     // A real object still works, for the same user.
     assert!(describe(s(&obj)).starts_with("ok="));
+    assert!(describe_with(s(&obj), 1000).starts_with("ok="));
     serves(&svc);
     // No thread is pinned: SIGTERM still stops the agent at once.
     let started = Instant::now();
@@ -661,4 +676,79 @@ fn on_a_full_disk_stops_are_never_half_done_and_image_rm_frees_space() {
     svc.start();
     assert_eq!(run_state(&svc, &id), "stopped", "{}", svc.log());
     assert!(svc.stop().success());
+}
+
+#[test]
+fn exports_are_limited_per_user_and_streamed_not_buffered() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = start(&users, &bus);
+    let out = svc.ctl(&[
+        "build",
+        "--include",
+        s(&repo_root().join("include")),
+        "-t",
+        "local/exported:v1",
+        s(&repo_root().join("gadgets/trace_exec")),
+    ]);
+    assert!(out.status.success(), "build: {}", stderr(&out));
+    let (rss0, fds0) = rss_and_fds(svc.pid());
+    let mut hold = spawn_as(
+        &users.outsider,
+        &bin("p2p-abuse"),
+        &["export", s(&svc.socket), "local/exported:v1", "5"],
+    );
+    let mut out = BufReader::new(hold.stdout.take().unwrap());
+    let uid = Users::uid(&users.outsider);
+    let refusal = format!(
+        "org.freedesktop.DBus.Error.LimitsExceeded: uid {uid} already holds 2 image exports (2 at most per user); close some and retry"
+    );
+    for i in 2..5 {
+        assert_eq!(next_line(&mut out), format!("export{i}_error={refusal}"));
+    }
+    assert_eq!(next_line(&mut out), "exports_held=2");
+    let (rss1, fds1) = rss_and_fds(svc.pid());
+    // Another user exports the whole archive meanwhile.
+    let dir = TempDir::new("export");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let file = dir.path().join("exp.tar");
+    let member = Users::run_as(
+        &users.member,
+        &bin("gadgetctl"),
+        &[
+            "--address",
+            s(&svc.socket),
+            "image",
+            "export",
+            "local/exported:v1",
+            s(&file),
+        ],
+    );
+    assert!(member.status.success(), "{}", stderr(&member));
+    let bytes = std::fs::read(&file).unwrap();
+    gadgetd::images::archive::check_complete(bytes.as_slice()).unwrap();
+    assert!(!dir.path().join("exp.tar.partial").exists());
+    // Letting go frees the slots.
+    drop(hold.stdin.take());
+    hold.wait().unwrap();
+    let again = Users::run_as(
+        &users.outsider,
+        &bin("p2p-abuse"),
+        &["export", s(&svc.socket), "local/exported:v1", "2"],
+    );
+    assert!(
+        stdout(&again).contains("exports_held=2"),
+        "{}",
+        stdout(&again)
+    );
+    eprintln!(
+        "measured: 5 unread exports by uid {uid}: 2 held, 3 refused; agent RSS {rss0} -> {rss1} kB, fds {fds0} -> {fds1}; archive {} bytes",
+        bytes.len()
+    );
+    assert!(rss1 < rss0 + 16 * 1024, "RSS {rss0} -> {rss1} kB");
+    serves(&svc);
 }

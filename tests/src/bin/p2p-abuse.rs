@@ -7,8 +7,9 @@
 //! p2p-abuse idle SOCKET N            N connections that never say a word
 //! p2p-abuse no-read SOCKET N         one handshaken connection that sends N
 //!                                    Introspect calls and never reads a reply
-//! p2p-abuse describe SOCKET PATH     DescribeObject with PATH's fd (a FIFO is
-//!                                    opened without blocking)
+//! p2p-abuse describe SOCKET PATH [N] DescribeObject with PATH's fd (a FIFO is
+//!                                    opened without blocking) and an N-byte
+//!                                    definition
 //! p2p-abuse export SOCKET IMAGE N    N Exports whose fds are never read
 //! p2p-abuse params SOCKET RUN_ID     the Params property of a run
 //! ```
@@ -28,7 +29,7 @@ fn main() {
     match arg(0) {
         "idle" => idle(arg(1), arg(2).parse().unwrap()),
         "no-read" => no_read(arg(1), arg(2).parse().unwrap()),
-        "describe" => block_on(describe(arg(1), arg(2))),
+        "describe" => block_on(describe(arg(1), arg(2), arg(3).parse().unwrap_or(0))),
         "export" => block_on(export(arg(1), arg(2), arg(3).parse().unwrap())),
         "params" => block_on(params(arg(1), arg(2))),
         other => {
@@ -160,7 +161,7 @@ async fn p2p(socket: &str) -> zbus::Connection {
         .unwrap()
 }
 
-async fn describe(socket: &str, path: &str) {
+async fn describe(socket: &str, path: &str, definition_bytes: usize) {
     use std::os::unix::fs::OpenOptionsExt;
     let conn = p2p(socket).await;
     // O_RDWR|O_NONBLOCK: opening a FIFO this way never waits for a writer.
@@ -174,11 +175,17 @@ async fn describe(socket: &str, path: &str) {
         .build()
         .await
         .unwrap();
+    let definition = format!("name: big\ndescription: {}\n", "x".repeat(definition_bytes));
+    let definition = if definition_bytes == 0 {
+        ""
+    } else {
+        &definition
+    };
     let start = Instant::now();
     let r = proxy
         .describe_object(
             zbus::zvariant::Fd::from(file.as_fd()),
-            "",
+            definition,
             Default::default(),
         )
         .await;
