@@ -17,7 +17,7 @@ pub const MAX_CONNECTIONS_PER_UID: usize = 32;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time a connection has to take a signal (a new run, a property change)
 /// before the agent gives up on it and disconnects it.
-pub const SLOW_PEER_TIMEOUT: Duration = Duration::from_secs(2);
+pub const SLOW_PEER_TIMEOUT: Duration = Duration::from_secs(3);
 /// `Logs` streams (each a journalctl child) one non-root uid may hold open.
 pub const MAX_LOG_STREAMS_PER_UID: usize = 8;
 /// `Logs` streams open at once, all callers together.

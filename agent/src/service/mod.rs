@@ -146,8 +146,8 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
 
 /// Serves one peer-to-peer client until it disconnects.
 /// A client that does not finish the D-Bus handshake within
-/// [`limits::HANDSHAKE_TIMEOUT`], or does not take the objects of the
-/// current runs within [`limits::SLOW_PEER_TIMEOUT`], is disconnected.
+/// [`limits::HANDSHAKE_TIMEOUT`], or does not take one of the objects of
+/// the current runs within [`limits::SLOW_PEER_TIMEOUT`], is disconnected.
 pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> anyhow::Result<()> {
     use std::os::fd::AsFd as _;
     let socket = stream.as_fd().try_clone_to_owned()?;
@@ -161,13 +161,24 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         })??;
     let id = agent.conns.add_peer(conn.clone(), socket);
     let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
-    let published = tokio::time::timeout(limits::SLOW_PEER_TIMEOUT, async {
-        for r in &runs {
-            bus::publish_on(&conn, r, &agent.auth).await;
+    // Each object has the time limit to itself: a healthy client may take
+    // a while for hundreds of runs, one that stopped reading stalls on one.
+    let mut published = true;
+    for r in &runs {
+        let one = bus::publish_on(&conn, r, &agent.auth);
+        if tokio::time::timeout(limits::SLOW_PEER_TIMEOUT, one)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = limits::SLOW_PEER_TIMEOUT.as_millis() as u64,
+                "peer-to-peer client stopped reading its messages; disconnected"
+            );
+            published = false;
+            break;
         }
-    })
-    .await;
-    if published.is_ok() {
+    }
+    if published {
         // zbus has no "closed" future; a MessageStream ends when the socket does.
         let mut messages = zbus::MessageStream::from(&conn);
         while let Some(msg) = futures_lite_next(&mut messages).await {
