@@ -378,6 +378,37 @@ mod tests {
     }
 
     #[test]
+    fn blob_sizes_are_bounded_by_media_type() {
+        let d = |media_type: &str, size: u64| Descriptor {
+            media_type: media_type.into(),
+            digest: "sha256:00".into(),
+            size,
+            artifact_type: None,
+            platform: None,
+            annotations: Default::default(),
+        };
+        for (mt, max) in [
+            (INDEX_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (DOCKER_LIST_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (DOCKER_MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (CONFIG_MEDIA_TYPE, MAX_CONFIG_BYTES),
+            (PROGRAM_MEDIA_TYPE, MAX_PROGRAM_BYTES),
+            (
+                "application/vnd.gadget.wasm.program.v1+binary",
+                MAX_PROGRAM_BYTES,
+            ),
+        ] {
+            check_size(&d(mt, max)).unwrap();
+            let e = check_size(&d(mt, max + 1)).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("is {} bytes; at most {max} are accepted", max + 1)),
+                "{mt}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn a_non_gadget_manifest_is_refused_with_its_media_type() {
         let mut m = parse_manifest(
             &sample()
