@@ -98,8 +98,8 @@ fn an_outsiders_connections_are_capped_and_idle_ones_time_out() {
         &["--address", s(&svc.socket), "list"],
     );
     assert!(member.status.success(), "{}", stderr(&member));
-    // None of them finished the handshake: all are closed after 5 s.
-    assert_eq!(next_line(&mut out), "after_7s closed=100");
+    // None of them finished the handshake: all are closed after 10 s.
+    assert_eq!(next_line(&mut out), "after_12s closed=100");
     drop(flood.stdin.take());
     flood.wait().unwrap();
     let uid = Users::uid(&users.outsider);
@@ -110,7 +110,7 @@ fn an_outsiders_connections_are_capped_and_idle_ones_time_out() {
         )),
         "{log}"
     );
-    assert!(log.contains("no D-Bus handshake within 5 s"), "{log}");
+    assert!(log.contains("no D-Bus handshake within 10 s"), "{log}");
     serves(&svc);
     eprintln!(
         "measured: 100 idle connections by uid {uid}: 32 kept, 68 refused; agent RSS {rss0} -> {rss1} kB, fds {fds0} -> {fds1}"
@@ -167,7 +167,7 @@ fn running_out_of_fds_is_survived_not_fatal() {
     // The handshake timeout frees them (those accepted late close later);
     // then the agent serves again, without a restart.
     let later = next_line(&mut out);
-    assert!(later.starts_with("after_7s closed="), "{later}");
+    assert!(later.starts_with("after_12s closed="), "{later}");
     drop(flood.stdin.take());
     flood.wait().unwrap();
     wait_for("the agent to serve again", Duration::from_secs(15), || {
@@ -204,7 +204,7 @@ fn a_client_that_stops_reading_is_cut_off_and_runs_still_start() {
         ]);
         assert!(out.status.success(), "run {round}: {}", stderr(&out));
         let ms = started.elapsed().as_millis();
-        assert!(ms < 8000, "run {round} took {ms} ms");
+        assert!(ms < 15000, "run {round} took {ms} ms");
         eprintln!("measured: detached run {round} started in {ms} ms with a stuck client");
     }
     drop(stuck.stdin.take());

@@ -14,10 +14,10 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// Peer-to-peer connections one non-root uid may hold open at once.
 pub const MAX_CONNECTIONS_PER_UID: usize = 32;
 /// Time a new peer-to-peer client has to finish the D-Bus handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a connection has to take a signal (a new run, a property change)
 /// before the agent gives up on it and disconnects it.
-pub const SLOW_PEER_TIMEOUT: Duration = Duration::from_secs(3);
+pub const SLOW_PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// `Logs` streams (each a journalctl child) one non-root uid may hold open.
 pub const MAX_LOG_STREAMS_PER_UID: usize = 8;
 /// `Logs` streams open at once, all callers together.

@@ -84,8 +84,9 @@ fn idle(socket: &str, n: usize) {
         conns.len(),
         count_closed(&conns)
     );
-    std::thread::sleep(Duration::from_secs(6));
-    println!("after_7s closed={}", count_closed(&conns));
+    // Past the agent's handshake limit (10 s).
+    std::thread::sleep(Duration::from_secs(11));
+    println!("after_12s closed={}", count_closed(&conns));
     hold();
 }
 
