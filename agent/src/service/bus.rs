@@ -29,6 +29,8 @@ type Registry = (u64, Vec<Peer>);
 #[derive(Clone, Default)]
 pub struct Connections {
     inner: Arc<Mutex<Registry>>,
+    /// Runs whose counters changed since the last [`Connections::publish_counters`] round.
+    changed: Arc<Mutex<Vec<Arc<RunHandle>>>>,
 }
 
 impl Connections {
@@ -88,8 +90,7 @@ impl Connections {
     }
 
     /// PropertiesChanged for the named Run properties, on every connection
-    /// (at most [`SLOW_PEER_TIMEOUT`]; a run's pump calls this from a task
-    /// of its own so that it never waits).
+    /// (at most [`SLOW_PEER_TIMEOUT`]).
     pub async fn notify_run(&self, handle: &Arc<RunHandle>, names: &'static [&'static str]) {
         let handle = handle.clone();
         self.each(move |conn| {
@@ -103,6 +104,47 @@ impl Connections {
             }
         })
         .await;
+    }
+
+    /// Notes that `handle`'s counters changed; the next round of
+    /// [`Connections::publish_counters`] tells every connection. The run's
+    /// pump calls this and never waits for a client.
+    pub fn counters_changed(&self, handle: &Arc<RunHandle>) {
+        let mut changed = self.changed.lock().unwrap();
+        if !changed.iter().any(|h| Arc::ptr_eq(h, handle)) {
+            changed.push(handle.clone());
+        }
+    }
+
+    /// Every `every`, PropertiesChanged (EventsSeen, EventsLost) for every
+    /// run whose counters changed: one task per connection per round, the
+    /// signals in order, so a busy agent never piles up sends on one
+    /// connection; a p2p client that does not take a round within
+    /// [`SLOW_PEER_TIMEOUT`] is disconnected.
+    pub async fn publish_counters(self, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let runs = std::mem::take(&mut *self.changed.lock().unwrap());
+            if runs.is_empty() {
+                continue;
+            }
+            let runs = Arc::new(runs);
+            self.each(move |conn| {
+                let runs = runs.clone();
+                async move {
+                    for handle in runs.iter() {
+                        if let Ok(emitter) = SignalEmitter::new(&conn, handle.path())
+                            && let Err(e) =
+                                emit_changed(&emitter, handle, &["EventsSeen", "EventsLost"]).await
+                        {
+                            tracing::debug!(error = %e, "PropertiesChanged not delivered");
+                        }
+                    }
+                }
+            })
+            .await;
+        }
     }
 
     /// Runs `op` on every connection at once and waits at most
@@ -140,6 +182,11 @@ impl Connections {
     /// Disconnects a p2p client that stopped reading (its serving task then
     /// ends and forgets it); the bus is only logged about.
     fn cut_off(&self, peer: &Peer) {
+        let registered = self.inner.lock().unwrap().1.iter().any(|p| p.id == peer.id);
+        if !registered {
+            // Gone meanwhile, or already cut off by another round.
+            return;
+        }
         match &peer.socket {
             Some(socket) => {
                 tracing::warn!(

@@ -99,6 +99,7 @@ pub async fn serve(
     let restored = restore::restore(&agent).await?;
     tracing::info!(restored, db = %agent.state.path().display(), "state loaded");
     tokio::spawn(record::flush_counters(agent.clone()));
+    tokio::spawn(agent.conns.clone().publish_counters(run::PUBLISH_EVERY));
     let bus_clients = usize::from(bus_conn.is_some());
     let accept = async {
         match listener {

@@ -241,7 +241,7 @@ pub fn spawn_at(
 }
 
 /// How often counters are published as PropertiesChanged at most.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 async fn pump(
     handle: &Arc<RunHandle>,
@@ -308,11 +308,8 @@ async fn pump(
                 let now = (handle.events_seen.load(Ordering::Relaxed), handle.events_lost.load(Ordering::Relaxed));
                 if now != published {
                     published = now;
-                    // In a task of its own: a slow client never stalls the pump.
-                    let (conns, handle) = (conns.clone(), handle.clone());
-                    tokio::spawn(async move {
-                        conns.notify_run(&handle, &["EventsSeen", "EventsLost"]).await;
-                    });
+                    // Published by one task for all runs: the pump never waits.
+                    conns.counters_changed(handle);
                 }
             }
         }
