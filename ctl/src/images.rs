@@ -232,7 +232,7 @@ async fn export(
     let whole = std::fs::File::open(&tmp)
         .map_err(anyhow::Error::from)
         .and_then(|f| {
-            gadgetd::images::archive::check_complete(std::io::BufReader::new(f))
+            gadgetd_images::archive::check_complete(std::io::BufReader::new(f))
                 .map_err(anyhow::Error::from)
         });
     if let Err(e) = whole {
