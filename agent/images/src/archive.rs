@@ -27,6 +27,49 @@ pub fn write(
     images: &[(Option<String>, Descriptor)],
     mtime: u64,
 ) -> Result<()> {
+    write_with(out, blobs.keys(), images, mtime, |d| {
+        let bytes = &blobs[d];
+        Ok((
+            bytes.len() as u64,
+            Box::new(bytes.as_slice()) as Box<dyn Read + '_>,
+        ))
+    })
+}
+
+/// Writes an OCI archive of `images` straight from the store's blob files,
+/// one file at a time: memory stays bounded whatever the images' size.
+/// A blob that changed or went missing meanwhile ends the archive early
+/// (without its end-of-archive blocks, so readers see it is truncated).
+pub fn write_from_store(
+    out: impl Write,
+    store: &super::store::Store,
+    images: &[(Option<String>, Descriptor)],
+    mtime: u64,
+) -> Result<()> {
+    let mut blobs = std::collections::BTreeSet::new();
+    for (_, desc) in images {
+        blobs.extend(store.closure(desc)?);
+    }
+    write_with(out, blobs.iter(), images, mtime, |d| {
+        let path = store.blob_path(d);
+        let file = std::fs::File::open(&path).ctx(|| format!("cannot read {}", path.display()))?;
+        let len = file
+            .metadata()
+            .ctx(|| format!("cannot read {}", path.display()))?
+            .len();
+        Ok((len, Box::new(file) as Box<dyn Read + '_>))
+    })
+}
+
+/// The archive writer behind [`write`] and [`write_from_store`]: `open`
+/// gives each blob's size and contents.
+fn write_with<'a, 'b>(
+    out: impl Write,
+    blobs: impl Iterator<Item = &'a Digest>,
+    images: &[(Option<String>, Descriptor)],
+    mtime: u64,
+    mut open: impl FnMut(&Digest) -> Result<(u64, Box<dyn Read + 'b>)>,
+) -> Result<()> {
     let mut index = Index::empty();
     for (name, desc) in images {
         let mut d = desc.clone();
@@ -36,20 +79,46 @@ pub fn write(
         }
         index.manifests.push(d);
     }
-    let mut tar = tar::Builder::new(out);
+    // tar's Builder writes the end-of-archive blocks when dropped, even
+    // after an error; a cut-off output refuses them.
+    let mut tar = tar::Builder::new(CutOff {
+        inner: out,
+        cut: false,
+    });
+    let result = write_members(&mut tar, &index, blobs, mtime, &mut open);
+    if result.is_err() {
+        tar.get_mut().cut = true;
+        return result;
+    }
+    tar.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| ImageError::Io {
+            context: "cannot write the archive".into(),
+            source: e,
+        })
+}
+
+/// Writes every member of the archive (not its end blocks).
+fn write_members<'a, 'b, W: Write>(
+    tar: &mut tar::Builder<W>,
+    index: &Index,
+    blobs: impl Iterator<Item = &'a Digest>,
+    mtime: u64,
+    open: &mut impl FnMut(&Digest) -> Result<(u64, Box<dyn Read + 'b>)>,
+) -> Result<()> {
     let io = |e| ImageError::Io {
         context: "cannot write the archive".into(),
         source: e,
     };
-    let file = |tar: &mut tar::Builder<_>, path: &str, bytes: &[u8]| -> Result<()> {
+    let header = |size: u64| {
         let mut h = tar::Header::new_ustar();
-        h.set_size(bytes.len() as u64);
+        h.set_size(size);
         h.set_mode(0o644);
         h.set_mtime(mtime);
         h.set_uid(0);
         h.set_gid(0);
         h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, path, bytes).map_err(io)
+        h
     };
     let dir = |tar: &mut tar::Builder<_>, path: &str| -> Result<()> {
         let mut h = tar::Header::new_ustar();
@@ -59,18 +128,135 @@ pub fn write(
         h.set_entry_type(tar::EntryType::Directory);
         tar.append_data(&mut h, path, std::io::empty()).map_err(io)
     };
-    file(
-        &mut tar,
-        "oci-layout",
-        b"{\"imageLayoutVersion\":\"1.0.0\"}",
-    )?;
-    file(&mut tar, "index.json", &format::to_json(&index))?;
-    dir(&mut tar, "blobs/")?;
-    dir(&mut tar, "blobs/sha256/")?;
-    for (d, bytes) in blobs {
-        file(&mut tar, &format!("blobs/sha256/{}", d.hex()), bytes)?;
+    let layout: &[u8] = b"{\"imageLayoutVersion\":\"1.0.0\"}";
+    tar.append_data(&mut header(layout.len() as u64), "oci-layout", layout)
+        .map_err(io)?;
+    let index = format::to_json(index);
+    tar.append_data(
+        &mut header(index.len() as u64),
+        "index.json",
+        index.as_slice(),
+    )
+    .map_err(io)?;
+    dir(tar, "blobs/")?;
+    dir(tar, "blobs/sha256/")?;
+    for d in blobs {
+        let (size, reader) = open(d)?;
+        // Exactly `size` bytes, or the archive is broken off (no end blocks).
+        let mut reader = ExactReader {
+            inner: reader.take(size),
+            left: size,
+        };
+        tar.append_data(
+            &mut header(size),
+            format!("blobs/sha256/{}", d.hex()),
+            &mut reader,
+        )
+        .map_err(io)?;
+        if reader.left != 0 {
+            return Err(ImageError::Invalid(format!(
+                "blob {d} changed while it was being exported"
+            )));
+        }
     }
-    tar.into_inner().map_err(io)?.flush().map_err(io)
+    Ok(())
+}
+
+/// A writer that, once `cut`, takes nothing more.
+struct CutOff<W> {
+    inner: W,
+    cut: bool,
+}
+
+impl<W: Write> Write for CutOff<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cut {
+            return Err(std::io::Error::other("the archive was cut off"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A reader that fails if its source ends before `left` bytes.
+struct ExactReader<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "blob shorter than its size",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Checks that a tar stream is whole: every member's data is there and
+/// the end-of-archive blocks (two zero blocks) follow the last member. A
+/// stream cut off anywhere, even between members, fails with what is
+/// missing. Reads `input` to that end (or to EOF).
+pub fn check_complete(mut input: impl Read) -> Result<()> {
+    let cut = |what: String| ImageError::Archive(format!("the archive is incomplete: {what}"));
+    let mut block = [0u8; 512];
+    let mut members = 0u64;
+    loop {
+        if !read_block(&mut input, &mut block)? {
+            return Err(cut(format!(
+                "it ends after {members} members without the end-of-archive blocks"
+            )));
+        }
+        if block.iter().all(|b| *b == 0) {
+            if !read_block(&mut input, &mut block)? || block.iter().any(|b| *b != 0) {
+                return Err(cut("its end-of-archive blocks are cut off".into()));
+            }
+            return Ok(());
+        }
+        let header = tar::Header::from_byte_slice(&block);
+        let size = header
+            .entry_size()
+            .map_err(|e| ImageError::Archive(format!("bad tar header: {e}")))?;
+        let padded = size.div_ceil(512) * 512;
+        let skipped = std::io::copy(&mut (&mut input).take(padded), &mut std::io::sink())
+            .map_err(|e| cut(e.to_string()))?;
+        if skipped != padded {
+            return Err(cut(format!(
+                "member {} has {skipped} of its {padded} bytes",
+                members + 1
+            )));
+        }
+        members += 1;
+    }
+}
+
+/// Reads one 512-byte block; false at a clean end of the stream.
+fn read_block(input: &mut impl Read, block: &mut [u8; 512]) -> Result<bool> {
+    let mut got = 0;
+    while got < block.len() {
+        match input.read(&mut block[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(ImageError::Archive(
+                    "the archive is incomplete: it ends inside a tar header".into(),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(ImageError::Archive(format!("cannot read the archive: {e}")));
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Where an archive member goes; refuses anything that could escape.
@@ -276,6 +462,40 @@ mod tests {
             desc.digest
         );
         std::fs::remove_dir_all(r).unwrap();
+    }
+
+    #[test]
+    fn only_whole_archives_are_complete() {
+        let (bytes, _) = archive();
+        check_complete(bytes.as_slice()).unwrap();
+        // Cut at every member boundary and inside members and end blocks.
+        for cut in [
+            0,
+            100,
+            512,
+            1024,
+            1536,
+            bytes.len() - 1024,
+            bytes.len() - 512,
+            bytes.len() - 1,
+        ] {
+            let e = check_complete(&bytes[..cut]).unwrap_err().to_string();
+            assert!(e.contains("the archive is incomplete"), "cut at {cut}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_blob_that_breaks_off_leaves_no_end_blocks() {
+        let mut out = Vec::new();
+        let d = Digest::of(b"x");
+        let blobs = [d.clone()];
+        let r = write_with(&mut out, blobs.iter(), &[], 0, |_| {
+            Ok((10, Box::new(&b"short"[..]) as Box<dyn Read>))
+        });
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("blob shorter than its size"), "{e}");
+        let e = check_complete(out.as_slice()).unwrap_err().to_string();
+        assert!(e.contains("member 5 has 5 of its 512 bytes"), "{e}");
     }
 
     #[test]

@@ -48,3 +48,13 @@ impl<T> IoContext<T> for std::io::Result<T> {
         })
     }
 }
+
+impl ImageError {
+    /// Whether this is the file system saying it is full (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, ImageError::Io { source, .. }
+        if source.raw_os_error().is_some_and(|e| {
+            e == nix::errno::Errno::ENOSPC as i32 || e == nix::errno::Errno::EDQUOT as i32
+        }))
+    }
+}

@@ -31,6 +31,40 @@ pub const ANN_DESCRIPTION: &str = "org.opencontainers.image.description";
 pub const ANN_CREATED: &str = "org.opencontainers.image.created";
 pub const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// Largest image index or manifest read from anywhere (registry, archive,
+/// store), in bytes.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Largest definition (config blob) accepted, in bytes.
+pub const MAX_CONFIG_BYTES: u64 = 256 << 10;
+/// Largest eBPF object (program layer) accepted, in bytes.
+pub const MAX_PROGRAM_BYTES: u64 = 64 << 20;
+
+/// The most bytes a blob of `media_type` may have: manifests and indexes
+/// [`MAX_MANIFEST_BYTES`], definitions [`MAX_CONFIG_BYTES`], everything else
+/// (programs, foreign layers kept from IG images) [`MAX_PROGRAM_BYTES`].
+pub fn max_blob_bytes(media_type: &str) -> u64 {
+    match media_type {
+        INDEX_MEDIA_TYPE
+        | MANIFEST_MEDIA_TYPE
+        | DOCKER_LIST_MEDIA_TYPE
+        | DOCKER_MANIFEST_MEDIA_TYPE => MAX_MANIFEST_BYTES,
+        CONFIG_MEDIA_TYPE => MAX_CONFIG_BYTES,
+        _ => MAX_PROGRAM_BYTES,
+    }
+}
+
+/// Refuses a descriptor whose size is above [`max_blob_bytes`] for its media type.
+pub fn check_size(d: &Descriptor) -> Result<()> {
+    let max = max_blob_bytes(&d.media_type);
+    if d.size > max {
+        return Err(ImageError::Invalid(format!(
+            "{} ({}) is {} bytes; at most {max} are accepted for that media type",
+            d.digest, d.media_type, d.size
+        )));
+    }
+    Ok(())
+}
+
 /// Architectures gadgetd builds and runs (OCI/Go names).
 pub const ARCHES: &[&str] = &["amd64", "arm64"];
 
@@ -341,6 +375,37 @@ mod tests {
             pick_platform(&index, "riscv64"),
             Err(ImageError::NoPlatform { .. })
         ));
+    }
+
+    #[test]
+    fn blob_sizes_are_bounded_by_media_type() {
+        let d = |media_type: &str, size: u64| Descriptor {
+            media_type: media_type.into(),
+            digest: "sha256:00".into(),
+            size,
+            artifact_type: None,
+            platform: None,
+            annotations: Default::default(),
+        };
+        for (mt, max) in [
+            (INDEX_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (DOCKER_LIST_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (DOCKER_MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES),
+            (CONFIG_MEDIA_TYPE, MAX_CONFIG_BYTES),
+            (PROGRAM_MEDIA_TYPE, MAX_PROGRAM_BYTES),
+            (
+                "application/vnd.gadget.wasm.program.v1+binary",
+                MAX_PROGRAM_BYTES,
+            ),
+        ] {
+            check_size(&d(mt, max)).unwrap();
+            let e = check_size(&d(mt, max + 1)).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("is {} bytes; at most {max} are accepted", max + 1)),
+                "{mt}: {e}"
+            );
+        }
     }
 
     #[test]

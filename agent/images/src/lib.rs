@@ -31,6 +31,7 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod manifest_fetch;
 pub mod progress;
 pub mod reference;
 pub mod registry;

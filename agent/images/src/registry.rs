@@ -29,13 +29,12 @@ const ACCEPTED_MANIFESTS: &[&str] = &[
     format::DOCKER_MANIFEST_MEDIA_TYPE,
 ];
 
-/// Largest manifest or index accepted from a registry.
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
-
 pub struct Registries {
     /// Registries the admin allows over plain HTTP (besides loopback ones).
     insecure: Vec<String>,
     pub credentials: Credentials,
+    /// For manifests, which are read with a size limit (manifest_fetch).
+    http: reqwest::Client,
 }
 
 /// Turns a client error into one that says what to do.
@@ -148,9 +147,15 @@ impl Registries {
         // reqwest is built without a default crypto provider (ring is a much
         // lighter build than aws-lc); install ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
         Registries {
             insecure,
             credentials,
+            http,
         }
     }
 
@@ -186,21 +191,22 @@ impl Registries {
         auth: &RegistryAuth,
         expected: Option<&Digest>,
     ) -> Result<(Vec<u8>, Digest)> {
-        let registry = r.registry();
-        let (bytes, _) = client
-            .pull_manifest_raw(r, auth, ACCEPTED_MANIFESTS)
-            .await
-            .map_err(|e| registry_error(registry, e))?;
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ImageError::Invalid(format!(
-                "{r}: manifest larger than {MAX_MANIFEST_BYTES} bytes"
-            )));
-        }
+        let fetched = super::manifest_fetch::fetch(
+            client,
+            &self.http,
+            self.plain_http_allowed(r.registry()),
+            r,
+            auth,
+            ACCEPTED_MANIFESTS,
+            format::MAX_MANIFEST_BYTES,
+        )
+        .await?;
+        let bytes = fetched.bytes;
         let digest = Digest::of(&bytes);
         if let Some(exp) = expected {
             digest::verify(exp, &bytes)?;
         }
-        Ok((bytes.to_vec(), digest))
+        Ok((bytes, digest))
     }
 
     /// Pulls every architecture of `r` into `store`, tagged with `r`.
@@ -236,8 +242,12 @@ impl Registries {
             for child in format::parse_index(&top_bytes)?.manifests {
                 let d = child.digest()?;
                 let child_ref = r.clone_with_digest(d.to_string());
+                format::check_size(&child)?;
                 let (bytes, _) = if store.has_blob(&d) {
-                    (store.read_blob(&d)?, d.clone())
+                    (
+                        store.read_blob_max(&d, format::MAX_MANIFEST_BYTES)?,
+                        d.clone(),
+                    )
                 } else {
                     self.fetch_manifest(&client, &child_ref, &auth, Some(&d))
                         .await?
@@ -293,6 +303,7 @@ impl Registries {
             progress.send(d.as_str(), kind, state::EXISTS, blob.size, blob.size);
             return Ok(());
         }
+        format::check_size(blob)?;
         let registry = r.registry();
         let mut stream = client
             .pull_blob_stream(r, &oci_descriptor(blob))

@@ -139,11 +139,17 @@ impl ImageService {
 
     /// The manifest for this host from an image's top descriptor.
     pub fn host_manifest(&self, top: &Descriptor) -> Result<(format::Manifest, String)> {
-        let bytes = self.store.read_blob(&top.digest()?)?;
+        let bytes = self
+            .store
+            .read_blob_max(&top.digest()?, format::MAX_MANIFEST_BYTES)?;
         if top.is_index() {
             let index = format::parse_index(&bytes)?;
             let d = format::pick_platform(&index, format::host_arch())?;
-            let m = format::parse_manifest(&self.store.read_blob(&d.digest()?)?)?;
+            let m = format::parse_manifest(
+                &self
+                    .store
+                    .read_blob_max(&d.digest()?, format::MAX_MANIFEST_BYTES)?,
+            )?;
             Ok((m, d.digest.clone()))
         } else {
             Ok((format::parse_manifest(&bytes)?, top.digest.clone()))
@@ -154,10 +160,14 @@ impl ImageService {
         let (entry, _) = self.resolve_local(key)?;
         let (manifest, _) = self.host_manifest(&entry.descriptor)?;
         let parts = format::gadget_parts(&manifest)?;
-        let definition = self.store.read_blob(&parts.config.digest()?)?;
+        let definition = self
+            .store
+            .read_blob_max(&parts.config.digest()?, format::MAX_CONFIG_BYTES)?;
         let definition = String::from_utf8(definition)
             .map_err(|_| ImageError::Invalid("the definition (config) is not UTF-8 YAML".into()))?;
-        let program = self.store.read_blob(&parts.program.digest()?)?;
+        let program = self
+            .store
+            .read_blob_max(&parts.program.digest()?, format::MAX_PROGRAM_BYTES)?;
         Ok(Runnable {
             reference: entry
                 .name
@@ -183,7 +193,10 @@ impl ImageService {
             .unwrap_or(0);
         let mut architectures = Vec::new();
         let mut created = String::new();
-        if let Ok(bytes) = d.digest().and_then(|dg| self.store.read_blob(&dg)) {
+        if let Ok(bytes) = d
+            .digest()
+            .and_then(|dg| self.store.read_blob_max(&dg, format::MAX_MANIFEST_BYTES))
+        {
             if d.is_index() {
                 if let Ok(index) = format::parse_index(&bytes) {
                     architectures = index
@@ -246,25 +259,36 @@ impl ImageService {
     }
 
     /// Writes one OCI archive holding `keys` to a pipe; returns its read end.
-    pub fn export(&self, keys: &[String]) -> Result<OwnedFd> {
+    /// The archive is streamed from the store's files by a thread of its own
+    /// (memory stays bounded); `guard` is dropped when the writing ends (the
+    /// caller's export slot). On an error the stream stops without tar's
+    /// end-of-archive blocks, so the reader can tell it is incomplete.
+    pub fn export(
+        self: &Arc<Self>,
+        keys: &[String],
+        guard: impl Send + 'static,
+    ) -> Result<OwnedFd> {
         let mut images = Vec::new();
         for k in keys {
             let (e, _) = self.resolve_local(k)?;
             images.push((e.name.clone(), e.descriptor.clone()));
         }
-        let blobs = archive::collect_blobs(&self.store, &images)?;
-        let mut buf = Vec::new();
-        archive::write(&mut buf, &blobs, &images, source_date_epoch())?;
+        // Missing or broken blobs are reported to the caller, not mid-stream.
+        for (_, d) in &images {
+            self.store.closure(d)?;
+        }
         let (read, write) = nix::unistd::pipe().map_err(|e| ImageError::Io {
             context: "pipe".into(),
             source: e.into(),
         })?;
+        let svc = self.clone();
         std::thread::spawn(move || {
-            use std::io::Write;
-            let mut f = std::fs::File::from(write);
-            if let Err(e) = f.write_all(&buf) {
-                tracing::debug!(error = %e, "export reader went away");
+            let out = std::io::BufWriter::with_capacity(256 << 10, std::fs::File::from(write));
+            if let Err(e) = archive::write_from_store(out, &svc.store, &images, source_date_epoch())
+            {
+                tracing::debug!(error = %e, "export ended early");
             }
+            drop(guard);
         });
         Ok(read)
     }

@@ -26,6 +26,11 @@ const LAYOUT_CONTENT: &[u8] = b"{\"imageLayoutVersion\":\"1.0.0\"}";
 const INDEX_FILE: &str = "index.json";
 const STAGING_DIR: &str = ".staging";
 const LOCK_FILE: &str = ".lock";
+/// Space held back so that `remove` can rewrite index.json on a full disk
+/// (it frees this first, then the removed images' blobs, then takes it
+/// again).
+const RESERVE_FILE: &str = ".reserve";
+const RESERVE_BYTES: usize = 256 << 10;
 
 pub struct Store {
     root: PathBuf,
@@ -86,7 +91,22 @@ impl Store {
         if !root.join(INDEX_FILE).exists() {
             write_atomic(&root.join(INDEX_FILE), &format::to_json(&Index::empty()))?;
         }
+        store.keep_reserve();
         Ok(store)
+    }
+
+    /// Makes sure the reserve file holds its space (best effort: on a full
+    /// disk it stays smaller until `remove` frees something).
+    fn keep_reserve(&self) {
+        let path = self.root.join(RESERVE_FILE);
+        if fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+            return;
+        }
+        // Written, not sparse: the blocks must really be taken.
+        if let Err(e) = fs::write(&path, vec![0u8; RESERVE_BYTES]) {
+            let _ = fs::remove_file(&path);
+            tracing::debug!(error = %e, "no room for the image store's reserve");
+        }
     }
 
     /// Removes staging directories left by a crashed agent. Call once at
@@ -157,6 +177,12 @@ impl Store {
 
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.blob_path(d).is_file()
+    }
+
+    /// A blob's bytes, checked against its digest; refused when larger than
+    /// `max` bytes (checked before anything is read).
+    pub fn read_blob_max(&self, d: &Digest, max: u64) -> Result<Vec<u8>> {
+        read_capped(&self.blob_path(d), d, max)
     }
 
     /// A blob's bytes, checked against its digest.
@@ -271,8 +297,16 @@ impl Store {
                 !hit
             });
         }
-        self.write_index(&index, &lock)?;
+        if let Err(e) = self.write_index(&index, &lock) {
+            if !e.is_no_space() {
+                return Err(e);
+            }
+            // A full disk: the reserve makes room for the new index.
+            let _ = fs::remove_file(self.root.join(RESERVE_FILE));
+            self.write_index(&index, &lock)?;
+        }
         let freed = self.gc_locked(&index, &lock)?;
+        self.keep_reserve();
         Ok((removed, freed))
     }
 
@@ -318,11 +352,12 @@ impl Store {
             .map(|s| s.into_iter().collect())
     }
 
-    /// Reads a blob from the staging area when there, else from the store.
-    fn read_from(&self, d: &Digest, staging: Option<&Staging>) -> Result<Vec<u8>> {
+    /// Reads a blob (at most `max` bytes) from the staging area when there,
+    /// else from the store.
+    fn read_from(&self, d: &Digest, staging: Option<&Staging>, max: u64) -> Result<Vec<u8>> {
         match staging {
-            Some(s) if s.blobs.contains(d) => s.read(d),
-            _ => self.read_blob(d),
+            Some(s) if s.blobs.contains(d) => read_capped(&s.path_of(d), d, max),
+            _ => self.read_blob_max(d, max),
         }
     }
 
@@ -338,10 +373,11 @@ impl Store {
             if !out.insert(digest.clone()) {
                 continue;
             }
+            format::check_size(&d)?;
             let is_manifest = d.media_type == format::MANIFEST_MEDIA_TYPE
                 || d.media_type == format::DOCKER_MANIFEST_MEDIA_TYPE;
             if d.is_index() || is_manifest {
-                let bytes = self.read_from(&digest, staging)?;
+                let bytes = self.read_from(&digest, staging, format::MAX_MANIFEST_BYTES)?;
                 if bytes.len() as u64 != d.size {
                     return Err(ImageError::Invalid(format!(
                         "{} is {} bytes, its descriptor says {}",
@@ -529,6 +565,38 @@ impl Write for BlobWriter<'_> {
 }
 
 /// Copies a reader into a blob writer (for archives).
+/// Reads the blob file `path` (digest `d`) if it holds at most `max` bytes.
+fn read_capped(path: &Path, d: &Digest, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let missing = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ImageError::Invalid(format!("blob {d} is missing from the store"))
+        }
+        _ => ImageError::Io {
+            context: format!("cannot read {}", path.display()),
+            source: e,
+        },
+    };
+    let file = File::open(path).map_err(missing)?;
+    let too_large = || {
+        ImageError::Invalid(format!(
+            "blob {d} is larger than {max} bytes, the limit for it"
+        ))
+    };
+    if file.metadata().map_err(missing)?.len() > max {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(missing)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    digest::verify(d, &bytes)?;
+    Ok(bytes)
+}
+
 pub fn copy_into(mut r: impl Read, w: &mut BlobWriter<'_>) -> std::io::Result<u64> {
     std::io::copy(&mut r, w)
 }

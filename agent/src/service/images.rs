@@ -166,9 +166,16 @@ impl Images {
             .await?;
         no_unknown_options(&options, &[image_options::TAG])?;
         let tag = string_option(&options, image_options::TAG)?;
-        let fd = dup(&archive, "archive")?;
+        let file = std::fs::File::from(dup(&archive, "archive")?);
+        // A FIFO or socket could be held open forever, pinning a thread.
+        let is_file = file.metadata().is_ok_and(|m| m.file_type().is_file());
+        if !is_file {
+            return Err(fdo::Error::InvalidArgs(
+                "the archive must be passed as an fd of a regular file (not a pipe or socket); save it to a file first".into(),
+            ));
+        }
         let svc = self.svc.clone();
-        blocking(move || svc.import(std::fs::File::from(fd), tag.as_deref(), false)).await
+        blocking(move || svc.import(file, tag.as_deref(), false)).await
     }
 
     /// Writes the named images as one OCI archive to the returned fd.
@@ -178,14 +185,20 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<ZOwnedFd> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        let caller = self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
         if references.is_empty() {
             return Err(fdo::Error::InvalidArgs(
                 "name at least one image to export".into(),
             ));
         }
+        let permit = self
+            .agent
+            .limits
+            .exports
+            .acquire(caller.uid)
+            .map_err(fdo::Error::LimitsExceeded)?;
         let svc = self.svc.clone();
-        blocking(move || svc.export(&references))
+        blocking(move || svc.export(&references, permit))
             .await
             .map(ZOwnedFd::from)
     }
@@ -351,7 +364,9 @@ pub async fn load_gadget(
 /// Everything `gadgetctl image inspect` shows, as JSON.
 pub fn inspect(svc: &ImageService, key: &str) -> Result<serde_json::Value> {
     let (entry, _) = svc.resolve_local(key)?;
-    let top_bytes = svc.store.read_blob(&entry.descriptor.digest()?)?;
+    let top_bytes = svc
+        .store
+        .read_blob_max(&entry.descriptor.digest()?, format::MAX_MANIFEST_BYTES)?;
     let top: serde_json::Value = serde_json::from_slice(&top_bytes).unwrap_or_default();
     let (manifest, manifest_digest) = svc.host_manifest(&entry.descriptor)?;
     let run = svc.runnable(key)?;

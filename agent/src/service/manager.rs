@@ -2,7 +2,6 @@
 //! listing runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
 use std::os::fd::AsFd as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,15 +16,13 @@ use super::attach::Attacher;
 use super::auth::Caller;
 use super::bus::Connections;
 use super::detached::RateLimit;
+use super::ownership::{self, Access};
 use super::run::{self, RunHandle, RunSpec};
 use crate::journal::Journal;
 use crate::state::Store;
 use gadgetd_runtime::{Gadget, GadgetError};
 
 pub use super::authz::{ACTION_READ, ACTION_RUN, Authorizer};
-
-/// Largest object accepted over `RunObject`.
-const MAX_OBJECT_BYTES: u64 = 64 << 20;
 
 /// State shared by every interface and connection.
 pub struct Agent {
@@ -40,6 +37,8 @@ pub struct Agent {
     /// Where detached runs log their events.
     pub journal: Journal,
     pub log_rate: RateLimit,
+    /// What one caller may hold at once (docs/security.md).
+    pub limits: super::limits::Limits,
 }
 
 impl Agent {
@@ -58,6 +57,7 @@ impl Agent {
             state,
             journal,
             log_rate,
+            limits: Default::default(),
         })
     }
 
@@ -130,20 +130,16 @@ fn new_run_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_OBJECT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            fdo::Error::InvalidArgs(format!("cannot read the object from the passed fd: {e}"))
-        })?;
-    if bytes.len() as u64 > MAX_OBJECT_BYTES {
+/// Refuses a definition larger than [`super::limits::MAX_DEFINITION_BYTES`].
+pub(super) fn check_definition(definition: &str) -> fdo::Result<()> {
+    let max = super::limits::MAX_DEFINITION_BYTES;
+    if definition.len() > max {
         return Err(fdo::Error::InvalidArgs(format!(
-            "object larger than {MAX_OBJECT_BYTES} bytes"
+            "the definition is {} bytes, larger than {max} bytes, the limit",
+            definition.len()
         )));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 pub(super) struct ParsedOptions {
@@ -278,6 +274,9 @@ impl Manager {
         };
         let on_end = super::record::on_end(self.agent.clone());
         let handle = run::spawn(spec, running, self.agent.conns.clone(), first, on_end);
+        if detached {
+            handle.set_stop_record(super::record::stop_record(&self.agent));
+        }
         if let Some(pipe) = log {
             super::detached::start_writer(&self.agent, &handle, pipe);
         }
@@ -318,9 +317,16 @@ impl Manager {
         ))
         .map(|p| format!("file:{}", p.display()))
         .unwrap_or_else(|_| "file:(fd)".into());
+        check_definition(&definition)?;
+        let bytes = super::fdread::read_regular(
+            fd,
+            super::limits::MAX_OBJECT_BYTES,
+            super::limits::OBJECT_READ_TIMEOUT,
+            "the object",
+        )
+        .await?;
         let detach = opts.detach;
         let (gadget, source) = tokio::task::spawn_blocking(move || -> fdo::Result<_> {
-            let bytes = read_object(fd)?;
             // A detached run keeps its object, to be loaded again after a restart.
             let source = detach.then(|| (bytes.clone(), definition.clone()));
             let def = (!definition.trim().is_empty()).then_some(definition.as_str());
@@ -401,8 +407,16 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
-        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let handle = self.agent.find(&id)?;
+        ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_RUN,
+            &handle,
+            Access::Read,
+        )
+        .await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         handle.attach(attacher).map_err(|_| {
@@ -422,8 +436,16 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let handle = self.agent.find(&id)?;
+        ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_RUN,
+            &handle,
+            Access::Control,
+        )
+        .await?;
         if !handle.is_live() {
             return Err(fdo::Error::Failed(format!(
                 "run {} is not running ({})",
@@ -431,8 +453,7 @@ impl Manager {
                 handle.state()
             )));
         }
-        handle.stop(stream::reason::STOPPED);
-        Ok(())
+        handle.stop_requested().map_err(fdo::Error::Failed)
     }
 
     /// Live runs (and ended detached ones).
@@ -461,8 +482,23 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        super::detached::logs(&self.agent, &id, &options).map(Into::into)
+        let handle = self.agent.find(&id)?;
+        let caller = ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_READ,
+            &handle,
+            Access::Read,
+        )
+        .await?;
+        let permit = self
+            .agent
+            .limits
+            .log_streams
+            .acquire(caller.uid)
+            .map_err(fdo::Error::LimitsExceeded)?;
+        super::detached::logs(&self.agent, handle, &options, permit).map(Into::into)
     }
 
     /// Forgets an ended run (its row in the state database and its memory log).
@@ -472,8 +508,17 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
-        super::detached::remove(&self.agent, &id).await
+        let handle = self.agent.find(&id)?;
+        ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_RUN,
+            &handle,
+            Access::Control,
+        )
+        .await?;
+        super::detached::remove(&self.agent, handle).await
     }
 
     #[zbus(property)]

@@ -8,13 +8,16 @@ pub(crate) mod bus;
 pub(crate) mod containers;
 pub(crate) mod describe;
 pub mod detached;
+pub(crate) mod fdread;
 pub(crate) mod images;
 pub(crate) mod kind_options;
 pub(crate) mod lifecycle;
+pub mod limits;
 pub(crate) mod listen;
 pub(crate) mod logs;
 pub(crate) mod manager;
 pub(crate) mod options_ext;
+pub(crate) mod ownership;
 pub(crate) mod record;
 pub(crate) mod restore;
 pub(crate) mod run;
@@ -99,6 +102,7 @@ pub async fn serve(
     let restored = restore::restore(&agent).await?;
     tracing::info!(restored, db = %agent.state.path().display(), "state loaded");
     tokio::spawn(record::flush_counters(agent.clone()));
+    tokio::spawn(agent.conns.clone().publish_counters(run::PUBLISH_EVERY));
     let bus_clients = usize::from(bus_conn.is_some());
     let accept = async {
         match listener {
@@ -145,8 +149,54 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
 }
 
 /// Serves one peer-to-peer client until it disconnects.
+/// A client that does not finish the D-Bus handshake within
+/// [`limits::HANDSHAKE_TIMEOUT`], or does not take one of the objects of
+/// the current runs within [`limits::SLOW_PEER_TIMEOUT`], is disconnected.
 pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> anyhow::Result<()> {
-    let conn = connection::Builder::unix_stream(stream)
+    use std::os::fd::AsFd as _;
+    let socket = stream.as_fd().try_clone_to_owned()?;
+    let conn = tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, handshake(stream, &agent))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no D-Bus handshake within {} s; disconnected",
+                limits::HANDSHAKE_TIMEOUT.as_secs()
+            )
+        })??;
+    let id = agent.conns.add_peer(conn.clone(), socket);
+    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
+    // Each object has the time limit to itself: a healthy client may take
+    // a while for hundreds of runs, one that stopped reading stalls on one.
+    let mut published = true;
+    for r in &runs {
+        let one = bus::publish_on(&conn, r, &agent.auth);
+        if tokio::time::timeout(limits::SLOW_PEER_TIMEOUT, one)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = limits::SLOW_PEER_TIMEOUT.as_millis() as u64,
+                "peer-to-peer client stopped reading its messages; disconnected"
+            );
+            published = false;
+            break;
+        }
+    }
+    if published {
+        // zbus has no "closed" future; a MessageStream ends when the socket does.
+        let mut messages = zbus::MessageStream::from(&conn);
+        while let Some(msg) = futures_lite_next(&mut messages).await {
+            if msg.is_err() {
+                break;
+            }
+        }
+    }
+    agent.conns.remove(id);
+    Ok(())
+}
+
+async fn handshake(stream: tokio::net::UnixStream, agent: &Arc<Agent>) -> zbus::Result<Connection> {
+    connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())?
         .p2p()
         .serve_at(
@@ -163,7 +213,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::service::images::Images::new(&agent, agent.images()),
+            crate::service::images::Images::new(agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
@@ -173,21 +223,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
-        .await?;
-    let id = agent.conns.add(conn.clone());
-    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
-    for r in &runs {
-        bus::publish_on(&conn, r, &agent.auth).await;
-    }
-    // zbus has no "closed" future; a MessageStream ends when the socket does.
-    let mut messages = zbus::MessageStream::from(&conn);
-    while let Some(msg) = futures_lite_next(&mut messages).await {
-        if msg.is_err() {
-            break;
-        }
-    }
-    agent.conns.remove(id);
-    Ok(())
+        .await
 }
 
 async fn futures_lite_next(s: &mut zbus::MessageStream) -> Option<zbus::Result<zbus::Message>> {

@@ -161,6 +161,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         on_end,
         started_at,
     );
+    handle.set_stop_record(super::record::stop_record(agent));
     super::detached::start_writer(agent, &handle, pipe);
     handle
         .events_seen
