@@ -16,9 +16,11 @@ pub mod gadgets;
 pub mod images;
 pub mod names;
 pub mod proxy;
+pub mod signatures;
 pub mod stream;
 pub mod types;
 
 pub use connect::{Endpoint, connect};
 pub use images::ImagesProxy;
 pub use proxy::{ManagerProxy, RunProxy};
+pub use signatures::SignaturesProxy;

@@ -40,6 +40,10 @@ pub struct Options {
     /// with gadgetd; `make` builds build/gadgets.tar).
     #[arg(long, value_name = "FILE|DIR", default_value = BUNDLED_IMAGES)]
     pub bundled_images: PathBuf,
+    /// Directory of run policies (*.toml: trusted keys, allowed gadgets);
+    /// see docs/signing.md. Missing: everything may run.
+    #[arg(long, value_name = "DIR", default_value = super::policy::DEFAULT_POLICY_DIR)]
+    pub policy_dir: PathBuf,
 }
 
 impl Default for Options {
@@ -48,6 +52,7 @@ impl Default for Options {
             default_registry: DEFAULT_PREFIX.into(),
             insecure_registries: Vec::new(),
             bundled_images: BUNDLED_IMAGES.into(),
+            policy_dir: super::policy::DEFAULT_POLICY_DIR.into(),
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct ImageService {
     pub store: Store,
     pub registries: Registries,
     pub default_prefix: String,
+    /// What may run (re-read when its files change).
+    pub policy: super::policy::PolicyStore,
 }
 
 impl ImageService {
@@ -78,6 +85,7 @@ impl ImageService {
                 Credentials::new(&state_dir.join("auth.json")),
             ),
             default_prefix: opts.default_registry.clone(),
+            policy: super::policy::PolicyStore::open(&opts.policy_dir),
         });
         svc.import_bundled(&opts.bundled_images);
         Ok(svc)

@@ -134,6 +134,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, crate::images::interface::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, crate::images::signing_interface::Signatures::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, describe::Gadgets { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
@@ -161,6 +162,10 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         .serve_at(
             names::MANAGER_PATH,
             crate::images::interface::Images::new(&agent, agent.images()),
+        )?
+        .serve_at(
+            names::MANAGER_PATH,
+            crate::images::signing_interface::Signatures::new(&agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
