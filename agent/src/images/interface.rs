@@ -108,6 +108,7 @@ impl Images {
             .pull(&self.svc.store, &r, &mut sink)
             .await
             .map_err(to_fdo)?;
+        super::signature_registry::pull_signatures_logged(&self.svc, &r, &entry).await;
         tracing::info!(image = %r, digest = %entry.descriptor.digest, uid = caller.uid, ms = started.elapsed().as_millis() as u64, "pulled");
         Ok((entry.name.unwrap_or_default(), entry.descriptor.digest))
     }
@@ -142,6 +143,9 @@ impl Images {
             .svc
             .registries
             .push(&self.svc.store, &entry, &target, &mut sink)
+            .await
+            .map_err(to_fdo)?;
+        super::signature_registry::push_signatures_logged(&self.svc, &target, &digest)
             .await
             .map_err(to_fdo)?;
         tracing::info!(image = %target, digest = %digest, uid = caller.uid, "pushed");

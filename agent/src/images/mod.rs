@@ -20,6 +20,7 @@ pub mod reference;
 pub mod registry;
 pub mod service;
 pub mod signature;
+pub mod signature_registry;
 pub mod signatures;
 pub mod signing_interface;
 pub mod store;

@@ -14,6 +14,7 @@ pub mod listen;
 pub mod logs;
 pub mod manager;
 pub mod options_ext;
+pub mod policy;
 pub mod record;
 pub mod restore;
 pub mod run;
