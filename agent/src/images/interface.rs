@@ -236,6 +236,7 @@ impl Images {
                 .store
                 .entries()?
                 .iter()
+                .filter(|e| !super::signatures::is_signature_entry(e))
                 .map(|e| svc.summary(e))
                 .collect())
         })

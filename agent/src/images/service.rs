@@ -16,6 +16,7 @@ use super::format::{self, ANN_CREATED, Descriptor};
 use super::reference::{self, DEFAULT_PREFIX};
 use super::registry::Registries;
 use super::store::{Entry, Store};
+use super::{signature, signatures};
 use crate::runtime::Gadget;
 use crate::runtime::object::GadgetObject;
 
@@ -265,6 +266,7 @@ impl ImageService {
             "fields": fields,
             "runnable": error.is_none(),
             "error": error,
+            "signatures": super::signing_interface::signature_status(self, &entry),
         }))
     }
 
@@ -278,14 +280,17 @@ impl ImageService {
     ) -> Result<Vec<(String, String)>> {
         let mut staging = self.store.staging()?;
         let imported = archive::read(std::io::Read::take(input, MAX_ARCHIVE_BYTES), &mut staging)?;
-        if tag.is_some() && imported.images.len() != 1 {
+        // Signature images come along under their own names.
+        let is_sig = |n: &Option<String>| n.as_deref().and_then(signature::signed_digest).is_some();
+        let gadgets = imported.images.iter().filter(|(n, _)| !is_sig(n)).count();
+        if tag.is_some() && gadgets != 1 {
             return Err(ImageError::Archive(format!(
-                "the archive holds {} images; --tag needs exactly one",
-                imported.images.len()
+                "the archive holds {gadgets} images; --tag needs exactly one"
             )));
         }
         let mut images = Vec::new();
         for (name, desc) in imported.images {
+            let tag = if is_sig(&name) { None } else { tag };
             let name = match tag.or(name.as_deref()) {
                 Some(n) => Some(reference::store_name(&self.normalize(n)?)),
                 None => None,
@@ -308,6 +313,10 @@ impl ImageService {
         for k in keys {
             let (e, _) = self.resolve_local(k)?;
             images.push((e.name.clone(), e.descriptor.clone()));
+        }
+        // Signatures travel with their images (air-gapped hosts verify offline).
+        for sig in signatures::with_signatures(&self.store, &images)? {
+            images.push((sig.name, sig.descriptor));
         }
         let blobs = archive::collect_blobs(&self.store, &images)?;
         let mut buf = Vec::new();
@@ -343,7 +352,15 @@ impl ImageService {
                 e.descriptor.digest
             });
         }
-        self.store.remove(&exact)
+        let (mut removed, mut freed) = self.store.remove(&exact)?;
+        // Signatures of images no longer in the store go too.
+        let orphans = signatures::orphaned(&self.store)?;
+        if !orphans.is_empty() {
+            let (more, more_freed) = self.store.remove(&orphans)?;
+            removed.extend(more);
+            freed += more_freed;
+        }
+        Ok((removed, freed))
     }
 }
 

@@ -182,3 +182,42 @@ fn check_layer<'k>(
         reasons.join(", ")
     ))
 }
+
+/// Whether `e` is a signature image (`REPO:sha256-HEX.sig`).
+pub fn is_signature_entry(e: &Entry) -> bool {
+    e.name.as_deref().and_then(signature::signed_digest).is_some()
+}
+
+/// The signature images of `images` (for exports), each once.
+pub fn with_signatures(
+    store: &Store,
+    images: &[(Option<String>, Descriptor)],
+) -> Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = Vec::new();
+    for (_, desc) in images {
+        for e in signature_entries(store, &desc.digest()?)? {
+            if !out.iter().any(|o| o.name == e.name)
+                && !images.iter().any(|(n, _)| n == &e.name)
+            {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Names of signature images whose image is no longer in the store.
+pub fn orphaned(store: &Store) -> Result<Vec<String>> {
+    let entries = store.entries()?;
+    Ok(entries
+        .iter()
+        .filter_map(|e| {
+            let name = e.name.as_deref()?;
+            let signed = signature::signed_digest(name)?;
+            let present = entries
+                .iter()
+                .any(|o| !is_signature_entry(o) && o.descriptor.digest == signed.as_str());
+            (!present).then(|| name.to_string())
+        })
+        .collect())
+}

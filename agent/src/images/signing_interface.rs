@@ -216,3 +216,27 @@ impl Signatures {
         .await
     }
 }
+
+/// `signatures` of `gadgetctl image inspect`: how many signatures the store
+/// holds for the image, which verify with the policy's keys for it, and the
+/// policy's decision.
+pub fn signature_status(svc: &ImageService, entry: &super::store::Entry) -> serde_json::Value {
+    let Ok(digest) = entry.descriptor.digest() else {
+        return serde_json::Value::Null;
+    };
+    let name = entry.name.clone().unwrap_or_else(|| digest.to_string());
+    let keys = svc
+        .policy
+        .current()
+        .map(|p| p.keys_for(&name))
+        .unwrap_or_default();
+    match signatures::verify(&svc.store, &digest, &keys) {
+        Ok(v) => json!({
+            "count": v.signatures,
+            "verified": v.verified,
+            "problems": v.problems,
+            "policy": policy_json(svc, &name, &digest),
+        }),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
