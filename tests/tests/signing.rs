@@ -327,8 +327,14 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
     ]);
     assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
     let err = try_run(a, &tag, &["--pull", "always"]).unwrap_err();
+    let moved = err
+        .split_once(&format!("pulled {tag} ("))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_else(|| panic!("no pull reported: {err}"));
+    assert_ne!(moved, digest, "the tag moved");
     assert!(
-        err.contains(&format!("refused by the run policy: image {third_digest} has no signature")),
+        err.contains(&format!("refused by the run policy: image {moved} has no signature")),
         "{err}"
     );
 
@@ -417,12 +423,19 @@ fn bad_keys_signatures_and_policies_are_refused_with_what_is_wrong() {
     );
     assert!(err.contains("malformed ECDSA signature (not ASN.1 DER)"), "{err}");
 
-    // A policy naming a key of the wrong type never falls open: with no
-    // earlier policy, nothing runs, and the error names the file and key.
+    // A running agent keeps its previous policy when a file goes bad (here:
+    // none, so an object still runs); an agent that starts with a policy
+    // naming a key of the wrong type never falls open: nothing runs, and the
+    // error names the file and the key.
     policy.write("10.toml", &PolicyDir::trust(&keys.public("rsa"), "*"));
-    let err = try_run(a, s(&gadget("trace_open")), &[]).unwrap_err();
+    try_run(a, s(&gadget("trace_open")), &[]).unwrap();
+    assert!(agent.log_text().contains("policy not reloaded"), "{}", agent.log_text());
+    let bus2 = Bus::start();
+    let fresh = Agent::start_with(&bus2, &["--policy-dir", s(policy.path())]);
+    let err = try_run(&fresh.bus_address, s(&gadget("trace_open")), &[]).unwrap_err();
     assert!(err.contains("the run policy is invalid, so nothing runs until it is fixed"), "{err}");
     assert!(err.contains("10.toml: trusted key") && err.contains("unsupported public key: RSA"), "{err}");
+    drop(fresh);
     // Fixed: the signed-by-nobody image is refused for the right reason.
     policy.write("10.toml", &PolicyDir::trust(&keys.public("p256"), "*"));
     let err = try_run(a, tag, &["--pull", "never"]).unwrap_err();
@@ -441,7 +454,8 @@ fn signatures_travel_in_export_and_import_and_verify_with_the_registry_stopped()
     let digest = build(&source.bus_address, "trace_open", &tag);
     ok(&source.ctl(&["push", &tag]), "push");
     ok(&ctl_pw(&source.bus_address, &["image", "sign", "--key", s(&keys.key("cosign")), &tag]), "sign");
-    let archive = source.state.path().join("export.tar");
+    let carry = TempDir::new("carry");
+    let archive = carry.path().join("export.tar");
     ok(&source.ctl(&["image", "export", &tag, s(&archive)]), "export");
     drop(source);
     reg.kill();
