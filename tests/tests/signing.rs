@@ -522,3 +522,60 @@ fn a_detached_run_whose_image_lost_trust_is_not_restored_after_restart() {
     }
     assert!(svc.log().contains("detached run could not be restored"), "{}", svc.log());
 }
+
+/// Removes a file when dropped (polkit rules the test installs).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn polkit_can_deny_object_files_while_images_stay_allowed() {
+    use gadgetd_tests::system::{Polkit, Users};
+    use std::os::unix::fs::PermissionsExt;
+    let users = Users::create();
+    let rules = PathBuf::from("/etc/polkit-1/rules.d");
+    std::fs::create_dir_all(&rules).unwrap();
+    let deny = rules.join(format!("48-gadgetd-test-no-objects-{}.rules", random_hex(4)));
+    std::fs::write(
+        &deny,
+        format!(
+            "polkit.addRule(function(action, subject) {{\n  if (action.id == \"org.gadgetd.run-object\" && subject.isInGroup(\"{}\")) {{ return polkit.Result.NO; }}\n}});\n",
+            users.group
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&deny, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _deny = RemoveOnDrop(deny);
+    let bus = Bus::start();
+    let _polkit = Polkit::start(&bus, &users.group);
+    let mut svc = Service::new(&bus, &["--group", &users.group]);
+    svc.start();
+    let image = "localhost:5000/team/trace_open:v1";
+    build(&svc.bus_address, "trace_open", image);
+    let addr = format!("--address={}", bus.address);
+    let ctl = bin("gadgetctl");
+
+    let out = Users::run_as(
+        &users.member,
+        &ctl,
+        &[&addr, "run", image, "--pull", "never", "--timeout", "500ms", "-o", "json"],
+    );
+    ok(&out, "the member's run of an image");
+    let object = gadget("trace_open");
+    let out = Users::run_as(
+        &users.member,
+        &ctl,
+        &[&addr, "run", s(&object), "--timeout", "500ms", "-o", "json"],
+    );
+    let err = fails(&out, "the member's run of an object file");
+    assert!(
+        err.contains("org.gadgetd.run-object") && err.contains("AccessDenied"),
+        "{err}"
+    );
+    // Root is not subject to polkit.
+    try_run(&svc.bus_address, s(&object), &[]).unwrap();
+}

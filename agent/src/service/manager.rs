@@ -307,6 +307,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        // An arbitrary object also needs its own action (deniable on its own).
+        self.agent
+            .auth
+            .check(conn, &hdr, super::authz::ACTION_RUN_OBJECT)
+            .await?;
         super::policy::admit(self.agent.images(), "", "", caller.uid).await?;
         let mut opts = parse_options(&options)?;
         let fd = object
