@@ -72,9 +72,14 @@ async fn proxy(address: Option<&str>) -> Result<SignaturesProxy<'static>> {
 }
 
 fn read_key_file(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > 64 << 10 {
-        bail!("{}: {} bytes is too large for a key", path.display(), meta.len());
+        bail!(
+            "{}: {} bytes is too large for a key",
+            path.display(),
+            meta.len()
+        );
     }
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -138,7 +143,8 @@ pub async fn verify(address: Option<&str>, a: VerifyArgs) -> Result<ExitCode> {
         .await?
         .verify(&a.image, pems.iter().map(|(_, p)| p.as_str()).collect())
         .await?;
-    let v: serde_json::Value = serde_json::from_str(&json).context("malformed verdict from gadgetd")?;
+    let v: serde_json::Value =
+        serde_json::from_str(&json).context("malformed verdict from gadgetd")?;
     let verified = v["verified"].as_array().cloned().unwrap_or_default();
     if a.output == VerifyFormat::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -159,10 +165,7 @@ pub async fn verify(address: Option<&str>, a: VerifyArgs) -> Result<ExitCode> {
     };
     let (reference, digest) = (text(&v["reference"]), text(&v["digest"]));
     if verified.is_empty() {
-        eprintln!(
-            "gadgetctl: {reference} ({digest}): {}",
-            text(&v["refusal"])
-        );
+        eprintln!("gadgetctl: {reference} ({digest}): {}", text(&v["refusal"]));
         return Ok(ExitCode::FAILURE);
     }
     println!("verified {reference} ({digest})");

@@ -79,10 +79,19 @@ impl Keys {
             .unwrap();
         ok(&out, "generate-key-pair");
         for (name, args) in [
-            ("p256", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..]),
+            (
+                "p256",
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            ),
             ("ed25519", &["-algorithm", "ed25519"][..]),
-            ("rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..]),
-            ("p384", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+            (
+                "rsa",
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+            ),
+            (
+                "p384",
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"][..],
+            ),
         ] {
             let key = dir.path().join(format!("{name}.key"));
             let o = Command::new("openssl")
@@ -136,7 +145,10 @@ impl PolicyDir {
     }
 
     fn trust(key: &Path, scope: &str) -> String {
-        format!("[[trust]]\nkey = \"{}\"\nscope = \"{scope}\"\n", key.display())
+        format!(
+            "[[trust]]\nkey = \"{}\"\nscope = \"{scope}\"\n",
+            key.display()
+        )
     }
 }
 
@@ -175,7 +187,11 @@ fn skopeo_raw(reg: &Registry, reference: &str) -> Value {
         "--tls-verify=false",
         &format!("docker://{reference}"),
     ]);
-    assert!(out.status.success(), "skopeo inspect {reference}: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        stderr(&out)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -202,7 +218,9 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
     let out = ctl_pw(a, &["image", "sign", "--key", s(&keys.key("cosign")), &tag]);
     let text = ok(&out, "sign");
     assert!(
-        text.starts_with(&format!("signed {tag} ({digest}) with ecdsa-p256 key sha256:")),
+        text.starts_with(&format!(
+            "signed {tag} ({digest}) with ecdsa-p256 key sha256:"
+        )),
         "{text}"
     );
     let sig = skopeo_raw(&reg, &format!("{repo}:{}", sig_tag(&digest)));
@@ -239,10 +257,19 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
     assert!(removed.contains(&sig_tag(&digest)), "{removed}");
     ok(&agent.ctl(&["pull", &tag]), "pull");
     let listed = stdout(&agent.ctl(&["image", "list"]));
-    assert!(!listed.contains(".sig"), "signature images are not listed: {listed}");
+    assert!(
+        !listed.contains(".sig"),
+        "signature images are not listed: {listed}"
+    );
     let out = agent.ctl(&["image", "verify", "--key", s(&keys.public("cosign")), &tag]);
     let text = ok(&out, "verify");
-    assert!(text.starts_with(&format!("verified {tag} ({digest})\n  signed by {} (sha256:", keys.public("cosign").display())), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "verified {tag} ({digest})\n  signed by {} (sha256:",
+            keys.public("cosign").display()
+        )),
+        "{text}"
+    );
     assert!(text.contains(&format!(") for {repo}\n")), "{text}");
     // Another key does not verify it; the message names the digest.
     let err = fails(
@@ -250,41 +277,70 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
         "verify with another key",
     );
     assert!(
-        err.contains(&format!("no signature of image {digest} verifies with a trusted key")),
+        err.contains(&format!(
+            "no signature of image {digest} verifies with a trusted key"
+        )),
         "{err}"
     );
 
     // No policy files: everything runs. A policy trusting cosign.pub for the
     // registry's gadgets: the signed image runs, an unsigned one does not.
     try_run(a, &tag, &[]).unwrap();
-    policy.write("10-team.toml", &PolicyDir::trust(&keys.public("cosign"), &format!("{}/gadgets/*", reg.addr())));
+    policy.write(
+        "10-team.toml",
+        &PolicyDir::trust(&keys.public("cosign"), &format!("{}/gadgets/*", reg.addr())),
+    );
     try_run(a, &tag, &["--pull", "never"]).unwrap();
     let unsigned = format!("{}/gadgets/trace_exec:v1", reg.addr());
     let unsigned_digest = build(a, "trace_exec", &unsigned);
     let err = try_run(a, &unsigned, &["--pull", "never"]).unwrap_err();
     assert!(
-        err.contains(&format!("refused by the run policy: image {unsigned_digest} has no signature")),
+        err.contains(&format!(
+            "refused by the run policy: image {unsigned_digest} has no signature"
+        )),
         "{err}"
     );
     // Signed by an untrusted key (plain PKCS#8 from openssl, kept local): refused.
-    let out = agent.ctl(&["image", "sign", "--no-upload", "--key", s(&keys.key("p256")), &unsigned]);
+    let out = agent.ctl(&[
+        "image",
+        "sign",
+        "--no-upload",
+        "--key",
+        s(&keys.key("p256")),
+        &unsigned,
+    ]);
     ok(&out, "sign with the openssl key");
     let err = try_run(a, &unsigned, &["--pull", "never"]).unwrap_err();
     assert!(
-        err.contains(&format!("no signature of image {unsigned_digest} verifies with a trusted key")),
+        err.contains(&format!(
+            "no signature of image {unsigned_digest} verifies with a trusted key"
+        )),
         "{err}"
     );
     // Outside every trust scope: refused, naming why.
     let elsewhere = "localhost:5999/other/trace_open:v1";
     ok(&agent.ctl(&["tag", &tag, elsewhere]), "tag");
     let err = try_run(a, elsewhere, &["--pull", "never"]).unwrap_err();
-    assert!(err.contains(&format!("trusts no key for {elsewhere}")), "{err}");
+    assert!(
+        err.contains(&format!("trusts no key for {elsewhere}")),
+        "{err}"
+    );
     // Ed25519 (openssl) keys sign and verify too, once trusted.
     ok(
-        &agent.ctl(&["image", "sign", "--no-upload", "--key", s(&keys.key("ed25519")), &unsigned]),
+        &agent.ctl(&[
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("ed25519")),
+            &unsigned,
+        ]),
         "sign with ed25519",
     );
-    policy.write("20-ed.toml", &PolicyDir::trust(&keys.public("ed25519"), "*"));
+    policy.write(
+        "20-ed.toml",
+        &PolicyDir::trust(&keys.public("ed25519"), "*"),
+    );
     try_run(a, &unsigned, &["--pull", "never"]).unwrap();
 
     // RunObject: refused while signatures are required, unless the admin
@@ -303,15 +359,29 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
     let third = format!("{}/gadgets/trace_tcp:v1", reg.addr());
     let third_digest = build(a, "trace_tcp", &third);
     let err = try_run(a, &third, &["--pull", "never"]).unwrap_err();
-    assert!(err.contains(&format!("image {third_digest} has no signature")), "{err}");
-    assert!(agent.log_text().contains("policy not reloaded; the previous policy stays in force"));
-    assert!(agent.log_text().contains("40-broken.toml"), "the log names the broken file");
+    assert!(
+        err.contains(&format!("image {third_digest} has no signature")),
+        "{err}"
+    );
+    assert!(
+        agent
+            .log_text()
+            .contains("policy not reloaded; the previous policy stays in force")
+    );
+    assert!(
+        agent.log_text().contains("40-broken.toml"),
+        "the log names the broken file"
+    );
     std::fs::remove_file(policy.path().join("40-broken.toml")).unwrap();
 
     // inspect shows the signature status under the policy.
-    let v: Value = serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", &tag]), "inspect")).unwrap();
+    let v: Value =
+        serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", &tag]), "inspect")).unwrap();
     assert_eq!(v["signatures"]["count"], 1);
-    assert_eq!(v["signatures"]["verified"][0]["key"], s(&keys.public("cosign")));
+    assert_eq!(
+        v["signatures"]["verified"][0]["key"],
+        s(&keys.public("cosign"))
+    );
     assert_eq!(v["signatures"]["policy"]["admitted"], true);
 
     // A moved tag (the registry's manifest replaced by another image's):
@@ -334,7 +404,9 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
         .unwrap_or_else(|| panic!("no pull reported: {err}"));
     assert_ne!(moved, digest, "the tag moved");
     assert!(
-        err.contains(&format!("refused by the run policy: image {moved} has no signature")),
+        err.contains(&format!(
+            "refused by the run policy: image {moved} has no signature"
+        )),
         "{err}"
     );
 
@@ -365,14 +437,26 @@ fn bad_keys_signatures_and_policies_are_refused_with_what_is_wrong() {
 
     // Keys of the wrong kind or type, for both commands.
     for (args, want) in [
-        (vec!["sign", "--no-upload", "--key", s(&keys.public("cosign"))], "this is a public key"),
-        (vec!["sign", "--no-upload", "--key", s(&keys.key("rsa"))], "unsupported private key: RSA"),
+        (
+            vec!["sign", "--no-upload", "--key", s(&keys.public("cosign"))],
+            "this is a public key",
+        ),
+        (
+            vec!["sign", "--no-upload", "--key", s(&keys.key("rsa"))],
+            "unsupported private key: RSA",
+        ),
         (
             vec!["sign", "--no-upload", "--key", s(&keys.key("p384"))],
             "unsupported private key: EC on curve 1.3.132.0.34 (only P-256 is supported)",
         ),
-        (vec!["verify", "--key", s(&keys.key("cosign"))], "this is a private key (`ENCRYPTED SIGSTORE PRIVATE KEY`)"),
-        (vec!["verify", "--key", s(&keys.public("rsa"))], "unsupported public key: RSA"),
+        (
+            vec!["verify", "--key", s(&keys.key("cosign"))],
+            "this is a private key (`ENCRYPTED SIGSTORE PRIVATE KEY`)",
+        ),
+        (
+            vec!["verify", "--key", s(&keys.public("rsa"))],
+            "unsupported public key: RSA",
+        ),
         (vec!["verify", "--key", "/etc/hostname"], "not a PEM key"),
     ] {
         let mut full = vec!["image"];
@@ -383,12 +467,28 @@ fn bad_keys_signatures_and_policies_are_refused_with_what_is_wrong() {
     }
     // cosign keys: no or a wrong password.
     let err = fails(
-        &agent.ctl(&["image", "sign", "--no-upload", "--key", s(&keys.key("cosign")), tag]),
+        &agent.ctl(&[
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("cosign")),
+            tag,
+        ]),
         "sign without COSIGN_PASSWORD",
     );
     assert!(err.contains("set COSIGN_PASSWORD"), "{err}");
     let out = Command::new(bin("gadgetctl"))
-        .args(["--address", a, "image", "sign", "--no-upload", "--key", s(&keys.key("cosign")), tag])
+        .args([
+            "--address",
+            a,
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("cosign")),
+            tag,
+        ])
         .env("COSIGN_PASSWORD", "wrong")
         .output()
         .unwrap();
@@ -402,17 +502,26 @@ fn bad_keys_signatures_and_policies_are_refused_with_what_is_wrong() {
         .unwrap();
     let other = format!("sha256:{}", "ab".repeat(32));
     rt.block_on(async {
-        let conn = zbus::connection::Builder::address(a).unwrap().build().await.unwrap();
+        let conn = zbus::connection::Builder::address(a)
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
         let p = gadgetd_dbus::SignaturesProxy::new(&conn).await.unwrap();
         let (_, d, payload) = p.payload(tag).await.unwrap();
         assert_eq!(d, digest);
-        let forged = String::from_utf8(payload.clone()).unwrap().replace(&digest, &other);
+        let forged = String::from_utf8(payload.clone())
+            .unwrap()
+            .replace(&digest, &other);
         let e = p
             .attach(tag, forged.as_bytes(), b"sig", Default::default())
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains(&format!("the signature is for {other}, not for {digest}")), "{e}");
+        assert!(
+            e.contains(&format!("the signature is for {other}, not for {digest}")),
+            "{e}"
+        );
         p.attach(tag, &payload, b"\x30\x03junk", Default::default())
             .await
             .unwrap();
@@ -421,7 +530,10 @@ fn bad_keys_signatures_and_policies_are_refused_with_what_is_wrong() {
         &agent.ctl(&["image", "verify", "--key", s(&keys.public("p256")), tag]),
         "verify of a malformed signature",
     );
-    assert!(err.contains("malformed ECDSA signature (not ASN.1 DER)"), "{err}");
+    assert!(
+        err.contains("malformed ECDSA signature (not ASN.1 DER)"),
+        "{err}"
+    );
 
     // A running agent keeps its previous policy when a file goes bad (here:
     // none, so an object still runs); an agent that starts with a policy
@@ -429,17 +541,30 @@ fn bad_keys_signatures_and_policies_are_refused_with_what_is_wrong() {
     // error names the file and the key.
     policy.write("10.toml", &PolicyDir::trust(&keys.public("rsa"), "*"));
     try_run(a, s(&gadget("trace_open")), &[]).unwrap();
-    assert!(agent.log_text().contains("policy not reloaded"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("policy not reloaded"),
+        "{}",
+        agent.log_text()
+    );
     let bus2 = Bus::start();
     let fresh = Agent::start_with(&bus2, &["--policy-dir", s(policy.path())]);
     let err = try_run(&fresh.bus_address, s(&gadget("trace_open")), &[]).unwrap_err();
-    assert!(err.contains("the run policy is invalid, so nothing runs until it is fixed"), "{err}");
-    assert!(err.contains("10.toml: trusted key") && err.contains("unsupported public key: RSA"), "{err}");
+    assert!(
+        err.contains("the run policy is invalid, so nothing runs until it is fixed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("10.toml: trusted key") && err.contains("unsupported public key: RSA"),
+        "{err}"
+    );
     drop(fresh);
     // Fixed: the signed-by-nobody image is refused for the right reason.
     policy.write("10.toml", &PolicyDir::trust(&keys.public("p256"), "*"));
     let err = try_run(a, tag, &["--pull", "never"]).unwrap_err();
-    assert!(err.contains(&format!("no signature of image {digest} verifies")), "{err}");
+    assert!(
+        err.contains(&format!("no signature of image {digest} verifies")),
+        "{err}"
+    );
     assert!(err.contains("malformed ECDSA signature"), "{err}");
 }
 
@@ -453,10 +578,19 @@ fn signatures_travel_in_export_and_import_and_verify_with_the_registry_stopped()
     let tag = format!("{}/gadgets/trace_open:v1", reg.addr());
     let digest = build(&source.bus_address, "trace_open", &tag);
     ok(&source.ctl(&["push", &tag]), "push");
-    ok(&ctl_pw(&source.bus_address, &["image", "sign", "--key", s(&keys.key("cosign")), &tag]), "sign");
+    ok(
+        &ctl_pw(
+            &source.bus_address,
+            &["image", "sign", "--key", s(&keys.key("cosign")), &tag],
+        ),
+        "sign",
+    );
     let carry = TempDir::new("carry");
     let archive = carry.path().join("export.tar");
-    ok(&source.ctl(&["image", "export", &tag, s(&archive)]), "export");
+    ok(
+        &source.ctl(&["image", "export", &tag, s(&archive)]),
+        "export",
+    );
     drop(source);
     reg.kill();
 
@@ -469,16 +603,37 @@ fn signatures_travel_in_export_and_import_and_verify_with_the_registry_stopped()
     let imported = ok(&target.ctl(&["image", "import", s(&archive)]), "import");
     assert!(imported.contains(&format!("{tag} {digest}")), "{imported}");
     assert!(imported.contains(&sig_tag(&digest)), "{imported}");
-    let text = ok(&target.ctl(&["image", "verify", "--key", s(&keys.public("cosign")), &tag]), "verify");
-    assert!(text.starts_with(&format!("verified {tag} ({digest})")), "{text}");
+    let text = ok(
+        &target.ctl(&["image", "verify", "--key", s(&keys.public("cosign")), &tag]),
+        "verify",
+    );
+    assert!(
+        text.starts_with(&format!("verified {tag} ({digest})")),
+        "{text}"
+    );
     // Without --key: the policy's keys.
-    ok(&target.ctl(&["image", "verify", &tag]), "verify with the policy's keys");
+    ok(
+        &target.ctl(&["image", "verify", &tag]),
+        "verify with the policy's keys",
+    );
     try_run(t, &tag, &["--pull", "never"]).unwrap();
     // Imported under another name (-t), it is still the signed digest.
     let tar2 = target.state.path().join("renamed.tar");
-    ok(&target.ctl(&["image", "export", &tag, s(&tar2)]), "export again");
+    ok(
+        &target.ctl(&["image", "export", &tag, s(&tar2)]),
+        "export again",
+    );
     ok(&target.ctl(&["image", "rm", &tag]), "rm");
-    ok(&target.ctl(&["image", "import", "-t", "localhost:5000/renamed/x:v2", s(&tar2)]), "import -t");
+    ok(
+        &target.ctl(&[
+            "image",
+            "import",
+            "-t",
+            "localhost:5000/renamed/x:v2",
+            s(&tar2),
+        ]),
+        "import -t",
+    );
     try_run(t, "localhost:5000/renamed/x:v2", &["--pull", "never"]).unwrap();
 }
 
@@ -493,12 +648,28 @@ fn a_detached_run_whose_image_lost_trust_is_not_restored_after_restart() {
     let a = svc.bus_address.clone();
     let tag = "localhost:5000/team/trace_open:v1";
     let digest = build(&a, "trace_open", tag);
-    ok(&svc.ctl(&["image", "sign", "--no-upload", "--key", s(&keys.key("p256")), tag]), "sign");
-    let trusted = ok(&svc.ctl(&["run", tag, "--pull", "never", "--detach"]), "run --detach");
+    ok(
+        &svc.ctl(&[
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("p256")),
+            tag,
+        ]),
+        "sign",
+    );
+    let trusted = ok(
+        &svc.ctl(&["run", tag, "--pull", "never", "--detach"]),
+        "run --detach",
+    );
     let trusted = trusted.trim().to_string();
     // A second detached run from an object file, allowed for authors.
     policy.write("20.toml", "allow-unsigned-objects = true\n");
-    let object = ok(&svc.ctl(&["run", s(&gadget("trace_open")), "--detach"]), "run object --detach");
+    let object = ok(
+        &svc.ctl(&["run", s(&gadget("trace_open")), "--detach"]),
+        "run object --detach",
+    );
     let object = object.trim().to_string();
 
     // While the agent is down, the admin drops the key and the authors' rule.
@@ -508,7 +679,10 @@ fn a_detached_run_whose_image_lost_trust_is_not_restored_after_restart() {
     svc.start();
     let runs = json_lines(&svc.ctl(&["list", "-o", "json"]));
     for (id, why) in [
-        (&trusted, format!("no signature of image {digest} verifies with a trusted key")),
+        (
+            &trusted,
+            format!("no signature of image {digest} verifies with a trusted key"),
+        ),
         (&object, "not object files".to_string()),
     ] {
         let run = runs
@@ -517,10 +691,17 @@ fn a_detached_run_whose_image_lost_trust_is_not_restored_after_restart() {
             .unwrap_or_else(|| panic!("run {id} listed: {runs:?}"));
         assert_eq!(run["state"], "failed", "{run}");
         let reason = run["exit_reason"].as_str().unwrap();
-        assert!(reason.starts_with("error: not restored after restart: refused by the run policy: "), "{reason}");
+        assert!(
+            reason.starts_with("error: not restored after restart: refused by the run policy: "),
+            "{reason}"
+        );
         assert!(reason.contains(&why), "{reason}");
     }
-    assert!(svc.log().contains("detached run could not be restored"), "{}", svc.log());
+    assert!(
+        svc.log().contains("detached run could not be restored"),
+        "{}",
+        svc.log()
+    );
 }
 
 /// Removes a file when dropped (polkit rules the test installs).
@@ -539,7 +720,10 @@ fn polkit_can_deny_object_files_while_images_stay_allowed() {
     let users = Users::create();
     let rules = PathBuf::from("/etc/polkit-1/rules.d");
     std::fs::create_dir_all(&rules).unwrap();
-    let deny = rules.join(format!("48-gadgetd-test-no-objects-{}.rules", random_hex(4)));
+    let deny = rules.join(format!(
+        "48-gadgetd-test-no-objects-{}.rules",
+        random_hex(4)
+    ));
     std::fs::write(
         &deny,
         format!(
@@ -562,7 +746,17 @@ fn polkit_can_deny_object_files_while_images_stay_allowed() {
     let out = Users::run_as(
         &users.member,
         &ctl,
-        &[&addr, "run", image, "--pull", "never", "--timeout", "500ms", "-o", "json"],
+        &[
+            &addr,
+            "run",
+            image,
+            "--pull",
+            "never",
+            "--timeout",
+            "500ms",
+            "-o",
+            "json",
+        ],
     );
     ok(&out, "the member's run of an image");
     let object = gadget("trace_open");

@@ -79,7 +79,10 @@ fn derive(password: &[u8], salt: &[u8]) -> Key {
 pub fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, KeyError> {
     let env: Envelope = serde_json::from_slice(envelope).map_err(bad)?;
     if env.kdf.name != KDF_SCRYPT {
-        return Err(bad(format!("unknown kdf `{}`", env.kdf.name.escape_debug())));
+        return Err(bad(format!(
+            "unknown kdf `{}`",
+            env.kdf.name.escape_debug()
+        )));
     }
     if env.cipher.name != CIPHER_SECRETBOX {
         return Err(bad(format!(
@@ -94,12 +97,17 @@ pub fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, KeyError> {
             p.n, p.r, p.p
         )));
     }
-    let salt = B64.decode(&env.kdf.salt).map_err(|e| bad(format!("salt: {e}")))?;
+    let salt = B64
+        .decode(&env.kdf.salt)
+        .map_err(|e| bad(format!("salt: {e}")))?;
     let nonce = B64
         .decode(&env.cipher.nonce)
         .map_err(|e| bad(format!("nonce: {e}")))?;
     if nonce.len() != NONCE_LEN {
-        return Err(bad(format!("nonce is {} bytes, not {NONCE_LEN}", nonce.len())));
+        return Err(bad(format!(
+            "nonce is {} bytes, not {NONCE_LEN}",
+            nonce.len()
+        )));
     }
     let ciphertext = B64
         .decode(&env.ciphertext)
@@ -153,7 +161,9 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"));
         let back = SigningKey::from_pem(pem.as_bytes(), Some(b"s3cret")).unwrap();
         assert_eq!(back.public_key(), key.public_key());
-        let e = SigningKey::from_pem(pem.as_bytes(), Some(b"wrong")).err().unwrap();
+        let e = SigningKey::from_pem(pem.as_bytes(), Some(b"wrong"))
+            .err()
+            .unwrap();
         assert_eq!(
             e.0,
             "cannot decrypt the cosign key: wrong password (COSIGN_PASSWORD)"
@@ -173,6 +183,11 @@ mod tests {
         v["cipher"]["name"] = "aes-gcm".into();
         let e = decrypt(&serde_json::to_vec(&v).unwrap(), b"").unwrap_err();
         assert!(e.0.contains("unknown cipher `aes-gcm`"), "{e}");
-        assert!(decrypt(b"{not json", b"").unwrap_err().0.starts_with("malformed"));
+        assert!(
+            decrypt(b"{not json", b"")
+                .unwrap_err()
+                .0
+                .starts_with("malformed")
+        );
     }
 }

@@ -57,7 +57,9 @@ pub enum SigningKey {
 fn algorithm_name(oid: ObjectIdentifier, params: Option<ObjectIdentifier>) -> String {
     match (oid.to_string().as_str(), params.map(|p| p.to_string())) {
         (OID_RSA, _) => "RSA".into(),
-        (OID_EC_PUBLIC_KEY, Some(curve)) => format!("EC on curve {curve} (only P-256 is supported)"),
+        (OID_EC_PUBLIC_KEY, Some(curve)) => {
+            format!("EC on curve {curve} (only P-256 is supported)")
+        }
         (other, _) => format!("algorithm {other}"),
     }
 }
@@ -65,8 +67,11 @@ fn algorithm_name(oid: ObjectIdentifier, params: Option<ObjectIdentifier>) -> St
 /// Splits a PEM text into its label and DER bytes.
 fn decode_pem(text: &[u8]) -> Result<(String, Vec<u8>), KeyError> {
     let text = trim_to_pem(text);
-    let (label, der) = pem::decode_vec(text)
-        .map_err(|e| err(format!("not a PEM key ({e}); expected -----BEGIN ... KEY-----")))?;
+    let (label, der) = pem::decode_vec(text).map_err(|e| {
+        err(format!(
+            "not a PEM key ({e}); expected -----BEGIN ... KEY-----"
+        ))
+    })?;
     Ok((label.to_string(), der))
 }
 
@@ -326,7 +331,10 @@ mod tests {
     fn wrong_kinds_of_pem_are_named() {
         let key = SigningKey::generate_p256();
         let e = PublicKey::from_pem(key.to_pkcs8_pem().as_bytes()).unwrap_err();
-        assert!(e.0.starts_with("this is a private key (`PRIVATE KEY`)"), "{e}");
+        assert!(
+            e.0.starts_with("this is a private key (`PRIVATE KEY`)"),
+            "{e}"
+        );
         let e = SigningKey::from_pem(key.public_key().to_pem().as_bytes(), None)
             .err()
             .unwrap();
@@ -335,7 +343,10 @@ mod tests {
         assert!(e.0.starts_with("not a PEM key"), "{e}");
         let cert = pem::encode_string("CERTIFICATE", pem::LineEnding::LF, b"x").unwrap();
         let e = PublicKey::from_pem(cert.as_bytes()).unwrap_err();
-        assert!(e.0.contains("`CERTIFICATE` PEM block is not a public key"), "{e}");
+        assert!(
+            e.0.contains("`CERTIFICATE` PEM block is not a public key"),
+            "{e}"
+        );
     }
 
     #[test]

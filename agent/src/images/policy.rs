@@ -104,7 +104,12 @@ impl Policy {
                 policy.allow_unsigned_objects = true;
                 return Ok(policy);
             }
-            Err(e) => return Err(format!("cannot read policy directory {}: {e}", dir.display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read policy directory {}: {e}",
+                    dir.display()
+                ));
+            }
         };
         let (mut verify, mut objects) = (None, None);
         for path in &files {
@@ -116,23 +121,29 @@ impl Policy {
             objects = f.allow_unsigned_objects.or(objects);
             for p in &f.allowed {
                 if p.contains('*') {
-                    glob::Pattern::new(p).map_err(|e| {
-                        format!("{}: allowed pattern `{p}`: {e}", path.display())
-                    })?;
+                    glob::Pattern::new(p)
+                        .map_err(|e| format!("{}: allowed pattern `{p}`: {e}", path.display()))?;
                 }
             }
             policy.allowed.extend(f.allowed);
             for t in f.trust {
                 let key_path = dir.join(&t.key);
                 let pem = std::fs::read(&key_path).map_err(|e| {
-                    format!("{}: trusted key {}: {e}", path.display(), key_path.display())
+                    format!(
+                        "{}: trusted key {}: {e}",
+                        path.display(),
+                        key_path.display()
+                    )
                 })?;
                 let key = PublicKey::from_pem(&pem).map_err(|e| {
-                    format!("{}: trusted key {}: {e}", path.display(), key_path.display())
+                    format!(
+                        "{}: trusted key {}: {e}",
+                        path.display(),
+                        key_path.display()
+                    )
                 })?;
-                let scope = glob::Pattern::new(&t.scope).map_err(|e| {
-                    format!("{}: scope `{}`: {e}", path.display(), t.scope)
-                })?;
+                let scope = glob::Pattern::new(&t.scope)
+                    .map_err(|e| format!("{}: scope `{}`: {e}", path.display(), t.scope))?;
                 policy.trust.push(Trust {
                     scope,
                     key: TrustedKey {
@@ -169,7 +180,11 @@ impl Policy {
         digest: &Digest,
     ) -> Result<Admission, String> {
         if !self.allowed.is_empty() {
-            match self.allowed.iter().find_map(|p| allowed_match(p, reference, digest)) {
+            match self
+                .allowed
+                .iter()
+                .find_map(|p| allowed_match(p, reference, digest))
+            {
                 Some(Allowed::Pinned(p)) => return Ok(Admission::Pinned(p)),
                 Some(Allowed::Listed) => {}
                 None => {
@@ -348,7 +363,9 @@ impl PolicyStore {
                 Err(e) => {
                     st.seen = now;
                     match &st.policy {
-                        Ok(_) => tracing::error!(error = %e, "policy not reloaded; the previous policy stays in force"),
+                        Ok(_) => {
+                            tracing::error!(error = %e, "policy not reloaded; the previous policy stays in force")
+                        }
                         Err(_) => {
                             tracing::error!(error = %e, "no valid policy; no gadget runs until it is fixed");
                             st.policy = Err(format!(
@@ -369,7 +386,10 @@ mod tests {
 
     #[test]
     fn repositories() {
-        assert_eq!(repository_of("localhost:5000/me/x:v1"), "localhost:5000/me/x");
+        assert_eq!(
+            repository_of("localhost:5000/me/x:v1"),
+            "localhost:5000/me/x"
+        );
         assert_eq!(repository_of("localhost:5000/me/x"), "localhost:5000/me/x");
         assert_eq!(repository_of("r/x@sha256:00"), "r/x");
     }
@@ -378,14 +398,23 @@ mod tests {
     fn allowed_forms() {
         let d = Digest::of(b"x");
         let r = "localhost:5000/me/x:v1";
-        assert!(matches!(allowed_match("localhost:5000/me/*", r, &d), Some(Allowed::Listed)));
+        assert!(matches!(
+            allowed_match("localhost:5000/me/*", r, &d),
+            Some(Allowed::Listed)
+        ));
         assert!(matches!(allowed_match(r, r, &d), Some(Allowed::Listed)));
         assert!(allowed_match("localhost:5000/me/x:v2", r, &d).is_none());
         let pin = format!("localhost:5000/me/x@{d}");
-        assert!(matches!(allowed_match(&pin, r, &d), Some(Allowed::Pinned(_))));
+        assert!(matches!(
+            allowed_match(&pin, r, &d),
+            Some(Allowed::Pinned(_))
+        ));
         let other = Digest::of(b"y");
         assert!(allowed_match(&pin, r, &other).is_none());
-        assert!(matches!(allowed_match(d.as_str(), r, &d), Some(Allowed::Pinned(_))));
+        assert!(matches!(
+            allowed_match(d.as_str(), r, &d),
+            Some(Allowed::Pinned(_))
+        ));
         assert!(allowed_match("other/*", r, &d).is_none());
     }
 
@@ -395,10 +424,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.toml"), "verify-image = yes\n").unwrap();
         let e = Policy::load(&dir).unwrap_err();
-        assert!(e.starts_with(&format!("{}:", dir.join("a.toml").display())), "{e}");
+        assert!(
+            e.starts_with(&format!("{}:", dir.join("a.toml").display())),
+            "{e}"
+        );
         std::fs::write(dir.join("a.toml"), "[[trust]]\nkey = \"missing.pub\"\n").unwrap();
         let e = Policy::load(&dir).unwrap_err();
-        assert!(e.contains("trusted key") && e.contains("missing.pub"), "{e}");
+        assert!(
+            e.contains("trusted key") && e.contains("missing.pub"),
+            "{e}"
+        );
         std::fs::write(dir.join("a.toml"), "verify-images = true\n").unwrap();
         let e = Policy::load(&dir).unwrap_err();
         assert!(e.contains("unknown field `verify-images`"), "{e}");

@@ -226,7 +226,10 @@ mod tests {
         check_payload(&p, &d).unwrap();
         let other = Digest::of(b"other");
         let e = check_payload(&p, &other).unwrap_err().to_string();
-        assert_eq!(e, format!("invalid image: the signature is for {d}, not for {other}"));
+        assert_eq!(
+            e,
+            format!("invalid image: the signature is for {d}, not for {other}")
+        );
         let e = check_payload(b"[1]", &d).unwrap_err().to_string();
         assert!(e.contains("malformed signature payload"), "{e}");
     }

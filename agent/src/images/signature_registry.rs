@@ -153,7 +153,10 @@ pub async fn push_signatures_logged(
     digest: &str,
 ) -> Result<()> {
     let digest = Digest::parse(digest)?;
-    let n = svc.registries.push_signatures(&svc.store, r, &digest).await?;
+    let n = svc
+        .registries
+        .push_signatures(&svc.store, r, &digest)
+        .await?;
     if n > 0 {
         tracing::info!(image = %r, signatures = %signature_ref(r, &digest), "pushed signatures");
     }

@@ -185,7 +185,10 @@ fn check_layer<'k>(
 
 /// Whether `e` is a signature image (`REPO:sha256-HEX.sig`).
 pub fn is_signature_entry(e: &Entry) -> bool {
-    e.name.as_deref().and_then(signature::signed_digest).is_some()
+    e.name
+        .as_deref()
+        .and_then(signature::signed_digest)
+        .is_some()
 }
 
 /// The signature images of `images` (for exports), each once.
@@ -196,9 +199,7 @@ pub fn with_signatures(
     let mut out: Vec<Entry> = Vec::new();
     for (_, desc) in images {
         for e in signature_entries(store, &desc.digest()?)? {
-            if !out.iter().any(|o| o.name == e.name)
-                && !images.iter().any(|(n, _)| n == &e.name)
-            {
+            if !out.iter().any(|o| o.name == e.name) && !images.iter().any(|(n, _)| n == &e.name) {
                 out.push(e);
             }
         }

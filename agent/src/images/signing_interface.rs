@@ -45,7 +45,12 @@ impl Signatures {
 /// A local image's name (or digest when untagged) and digest.
 fn target(svc: &ImageService, image: &str) -> Result<(String, Digest)> {
     let (entry, _) = svc.resolve_local(image)?;
-    if entry.name.as_deref().and_then(signature::signed_digest).is_some() {
+    if entry
+        .name
+        .as_deref()
+        .and_then(signature::signed_digest)
+        .is_some()
+    {
         return Err(ImageError::Invalid(format!(
             "`{image}` is a signature image; name the image it signs"
         )));
@@ -68,7 +73,9 @@ pub fn policy_json(svc: &ImageService, name: &str, digest: &Digest) -> serde_jso
     match svc.policy.current() {
         Err(e) => json!({"admitted": false, "reason": e}),
         Ok(p) => match p.admit_image(&svc.store, name, digest) {
-            Ok(a) => json!({"admitted": true, "reason": format!("{a:?}"), "verifyImage": p.verify_image}),
+            Ok(a) => {
+                json!({"admitted": true, "reason": format!("{a:?}"), "verifyImage": p.verify_image})
+            }
             Err(e) => json!({"admitted": false, "reason": e, "verifyImage": p.verify_image}),
         },
     }
