@@ -113,6 +113,7 @@ impl Policy {
         };
         let (mut verify, mut objects) = (None, None);
         for path in &files {
+            only_admin_writable(path)?;
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let f: PolicyFile = toml::from_str(&text)
@@ -128,6 +129,8 @@ impl Policy {
             policy.allowed.extend(f.allowed);
             for t in f.trust {
                 let key_path = dir.join(&t.key);
+                only_admin_writable(&key_path)
+                    .map_err(|e| format!("{}: trusted key {e}", path.display()))?;
                 let pem = std::fs::read(&key_path).map_err(|e| {
                     format!(
                         "{}: trusted key {}: {e}",
@@ -279,6 +282,29 @@ fn allowed_match(pattern: &str, reference: &str, digest: &Digest) -> Option<Allo
             .then_some(Allowed::Listed);
     }
     (pattern == reference).then_some(Allowed::Listed)
+}
+
+/// Policy and key files decide what root runs: only root (or the agent's
+/// own user) may own them, and nobody else may write them.
+fn only_admin_writable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}; policy and key files must belong to root",
+            path.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by group or others (mode {:o}); run chmod go-w on it",
+            path.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 fn policy_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -437,6 +463,17 @@ mod tests {
         std::fs::write(dir.join("a.toml"), "verify-images = true\n").unwrap();
         let e = Policy::load(&dir).unwrap_err();
         assert!(e.contains("unknown field `verify-images`"), "{e}");
+        std::fs::write(dir.join("a.toml"), "verify-image = true\n").unwrap();
+        let p = Policy::load(&dir).unwrap();
+        assert!(p.verify_image && !p.allow_unsigned_objects);
+        use std::os::unix::fs::PermissionsExt;
+        let writable = std::fs::Permissions::from_mode(0o666);
+        std::fs::set_permissions(dir.join("a.toml"), writable).unwrap();
+        let e = Policy::load(&dir).unwrap_err();
+        assert!(
+            e.ends_with("a.toml is writable by group or others (mode 666); run chmod go-w on it"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         let p = Policy::load(&dir).unwrap();
         assert!(!p.verify_image && p.allow_unsigned_objects);
