@@ -9,8 +9,9 @@
 //! ```
 //!
 //! where the 32-byte secretbox key is scrypt(password, salt) and the
-//! plaintext is the DER PKCS#8 private key. Only cosign's scrypt parameters
-//! are accepted: a key file must not make the agent or CLI spend gigabytes.
+//! plaintext is the DER PKCS#8 private key (cosign today writes N=65536).
+//! Only cosign's scrypt costs are accepted: a key file must not make the CLI
+//! spend gigabytes.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -28,8 +29,12 @@ pub const LABELS: &[&str] = &[
 
 const KDF_SCRYPT: &str = "scrypt";
 const CIPHER_SECRETBOX: &str = "nacl/secretbox";
-/// cosign's scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB).
-const SCRYPT_LOG_N: u8 = 15;
+/// scrypt costs accepted on read: cosign's keys use N = 2^16 (older ones
+/// 2^15), r = 8, p = 1; 2^17 is the next step its library offers. At most
+/// 128 MiB of memory, whatever a key file says.
+const SCRYPT_LOG_N_ACCEPTED: std::ops::RangeInclusive<u8> = 15..=17;
+/// The cost of keys written here (what cosign writes today: 64 MiB).
+const SCRYPT_LOG_N: u8 = 16;
 const SCRYPT_R: u32 = 8;
 const SCRYPT_P: u32 = 1;
 const SALT_LEN: usize = 32;
@@ -67,8 +72,8 @@ fn bad(msg: impl std::fmt::Display) -> KeyError {
     KeyError(format!("malformed encrypted cosign key: {msg}"))
 }
 
-fn derive(password: &[u8], salt: &[u8]) -> Key {
-    let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P)
+fn derive(password: &[u8], salt: &[u8], log_n: u8) -> Key {
+    let params = scrypt::Params::new(log_n, SCRYPT_R, SCRYPT_P)
         .expect("cosign's scrypt parameters are valid");
     let mut key = [0u8; 32];
     scrypt::scrypt(password, salt, &params, &mut key).expect("32-byte output is valid");
@@ -91,12 +96,16 @@ pub fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, KeyError> {
         )));
     }
     let p = &env.kdf.params;
-    if (p.n, p.r, p.p) != (1 << SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P) {
-        return Err(bad(format!(
-            "scrypt parameters N={} r={} p={} (only cosign's N=32768 r=8 p=1 are accepted)",
-            p.n, p.r, p.p
-        )));
-    }
+    let log_n = SCRYPT_LOG_N_ACCEPTED
+        .clone()
+        .find(|l| p.n == 1u64 << l)
+        .filter(|_| (p.r, p.p) == (SCRYPT_R, SCRYPT_P))
+        .ok_or_else(|| {
+            bad(format!(
+                "scrypt parameters N={} r={} p={} (accepted: cosign's N=32768, 65536 or 131072 with r=8 p=1)",
+                p.n, p.r, p.p
+            ))
+        })?;
     let salt = B64
         .decode(&env.kdf.salt)
         .map_err(|e| bad(format!("salt: {e}")))?;
@@ -112,7 +121,7 @@ pub fn decrypt(envelope: &[u8], password: &[u8]) -> Result<Vec<u8>, KeyError> {
     let ciphertext = B64
         .decode(&env.ciphertext)
         .map_err(|e| bad(format!("ciphertext: {e}")))?;
-    let key = derive(password, &salt);
+    let key = derive(password, &salt, log_n);
     XSalsa20Poly1305::new(&key)
         .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
         .map_err(|_| {
@@ -126,7 +135,7 @@ pub fn encrypt(plaintext: &[u8], password: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut salt).expect("the kernel's random source works");
     getrandom::fill(&mut nonce).expect("the kernel's random source works");
-    let key = derive(password, &salt);
+    let key = derive(password, &salt, SCRYPT_LOG_N);
     let ciphertext = XSalsa20Poly1305::new(&key)
         .encrypt(Nonce::from_slice(&nonce), plaintext)
         .expect("secretbox encryption of a small buffer");
@@ -179,7 +188,11 @@ mod tests {
         v["kdf"]["params"]["N"] = 1048576.into();
         let e = decrypt(&serde_json::to_vec(&v).unwrap(), b"").unwrap_err();
         assert!(e.0.contains("N=1048576 r=8 p=1"), "{e}");
-        v["kdf"]["params"]["N"] = 32768.into();
+        v["kdf"]["params"]["N"] = 65536.into();
+        v["kdf"]["params"]["r"] = 16.into();
+        let e = decrypt(&serde_json::to_vec(&v).unwrap(), b"").unwrap_err();
+        assert!(e.0.contains("N=65536 r=16 p=1"), "{e}");
+        v["kdf"]["params"]["r"] = 8.into();
         v["cipher"]["name"] = "aes-gcm".into();
         let e = decrypt(&serde_json::to_vec(&v).unwrap(), b"").unwrap_err();
         assert!(e.0.contains("unknown cipher `aes-gcm`"), "{e}");
