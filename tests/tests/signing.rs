@@ -300,6 +300,33 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
         )),
         "{err}"
     );
+    // A signature replayed from another image (the registry's signature
+    // image of the signed digest copied to this one's tag): refused, naming both.
+    ok(&agent.ctl(&["push", &unsigned]), "push the unsigned image");
+    let exec_repo = unsigned.trim_end_matches(":v1");
+    let o = reg.skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{repo}:{}", sig_tag(&digest)),
+        &format!("docker://{exec_repo}:{}", sig_tag(&unsigned_digest)),
+    ]);
+    assert!(
+        o.status.success(),
+        "skopeo copy of the signature: {}",
+        stderr(&o)
+    );
+    ok(
+        &agent.ctl(&["pull", &unsigned]),
+        "pull with the replayed signature",
+    );
+    let err = try_run(a, &unsigned, &["--pull", "never"]).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "the signature is for {digest}, not for {unsigned_digest}"
+        )),
+        "{err}"
+    );
     // Signed by an untrusted key (plain PKCS#8 from openssl, kept local): refused.
     let out = agent.ctl(&[
         "image",
@@ -702,6 +729,72 @@ fn a_detached_run_whose_image_lost_trust_is_not_restored_after_restart() {
         "{}",
         svc.log()
     );
+}
+
+#[test]
+fn allowed_lists_pin_digests_and_match_globs_and_exact_references() {
+    let keys = Keys::new();
+    let policy = PolicyDir::new();
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--policy-dir", s(policy.path())]);
+    let a = agent.bus_address.as_str();
+    let pinned = "localhost:5000/vendor/trace_open:v1";
+    let pinned_digest = build(a, "trace_open", pinned);
+    let team = "localhost:5000/team/trace_exec:v1";
+    build(a, "trace_exec", team);
+    let exact = "localhost:5000/other/trace_tcp:v1";
+    build(a, "trace_tcp", exact);
+    ok(
+        &agent.ctl(&[
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("p256")),
+            team,
+        ]),
+        "sign",
+    );
+    ok(
+        &agent.ctl(&[
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("p256")),
+            exact,
+        ]),
+        "sign",
+    );
+    policy.write(
+        "10.toml",
+        &format!(
+            "allowed = [\"localhost:5000/vendor/trace_open@{pinned_digest}\", \"localhost:5000/team/*\"]\n{}",
+            PolicyDir::trust(&keys.public("p256"), "*")
+        ),
+    );
+    // Pinned: runs unsigned. Glob and signed: runs. Signed but not listed: refused.
+    try_run(a, pinned, &["--pull", "never"]).unwrap();
+    try_run(a, team, &["--pull", "never"]).unwrap();
+    let err = try_run(a, exact, &["--pull", "never"]).unwrap_err();
+    assert!(
+        err.contains(&format!("{exact} (sha256:"))
+            && err.contains("is not in the policy's allowed gadgets"),
+        "{err}"
+    );
+    // Another name for the pinned digest is not the pinned name.
+    ok(
+        &agent.ctl(&["tag", pinned, "localhost:5000/vendor/renamed:v1"]),
+        "tag",
+    );
+    let err = try_run(a, "localhost:5000/vendor/renamed:v1", &["--pull", "never"]).unwrap_err();
+    assert!(
+        err.contains("is not in the policy's allowed gadgets"),
+        "{err}"
+    );
+    // An exact reference, added in a second file (merged).
+    policy.write("20.toml", &format!("allowed = [\"{exact}\"]\n"));
+    try_run(a, exact, &["--pull", "never"]).unwrap();
 }
 
 /// Removes a file when dropped (polkit rules the test installs).
