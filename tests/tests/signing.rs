@@ -369,6 +369,15 @@ fn sign_push_pull_verify_and_run_under_a_policy_with_a_real_registry() {
         &PolicyDir::trust(&keys.public("ed25519"), "*"),
     );
     try_run(a, &unsigned, &["--pull", "never"]).unwrap();
+    // A pull keeps the signatures made here and never uploaded.
+    ok(&agent.ctl(&["pull", &unsigned]), "pull again");
+    try_run(a, &unsigned, &["--pull", "never"]).unwrap();
+    let v: Value =
+        serde_json::from_str(&ok(&agent.ctl(&["image", "inspect", &unsigned]), "inspect")).unwrap();
+    assert_eq!(
+        v["signatures"]["count"], 3,
+        "replayed, p256 and ed25519: {v}"
+    );
 
     // RunObject: refused while signatures are required, unless the admin
     // lets authors run object files.

@@ -172,6 +172,36 @@ pub fn add_signature(
     if !layers.contains(&layer) {
         layers.push(layer);
     }
+    let (manifest, config) = with_layers(layers);
+    SignatureImage {
+        manifest,
+        blobs: vec![config, payload.to_vec()],
+    }
+}
+
+/// The signature image holding the layers of `local` plus those of
+/// `incoming` it lacks (a pull never drops signatures made here). None when
+/// `incoming` adds nothing. The blobs are the new config only: payloads are
+/// already in the store or staged.
+pub fn merge(local: &Manifest, incoming: &Manifest) -> Option<SignatureImage> {
+    let mut layers = local.layers.clone();
+    for l in &incoming.layers {
+        if !layers.contains(l) {
+            layers.push(l.clone());
+        }
+    }
+    if layers.len() == local.layers.len() {
+        return None;
+    }
+    let (manifest, config) = with_layers(layers);
+    Some(SignatureImage {
+        manifest,
+        blobs: vec![config],
+    })
+}
+
+/// Manifest and config bytes of a signature image with `layers`.
+fn with_layers(layers: Vec<Descriptor>) -> (Vec<u8>, Vec<u8>) {
     let config = config_json(&layers);
     let manifest = Manifest {
         schema_version: 2,
@@ -181,10 +211,7 @@ pub fn add_signature(
         layers,
         annotations: BTreeMap::new(),
     };
-    SignatureImage {
-        manifest: format::to_json(&manifest),
-        blobs: vec![config, payload.to_vec()],
-    }
+    (format::to_json(&manifest), config)
 }
 
 /// The image config cosign's signature images carry (rootfs of the layers).
@@ -254,6 +281,17 @@ mod tests {
         let m2 = format::parse_manifest(&two.manifest).unwrap();
         let again = add_signature(Some(&m2), &p, b"sig2");
         assert_eq!(again.manifest, two.manifest);
+        // Merging: only what is new is added; nothing new, nothing changes.
+        assert!(merge(&m2, &m1).is_none());
+        let other = add_signature(None, &p, b"sig3");
+        let m3 = format::parse_manifest(&other.manifest).unwrap();
+        let merged = merge(&m2, &m3).unwrap();
+        let merged = format::parse_manifest(&merged.manifest).unwrap();
+        let sigs: Vec<_> = layers(&merged)
+            .into_iter()
+            .map(|l| l.signature.unwrap())
+            .collect();
+        assert_eq!(sigs, [b"sig1".to_vec(), b"sig2".to_vec(), b"sig3".to_vec()]);
         let l = layers(&m2);
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].signature.as_deref().unwrap(), b"sig2");

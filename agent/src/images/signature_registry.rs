@@ -90,7 +90,29 @@ impl Registries {
                 .await?;
         }
         let name = signature::store_name(&format!("{}/{}", r.registry(), r.repository()), digest);
-        let desc = Descriptor::new(format::MANIFEST_MEDIA_TYPE, &bytes);
+        let _writer = signatures::writer_lock();
+        // Signatures made here and not uploaded stay beside the registry's.
+        let local = match store.resolve(&name) {
+            Ok(e) => Some(format::parse_manifest(
+                &store.read_blob(&e.descriptor.digest()?)?,
+            )?),
+            Err(ImageError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let manifest = match &local {
+            None => bytes.to_vec(),
+            Some(local) => match signature::merge(local, &m) {
+                None => return Ok(store.resolve(&name).ok()),
+                Some(merged) => {
+                    for b in &merged.blobs {
+                        staging.put(b)?;
+                    }
+                    staging.put(&merged.manifest)?;
+                    merged.manifest
+                }
+            },
+        };
+        let desc = Descriptor::new(format::MANIFEST_MEDIA_TYPE, &manifest);
         store.commit(&staging, &[(Some(name.clone()), desc.clone())])?;
         Ok(Some(Entry {
             name: Some(name),

@@ -76,6 +76,13 @@ pub fn signature_entries(store: &Store, digest: &Digest) -> Result<Vec<Entry>> {
         .collect())
 }
 
+/// Serializes read-modify-write of signature images in this process (two
+/// signers of one image must not lose a signature).
+pub fn writer_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Stores a signature of `digest` (made over `payload`) in the signature
 /// image of `repository`, beside existing ones. The payload must be cosign's
 /// and name `digest`. Returns the signature image's entry.
@@ -94,6 +101,7 @@ pub fn attach(
         )));
     }
     let name = signature::store_name(repository, digest);
+    let _writer = writer_lock();
     let existing = match store.resolve(&name) {
         Ok(e) => Some(format::parse_manifest(
             &store.read_blob(&e.descriptor.digest()?)?,
