@@ -11,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use gadgetd::images::keys::{PublicKey, SigningKey};
 use gadgetd_dbus::signatures::signature_options;
 use gadgetd_dbus::{Endpoint, SignaturesProxy};
+use gadgetd_images::keys::{PublicKey, SigningKey};
 use zbus::zvariant::Value;
 
 /// Environment variable holding the password of cosign keys (cosign's name).

@@ -10,8 +10,8 @@ use zbus::zvariant::OwnedValue;
 use zbus::{Connection, fdo, interface};
 
 use super::manager::{ACTION_READ, Agent};
-use crate::runtime::Gadget;
-use crate::runtime::params::{ParamKind, ParamSpec};
+use gadgetd_runtime::Gadget;
+use gadgetd_runtime::params::{ParamKind, ParamSpec};
 
 pub struct Gadgets {
     pub agent: Arc<Agent>,

@@ -19,10 +19,10 @@ use super::bus::Connections;
 use super::detached::RateLimit;
 use super::run::{self, RunHandle, RunSpec};
 use crate::journal::Journal;
-use crate::runtime::{Gadget, GadgetError};
 use crate::state::Store;
+use gadgetd_runtime::{Gadget, GadgetError};
 
-pub use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ, ACTION_RUN, Authorizer};
+pub use super::authz::{ACTION_READ, ACTION_RUN, Authorizer};
 
 /// Largest object accepted over `RunObject`.
 const MAX_OBJECT_BYTES: u64 = 64 << 20;
@@ -32,9 +32,9 @@ pub struct Agent {
     pub runs: Mutex<BTreeMap<String, Arc<RunHandle>>>,
     pub conns: Connections,
     pub auth: Authorizer,
-    pub containers: Arc<crate::containers::Registry>,
+    pub containers: Arc<gadgetd_containers::Registry>,
     /// The image store and registries (set once at start).
-    pub images: std::sync::OnceLock<Arc<crate::images::service::ImageService>>,
+    pub images: std::sync::OnceLock<Arc<gadgetd_images::service::ImageService>>,
     /// The state database (runs survive restarts through it).
     pub state: Store,
     /// Where detached runs log their events.
@@ -53,7 +53,7 @@ impl Agent {
             runs: Mutex::new(BTreeMap::new()),
             conns: Connections::default(),
             auth,
-            containers: crate::containers::Registry::new(),
+            containers: gadgetd_containers::Registry::new(),
             images: std::sync::OnceLock::new(),
             state,
             journal,
@@ -61,7 +61,7 @@ impl Agent {
         })
     }
 
-    pub fn images(&self) -> &Arc<crate::images::service::ImageService> {
+    pub fn images(&self) -> &Arc<gadgetd_images::service::ImageService> {
         self.images
             .get()
             .expect("the image service is set at start")
@@ -149,7 +149,7 @@ fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
 pub(super) struct ParsedOptions {
     timeout: Option<Duration>,
     name: Option<String>,
-    pub(super) containers: crate::containers::Selector,
+    pub(super) containers: gadgetd_containers::Selector,
     detach: bool,
     /// sha256 of the stored object of a detached run (state database).
     object: Option<String>,
@@ -163,14 +163,14 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
     let mut out = ParsedOptions {
         timeout: None,
         name: None,
-        containers: crate::containers::Selector::default(),
+        containers: gadgetd_containers::Selector::default(),
         detach: false,
         object: None,
         kinds: Default::default(),
         scope: HashMap::new(),
     };
     for (key, value) in opts {
-        let scoping = crate::containers::selector::KEYS.contains(&key.as_str());
+        let scoping = gadgetd_containers::selector::KEYS.contains(&key.as_str());
         if scoping || super::kind_options::KEYS.contains(&key.as_str()) {
             let copy = value
                 .try_clone()
@@ -197,7 +197,7 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
                     })?;
                 out.name = Some(name);
             }
-            k if crate::containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
+            k if gadgetd_containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
             options::DETACH => out.detach = super::options_ext::flag(key, value)?,
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
         }
@@ -381,7 +381,7 @@ impl Manager {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let mut opts = parse_options(&options)?;
         let (gadget, reference, digest) =
-            crate::images::interface::load_gadget(self.agent.images(), image).await?;
+            crate::service::images::load_gadget(self.agent.images(), image).await?;
         super::policy::admit(self.agent.images(), &reference, &digest, caller.uid).await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;

@@ -1,24 +1,26 @@
 //! The `gadgetd` D-Bus service: the manager object on the bus and on the
 //! peer-to-peer socket, one object per run, events over passed fds.
 
-pub mod attach;
-pub mod auth;
+pub(crate) mod attach;
+pub(crate) mod auth;
 pub mod authz;
-pub mod bus;
-pub mod containers;
-pub mod describe;
+pub(crate) mod bus;
+pub(crate) mod containers;
+pub(crate) mod describe;
 pub mod detached;
-pub mod kind_options;
-pub mod lifecycle;
-pub mod listen;
-pub mod logs;
-pub mod manager;
-pub mod options_ext;
-pub mod policy;
-pub mod record;
-pub mod restore;
-pub mod run;
-pub mod scope;
+pub(crate) mod images;
+pub(crate) mod kind_options;
+pub(crate) mod lifecycle;
+pub(crate) mod listen;
+pub(crate) mod logs;
+pub(crate) mod manager;
+pub(crate) mod options_ext;
+pub(crate) mod policy;
+pub(crate) mod record;
+pub(crate) mod restore;
+pub(crate) mod run;
+pub(crate) mod scope;
+pub(crate) mod signatures;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,8 +42,8 @@ pub struct Config {
     pub listen: Option<PathBuf>,
     pub state_dir: PathBuf,
     /// Container runtime sockets to watch.
-    pub runtimes: Vec<crate::containers::RuntimeEndpoint>,
-    pub images: crate::images::service::Options,
+    pub runtimes: Vec<gadgetd_containers::RuntimeEndpoint>,
+    pub images: gadgetd_images::service::Options,
     /// Group whose members may use the p2p socket (and the shipped polkit rule).
     pub group: String,
     /// journald namespace to log detached runs to (None: the default journal).
@@ -75,11 +77,13 @@ pub async fn serve(
         journal,
         config.log_rate,
     );
-    crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
-    let _ = agent.images.set(crate::images::service::ImageService::open(
-        &config.state_dir,
-        &config.images,
-    )?);
+    gadgetd_containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
+    let _ = agent
+        .images
+        .set(gadgetd_images::service::ImageService::open(
+            &config.state_dir,
+            &config.images,
+        )?);
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
         let conn = bus_connection(bus, &agent).await?;
@@ -134,8 +138,8 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .name(names::BUS_NAME)?
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
-        .serve_at(names::MANAGER_PATH, crate::images::interface::Images::new(agent, agent.images()))?
-        .serve_at(names::MANAGER_PATH, crate::images::signing_interface::Signatures::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, crate::service::images::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, signatures::Signatures::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, describe::Gadgets { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
@@ -162,11 +166,11 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::images::interface::Images::new(&agent, agent.images()),
+            crate::service::images::Images::new(&agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::images::signing_interface::Signatures::new(&agent, agent.images()),
+            signatures::Signatures::new(&agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,

@@ -16,7 +16,7 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::attach::{Attacher, Chunk, Fanout};
 use super::bus::Connections;
-use crate::runtime::Running;
+use gadgetd_runtime::Running;
 
 /// What a run is and how it is doing. Shared by its task, its D-Bus object
 /// and the manager.
@@ -213,7 +213,7 @@ pub fn spawn_at(
         tracing::info!(run = %task_handle.id, reason = %reason, events = task_handle.events_seen.load(Ordering::Relaxed),
             lost = task_handle.events_lost.load(Ordering::Relaxed), "run ended");
         on_end(&task_handle);
-        crate::runtime::load::trim_heap();
+        gadgetd_runtime::load::trim_heap();
     });
     handle
 }
