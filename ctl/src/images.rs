@@ -74,6 +74,12 @@ pub enum ImageCommand {
     Push(RefArg),
     /// Download an image (every architecture) from a registry.
     Pull(RefArg),
+    /// Sign a local image (cosign format) and upload the signature.
+    Sign(crate::signing::SignArgs),
+    /// Check a local image's signatures against public keys (or the policy's).
+    Verify(crate::signing::VerifyArgs),
+    /// Write a new cosign key pair (cosign.key, cosign.pub).
+    GenerateKeyPair(crate::signing::KeyPairArgs),
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +136,9 @@ pub async fn alias(address: Option<&str>, cmd: Alias) -> Result<ExitCode> {
 pub async fn image(address: Option<&str>, cmd: ImageCommand) -> Result<ExitCode> {
     match cmd {
         ImageCommand::Build(a) => build::build(address, a).await,
+        ImageCommand::Sign(a) => crate::signing::sign(address, a).await,
+        ImageCommand::Verify(a) => crate::signing::verify(address, a).await,
+        ImageCommand::GenerateKeyPair(a) => crate::signing::generate_key_pair(a),
         ImageCommand::List { output } => list(address, output).await,
         ImageCommand::Remove { images } => {
             let proxy = images_proxy(address).await?;

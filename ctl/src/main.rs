@@ -13,6 +13,7 @@ mod run_images;
 mod run_kinds;
 mod run_params;
 mod seccomp;
+mod signing;
 
 use std::collections::HashMap;
 use std::io::Write;
