@@ -7,6 +7,7 @@ mod histogram;
 mod images;
 mod output;
 mod progress;
+mod run_argv;
 mod run_containers;
 mod run_detach;
 mod run_images;
@@ -145,7 +146,8 @@ async fn main() -> ExitCode {
     if let Some(code) = run_params::gadget_help(<Cli as clap::CommandFactory>::command()).await {
         return code;
     }
-    let cli = Cli::parse();
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let cli = Cli::parse_from(run_argv::reorder(&cmd, std::env::args_os().collect()));
     match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -115,9 +115,11 @@ pub fn parse_flags(desc: &Description, flags: &[String]) -> Result<Vec<(String, 
         };
         let Some(param) = desc.params.iter().find(|p| p.name == name || p.key == name) else {
             bail!(
-                "`--{name}` is not a parameter of gadget {}{} (gadgetctl's own options go before the gadget)",
+                "`--{name}` is neither an option of `gadgetctl run` nor a parameter of gadget {}{} \
+                 (`gadgetctl run {} --help` lists both; options and parameters may come in any order)",
                 desc.name,
-                hint(desc)
+                hint(desc),
+                desc.name
             );
         };
         let value = match inline {
@@ -318,7 +320,8 @@ mod tests {
         let err = f(&["--nope", "1"]).unwrap_err().to_string();
         assert!(
             err.contains(
-                "`--nope` is not a parameter of gadget g; its parameters: --pid, --failed"
+                "`--nope` is neither an option of `gadgetctl run` nor a parameter of gadget g; \
+                 its parameters: --pid, --failed"
             ),
             "{err}"
         );
