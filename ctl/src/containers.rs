@@ -4,6 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+
+use crate::escape;
 use gadgetd_dbus::Endpoint;
 use gadgetd_dbus::containers::ContainersProxy;
 
@@ -54,7 +56,13 @@ pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<E
         writeln!(
             out,
             "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} {}",
-            id, c.name, c.runtime, c.pid, c.mntns, c.image, k8s
+            escape::terminal(&id),
+            escape::terminal(&c.name),
+            escape::terminal(&c.runtime),
+            c.pid,
+            c.mntns,
+            escape::terminal(&c.image),
+            escape::terminal(&k8s)
         )?;
     }
     Ok(ExitCode::SUCCESS)

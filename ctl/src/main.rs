@@ -2,6 +2,7 @@
 
 mod build;
 mod containers;
+mod escape;
 mod generate;
 mod histogram;
 mod images;
@@ -159,13 +160,17 @@ async fn main() -> ExitCode {
 
 /// D-Bus errors carry the agent's message after their name; show it plainly.
 fn describe(e: &anyhow::Error) -> String {
-    if let Some(zbus::Error::MethodError(name, Some(msg), _)) = e.downcast_ref::<zbus::Error>() {
-        return format!("{msg} [{}]", name.as_str());
-    }
-    if let Some(zbus::fdo::Error::AccessDenied(msg)) = e.downcast_ref::<zbus::fdo::Error>() {
-        return format!("access denied: {msg}");
-    }
-    format!("{e:#}")
+    let text = if let Some(zbus::Error::MethodError(name, Some(msg), _)) =
+        e.downcast_ref::<zbus::Error>()
+    {
+        format!("{msg} [{}]", name.as_str())
+    } else if let Some(zbus::fdo::Error::AccessDenied(msg)) = e.downcast_ref::<zbus::fdo::Error>() {
+        format!("access denied: {msg}")
+    } else {
+        format!("{e:#}")
+    };
+    // Agent messages quote names from the traced machine and the registry.
+    escape::message(&text)
 }
 
 async fn manager(address: Option<&str>) -> Result<ManagerProxy<'static>> {
@@ -362,11 +367,13 @@ async fn stream_events(
                 if end.events_lost > 0 {
                     eprintln!(
                         "gadgetctl: run ended ({}): {} events, {} lost",
-                        end.reason, end.events_seen, end.events_lost
+                        escape::terminal(&end.reason),
+                        end.events_seen,
+                        end.events_lost
                     );
                 }
                 if let Some(err) = end.error {
-                    eprintln!("gadgetctl: run failed: {err}");
+                    eprintln!("gadgetctl: run failed: {}", escape::message(&err));
                     return Ok(ExitCode::FAILURE);
                 }
                 return Ok(ExitCode::SUCCESS);
@@ -406,13 +413,13 @@ async fn list(address: Option<&str>, format: ListFormat) -> Result<ExitCode> {
         writeln!(
             out,
             "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} {}",
-            r.id,
-            r.name,
-            r.state,
+            escape::terminal(&r.id),
+            escape::terminal(&r.name),
+            escape::terminal(&r.state),
             r.events_seen,
             r.events_lost,
             started.to_string(),
-            r.image
+            escape::terminal(&r.image)
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -115,7 +115,7 @@ impl Printer {
     pub fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
-                out.write_all(line)?;
+                out.write_all(&crate::escape::json(line))?;
                 out.write_all(b"\n")
             }
             Format::Seccomp => {
@@ -127,7 +127,8 @@ impl Printer {
             Format::Jsonpretty => {
                 let v: serde_json::Value =
                     serde_json::from_slice(line).map_err(std::io::Error::other)?;
-                serde_json::to_writer_pretty(&mut *out, &v)?;
+                let text = serde_json::to_vec_pretty(&v).map_err(std::io::Error::other)?;
+                out.write_all(&crate::escape::json(&text))?;
                 out.write_all(b"\n")
             }
             Format::Columns => {
@@ -157,7 +158,9 @@ impl Printer {
         let mut line = String::new();
         for (i, (c, text)) in self.columns.iter().zip(cells).enumerate() {
             let last = i + 1 == self.columns.len();
-            let fitted = fit(text, c.width as usize, c.ellipsis, last);
+            // Untrusted text (file names, comms...) is escaped before it is fitted.
+            let text = crate::escape::terminal(text);
+            let fitted = fit(&text, c.width as usize, c.ellipsis, last);
             let pad = (c.width as usize).saturating_sub(fitted.chars().count());
             if i > 0 {
                 line.push(' ');

@@ -3,6 +3,7 @@
 //! errors that lead somewhere. A real agent on a private bus, real eBPF.
 
 use std::process::Output;
+use std::time::Duration;
 
 use gadgetd_tests::*;
 use serde_json::Value;
@@ -107,4 +108,135 @@ fn run_takes_options_and_gadget_parameters_in_any_order() {
             && err.contains("options and parameters may come in any order"),
         "{err}"
     );
+}
+
+/// Opens `path` from a thread whose comm is `comm` (at most 15 bytes).
+fn open_as(comm: &str, path: &std::path::Path) {
+    let comm = std::ffi::CString::new(comm).unwrap();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) }, 0);
+        open(&path);
+    })
+    .join()
+    .unwrap();
+}
+
+/// Item 5: file names and comms with escape sequences, control and bidi
+/// characters are printed escaped in columns, JSON, logs and `list`.
+#[test]
+fn untrusted_strings_never_reach_the_terminal_raw() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("escape");
+    let me = std::process::id().to_string();
+    let obj = gadget("trace_open");
+    // Clear screen, a C1 CSI, a bidi override, a newline, a bell.
+    let evil = dir.path().join("a\x1b[2Jb\u{9b}1mc\u{202e}d\ne\x07");
+    let escaped = format!(
+        "{}/a\\e[2Jb\\u{{009b}}1mc\\u{{202e}}d\\ne\\x07",
+        s(dir.path())
+    );
+    let comm = "x\x1b]0;pwn\x07";
+    let escaped_comm = "x\\e]0;pwn\\x07";
+    let raw = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        text.bytes().any(|b| b == 0x1b || b == 0x07 || b == 0x7f)
+            || text
+                .chars()
+                .any(|c| matches!(c, '\u{80}'..='\u{9f}' | '\u{202e}'))
+    };
+
+    let out = run_during(
+        &agent,
+        &["run", s(&obj), "--targ_pid", &me, "--timeout", "2s"],
+        || open_as(comm, &evil),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !raw(&out.stdout),
+        "raw control characters in {:?}",
+        stdout(&out)
+    );
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains(escaped_comm))
+        .unwrap_or_else(|| panic!("no escaped comm in {:?}", stdout(&out)))
+        .to_string();
+    assert!(
+        line.ends_with(&escaped),
+        "{line:?} should end with {escaped:?}"
+    );
+
+    // JSON: the same value, C1 and bidi as \u escapes.
+    let out = run_during(
+        &agent,
+        &[
+            "run",
+            s(&obj),
+            "--targ_pid",
+            &me,
+            "--timeout",
+            "2s",
+            "-o",
+            "json",
+        ],
+        || open_as(comm, &evil),
+    );
+    assert!(
+        !raw(&out.stdout),
+        "raw control characters in {:?}",
+        stdout(&out)
+    );
+    let events = json_lines(&out);
+    let ev = events
+        .iter()
+        .find(|e| e["fname"] == s(&evil))
+        .unwrap_or_else(|| panic!("no event for {evil:?} in {events:?}"));
+    assert_eq!(ev["comm"], comm);
+
+    // A detached run's logs and `list`, with a run name that carries escapes too.
+    let name = "run\x1b[2J\u{9b}";
+    let out = agent.ctl(&["run", s(&obj), "--targ_pid", &me, "-d", "--name", name]);
+    if out.status.success() {
+        let id = stdout(&out).trim().to_string();
+        agent.wait_running(1);
+        open_as(comm, &evil);
+        let list = agent.ctl(&["list"]);
+        assert!(
+            !raw(&list.stdout),
+            "raw control characters in {:?}",
+            stdout(&list)
+        );
+        assert!(
+            stdout(&list).contains("run\\e[2J\\u{009b}"),
+            "{}",
+            stdout(&list)
+        );
+        wait_for("the logged event", Duration::from_secs(10), || {
+            let logs = agent.ctl(&["logs", &id]);
+            assert!(
+                !raw(&logs.stdout),
+                "raw control characters in {:?}",
+                stdout(&logs)
+            );
+            stdout(&logs)
+                .lines()
+                .any(|l| l.contains(escaped_comm) && l.contains(&escaped))
+        });
+        assert!(agent.ctl(&["stop", &id]).status.success());
+    } else {
+        // The agent may refuse such a name; it must say so escaped.
+        assert!(
+            !raw(&out.stderr),
+            "raw control characters in {:?}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("run\\e[2J\\u{009b}"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
