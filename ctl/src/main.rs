@@ -6,6 +6,7 @@ mod escape;
 mod generate;
 mod histogram;
 mod images;
+mod lifecycle;
 mod output;
 mod progress;
 mod run_argv;
@@ -53,11 +54,14 @@ struct Cli {
 enum Command {
     /// Run a gadget and print its events until it stops (Ctrl-C stops it).
     Run(Box<RunArgs>),
-    /// List runs.
+    /// List live runs (`-a`: also ended ones the agent keeps).
     #[command(alias = "ps")]
     List {
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: ListFormat,
+        /// Also runs that have ended (detached runs stay until `gadgetctl rm`).
+        #[arg(short = 'a', long)]
+        all: bool,
     },
     /// Stream the events of a live run (Ctrl-C detaches; the run goes on).
     Attach {
@@ -68,7 +72,7 @@ enum Command {
     },
     /// List the containers the agent sees (docker, podman, containerd, cri-o).
     Containers(containers::ContainersArgs),
-    /// Stop a run.
+    /// Stop runs; returns once they have stopped (a run that already ended is left as it is).
     Stop {
         /// Run ids or names.
         #[arg(required = true)]
@@ -101,6 +105,9 @@ enum Command {
         /// Run ids or names.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Stop live runs first.
+        #[arg(short = 'f', long)]
+        force: bool,
     },
 }
 
@@ -196,7 +203,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(address, *args).await,
-        Command::List { output } => list(address, output).await,
+        Command::List { output, all } => list(address, output, all).await,
         Command::Containers(args) => containers::containers(address, args).await,
         Command::Attach { id, output } => {
             let mgr = manager(address).await?;
@@ -206,19 +213,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Image { command } => images::image(address, command).await,
         Command::ImageAlias(a) => images::alias(address, a).await,
         Command::Stop { ids } => {
-            let mgr = manager(address).await?;
-            for id in ids {
-                mgr.stop(&id).await?;
-                println!("{id}");
-            }
-            Ok(ExitCode::SUCCESS)
+            lifecycle::stop(&manager(address).await?, &ids, lifecycle::STOP_WAIT).await
         }
         Command::Logs { args, output } => {
             let mgr = manager(address).await?;
             let fd = mgr.logs(&args.id, args.options()?).await?;
             stream_events(fd.into(), output, None).await
         }
-        Command::Rm { ids } => run_detach::remove(&manager(address).await?, &ids).await,
+        Command::Rm { ids, force } => {
+            lifecycle::remove(&manager(address).await?, &ids, force).await
+        }
     }
 }
 
@@ -390,9 +394,9 @@ async fn stream_events(
     }
 }
 
-async fn list(address: Option<&str>, format: ListFormat) -> Result<ExitCode> {
+async fn list(address: Option<&str>, format: ListFormat, all: bool) -> Result<ExitCode> {
     let mgr = manager(address).await?;
-    let runs = mgr.list_runs().await?;
+    let runs = lifecycle::listed(mgr.list_runs().await?, all);
     let mut out = std::io::stdout().lock();
     if format == ListFormat::Json {
         for r in &runs {

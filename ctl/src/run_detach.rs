@@ -2,11 +2,9 @@
 //! its events to the journal; and `logs`, `rm` for such runs.
 
 use std::collections::HashMap;
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow};
-use gadgetd_dbus::ManagerProxy;
 use gadgetd_dbus::types::options;
 use zbus::zvariant::Value;
 
@@ -73,15 +71,6 @@ fn since_us(s: &str, now: SystemTime) -> Result<u64> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0))
-}
-
-/// `gadgetctl rm`: forget ended runs.
-pub async fn remove(mgr: &ManagerProxy<'_>, ids: &[String]) -> Result<ExitCode> {
-    for id in ids {
-        mgr.remove(id).await?;
-        println!("{id}");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -240,3 +240,132 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
         );
     }
 }
+
+fn runs(agent: &Agent, all: bool) -> Vec<Value> {
+    let args: &[&str] = if all {
+        &["list", "-a", "-o", "json"]
+    } else {
+        &["list", "-o", "json"]
+    };
+    let out = agent.ctl(args);
+    assert!(out.status.success(), "list: {}", stderr(&out));
+    json_lines(&out)
+}
+
+fn state_of(agent: &Agent, name: &str) -> Option<String> {
+    runs(agent, true)
+        .into_iter()
+        .find(|r| r["name"] == name)
+        .map(|r| r["state"].as_str().unwrap().to_string())
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(out.status.success(), "{what}: {}", stderr(out));
+    stdout(out)
+}
+
+/// Item 7: `stop` returns once the programs are gone; stopping a stopped
+/// run succeeds; `rm -f` stops and removes; `list -a` shows ended runs.
+#[test]
+fn stop_waits_rm_force_removes_list_all_shows_ended_runs() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let obj = gadget("trace_open");
+    // Our pid: the runs see (nearly) no events, so the unread pipes never fill.
+    let me = std::process::id().to_string();
+    let before: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
+
+    // An attached run: when `stop` returns, its programs are unloaded.
+    let mut client = agent.ctl_spawn(&["run", s(&obj), "--name", "attached", "--targ_pid", &me]);
+    agent.wait_running(1);
+    let ours: Vec<u64> = loaded_programs()
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert!(!ours.is_empty(), "the run loaded no programs");
+    ok(&agent.ctl(&["stop", "attached"]), "stop");
+    assert_eq!(
+        state_of(&agent, "attached"),
+        None,
+        "an ended attached run is gone"
+    );
+    assert!(client.wait().unwrap().success());
+    // The kernel frees released programs a moment later (deferred work).
+    let stopped = std::time::Instant::now();
+    wait_for(
+        "the run's programs to be freed",
+        Duration::from_secs(5),
+        || {
+            let loaded = loaded_programs();
+            !loaded.iter().any(|(id, _)| ours.contains(id))
+        },
+    );
+    eprintln!("programs freed {:?} after stop returned", stopped.elapsed());
+
+    // Detached runs: stop twice, list hides it, list -a shows it, rm.
+    let id = ok(
+        &agent.ctl(&["run", s(&obj), "-d", "--name", "det"]),
+        "run -d",
+    )
+    .trim()
+    .to_string();
+    agent.wait_running(1);
+    assert_eq!(ok(&agent.ctl(&["stop", "det"]), "stop"), format!("{id}\n"));
+    assert_eq!(state_of(&agent, "det").as_deref(), Some("stopped"));
+    let again = agent.ctl(&["stop", "det"]);
+    assert_eq!(ok(&again, "stop of a stopped run"), format!("{id}\n"));
+    assert!(runs(&agent, false).iter().all(|r| r["name"] != "det"));
+    let all = runs(&agent, true);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["id"], id.as_str());
+    let table = ok(&agent.ctl(&["list", "-a"]), "list -a");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&id) && l.contains("stopped")),
+        "{table}"
+    );
+    assert_eq!(
+        ok(&agent.ctl(&["list"]), "list").lines().count(),
+        1,
+        "only titles"
+    );
+    ok(&agent.ctl(&["rm", "det"]), "rm");
+    assert!(runs(&agent, true).is_empty());
+
+    // rm of a live run names -f; rm -f stops and removes, attached or detached.
+    let id = ok(
+        &agent.ctl(&["run", s(&obj), "-d", "--name", "live"]),
+        "run -d",
+    )
+    .trim()
+    .to_string();
+    agent.wait_running(1);
+    let out = agent.ctl(&["rm", "live"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("run {id} is still running: stop it first (`gadgetctl stop {id}`), or use `gadgetctl rm -f {id}`")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        ok(&agent.ctl(&["rm", "-f", "live"]), "rm -f"),
+        format!("{id}\n")
+    );
+    let mut client = agent.ctl_spawn(&["run", s(&obj), "--name", "att2", "--targ_pid", &me]);
+    agent.wait_running(1);
+    ok(&agent.ctl(&["rm", "--force", "att2"]), "rm -f attached");
+    assert!(client.wait().unwrap().success());
+    assert!(runs(&agent, true).is_empty(), "{:?}", runs(&agent, true));
+
+    // Unknown runs name the way to find them.
+    let out = agent.ctl(&["stop", "nosuchrun"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no run with id or name `nosuchrun` (see `gadgetctl list -a`)"),
+        "{}",
+        stderr(&out)
+    );
+}
