@@ -94,6 +94,33 @@ fn init_logging(json: bool) {
     }
 }
 
+/// Says why no bundled images will be imported from `path`: a warning when
+/// the path was given (`--bundled-images`), a note for the packaged default.
+fn check_bundled_images(path: &std::path::Path, given: bool) {
+    let problem = match std::fs::metadata(path) {
+        Err(e) => format!("cannot read it: {e}"),
+        Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
+            Ok(rd) => {
+                let is_tar =
+                    |e: std::fs::DirEntry| e.path().extension().is_some_and(|x| x == "tar");
+                if rd.flatten().any(is_tar) {
+                    return;
+                }
+                "the directory has no *.tar archives".into()
+            }
+            Err(e) => format!("cannot list it: {e}"),
+        },
+        Ok(_) => return,
+    };
+    if given {
+        tracing::warn!(path = %path.display(), problem = %problem,
+            "--bundled-images: no bundled images imported");
+    } else {
+        tracing::info!(path = %path.display(), problem = %problem,
+            "no bundled images at the default path (gadgetctl pulls images by name instead)");
+    }
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -117,7 +144,14 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn agent_main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let args = match <Args as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let bundled_images_given = matches
+        .value_source("bundled_images")
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
     if let Some(dir) = &args.generate_man {
         return match write_man_page(dir) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -128,6 +162,7 @@ async fn agent_main() -> std::process::ExitCode {
         };
     }
     init_logging(args.log_json);
+    check_bundled_images(&args.images.bundled_images, bundled_images_given);
     let bus = if args.no_bus {
         None
     } else {

@@ -16,6 +16,7 @@ mod run_images;
 mod run_kinds;
 mod run_params;
 mod seccomp;
+mod suggest;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -174,10 +175,24 @@ fn describe(e: &anyhow::Error) -> String {
     } else if let Some(zbus::fdo::Error::AccessDenied(msg)) = e.downcast_ref::<zbus::fdo::Error>() {
         format!("access denied: {msg}")
     } else {
-        format!("{e:#}")
+        causes_once(e)
     };
     // Agent messages quote names from the traced machine and the registry.
     escape::message(&text)
+}
+
+/// An error and its causes, each said once: a cause whose text its parent
+/// already quotes (connection errors do) is not repeated.
+fn causes_once(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn manager(address: Option<&str>) -> Result<ManagerProxy<'static>> {
@@ -242,6 +257,8 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 }
 
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
+    // A missing file is named before anything is asked of the agent.
+    let image = run_images::image_of(&args.gadget)?;
     let mut params = parse_params(&args.params)?;
     let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
     args.kinds.add_options(&mut opts);
@@ -256,10 +273,11 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     let mgr = manager(address).await?;
     // Gadget parameters given as flags: typed from the gadget's description.
     let flags: Vec<(String, String)>;
-    let (path, fd) = if let Some(image) = run_images::image_of(&args.gadget) {
+    let (path, fd) = if let Some(image) = image {
         if args.definition.is_some() {
             bail!("--definition applies to object files; an image carries its own definition");
         }
+        run_images::check_spelling(address, image).await?;
         run_images::ensure_local(address, image, args.images.pull).await?;
         flags = if args.gadget_params.gadget_flags.is_empty() {
             Vec::new()

@@ -366,3 +366,74 @@ fn stop_waits_rm_force_removes_list_all_shows_ended_runs() {
         stderr(&out)
     );
 }
+
+fn fails_with(out: &Output, expected: &str) {
+    assert!(!out.status.success(), "should fail: {}", stdout(out));
+    assert!(
+        stderr(out).contains(expected),
+        "expected {expected:?} in: {}",
+        stderr(out)
+    );
+}
+
+/// Item 8: errors that say what is wrong and what was meant.
+#[test]
+fn errors_lead_somewhere() {
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--bundled-images", "/nonexistent/gadgets.tar"]);
+    // A wrong --bundled-images path is logged.
+    assert!(
+        agent
+            .log_text()
+            .contains("--bundled-images: no bundled images imported")
+            && agent.log_text().contains("/nonexistent/gadgets.tar"),
+        "{}",
+        agent.log_text()
+    );
+
+    // A misspelled bare name, against the local images, before any registry.
+    let include = repo_root().join("include");
+    for name in ["trace_open", "top_file"] {
+        let dir = repo_root().join("gadgets").join(name);
+        let out = agent.ctl(&["build", "--include", s(&include), "-t", name, s(&dir)]);
+        ok(&out, "build");
+    }
+    for (typo, meant) in [
+        ("trace_opne", "trace_open"),
+        ("top_fil", "top_file"),
+        ("trace_oepn", "trace_open"),
+    ] {
+        fails_with(
+            &agent.ctl(&["run", typo, "--timeout", "1s"]),
+            &format!("no gadget `{typo}`; did you mean `{meant}`?"),
+        );
+    }
+
+    // A missing object file is "no such file", with the closest object.
+    let missing = gadget("trace_open").with_file_name("trace_opne.o");
+    fails_with(
+        &agent.ctl(&["run", s(&missing)]),
+        &format!(
+            "no such file: {}; did you mean {}?",
+            s(&missing),
+            s(&gadget("trace_open"))
+        ),
+    );
+    fails_with(
+        &agent.ctl(&["run", "./nothing-here.o"]),
+        "no such file: ./nothing-here.o",
+    );
+    fails_with(
+        &agent.ctl(&["run", "/nothing/here"]),
+        "no such file: /nothing/here",
+    );
+
+    // Connection errors say each cause once.
+    for address in ["/nonexistent/gadgetd.sock", "unix:path=/nonexistent/bus"] {
+        let out = ctl(address, &["list"]);
+        let err = stderr(&out);
+        assert!(!out.status.success());
+        assert!(err.contains("cannot reach gadgetd on"), "{err}");
+        assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    }
+}
