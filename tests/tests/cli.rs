@@ -125,6 +125,7 @@ fn open_as(comm: &str, path: &std::path::Path) {
 
 /// Item 5: file names and comms with escape sequences, control and bidi
 /// characters are printed escaped in columns, JSON, logs and `list`.
+/// (Options before the gadget: this test is about escaping, not item 1.)
 #[test]
 fn untrusted_strings_never_reach_the_terminal_raw() {
     let bus = Bus::start();
@@ -150,7 +151,7 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
 
     let out = run_during(
         &agent,
-        &["run", s(&obj), "--targ_pid", &me, "--timeout", "2s"],
+        &["run", "--timeout", "2s", s(&obj), "--targ_pid", &me],
         || open_as(comm, &evil),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -174,13 +175,13 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
         &agent,
         &[
             "run",
-            s(&obj),
-            "--targ_pid",
-            &me,
             "--timeout",
             "2s",
             "-o",
             "json",
+            s(&obj),
+            "--targ_pid",
+            &me,
         ],
         || open_as(comm, &evil),
     );
@@ -198,7 +199,7 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
 
     // A detached run's logs and `list`, with a run name that carries escapes too.
     let name = "run\x1b[2J\u{9b}";
-    let out = agent.ctl(&["run", s(&obj), "--targ_pid", &me, "-d", "--name", name]);
+    let out = agent.ctl(&["run", "-d", "--name", name, s(&obj), "--targ_pid", &me]);
     if out.status.success() {
         let id = stdout(&out).trim().to_string();
         agent.wait_running(1);
