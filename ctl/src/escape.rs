@@ -88,6 +88,21 @@ pub fn json(line: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out.into_bytes())
 }
 
+/// A YAML document of `v` that is safe on a terminal. The serializer
+/// escapes control characters but writes bidirectional and invisible
+/// formatting characters as they are; a value holding one is written in flow
+/// style instead (JSON, which YAML 1.2 reads), escaped as for [`json`].
+pub fn yaml(v: &serde_json::Value) -> Result<Vec<u8>, serde_saphyr::SerializeError> {
+    let text = serde_saphyr::to_string(v)?;
+    if text.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        let flow = serde_json::to_vec(v).unwrap_or_default();
+        let mut out = json(&flow).into_owned();
+        out.push(b'\n');
+        return Ok(out);
+    }
+    Ok(text.into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +137,17 @@ mod tests {
         let a: serde_json::Value = serde_json::from_str(raw).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&safe).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn yaml_escapes_or_falls_back_to_flow_style() {
+        let v = serde_json::json!({"fname": "a\u{1b}[2Jb\u{9b}c\u{7f}", "n": 1});
+        let text = String::from_utf8(yaml(&v).unwrap()).unwrap();
+        assert_eq!(text, "fname: \"a\\e[2Jb\\x9Bc\\x7F\"\n\"n\": 1\n");
+        let v = serde_json::json!({"a": "x\u{202e}y", "n": [1]});
+        let text = String::from_utf8(yaml(&v).unwrap()).unwrap();
+        assert_eq!(text, "{\"a\":\"x\\u202ey\",\"n\":[1]}\n");
+        let back: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, v);
     }
 }

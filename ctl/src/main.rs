@@ -16,6 +16,7 @@ mod run_images;
 mod run_kinds;
 mod run_params;
 mod seccomp;
+mod shape;
 mod suggest;
 
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ enum Command {
         id: String,
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
+        #[command(flatten)]
+        shape: shape::ShapeArgs,
     },
     /// List the containers the agent sees (docker, podman, containerd, cri-o).
     Containers(containers::ContainersArgs),
@@ -100,6 +103,8 @@ enum Command {
         args: run_detach::LogsArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
+        #[command(flatten)]
+        shape: shape::ShapeArgs,
     },
     /// Forget ended runs (their state; journal entries stay in the journal).
     Rm {
@@ -146,6 +151,8 @@ struct RunArgs {
     detach: run_detach::DetachArgs,
     #[command(flatten)]
     kinds: run_kinds::KindArgs,
+    #[command(flatten)]
+    shape: shape::ShapeArgs,
     #[command(flatten)]
     gadget_params: run_params::ParamArgs,
 }
@@ -220,20 +227,26 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run(address, *args).await,
         Command::List { output, all } => list(address, output, all).await,
         Command::Containers(args) => containers::containers(address, args).await,
-        Command::Attach { id, output } => {
+        Command::Attach { id, output, shape } => {
+            let printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
             let mgr = manager(address).await?;
             let fd = mgr.attach(&id).await?;
-            stream_events(fd.into(), output, None).await
+            stream_events(fd.into(), printer, None).await
         }
         Command::Image { command } => images::image(address, command).await,
         Command::ImageAlias(a) => images::alias(address, a).await,
         Command::Stop { ids } => {
             lifecycle::stop(&manager(address).await?, &ids, lifecycle::STOP_WAIT).await
         }
-        Command::Logs { args, output } => {
+        Command::Logs {
+            args,
+            output,
+            shape,
+        } => {
+            let printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
             let mgr = manager(address).await?;
             let fd = mgr.logs(&args.id, args.options()?).await?;
-            stream_events(fd.into(), output, None).await
+            stream_events(fd.into(), printer, None).await
         }
         Command::Rm { ids, force } => {
             lifecycle::remove(&manager(address).await?, &ids, force).await
@@ -259,6 +272,11 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     // A missing file is named before anything is asked of the agent.
     let image = run_images::image_of(&args.gadget)?;
+    let printer = Printer::shaped(
+        args.output,
+        shape::Shape::new(&args.shape)?,
+        args.kinds.table_flag(),
+    );
     let mut params = parse_params(&args.params)?;
     let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
     args.kinds.add_options(&mut opts);
@@ -325,14 +343,14 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    stream_events(fd.into(), args.output, Some((mgr, id))).await
+    stream_events(fd.into(), printer, Some((mgr, id))).await
 }
 
 /// Prints a stream until its end line. With `stop_on_interrupt`, Ctrl-C
 /// stops the run and waits for its end; otherwise Ctrl-C just detaches.
 async fn stream_events(
     fd: std::os::fd::OwnedFd,
-    format: Format,
+    mut printer: Printer,
     stop_on_interrupt: Option<(ManagerProxy<'static>, String)>,
 ) -> Result<ExitCode> {
     let std_stream = std::os::unix::net::UnixStream::from(fd);
@@ -341,7 +359,6 @@ async fn stream_events(
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, stream);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut printer = Printer::new(format);
     let mut line = Vec::with_capacity(4096);
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();

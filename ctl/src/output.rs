@@ -10,12 +10,19 @@ pub enum Format {
     Columns,
     Json,
     Jsonpretty,
+    /// One YAML document per event (a table per document for toppers and snapshots).
+    Yaml,
     /// A seccomp profile of the syscalls seen, when the run ends.
     Seccomp,
 }
 
 pub struct Printer {
     format: Format,
+    /// `--fields` and `--filter`.
+    shape: crate::shape::Shape,
+    /// A flag that only tables take (`--sort`, `--max-rows`), to refuse on
+    /// a gadget that streams single events.
+    table_flag: Option<&'static str>,
     /// Visible fields in display order, with their widths.
     columns: Vec<Field>,
     /// The column titles are printed before the first event (tracers) or
@@ -30,10 +37,23 @@ pub struct Printer {
 }
 
 impl Printer {
+    #[cfg(test)]
     pub fn new(format: Format) -> Printer {
+        Printer::shaped(format, crate::shape::Shape::default(), None)
+    }
+
+    /// A printer applying `shape`; `table_flag` names a flag given that only
+    /// toppers and snapshotters take.
+    pub fn shaped(
+        format: Format,
+        shape: crate::shape::Shape,
+        table_flag: Option<&'static str>,
+    ) -> Printer {
         use std::io::IsTerminal;
         Printer {
             format,
+            shape,
+            table_flag,
             columns: Vec::new(),
             titles_printed: false,
             tables_printed: 0,
@@ -75,7 +95,7 @@ impl Printer {
         }
         self.tables_printed += 1;
         self.titles(out)?;
-        for v in rows {
+        for v in rows.iter().filter(|r| self.shape.matches(r)) {
             let cells: Vec<String> = self
                 .columns
                 .iter()
@@ -88,13 +108,10 @@ impl Printer {
     }
 
     pub fn header(&mut self, header: &Header, out: &mut impl Write) -> std::io::Result<()> {
-        let mut columns: Vec<Field> = header
-            .fields
-            .iter()
-            .filter(|f| f.visible)
-            .cloned()
-            .collect();
-        columns.sort_by_key(|f| f.order);
+        let mut columns = self
+            .shape
+            .columns(&header.fields)
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         for c in &mut columns {
             let name_len = c.name.len() as u32;
             c.width = c
@@ -113,27 +130,60 @@ impl Printer {
     }
 
     pub fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        if self.format == Format::Json
+            && !self.shape.filters()
+            && !self.shape.has_fields()
+            && self.table_flag.is_none()
+        {
+            // The fast path: the agent's line as it is (no parsing).
+            out.write_all(&crate::escape::json(line))?;
+            return out.write_all(b"\n");
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_slice(line).map_err(std::io::Error::other)?;
+        let table = v.is_array();
+        if let Some(flag) = self.table_flag.filter(|_| !table) {
+            return Err(std::io::Error::other(format!(
+                "{flag} applies to toppers and snapshotters (tables); this gadget \
+                 {} (leave {flag} out; --filter and --fields work on every gadget)",
+                if self.histograms {
+                    "prints histograms"
+                } else {
+                    "is a tracer: it prints each event as it comes"
+                }
+            )));
+        }
+        if let serde_json::Value::Array(rows) = &mut v {
+            if self.shape.filters() && self.format != Format::Columns {
+                rows.retain(|r| self.shape.matches(r));
+            }
+        } else if !self.histograms && !self.shape.matches(&v) {
+            return Ok(());
+        }
+        if self.shape.has_fields() && !self.histograms && self.format != Format::Columns {
+            self.project(&mut v);
+        }
         match self.format {
             Format::Json => {
-                out.write_all(&crate::escape::json(line))?;
+                let text = serde_json::to_vec(&v).map_err(std::io::Error::other)?;
+                out.write_all(&crate::escape::json(&text))?;
                 out.write_all(b"\n")
             }
             Format::Seccomp => {
-                let v: serde_json::Value =
-                    serde_json::from_slice(line).map_err(std::io::Error::other)?;
                 self.seccomp.add(&v);
                 Ok(())
             }
             Format::Jsonpretty => {
-                let v: serde_json::Value =
-                    serde_json::from_slice(line).map_err(std::io::Error::other)?;
                 let text = serde_json::to_vec_pretty(&v).map_err(std::io::Error::other)?;
                 out.write_all(&crate::escape::json(&text))?;
                 out.write_all(b"\n")
             }
+            Format::Yaml => {
+                let doc = crate::escape::yaml(&v).map_err(std::io::Error::other)?;
+                out.write_all(b"---\n")?;
+                out.write_all(&doc)
+            }
             Format::Columns => {
-                let v: serde_json::Value =
-                    serde_json::from_slice(line).map_err(std::io::Error::other)?;
                 if let serde_json::Value::Array(rows) = &v {
                     return self.table(rows, out);
                 }
@@ -151,6 +201,23 @@ impl Printer {
                 let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
                 self.row(&refs, out)
             }
+        }
+    }
+
+    /// Keeps only the `--fields` columns of an event or of each table row.
+    fn project(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Array(rows) => rows.iter_mut().for_each(|r| self.project(r)),
+            serde_json::Value::Object(map) => {
+                let mut kept = serde_json::Map::with_capacity(self.columns.len());
+                for c in &self.columns {
+                    if let Some(x) = map.remove(&c.name) {
+                        kept.insert(c.name.clone(), x);
+                    }
+                }
+                *map = kept;
+            }
+            _ => {}
         }
     }
 

@@ -438,3 +438,161 @@ fn errors_lead_somewhere() {
         assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     }
 }
+
+fn titles(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Item 2: --fields, --filter, -o yaml on tracers and snapshots; --sort and
+/// --max-rows refused on a tracer; bad fields and rules named.
+#[test]
+fn fields_filters_and_yaml_shape_every_kind() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("shape");
+    let me = std::process::id().to_string();
+    let obj = gadget("trace_open");
+    let a = dir.path().join("probe-a");
+    let b = dir.path().join("probe-b");
+    std::fs::write(&a, b"x").unwrap();
+    let activity = || {
+        open(&a);
+        open(&b); // missing: ret -2
+    };
+    let trace = |extra: &[&str]| {
+        let mut args = vec!["run", s(&obj), "--targ_pid", &me, "--timeout", "2s"];
+        args.extend_from_slice(extra);
+        let out = run_during(&agent, &args, activity);
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        out
+    };
+
+    // Exactly these columns, in this order; then relative changes.
+    let out = trace(&["--fields", "fname,ret"]);
+    assert_eq!(titles(&out), ["FNAME", "RET"]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.split_whitespace().eq([s(&b), "-2"])),
+        "{}",
+        stdout(&out)
+    );
+    let out = trace(&["--fields", "+flags,-uid,-comm"]);
+    let t = titles(&out);
+    assert!(
+        t.contains(&"FLAGS".to_string()) && t.contains(&"PID".to_string()),
+        "{t:?}"
+    );
+    assert!(
+        !t.contains(&"UID".to_string()) && !t.contains(&"COMM".to_string()),
+        "{t:?}"
+    );
+
+    // Filters: regex and numbers; only matching events, in every format.
+    let out = trace(&[
+        "--filter",
+        "fname~probe-,ret<0",
+        "--fields",
+        "fname,ret",
+        "-o",
+        "json",
+    ]);
+    let events = json_lines(&out);
+    assert_eq!(events, [serde_json::json!({"fname": s(&b), "ret": -2})]);
+    let out = trace(&[
+        "--filter",
+        "fname~probe-",
+        "--filter",
+        "ret>=0",
+        "-o",
+        "yaml",
+        "--fields",
+        "fname,ret",
+    ]);
+    let text = stdout(&out);
+    let docs: Vec<Value> = text
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap_or_else(|e| panic!("{d:?}: {e}")))
+        .collect();
+    assert_eq!(docs.len(), 1, "{text}");
+    assert_eq!(docs[0]["fname"], s(&a));
+    assert!(docs[0]["ret"].as_i64().unwrap() >= 0);
+    let out = trace(&["--filter", "fname==", "-o", "json"]);
+    assert!(
+        json_lines(&out).is_empty(),
+        "no event has an empty fname: {}",
+        stdout(&out)
+    );
+
+    // A snapshot: filter and fields apply to its rows.
+    let snap = gadget("snapshot_process");
+    let rule = format!("pid=={me}");
+    let out = agent.ctl(&[
+        "run",
+        s(&snap),
+        "--filter",
+        &rule,
+        "--fields",
+        "pid,comm",
+        "-o",
+        "json",
+    ]);
+    let tables = json_lines(&out);
+    assert_eq!(tables.len(), 1, "{}", stderr(&out));
+    let rows = tables[0].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["comm", "pid"]
+    );
+    assert_eq!(rows[0]["pid"].to_string(), me);
+    let out = agent.ctl(&["run", s(&snap), "--filter", &rule, "--fields", "comm,pid"]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].split_whitespace().eq(["COMM", "PID"]), "{text}");
+
+    // --sort/--max-rows on a tracer: a clear error, not silence.
+    for flag in [["--sort", "pid"], ["--max-rows", "3"]] {
+        let args = [
+            "run",
+            s(&obj),
+            "--targ_pid",
+            &me,
+            "--timeout",
+            "5s",
+            flag[0],
+            flag[1],
+        ];
+        let out = run_during(&agent, &args, activity);
+        fails_with(
+            &out,
+            &format!(
+                "{} applies to toppers and snapshotters (tables); this gadget is a tracer",
+                flag[0]
+            ),
+        );
+    }
+
+    // Bad fields and rules name themselves and the valid choices.
+    let out = agent.ctl(&["run", s(&obj), "--fields", "fname,rte", "--timeout", "1s"]);
+    fails_with(
+        &out,
+        "--fields: no field `rte` in this gadget; did you mean `ret`? its fields: ",
+    );
+    assert!(stderr(&out).contains("fname"), "{}", stderr(&out));
+    let out = agent.ctl(&["run", s(&obj), "--filter", "ret>abc", "--timeout", "1s"]);
+    fails_with(
+        &out,
+        "--filter `ret>abc`: ret is a number (i32); compare it with a number",
+    );
+    let out = agent.ctl(&["run", s(&obj), "--filter", "ret", "--timeout", "1s"]);
+    fails_with(&out, "--filter `ret`: no operator; expected FIELD==VALUE");
+}
