@@ -186,7 +186,7 @@ fn parameters_are_typed_flags_with_help() {
     );
     let out = agent.ctl(&["run", s(&open), "--nope", "1"]);
     assert!(
-        stderr(&out).contains("`--nope` is not a parameter of gadget trace_open; its parameters: --targ_pid, --targ_failed"),
+        stderr(&out).contains("`--nope` is neither an option of `gadgetctl run` nor a parameter of gadget trace_open; its parameters: --targ_pid, --targ_failed"),
         "{}",
         stderr(&out)
     );
