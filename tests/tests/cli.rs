@@ -92,7 +92,7 @@ fn run_takes_options_and_gadget_parameters_in_any_order() {
         assert_eq!(ours[0]["fname"], s(&missing));
         assert_eq!(ours[0]["ret"], -libc::ENOENT);
         assert!(
-            events.iter().all(|e| e["pid"].to_string() == me),
+            events.iter().all(|e| e["pid"] == std::process::id()),
             "{events:?}"
         );
     }
