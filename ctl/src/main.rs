@@ -1,6 +1,7 @@
 //! gadgetctl: run and manage eBPF gadgets through gadgetd.
 
 mod build;
+mod columns;
 mod containers;
 mod escape;
 mod generate;
@@ -228,7 +229,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::List { output, all } => list(address, output, all).await,
         Command::Containers(args) => containers::containers(address, args).await,
         Command::Attach { id, output, shape } => {
-            let printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
+            let mut printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
+            if output == Format::Columns && containers::host_has_none(address).await {
+                printer.hide_enrichment();
+            }
             let mgr = manager(address).await?;
             let fd = mgr.attach(&id).await?;
             stream_events(fd.into(), printer, None).await
@@ -272,11 +276,14 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     // A missing file is named before anything is asked of the agent.
     let image = run_images::image_of(&args.gadget)?;
-    let printer = Printer::shaped(
+    let mut printer = Printer::shaped(
         args.output,
         shape::Shape::new(&args.shape)?,
         args.kinds.table_flag(),
     );
+    if args.output == Format::Columns && containers::host_has_none(address).await {
+        printer.hide_enrichment();
+    }
     let mut params = parse_params(&args.params)?;
     let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
     args.kinds.add_options(&mut opts);

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use gadgetd_dbus::stream::{Alignment, Ellipsis, Field, Header};
+use gadgetd_dbus::stream::{Alignment, Field, Header};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -33,6 +33,11 @@ pub struct Printer {
     histograms: bool,
     /// Tables refresh in place on a terminal.
     tty: bool,
+    /// Lines fit this many cells (the terminal's width, or `COLUMNS`).
+    limit: Option<usize>,
+    /// Hide the container enrichment columns unless `--fields` names them
+    /// (a host without containers: they would stay empty).
+    hide_enrichment: bool,
     seccomp: crate::seccomp::Profile,
 }
 
@@ -59,8 +64,16 @@ impl Printer {
             tables_printed: 0,
             histograms: false,
             tty: std::io::stdout().is_terminal(),
+            limit: crate::columns::line_limit(),
+            hide_enrichment: false,
             seccomp: Default::default(),
         }
+    }
+
+    /// Hides the container columns (`runtime.*`, `k8s.*`) unless `--fields`
+    /// names them: for a host where the agent sees no containers.
+    pub fn hide_enrichment(&mut self) {
+        self.hide_enrichment = true;
     }
 
     /// Output that needs the whole run (`-o seccomp`); call at the end line.
@@ -112,6 +125,14 @@ impl Printer {
             .shape
             .columns(&header.fields)
             .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        if self.hide_enrichment {
+            columns.retain(|c| {
+                self.shape.named(&c.name)
+                    || !crate::columns::ENRICHMENT_PREFIXES
+                        .iter()
+                        .any(|p| c.name.starts_with(p))
+            });
+        }
         for c in &mut columns {
             let name_len = c.name.len() as u32;
             c.width = c
@@ -121,6 +142,9 @@ impl Printer {
             if let Some(max) = c.max_width {
                 c.width = c.width.min(max);
             }
+        }
+        if let Some(limit) = self.limit {
+            crate::columns::fit_to(&mut columns, limit);
         }
         self.columns = columns;
         self.histograms = header.fields.iter().any(|f| f.kind == "histogram");
@@ -223,15 +247,25 @@ impl Printer {
 
     fn row(&self, cells: &[&str], out: &mut impl Write) -> std::io::Result<()> {
         let mut line = String::new();
+        let mut used = 0;
         for (i, (c, text)) in self.columns.iter().zip(cells).enumerate() {
             let last = i + 1 == self.columns.len();
-            // Untrusted text (file names, comms...) is escaped before it is fitted.
-            let text = crate::escape::terminal(text);
-            let fitted = fit(&text, c.width as usize, c.ellipsis, last);
-            let pad = (c.width as usize).saturating_sub(fitted.chars().count());
             if i > 0 {
                 line.push(' ');
+                used += 1;
             }
+            // The last column takes the rest of the line: all of it without
+            // a terminal width, else what is left up to the edge.
+            let width = match (last, self.limit) {
+                (false, _) => c.width as usize,
+                (true, None) => usize::MAX,
+                (true, Some(limit)) => limit.saturating_sub(used),
+            };
+            // Untrusted text (file names, comms...) is escaped before it is fitted.
+            let text = crate::escape::terminal(text);
+            let fitted = crate::columns::fit(&text, width, c.ellipsis);
+            let pad = (c.width as usize).saturating_sub(crate::columns::cells(&fitted));
+            used += c.width as usize;
             match c.alignment {
                 Alignment::Right => {
                     line.extend(std::iter::repeat_n(' ', pad));
@@ -262,35 +296,10 @@ fn cell_text(v: Option<&serde_json::Value>) -> String {
     }
 }
 
-/// Cuts `text` to `width` characters with an ellipsis; the last column may overflow.
-fn fit(text: &str, width: usize, ellipsis: Ellipsis, last: bool) -> String {
-    let len = text.chars().count();
-    if len <= width || last || width == 0 {
-        return text.to_string();
-    }
-    let keep = width.saturating_sub(1);
-    match ellipsis {
-        Ellipsis::None => text.chars().take(width).collect(),
-        Ellipsis::End => text.chars().take(keep).chain(['…']).collect(),
-        Ellipsis::Start => ['…']
-            .into_iter()
-            .chain(text.chars().skip(len - keep))
-            .collect(),
-        Ellipsis::Middle => {
-            let head = keep / 2;
-            let tail = keep - head;
-            text.chars()
-                .take(head)
-                .chain(['…'])
-                .chain(text.chars().skip(len - tail))
-                .collect()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gadgetd_dbus::stream::Ellipsis;
 
     fn field(name: &str, width: u32, alignment: Alignment) -> Field {
         Field {

@@ -124,6 +124,13 @@ impl Shape {
         Ok(Shape { fields, rules })
     }
 
+    /// Whether `--fields` names `field` (to show or to hide it).
+    pub fn named(&self, field: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|e| matches!(e, Entry::Exact(n) | Entry::Add(n) | Entry::Remove(n) if n == field))
+    }
+
     /// Whether `--fields` is set (JSON and YAML then carry only those fields).
     pub fn has_fields(&self) -> bool {
         !self.fields.is_empty()

@@ -596,3 +596,101 @@ fn fields_filters_and_yaml_shape_every_kind() {
     let out = agent.ctl(&["run", s(&obj), "--filter", "ret", "--timeout", "1s"]);
     fails_with(&out, "--filter `ret`: no operator; expected FIELD==VALUE");
 }
+
+/// gadgetctl with `COLUMNS` set, its stdout piped.
+fn ctl_with_columns(agent: &Agent, columns: &str, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(bin("gadgetctl"))
+        .arg("--address")
+        .arg(&agent.bus_address)
+        .args(args)
+        .env("COLUMNS", columns)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Terminal cells of a line (the ellipsis and these ASCII names take one each).
+fn cells(line: &str) -> usize {
+    line.chars().count()
+}
+
+/// Item 3: lines fit COLUMNS (no wrapping), cut where the definition says,
+/// container columns hidden on a host without containers, tables too.
+#[test]
+fn columns_fit_the_terminal_width() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let me = std::process::id().to_string();
+    let obj = gadget("trace_open");
+    let dir = TempDir::new("width");
+    let long = dir.path().join("x".repeat(200));
+    assert!(
+        agent.ctl(&["containers", "-o", "json"]).stdout.is_empty(),
+        "this host has containers"
+    );
+
+    for width in ["80", "60", "200"] {
+        let client = ctl_with_columns(
+            &agent,
+            width,
+            &["run", s(&obj), "--targ_pid", &me, "--timeout", "2s"],
+        );
+        agent.wait_running(1);
+        open(&long);
+        let out = client.wait_with_output().unwrap();
+        agent.wait_running(0);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let limit: usize = width.parse().unwrap();
+        assert!(
+            text.lines().all(|l| cells(l) <= limit),
+            "wider than {width}:\n{text}"
+        );
+        let t = titles(&out);
+        assert!(
+            t.iter()
+                .all(|t| !t.starts_with("RUNTIME.") && !t.starts_with("K8S.")),
+            "{t:?}"
+        );
+        let line = text
+            .lines()
+            .find(|l| l.contains(" -2 ") && l.contains("/tmp/gad"))
+            .unwrap_or_else(|| panic!("no event for the long name:\n{text}"));
+        // The file name is the last column: cut at the edge with an ellipsis.
+        assert_eq!(cells(line), limit.min(cells(line)), "{line}");
+        assert!(line.ends_with('…'), "{line:?}");
+    }
+
+    // Named in --fields, a container column shows even here.
+    let client = ctl_with_columns(
+        &agent,
+        "120",
+        &[
+            "run",
+            s(&obj),
+            "--targ_pid",
+            &me,
+            "--timeout",
+            "1s",
+            "--fields",
+            "pid,runtime.containerName,fname",
+        ],
+    );
+    agent.wait_running(1);
+    open(&long);
+    let out = client.wait_with_output().unwrap();
+    agent.wait_running(0);
+    assert_eq!(titles(&out), ["PID", "RUNTIME.CONTAINERNAME", "FNAME"]);
+
+    // A snapshot table at 40 columns: every line fits, the widest columns shrank.
+    let snap = gadget("snapshot_process");
+    let out = ctl_with_columns(&agent, "40", &["run", s(&snap), "--max-rows", "5"])
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.lines().all(|l| cells(l) <= 40), "{text}");
+    assert_eq!(titles(&out), ["PID", "PPID", "UID", "COMM"]);
+}
