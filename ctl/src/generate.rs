@@ -1,17 +1,9 @@
-//! Shell completions (`gadgetctl completion SHELL`, as docker and kubectl do)
-//! and man pages (hidden `gadgetctl generate-man DIR`, used by packaging).
+//! Man pages (hidden `gadgetctl generate-man DIR`, used by packaging).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Command;
-use clap_complete::Shell;
-
-/// Writes the completion script for `shell` to stdout.
-pub fn completion(mut cmd: Command, shell: Shell) {
-    let name = cmd.get_name().to_string();
-    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
-}
 
 /// Writes `gadgetctl.1` and one page per subcommand, nested ones included
 /// (`gadgetctl-image-build.1`): every page a SUBCOMMANDS section refers to.

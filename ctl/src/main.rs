@@ -2,6 +2,7 @@
 
 mod build;
 mod columns;
+mod complete;
 mod containers;
 mod escape;
 mod generate;
@@ -69,6 +70,7 @@ enum Command {
     /// Stream the events of a live run (Ctrl-C detaches; the run goes on).
     Attach {
         /// Run id (or a unique prefix), or run name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::runs))]
         id: String,
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
@@ -80,10 +82,11 @@ enum Command {
     /// Stop runs; returns once they have stopped (a run that already ended is left as it is).
     Stop {
         /// Run ids or names.
-        #[arg(required = true)]
+        #[arg(required = true, add = clap_complete::ArgValueCandidates::new(complete::runs))]
         ids: Vec<String>,
     },
-    /// Print a shell completion script (e.g. `gadgetctl completion bash > /etc/bash_completion.d/gadgetctl`).
+    /// Print a shell completion script (e.g. `gadgetctl completion bash > /etc/bash_completion.d/gadgetctl`);
+    /// it completes run ids, local images and gadget parameters by asking gadgetd.
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -110,7 +113,7 @@ enum Command {
     /// Forget ended runs (their state; journal entries stay in the journal).
     Rm {
         /// Run ids or names.
-        #[arg(required = true)]
+        #[arg(required = true, add = clap_complete::ArgValueCandidates::new(complete::runs))]
         ids: Vec<String>,
         /// Stop live runs first.
         #[arg(short = 'f', long)]
@@ -128,6 +131,7 @@ enum ListFormat {
 struct RunArgs {
     /// A gadget image ([REGISTRY/]NAME[:TAG], NAME@sha256:DIGEST, a digest
     /// prefix) or a compiled gadget object (FILE.o).
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete::gadgets))]
     gadget: PathBuf,
     /// Definition file (YAML). Default: FILE.yaml next to the object, if any.
     #[arg(long, value_name = "FILE")]
@@ -158,8 +162,24 @@ struct RunArgs {
     gadget_params: run_params::ParamArgs,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // `COMPLETE=SHELL gadgetctl -- WORDS`: the shell asks for completions.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var("COMPLETE")
+        .complete();
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(async_main()),
+        Err(e) => {
+            eprintln!("gadgetctl: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> ExitCode {
     if let Some(code) = run_params::gadget_help(<Cli as clap::CommandFactory>::command()).await {
         return code;
     }
@@ -218,7 +238,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let address = cli.address.as_deref();
     match cli.command {
         Command::Completion { shell } => {
-            generate::completion(<Cli as clap::CommandFactory>::command(), shell);
+            complete::registration(shell)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::GenerateMan { dir } => {

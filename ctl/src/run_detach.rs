@@ -30,6 +30,7 @@ impl DetachArgs {
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
     /// Run id (or a unique prefix), or run name.
+    #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::runs))]
     pub id: String,
     /// Keep printing new events until the run ends (Ctrl-C to quit).
     #[arg(short = 'f', long)]

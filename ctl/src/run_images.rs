@@ -109,7 +109,7 @@ pub async fn check_spelling(address: Option<&str>, image: &str) -> Result<()> {
 
 /// The gadget name of an image reference: its last path component, untagged
 /// (`ghcr.io/gadgetd/gadget/trace_open:latest` → `trace_open`).
-fn gadget_name(reference: &str) -> Option<&str> {
+pub(crate) fn gadget_name(reference: &str) -> Option<&str> {
     let last = reference.rsplit('/').next()?;
     let name = last.split(['@', ':']).next()?;
     (!name.is_empty()).then_some(name)

@@ -19,7 +19,8 @@ pub struct ParamArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "--PARAM VALUE"
+        value_name = "--PARAM VALUE",
+        add = clap_complete::ArgValueCompleter::new(crate::complete::gadget_params)
     )]
     pub gadget_flags: Vec<String>,
 }
@@ -256,7 +257,7 @@ pub async fn gadget_help(mut cmd: clap::Command) -> Option<ExitCode> {
     }
 }
 
-fn address_arg(args: &[String]) -> Option<String> {
+pub(crate) fn address_arg(args: &[String]) -> Option<String> {
     args.iter().enumerate().find_map(|(i, a)| {
         if a == "--address" {
             args.get(i + 1).cloned()

@@ -694,3 +694,64 @@ fn columns_fit_the_terminal_width() {
     assert!(text.lines().all(|l| cells(l) <= 40), "{text}");
     assert_eq!(titles(&out), ["PID", "PPID", "UID", "COMM"]);
 }
+
+/// What the shell gets when it completes `words` (fish's protocol: one
+/// `value<TAB>help` per line), against this agent.
+fn complete(agent: &Agent, words: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(bin("gadgetctl"))
+        .arg("--")
+        .arg("gadgetctl")
+        .args(words)
+        .env("COMPLETE", "fish")
+        .env("GADGETD_ADDRESS", &agent.bus_address)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
+}
+
+/// Item 11: completions ask the agent for run ids and names, local images,
+/// and the gadget's parameters.
+#[test]
+fn completions_know_runs_images_and_parameters() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let obj = gadget("trace_open");
+    let id = ok(
+        &agent.ctl(&["run", "-d", "--name", "completeme", s(&obj)]),
+        "run -d",
+    )
+    .trim()
+    .to_string();
+    agent.wait_running(1);
+    for command in ["stop", "rm", "attach", "logs"] {
+        let got = complete(&agent, &[command, ""]);
+        assert!(
+            got.contains(&id) && got.contains(&"completeme".to_string()),
+            "{command}: {got:?}"
+        );
+    }
+    let got = complete(&agent, &["run", s(&obj), "--targ"]);
+    assert!(
+        got.contains(&"--targ_pid".to_string()) && got.contains(&"--targ_failed".to_string()),
+        "{got:?}"
+    );
+
+    let include = repo_root().join("include");
+    let dir = repo_root().join("gadgets/top_file");
+    ok(
+        &agent.ctl(&["build", "--include", s(&include), "-t", "top_file", s(&dir)]),
+        "build",
+    );
+    let got = complete(&agent, &["run", "top_f"]);
+    assert!(got.contains(&"top_file".to_string()), "{got:?}");
+    let got = complete(&agent, &["run", "top_file", "--"]);
+    assert!(
+        got.contains(&"--pid".to_string()) && got.contains(&"--regular_only".to_string()),
+        "the image's parameters: {got:?}"
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
