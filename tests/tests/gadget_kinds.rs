@@ -224,7 +224,7 @@ fn parameters_are_typed_flags_with_help() {
         &me,
         "--targ_failed",
     ]);
-    std::thread::sleep(Duration::from_millis(1000));
+    agent.wait_running(1);
     let dir = TempDir::new("flags");
     let _ = std::fs::File::open(dir.path().join("exists-not"));
     std::fs::write(dir.path().join("exists"), b"").unwrap();
@@ -349,7 +349,7 @@ fn a_profiler_with_an_interval_prints_and_resets_its_histogram_each_time() {
         "--targ_value",
         "25",
     ]);
-    std::thread::sleep(Duration::from_millis(700));
+    agent.wait_running(1);
     const CALLS: u64 = 40;
     for _ in 0..CALLS {
         // SAFETY: getpid has no preconditions.
