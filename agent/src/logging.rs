@@ -70,7 +70,10 @@ pub fn init(target: Target, json: bool, namespace: Option<&str>) -> Option<Strin
     };
     let mut note = None;
     if journal {
-        let path = gadgetd::journal::Journal::socket_path(namespace);
+        let path = match namespace {
+            Some(ns) => std::path::PathBuf::from(format!("/run/systemd/journal.{ns}/socket")),
+            None => std::path::PathBuf::from("/run/systemd/journal/socket"),
+        };
         match Journald::connect(&path) {
             Ok(layer) => {
                 tracing_subscriber::registry()
