@@ -105,6 +105,7 @@ fn a_topper_prints_one_sorted_array_per_interval() {
         "--pid",
         &me,
     ]);
+    agent.wait_running(1);
     // Activity: three files written with different amounts, repeatedly.
     let dir = TempDir::new("top");
     let start = Instant::now();
