@@ -9,13 +9,16 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps gadgets images bench-images bench-kinds test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
+.PHONY: all deps deps-build gadgets images bench-images bench-kinds test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
 
 all: build gadgets images
 
-# Debian packages the build and the tests need (idempotent, quiet when present).
+# Debian packages (idempotent, quiet when present): building and running
+# only (deps-build), or that plus what the tests need (deps).
 deps:
-	@./.ci/install-deps
+	@./.ci/install-deps test
+deps-build:
+	@./.ci/install-deps build
 
 gadgets: $(GADGET_OBJS) $(GADGETS:%=build/gadgets/%.yaml)
 
@@ -43,7 +46,7 @@ build/gadgets.tar: $(wildcard gadgets/*/program.bpf.c gadgets/*/gadget.yaml) $(H
 	$(BIN)/gadgetctl build --include include -o $@ $(GADGETS:%=gadgets/%)
 
 # The README's first command: trace this machine with trace_open for a few seconds.
-run: deps build gadgets images
+run: deps-build build gadgets images
 	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o build/gadgets.tar
 
 # The README's second command: the whole suite, against the real kernel and real daemons.
