@@ -76,13 +76,13 @@ bench-images: deps build
 
 # Gadget kinds: topper read cost (10,000 entries), snapshot_process time.
 bench-kinds: deps gadgets
-	GADGETD_GADGETS=$(CURDIR)/build/gadgets $(CARGO) bench -p gadgetd --bench kinds
+	GADGETD_GADGETS=$(CURDIR)/build/gadgets $(CARGO) bench -p gadgetd-runtime --features bench-internals --bench kinds
 
 fmt:
 	$(CARGO) fmt --all
 
 lint:
-	$(CARGO) clippy --workspace --all-targets
+	$(CARGO) clippy --workspace --all-targets --all-features
 
 clean:
 	rm -rf build
