@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | a flexible-array member, `ctx->args[1]` of `struct syscall_trace_enter` (access `0:2:1`) or `bpf_raw_tracepoint_args.args[1]` (`0:0:1`) | `invalid access string … array index out of bounds`: it compares the array subscript, not the member index, with the last member | resolved as libbpf does: a zero-length array that is a struct's last member takes any subscript |
 //! | kind 12, `bpf_core_type_matches()` | `invalid BTF relocation kind 12`: the whole object fails to parse | resolved with libbpf's type-match rules |
-//! | a relocation no kernel type satisfies | the instruction is silently poisoned; the verifier says `invalid func unknown#195896080` | poisoned with [`POISON_BASE`] + the relocation's number, so [`explain_poison`] names the program, instruction, type and access string |
+//! | a relocation no kernel type satisfies | the instruction is silently poisoned; the verifier says `invalid func unknown#195896080` | when the verifier reaches it, [`explain_poison`] names the program, instruction, type and access string ([`unresolved`]); ours are poisoned with [`POISON_BASE`] + their number |
 //!
 //! Every other relocation is left to aya. What we resolve is patched into
 //! the program's instructions and removed from `.BTF.ext` (the section is
@@ -935,36 +935,40 @@ pub fn fix_up(elf_bytes: &[u8], kernel: impl FnOnce() -> Result<Arc<BtfTable>>) 
     let local = BtfTable::parse(data(&btf_sec)?)?;
     let ext_bytes = data(&ext_sec)?;
     let ext = parse_btf_ext(ext_bytes, &local)?;
-    if ext.relos.is_empty() {
+    // Only what aya-obj 0.3 cannot do is ours: kind 12 and flexible-array
+    // accesses. Finding them needs no kernel BTF, so ordinary objects pay
+    // nothing here (parsing the kernel's BTF takes ~170 ms in a debug build).
+    let mut mine = Vec::new();
+    for relo in &ext.relos {
+        match local_spec(&local, relo) {
+            Ok(spec) if relo.kind == TYPE_MATCHES || spec.flex => mine.push((relo, spec)),
+            Ok(_) => {}
+            // Malformed for us: leave it to aya, whose message will say why.
+            Err(_) if relo.kind < TYPE_MATCHES => {}
+            Err(e) => {
+                return Err(GadgetError::Load(format!(
+                    "{}: {e}",
+                    describe(&elf, relo, &relo.access)
+                )));
+            }
+        }
+    }
+    if mine.is_empty() {
         return Ok(out);
     }
     let kernel = &*kernel()?;
     let mut patched = elf_bytes.to_vec();
     let mut ours = vec![false; ext.relos.len()];
     let mut cand_cache: HashMap<u32, Vec<u32>> = HashMap::new();
-    for relo in &ext.relos {
+    for (relo, spec) in mine {
         let fail = |reason: String| {
             GadgetError::Load(format!("{}: {reason}", describe(&elf, relo, &relo.access)))
-        };
-        let spec = match local_spec(&local, relo) {
-            Ok(spec) => spec,
-            // Malformed for us: leave it to aya, whose message will say why.
-            Err(_) if relo.kind < TYPE_MATCHES => continue,
-            Err(e) => return Err(fail(e)),
         };
         let cands = match cand_cache.entry(relo.type_id) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(candidates(&local, relo.type_id, kernel)?),
         };
-        let must = relo.kind == TYPE_MATCHES || spec.flex;
-        let res = match resolve(&local, kernel, relo, &spec, cands) {
-            Ok(r) => r,
-            Err(e) if must => return Err(fail(e)),
-            Err(_) => continue,
-        };
-        if !must && res != Resolution::Poison {
-            continue;
-        }
+        let res = resolve(&local, kernel, relo, &spec, cands).map_err(fail)?;
         let sec = elf
             .section_by_name(&relo.section)
             .ok_or_else(|| fail(format!("no section `{}` in the object", relo.section)))?;
@@ -1035,32 +1039,89 @@ fn without_relos(ext_bytes: &[u8], ext: &BtfExt, drop: &[bool]) -> Result<Vec<u8
     Ok(out)
 }
 
-/// Turns a verifier error about a poisoned instruction (`unknown#N`, N from
-/// [`POISON_BASE`]) into the relocation that could not be resolved: program,
-/// instruction, type, access string and what to do. `None` when `reason`
-/// holds no such marker.
-pub fn explain_poison(elf_bytes: &[u8], reason: &str) -> Option<String> {
+/// aya-obj 0.3 poisons an unresolvable relocation with this call number
+/// (as libbpf does); the verifier prints `unknown#195896080`.
+const AYA_POISON: i64 = 0x0bad_2310;
+
+/// Every relocation of the object that nothing in `kernel` satisfies,
+/// described (program, instruction, `type.field`, access string), with the
+/// name of the program it is in. Walks all candidates: for error paths and
+/// checks, not for every load.
+pub fn unresolved(elf_bytes: &[u8], kernel: &BtfTable) -> Result<Vec<(String, String)>> {
+    let elf = object::File::parse(elf_bytes).map_err(|e| GadgetError::NotElf(e.to_string()))?;
+    let (Some(btf_sec), Some(ext_sec)) =
+        (elf.section_by_name(".BTF"), elf.section_by_name(".BTF.ext"))
+    else {
+        return Ok(Vec::new());
+    };
+    let local = BtfTable::parse(data(&btf_sec)?)?;
+    let ext = parse_btf_ext(data(&ext_sec)?, &local)?;
+    let mut cand_cache: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut out = Vec::new();
+    for relo in &ext.relos {
+        let Ok(spec) = local_spec(&local, relo) else {
+            continue;
+        };
+        let cands = match cand_cache.entry(relo.type_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(candidates(&local, relo.type_id, kernel)?),
+        };
+        if let Ok(Resolution::Poison) = resolve(&local, kernel, relo, &spec, cands) {
+            let program =
+                function_at(&elf, &relo.section, relo.insn_off as u64).unwrap_or_default();
+            out.push((program, describe(&elf, relo, &spec.path)));
+        }
+    }
+    Ok(out)
+}
+
+const WHAT_TO_DO: &str = "nothing in the running kernel's BTF matches it, and the program uses the result. Guard the access with bpf_core_field_exists()/bpf_core_type_exists(), or check the field's name and type against this kernel";
+
+/// Turns a verifier error about a poisoned instruction (`unknown#N`) of
+/// `program` into the relocation that could not be resolved: program,
+/// instruction, type, access string and what to do. N is ours
+/// ([`POISON_BASE`] + the relocation's number: exact) or aya's
+/// (`195896080`: the program's unresolvable relocations are listed, with
+/// the instruction the verifier stopped at). `None` when `reason` holds no
+/// such marker.
+pub fn explain_poison(elf_bytes: &[u8], program: &str, reason: &str) -> Option<String> {
     let pos = reason.find("unknown#")?;
     let digits: String = reason[pos + 8..]
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '-')
         .collect();
-    let n = digits
-        .parse::<i64>()
-        .ok()?
-        .checked_sub(POISON_BASE as i64)?;
+    let marker = digits.parse::<i64>().ok()?;
+    let elf = object::File::parse(elf_bytes).ok()?;
+    if marker == AYA_POISON {
+        let kernel = kernel_table().ok()?;
+        let found: Vec<String> = unresolved(elf_bytes, &kernel)
+            .ok()?
+            .into_iter()
+            .filter(|(p, _)| p == program)
+            .map(|(_, d)| d)
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        // The verifier's own line: `123: (85) call unknown#195896080`.
+        let at = reason[..pos]
+            .rsplit('\n')
+            .next()
+            .and_then(|line| line.split(':').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .map(|n| format!(" (the verifier stopped at instruction {n} of the loaded program)"))
+            .unwrap_or_default();
+        return Some(format!("{}: {WHAT_TO_DO}{at}", found.join("; ")));
+    }
+    let n = marker.checked_sub(POISON_BASE as i64)?;
     if !(0..0x10000).contains(&n) {
         return None;
     }
-    let elf = object::File::parse(elf_bytes).ok()?;
     let local = BtfTable::parse(elf.section_by_name(".BTF")?.data().ok()?).ok()?;
     let ext = parse_btf_ext(elf.section_by_name(".BTF.ext")?.data().ok()?, &local).ok()?;
     let relo = ext.relos.get(n as usize)?;
     let path = local_spec(&local, relo).map_or_else(|_| relo.access.clone(), |s| s.path);
-    Some(format!(
-        "{}: nothing in the running kernel's BTF matches it, and the program uses the result. Guard the access with bpf_core_field_exists()/bpf_core_type_exists(), or check the field's name and type against this kernel",
-        describe(&elf, relo, &path)
-    ))
+    Some(format!("{}: {WHAT_TO_DO}", describe(&elf, relo, &path)))
 }
 
 #[cfg(test)]
@@ -1121,7 +1182,10 @@ mod tests {
 
     #[test]
     fn explain_ignores_other_errors() {
-        assert_eq!(explain_poison(b"", "invalid func unknown#195896080"), None);
-        assert_eq!(explain_poison(b"", "permission denied"), None);
+        assert_eq!(
+            explain_poison(b"", "p", "invalid func unknown#195896080"),
+            None
+        );
+        assert_eq!(explain_poison(b"", "p", "permission denied"), None);
     }
 }

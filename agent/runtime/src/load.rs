@@ -237,8 +237,8 @@ pub fn attach_all_with(
         }
         let status =
             attach_one(ebpf, prog, &mut att, netns, cgroup, sample_hz).map_err(|reason| {
-                match core_relo::explain_poison(&obj.bytes, &reason) {
-                    Some(why) => GadgetError::Load(format!("{why} (the verifier: {reason})")),
+                match core_relo::explain_poison(&obj.bytes, &prog.name, &reason) {
+                    Some(why) => GadgetError::Load(why),
                     None => GadgetError::Program {
                         program: prog.name.clone(),
                         section: prog.section.clone(),
