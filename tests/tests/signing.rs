@@ -887,12 +887,14 @@ fn the_runtime_library_checks_the_run_policy_too() {
     let agent = Agent::start_with(&bus, &["--policy-dir", s(policy.path())]);
     let tag = "localhost:5000/lib/trace_open:v1";
     let digest = build(&agent.bus_address, "trace_open", tag);
-    let mut opts = Opts::default();
-    opts.timeout = Some(Duration::from_millis(200));
-    opts.image = ImageOptions {
-        state_dir: agent.state.path().to_path_buf(),
-        pull: Pull::Never,
-        policy_dir: policy.path().to_path_buf(),
+    let opts = Opts {
+        timeout: Some(Duration::from_millis(200)),
+        image: ImageOptions {
+            state_dir: agent.state.path().to_path_buf(),
+            pull: Pull::Never,
+            policy_dir: policy.path().to_path_buf(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     match run_image(tag, &opts) {
