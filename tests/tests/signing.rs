@@ -875,3 +875,52 @@ fn polkit_can_deny_object_files_while_images_stay_allowed() {
     // Root is not subject to polkit.
     try_run(&svc.bus_address, s(&object), &[]).unwrap();
 }
+
+/// The library's `run_image` (no agent) honours the same run policy.
+#[test]
+fn the_runtime_library_checks_the_run_policy_too() {
+    use gadgetd_runtime::{GadgetError, ImageOptions, Opts, Pull, run_image};
+    let keys = Keys::new();
+    let policy = PolicyDir::new();
+    policy.write("10.toml", &PolicyDir::trust(&keys.public("p256"), "*"));
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--policy-dir", s(policy.path())]);
+    let tag = "localhost:5000/lib/trace_open:v1";
+    let digest = build(&agent.bus_address, "trace_open", tag);
+    let opts = Opts {
+        timeout: Some(Duration::from_millis(200)),
+        image: ImageOptions {
+            state_dir: agent.state.path().to_path_buf(),
+            pull: Pull::Never,
+            policy_dir: policy.path().to_path_buf(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match run_image(tag, &opts) {
+        Err(GadgetError::Image { reference, reason }) => {
+            assert_eq!(reference, tag);
+            assert!(
+                reason.starts_with(&format!(
+                    "refused by the run policy: image {digest} has no signature"
+                )),
+                "{reason}"
+            );
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("an unsigned image ran under a policy requiring signatures"),
+    }
+    ok(
+        &agent.ctl(&[
+            "image",
+            "sign",
+            "--no-upload",
+            "--key",
+            s(&keys.key("p256")),
+            tag,
+        ]),
+        "sign",
+    );
+    let run = run_image(tag, &opts).expect("the signed image runs");
+    assert_eq!(run.gadget().name(), "trace_open");
+}
