@@ -16,9 +16,13 @@ pub enum GadgetError {
     #[error("map `{map}`: {reason}")]
     MapConvention { map: String, reason: String },
     #[error(
-        "the object has no data source: declare a `print_*` ring buffer or perf event array whose value is the event struct"
+        "the object has no data source: declare a tracer (`GADGET_TRACER_MAP(events, bytes); GADGET_TRACER(name, events, event);`, or a `print_*` ring buffer whose value is the event struct), an iterator (`GADGET_ITER`), a map iterator (`GADGET_MAPITER`), a `stats_*` or a `hist_*` map"
     )]
     NoDataSource,
+    /// An Inspektor Gadget marker global (`gadget_tracer_*`, ...) that is malformed
+    /// or names a map, struct or program the object does not have.
+    #[error("marker `{marker}`: {reason}")]
+    Marker { marker: String, reason: String },
     #[error("field `{field}`: {reason}")]
     UnsupportedType { field: String, reason: String },
     #[error("definition file: {0}")]

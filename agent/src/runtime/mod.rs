@@ -12,6 +12,7 @@ pub mod kernel_enums;
 pub mod kinds;
 pub mod layout;
 pub mod load;
+pub mod markers;
 pub mod mntns_filter;
 pub mod name_tables;
 pub mod names;

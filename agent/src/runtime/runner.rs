@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use aya::Ebpf;
 use gadgetd_dbus::stream::{Alignment, Field};
 
-use super::classify::{self, Tracer};
+use super::classify::{self, SourceKind, Tracer};
 use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
 use super::error::{GadgetError, Result};
-use super::kinds::{self, Profiler, Snapshotter, Topper};
+use super::kinds::{Profiler, Snapshotter, Topper};
 use super::layout::{self, Layout};
 use super::load::{self, Attachments, LoadRequest};
 use super::mntns_filter::MntnsFilterMap;
@@ -100,12 +100,21 @@ fn check_definition_names(
             .map(|f| f.0.as_str())
             .chain(enrich::FIELDS.iter().map(|(n, _)| *n))
     };
-    if let Some(c) = def.columns.iter().find(|c| !fields().any(|f| f == c.name)) {
-        return Err(GadgetError::Definition(format!(
+    for c in def
+        .columns
+        .iter()
+        .filter(|c| !fields().any(|f| f == c.name))
+    {
+        let message = format!(
             "column `{}` names no field of the event (fields: {})",
             c.name,
             fields().collect::<Vec<_>>().join(", ")
-        )));
+        );
+        // Inspektor Gadget only warns about field annotations naming no field.
+        if c.strict {
+            return Err(GadgetError::Definition(message));
+        }
+        tracing::warn!("gadget.yaml: {message}");
     }
     if let Some(p) = def
         .params
@@ -172,9 +181,18 @@ fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
 impl Gadget {
     /// Parses an ELF object and an optional definition YAML.
     pub fn from_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
-        let definition = Definition::parse(definition_yaml.unwrap_or(""))?;
+        let mut definition = Definition::parse(definition_yaml.unwrap_or(""))?;
         let obj = GadgetObject::parse(bytes)?;
         let kind = classify_kind(&obj)?;
+        let source = match &kind {
+            Kind::Tracer(t) => t.name.as_str(),
+            Kind::Snapshotter(s) => s.name.as_str(),
+            Kind::Topper(t, ..) => t.name.as_str(),
+            Kind::Profiler(p) => p.first().map_or("", |p| p.name.as_str()),
+        };
+        for w in definition.select_datasource(source)? {
+            tracing::warn!("{w}");
+        }
         let layout = match &kind {
             Kind::Tracer(t) => layout::build(&obj.btf, t.event_type)?,
             Kind::Snapshotter(s) => layout::build(&obj.btf, s.row_type)?,
@@ -589,53 +607,62 @@ fn netns_of_interest(opts: &RunOptions) -> Result<Vec<snapshot::Netns>> {
 /// to the inode of the network namespace a socket-filter instance watches.
 const NETNS_GLOBAL: &str = "gadget_current_netns";
 
-/// Picks the one kind an object is. A gadget may carry helper maps of other
-/// kinds; the first convention found in this order wins.
+/// Picks the data source this runtime runs: an object may declare several
+/// (`classify::data_sources`), but one run streams one of them. The first
+/// in this order wins: snapshotter, tracer, map iterator (topper), then all
+/// histograms together; the others are named in a warning.
 fn classify_kind(obj: &GadgetObject) -> Result<Kind> {
-    if let Some(s) = kinds::snapshotter(obj)? {
-        return Ok(Kind::Snapshotter(s));
+    let found = classify::data_sources(obj)?;
+    for w in &found.warnings {
+        tracing::warn!("{w}");
     }
-    let mut tracers = classify::tracers(obj)?;
-    match tracers.len() {
-        0 => {}
-        1 => return Ok(Kind::Tracer(tracers.remove(0))),
-        _ => {
-            return Err(GadgetError::MapConvention {
-                map: tracers
-                    .iter()
-                    .map(|t| t.map.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: "several tracer maps in one gadget are not supported; keep one print_ map"
-                    .into(),
-            });
-        }
-    }
-    let mut toppers = kinds::toppers(obj)?;
-    match toppers.len() {
-        0 => {}
-        1 => {
-            let t = toppers.remove(0);
+    let rank = |k: &SourceKind| match k {
+        SourceKind::Snapshotter(_) => 0,
+        SourceKind::Tracer(_) => 1,
+        SourceKind::Topper(_) => 2,
+        SourceKind::Profiler(_) => 3,
+    };
+    let Some(first) = found.sources.iter().min_by_key(|s| rank(&s.kind)) else {
+        return Err(GadgetError::NoDataSource);
+    };
+    let kind = match &first.kind {
+        SourceKind::Snapshotter(s) => Kind::Snapshotter(s.clone()),
+        SourceKind::Tracer(t) => Kind::Tracer(t.clone()),
+        SourceKind::Topper(t) => {
             let key = layout::build_or_scalar(&obj.btf, t.key_type, "key")?;
             let value = layout::build_or_scalar(&obj.btf, t.value_type, "value")?;
-            return Ok(Kind::Topper(t, key, value));
+            Kind::Topper(t.clone(), key, value)
         }
-        _ => {
-            return Err(GadgetError::MapConvention {
-                map: toppers
-                    .iter()
-                    .map(|t| t.map.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: "several stats_ maps in one gadget are not supported; keep one".into(),
-            });
-        }
+        SourceKind::Profiler(_) => Kind::Profiler(
+            found
+                .sources
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    SourceKind::Profiler(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    };
+    let skipped: Vec<String> = found
+        .sources
+        .iter()
+        .filter(|s| match (&s.kind, &first.kind) {
+            (SourceKind::Profiler(_), SourceKind::Profiler(_)) => false,
+            _ => !std::ptr::eq(*s, first),
+        })
+        .map(|s| format!("`{}` ({})", s.name, s.kind.describe()))
+        .collect();
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "the gadget has {} data sources; this agent runs one per run: `{}` ({}), not {}",
+            found.sources.len(),
+            first.name,
+            first.kind.describe(),
+            skipped.join(", ")
+        );
     }
-    let profilers = kinds::profilers(obj)?;
-    if !profilers.is_empty() {
-        return Ok(Kind::Profiler(profilers));
-    }
-    Err(GadgetError::NoDataSource)
+    Ok(kind)
 }
 
 fn empty_layout() -> Layout {
