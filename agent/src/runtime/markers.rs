@@ -106,6 +106,10 @@ impl Markers {
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Markers> {
         let mut m = Markers::default();
         for global in names {
+            // The seed's convention, not a marker: the row type of `iter/` programs.
+            if global == "gadget_iter_type" {
+                continue;
+            }
             // Longest prefixes first: `gadget_iter_` must not take `gadget_mapelem_iter_target_`.
             if let Some(rest) = global.strip_prefix("gadget_tracer_") {
                 let [name, map, event_struct] =
@@ -230,6 +234,7 @@ mod tests {
             "gadget_sk_prog_target_verdict___sock_map",
             "targ_failed",
             "gadget_filter_by_mntns",
+            "gadget_iter_type",
         ])
         .unwrap();
         assert_eq!(
