@@ -48,7 +48,7 @@ static __always_inline void *get_path_str(struct path *path)
 	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
 	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
 	struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-	u32 end = GADGET_PATH_HALF, off = end;
+	u32 end = GADGET_PATH_HALF, off = end, next;
 	char slash = '/';
 
 	if (!out)
@@ -75,13 +75,16 @@ static __always_inline void *get_path_str(struct path *path)
 		len = (name.len + 1) & (PATH_MAX - 1);
 		if (len > off)
 			break;
-		off -= len;
-		n = bpf_probe_read_kernel_str(&out->buf[off & (GADGET_PATH_HALF - 1)], len,
-					      (void *)name.name);
-		if (n <= 1) {
-			off += len;
+		/*
+		 * Masked so that every iteration's `off` has the same range for
+		 * the verifier (which can then prune); the value is unchanged,
+		 * as off - len < GADGET_PATH_HALF.
+		 */
+		next = (off - len) & (GADGET_PATH_HALF - 1);
+		n = bpf_probe_read_kernel_str(&out->buf[next], len, (void *)name.name);
+		if (n <= 1)
 			break;
-		}
+		off = next;
 		/* The component's NUL becomes the separator before the next one. */
 		out->buf[(off + n - 1) & (GADGET_PATH_BUF_SIZE - 1)] = slash;
 		dentry = parent;

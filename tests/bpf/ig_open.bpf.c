@@ -12,6 +12,7 @@
 
 #include <gadget/buffer.h>
 #include <gadget/common.h>
+#include <gadget/filesystem.h>
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/types.h>
@@ -25,6 +26,7 @@ struct event {
 	gadget_file_mode mode_raw;
 	__u32 kind; /* an index into kinds[] below */
 	char fname[NAME_MAX];
+	char fpath[GADGET_PATH_MAX]; /* with --paths: the opened file's full path */
 };
 
 struct comm_key {
@@ -39,6 +41,10 @@ struct comm_stats {
 /* Only failed opens (flag renamed to --failed by ig_open.yaml). */
 const volatile bool targ_failed = false;
 GADGET_PARAM(targ_failed);
+
+/* Resolve the full path of opened files (gadget/filesystem.h). */
+const volatile bool paths = false;
+GADGET_PARAM(paths);
 
 /* Not marked: data, never a parameter. */
 const volatile __u32 internal_weights[4] = { 1, 2, 3, 4 };
@@ -118,6 +124,9 @@ int ig_test_openat_x(struct trace_event_raw_sys_exit *ctx)
 	e->timestamp_raw = bpf_ktime_get_boot_ns();
 	e->fd = ret >= 0 ? ret : 0;
 	e->error_raw = ret >= 0 ? 0 : -ret;
+	if (paths && ret >= 0 &&
+	    read_full_path_of_open_file_fd(ret, e->fpath, sizeof(e->fpath)) <= 0)
+		e->fpath[0] = '\0';
 	/* Uses the static table, so it stays in .rodata. */
 	if (e->kind < 4 && kinds[e->kind][0] == 'c')
 		e->mode_raw |= 0;

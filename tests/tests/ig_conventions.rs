@@ -83,6 +83,7 @@ fn only_marked_globals_are_parameters_with_their_well_known_and_yaml_names() {
             ("gid", "targ_gid", "4294967295"),
             ("comm", "targ_comm", ""),
             ("failed", "targ_failed", "false"),
+            ("paths", "paths", "false"),
         ]
     );
     assert_eq!(g.params()[5].description, "Show only failed opens");
@@ -235,6 +236,44 @@ fn the_common_filters_select_by_comm_and_uid() {
 }
 
 #[test]
+fn full_paths_resolve_symlinks_and_relative_names() {
+    let test = ig_gadget("ig_open").param("paths", "true");
+    let dir = std::env::temp_dir().join(format!("ig-paths-{}", random_hex(4)));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/target.txt"), "x").unwrap();
+    std::os::unix::fs::symlink(dir.join("sub/target.txt"), dir.join("link")).unwrap();
+    let link = dir.join("link").to_str().unwrap().to_string();
+    let target = dir.join("sub/target.txt").to_str().unwrap().to_string();
+    let sub = dir.join("sub");
+    let (capture, (cat, rel)) = test
+        .trace_with(move || {
+            let cat = Workload::new("cat").arg(&link).run().0;
+            let rel = Workload::new("sh")
+                .arg("-c")
+                .arg(format!("cd {} && exec cat ./target.txt", sub.display()))
+                .run()
+                .0;
+            (cat, rel)
+        })
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for (pid, fname) in [(cat, dir.join("link")), (rel, "./target.txt".into())] {
+        let fname = fname.to_str().unwrap().to_string();
+        let ev = capture
+            .find(|e| e["proc.pid"] == pid && e["fname"] == fname.as_str())
+            .unwrap_or_else(|| panic!("no open of {fname} by {pid}: {:?}", capture.events));
+        assert_eq!(ev["fpath"], target.as_str(), "{ev:?}");
+    }
+    // Without --paths the field stays empty.
+    let plain = ig_gadget("ig_open");
+    let capture = plain
+        .trace(|| Workload::new("cat").arg("/etc/hostname").run())
+        .unwrap();
+    let ev = capture.find(|e| e["fname"] == "/etc/hostname").unwrap();
+    assert_eq!(ev["fpath"], "");
+}
+
+#[test]
 fn a_gadget_iter_snapshot_lists_our_process() {
     let test = ig_gadget("ig_iter");
     let rows = test.snapshot().unwrap();
@@ -247,8 +286,12 @@ fn a_gadget_iter_snapshot_lists_our_process() {
     assert_eq!(me["uid"], 0);
     assert_eq!(me["mntns_id"], own_ns("mnt"));
     assert_eq!(me["comm"], own_comm_of_process());
-    // Only processes: every row is a thread-group leader.
-    assert!(rows.iter().any(|r| r["pid"] == 1));
+    // The host's processes, kernel threads included.
+    assert!(
+        rows.iter()
+            .any(|r| r["pid"] == 2 && r["comm"] == "kthreadd"),
+        "not the host's pid namespace"
+    );
 }
 
 /// The comm of the test process's main thread.

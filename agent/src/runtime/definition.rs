@@ -103,17 +103,27 @@ pub struct ParamDef {
 /// One of Inspektor Gadget's `datasources.<name>`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct DataSourceDef {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub annotations: BTreeMap<String, Scalar>,
-    #[serde(default)]
-    pub fields: BTreeMap<String, FieldDef>,
+    /// A field may be listed with no annotations (`fname:`).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub fields: BTreeMap<String, Option<FieldDef>>,
 }
 
 /// One of Inspektor Gadget's `datasources.<ds>.fields.<name>`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct FieldDef {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub annotations: BTreeMap<String, Scalar>,
+}
+
+/// `key:` with nothing after it (YAML null) reads as the empty value.
+fn null_is_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// An annotation value: YAML lets `columns.width: 8` be a number and
@@ -298,6 +308,7 @@ impl Definition {
         };
         for (name, field) in ds.fields {
             let annotations = field
+                .unwrap_or_default()
                 .annotations
                 .into_iter()
                 .map(|(k, v)| (k, v.0))
@@ -608,6 +619,22 @@ some-future-key: [1, 2]
             ]
         );
         assert!(def.column("fd").is_none());
+    }
+
+    #[test]
+    fn empty_entries_are_empty_not_errors() {
+        // As in Inspektor Gadget's snapshot_process and ttysnoop.
+        let mut def =
+            Definition::parse("---\ndatasources:\n  processes:\n    fields:\nparams:\n  ebpf:\n")
+                .unwrap();
+        assert!(def.select_datasource("processes").unwrap().is_empty());
+        let mut def = Definition::parse(
+            "datasources:\n  tty:\n    annotations:\n    fields:\n      len:\n      buf:\n        annotations:\n          columns.width: 32\n",
+        )
+        .unwrap();
+        def.select_datasource("tty").unwrap();
+        assert_eq!(def.column("buf").unwrap().width, Some(32));
+        assert_eq!(def.column("len").unwrap().width, None);
     }
 
     #[test]
