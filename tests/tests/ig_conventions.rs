@@ -159,9 +159,11 @@ fn a_tracer_with_a_renamed_parameter_reports_failed_opens_only() {
         "proc.parent.pid",
         "proc.mntns_id",
         "error_raw",
-        "error_raw_name",
+        "error",
         "fd",
         "flags_raw",
+        "flags",
+        "mode",
         "kind",
     ]
     .iter()
@@ -171,8 +173,8 @@ fn a_tracer_with_a_renamed_parameter_reports_failed_opens_only() {
         serde_json::Value::Object(picked),
         json!({"proc.comm": "cat", "proc.pid": pid, "proc.tid": pid, "proc.creds.uid": 0,
                "proc.creds.gid": 0, "proc.parent.pid": std::process::id(),
-               "proc.mntns_id": own_ns("mnt"), "error_raw": 2, "error_raw_name": "ENOENT",
-               "fd": 0, "flags_raw": 0, "kind": 1})
+               "proc.mntns_id": own_ns("mnt"), "error_raw": 2, "error": "ENOENT",
+               "fd": 0, "flags_raw": 0, "flags": "O_RDONLY", "mode": "----------", "kind": 1})
     );
     // --failed: the successful open of /etc/hostname is not reported.
     assert!(
@@ -271,6 +273,141 @@ fn full_paths_resolve_symlinks_and_relative_names() {
         .unwrap();
     let ev = capture.find(|e| e["fname"] == "/etc/hostname").unwrap();
     assert_eq!(ev["fpath"], "");
+}
+
+#[test]
+fn every_formatter_prints_the_activity_we_make() {
+    let test = ig_gadget("ig_formats").param("uid", "65534");
+    let dir = std::env::temp_dir().join(format!("ig-formats-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let script = format!(
+        "trap '' USR1; dd if=/etc/hostname of=/dev/null bs=1500 count=1 2>/dev/null; touch {}/f; kill -USR1 $$; sleep 0.25",
+        dir.display()
+    );
+    let (capture, (sh, status)) = test
+        .trace_with(move || {
+            Workload::new("sh")
+                .arg("-c")
+                .arg(script)
+                .as_user(65534, 65534)
+                .run()
+        })
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "{status:?}");
+    let find = |comm: &str, op: &str| {
+        capture
+            .find(|e| e["proc.comm"] == comm && e["op"] == op && e["proc.creds.uid"] == 65534)
+            .unwrap_or_else(|| panic!("no {op} by {comm} in {} events", capture.events.len()))
+            .clone()
+    };
+    let pick = |e: &gadgetd::testing::Event, keys: &[&str]| {
+        serde_json::Value::Object(
+            keys.iter()
+                .map(|k| (k.to_string(), e.get(*k).cloned().unwrap_or_default()))
+                .collect(),
+        )
+    };
+    let read = capture
+        .find(|e| e["proc.comm"] == "dd" && e["bytes_raw"] == 1500)
+        .unwrap_or_else(|| panic!("no 1500-byte read by dd in {} events", capture.events.len()));
+    assert_eq!(
+        pick(
+            read,
+            &[
+                "syscall_raw",
+                "syscall",
+                "op_raw",
+                "op",
+                "bytes",
+                "proc.creds.uid_name"
+            ]
+        ),
+        json!({"syscall_raw": 0, "syscall": "read", "op_raw": 1, "op": "IGT_READ", "bytes": "1.5 kB",
+               "proc.creds.uid_name": "nobody"})
+    );
+    // touch's own open (not the loader's of its libraries): the one creating.
+    let open = capture
+        .find(|e| e["proc.comm"] == "touch" && e["flags_raw"].as_u64().unwrap() & 0o100 != 0)
+        .unwrap_or_else(|| {
+            panic!(
+                "no creating open by touch in {} events",
+                capture.events.len()
+            )
+        });
+    assert_eq!(
+        pick(open, &["syscall", "flags", "mode", "access", "access_raw"]),
+        json!({"syscall": "openat", "flags": "O_WRONLY|O_CREAT|O_NOCTTY|O_NONBLOCK",
+               "mode": "-rw-rw-rw-", "access": "IGT_WRITE|IGT_CREATE", "access_raw": 3})
+    );
+    let kill = find("sh", "IGT_KILL");
+    assert_eq!(
+        pick(
+            &kill,
+            &[
+                "proc.pid",
+                "syscall",
+                "sig_raw",
+                "sig",
+                "error_raw",
+                "error"
+            ]
+        ),
+        json!({"proc.pid": sh, "syscall": "kill", "sig_raw": 10, "sig": "SIGUSR1", "error_raw": 3, "error": "ESRCH"})
+    );
+    let sleep = find("sleep", "IGT_SLEEP");
+    assert_eq!(
+        pick(
+            &sleep,
+            &["syscall", "duration_raw", "duration", "proc.parent.pid"]
+        ),
+        json!({"syscall": "clock_nanosleep", "duration_raw": 250_000_000, "duration": "250ms", "proc.parent.pid": sh})
+    );
+    // Timestamps: the raw boot-time nanoseconds, and the wall-clock time.
+    let ts = sleep["timestamp"].as_str().unwrap();
+    assert!(ts.starts_with("20") && ts.ends_with('Z'), "{ts}");
+    assert!(sleep["timestamp_raw"].as_u64().unwrap() > 0);
+    // Kernel stacks from ig_kstack (gadget/kernel_stack_map.h).
+    let stack: Vec<&str> = kill["kstack"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{kill:?}"))
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        stack.iter().any(|f| f.starts_with("do_syscall_64")),
+        "{stack:?}"
+    );
+
+    // Columns: raw members with a formatted twin and __ members are hidden.
+    let fields = test.gadget.fields();
+    let visible = |n: &str| fields.iter().find(|f| f.name == n).unwrap().visible;
+    for raw in [
+        "timestamp_raw",
+        "syscall_raw",
+        "op_raw",
+        "sig_raw",
+        "flags_raw",
+        "bytes_raw",
+        "kstack_raw",
+    ] {
+        assert!(!visible(raw), "{raw} is visible");
+    }
+    for shown in [
+        "timestamp",
+        "syscall",
+        "op",
+        "sig",
+        "flags",
+        "bytes",
+        "kstack",
+        "proc.comm",
+    ] {
+        assert!(visible(shown), "{shown} is hidden");
+    }
+    assert!(!visible("__reserved"));
+    assert_eq!(kill["__reserved"], 7, "hidden in columns, still in JSON");
 }
 
 #[test]

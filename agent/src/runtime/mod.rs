@@ -8,6 +8,7 @@ pub mod decode;
 pub mod definition;
 pub mod enrich;
 pub mod error;
+pub mod formats;
 pub mod kernel_enums;
 pub mod kinds;
 pub mod layout;

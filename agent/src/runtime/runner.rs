@@ -143,19 +143,20 @@ type Described = (String, String, u32, bool);
 fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
     let mut described: Vec<Described> = Vec::new();
     for f in &layout.fields {
+        let kind = f.value_kind();
         described.push((
             f.name.clone(),
-            f.kind.type_name(),
-            f.kind.default_width(),
-            f.kind.right_aligned(),
+            kind.type_name(),
+            kind.default_width(),
+            kind.right_aligned(),
         ));
-        if let Some(suffix) = f.kind.companion_suffix() {
-            let (kind, width) = if suffix == "_syms" {
-                ("list", 40)
-            } else {
-                ("string", 12)
+        if let Some((name, kind)) = f.companion() {
+            let width = match kind {
+                "list" => 40,
+                "timestamp" => 30,
+                _ => 12,
             };
-            described.push((format!("{}{suffix}", f.name), kind.into(), width, false));
+            described.push((name, kind.into(), width, false));
         }
     }
     match kind {
@@ -176,6 +177,16 @@ fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
         _ => {}
     }
     described
+}
+
+/// Inspektor Gadget's conventions for columns: a member `X_raw` whose
+/// formatted `X` is printed too, and members whose name (or a parent
+/// struct's) starts with `__`, are hidden unless asked for (`--fields`).
+fn hidden_by_default(name: &str, all: &[String]) -> bool {
+    let raw_with_formatted = name
+        .strip_suffix("_raw")
+        .is_some_and(|base| all.iter().any(|n| n == base));
+    raw_with_formatted || name.split('.').any(|part| part.starts_with("__"))
 }
 
 impl Gadget {
@@ -267,12 +278,14 @@ impl Gadget {
     /// column attributes.
     pub fn fields(&self) -> Vec<Field> {
         let described = described_fields(&self.layout, &self.kind);
+        let names: Vec<String> = described.iter().map(|d| d.0.clone()).collect();
         let mut fields: Vec<Field> = described
             .into_iter()
             .enumerate()
             .map(|(i, (name, kind, default_width, right))| {
                 let col = self.definition.column(&name);
                 let width = col.and_then(|c| c.width).unwrap_or(default_width);
+                let hidden = hidden_by_default(&name, &names);
                 Field {
                     name,
                     kind,
@@ -284,7 +297,7 @@ impl Gadget {
                     } else {
                         Alignment::Left
                     }),
-                    visible: col.and_then(|c| c.visible).unwrap_or(true),
+                    visible: col.and_then(|c| c.visible).unwrap_or(!hidden),
                     order: col.and_then(|c| c.order).unwrap_or(i as i32 * 10),
                     ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
                     description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
@@ -395,10 +408,13 @@ impl Gadget {
             _ => None,
         };
         let enricher = opts.enricher.clone().map(|e| e.0);
-        let stacks = match ebpf.take_map(stacks::STACK_MAP) {
-            Some(map) => Some(std::sync::Arc::new(
+        let stack_map = stacks::STACK_MAPS
+            .iter()
+            .find_map(|name| ebpf.take_map(name).map(|m| (*name, m)));
+        let stacks = match stack_map {
+            Some((name, map)) => Some(std::sync::Arc::new(
                 stacks::KernelStacks::new(map).map_err(|reason| GadgetError::Reader {
-                    map: stacks::STACK_MAP.into(),
+                    map: name.into(),
                     reason,
                 })?,
             )),
