@@ -438,3 +438,42 @@ fn own_comm_of_process() -> String {
         .trim()
         .to_string()
 }
+
+#[test]
+fn gadgetctl_builds_an_inspektor_gadget_directory_as_it_is() {
+    let dir = TempDir::new("ig-build");
+    // A directory name that is not an image name, IG's prose `name:`, and a
+    // build.yaml naming the program and metadata files (and a wasm module).
+    let gadget = dir.path().join("My IG_Gadget");
+    std::fs::create_dir_all(&gadget).unwrap();
+    let bpf = repo_root().join("tests/bpf");
+    std::fs::copy(bpf.join("ig_open.bpf.c"), gadget.join("prog.bpf.c")).unwrap();
+    std::fs::copy(bpf.join("ig_open.yaml"), gadget.join("meta.yaml")).unwrap();
+    std::fs::write(
+        gadget.join("build.yaml"),
+        "ebpfsource: prog.bpf.c\nmetadata: meta.yaml\nwasm: go/program.go\n",
+    )
+    .unwrap();
+    let tar = dir.path().join("out.tar");
+    let out = std::process::Command::new(bin("gadgetctl"))
+        .args(["build", "--include"])
+        .arg(repo_root().join("include"))
+        .args(["--arch", "amd64", "-o"])
+        .arg(&tar)
+        .arg(&gadget)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out);
+    assert_eq!(
+        line.split_whitespace().next(),
+        Some("my-ig_gadget"),
+        "{line}"
+    );
+    assert!(
+        stderr(&out).contains("build.yaml's wasm module `go/program.go` is not built"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::metadata(&tar).unwrap().len() > 0);
+}
