@@ -477,3 +477,29 @@ fn gadgetctl_builds_an_inspektor_gadget_directory_as_it_is() {
     );
     assert!(std::fs::metadata(&tar).unwrap().len() > 0);
 }
+
+#[test]
+fn maps_inspektor_gadget_sizes_at_run_time_get_their_size() {
+    // ig_build_id is declared with max_entries 0: without a size it cannot be created.
+    for size in [None, Some("16")] {
+        let mut test = ig_gadget("ig_sized");
+        if let Some(n) = size {
+            test = test.param("ig_build_id_max_entries", n);
+        }
+        // getppid(2), which the program traces.
+        let (capture, (pid, _)) = test
+            .trace_with(|| {
+                Workload::new("python3")
+                    .args(["-c", "import os; os.getppid()"])
+                    .run()
+            })
+            .unwrap_or_else(|e| panic!("size {size:?}: {e}"));
+        assert!(
+            capture
+                .find(|e| e["pid"] == pid && e["stored"] == 1)
+                .is_some(),
+            "size {size:?}: {:?}",
+            capture.events.first()
+        );
+    }
+}

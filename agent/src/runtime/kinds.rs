@@ -316,6 +316,36 @@ pub fn profilers(obj: &GadgetObject) -> Result<Vec<Profiler>> {
     Ok(out)
 }
 
+/// Maps Inspektor Gadget's headers declare with `max_entries` 0 and size at
+/// run time from a `.rodata` parameter: (map, parameter, default).
+const RUNTIME_SIZED: &[(&str, &str, u32)] = &[("ig_build_id", "ig_build_id_max_entries", 1024)];
+
+/// Sizes for the object's run-time-sized maps (see [`RUNTIME_SIZED`]): the
+/// parameter's value as the run sets it (`globals`), else its default in
+/// `.rodata`. Only maps declared with `max_entries` 0 are sized.
+pub fn runtime_max_entries(
+    obj: &GadgetObject,
+    globals: &[(String, Vec<u8>)],
+) -> Vec<(String, u32)> {
+    RUNTIME_SIZED
+        .iter()
+        .filter(|(map, ..)| obj.map(map).is_some_and(|m| m.max_entries == 0))
+        .map(|(map, param, default)| {
+            let set = globals.iter().find(|(k, _)| k == param).map(|(_, v)| {
+                let mut b = [0u8; 4];
+                let n = v.len().min(4);
+                b[..n].copy_from_slice(&v[..n]);
+                u32::from_le_bytes(b)
+            });
+            let n = set
+                .or_else(|| rodata_u64(obj, param).map(|v| v as u32))
+                .filter(|&n| n > 0)
+                .unwrap_or(*default);
+            (map.to_string(), n)
+        })
+        .collect()
+}
+
 fn int_size(obj: &GadgetObject, mut id: u32) -> Result<Option<usize>> {
     for _ in 0..16 {
         match obj.btf.resolve_type_by_id(id).map_err(btf_err)? {

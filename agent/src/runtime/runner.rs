@@ -13,7 +13,7 @@ use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
 use super::error::{GadgetError, Result};
-use super::kinds::{Profiler, Snapshotter, Topper};
+use super::kinds::{self, Profiler, Snapshotter, Topper};
 use super::layout::{self, Layout};
 use super::load::{self, Attachments, LoadRequest};
 use super::mntns_filter::MntnsFilterMap;
@@ -160,7 +160,7 @@ fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
         }
     }
     match kind {
-        Kind::Snapshotter(s) if s.per_netns() => {
+        Kind::Snapshotter(s) if s.per_netns() && !row_has_netns(layout) => {
             described.push(("netns_id".into(), "netns_id".into(), 10, true))
         }
         Kind::Profiler(_) => {
@@ -177,6 +177,11 @@ fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
         _ => {}
     }
     described
+}
+
+/// A row with its own `netns_id` field needs no namespace tag added.
+fn row_has_netns(layout: &Layout) -> bool {
+    layout.fields.iter().any(|f| f.name == "netns_id")
 }
 
 /// Inspektor Gadget's conventions for columns: a member `X_raw` whose
@@ -372,10 +377,11 @@ impl Gadget {
             Kind::Tracer(t) => Some(t.map.clone()),
             _ => None,
         };
-        let max_entries = match (&tracer_map, opts.ring_buffer_bytes) {
+        let mut max_entries = match (&tracer_map, opts.ring_buffer_bytes) {
             (Some(map), Some(b)) => vec![(map.clone(), b)],
             _ => Vec::new(),
         };
+        max_entries.extend(kinds::runtime_max_entries(&self.obj, &globals));
         // Socket filters watch the first namespace of interest; more get instances of their own.
         let mut filter_netns = match self.has_socket_filters() {
             true => netns_of_interest(opts)?,
@@ -489,7 +495,11 @@ impl Gadget {
             let decoder = Decoder::new(&self.layout)
                 .with_stacks(stacks.clone())
                 .with_enricher(enricher.clone());
-            let collected = snapshot::collect(&mut ebpf, s, self.layout.size, &netns)?;
+            let mut collected = snapshot::collect(&mut ebpf, s, self.layout.size, &netns)?;
+            if row_has_netns(&self.layout) {
+                // The row says its namespace itself (Inspektor Gadget's snapshot_socket).
+                collected.netns.iter_mut().for_each(|n| *n = None);
+            }
             *rows = collected.len() as u64;
             *malformed = collected.malformed;
             *line = snapshot_line(&collected, &decoder, sort.as_ref(), opts.max_rows);
