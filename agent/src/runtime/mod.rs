@@ -19,6 +19,7 @@ pub mod name_tables;
 pub mod names;
 pub mod object;
 pub mod params;
+pub mod pinning;
 pub mod profiler;
 pub mod rawmap;
 pub mod reader;

@@ -408,6 +408,9 @@ impl Gadget {
         };
         // However loading ends, the parsed kernel BTF is not kept around.
         let _release = load::KernelBtfRelease;
+        if !super::pinning::pinned_maps(&self.obj).is_empty() {
+            super::pinning::ensure_bpffs();
+        }
         let mut ebpf = load::load(&req)?;
         let mntns_filter = match &opts.mntns_filter {
             Some(ids) if filtering => Some(Arc::new(MntnsFilterMap::take(&mut ebpf, ids)?)),
