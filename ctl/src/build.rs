@@ -103,9 +103,27 @@ fn plan(a: &BuildArgs, target: Option<&String>) -> Result<Plan> {
         (_, Some(t)) => (Some(PathBuf::from(t)), None),
         (_, None) => (Some(PathBuf::from(".")), None),
     };
+    // Inspektor Gadget's build.yaml may name the program and the metadata file.
+    let build_yaml = dir
+        .as_ref()
+        .map(|d| d.join("build.yaml"))
+        .filter(|p| p.is_file())
+        .map(|p| {
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+        })
+        .transpose()?
+        .unwrap_or_default();
+    if let Some(wasm) = top_level_value(&build_yaml, "wasm") {
+        eprintln!(
+            "gadgetctl: warning: build.yaml's wasm module `{}` is not built: gadgetd runs the eBPF program only",
+            wasm.escape_debug()
+        );
+    }
     let source = match (&a.prog, &dir) {
         (Some(p), _) => p.clone(),
-        (None, Some(d)) => d.join("program.bpf.c"),
+        (None, Some(d)) => d.join(
+            top_level_value(&build_yaml, "ebpfsource").unwrap_or_else(|| "program.bpf.c".into()),
+        ),
         (None, None) => unreachable!("no --prog means a directory"),
     };
     if !source.is_file() {
@@ -116,7 +134,10 @@ fn plan(a: &BuildArgs, target: Option<&String>) -> Result<Plan> {
     }
     let definition = match (&a.definition, &dir) {
         (Some(d), _) => Some(d.clone()),
-        (None, Some(d)) => Some(d.join("gadget.yaml")).filter(|p| p.is_file()),
+        (None, Some(d)) => Some(d.join(
+            top_level_value(&build_yaml, "metadata").unwrap_or_else(|| "gadget.yaml".into()),
+        ))
+        .filter(|p| p.is_file()),
         (None, None) => None,
     };
     let include = find_include(a.include.as_deref())?;
@@ -143,14 +164,18 @@ fn plan(a: &BuildArgs, target: Option<&String>) -> Result<Plan> {
     let name = match a.tag.clone().or(image) {
         Some(n) => n,
         None => {
+            // Inspektor Gadget's names are prose ("trace open"): only a name
+            // that is a valid image name is used, else the directory's.
             let from_def = definition
                 .as_ref()
                 .and_then(|d| std::fs::read_to_string(d).ok())
-                .and_then(|y| definition_name(&y));
+                .and_then(|y| definition_name(&y))
+                .filter(|n| valid_image_name(n));
             let from_dir = dir
                 .as_ref()
                 .and_then(|d| std::fs::canonicalize(d).ok())
-                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+                .and_then(|d| d.file_name().map(|n| image_name_from(&n.to_string_lossy())))
+                .filter(|n| !n.is_empty());
             from_def
                 .or(from_dir)
                 .ok_or_else(|| anyhow!("cannot tell the image name; give it with -t IMAGE"))?
@@ -167,10 +192,40 @@ fn plan(a: &BuildArgs, target: Option<&String>) -> Result<Plan> {
 
 /// The `name:` of a definition file (a top-level scalar; no YAML crate needed here).
 fn definition_name(yaml: &str) -> Option<String> {
+    top_level_value(yaml, "name")
+}
+
+/// A top-level `key: value` scalar of a simple YAML file (build.yaml, gadget.yaml).
+fn top_level_value(yaml: &str, key: &str) -> Option<String> {
     yaml.lines()
-        .find_map(|l| l.strip_prefix("name:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// An image name as `docker` accepts one: lowercase letters, digits and
+/// `._-`, `/` between path components.
+fn valid_image_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+        })
+}
+
+/// A valid image name from a directory name: lowercased, other characters as `-`.
+fn image_name_from(dir: &str) -> String {
+    let mapped: String = dir
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '.' | '_' | '-') => c,
+            _ => '-',
+        })
+        .collect();
+    mapped.trim_start_matches(['.', '_', '-']).to_string()
 }
 
 fn tool(env: &str, default: &str) -> String {
@@ -362,5 +417,35 @@ fn tempdir() -> Result<TempDir> {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_from_inspektor_gadget_metadata_and_directories() {
+        assert!(valid_image_name("trace_open"));
+        assert!(valid_image_name("ghcr.io/me/trace-open.v2"));
+        for bad in ["trace open", "Trace", "", "a//b", "-x", "a/_b"] {
+            assert!(!valid_image_name(bad), "{bad}");
+        }
+        assert_eq!(image_name_from("My Gadget_2"), "my-gadget_2");
+        assert_eq!(image_name_from(".hidden"), "hidden");
+        assert_eq!(
+            top_level_value("name: 'trace open'\ndescription: x\n", "name").as_deref(),
+            Some("trace open")
+        );
+        assert_eq!(
+            top_level_value(
+                "ebpfsource: src/prog.bpf.c\nwasm: go/program.go\n",
+                "ebpfsource"
+            )
+            .as_deref(),
+            Some("src/prog.bpf.c")
+        );
+        assert_eq!(top_level_value("  name: nested\n", "name"), None);
+        assert_eq!(top_level_value("names: x\n", "name"), None);
     }
 }

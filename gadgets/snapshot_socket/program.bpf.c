@@ -43,7 +43,7 @@ static __always_inline int write_row(struct seq_file *seq, struct sock_common *s
 	row.state = BPF_CORE_READ(skc, skc_state);
 	row.src.port = BPF_CORE_READ(skc, skc_num);
 	row.dst.port = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
-	row.src.proto = row.dst.proto = proto;
+	row.src.proto_raw = row.dst.proto_raw = proto;
 	if (family == AF_INET) {
 		row.src.addr_raw.v4 = BPF_CORE_READ(skc, skc_rcv_saddr);
 		row.dst.addr_raw.v4 = BPF_CORE_READ(skc, skc_daddr);

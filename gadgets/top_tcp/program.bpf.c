@@ -69,7 +69,7 @@ static __always_inline int count(struct sock_msg_length_args *ctx, const bool se
 	bpf_get_current_comm(&key.comm, sizeof(key.comm));
 	key.src.port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	key.dst.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	key.src.proto = key.dst.proto = IPPROTO_TCP;
+	key.src.proto_raw = key.dst.proto_raw = IPPROTO_TCP;
 	if (family == AF_INET) {
 		key.src.version = key.dst.version = 4;
 		key.src.addr_raw.v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);

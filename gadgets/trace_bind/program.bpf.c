@@ -70,7 +70,7 @@ int trace_bind_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if (targ_failed && ctx->ret >= 0)
 		goto cleanup;
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		goto cleanup;
 	__builtin_memset(&event->addr, 0, sizeof(event->addr));
@@ -91,7 +91,7 @@ int trace_bind_exit(struct trace_event_raw_sys_exit *ctx)
 	event->ret = ctx->ret;
 	event->fd = args->fd;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 cleanup:
 	bpf_map_delete_elem(&start, &pid_tgid);
 	return 0;

@@ -74,7 +74,7 @@ int trace_dns(struct __sk_buff *skb)
 		return 0;
 	flags = bpf_ntohs(flags);
 
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
@@ -85,7 +85,7 @@ int trace_dns(struct __sk_buff *skb)
 	event->ifindex = skb->ifindex;
 	event->src.port = sport;
 	event->dst.port = dport;
-	event->src.proto = event->dst.proto = IPPROTO_UDP;
+	event->src.proto_raw = event->dst.proto_raw = IPPROTO_UDP;
 	if (proto == ETH_P_IP) {
 		event->src.version = event->dst.version = 4;
 		bpf_skb_load_bytes(skb, ETH_HLEN + 12, &event->src.addr_raw.v4, 4);
@@ -114,7 +114,7 @@ int trace_dns(struct __sk_buff *skb)
 		event->qtype = bpf_ntohs(qtype);
 	else
 		event->qtype = 0;
-	gadget_submit_buf(skb, print_events, event, sizeof(*event));
+	gadget_submit_buf(skb, &print_events, event, sizeof(*event));
 	return 0;
 }
 

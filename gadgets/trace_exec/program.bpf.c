@@ -125,7 +125,7 @@ int trace_exit_execve(struct trace_event_raw_sys_exit *ctx)
 	event->retval = ret;
 	event->timestamp = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
-	gadget_output_buf(ctx, print_events, event, sizeof(*event));
+	gadget_output_buf(ctx, &print_events, event, sizeof(*event));
 cleanup:
 	bpf_map_delete_elem(&execs, &pid);
 	return 0;

@@ -131,7 +131,7 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 	if (args->data)
 		bpf_probe_read_user_str(&event->data, sizeof(event->data), args->data);
 	bpf_probe_read_user_str(&event->target, sizeof(event->target), args->target);
-	gadget_output_buf(ctx, print_events, event, sizeof(*event));
+	gadget_output_buf(ctx, &print_events, event, sizeof(*event));
 cleanup:
 	bpf_map_delete_elem(&start, &tid);
 	return 0;

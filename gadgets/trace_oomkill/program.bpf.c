@@ -26,7 +26,7 @@ GADGET_TRACER_MAP(print_events, event, 256 * 1024);
 SEC("tracepoint/oom/mark_victim")
 int trace_oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 {
-	struct event *event = gadget_reserve_buf(print_events, sizeof(*event));
+	struct event *event = gadget_reserve_buf(&print_events, sizeof(*event));
 	unsigned int loc;
 
 	if (!event)
@@ -46,7 +46,7 @@ int trace_oom_mark_victim(struct trace_event_raw_mark_victim *ctx)
 		loc = BPF_CORE_READ(ctx, __data_loc_comm);
 		bpf_probe_read_kernel_str(event->comm, sizeof(event->comm), (void *)ctx + (loc & 0xffff));
 	}
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 	return 0;
 }
 

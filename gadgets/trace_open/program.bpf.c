@@ -76,7 +76,7 @@ int trace_exit_openat(struct trace_event_raw_sys_exit *ctx)
 	if (targ_failed && ret >= 0)
 		goto cleanup;
 
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		goto cleanup;
 
@@ -90,7 +90,7 @@ int trace_exit_openat(struct trace_event_raw_sys_exit *ctx)
 	event->mode = args->mode;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	bpf_probe_read_user_str(&event->fname, sizeof(event->fname), args->fname);
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 cleanup:
 	bpf_map_delete_elem(&start, &pid_tgid);
 	return 0;

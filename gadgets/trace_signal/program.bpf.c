@@ -49,7 +49,7 @@ int trace_signal_generate(struct trace_event_raw_signal_generate *ctx)
 	if (gadget_should_discard_mntns_id(mntns_id))
 		return 0;
 
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		return 0;
 	event->timestamp = bpf_ktime_get_boot_ns();
@@ -63,7 +63,7 @@ int trace_signal_generate(struct trace_event_raw_signal_generate *ctx)
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	/* ctx pointers cannot be offset: copy with a helper. */
 	bpf_probe_read_kernel(event->tcomm, sizeof(event->tcomm), ctx->comm);
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 	return 0;
 }
 

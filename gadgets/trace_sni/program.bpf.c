@@ -91,7 +91,7 @@ int trace_sni(struct __sk_buff *skb)
 	if (!name_len)
 		return 0;
 
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
@@ -101,7 +101,7 @@ int trace_sni(struct __sk_buff *skb)
 	event->pkt_type = skb->pkt_type;
 	event->src.port = load16(skb, l4);
 	event->dst.port = load16(skb, l4 + 2);
-	event->src.proto = event->dst.proto = IPPROTO_TCP;
+	event->src.proto_raw = event->dst.proto_raw = IPPROTO_TCP;
 	if (proto == ETH_P_IP) {
 		event->src.version = event->dst.version = 4;
 		bpf_skb_load_bytes(skb, ETH_HLEN + 12, &event->src.addr_raw.v4, 4);
@@ -116,7 +116,7 @@ int trace_sni(struct __sk_buff *skb)
 			break;
 	}
 	event->name[i & MAX_NAME] = 0;
-	gadget_submit_buf(skb, print_events, event, sizeof(*event));
+	gadget_submit_buf(skb, &print_events, event, sizeof(*event));
 	return 0;
 }
 

@@ -48,7 +48,7 @@ int trace_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	if (gadget_should_discard_mntns_id(mntns_id))
 		return 0;
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
@@ -59,7 +59,7 @@ int trace_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	event->mntns_id = mntns_id;
 	event->src.port = ctx->sport;
 	event->dst.port = ctx->dport;
-	event->src.proto = event->dst.proto = IPPROTO_TCP;
+	event->src.proto_raw = event->dst.proto_raw = IPPROTO_TCP;
 	if (ctx->family == AF_INET) {
 		event->src.version = event->dst.version = 4;
 		/* ctx pointers cannot be offset: copy with a helper. */
@@ -73,7 +73,7 @@ int trace_tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	event->oldstate = ctx->oldstate;
 	event->newstate = ctx->newstate;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 	return 0;
 }
 

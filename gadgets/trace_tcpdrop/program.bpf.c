@@ -72,7 +72,7 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	if (targ_port && targ_port != sport && targ_port != dport)
 		return 0;
 
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
@@ -83,7 +83,7 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	event->src.port = sport;
 	event->dst.port = dport;
-	event->src.proto = event->dst.proto = IPPROTO_TCP;
+	event->src.proto_raw = event->dst.proto_raw = IPPROTO_TCP;
 	if (ctx->protocol == ETH_P_IP) {
 		event->src.version = event->dst.version = 4;
 		bpf_probe_read_kernel(&event->src.addr_raw.v4, 4, head + network + offsetof(struct iphdr, saddr));
@@ -97,7 +97,7 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	/* The flags byte follows the 12-byte ports/seq/ack and the data offset byte. */
 	flags = ((__u8 *)&th)[13];
 	event->tcpflags = flags;
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 	return 0;
 }
 

@@ -57,7 +57,7 @@ int trace_tcpretrans(struct tcp_retransmit_args *ctx)
 
 	if (targ_port && targ_port != ctx->sport && targ_port != ctx->dport)
 		return 0;
-	event = gadget_reserve_buf(print_events, sizeof(*event));
+	event = gadget_reserve_buf(&print_events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
@@ -68,7 +68,7 @@ int trace_tcpretrans(struct tcp_retransmit_args *ctx)
 	event->retransmits = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_retransmits);
 	event->src.port = ctx->sport;
 	event->dst.port = ctx->dport;
-	event->src.proto = event->dst.proto = IPPROTO_TCP;
+	event->src.proto_raw = event->dst.proto_raw = IPPROTO_TCP;
 	if (ctx->family == AF_INET) {
 		event->src.version = event->dst.version = 4;
 		bpf_probe_read_kernel(&event->src.addr_raw.v4, 4, ctx->saddr);
@@ -79,7 +79,7 @@ int trace_tcpretrans(struct tcp_retransmit_args *ctx)
 		bpf_probe_read_kernel(event->dst.addr_raw.v6, 16, ctx->daddr_v6);
 	}
 	event->state = ctx->state;
-	gadget_submit_buf(ctx, print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 	return 0;
 }
 

@@ -1,83 +1,152 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Event buffers for tracers. GADGET_TRACER_MAP(name, event_struct, bytes)
- * declares a ring buffer `name` whose value type is `struct event_struct`
- * (the seed's convention: the agent decodes events with that type and
- * rewrites the definition before loading) plus a per-CPU counter
- * `name_lost_samples`; gadget_reserve_buf() counts failed
- * reservations there, and the agent reports the sum as lost events.
+ * Event buffers for tracers, with Inspektor Gadget's macros and calls:
  *
- * gadget_submit_buf() batches wake-ups: it only wakes the agent when the ring
- * holds GADGET_WAKEUP_BYTES or more (the agent also drains on a short timer),
- * so a busy tracepoint does not pay one wake-up per event.
+ *   GADGET_TRACER_MAP(events, 1024 * 256);          // ring buffer + lost counter
+ *   GADGET_TRACER(open, events, event);             // gadget/macros.h
+ *   ...
+ *   struct event *e = gadget_reserve_buf(&events, sizeof(*e));
+ *   if (!e) return 0;
+ *   ...
+ *   gadget_submit_buf(ctx, &events, e, sizeof(*e));  // or gadget_discard_buf(e)
+ *
+ * GADGET_TRACER_MAP(name, bytes) declares a BPF_MAP_TYPE_RINGBUF `name`, a
+ * marker global `gadget_map_tracer_<name>` and a per-CPU counter
+ * `<name>_lost_samples`, in which failed reservations are counted; the agent
+ * reports their sum as lost events. On kernels without ring buffers (before
+ * 5.8) the same calls fall back to a per-CPU scratch buffer and
+ * bpf_perf_event_output() (the map must then be a perf event array).
+ *
+ * GADGET_TRACER_MAP(name, event_struct, bytes) is gadgetd's older form: the
+ * map's value type names the event struct (the seed's `print_` maps).
+ *
+ * gadget_submit_buf() batches wake-ups: it wakes the agent only when the
+ * ring holds GADGET_WAKEUP_BYTES or more (the agent also drains on a short
+ * timer), so a busy tracepoint does not pay one wake-up per event.
  */
 #ifndef __GADGET_BUFFER_H
 #define __GADGET_BUFFER_H
 
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <gadget/macros.h>
+
+#ifndef GADGET_MAX_EVENT_SIZE
+#define GADGET_MAX_EVENT_SIZE 10240
+#endif
 
 #ifndef GADGET_WAKEUP_BYTES
 #define GADGET_WAKEUP_BYTES (64 * 1024)
 #endif
 
-#define GADGET_TRACER_MAP(name, event_struct, bytes)           \
-	struct {                                               \
-		__uint(type, BPF_MAP_TYPE_RINGBUF);            \
-		__uint(max_entries, bytes);                    \
-		__type(value, struct event_struct);            \
-	} name SEC(".maps");                                   \
-	struct {                                               \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);       \
-		__uint(max_entries, 1);                        \
-		__type(key, __u32);                            \
-		__type(value, __u64);                          \
-	} name##_lost_samples SEC(".maps")
+#define __GADGET_LOST_SAMPLES_MAP(name)                  \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, 1);                  \
+		__uint(key_size, sizeof(__u32));         \
+		__uint(value_size, sizeof(__u64));       \
+	} name##_lost_samples SEC(".maps");
 
-static __always_inline void *__gadget_reserve_buf(void *map, void *lost, __u64 size)
+#define __GADGET_TRACER_MAP_2(name, bytes)               \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);      \
+		__uint(max_entries, bytes);              \
+	} name SEC(".maps");                             \
+	__GADGET_MARKER(gadget_map_tracer_##name)        \
+	__GADGET_LOST_SAMPLES_MAP(name)
+
+#define __GADGET_TRACER_MAP_3(name, event_struct, bytes) \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);      \
+		__uint(max_entries, bytes);              \
+		__type(value, struct event_struct);      \
+	} name SEC(".maps");                             \
+	__GADGET_LOST_SAMPLES_MAP(name)
+
+#define GADGET_TRACER_MAP(...) \
+	__GADGET_PASTE(__GADGET_TRACER_MAP_, __GADGET_NARGS(__VA_ARGS__))(__VA_ARGS__)
+
+#define __GADGET_HAS_RINGBUF(helper) bpf_core_enum_value_exists(enum bpf_func_id, helper)
+
+static __always_inline void __gadget_count_lost(void *lost_samples)
 {
-	void *buf = bpf_ringbuf_reserve(map, size, 0);
+	const __u32 zero = 0;
+	__u64 *count = bpf_map_lookup_elem(lost_samples, &zero);
 
-	if (!buf) {
-		__u32 zero = 0;
-		__u64 *count = bpf_map_lookup_elem(lost, &zero);
+	if (count)
+		*count += 1; /* per-CPU slot: no atomics needed */
+}
 
-		if (count)
-			*count += 1; /* per-CPU slot: no atomics needed */
+static __always_inline __u64 __gadget_wakeup_flags(void *map)
+{
+	return bpf_ringbuf_query(map, BPF_RB_AVAIL_DATA) >= GADGET_WAKEUP_BYTES ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
+}
+
+#ifndef GADGET_NO_BUF_RESERVE
+/* Scratch space for one event per CPU, used where ring buffers are missing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, GADGET_MAX_EVENT_SIZE);
+} gadget_heap SEC(".maps");
+
+static __always_inline void *__gadget_reserve_buf(void *map, void *lost_samples, __u64 size)
+{
+	const __u32 zero = 0;
+
+	if (__GADGET_HAS_RINGBUF(BPF_FUNC_ringbuf_reserve)) {
+		void *buf = bpf_ringbuf_reserve(map, size, 0);
+
+		if (!buf)
+			__gadget_count_lost(lost_samples);
+		return buf;
 	}
-	return buf;
+	return bpf_map_lookup_elem(&gadget_heap, &zero);
 }
 
-#define gadget_reserve_buf(map, size) \
-	__gadget_reserve_buf(&map, &map##_lost_samples, size)
+/*
+ * gadget_reserve_buf(&map, size): room for one event, or NULL (counted as
+ * lost). The `&map` argument's last token names the counter map too.
+ */
+#define gadget_reserve_buf(map, size) __gadget_reserve_buf(map, map##_lost_samples, size)
 
-static __always_inline void __gadget_submit_buf(void *map, void *buf)
+/* Gives back a reserved buffer without sending it. */
+static __always_inline void gadget_discard_buf(void *buf)
 {
-	__u64 flags = bpf_ringbuf_query(map, BPF_RB_AVAIL_DATA) >= GADGET_WAKEUP_BYTES ?
-			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-
-	bpf_ringbuf_submit(buf, flags);
+	if (__GADGET_HAS_RINGBUF(BPF_FUNC_ringbuf_discard))
+		bpf_ringbuf_discard(buf, 0);
 }
 
-#define gadget_submit_buf(ctx, map, buf, size) __gadget_submit_buf(&map, buf)
-
-/* Copies an event that already lives in a map value (too big for the stack). */
-static __always_inline long __gadget_output_buf(void *map, void *lost, void *data, __u64 size)
+/* Sends a buffer from gadget_reserve_buf(); returns 0 or a negative error. */
+static __always_inline long gadget_submit_buf(void *ctx, void *map, void *buf, __u64 size)
 {
-	__u64 flags = bpf_ringbuf_query(map, BPF_RB_AVAIL_DATA) >= GADGET_WAKEUP_BYTES ?
-			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	long err = bpf_ringbuf_output(map, data, size, flags);
-
-	if (err) {
-		__u32 zero = 0;
-		__u64 *count = bpf_map_lookup_elem(lost, &zero);
-
-		if (count)
-			*count += 1;
+	if (__GADGET_HAS_RINGBUF(BPF_FUNC_ringbuf_submit)) {
+		bpf_ringbuf_submit(buf, __gadget_wakeup_flags(map));
+		return 0;
 	}
-	return err;
+	return bpf_perf_event_output(ctx, map, BPF_F_CURRENT_CPU, buf, size);
+}
+#endif /* GADGET_NO_BUF_RESERVE */
+
+static __always_inline long __gadget_output_buf(void *ctx, void *map, void *lost_samples,
+						void *buf, __u64 size)
+{
+	if (__GADGET_HAS_RINGBUF(BPF_FUNC_ringbuf_output)) {
+		if (bpf_ringbuf_output(map, buf, size, __gadget_wakeup_flags(map)))
+			__gadget_count_lost(lost_samples);
+		return 0;
+	}
+	return bpf_perf_event_output(ctx, map, BPF_F_CURRENT_CPU, buf, size);
 }
 
-#define gadget_output_buf(ctx, map, data, size) \
-	__gadget_output_buf(&map, &map##_lost_samples, data, size)
+/*
+ * gadget_output_buf(ctx, &map, buf, size): copies an event that already
+ * lives elsewhere (e.g. a map value too big for the stack).
+ */
+#define gadget_output_buf(ctx, map, buf, size) \
+	__gadget_output_buf(ctx, map, map##_lost_samples, buf, size)
 
 #endif /* __GADGET_BUFFER_H */

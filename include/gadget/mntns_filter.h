@@ -10,6 +10,7 @@
 
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include <gadget/types.h>
 
 #ifndef GADGET_MAX_CONTAINERS
@@ -26,19 +27,15 @@ struct {
 	__type(value, __u32);
 } gadget_mntns_filter_map SEC(".maps");
 
-/* The mount namespace inode of the current task. */
-static __always_inline gadget_mntns_id gadget_get_mntns_id(void)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-}
-
 /* True when the agent asked for filtering and this namespace is not selected. */
 static __always_inline bool gadget_should_discard_mntns_id(gadget_mntns_id mntns_id)
 {
-	return gadget_filter_by_mntns &&
-	       !bpf_map_lookup_elem(&gadget_mntns_filter_map, &mntns_id);
+	return gadget_filter_by_mntns && !bpf_map_lookup_elem(&gadget_mntns_filter_map, &mntns_id);
 }
+
+/* gadgetd's older API had gadget_get_mntns_id() here; tracing programs get it too. */
+#ifndef GADGET_TYPE_NETWORKING
+#include <gadget/mntns.h>
+#endif
 
 #endif /* __GADGET_MNTNS_FILTER_H */

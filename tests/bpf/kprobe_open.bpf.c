@@ -11,12 +11,12 @@ GADGET_TRACER_MAP(print_events, event, 4096);
 SEC("kprobe/do_sys_openat2")
 int kprobe_open(void *ctx)
 {
-	struct event *e = gadget_reserve_buf(print_events, sizeof(*e));
+	struct event *e = gadget_reserve_buf(&print_events, sizeof(*e));
 
 	if (!e)
 		return 0;
 	e->pid = bpf_get_current_pid_tgid() >> 32;
-	gadget_submit_buf(ctx, print_events, e, sizeof(*e));
+	gadget_submit_buf(ctx, &print_events, e, sizeof(*e));
 	return 0;
 }
 

@@ -9,12 +9,13 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use super::enrich::{self, Enricher, NsKind};
+use super::formats;
 use super::layout::{FieldKind, Layout, Semantic};
 use super::names;
 use super::walltime;
 
-/// (key, kind, offset, companion key).
-type CompiledField = (Vec<u8>, FieldKind, usize, Option<Vec<u8>>);
+/// (key, kind of the value, offset, companion key and the kind it formats).
+type CompiledField = (Vec<u8>, FieldKind, usize, Option<(Vec<u8>, FieldKind)>);
 
 pub struct Decoder {
     size: usize,
@@ -48,13 +49,13 @@ impl Decoder {
                 key.push(if i == 0 { b'{' } else { b',' });
                 write_json_str(&mut key, f.name.as_bytes());
                 key.push(b':');
-                let companion = f.kind.companion_suffix().map(|suffix| {
+                let companion = f.companion().map(|(name, _)| {
                     let mut k = vec![b','];
-                    write_json_str(&mut k, format!("{}{suffix}", f.name).as_bytes());
+                    write_json_str(&mut k, name.as_bytes());
                     k.push(b':');
-                    k
+                    (k, f.kind.clone())
                 });
-                (key, f.kind.clone(), f.offset, companion)
+                (key, f.value_kind(), f.offset, companion)
             })
             .collect();
         Decoder {
@@ -121,9 +122,15 @@ impl Decoder {
             out.extend_from_slice(key);
             let d = &data[*offset..];
             self.write_value(kind, d, out);
-            if let Some(ckey) = companion {
+            if let Some((ckey, formatted)) = companion {
                 out.extend_from_slice(ckey);
-                write_companion(kind, d, out, self.stacks.as_deref());
+                match formatted {
+                    // `X_raw` timestamps and enums: the formatted value.
+                    FieldKind::Timestamp | FieldKind::Enum { .. } => {
+                        self.write_value(formatted, d, out)
+                    }
+                    _ => write_companion(formatted, d, out, self.stacks.as_deref()),
+                }
             }
             if let Some((at, ns)) = self.enriched
                 && at == i
@@ -219,13 +226,20 @@ impl Decoder {
                 size,
                 signed,
                 names,
-                ..
+                type_name,
             } => {
                 let raw = read_int(d, *size, *signed);
                 let v = match raw {
                     IntValue::Signed(v) => v,
                     IntValue::Unsigned(v) => v as i64,
                 };
+                if type_name.ends_with("_set") {
+                    // A bit set (Inspektor Gadget's convention): every member it contains.
+                    out.push(b'"');
+                    formats::write_bitset(names, v, out);
+                    out.push(b'"');
+                    return;
+                }
                 match names.iter().find(|(n, _)| *n == v) {
                     Some((_, name)) => write_json_str(out, name.as_bytes()),
                     None => {
@@ -321,6 +335,16 @@ fn write_companion(
         Semantic::Uid => names::user(v as u64, |n| write_json_str(out, n.as_bytes())),
         Semantic::Gid => names::group(v as u64, |n| write_json_str(out, n.as_bytes())),
         Semantic::Ifindex => names::interface(v as u64, |n| write_json_str(out, n.as_bytes())),
+        Semantic::FileFlags | Semantic::FileMode | Semantic::Bytes | Semantic::Duration => {
+            out.push(b'"');
+            match semantic {
+                Semantic::FileFlags => formats::write_file_flags(v as u32, out),
+                Semantic::FileMode => formats::write_file_mode(v as u32, out),
+                Semantic::Bytes => formats::write_bytes(v as u64, out),
+                _ => formats::write_duration(v as u64, out),
+            }
+            out.push(b'"');
+        }
         Semantic::KernelStack => match stacks {
             Some(s) => s.write_json(v, out),
             None => out.extend_from_slice(b"[]"),

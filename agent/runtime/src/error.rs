@@ -28,10 +28,19 @@ pub enum GadgetError {
         reason: String,
     },
     #[error(
-        "the object has no data source: declare a `print_*` ring buffer or perf event array whose value is the event struct"
+        "the object has no data source: declare a tracer (`GADGET_TRACER_MAP(events, bytes); GADGET_TRACER(name, events, event);`, or a `print_*` ring buffer whose value is the event struct), an iterator (`GADGET_ITER`), a map iterator (`GADGET_MAPITER`), a `stats_*` or a `hist_*` map"
     )]
     /// No tracer, snapshotter, topper or profiler was found.
     NoDataSource,
+    /// An Inspektor Gadget marker global (`gadget_tracer_*`, ...) that is malformed
+    /// or names a map, struct or program the object does not have.
+    #[error("marker `{marker}`: {reason}")]
+    Marker {
+        /// The marker variable's name.
+        marker: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A field of the event has a type the decoder cannot turn into JSON.
     #[error("field `{field}`: {reason}")]
     UnsupportedType {

@@ -6,11 +6,14 @@
 use btf_rs::{BtfType, Type};
 
 use super::error::{GadgetError, Result};
+use super::markers::{IterMarker, MapIterMarker, Markers};
 use super::object::{GadgetObject, datasec_vars, map_type, name_of};
 
 /// Iterator programs and the struct each row has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshotter {
+    /// Data source name: the GADGET_ITER name, else the first program's.
+    pub name: String,
     /// (program name, iterator type such as `task` or `tcp`).
     pub programs: Vec<(String, String)>,
     /// BTF id of the row struct (`gadget_iter_type`).
@@ -97,7 +100,100 @@ pub fn snapshotter(obj: &GadgetObject) -> Result<Option<Snapshotter>> {
         section: format!("iter/{}", programs[0].1),
         reason: "an iterator gadget must declare its row type: `GADGET_ITER_TYPE(struct row);` (a global `const struct row *gadget_iter_type`)".into(),
     })?;
-    Ok(Some(Snapshotter { programs, row_type }))
+    Ok(Some(Snapshotter {
+        name: programs[0].0.clone(),
+        programs,
+        row_type,
+    }))
+}
+
+/// The BTF id of the struct called `name`, if the object has one.
+pub fn struct_by_name(obj: &GadgetObject, name: &str) -> Option<u32> {
+    obj.btf
+        .resolve_ids_by_name(name)
+        .ok()?
+        .into_iter()
+        .find(|&id| matches!(obj.btf.resolve_type_by_id(id), Ok(Type::Struct(_))))
+}
+
+/// `GADGET_ITER(name, row_struct, programs...)`: the programs must be
+/// `SEC("iter/<type>")` functions of the object and the struct must exist.
+pub fn ig_iterator(obj: &GadgetObject, m: &IterMarker, markers: &Markers) -> Result<Snapshotter> {
+    let marker_err = |reason: String| GadgetError::Marker {
+        marker: m.marker.clone(),
+        reason,
+    };
+    let row_type = struct_by_name(obj, &m.row_struct).ok_or_else(|| {
+        marker_err(format!(
+            "iterator `{}` names struct `{}`, which is not in the object's BTF",
+            m.name, m.row_struct
+        ))
+    })?;
+    let mut programs = Vec::new();
+    for name in &m.programs {
+        let prog = obj
+            .programs
+            .iter()
+            .find(|p| &p.name == name)
+            .ok_or_else(|| {
+                marker_err(format!(
+                    "iterator `{}` names program `{name}`, which the object does not have",
+                    m.name
+                ))
+            })?;
+        let kind = prog.section.strip_prefix("iter/").ok_or_else(|| {
+            marker_err(format!(
+                "program `{name}` is in section `{}`, not an `iter/<type>` section",
+                prog.section
+            ))
+        })?;
+        if kind == "bpf_map_elem" {
+            let target = markers
+                .iter_targets
+                .iter()
+                .find(|t| &t.program == name)
+                .map_or("none: add GADGET_ITER_TARGET_MAP".to_string(), |t| {
+                    format!("`{}`", t.map)
+                });
+            return Err(GadgetError::Program {
+                program: name.clone(),
+                section: prog.section.clone(),
+                reason: format!(
+                    "map element iterators (target map {target}) are not run by gadgetd yet"
+                ),
+            });
+        }
+        programs.push((name.clone(), kind.to_string()));
+    }
+    Ok(Snapshotter {
+        name: m.name.clone(),
+        programs,
+        row_type,
+    })
+}
+
+/// `GADGET_MAPITER(name, map)`: a hash map whose key and value are structs,
+/// read and cleared every interval (a topper).
+pub fn ig_map_iter(obj: &GadgetObject, m: &MapIterMarker) -> Result<Topper> {
+    let marker_err = |reason: String| GadgetError::Marker {
+        marker: m.marker.clone(),
+        reason,
+    };
+    if obj.map(&m.map).is_none() {
+        return Err(marker_err(format!(
+            "map iterator `{}` names map `{}`, which the object does not declare in SEC(\".maps\")",
+            m.name, m.map
+        )));
+    }
+    let (key_type, value_type) =
+        hash_map_types(obj, &m.map, "map iterator").map_err(|e| marker_err(e.to_string()))?;
+    Ok(Topper {
+        name: m.name.clone(),
+        map: m.map.clone(),
+        key_type,
+        value_type,
+        clear: true,
+    })
 }
 
 /// The struct behind the `gadget_iter_type` global, in whatever section clang put it.
@@ -218,6 +314,36 @@ pub fn profilers(obj: &GadgetObject) -> Result<Vec<Profiler>> {
         });
     }
     Ok(out)
+}
+
+/// Maps Inspektor Gadget's headers declare with `max_entries` 0 and size at
+/// run time from a `.rodata` parameter: (map, parameter, default).
+const RUNTIME_SIZED: &[(&str, &str, u32)] = &[("ig_build_id", "ig_build_id_max_entries", 1024)];
+
+/// Sizes for the object's run-time-sized maps (see [`RUNTIME_SIZED`]): the
+/// parameter's value as the run sets it (`globals`), else its default in
+/// `.rodata`. Only maps declared with `max_entries` 0 are sized.
+pub fn runtime_max_entries(
+    obj: &GadgetObject,
+    globals: &[(String, Vec<u8>)],
+) -> Vec<(String, u32)> {
+    RUNTIME_SIZED
+        .iter()
+        .filter(|(map, ..)| obj.map(map).is_some_and(|m| m.max_entries == 0))
+        .map(|(map, param, default)| {
+            let set = globals.iter().find(|(k, _)| k == param).map(|(_, v)| {
+                let mut b = [0u8; 4];
+                let n = v.len().min(4);
+                b[..n].copy_from_slice(&v[..n]);
+                u32::from_le_bytes(b)
+            });
+            let n = set
+                .or_else(|| rodata_u64(obj, param).map(|v| v as u32))
+                .filter(|&n| n > 0)
+                .unwrap_or(*default);
+            (map.to_string(), n)
+        })
+        .collect()
 }
 
 fn int_size(obj: &GadgetObject, mut id: u32) -> Result<Option<usize>> {

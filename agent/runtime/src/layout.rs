@@ -134,8 +134,16 @@ pub enum Semantic {
     Syscall,
     /// `gadget_ifindex`: also printed as `<field>_name` (`eth0`).
     Ifindex,
-    /// A stack id into `gadget_kernel_stacks`.
+    /// A stack id into `gadget_kernel_stacks` (or Inspektor Gadget's `ig_kstack`).
     KernelStack,
+    /// open(2) flags, printed `O_RDONLY|O_CREAT`.
+    FileFlags,
+    /// A file mode, printed `-rw-r--r--`.
+    FileMode,
+    /// A byte count, printed `1.5 MB`.
+    Bytes,
+    /// Nanoseconds, printed `1.5ms`.
+    Duration,
 }
 
 impl FieldKind {
@@ -157,6 +165,10 @@ impl FieldKind {
                 Semantic::Syscall => "syscall".into(),
                 Semantic::Ifindex => "ifindex".into(),
                 Semantic::KernelStack => "kernel_stack".into(),
+                Semantic::FileFlags => "file_flags".into(),
+                Semantic::FileMode => "file_mode".into(),
+                Semantic::Bytes => "bytes".into(),
+                Semantic::Duration => "duration".into(),
                 Semantic::None => {
                     format!("{}{}", if *signed { "i" } else { "u" }, *size as u32 * 8)
                 }
@@ -185,6 +197,8 @@ impl FieldKind {
                 Semantic::Errno | Semantic::Signal => 8,
                 Semantic::Syscall | Semantic::Ifindex | Semantic::KernelStack => 10,
                 Semantic::MntnsId | Semantic::NetnsId => 10,
+                Semantic::FileFlags | Semantic::FileMode => 10,
+                Semantic::Bytes | Semantic::Duration => 10,
                 Semantic::None => [3, 5, 0, 10, 0, 0, 0, 20][*size as usize - 1].max(3),
             },
             FieldKind::Bool => 5,
@@ -225,6 +239,11 @@ impl FieldKind {
                 semantic: Semantic::KernelStack,
                 ..
             } => Some("_syms"),
+            FieldKind::Int {
+                semantic:
+                    Semantic::FileFlags | Semantic::FileMode | Semantic::Bytes | Semantic::Duration,
+                ..
+            } => Some("_str"),
             _ => None,
         }
     }
@@ -246,6 +265,56 @@ impl FieldKind {
                 | FieldKind::Int128 { .. }
                 | FieldKind::Bits { .. }
         )
+    }
+}
+
+impl FieldLayout {
+    /// Inspektor Gadget's convention for a timestamp or enum member named
+    /// `X_raw`: it prints as the raw number, and the formatted value follows
+    /// as `X` (see [`FieldLayout::companion`]).
+    pub fn raw_with_formatted(&self) -> bool {
+        self.name.ends_with("_raw")
+            && matches!(self.kind, FieldKind::Timestamp | FieldKind::Enum { .. })
+    }
+
+    /// The field printed right after this one, if any: its name and stream
+    /// type. A semantic number `X` is followed by `X_name` (`X_syms` for
+    /// stacks, `X_str` for flags, modes, bytes and durations); a member
+    /// named `X_raw` is followed by `X` instead (Inspektor Gadget's naming).
+    pub fn companion(&self) -> Option<(String, &'static str)> {
+        let base = self.name.strip_suffix("_raw");
+        if self.raw_with_formatted() {
+            let kind = if matches!(self.kind, FieldKind::Timestamp) {
+                "timestamp"
+            } else {
+                "enum"
+            };
+            return Some((base.unwrap_or_default().to_string(), kind));
+        }
+        let suffix = self.kind.companion_suffix()?;
+        let kind = if suffix == "_syms" { "list" } else { "string" };
+        Some((
+            base.map_or_else(|| format!("{}{suffix}", self.name), str::to_string),
+            kind,
+        ))
+    }
+
+    /// The kind the field's own value prints with: the raw integer for
+    /// [`FieldLayout::raw_with_formatted`] members, else its kind.
+    pub fn value_kind(&self) -> FieldKind {
+        match &self.kind {
+            FieldKind::Timestamp if self.raw_with_formatted() => FieldKind::Int {
+                size: 8,
+                signed: false,
+                semantic: Semantic::None,
+            },
+            FieldKind::Enum { size, signed, .. } if self.raw_with_formatted() => FieldKind::Int {
+                size: *size,
+                signed: *signed,
+                semantic: Semantic::None,
+            },
+            kind => kind.clone(),
+        }
     }
 }
 
@@ -485,6 +554,10 @@ fn semantic_of(typedef: Option<&str>) -> Semantic {
         Some("gadget_syscall") => Semantic::Syscall,
         Some("gadget_ifindex") => Semantic::Ifindex,
         Some("gadget_kernel_stack") => Semantic::KernelStack,
+        Some("gadget_file_flags") => Semantic::FileFlags,
+        Some("gadget_file_mode") => Semantic::FileMode,
+        Some("gadget_bytes") => Semantic::Bytes,
+        Some("gadget_duration") => Semantic::Duration,
         _ => Semantic::None,
     }
 }

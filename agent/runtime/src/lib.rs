@@ -67,12 +67,14 @@ mod direct;
 pub mod endpoint;
 pub mod enrich;
 pub mod error;
+pub mod formats;
 #[cfg(feature = "oci")]
 pub mod image;
 mod kernel_enums;
 pub mod kinds;
 pub mod layout;
 pub mod load;
+pub mod markers;
 pub mod mntns_filter;
 mod name_tables;
 mod names;

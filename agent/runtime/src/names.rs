@@ -61,7 +61,12 @@ pub fn signal(v: u64) -> std::borrow::Cow<'static, str> {
 pub fn syscall(nr: u64) -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        lookup(name_tables::X86_64, nr)
+        // Syscall 0 is a real one (`read` on x86_64), unlike errno or signal 0.
+        let table = name_tables::X86_64;
+        u32::try_from(nr)
+            .ok()
+            .and_then(|n| table.binary_search_by_key(&n, |(k, _)| *k).ok())
+            .map_or("", |i| table[i].1)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -220,6 +225,8 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             assert_eq!(syscall(257), "openat");
+            assert_eq!(syscall(0), "read");
+            assert_eq!(syscall(u64::MAX), "");
             assert_eq!(syscall_number("execve"), Some(59));
         }
         assert_eq!(user(0, str::to_owned), "root");

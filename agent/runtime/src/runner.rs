@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aya::Ebpf;
 use gadgetd_dbus::stream::{Alignment, Field};
 
-use super::classify::{self, Tracer};
+use super::classify::{self, SourceKind, Tracer};
 use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
@@ -103,12 +103,21 @@ fn check_definition_names(
             .map(|f| f.0.as_str())
             .chain(enrich::FIELDS.iter().map(|(n, _)| *n))
     };
-    if let Some(c) = def.columns.iter().find(|c| !fields().any(|f| f == c.name)) {
-        return Err(GadgetError::Definition(format!(
+    for c in def
+        .columns
+        .iter()
+        .filter(|c| !fields().any(|f| f == c.name))
+    {
+        let message = format!(
             "column `{}` names no field of the event (fields: {})",
             c.name,
             fields().collect::<Vec<_>>().join(", ")
-        )));
+        );
+        // Inspektor Gadget only warns about field annotations naming no field.
+        if c.strict {
+            return Err(GadgetError::Definition(message));
+        }
+        tracing::warn!("gadget.yaml: {message}");
     }
     if let Some(p) = def
         .params
@@ -137,23 +146,24 @@ type Described = (String, String, u32, bool);
 fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
     let mut described: Vec<Described> = Vec::new();
     for f in &layout.fields {
+        let kind = f.value_kind();
         described.push((
             f.name.clone(),
-            f.kind.type_name(),
-            f.kind.default_width(),
-            f.kind.right_aligned(),
+            kind.type_name(),
+            kind.default_width(),
+            kind.right_aligned(),
         ));
-        if let Some(suffix) = f.kind.companion_suffix() {
-            let (kind, width) = if suffix == "_syms" {
-                ("list", 40)
-            } else {
-                ("string", 12)
+        if let Some((name, kind)) = f.companion() {
+            let width = match kind {
+                "list" => 40,
+                "timestamp" => 30,
+                _ => 12,
             };
-            described.push((format!("{}{suffix}", f.name), kind.into(), width, false));
+            described.push((name, kind.into(), width, false));
         }
     }
     match kind {
-        Kind::Snapshotter(s) if s.per_netns() => {
+        Kind::Snapshotter(s) if s.per_netns() && !row_has_netns(layout) => {
             described.push(("netns_id".into(), "netns_id".into(), 10, true))
         }
         Kind::Profiler(_) => {
@@ -172,12 +182,36 @@ fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
     described
 }
 
+/// A row with its own `netns_id` field needs no namespace tag added.
+fn row_has_netns(layout: &Layout) -> bool {
+    layout.fields.iter().any(|f| f.name == "netns_id")
+}
+
+/// Inspektor Gadget's conventions for columns: a member `X_raw` whose
+/// formatted `X` is printed too, and members whose name (or a parent
+/// struct's) starts with `__`, are hidden unless asked for (`--fields`).
+fn hidden_by_default(name: &str, all: &[String]) -> bool {
+    let raw_with_formatted = name
+        .strip_suffix("_raw")
+        .is_some_and(|base| all.iter().any(|n| n == base));
+    raw_with_formatted || name.split('.').any(|part| part.starts_with("__"))
+}
+
 impl Gadget {
     /// Parses an ELF object and an optional definition YAML.
     pub fn from_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
-        let definition = Definition::parse(definition_yaml.unwrap_or(""))?;
+        let mut definition = Definition::parse(definition_yaml.unwrap_or(""))?;
         let obj = GadgetObject::parse(bytes)?;
         let kind = classify_kind(&obj)?;
+        let source = match &kind {
+            Kind::Tracer(t) => t.name.as_str(),
+            Kind::Snapshotter(s) => s.name.as_str(),
+            Kind::Topper(t, ..) => t.name.as_str(),
+            Kind::Profiler(p) => p.first().map_or("", |p| p.name.as_str()),
+        };
+        for w in definition.select_datasource(source)? {
+            tracing::warn!("{w}");
+        }
         let layout = match &kind {
             Kind::Tracer(t) => layout::build(&obj.btf, t.event_type)?,
             Kind::Snapshotter(s) => layout::build(&obj.btf, s.row_type)?,
@@ -258,12 +292,14 @@ impl Gadget {
     /// column attributes.
     pub fn fields(&self) -> Vec<Field> {
         let described = described_fields(&self.layout, &self.kind);
+        let names: Vec<String> = described.iter().map(|d| d.0.clone()).collect();
         let mut fields: Vec<Field> = described
             .into_iter()
             .enumerate()
             .map(|(i, (name, kind, default_width, right))| {
                 let col = self.definition.column(&name);
                 let width = col.and_then(|c| c.width).unwrap_or(default_width);
+                let hidden = hidden_by_default(&name, &names);
                 Field {
                     name,
                     kind,
@@ -275,7 +311,7 @@ impl Gadget {
                     } else {
                         Alignment::Left
                     }),
-                    visible: col.and_then(|c| c.visible).unwrap_or(true),
+                    visible: col.and_then(|c| c.visible).unwrap_or(!hidden),
                     order: col.and_then(|c| c.order).unwrap_or(i as i32 * 10),
                     ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
                     description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
@@ -350,10 +386,11 @@ impl Gadget {
             Kind::Tracer(t) => Some(t.map.clone()),
             _ => None,
         };
-        let max_entries = match (&tracer_map, opts.ring_buffer_bytes) {
+        let mut max_entries = match (&tracer_map, opts.ring_buffer_bytes) {
             (Some(map), Some(b)) => vec![(map.clone(), b)],
             _ => Vec::new(),
         };
+        max_entries.extend(kinds::runtime_max_entries(&self.obj, &globals));
         // Socket filters watch the first namespace of interest; more get instances of their own.
         let mut filter_netns = match self.has_socket_filters() {
             true => netns_of_interest(opts)?,
@@ -386,10 +423,13 @@ impl Gadget {
             _ => None,
         };
         let enricher = opts.enricher.clone().map(|e| e.0);
-        let stacks = match ebpf.take_map(stacks::STACK_MAP) {
-            Some(map) => Some(std::sync::Arc::new(
+        let stack_map = stacks::STACK_MAPS
+            .iter()
+            .find_map(|name| ebpf.take_map(name).map(|m| (*name, m)));
+        let stacks = match stack_map {
+            Some((name, map)) => Some(std::sync::Arc::new(
                 stacks::KernelStacks::new(map).map_err(|reason| GadgetError::Reader {
-                    map: stacks::STACK_MAP.into(),
+                    map: name.into(),
                     reason,
                 })?,
             )),
@@ -466,7 +506,11 @@ impl Gadget {
             let decoder = Decoder::new(&self.layout)
                 .with_stacks(stacks.clone())
                 .with_enricher(enricher.clone());
-            let collected = snapshot::collect(&mut ebpf, s, self.layout.size, &netns)?;
+            let mut collected = snapshot::collect(&mut ebpf, s, self.layout.size, &netns)?;
+            if row_has_netns(&self.layout) {
+                // The row says its namespace itself (Inspektor Gadget's snapshot_socket).
+                collected.netns.iter_mut().for_each(|n| *n = None);
+            }
             *rows = collected.len() as u64;
             *malformed = collected.malformed;
             *line = snapshot_line(&collected, &decoder, sort.as_ref(), opts.max_rows);
@@ -600,53 +644,62 @@ fn netns_of_interest(opts: &RunOptions) -> Result<Vec<snapshot::Netns>> {
 /// to the inode of the network namespace a socket-filter instance watches.
 const NETNS_GLOBAL: &str = "gadget_current_netns";
 
-/// Picks the one kind an object is. A gadget may carry helper maps of other
-/// kinds; the first convention found in this order wins.
+/// Picks the data source this runtime runs: an object may declare several
+/// (`classify::data_sources`), but one run streams one of them. The first
+/// in this order wins: snapshotter, tracer, map iterator (topper), then all
+/// histograms together; the others are named in a warning.
 fn classify_kind(obj: &GadgetObject) -> Result<Kind> {
-    if let Some(s) = kinds::snapshotter(obj)? {
-        return Ok(Kind::Snapshotter(s));
+    let found = classify::data_sources(obj)?;
+    for w in &found.warnings {
+        tracing::warn!("{w}");
     }
-    let mut tracers = classify::tracers(obj)?;
-    match tracers.len() {
-        0 => {}
-        1 => return Ok(Kind::Tracer(tracers.remove(0))),
-        _ => {
-            return Err(GadgetError::MapConvention {
-                map: tracers
-                    .iter()
-                    .map(|t| t.map.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: "several tracer maps in one gadget are not supported; keep one print_ map"
-                    .into(),
-            });
-        }
-    }
-    let mut toppers = kinds::toppers(obj)?;
-    match toppers.len() {
-        0 => {}
-        1 => {
-            let t = toppers.remove(0);
+    let rank = |k: &SourceKind| match k {
+        SourceKind::Snapshotter(_) => 0,
+        SourceKind::Tracer(_) => 1,
+        SourceKind::Topper(_) => 2,
+        SourceKind::Profiler(_) => 3,
+    };
+    let Some(first) = found.sources.iter().min_by_key(|s| rank(&s.kind)) else {
+        return Err(GadgetError::NoDataSource);
+    };
+    let kind = match &first.kind {
+        SourceKind::Snapshotter(s) => Kind::Snapshotter(s.clone()),
+        SourceKind::Tracer(t) => Kind::Tracer(t.clone()),
+        SourceKind::Topper(t) => {
             let key = layout::build_or_scalar(&obj.btf, t.key_type, "key")?;
             let value = layout::build_or_scalar(&obj.btf, t.value_type, "value")?;
-            return Ok(Kind::Topper(t, key, value));
+            Kind::Topper(t.clone(), key, value)
         }
-        _ => {
-            return Err(GadgetError::MapConvention {
-                map: toppers
-                    .iter()
-                    .map(|t| t.map.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: "several stats_ maps in one gadget are not supported; keep one".into(),
-            });
-        }
+        SourceKind::Profiler(_) => Kind::Profiler(
+            found
+                .sources
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    SourceKind::Profiler(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+    };
+    let skipped: Vec<String> = found
+        .sources
+        .iter()
+        .filter(|s| match (&s.kind, &first.kind) {
+            (SourceKind::Profiler(_), SourceKind::Profiler(_)) => false,
+            _ => !std::ptr::eq(*s, first),
+        })
+        .map(|s| format!("`{}` ({})", s.name, s.kind.describe()))
+        .collect();
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "the gadget has {} data sources; this agent runs one per run: `{}` ({}), not {}",
+            found.sources.len(),
+            first.name,
+            first.kind.describe(),
+            skipped.join(", ")
+        );
     }
-    let profilers = kinds::profilers(obj)?;
-    if !profilers.is_empty() {
-        return Ok(Kind::Profiler(profilers));
-    }
-    Err(GadgetError::NoDataSource)
+    Ok(kind)
 }
 
 fn empty_layout() -> Layout {

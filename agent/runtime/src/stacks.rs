@@ -9,6 +9,10 @@ use aya::maps::{Map, MapData, StackTraceMap};
 /// The map the stack ids point into.
 pub const STACK_MAP: &str = "gadget_kernel_stacks";
 
+/// Stack maps by name, in the order they are looked for: gadget/stacks.h's,
+/// then Inspektor Gadget's gadget/kernel_stack_map.h's.
+pub const STACK_MAPS: &[&str] = &[STACK_MAP, "ig_kstack"];
+
 pub struct KernelStacks {
     map: StackTraceMap<MapData>,
     /// Symbol start address → name (empty when kallsyms is unreadable).
