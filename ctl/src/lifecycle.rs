@@ -109,11 +109,25 @@ pub async fn remove(mgr: &ManagerProxy<'_>, keys: &[String], force: bool) -> Res
         let id = run.id.clone();
         if is_live(run) {
             if !force {
-                bail!(
-                    "run {} is still {}: stop it first (`gadgetctl stop {id}`), or use `gadgetctl rm -f {id}`",
-                    escape::terminal(&id),
-                    escape::terminal(&run.state)
-                );
+                // The agent decides (it may deny the caller); its refusal
+                // of a live run gets the way out.
+                let state = run.state.clone();
+                match mgr.remove(&id).await {
+                    Ok(()) => {
+                        println!("{}", escape::terminal(&id));
+                        continue;
+                    }
+                    Err(zbus::Error::MethodError(name, msg, info))
+                        if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+                    {
+                        return Err(zbus::Error::MethodError(name, msg, info).into());
+                    }
+                    Err(_) => bail!(
+                        "run {} is still {}: stop it first (`gadgetctl stop {id}`), or use `gadgetctl rm -f {id}`",
+                        escape::terminal(&id),
+                        escape::terminal(&state)
+                    ),
+                }
             }
             stop_one(mgr, &id, STOP_WAIT).await?;
         }
