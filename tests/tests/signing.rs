@@ -713,7 +713,7 @@ fn a_detached_run_whose_image_lost_trust_is_not_restored_after_restart() {
     policy.write("10.toml", &PolicyDir::trust(&keys.public("ed25519"), "*"));
     std::fs::remove_file(policy.path().join("20.toml")).unwrap();
     svc.start();
-    let runs = json_lines(&svc.ctl(&["list", "-o", "json"]));
+    let runs = json_lines(&svc.ctl(&["list", "-a", "-o", "json"]));
     for (id, why) in [
         (
             &trusted,
