@@ -109,11 +109,15 @@ fn main() -> std::process::ExitCode {
     // arenas kept ~20 MiB of freed load-time memory (kernel BTF) resident.
     // SAFETY: called before any other thread exists.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime")
-        .block_on(agent_main())
+        .expect("tokio runtime");
+    let code = runtime.block_on(agent_main());
+    // A blocking read stuck on a hung file system must not keep a stopped
+    // agent alive (dropping the runtime would wait for it forever).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 async fn agent_main() -> std::process::ExitCode {
@@ -128,6 +132,11 @@ async fn agent_main() -> std::process::ExitCode {
         };
     }
     init_logging(args.log_json);
+    // Every run holds several fds (maps, links, perf buffers, streams).
+    match service::limits::raise_nofile() {
+        Ok(n) => tracing::debug!(nofile = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     let bus = if args.no_bus {
         None
     } else {

@@ -12,8 +12,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use gadgetd::images::archive;
-use gadgetd::images::format::{self, ArchBuild, BuildInfo};
+use gadgetd_images::archive;
+use gadgetd_images::format::{self, ArchBuild, BuildInfo};
 use zbus::zvariant::Fd;
 
 #[derive(Args, Debug)]

@@ -226,6 +226,22 @@ async fn export(
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let n = std::io::copy(&mut src, &mut dst).context("reading the archive from gadgetd")?;
     dst.sync_all()?;
+    // The stream has no length up front: only a tar with its end blocks
+    // after whole members is complete (gadgetd never writes them after an
+    // error, and a killed agent cannot).
+    let whole = std::fs::File::open(&tmp)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| {
+            gadgetd_images::archive::check_complete(std::io::BufReader::new(f))
+                .map_err(anyhow::Error::from)
+        });
+    if let Err(e) = whole {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!(
+            "the export broke off after {n} bytes ({e:#}); {} was not written",
+            file.display()
+        );
+    }
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     eprintln!("wrote {} ({n} bytes)", file.display());
     Ok(ExitCode::SUCCESS)

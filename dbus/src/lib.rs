@@ -10,15 +10,25 @@
 //!
 //! The introspection XML of the interfaces is in `dbus/org.gadgetd.Agent1.xml`.
 
+#[cfg(feature = "bus")]
 pub mod connect;
+#[cfg(feature = "bus")]
 pub mod containers;
+#[cfg(feature = "bus")]
 pub mod gadgets;
+#[cfg(feature = "bus")]
 pub mod images;
+#[cfg(feature = "bus")]
 pub mod names;
+#[cfg(feature = "bus")]
 pub mod proxy;
 pub mod stream;
+#[cfg(feature = "bus")]
 pub mod types;
 
+#[cfg(feature = "bus")]
 pub use connect::{Endpoint, connect};
+#[cfg(feature = "bus")]
 pub use images::ImagesProxy;
+#[cfg(feature = "bus")]
 pub use proxy::{ManagerProxy, RunProxy};

@@ -503,24 +503,3 @@ fn maps_inspektor_gadget_sizes_at_run_time_get_their_size() {
         );
     }
 }
-
-#[test]
-fn maps_pinned_by_name_are_pinned_in_the_bpf_filesystem() {
-    let test = ig_gadget("ig_pinned");
-    let pin = std::path::Path::new("/sys/fs/bpf/ig_test_pinned");
-    let _ = std::fs::remove_file(pin);
-    let (capture, (pid, _)) = test
-        .trace_with(|| {
-            Workload::new("python3")
-                .args(["-c", "import os; os.getppid()"])
-                .run()
-        })
-        .unwrap();
-    let exists = pin.exists();
-    let _ = std::fs::remove_file(pin);
-    assert!(exists, "{} was not pinned", pin.display());
-    let ev = capture
-        .find(|e| e["pid"] == pid)
-        .unwrap_or_else(|| panic!("no event of {pid}"));
-    assert!(ev["shared"].as_u64().unwrap() >= 1, "{ev:?}");
-}

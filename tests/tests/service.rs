@@ -222,6 +222,68 @@ fn polkit_lets_the_gadget_group_run_gadgets_and_denies_everyone_else() {
     );
 }
 
+/// Caller identity on the p2p socket comes from the kernel (SO_PEERCRED),
+/// never from headers: an outsider that forges `SENDER` and answers the
+/// agent's questions as a fake bus daemon and fake polkit (uid 0,
+/// authorized) is denied every privileged method, and nothing changes.
+#[test]
+fn a_forged_sender_on_the_socket_is_denied_every_privileged_method() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let _polkit = Polkit::start(&bus, &users.group);
+    let mut svc = Service::new(&bus, &["--group", &users.group]);
+    svc.start();
+    let id = detach(&svc, &["--name", "roots-run"]);
+    let forged = std::path::Path::new(env!("CARGO_BIN_EXE_forged-sender"));
+
+    let out = Users::run_as(&users.outsider, forged, &[s(&svc.socket), &id]);
+    assert!(
+        out.status.success(),
+        "forged-sender failed: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let replies: Vec<&str> = text.lines().collect();
+    assert_eq!(replies.len(), 13, "one reply per method: {text}");
+    for line in &replies {
+        let mut cols = line.split('\t');
+        let method = cols.next().unwrap();
+        assert_eq!(
+            cols.next(),
+            Some("org.freedesktop.DBus.Error.AccessDenied"),
+            "{method} with a forged SENDER was not denied: {line}"
+        );
+        let why = cols.next().unwrap_or("");
+        let outsider_uid = Users::uid(&users.outsider);
+        assert!(
+            why.contains(&format!("uid {outsider_uid} ")),
+            "{method}: the denial names the kernel's uid {outsider_uid}: {why}"
+        );
+    }
+    // Root's run is untouched, no image was tagged, no run started for "root".
+    let run = run_of(&svc, &id).expect("root's run is still listed");
+    assert_eq!(run["state"], "running");
+    assert_eq!(list(&svc).len(), 1, "no run was started: {:?}", list(&svc));
+    let images = svc.ctl(&["image", "list"]);
+    assert!(
+        !stdout(&images).contains("forged/evil"),
+        "a forged Tag went through: {}",
+        stdout(&images)
+    );
+    // The member, with the same forged headers, is judged by its own uid (allowed
+    // by the group), so the denials above are about identity, not about the client.
+    let out = Users::run_as(&users.member, forged, &[s(&svc.socket), &id]);
+    let text = stdout(&out);
+    let tag = text
+        .lines()
+        .find(|l| l.starts_with("org.gadgetd.Agent1.Images.Tag\t"))
+        .unwrap_or_default();
+    assert!(
+        !tag.contains("AccessDenied"),
+        "the member's Tag is past authorization: {text}"
+    );
+}
+
 #[test]
 fn detached_run_logs_to_journald_and_survives_kill_9() {
     let journal = Journald::start();

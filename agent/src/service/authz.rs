@@ -76,7 +76,9 @@ impl Authorizer {
         if caller.uid == 0 {
             return Ok(caller);
         }
-        if hdr.sender().is_some() {
+        // Bus or socket is the connection's property, never the message's
+        // (a p2p client writes its own SENDER header).
+        if caller.on_bus {
             self.check_polkit(conn, hdr, action, &caller).await?;
         } else if action != ACTION_READ && !in_group(caller.uid, &self.inner.group) {
             return Err(fdo::Error::AccessDenied(format!(

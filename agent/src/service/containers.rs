@@ -7,7 +7,7 @@ use zbus::message::Header as MsgHeader;
 use zbus::{Connection, fdo, interface};
 
 use super::manager::{ACTION_READ, Agent};
-use crate::containers::Container;
+use gadgetd_containers::Container;
 
 pub struct ContainersIface {
     pub agent: Arc<Agent>,

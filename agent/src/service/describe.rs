@@ -10,8 +10,8 @@ use zbus::zvariant::OwnedValue;
 use zbus::{Connection, fdo, interface};
 
 use super::manager::{ACTION_READ, Agent};
-use crate::runtime::Gadget;
-use crate::runtime::params::{ParamKind, ParamSpec};
+use gadgetd_runtime::Gadget;
+use gadgetd_runtime::params::{ParamKind, ParamSpec};
 
 pub struct Gadgets {
     pub agent: Arc<Agent>,
@@ -72,17 +72,15 @@ impl Gadgets {
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| fdo::Error::InvalidArgs(format!("bad object fd: {e}")))?;
+        super::manager::check_definition(&definition)?;
+        let bytes = super::fdread::read_regular(
+            fd,
+            super::limits::MAX_OBJECT_BYTES,
+            super::limits::OBJECT_READ_TIMEOUT,
+            "the object",
+        )
+        .await?;
         let desc = tokio::task::spawn_blocking(move || -> fdo::Result<Description> {
-            let mut bytes = Vec::new();
-            use std::io::Read as _;
-            std::fs::File::from(fd)
-                .take(64 << 20)
-                .read_to_end(&mut bytes)
-                .map_err(|e| {
-                    fdo::Error::InvalidArgs(format!(
-                        "cannot read the object from the passed fd: {e}"
-                    ))
-                })?;
             let def = (!definition.trim().is_empty()).then_some(definition.as_str());
             let gadget = Gadget::from_object(bytes, def)
                 .map_err(|e| fdo::Error::InvalidArgs(e.to_string()))?;

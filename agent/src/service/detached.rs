@@ -232,13 +232,14 @@ impl Tally {
 }
 
 /// `Logs`: the stored events of a run.
+/// `permit` is the caller's log stream slot, held until the stream ends.
 pub fn logs(
     agent: &super::manager::Agent,
-    id: &str,
+    handle: Arc<RunHandle>,
     options: &std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+    permit: super::limits::Permit,
 ) -> zbus::fdo::Result<std::os::fd::OwnedFd> {
     use gadgetd_dbus::types::options as keys;
-    let handle = agent.find(id)?;
     if !handle.detached {
         return Err(zbus::fdo::Error::InvalidArgs(format!(
             "run {} is not detached and has no log; use `gadgetctl attach {}`",
@@ -260,12 +261,14 @@ pub fn logs(
             }
         }
     }
-    super::logs::serve(&agent.journal, handle, req)
+    super::logs::serve(&agent.journal, handle, req, permit)
 }
 
 /// `Remove`: forgets an ended run.
-pub async fn remove(agent: &super::manager::Agent, id: &str) -> zbus::fdo::Result<()> {
-    let handle = agent.find(id)?;
+pub async fn remove(
+    agent: &super::manager::Agent,
+    handle: Arc<RunHandle>,
+) -> zbus::fdo::Result<()> {
     if handle.is_live() {
         return Err(zbus::fdo::Error::Failed(format!(
             "run {} is still {}; stop it first (`gadgetctl stop {}`)",

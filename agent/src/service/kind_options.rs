@@ -7,7 +7,7 @@ use gadgetd_dbus::types::options;
 use zbus::fdo;
 use zbus::zvariant::OwnedValue;
 
-use crate::runtime::RunOptions;
+use gadgetd_runtime::RunOptions;
 
 /// The option keys [`KindOptions::accept`] takes.
 pub const KEYS: &[&str] = &[

@@ -23,15 +23,62 @@ impl Listener {
         }
     }
 
+    /// Accepts clients forever. A failed `accept` (no fds left, say) is
+    /// logged and retried after a pause, never fatal: detached runs keep
+    /// running. Clients beyond the connection limits are closed at once.
     pub async fn accept_loop(self, agent: Arc<Agent>) -> anyhow::Result<()> {
+        let mut warned = RateLimitedWarning::default();
         loop {
-            let (stream, _) = self.inner.accept().await?;
+            let stream = match self.inner.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    warned.warn(|| tracing::warn!(error = %e, "cannot accept a peer-to-peer client; retrying"));
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
+            let uid = match stream.peer_cred() {
+                Ok(c) => c.uid(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "peer-to-peer client without credentials; closed");
+                    continue;
+                }
+            };
+            let permit = match agent.limits.connections.acquire(uid) {
+                Ok(p) => p,
+                Err(why) => {
+                    warned.warn(|| tracing::warn!(uid, "peer-to-peer client refused: {why}"));
+                    continue;
+                }
+            };
             let agent = agent.clone();
             tokio::spawn(async move {
                 if let Err(e) = super::serve_peer(stream, agent).await {
-                    tracing::warn!(error = %e, "peer-to-peer client failed");
+                    tracing::debug!(uid, error = %e, "peer-to-peer client failed");
                 }
+                drop(permit);
             });
+        }
+    }
+}
+
+/// Pause after a failed `accept` before trying again.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// At most one warning per ten seconds (a flood must not flood the log).
+#[derive(Default)]
+struct RateLimitedWarning {
+    last: Option<std::time::Instant>,
+}
+
+impl RateLimitedWarning {
+    fn warn(&mut self, log: impl FnOnce()) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10))
+        {
+            self.last = Some(std::time::Instant::now());
+            log();
         }
     }
 }

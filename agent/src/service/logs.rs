@@ -24,11 +24,13 @@ pub struct LogRequest {
     pub since_us: Option<u64>,
 }
 
-/// Starts sending the log of `handle`; returns the client's end.
+/// Starts sending the log of `handle`; returns the client's end. `permit`
+/// (the caller's log stream slot) is given back when the stream ends.
 pub fn serve(
     journal: &Journal,
     handle: Arc<RunHandle>,
     req: LogRequest,
+    permit: super::limits::Permit,
 ) -> fdo::Result<std::os::fd::OwnedFd> {
     let (attacher, client) =
         Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
@@ -65,6 +67,7 @@ pub fn serve(
             _ = closed => {}
         }
         let _ = wr.shutdown().await;
+        drop(permit);
     });
     Ok(client)
 }

@@ -2,7 +2,6 @@
 //! listing runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
 use std::os::fd::AsFd as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,29 +16,29 @@ use super::attach::Attacher;
 use super::auth::Caller;
 use super::bus::Connections;
 use super::detached::RateLimit;
+use super::ownership::{self, Access};
 use super::run::{self, RunHandle, RunSpec};
 use crate::journal::Journal;
-use crate::runtime::{Gadget, GadgetError};
 use crate::state::Store;
+use gadgetd_runtime::{Gadget, GadgetError};
 
-pub use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ, ACTION_RUN, Authorizer};
-
-/// Largest object accepted over `RunObject`.
-const MAX_OBJECT_BYTES: u64 = 64 << 20;
+pub use super::authz::{ACTION_READ, ACTION_RUN, Authorizer};
 
 /// State shared by every interface and connection.
 pub struct Agent {
     pub runs: Mutex<BTreeMap<String, Arc<RunHandle>>>,
     pub conns: Connections,
     pub auth: Authorizer,
-    pub containers: Arc<crate::containers::Registry>,
+    pub containers: Arc<gadgetd_containers::Registry>,
     /// The image store and registries (set once at start).
-    pub images: std::sync::OnceLock<Arc<crate::images::service::ImageService>>,
+    pub images: std::sync::OnceLock<Arc<gadgetd_images::service::ImageService>>,
     /// The state database (runs survive restarts through it).
     pub state: Store,
     /// Where detached runs log their events.
     pub journal: Journal,
     pub log_rate: RateLimit,
+    /// What one caller may hold at once (docs/security.md).
+    pub limits: super::limits::Limits,
 }
 
 impl Agent {
@@ -53,15 +52,16 @@ impl Agent {
             runs: Mutex::new(BTreeMap::new()),
             conns: Connections::default(),
             auth,
-            containers: crate::containers::Registry::new(),
+            containers: gadgetd_containers::Registry::new(),
             images: std::sync::OnceLock::new(),
             state,
             journal,
             log_rate,
+            limits: Default::default(),
         })
     }
 
-    pub fn images(&self) -> &Arc<crate::images::service::ImageService> {
+    pub fn images(&self) -> &Arc<gadgetd_images::service::ImageService> {
         self.images
             .get()
             .expect("the image service is set at start")
@@ -130,26 +130,22 @@ fn new_run_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn read_object(fd: std::os::fd::OwnedFd) -> fdo::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_OBJECT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            fdo::Error::InvalidArgs(format!("cannot read the object from the passed fd: {e}"))
-        })?;
-    if bytes.len() as u64 > MAX_OBJECT_BYTES {
+/// Refuses a definition larger than [`super::limits::MAX_DEFINITION_BYTES`].
+pub(super) fn check_definition(definition: &str) -> fdo::Result<()> {
+    let max = super::limits::MAX_DEFINITION_BYTES;
+    if definition.len() > max {
         return Err(fdo::Error::InvalidArgs(format!(
-            "object larger than {MAX_OBJECT_BYTES} bytes"
+            "the definition is {} bytes, larger than {max} bytes, the limit",
+            definition.len()
         )));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 pub(super) struct ParsedOptions {
     timeout: Option<Duration>,
     name: Option<String>,
-    pub(super) containers: crate::containers::Selector,
+    pub(super) containers: gadgetd_containers::Selector,
     detach: bool,
     /// sha256 of the stored object of a detached run (state database).
     object: Option<String>,
@@ -163,14 +159,14 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
     let mut out = ParsedOptions {
         timeout: None,
         name: None,
-        containers: crate::containers::Selector::default(),
+        containers: gadgetd_containers::Selector::default(),
         detach: false,
         object: None,
         kinds: Default::default(),
         scope: HashMap::new(),
     };
     for (key, value) in opts {
-        let scoping = crate::containers::selector::KEYS.contains(&key.as_str());
+        let scoping = gadgetd_containers::selector::KEYS.contains(&key.as_str());
         if scoping || super::kind_options::KEYS.contains(&key.as_str()) {
             let copy = value
                 .try_clone()
@@ -197,7 +193,7 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
                     })?;
                 out.name = Some(name);
             }
-            k if crate::containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
+            k if gadgetd_containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
             options::DETACH => out.detach = super::options_ext::flag(key, value)?,
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
         }
@@ -278,6 +274,9 @@ impl Manager {
         };
         let on_end = super::record::on_end(self.agent.clone());
         let handle = run::spawn(spec, running, self.agent.conns.clone(), first, on_end);
+        if detached {
+            handle.set_stop_record(super::record::stop_record(&self.agent));
+        }
         if let Some(pipe) = log {
             super::detached::start_writer(&self.agent, &handle, pipe);
         }
@@ -318,9 +317,16 @@ impl Manager {
         ))
         .map(|p| format!("file:{}", p.display()))
         .unwrap_or_else(|_| "file:(fd)".into());
+        check_definition(&definition)?;
+        let bytes = super::fdread::read_regular(
+            fd,
+            super::limits::MAX_OBJECT_BYTES,
+            super::limits::OBJECT_READ_TIMEOUT,
+            "the object",
+        )
+        .await?;
         let detach = opts.detach;
         let (gadget, source) = tokio::task::spawn_blocking(move || -> fdo::Result<_> {
-            let bytes = read_object(fd)?;
             // A detached run keeps its object, to be loaded again after a restart.
             let source = detach.then(|| (bytes.clone(), definition.clone()));
             let def = (!definition.trim().is_empty()).then_some(definition.as_str());
@@ -375,7 +381,7 @@ impl Manager {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let mut opts = parse_options(&options)?;
         let (gadget, reference, digest) =
-            crate::images::interface::load_gadget(self.agent.images(), image).await?;
+            crate::service::images::load_gadget(self.agent.images(), image).await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         let detach = opts.detach;
@@ -401,8 +407,16 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
-        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let handle = self.agent.find(&id)?;
+        ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_RUN,
+            &handle,
+            Access::Read,
+        )
+        .await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         handle.attach(attacher).map_err(|_| {
@@ -422,8 +436,16 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let handle = self.agent.find(&id)?;
+        ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_RUN,
+            &handle,
+            Access::Control,
+        )
+        .await?;
         if !handle.is_live() {
             return Err(fdo::Error::Failed(format!(
                 "run {} is not running ({})",
@@ -431,8 +453,7 @@ impl Manager {
                 handle.state()
             )));
         }
-        handle.stop(stream::reason::STOPPED);
-        Ok(())
+        handle.stop_requested().map_err(fdo::Error::Failed)
     }
 
     /// Live runs (and ended detached ones).
@@ -461,8 +482,23 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        super::detached::logs(&self.agent, &id, &options).map(Into::into)
+        let handle = self.agent.find(&id)?;
+        let caller = ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_READ,
+            &handle,
+            Access::Read,
+        )
+        .await?;
+        let permit = self
+            .agent
+            .limits
+            .log_streams
+            .acquire(caller.uid)
+            .map_err(fdo::Error::LimitsExceeded)?;
+        super::detached::logs(&self.agent, handle, &options, permit).map(Into::into)
     }
 
     /// Forgets an ended run (its row in the state database and its memory log).
@@ -472,8 +508,17 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
-        super::detached::remove(&self.agent, &id).await
+        let handle = self.agent.find(&id)?;
+        ownership::check(
+            &self.agent.auth,
+            conn,
+            &hdr,
+            ACTION_RUN,
+            &handle,
+            Access::Control,
+        )
+        .await?;
+        super::detached::remove(&self.agent, handle).await
     }
 
     #[zbus(property)]

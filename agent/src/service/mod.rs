@@ -1,23 +1,27 @@
 //! The `gadgetd` D-Bus service: the manager object on the bus and on the
 //! peer-to-peer socket, one object per run, events over passed fds.
 
-pub mod attach;
-pub mod auth;
+pub(crate) mod attach;
+pub(crate) mod auth;
 pub mod authz;
-pub mod bus;
-pub mod containers;
-pub mod describe;
+pub(crate) mod bus;
+pub(crate) mod containers;
+pub(crate) mod describe;
 pub mod detached;
-pub mod kind_options;
-pub mod lifecycle;
-pub mod listen;
-pub mod logs;
-pub mod manager;
-pub mod options_ext;
-pub mod record;
-pub mod restore;
-pub mod run;
-pub mod scope;
+pub(crate) mod fdread;
+pub(crate) mod images;
+pub(crate) mod kind_options;
+pub(crate) mod lifecycle;
+pub mod limits;
+pub(crate) mod listen;
+pub(crate) mod logs;
+pub(crate) mod manager;
+pub(crate) mod options_ext;
+pub(crate) mod ownership;
+pub(crate) mod record;
+pub(crate) mod restore;
+pub(crate) mod run;
+pub(crate) mod scope;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,8 +43,8 @@ pub struct Config {
     pub listen: Option<PathBuf>,
     pub state_dir: PathBuf,
     /// Container runtime sockets to watch.
-    pub runtimes: Vec<crate::containers::RuntimeEndpoint>,
-    pub images: crate::images::service::Options,
+    pub runtimes: Vec<gadgetd_containers::RuntimeEndpoint>,
+    pub images: gadgetd_images::service::Options,
     /// Group whose members may use the p2p socket (and the shipped polkit rule).
     pub group: String,
     /// journald namespace to log detached runs to (None: the default journal).
@@ -74,11 +78,13 @@ pub async fn serve(
         journal,
         config.log_rate,
     );
-    crate::containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
-    let _ = agent.images.set(crate::images::service::ImageService::open(
-        &config.state_dir,
-        &config.images,
-    )?);
+    gadgetd_containers::supervise::start(config.runtimes.clone(), agent.containers.clone());
+    let _ = agent
+        .images
+        .set(gadgetd_images::service::ImageService::open(
+            &config.state_dir,
+            &config.images,
+        )?);
     let mut bus_conn = None;
     if let Some(bus) = &config.bus {
         let conn = bus_connection(bus, &agent).await?;
@@ -96,6 +102,7 @@ pub async fn serve(
     let restored = restore::restore(&agent).await?;
     tracing::info!(restored, db = %agent.state.path().display(), "state loaded");
     tokio::spawn(record::flush_counters(agent.clone()));
+    tokio::spawn(agent.conns.clone().publish_counters(run::PUBLISH_EVERY));
     let bus_clients = usize::from(bus_conn.is_some());
     let accept = async {
         match listener {
@@ -133,7 +140,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .name(names::BUS_NAME)?
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
-        .serve_at(names::MANAGER_PATH, crate::images::interface::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, crate::service::images::Images::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, describe::Gadgets { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
@@ -142,8 +149,54 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
 }
 
 /// Serves one peer-to-peer client until it disconnects.
+/// A client that does not finish the D-Bus handshake within
+/// [`limits::HANDSHAKE_TIMEOUT`], or does not take one of the objects of
+/// the current runs within [`limits::SLOW_PEER_TIMEOUT`], is disconnected.
 pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> anyhow::Result<()> {
-    let conn = connection::Builder::unix_stream(stream)
+    use std::os::fd::AsFd as _;
+    let socket = stream.as_fd().try_clone_to_owned()?;
+    let conn = tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, handshake(stream, &agent))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no D-Bus handshake within {} s; disconnected",
+                limits::HANDSHAKE_TIMEOUT.as_secs()
+            )
+        })??;
+    let id = agent.conns.add_peer(conn.clone(), socket);
+    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
+    // Each object has the time limit to itself: a healthy client may take
+    // a while for hundreds of runs, one that stopped reading stalls on one.
+    let mut published = true;
+    for r in &runs {
+        let one = bus::publish_on(&conn, r, &agent.auth);
+        if tokio::time::timeout(limits::SLOW_PEER_TIMEOUT, one)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = limits::SLOW_PEER_TIMEOUT.as_millis() as u64,
+                "peer-to-peer client stopped reading its messages; disconnected"
+            );
+            published = false;
+            break;
+        }
+    }
+    if published {
+        // zbus has no "closed" future; a MessageStream ends when the socket does.
+        let mut messages = zbus::MessageStream::from(&conn);
+        while let Some(msg) = futures_lite_next(&mut messages).await {
+            if msg.is_err() {
+                break;
+            }
+        }
+    }
+    agent.conns.remove(id);
+    Ok(())
+}
+
+async fn handshake(stream: tokio::net::UnixStream, agent: &Arc<Agent>) -> zbus::Result<Connection> {
+    connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())?
         .p2p()
         .serve_at(
@@ -160,7 +213,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(
             names::MANAGER_PATH,
-            crate::images::interface::Images::new(&agent, agent.images()),
+            crate::service::images::Images::new(agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
@@ -170,21 +223,7 @@ pub async fn serve_peer(stream: tokio::net::UnixStream, agent: Arc<Agent>) -> an
         )?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
-        .await?;
-    let id = agent.conns.add(conn.clone());
-    let runs: Vec<_> = agent.runs.lock().unwrap().values().cloned().collect();
-    for r in &runs {
-        bus::publish_on(&conn, r, &agent.auth).await;
-    }
-    // zbus has no "closed" future; a MessageStream ends when the socket does.
-    let mut messages = zbus::MessageStream::from(&conn);
-    while let Some(msg) = futures_lite_next(&mut messages).await {
-        if msg.is_err() {
-            break;
-        }
-    }
-    agent.conns.remove(id);
-    Ok(())
+        .await
 }
 
 async fn futures_lite_next(s: &mut zbus::MessageStream) -> Option<zbus::Result<zbus::Message>> {

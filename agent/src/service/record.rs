@@ -93,6 +93,34 @@ pub fn ended(agent: &Agent, handle: &RunHandle) {
     }
 }
 
+/// How a detached run's requested stop is recorded: its row says
+/// `stopped` before the run stops, so a restart never brings back a run
+/// that was stopped. A failed write (a full disk) refuses the stop.
+pub fn stop_record(agent: &Arc<Agent>) -> super::run::StopRecord {
+    let agent = Arc::downgrade(agent);
+    Box::new(move |handle| {
+        let Some(agent) = agent.upgrade() else {
+            return Ok(());
+        };
+        agent
+            .state
+            .finish_run(
+                &handle.id,
+                gadgetd_dbus::types::state::STOPPED,
+                gadgetd_dbus::stream::reason::STOPPED,
+                now_us(),
+                handle.events_seen.load(Ordering::Relaxed),
+                handle.events_lost.load(Ordering::Relaxed),
+            )
+            .map_err(|e| {
+                format!(
+                    "cannot record the stop of run {} ({e}), so it keeps running (a restart would bring it back); free disk space, e.g. with `gadgetctl image rm`, and retry",
+                    handle.id
+                )
+            })
+    })
+}
+
 /// Writes the counters of live runs to the database, forever.
 pub async fn flush_counters(agent: Arc<Agent>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);

@@ -14,8 +14,8 @@ use gadgetd_dbus::types::state;
 
 use super::manager::Agent;
 use super::run::{self, RunSpec, now_us};
-use crate::runtime::Gadget;
 use crate::state::RunRecord;
+use gadgetd_runtime::Gadget;
 
 /// Restores every run; returns how many detached runs run again.
 pub async fn restore(agent: &Arc<Agent>) -> anyhow::Result<usize> {
@@ -128,7 +128,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         let def = (!source.definition.trim().is_empty()).then_some(source.definition.as_str());
         let gadget = Gadget::from_object(source.object, def)?;
         let running = gadget.start(&run_opts)?;
-        Ok::<_, crate::runtime::GadgetError>((gadget, running))
+        Ok::<_, gadgetd_runtime::GadgetError>((gadget, running))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -161,6 +161,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         on_end,
         started_at,
     );
+    handle.set_stop_record(super::record::stop_record(agent));
     super::detached::start_writer(agent, &handle, pipe);
     handle
         .events_seen

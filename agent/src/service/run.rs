@@ -16,7 +16,7 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::attach::{Attacher, Chunk, Fanout};
 use super::bus::Connections;
-use crate::runtime::Running;
+use gadgetd_runtime::Running;
 
 /// What a run is and how it is doing. Shared by its task, its D-Bus object
 /// and the manager.
@@ -35,6 +35,8 @@ pub struct RunHandle {
     pub events_seen: AtomicU64,
     pub events_lost: AtomicU64,
     state: Mutex<(String, String)>,
+    /// Records a requested stop before it happens (detached runs).
+    stop_record: std::sync::OnceLock<StopRecord>,
     stop_tx: watch::Sender<Option<&'static str>>,
     attach_tx: mpsc::UnboundedSender<Attacher>,
 }
@@ -66,6 +68,22 @@ impl RunHandle {
         let _ = self.stop_tx.send(Some(reason));
     }
 
+    /// Sets how a requested stop is recorded (once; detached runs).
+    pub fn set_stop_record(&self, record: StopRecord) {
+        let _ = self.stop_record.set(record);
+    }
+
+    /// Stops the run at a caller's request (`Stop`). A detached run's stop
+    /// is recorded first, so a restart cannot bring it back; when that
+    /// fails (a full disk), the run keeps running and the error says why.
+    pub fn stop_requested(&self) -> Result<(), String> {
+        if let Some(record) = self.stop_record.get() {
+            record(self)?;
+        }
+        self.stop(stream::reason::STOPPED);
+        Ok(())
+    }
+
     /// Adds a stream; fails when the run has ended.
     pub fn attach(&self, attacher: Attacher) -> Result<(), Attacher> {
         self.attach_tx.send(attacher).map_err(|e| e.0)
@@ -88,6 +106,9 @@ impl RunHandle {
         }
     }
 }
+
+/// Records a requested stop of a run; the error says why it could not.
+pub type StopRecord = Box<dyn Fn(&RunHandle) -> Result<(), String> + Send + Sync>;
 
 /// Everything needed to start the pump of a run that has loaded.
 pub struct RunSpec {
@@ -161,6 +182,7 @@ impl RunHandle {
             events_seen: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
             state: Mutex::new(state),
+            stop_record: std::sync::OnceLock::new(),
             stop_tx,
             attach_tx,
         }
@@ -213,13 +235,13 @@ pub fn spawn_at(
         tracing::info!(run = %task_handle.id, reason = %reason, events = task_handle.events_seen.load(Ordering::Relaxed),
             lost = task_handle.events_lost.load(Ordering::Relaxed), "run ended");
         on_end(&task_handle);
-        crate::runtime::load::trim_heap();
+        gadgetd_runtime::load::trim_heap();
     });
     handle
 }
 
 /// How often counters are published as PropertiesChanged at most.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 async fn pump(
     handle: &Arc<RunHandle>,
@@ -286,7 +308,8 @@ async fn pump(
                 let now = (handle.events_seen.load(Ordering::Relaxed), handle.events_lost.load(Ordering::Relaxed));
                 if now != published {
                     published = now;
-                    conns.notify_run(handle, &["EventsSeen", "EventsLost"]).await;
+                    // Published by one task for all runs: the pump never waits.
+                    conns.counters_changed(handle);
                 }
             }
         }
@@ -349,11 +372,18 @@ impl RunObject {
         #[zbus(header)] hdr: zbus::message::Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> zbus::fdo::Result<()> {
-        self.auth
-            .check(conn, &hdr, super::manager::ACTION_RUN)
-            .await?;
-        self.handle.stop(stream::reason::STOPPED);
-        Ok(())
+        super::ownership::check(
+            &self.auth,
+            conn,
+            &hdr,
+            super::manager::ACTION_RUN,
+            &self.handle,
+            super::ownership::Access::Control,
+        )
+        .await?;
+        self.handle
+            .stop_requested()
+            .map_err(zbus::fdo::Error::Failed)
     }
 
     #[zbus(property)]
@@ -384,9 +414,19 @@ impl RunObject {
     fn started_at(&self) -> u64 {
         self.handle.started_at
     }
+    /// The run's parameters: empty unless the reader may read this run
+    /// (its owner, root, or a holder of `org.gadgetd.run-gadget`).
     #[zbus(property)]
-    fn params(&self) -> HashMap<String, String> {
-        self.handle.params.clone().into_iter().collect()
+    async fn params(
+        &self,
+        #[zbus(header)] hdr: Option<zbus::message::Header<'_>>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> HashMap<String, String> {
+        if super::ownership::may_read(&self.auth, conn, hdr.as_ref(), &self.handle).await {
+            self.handle.params.clone().into_iter().collect()
+        } else {
+            HashMap::new()
+        }
     }
     #[zbus(property)]
     fn events_seen(&self) -> u64 {

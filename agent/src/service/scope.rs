@@ -9,9 +9,9 @@ use zbus::zvariant::{self, OwnedValue};
 
 use super::kind_options::KindOptions;
 use super::manager::Agent;
-use crate::containers::Selector;
-use crate::containers::filter::{self, Plan};
-use crate::runtime::{RunOptions, Running};
+use gadgetd_containers::Selector;
+use gadgetd_containers::filter::{self, Plan};
+use gadgetd_runtime::{RunOptions, Running};
 
 /// The run options of a scope, and the container plan to follow once the
 /// gadget is running (`None`: no container selection).
@@ -25,7 +25,7 @@ pub fn run_options(
     let mut opts = RunOptions {
         params,
         mntns_filter: plan.as_ref().map(|p| p.initial.clone()),
-        enricher: Some(crate::runtime::enrich::SharedEnricher(
+        enricher: Some(gadgetd_runtime::enrich::SharedEnricher(
             agent.containers.clone(),
         )),
         ..RunOptions::default()

@@ -1,0 +1,140 @@
+//! Keeps a run's `gadget_mntns_filter_map` equal to the mount namespaces of
+//! the containers its [`Selector`] matches, as containers start and stop.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::{Change, Registry, Selector, procinfo};
+use gadgetd_runtime::mntns_filter::MntnsFilterMap;
+
+/// A selection taken before the gadget loads: the ids to fill in before
+/// attaching, and the changes since (subscribed first, so none is missed).
+pub struct Plan {
+    pub initial: Vec<u64>,
+    /// The selected containers' network namespaces (and the host's with
+    /// `--host`), where socket filters and network iterators run. Taken at
+    /// start: containers started later get mount-namespace filtering only.
+    pub netns: Vec<u64>,
+    changes: broadcast::Receiver<Change>,
+    selector: Selector,
+    host: Option<u64>,
+}
+
+/// `None` when the selector is empty (no filtering at all).
+pub fn plan(registry: &Registry, selector: Selector) -> Option<Plan> {
+    if selector.is_empty() {
+        return None;
+    }
+    let changes = registry.subscribe();
+    let host = if selector.host {
+        procinfo::host_mntns()
+    } else {
+        None
+    };
+    let initial: Vec<u64> = wanted(registry, &selector, host).into_iter().collect();
+    let host_net = if selector.host {
+        procinfo::host_netns()
+    } else {
+        None
+    };
+    let netns: Vec<u64> = registry
+        .list()
+        .iter()
+        .filter(|c| selector.matches(c) && c.netns != 0)
+        .map(|c| c.netns)
+        .chain(host_net)
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    tracing::debug!(?selector, ?initial, ?netns, "container filter planned");
+    Some(Plan {
+        initial,
+        netns,
+        changes,
+        selector,
+        host,
+    })
+}
+
+fn wanted(registry: &Registry, selector: &Selector, host: Option<u64>) -> BTreeSet<u64> {
+    registry
+        .list()
+        .iter()
+        .filter(|c| selector.matches(c))
+        .map(|c| c.mntns)
+        .chain(host)
+        .collect()
+}
+
+/// How often the task checks that its run still exists when nothing changes.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// Follows the registry until the run (the map's owner) is gone.
+pub fn keep_in_sync(
+    plan: Plan,
+    registry: Arc<Registry>,
+    map: &Arc<MntnsFilterMap>,
+    run_id: String,
+) {
+    let map = Arc::downgrade(map);
+    tokio::spawn(async move { follow(plan, registry, map, run_id).await });
+}
+
+async fn follow(
+    mut plan: Plan,
+    registry: Arc<Registry>,
+    map: Weak<MntnsFilterMap>,
+    run_id: String,
+) {
+    // Changes that happened while the gadget loaded are in the queue.
+    loop {
+        let change = match tokio::time::timeout(IDLE_CHECK, plan.changes.recv()).await {
+            Err(_) => {
+                if map.strong_count() == 0 {
+                    return;
+                }
+                continue;
+            }
+            Ok(c) => c,
+        };
+        let Some(map) = map.upgrade() else { return };
+        match change {
+            Ok(Change::Added(c)) if plan.selector.matches(&c) => match map.insert(c.mntns) {
+                Ok(()) => {
+                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, "container added to the run's filter")
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot add the container to the run's filter (map full?)")
+                }
+            },
+            Ok(Change::Removed(c)) if plan.selector.matches(&c) => {
+                // Another selected record may share the namespace (same
+                // container seen through two runtimes, or the host).
+                if !wanted(&registry, &plan.selector, plan.host).contains(&c.mntns) {
+                    map.remove(c.mntns);
+                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, "container removed from the run's filter");
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(run = %run_id, missed = n, "container changes came too fast; resynchronising the run's filter");
+                resync(&registry, &plan, &map);
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+fn resync(registry: &Registry, plan: &Plan, map: &MntnsFilterMap) {
+    let want = wanted(registry, &plan.selector, plan.host);
+    let have: BTreeSet<u64> = map.ids().into_iter().collect();
+    for gone in have.difference(&want) {
+        map.remove(*gone);
+    }
+    for new in want.difference(&have) {
+        let _ = map.insert(*new);
+    }
+}

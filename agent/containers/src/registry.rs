@@ -1,0 +1,247 @@
+//! The agent's list of running containers, fed by the watchers.
+//!
+//! Records are kept per source (one watcher = one socket), because the same
+//! container can be seen twice: dockerd's containers also live in
+//! containerd's `moby` namespace. Readers get one record per id, from the
+//! most specific runtime (the one that knows the container's name).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::broadcast;
+
+use super::Container;
+use super::enrich::Fragments;
+use gadgetd_runtime::enrich::NsKind;
+
+/// A container started or stopped (as seen by one source).
+#[derive(Debug, Clone)]
+pub enum Change {
+    Added(Arc<Container>),
+    Removed(Arc<Container>),
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (source, id) → record.
+    records: BTreeMap<(String, String), Arc<Container>>,
+    /// mount namespace → pre-rendered enrichment fields.
+    by_mntns: HashMap<u64, Arc<[u8]>>,
+    /// network namespace → pre-rendered enrichment fields.
+    by_netns: HashMap<u64, Arc<[u8]>>,
+}
+
+pub struct Registry {
+    inner: RwLock<Inner>,
+    changes: broadcast::Sender<Change>,
+    fragments: Fragments,
+}
+
+/// Which record wins when two sources report the same id: the runtime the
+/// user talks to (it knows names) over containerd underneath it.
+fn priority(runtime: &str) -> u8 {
+    match runtime {
+        "containerd" => 0,
+        _ => 1,
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            inner: RwLock::default(),
+            changes: broadcast::channel(4096).0,
+            fragments: Fragments::default(),
+        }
+    }
+}
+
+impl Registry {
+    pub fn new() -> Arc<Registry> {
+        Arc::new(Registry::default())
+    }
+
+    /// Changes from now on. Subscribe before reading [`Registry::list`] so
+    /// nothing falls between the two.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Adds or replaces a container seen by `source`.
+    pub fn upsert(&self, source: &str, c: Container) {
+        let c = Arc::new(c);
+        let mut inner = self.inner.write().unwrap();
+        let key = (source.to_string(), c.id.clone());
+        let old = inner.records.insert(key, c.clone());
+        if old.as_deref() == Some(&*c) {
+            return;
+        }
+        self.reindex(&mut inner);
+        drop(inner);
+        if let Some(old) = old {
+            let _ = self.changes.send(Change::Removed(old));
+        }
+        tracing::debug!(source, id = %c.id, name = %c.name, pid = c.pid, mntns = c.mntns, "container added");
+        let _ = self.changes.send(Change::Added(c));
+    }
+
+    /// Forgets a container of `source` (it stopped).
+    pub fn remove(&self, source: &str, id: &str) {
+        let mut inner = self.inner.write().unwrap();
+        let Some(old) = inner.records.remove(&(source.to_string(), id.to_string())) else {
+            return;
+        };
+        self.reindex(&mut inner);
+        drop(inner);
+        tracing::debug!(source, id, name = %old.name, "container removed");
+        let _ = self.changes.send(Change::Removed(old));
+    }
+
+    /// Makes `source`'s records exactly `now` (after a (re)connect).
+    pub fn replace_source(&self, source: &str, now: Vec<Container>) {
+        let keep: std::collections::HashSet<String> = now.iter().map(|c| c.id.clone()).collect();
+        let gone: Vec<String> = {
+            let inner = self.inner.read().unwrap();
+            inner
+                .records
+                .keys()
+                .filter(|(s, id)| s == source && !keep.contains(id))
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        for id in gone {
+            self.remove(source, &id);
+        }
+        for c in now {
+            self.upsert(source, c);
+        }
+    }
+
+    /// One record per container id, the most specific runtime's.
+    pub fn list(&self) -> Vec<Arc<Container>> {
+        let inner = self.inner.read().unwrap();
+        dedup(inner.records.values())
+    }
+
+    /// Pre-rendered `,"runtime.containerName":...` fields for a mount namespace.
+    pub fn mntns_fields(&self, mntns: u64) -> Option<Arc<[u8]>> {
+        self.inner.read().unwrap().by_mntns.get(&mntns).cloned()
+    }
+
+    pub fn netns_fields(&self, netns: u64) -> Option<Arc<[u8]>> {
+        self.inner.read().unwrap().by_netns.get(&netns).cloned()
+    }
+
+    /// Appends the enrichment fields of a namespace (empty values when no
+    /// container owns it). On the event hot path: no allocation.
+    pub fn write_fields(&self, ns: NsKind, id: u64, out: &mut Vec<u8>) {
+        let inner = self.inner.read().unwrap();
+        let index = match ns {
+            NsKind::Mnt => &inner.by_mntns,
+            NsKind::Net => &inner.by_netns,
+        };
+        match index.get(&id) {
+            Some(f) => out.extend_from_slice(f),
+            None => out.extend_from_slice(self.fragments.empty()),
+        }
+    }
+
+    /// Drops `source`'s records whose process is gone or changed namespace
+    /// (used while the source's runtime is unreachable).
+    pub fn prune_dead(&self, source: &str) {
+        let dead: Vec<String> = {
+            let inner = self.inner.read().unwrap();
+            inner
+                .records
+                .iter()
+                .filter(|((s, _), c)| {
+                    s == source && super::procinfo::ns_inode(c.pid, "mnt") != Some(c.mntns)
+                })
+                .map(|((_, id), _)| id.clone())
+                .collect()
+        };
+        for id in dead {
+            self.remove(source, &id);
+        }
+    }
+
+    fn reindex(&self, inner: &mut Inner) {
+        let list = dedup(inner.records.values());
+        inner.by_mntns.clear();
+        inner.by_netns.clear();
+        for c in &list {
+            let frag: Arc<[u8]> = self.fragments.render(c).into();
+            inner
+                .by_mntns
+                .entry(c.mntns)
+                .or_insert_with(|| frag.clone());
+            // Pods share one network namespace; the first container names it.
+            inner.by_netns.entry(c.netns).or_insert(frag);
+        }
+    }
+}
+
+fn dedup<'a>(records: impl Iterator<Item = &'a Arc<Container>>) -> Vec<Arc<Container>> {
+    let mut by_id: BTreeMap<&str, &Arc<Container>> = BTreeMap::new();
+    for c in records {
+        let slot = by_id.entry(c.id.as_str()).or_insert(c);
+        if priority(&c.runtime) > priority(&slot.runtime) {
+            *slot = c;
+        }
+    }
+    let mut out: Vec<_> = by_id.into_values().cloned().collect();
+    // Stable order for listings: by runtime, then name.
+    out.sort_by(|a, b| (&a.runtime, &a.name, &a.id).cmp(&(&b.runtime, &b.name, &b.id)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::K8s;
+
+    fn c(id: &str, name: &str, runtime: &str, mntns: u64) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            runtime: runtime.into(),
+            image: "img".into(),
+            pid: 1,
+            mntns,
+            netns: mntns + 1,
+            cgroup: String::new(),
+            namespace: String::new(),
+            k8s: K8s::default(),
+        }
+    }
+
+    #[test]
+    fn same_id_from_two_sources_lists_once_and_prefers_the_named_record() {
+        let r = Registry::default();
+        let mut rx = r.subscribe();
+        r.upsert("containerd:/a", c("abc", "abc", "containerd", 7));
+        r.upsert("docker:/b", c("abc", "web", "docker", 7));
+        let l = r.list();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].name, "web");
+        let frag = r.mntns_fields(7).unwrap();
+        assert!(
+            std::str::from_utf8(&frag)
+                .unwrap()
+                .contains("\"runtime.containerName\":\"web\"")
+        );
+        r.replace_source("docker:/b", vec![]);
+        assert_eq!(r.list()[0].name, "abc");
+        let mut seen = Vec::new();
+        while let Ok(ch) = rx.try_recv() {
+            seen.push(match ch {
+                Change::Added(c) => format!("+{}", c.name),
+                Change::Removed(c) => format!("-{}", c.name),
+            });
+        }
+        assert_eq!(seen, ["+abc", "+web", "-web"]);
+        r.remove("containerd:/a", "abc");
+        assert!(r.list().is_empty());
+        assert!(r.mntns_fields(7).is_none());
+    }
+}

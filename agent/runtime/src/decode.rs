@@ -1,0 +1,687 @@
+//! The hot path: raw event bytes to one JSON line, without allocating.
+//!
+//! A [`Decoder`] is compiled once from a [`Layout`]: every field gets its
+//! pre-rendered `"name":` key, so decoding is a loop of fixed-offset reads and
+//! appends into the caller's buffer.
+
+use std::io::Write as _;
+
+use std::sync::Arc;
+
+use super::enrich::{self, Enricher, NsKind};
+use super::formats;
+use super::layout::{FieldKind, Layout, Semantic};
+use super::names;
+use super::walltime;
+
+/// (key, kind of the value, offset, companion key and the kind it formats).
+type CompiledField = (Vec<u8>, FieldKind, usize, Option<(Vec<u8>, FieldKind)>);
+
+pub struct Decoder {
+    size: usize,
+    /// (`,"name":` with `{` instead of `,` for the first field, kind, offset,
+    /// `,"name_name":` for semantic numbers that also print as a name)
+    fields: Vec<CompiledField>,
+    clock: walltime::BootClock,
+    /// The field followed by container fields, and who provides them.
+    enriched: Option<(usize, NsKind)>,
+    enricher: Option<Arc<dyn Enricher>>,
+    empty_enrichment: Vec<u8>,
+    /// For `gadget_kernel_stack` fields.
+    stacks: Option<Arc<super::stacks::KernelStacks>>,
+}
+
+/// The event is shorter than its type: counted, never decoded from garbage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortEvent {
+    pub got: usize,
+    pub want: usize,
+}
+
+impl Decoder {
+    pub fn new(layout: &Layout) -> Decoder {
+        let fields = layout
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut key = Vec::with_capacity(f.name.len() + 4);
+                key.push(if i == 0 { b'{' } else { b',' });
+                write_json_str(&mut key, f.name.as_bytes());
+                key.push(b':');
+                let companion = f.companion().map(|(name, _)| {
+                    let mut k = vec![b','];
+                    write_json_str(&mut k, name.as_bytes());
+                    k.push(b':');
+                    (k, f.kind.clone())
+                });
+                (key, f.value_kind(), f.offset, companion)
+            })
+            .collect();
+        Decoder {
+            size: layout.size,
+            fields,
+            clock: walltime::BootClock::now(),
+            enriched: enrich::enriched_field(layout),
+            enricher: None,
+            empty_enrichment: enrich::empty_fragment(),
+            stacks: None,
+        }
+    }
+
+    /// Resolves `gadget_kernel_stack` fields through the gadget's stack map.
+    pub fn with_stacks(mut self, stacks: Option<Arc<super::stacks::KernelStacks>>) -> Decoder {
+        self.stacks = stacks;
+        self
+    }
+
+    /// Container fields after the namespace field come from `enricher`.
+    pub fn with_enricher(mut self, enricher: Option<Arc<dyn Enricher>>) -> Decoder {
+        self.enricher = enricher;
+        self
+    }
+
+    /// Appends the event as one JSON object and a newline to `out`.
+    pub fn write_json(&self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ShortEvent> {
+        if data.len() < self.size {
+            return Err(ShortEvent {
+                got: data.len(),
+                want: self.size,
+            });
+        }
+        if self.fields.is_empty() {
+            out.push(b'{');
+        }
+        self.write_fields(data, out);
+        out.extend_from_slice(b"}\n");
+        Ok(())
+    }
+
+    fn write_enrichment(&self, ns: NsKind, d: &[u8], out: &mut Vec<u8>) {
+        let id = match d.len() {
+            8.. => u64::from_ne_bytes(d[..8].try_into().unwrap()),
+            4..=7 => u32::from_ne_bytes(d[..4].try_into().unwrap()) as u64,
+            _ => 0,
+        };
+        match (&self.enricher, ns) {
+            (Some(e), NsKind::Mnt) => e.mntns(id, out),
+            (Some(e), NsKind::Net) => e.netns(id, out),
+            (None, _) => out.extend_from_slice(&self.empty_enrichment),
+        }
+    }
+
+    /// Size of the struct this decoder reads.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Appends the fields as `"a":1,"b":2` (the first key starts with `{`);
+    /// `data` must be at least [`Decoder::size`] bytes.
+    pub fn write_fields(&self, data: &[u8], out: &mut Vec<u8>) {
+        for (i, (key, kind, offset, companion)) in self.fields.iter().enumerate() {
+            out.extend_from_slice(key);
+            let d = &data[*offset..];
+            self.write_value(kind, d, out);
+            if let Some((ckey, formatted)) = companion {
+                out.extend_from_slice(ckey);
+                match formatted {
+                    // `X_raw` timestamps and enums: the formatted value.
+                    FieldKind::Timestamp | FieldKind::Enum { .. } => {
+                        self.write_value(formatted, d, out)
+                    }
+                    _ => write_companion(formatted, d, out, self.stacks.as_deref()),
+                }
+            }
+            if let Some((at, ns)) = self.enriched
+                && at == i
+            {
+                self.write_enrichment(ns, d, out);
+            }
+        }
+    }
+
+    /// Like [`Decoder::write_fields`], but continuing an object: the first key starts with `,`.
+    pub fn write_more_fields(&self, data: &[u8], out: &mut Vec<u8>) {
+        let at = out.len();
+        self.write_fields(data, out);
+        if out.len() > at && out[at] == b'{' {
+            out[at] = b',';
+        }
+    }
+
+    fn write_value(&self, kind: &FieldKind, d: &[u8], out: &mut Vec<u8>) {
+        match kind {
+            FieldKind::Int { size, signed, .. } => write_int(out, read_int(d, *size, *signed)),
+            FieldKind::Bool => out.extend_from_slice(if d[0] != 0 { b"true" } else { b"false" }),
+            FieldKind::Int128 { signed } => {
+                let raw: [u8; 16] = d[..16].try_into().unwrap();
+                let mut buf = itoa::Buffer::new();
+                out.extend_from_slice(
+                    if *signed {
+                        buf.format(i128::from_ne_bytes(raw))
+                    } else {
+                        buf.format(u128::from_ne_bytes(raw))
+                    }
+                    .as_bytes(),
+                );
+            }
+            // Shortest form that reads back to the same value, in the
+            // field's own width: a `float` 0.1f prints `0.1`. NaN and
+            // infinities have no JSON number: null.
+            FieldKind::Float { size: 4 } => {
+                let v = f32::from_ne_bytes(d[..4].try_into().unwrap());
+                if v.is_finite() {
+                    let _ = write!(out, "{v}");
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            FieldKind::Float { .. } => {
+                let v = f64::from_ne_bytes(d[..8].try_into().unwrap());
+                if v.is_finite() {
+                    let _ = write!(out, "{v}");
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            FieldKind::Bits {
+                shift,
+                bits,
+                signed,
+            } => {
+                let mut raw = [0u8; 8];
+                let n = d.len().min(8);
+                raw[..n].copy_from_slice(&d[..n]);
+                let word = u64::from_le_bytes(raw) >> shift;
+                let mask = if *bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
+                let v = word & mask;
+                if *signed && *bits < 64 && v >> (bits - 1) & 1 == 1 {
+                    write_int(out, IntValue::Signed((v | !mask) as i64));
+                } else {
+                    write_int(out, IntValue::Unsigned(v));
+                }
+            }
+            FieldKind::Str { len } => write_json_bytes(out, until_nul(&d[..*len])),
+            FieldKind::DnsName { len } => {
+                write_json_str(out, names::dns_name(&d[..*len]).as_bytes())
+            }
+            FieldKind::ArgList { len } => {
+                out.push(b'[');
+                let args = trim_trailing_nuls(&d[..*len]);
+                if !args.is_empty() {
+                    for (i, arg) in args.split(|&b| b == 0).enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_json_bytes(out, arg);
+                    }
+                }
+                out.push(b']');
+            }
+            FieldKind::Enum {
+                size,
+                signed,
+                names,
+                type_name,
+            } => {
+                let raw = read_int(d, *size, *signed);
+                let v = match raw {
+                    IntValue::Signed(v) => v,
+                    IntValue::Unsigned(v) => v as i64,
+                };
+                if type_name.ends_with("_set") {
+                    // A bit set (Inspektor Gadget's convention): every member it contains.
+                    out.push(b'"');
+                    formats::write_bitset(names, v, out);
+                    out.push(b'"');
+                    return;
+                }
+                match names.iter().find(|(n, _)| *n == v) {
+                    Some((_, name)) => write_json_str(out, name.as_bytes()),
+                    None => {
+                        let mut text = String::new();
+                        if names::enum_value(names, v, &mut text) {
+                            write_json_str(out, text.as_bytes());
+                        } else {
+                            // A value with no name: the number, with the
+                            // enum's signedness (an unsigned 8-byte enum
+                            // past i64::MAX stays positive).
+                            write_int(out, raw);
+                        }
+                    }
+                }
+            }
+            FieldKind::IntArray {
+                elem_size,
+                signed,
+                count,
+            } => {
+                out.push(b'[');
+                for i in 0..*count {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let at = i * *elem_size as usize;
+                    write_int(out, read_int(&d[at..], *elem_size, *signed));
+                }
+                out.push(b']');
+            }
+            FieldKind::Pointer => {
+                let _ = write!(
+                    out,
+                    "\"{:#x}\"",
+                    u64::from_ne_bytes(d[..8].try_into().unwrap())
+                );
+            }
+            FieldKind::Timestamp => {
+                let boot_ns = u64::from_ne_bytes(d[..8].try_into().unwrap());
+                out.push(b'"');
+                self.clock.write_rfc3339(boot_ns, out);
+                out.push(b'"');
+            }
+            FieldKind::L3Endpoint(at) => {
+                out.push(b'"');
+                write_ip(out, &d[at.addr..at.addr + 16], d[at.version]);
+                out.push(b'"');
+            }
+            FieldKind::L4Endpoint(at) => {
+                let p = at.port.unwrap_or(0);
+                let port = u16::from_ne_bytes([d[p], d[p + 1]]);
+                let version = d[at.version];
+                let addr = &d[at.addr..at.addr + 16];
+                out.push(b'"');
+                if version == 6 {
+                    out.push(b'[');
+                    write_ip(out, addr, version);
+                    out.push(b']');
+                } else {
+                    write_ip(out, addr, version);
+                }
+                out.push(b':');
+                out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+                out.push(b'"');
+            }
+        }
+    }
+}
+
+/// The name printed beside a semantic number (`"ret_name":"ENOENT"`).
+fn write_companion(
+    kind: &FieldKind,
+    d: &[u8],
+    out: &mut Vec<u8>,
+    stacks: Option<&super::stacks::KernelStacks>,
+) {
+    let FieldKind::Int {
+        size,
+        signed,
+        semantic,
+    } = kind
+    else {
+        return;
+    };
+    let v = match read_int(d, *size, *signed) {
+        IntValue::Signed(v) => v,
+        IntValue::Unsigned(v) => v as i64,
+    };
+    match semantic {
+        Semantic::Errno => write_json_str(out, names::errno(v).as_bytes()),
+        Semantic::Signal => write_json_str(out, names::signal(v as u64).as_bytes()),
+        Semantic::Syscall => write_json_str(out, names::syscall(v as u64).as_bytes()),
+        Semantic::Uid => names::user(v as u64, |n| write_json_str(out, n.as_bytes())),
+        Semantic::Gid => names::group(v as u64, |n| write_json_str(out, n.as_bytes())),
+        Semantic::Ifindex => names::interface(v as u64, |n| write_json_str(out, n.as_bytes())),
+        Semantic::FileFlags | Semantic::FileMode | Semantic::Bytes | Semantic::Duration => {
+            out.push(b'"');
+            match semantic {
+                Semantic::FileFlags => formats::write_file_flags(v as u32, out),
+                Semantic::FileMode => formats::write_file_mode(v as u32, out),
+                Semantic::Bytes => formats::write_bytes(v as u64, out),
+                _ => formats::write_duration(v as u64, out),
+            }
+            out.push(b'"');
+        }
+        Semantic::KernelStack => match stacks {
+            Some(s) => s.write_json(v, out),
+            None => out.extend_from_slice(b"[]"),
+        },
+        _ => out.extend_from_slice(b"null"),
+    }
+}
+
+enum IntValue {
+    Signed(i64),
+    Unsigned(u64),
+}
+
+#[inline]
+fn read_int(d: &[u8], size: u8, signed: bool) -> IntValue {
+    let (u, s) = match size {
+        1 => (d[0] as u64, d[0] as i8 as i64),
+        2 => {
+            let v = u16::from_ne_bytes([d[0], d[1]]);
+            (v as u64, v as i16 as i64)
+        }
+        4 => {
+            let v = u32::from_ne_bytes(d[..4].try_into().unwrap());
+            (v as u64, v as i32 as i64)
+        }
+        _ => {
+            let v = u64::from_ne_bytes(d[..8].try_into().unwrap());
+            (v, v as i64)
+        }
+    };
+    if signed {
+        IntValue::Signed(s)
+    } else {
+        IntValue::Unsigned(u)
+    }
+}
+
+#[inline]
+fn write_int(out: &mut Vec<u8>, v: IntValue) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(
+        match v {
+            IntValue::Signed(v) => buf.format(v),
+            IntValue::Unsigned(v) => buf.format(v),
+        }
+        .as_bytes(),
+    );
+}
+
+fn until_nul(d: &[u8]) -> &[u8] {
+    d.iter().position(|&b| b == 0).map_or(d, |n| &d[..n])
+}
+
+fn trim_trailing_nuls(d: &[u8]) -> &[u8] {
+    let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    &d[..end]
+}
+
+fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
+    if version == 6 {
+        let a: [u8; 16] = addr[..16].try_into().unwrap();
+        let _ = write!(out, "{}", std::net::Ipv6Addr::from(a));
+    } else {
+        let _ = write!(
+            out,
+            "{}",
+            std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])
+        );
+    }
+}
+
+/// Appends bytes from the kernel (a `char[N]` field) as a JSON string,
+/// losslessly and without allocating: valid UTF-8 as it is, each byte that
+/// is not valid UTF-8 as the four characters `\xNN` (lowercase hex), and a
+/// backslash as `\\`, so the original bytes can always be recovered.
+pub fn write_json_bytes(out: &mut Vec<u8>, mut s: &[u8]) {
+    out.push(b'"');
+    loop {
+        match std::str::from_utf8(s) {
+            Ok(text) => {
+                escape_backslashes_into(out, text);
+                break;
+            }
+            Err(e) => {
+                let (valid, rest) = s.split_at(e.valid_up_to());
+                escape_backslashes_into(out, std::str::from_utf8(valid).unwrap_or(""));
+                let bad = e.error_len().unwrap_or(rest.len());
+                for &b in &rest[..bad] {
+                    // `\xNN` in the value: the backslash escaped in JSON.
+                    let _ = write!(out, r"\\x{b:02x}");
+                }
+                s = &rest[bad..];
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// [`escape_into`], with each backslash doubled first (see [`write_json_bytes`]).
+fn escape_backslashes_into(out: &mut Vec<u8>, text: &str) {
+    for (i, part) in text.split('\\').enumerate() {
+        if i > 0 {
+            // Two backslashes in the value: four in JSON.
+            out.extend_from_slice(br"\\\\");
+        }
+        escape_into(out, part);
+    }
+}
+
+/// Appends `s` as a JSON string. Invalid UTF-8 becomes U+FFFD so the line
+/// stays valid JSON whatever the kernel handed us.
+pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    match std::str::from_utf8(s) {
+        Ok(text) => escape_into(out, text),
+        Err(_) => escape_into(out, &String::from_utf8_lossy(s)),
+    }
+    out.push(b'"');
+}
+
+fn escape_into(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::FieldLayout;
+
+    fn field(name: &str, offset: usize, kind: FieldKind) -> FieldLayout {
+        FieldLayout {
+            name: name.into(),
+            offset,
+            kind,
+        }
+    }
+
+    #[test]
+    fn decodes_every_kind_to_valid_json() {
+        let layout = Layout {
+            type_name: "event".into(),
+            size: 64,
+            fields: vec![
+                field(
+                    "pid",
+                    0,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::Pid,
+                    },
+                ),
+                field(
+                    "ret",
+                    4,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: true,
+                        semantic: Semantic::None,
+                    },
+                ),
+                field("comm", 8, FieldKind::Str { len: 8 }),
+                field(
+                    "kind",
+                    16,
+                    FieldKind::Enum {
+                        size: 4,
+                        signed: false,
+                        names: vec![(1, "OPEN".into()), (2, "EXEC".into())],
+                        type_name: "ev_kind".into(),
+                    },
+                ),
+                field("args", 20, FieldKind::ArgList { len: 12 }),
+                field(
+                    "arr",
+                    32,
+                    FieldKind::IntArray {
+                        elem_size: 2,
+                        signed: false,
+                        count: 3,
+                    },
+                ),
+                field("ok", 38, FieldKind::Bool),
+                field(
+                    "bits",
+                    39,
+                    FieldKind::Bits {
+                        shift: 2,
+                        bits: 3,
+                        signed: false,
+                    },
+                ),
+                field(
+                    "l4",
+                    40,
+                    FieldKind::L4Endpoint(crate::endpoint::EndpointLayout {
+                        addr: 0,
+                        version: 20,
+                        port: Some(16),
+                    }),
+                ),
+            ],
+        };
+        let mut ev = vec![0u8; 64];
+        ev[0..4].copy_from_slice(&42u32.to_ne_bytes());
+        ev[4..8].copy_from_slice(&(-2i32).to_ne_bytes());
+        ev[8..14].copy_from_slice(b"a\"b\\c\n");
+        ev[16..20].copy_from_slice(&2u32.to_ne_bytes());
+        ev[20..29].copy_from_slice(b"ls\0-l\0/x\0");
+        ev[32..38].copy_from_slice(&[1, 0, 2, 0, 3, 0]);
+        ev[38] = 1;
+        ev[39] = 0b0001_0100; // bits 2..5 = 0b101
+        ev[40..44].copy_from_slice(&[10, 0, 0, 1]);
+        ev[56..58].copy_from_slice(&8080u16.to_ne_bytes());
+        ev[60] = 4;
+        let mut out = Vec::new();
+        Decoder::new(&layout).write_json(&ev, &mut out).unwrap();
+        let line = std::str::from_utf8(&out).unwrap();
+        assert!(line.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"pid":42,"ret":-2,"comm":"a\"b\\\\c\n","kind":"EXEC","args":["ls","-l","/x"],
+                "arr":[1,2,3],"ok":true,"bits":5,"l4":"10.0.0.1:8080"})
+        );
+    }
+
+    struct OneContainer;
+
+    impl crate::enrich::Enricher for OneContainer {
+        fn mntns(&self, id: u64, out: &mut Vec<u8>) {
+            if id == 7 {
+                out.extend_from_slice(br#","runtime.containerName":"web""#);
+            } else {
+                out.extend_from_slice(br#","runtime.containerName":"""#);
+            }
+        }
+        fn netns(&self, _: u64, _: &mut Vec<u8>) {
+            unreachable!("a mount namespace field comes first");
+        }
+    }
+
+    #[test]
+    fn container_fields_follow_the_namespace_field() {
+        let layout = Layout {
+            type_name: "e".into(),
+            size: 16,
+            fields: vec![
+                field(
+                    "netns",
+                    0,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::NetnsId,
+                    },
+                ),
+                field(
+                    "mntns_id",
+                    4,
+                    FieldKind::Int {
+                        size: 8,
+                        signed: false,
+                        semantic: Semantic::MntnsId,
+                    },
+                ),
+                field(
+                    "pid",
+                    12,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::Pid,
+                    },
+                ),
+            ],
+        };
+        let mut ev = vec![0u8; 16];
+        ev[4..12].copy_from_slice(&7u64.to_ne_bytes());
+        ev[12..16].copy_from_slice(&9u32.to_ne_bytes());
+        let mut out = Vec::new();
+        let d = Decoder::new(&layout).with_enricher(Some(std::sync::Arc::new(OneContainer)));
+        d.write_json(&ev, &mut out).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "{\"netns\":0,\"mntns_id\":7,\"runtime.containerName\":\"web\",\"pid\":9}\n"
+        );
+        // Without an enricher every key is still there, empty.
+        out.clear();
+        Decoder::new(&layout).write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for (key, _) in crate::enrich::FIELDS {
+            assert_eq!(v[key], "", "{key}");
+        }
+        assert_eq!(v["pid"], 9);
+    }
+
+    #[test]
+    fn short_events_and_bad_utf8_do_not_break_the_stream() {
+        let layout = Layout {
+            type_name: "e".into(),
+            size: 4,
+            fields: vec![field("s", 0, FieldKind::Str { len: 4 })],
+        };
+        let d = Decoder::new(&layout);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.write_json(&[1, 2], &mut out),
+            Err(ShortEvent { got: 2, want: 4 })
+        );
+        assert!(out.is_empty());
+        d.write_json(&[0xff, 0xfe, b'x', 0], &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["s"], r"\xff\xfex");
+        // No NUL: all four bytes; a backslash doubles, so bytes stay recoverable.
+        out.clear();
+        d.write_json(&[b'a', b'\\', 0xc3, b'b'], &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["s"], r"a\\\xc3b");
+    }
+}

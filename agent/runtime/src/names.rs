@@ -1,0 +1,256 @@
+//! Conversions of semantic numbers to names (the seed's "conversions"):
+//! errno, signal, syscall (per architecture), uid/gid through the host's user
+//! database, interface index. Tables are static; user and interface lookups
+//! are cached, so a busy event stream pays one lookup per distinct value.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::name_tables;
+
+/// `ENOENT` for 2 or -2 (kernels return negative errnos); "" for 0 or unknown.
+pub fn errno(v: i64) -> &'static str {
+    let n = v.unsigned_abs();
+    lookup(name_tables::ERRNO, n)
+}
+
+/// `SIGKILL` for 9; real-time signals as `SIGRTMIN+n`; "" when unknown.
+pub fn signal(v: u64) -> std::borrow::Cow<'static, str> {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match v {
+        0..=31 => NAMES[v as usize].into(),
+        32..=64 => format!("SIGRTMIN+{}", v - 32).into(),
+        _ => "".into(),
+    }
+}
+
+/// The syscall's name on the architecture the agent runs on.
+pub fn syscall(nr: u64) -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Syscall 0 is a real one (`read` on x86_64), unlike errno or signal 0.
+        let table = name_tables::X86_64;
+        u32::try_from(nr)
+            .ok()
+            .and_then(|n| table.binary_search_by_key(&n, |(k, _)| *k).ok())
+            .map_or("", |i| table[i].1)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = nr;
+        ""
+    }
+}
+
+/// Every syscall name of this architecture (for seccomp profiles).
+#[cfg_attr(not(test), allow(dead_code))] // the inverse of syscall_name; tested, no caller yet
+pub fn syscall_number(name: &str) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        name_tables::X86_64
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(nr, _)| *nr)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+fn lookup(table: &'static [(u32, &'static str)], n: u64) -> &'static str {
+    if n == 0 || n > u32::MAX as u64 {
+        return "";
+    }
+    table
+        .binary_search_by_key(&(n as u32), |(k, _)| *k)
+        .map_or("", |i| table[i].1)
+}
+
+type Cache = Mutex<HashMap<u64, Box<str>>>;
+
+/// Hands the cached name of `key` to `with`, resolving it once (outside the
+/// lock: NSS lookups can be slow). Called per event: no allocation on a hit.
+fn cached<R>(
+    cache: &'static std::sync::OnceLock<Cache>,
+    key: u64,
+    resolve: impl FnOnce() -> Option<String>,
+    with: impl FnOnce(&str) -> R,
+) -> R {
+    let cache = cache.get_or_init(Default::default);
+    if let Some(v) = cache.lock().unwrap().get(&key) {
+        return with(v);
+    }
+    let name: Box<str> = resolve().unwrap_or_default().into();
+    let mut guard = cache.lock().unwrap();
+    if guard.len() > 65536 {
+        guard.clear(); // bounded: a hostile stream of ids cannot grow it forever
+    }
+    with(guard.entry(key).or_insert(name))
+}
+
+/// The user name of a uid on this host ("" when it has none), given to `with`.
+pub fn user<R>(uid: u64, with: impl FnOnce(&str) -> R) -> R {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let resolve = || {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid as u32))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    };
+    cached(&CACHE, uid, resolve, with)
+}
+
+/// The group name of a gid on this host ("" when it has none), given to `with`.
+pub fn group<R>(gid: u64, with: impl FnOnce(&str) -> R) -> R {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let resolve = || {
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid as u32))
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+    };
+    cached(&CACHE, gid, resolve, with)
+}
+
+/// The name of a network interface of the agent's network namespace, given to `with`.
+pub fn interface<R>(index: u64, with: impl FnOnce(&str) -> R) -> R {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let resolve = || {
+        let mut buf = [0u8; libc::IF_NAMESIZE];
+        // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
+        let p = unsafe { libc::if_indextoname(index as u32, buf.as_mut_ptr().cast()) };
+        if p.is_null() {
+            return None;
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+    };
+    cached(&CACHE, index, resolve, with)
+}
+
+/// An enum value as a name; for flag enums (every member a single bit) a
+/// combination prints as `A|B`, with any unnamed rest in hex.
+pub fn enum_value(names: &[(i64, String)], v: i64, out: &mut String) -> bool {
+    if let Some((_, n)) = names.iter().find(|(k, _)| *k == v) {
+        out.push_str(n);
+        return true;
+    }
+    let is_flags = names.len() > 1 && names.iter().all(|(k, _)| *k > 0 && (*k & (*k - 1)) == 0);
+    if !is_flags || v <= 0 {
+        return false;
+    }
+    let mut rest = v;
+    for (k, n) in names {
+        if rest & k != 0 {
+            if !out.is_empty() {
+                out.push('|');
+            }
+            out.push_str(n);
+            rest &= !k;
+        }
+    }
+    if rest != 0 {
+        if !out.is_empty() {
+            out.push('|');
+        }
+        out.push_str(&format!("{rest:#x}"));
+    }
+    true
+}
+
+/// A DNS name in wire format (length-prefixed labels) as a dotted name.
+pub fn dns_name(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < wire.len() {
+        let len = wire[i] as usize;
+        if len == 0 || len > 63 || i + 1 + len > wire.len() {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&String::from_utf8_lossy(&wire[i + 1..i + 1 + len]));
+        i += 1 + len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_names() {
+        assert_eq!(errno(-2), "ENOENT");
+        assert_eq!(errno(13), "EACCES");
+        assert_eq!(errno(0), "");
+        assert_eq!(signal(9), "SIGKILL");
+        assert_eq!(signal(34), "SIGRTMIN+2");
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(syscall(257), "openat");
+            assert_eq!(syscall(0), "read");
+            assert_eq!(syscall(u64::MAX), "");
+            assert_eq!(syscall_number("execve"), Some(59));
+        }
+        assert_eq!(user(0, str::to_owned), "root");
+        assert_eq!(
+            user(0, str::to_owned),
+            "root",
+            "a cache hit gives the same name"
+        );
+        assert_eq!(group(0, str::to_owned), "root");
+        assert_eq!(interface(1, str::to_owned), "lo");
+        assert_eq!(
+            dns_name(b"\x03www\x07example\x03com\x00"),
+            "www.example.com"
+        );
+        let flags = vec![
+            (1, "READ".to_string()),
+            (2, "WRITE".to_string()),
+            (8, "EXEC".to_string()),
+        ];
+        let mut s = String::new();
+        assert!(enum_value(&flags, 3, &mut s));
+        assert_eq!(s, "READ|WRITE");
+        s.clear();
+        assert!(enum_value(&flags, 0x19, &mut s));
+        assert_eq!(s, "READ|EXEC|0x10");
+    }
+}

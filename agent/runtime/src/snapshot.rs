@@ -1,0 +1,232 @@
+//! Running snapshotters: every `iter/*` program is attached and read once.
+//! Task iterators see every process of the agent's pid namespace (the host's,
+//! for the service). Network iterators see the sockets of the network
+//! namespace that creates the iterator, so they are created once per network
+//! namespace of interest, from a short-lived thread that joined it, and each
+//! row is tagged with that namespace's inode.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use aya::Ebpf;
+use aya::programs::Iter;
+
+use super::decode::Decoder;
+use super::error::{GadgetError, Result, chain};
+use super::kinds::{Snapshotter, is_net_iter};
+
+/// A network namespace to iterate in: its inode and an open handle.
+pub struct Netns {
+    pub inode: u64,
+    pub file: std::fs::File,
+}
+
+/// The agent's own network namespace.
+pub fn own_netns() -> std::io::Result<Netns> {
+    open_netns("/proc/self/ns/net")
+}
+
+fn open_netns(path: &str) -> std::io::Result<Netns> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::open(path)?;
+    let inode = file.metadata()?.ino();
+    Ok(Netns { inode, file })
+}
+
+/// Every network namespace on the host that a process lives in, plus those
+/// bind-mounted under /run/netns (`ip netns add`), once each.
+pub fn all_netns() -> Vec<Netns> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut candidates: Vec<String> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                candidates.push(format!("/proc/{}/ns/net", name.to_string_lossy()));
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/run/netns") {
+        candidates.extend(
+            dir.flatten()
+                .map(|e| e.path().to_string_lossy().into_owned()),
+        );
+    }
+    for path in candidates {
+        use std::os::unix::fs::MetadataExt;
+        // stat first: opening every process's namespace would be wasteful.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if !seen.insert(meta.ino()) {
+            continue;
+        }
+        if let Ok(ns) = open_netns(&path) {
+            out.push(ns);
+        }
+    }
+    out
+}
+
+/// The kernel BTF names each iterator type's target `bpf_iter_<type>`.
+fn kernel_has_iter(btf: &aya::Btf, kind: &str) -> bool {
+    btf.id_by_type_name_kind(&format!("bpf_iter_{kind}"), aya_obj::btf::BtfKind::Func)
+        .is_ok()
+}
+
+/// Loads every iterator program (the kernel checks its target type here).
+pub fn load_programs(ebpf: &mut Ebpf, snap: &Snapshotter) -> Result<()> {
+    let btf = super::load::kernel_btf().ok_or_else(|| {
+        GadgetError::Load("iterators need the kernel's BTF (/sys/kernel/btf/vmlinux)".into())
+    })?;
+    for (name, kind) in &snap.programs {
+        let err = |reason: String| GadgetError::Program {
+            program: name.clone(),
+            section: format!("iter/{kind}"),
+            reason,
+        };
+        if !kernel_has_iter(&btf, kind) {
+            return Err(err(format!(
+                "this kernel has no `{kind}` iterator (no bpf_iter_{kind} in its BTF)"
+            )));
+        }
+        let prog: &mut Iter = ebpf
+            .program_mut(name)
+            .ok_or_else(|| err("aya did not load this program from the object".into()))?
+            .try_into()
+            .map_err(|e| err(chain(&e)))?;
+        prog.load(kind, &btf).map_err(|e| err(chain(&e)))?;
+    }
+    Ok(())
+}
+
+/// Raw rows of a snapshot: fixed-size records, each with the network
+/// namespace it came from (network iterators only).
+#[derive(Default)]
+pub struct Rows {
+    pub size: usize,
+    pub bytes: Vec<u8>,
+    pub netns: Vec<Option<u64>>,
+    /// Iterator outputs whose length was not a multiple of the row size.
+    pub malformed: u64,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.netns.len()
+    }
+
+    #[cfg_attr(not(feature = "bench-internals"), allow(dead_code))]
+    pub fn is_empty(&self) -> bool {
+        self.netns.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[u8] {
+        &self.bytes[i * self.size..(i + 1) * self.size]
+    }
+
+    /// Appends rows `order` as one JSON array line.
+    pub fn write_json(&self, decoder: &Decoder, order: &[usize], out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (n, &i) in order.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            let at = out.len();
+            decoder.write_fields(self.row(i), out);
+            if out.len() == at {
+                out.push(b'{');
+            }
+            if let Some(inode) = self.netns[i] {
+                out.extend_from_slice(if out.len() == at + 1 {
+                    b"\"netns_id\":"
+                } else {
+                    b",\"netns_id\":"
+                });
+                out.extend_from_slice(itoa::Buffer::new().format(inode).as_bytes());
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]\n");
+    }
+}
+
+/// Runs each iterator once (network ones once per namespace in `netns`).
+pub fn collect(
+    ebpf: &mut Ebpf,
+    snap: &Snapshotter,
+    row_size: usize,
+    netns: &[Netns],
+) -> Result<Rows> {
+    let mut rows = Rows {
+        size: row_size,
+        ..Rows::default()
+    };
+    for (name, kind) in &snap.programs {
+        let err = |reason: String| GadgetError::Program {
+            program: name.clone(),
+            section: format!("iter/{kind}"),
+            reason,
+        };
+        let prog: &mut Iter = ebpf
+            .program_mut(name)
+            .ok_or_else(|| err("program missing".into()))?
+            .try_into()
+            .map_err(|e| err(chain(&e)))?;
+        let targets: Vec<Option<&Netns>> = if is_net_iter(kind) {
+            netns.iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for target in targets {
+            let id = prog.attach().map_err(|e| err(chain(&e)))?;
+            let link = prog.take_link(id).map_err(|e| err(chain(&e)))?;
+            let bytes = match target {
+                None => read_iter(link).map_err(err)?,
+                Some(ns) => {
+                    // setns(2) changes only the calling thread: use a scratch thread.
+                    let res = std::thread::scope(|s| {
+                        s.spawn(|| -> std::result::Result<Vec<u8>, String> {
+                            nix::sched::setns(
+                                ns.file.as_fd(),
+                                nix::sched::CloneFlags::CLONE_NEWNET,
+                            )
+                            .map_err(|e| format!("joining network namespace {}: {e}", ns.inode))?;
+                            read_iter(link)
+                        })
+                        .join()
+                    });
+                    match res {
+                        Ok(Ok(b)) => b,
+                        Ok(Err(e)) if e.starts_with("joining") => {
+                            tracing::debug!(error = %e, "skipping a network namespace that went away");
+                            continue;
+                        }
+                        Ok(Err(e)) => return Err(err(e)),
+                        Err(_) => return Err(err("iterator thread panicked".into())),
+                    }
+                }
+            };
+            if row_size == 0 {
+                continue;
+            }
+            let chunks = bytes.chunks_exact(row_size);
+            rows.malformed += (!chunks.remainder().is_empty()) as u64;
+            for row in chunks {
+                rows.bytes.extend_from_slice(row);
+                rows.netns.push(target.map(|ns| ns.inode));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Creates the iterator (in the calling thread's namespaces) and reads it to the end.
+fn read_iter(link: aya::programs::iter::IterLink) -> std::result::Result<Vec<u8>, String> {
+    let mut file = link.into_file().map_err(|e| chain(&e))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("reading the iterator: {e}"))?;
+    Ok(bytes)
+}

@@ -1,0 +1,99 @@
+//! `gadget_timestamp` (CLOCK_BOOTTIME nanoseconds from `bpf_ktime_get_boot_ns`)
+//! to wall-clock RFC 3339, without allocating.
+
+use std::io::Write as _;
+
+/// The offset between CLOCK_REALTIME and CLOCK_BOOTTIME, taken once per run
+/// (a wall-clock step during a run shifts its timestamps; that is the same
+/// trade-off bcc and Inspektor Gadget make).
+#[derive(Debug, Clone, Copy)]
+pub struct BootClock {
+    offset_ns: i128,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; these clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+impl BootClock {
+    pub fn now() -> BootClock {
+        BootClock {
+            offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch for a boot-time stamp.
+    pub fn to_unix_ns(self, boot_ns: u64) -> i128 {
+        boot_ns as i128 + self.offset_ns
+    }
+
+    /// Appends e.g. `2026-11-24T10:00:00.123456789Z`.
+    pub fn write_rfc3339(&self, boot_ns: u64, out: &mut Vec<u8>) {
+        write_rfc3339_unix_ns(self.to_unix_ns(boot_ns), out);
+    }
+}
+
+pub fn write_rfc3339_unix_ns(unix_ns: i128, out: &mut Vec<u8>) {
+    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+    let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let _ = write!(
+        out,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(ns: i128) -> String {
+        let mut out = Vec::new();
+        write_rfc3339_unix_ns(ns, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(fmt(0), "1970-01-01T00:00:00.000000000Z");
+        // date -u -d @1795000000.5
+        assert_eq!(
+            fmt(1_795_000_000_500_000_000),
+            "2026-11-18T11:06:40.500000000Z"
+        );
+        assert_eq!(
+            fmt(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+    }
+
+    #[test]
+    fn boot_clock_maps_now_to_now() {
+        let clock = BootClock::now();
+        let wall = clock.to_unix_ns(clock_ns(libc::CLOCK_BOOTTIME) as u64);
+        assert!((wall - clock_ns(libc::CLOCK_REALTIME)).abs() < 1_000_000_000);
+    }
+}
