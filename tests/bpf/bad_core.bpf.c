@@ -27,7 +27,7 @@ int bad_core_getcwd(void *ctx)
 	struct task_struct___gone *task = (void *)bpf_get_current_task();
 	struct event *ev;
 
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	ev->pid = bpf_get_current_pid_tgid() >> 32;
@@ -36,7 +36,7 @@ int bad_core_getcwd(void *ctx)
 		ev->value = BPF_CORE_READ(task, gadgetd_no_such_field);
 	/* Unguarded: the verifier reaches the poisoned instruction. */
 	ev->value += BPF_CORE_READ(task, gadgetd_no_such_field);
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

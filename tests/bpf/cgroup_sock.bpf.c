@@ -24,7 +24,7 @@ GADGET_TRACER_MAP(print_events, event, 64 * 1024);
 
 static __always_inline struct event *new_event(__u32 hook)
 {
-	struct event *ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	struct event *ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 
 	if (ev) {
 		__builtin_memset(ev, 0, sizeof(*ev));
@@ -43,7 +43,7 @@ int cg_sock_create(struct bpf_sock *sk)
 		ev->family = sk->family;
 		ev->type = sk->type;
 		ev->protocol = sk->protocol;
-		gadget_submit_buf(NULL, print_events, ev, sizeof(*ev));
+		gadget_submit_buf(NULL, &print_events, ev, sizeof(*ev));
 	}
 	return 1;
 }
@@ -56,7 +56,7 @@ int cg_connect4(struct bpf_sock_addr *ctx)
 	if (ev) {
 		ev->family = ctx->user_family;
 		ev->port = bpf_ntohs(ctx->user_port);
-		gadget_submit_buf(NULL, print_events, ev, sizeof(*ev));
+		gadget_submit_buf(NULL, &print_events, ev, sizeof(*ev));
 	}
 	return 1;
 }

@@ -65,7 +65,7 @@ int flex_enter_openat(struct syscall_trace_enter *ctx)
 
 	if (targ_pid != pid)
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	ev->pid = pid;
@@ -79,7 +79,7 @@ int flex_enter_openat(struct syscall_trace_enter *ctx)
 	ev->matches_absent = bpf_core_type_exists(struct gadgetd_absent_type___tm);
 	ev->exists_task = bpf_core_type_exists(struct task_struct);
 	bpf_probe_read_user_str(ev->fname, sizeof(ev->fname), (const char *)ctx->args[1]);
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 
@@ -91,14 +91,14 @@ int flex_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 
 	if (targ_pid != pid || ctx->args[1] != targ_nr)
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->pid = pid;
 	ev->source = 2;
 	ev->nr = ctx->args[1];
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

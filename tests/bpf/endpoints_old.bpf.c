@@ -45,7 +45,7 @@ int endpoints_getcwd(void *ctx)
 
 	if (targ_pid != (bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
@@ -60,7 +60,7 @@ int endpoints_getcwd(void *ctx)
 	ev->dst6.l3.version = 6;
 	ev->dst6.port = 443;
 	ev->dst6.proto = 17;
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

@@ -23,12 +23,12 @@ int BPF_PROG(lsm_file_open, struct file *file)
 
 	if (pid != targ_pid)
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	ev->pid = pid;
 	ev->flags = BPF_CORE_READ(file, f_flags);
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

@@ -40,12 +40,12 @@ int pinned_getcwd(void *ctx)
 	else
 		bpf_map_update_elem(&pin_counts, &pid, &one, BPF_ANY);
 	count = bpf_map_lookup_elem(&pin_counts, &pid);
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	ev->pid = pid;
 	ev->count = count ? *count : 0;
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

@@ -35,13 +35,13 @@ struct {
 
 static __always_inline void emit(void *ctx, __u32 ran)
 {
-	struct event *ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	struct event *ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 
 	if (!ev)
 		return;
 	ev->pid = bpf_get_current_pid_tgid() >> 32;
 	ev->ran = ran;
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 }
 
 SEC("tracepoint")

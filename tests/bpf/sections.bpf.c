@@ -24,14 +24,14 @@ GADGET_TRACER_MAP(print_events, event, 64 * 1024);
 
 static __always_inline void emit(__u32 pid, __u32 source, __u64 value)
 {
-	struct event *ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	struct event *ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 
 	if (!ev)
 		return;
 	ev->pid = pid;
 	ev->source = source;
 	ev->value = value;
-	gadget_submit_buf(NULL, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(NULL, &print_events, ev, sizeof(*ev));
 }
 
 static __always_inline __u32 own_pid(void)

@@ -49,7 +49,7 @@ int shapes_getcwd(void *ctx)
 
 	if (targ_pid != (bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
@@ -70,7 +70,7 @@ int shapes_getcwd(void *ctx)
 	__u64 big[2] = { 0, 1ULL << 36 }, big_neg[2] = { 0, 0xffffffffffffffc0ULL };
 	__builtin_memcpy(&ev->big, big, 16);
 	__builtin_memcpy(&ev->big_neg, big_neg, 16);
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

@@ -13,7 +13,7 @@
 struct event {
 	__u32 pid;
 	char comm[16];
-	gadget_comm tcomm;
+	gadget_comm tcomm[TASK_COMM_LEN];
 	signed char s_char[8];
 	unsigned char u_char[8];
 	__u8 u8s[8];
@@ -35,7 +35,7 @@ int strings_getcwd(void *ctx)
 
 	if (targ_pid != (bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	__builtin_memset(ev, 0, sizeof(*ev));
@@ -51,7 +51,7 @@ int strings_getcwd(void *ctx)
 	ev->raw[1] = 'a';
 	ev->raw[2] = '\\';
 	ev->raw[3] = (char)0xc3;
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

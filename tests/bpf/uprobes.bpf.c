@@ -26,12 +26,12 @@ static __always_inline int emit(void *ctx, __u32 probe)
 
 	if (pid != targ_pid)
 		return 0;
-	ev = gadget_reserve_buf(print_events, sizeof(*ev));
+	ev = gadget_reserve_buf(&print_events, sizeof(*ev));
 	if (!ev)
 		return 0;
 	ev->pid = pid;
 	ev->probe = probe;
-	gadget_submit_buf(ctx, print_events, ev, sizeof(*ev));
+	gadget_submit_buf(ctx, &print_events, ev, sizeof(*ev));
 	return 0;
 }
 

@@ -36,9 +36,9 @@ pub enum GadgetError {
     /// or names a map, struct or program the object does not have.
     #[error("marker `{marker}`: {reason}")]
     Marker {
-        /// The marker variable's name.
+        /// The marker's whole name.
         marker: String,
-        /// What is wrong with it.
+        /// What is wrong and what is expected.
         reason: String,
     },
     /// A field of the event has a type the decoder cannot turn into JSON.

@@ -67,7 +67,7 @@ mod direct;
 pub mod endpoint;
 pub mod enrich;
 pub mod error;
-pub mod formats;
+mod formats;
 #[cfg(feature = "oci")]
 pub mod image;
 mod kernel_enums;
