@@ -36,7 +36,7 @@ def ctl(bin_dir, sock, *args):
 
 
 def run_state(bin_dir, sock, run_id):
-    for line in ctl(bin_dir, sock, "list", "-o", "json").stdout.splitlines():
+    for line in ctl(bin_dir, sock, "list", "-a", "-o", "json").stdout.splitlines():
         r = json.loads(line)
         if r["id"] == run_id:
             return r

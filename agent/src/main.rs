@@ -1,5 +1,7 @@
 //! gadgetd: the privileged node agent that runs eBPF gadgets.
 
+mod logging;
+
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -46,9 +48,14 @@ struct Args {
     /// For bus and socket activation.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     idle_exit: u64,
-    /// Log as JSON lines (structured) instead of text.
+    /// Log as JSON lines (structured) instead of text (on stderr).
     #[arg(long, env = "GADGETD_LOG_JSON")]
     log_json: bool,
+    /// Where gadgetd's own log goes: journald (priorities and structured
+    /// fields; the --journal-namespace one), stderr, or auto: journald when
+    /// stderr is the journal (a systemd service), else stderr.
+    #[arg(long, env = "GADGETD_LOG_TARGET", value_enum, default_value = "auto")]
+    log_target: logging::Target,
     /// Write the gadgetd(8) man page into DIR and exit (for packaging).
     #[arg(long, value_name = "DIR", hide = true)]
     generate_man: Option<PathBuf>,
@@ -66,31 +73,30 @@ fn write_man_page(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::write(dir.join("gadgetd.8"), page)
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GADGETD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // The gRPC/HTTP stack of the container watchers is chatty at debug.
-    let filter = [
-        "h2=info",
-        "tower=info",
-        "hyper=info",
-        "hyper_util=info",
-        "tonic=info",
-    ]
-    .iter()
-    .fold(filter, |f, d| {
-        f.add_directive(d.parse().expect("static directive"))
-    });
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // A log that cannot be written (full disk) must not panic the agent:
-        // tracing-subscriber would report that with eprintln!, which panics.
-        .log_internal_errors(false);
-    if json {
-        fmt.json().init();
+/// Says why no bundled images will be imported from `path`: a warning when
+/// the path was given (`--bundled-images`), a note for the packaged default.
+fn check_bundled_images(path: &std::path::Path, given: bool) {
+    let problem = match std::fs::metadata(path) {
+        Err(e) => format!("cannot read it: {e}"),
+        Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
+            Ok(rd) => {
+                let is_tar =
+                    |e: std::fs::DirEntry| e.path().extension().is_some_and(|x| x == "tar");
+                if rd.flatten().any(is_tar) {
+                    return;
+                }
+                "the directory has no *.tar archives".into()
+            }
+            Err(e) => format!("cannot list it: {e}"),
+        },
+        Ok(_) => return,
+    };
+    if given {
+        tracing::warn!(path = %path.display(), problem = %problem,
+            "--bundled-images: no bundled images imported");
     } else {
-        fmt.init();
+        tracing::info!(path = %path.display(), problem = %problem,
+            "no bundled images at the default path (gadgetctl pulls images by name instead)");
     }
 }
 
@@ -121,7 +127,14 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn agent_main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let args = match <Args as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let bundled_images_given = matches
+        .value_source("bundled_images")
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
     if let Some(dir) = &args.generate_man {
         return match write_man_page(dir) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -131,7 +144,14 @@ async fn agent_main() -> std::process::ExitCode {
             }
         };
     }
-    init_logging(args.log_json);
+    if let Some(note) = logging::init(
+        args.log_target,
+        args.log_json,
+        args.journal_namespace.as_deref(),
+    ) {
+        tracing::warn!("{note}");
+    }
+    check_bundled_images(&args.images.bundled_images, bundled_images_given);
     // Every run holds several fds (maps, links, perf buffers, streams).
     match service::limits::raise_nofile() {
         Ok(n) => tracing::debug!(nofile = n, "open file limit"),

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+
+use crate::escape;
 use gadgetd_dbus::Endpoint;
 use gadgetd_dbus::containers::ContainersProxy;
 
@@ -19,7 +21,7 @@ pub struct ContainersArgs {
     pub output: ContainersFormat,
 }
 
-pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<ExitCode> {
+async fn proxy(address: Option<&str>) -> Result<ContainersProxy<'static>> {
     let (conn, endpoint) = gadgetd_dbus::connect(address.map(Endpoint::parse)).await?;
     let builder = ContainersProxy::builder(&conn);
     let builder = if endpoint.is_bus() {
@@ -27,7 +29,20 @@ pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<E
     } else {
         builder.destination(gadgetd_dbus::names::BUS_NAME)?
     };
-    let list = builder.build().await?.list_containers().await?;
+    Ok(builder.build().await?)
+}
+
+/// Whether the agent sees no container at all (then the container columns
+/// of events would stay empty). `false` when it cannot tell.
+pub async fn host_has_none(address: Option<&str>) -> bool {
+    match proxy(address).await {
+        Ok(p) => p.list_containers().await.is_ok_and(|l| l.is_empty()),
+        Err(_) => false,
+    }
+}
+
+pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<ExitCode> {
+    let list = proxy(address).await?.list_containers().await?;
     let mut out = std::io::stdout().lock();
     if args.output == ContainersFormat::Json {
         for c in &list {
@@ -54,7 +69,13 @@ pub async fn containers(address: Option<&str>, args: ContainersArgs) -> Result<E
         writeln!(
             out,
             "{:<14} {:<24} {:<11} {:>8} {:>11} {:<24} {}",
-            id, c.name, c.runtime, c.pid, c.mntns, c.image, k8s
+            escape::terminal(&id),
+            escape::terminal(&c.name),
+            escape::terminal(&c.runtime),
+            c.pid,
+            c.mntns,
+            escape::terminal(&c.image),
+            escape::terminal(&k8s)
         )?;
     }
     Ok(ExitCode::SUCCESS)

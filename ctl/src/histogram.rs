@@ -10,8 +10,8 @@ const BAR: usize = 40;
 
 /// Renders one histogram event (`{"histogram":..,"unit":..,"buckets":[..]}`).
 pub fn render(v: &serde_json::Value) -> String {
-    let unit = v["unit"].as_str().unwrap_or("value");
-    let name = v["histogram"].as_str().unwrap_or("");
+    let unit = crate::escape::terminal(v["unit"].as_str().unwrap_or("value"));
+    let name = crate::escape::terminal(v["histogram"].as_str().unwrap_or(""));
     let empty = Vec::new();
     let buckets = v["buckets"].as_array().unwrap_or(&empty);
     let max = buckets
@@ -23,7 +23,7 @@ pub fn render(v: &serde_json::Value) -> String {
     if !name.is_empty() {
         s.push_str(&format!("{name}:\n"));
     }
-    s.push_str(&format!("{unit:>20} {:<9}: count    distribution\n", ""));
+    s.push_str(&format!("{:>20} {:<9}: count    distribution\n", unit, ""));
     for b in buckets {
         let (start, end, count) = (
             b["start"].as_u64().unwrap_or(0),

@@ -14,6 +14,7 @@ use gadgetd_dbus::{Endpoint, ImagesProxy};
 use zbus::zvariant::{Fd, Value};
 
 use crate::build::{self, BuildArgs};
+use crate::escape;
 use crate::progress;
 
 /// Top-level shortcuts for image commands.
@@ -74,6 +75,12 @@ pub enum ImageCommand {
     Push(RefArg),
     /// Download an image (every architecture) from a registry.
     Pull(RefArg),
+    /// Sign a local image (cosign format) and upload the signature.
+    Sign(crate::signing::SignArgs),
+    /// Check a local image's signatures against public keys (or the policy's).
+    Verify(crate::signing::VerifyArgs),
+    /// Write a new cosign key pair (cosign.key, cosign.pub).
+    GenerateKeyPair(crate::signing::KeyPairArgs),
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +137,9 @@ pub async fn alias(address: Option<&str>, cmd: Alias) -> Result<ExitCode> {
 pub async fn image(address: Option<&str>, cmd: ImageCommand) -> Result<ExitCode> {
     match cmd {
         ImageCommand::Build(a) => build::build(address, a).await,
+        ImageCommand::Sign(a) => crate::signing::sign(address, a).await,
+        ImageCommand::Verify(a) => crate::signing::verify(address, a).await,
+        ImageCommand::GenerateKeyPair(a) => crate::signing::generate_key_pair(a),
         ImageCommand::List { output } => list(address, output).await,
         ImageCommand::Remove { images } => {
             let proxy = images_proxy(address).await?;
@@ -137,7 +147,7 @@ pub async fn image(address: Option<&str>, cmd: ImageCommand) -> Result<ExitCode>
                 .remove(images.iter().map(String::as_str).collect())
                 .await?;
             for r in removed {
-                println!("removed {r}");
+                println!("removed {}", escape::terminal(&r));
             }
             eprintln!("freed {freed} bytes");
             Ok(ExitCode::SUCCESS)
@@ -146,7 +156,12 @@ pub async fn image(address: Option<&str>, cmd: ImageCommand) -> Result<ExitCode>
             let json = images_proxy(address).await?.inspect(&image).await?;
             let v: serde_json::Value = serde_json::from_str(&json)?;
             let mut out = std::io::stdout().lock();
-            match writeln!(out, "{}", serde_json::to_string_pretty(&v)?) {
+            let text = serde_json::to_string_pretty(&v)?;
+            match writeln!(
+                out,
+                "{}",
+                String::from_utf8_lossy(&escape::json(text.as_bytes()))
+            ) {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
                 r => r?,
             }
@@ -190,7 +205,11 @@ pub async fn image(address: Option<&str>, cmd: ImageCommand) -> Result<ExitCode>
                 .import(Fd::from(f.as_fd()), opts)
                 .await?;
             for (r, d) in imported {
-                println!("{} {d}", if r.is_empty() { "<none>" } else { &r });
+                println!(
+                    "{} {}",
+                    escape::terminal(if r.is_empty() { "<none>" } else { &r }),
+                    escape::terminal(&d)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -276,10 +295,11 @@ async fn list(address: Option<&str>, format: crate::ListFormat) -> Result<ExitCo
             .collect();
         writeln!(
             out,
-            "{reference:<56} {short:<14} {:>10} {:<14} {}",
+            "{:<56} {short:<14} {:>10} {:<14} {}",
+            escape::terminal(reference),
             i.size,
-            i.architectures.join(","),
-            i.created
+            escape::terminal(&i.architectures.join(",")),
+            escape::terminal(&i.created)
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -1,18 +1,26 @@
 //! gadgetctl: run and manage eBPF gadgets through gadgetd.
 
 mod build;
+mod columns;
+mod complete;
 mod containers;
+mod escape;
 mod generate;
 mod histogram;
 mod images;
+mod lifecycle;
 mod output;
 mod progress;
+mod run_argv;
 mod run_containers;
 mod run_detach;
 mod run_images;
 mod run_kinds;
 mod run_params;
 mod seccomp;
+mod shape;
+mod signing;
+mod suggest;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -51,28 +59,35 @@ struct Cli {
 enum Command {
     /// Run a gadget and print its events until it stops (Ctrl-C stops it).
     Run(Box<RunArgs>),
-    /// List runs.
+    /// List live runs (`-a`: also ended ones the agent keeps).
     #[command(alias = "ps")]
     List {
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: ListFormat,
+        /// Also runs that have ended (detached runs stay until `gadgetctl rm`).
+        #[arg(short = 'a', long)]
+        all: bool,
     },
     /// Stream the events of a live run (Ctrl-C detaches; the run goes on).
     Attach {
         /// Run id (or a unique prefix), or run name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::runs))]
         id: String,
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
+        #[command(flatten)]
+        shape: shape::ShapeArgs,
     },
     /// List the containers the agent sees (docker, podman, containerd, cri-o).
     Containers(containers::ContainersArgs),
-    /// Stop a run.
+    /// Stop runs; returns once they have stopped (a run that already ended is left as it is).
     Stop {
         /// Run ids or names.
-        #[arg(required = true)]
+        #[arg(required = true, add = clap_complete::ArgValueCandidates::new(complete::runs))]
         ids: Vec<String>,
     },
-    /// Print a shell completion script (e.g. `gadgetctl completion bash > /etc/bash_completion.d/gadgetctl`).
+    /// Print a shell completion script (e.g. `gadgetctl completion bash > /etc/bash_completion.d/gadgetctl`);
+    /// it completes run ids, local images and gadget parameters by asking gadgetd.
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -93,12 +108,17 @@ enum Command {
         args: run_detach::LogsArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value = "columns")]
         output: Format,
+        #[command(flatten)]
+        shape: shape::ShapeArgs,
     },
     /// Forget ended runs (their state; journal entries stay in the journal).
     Rm {
         /// Run ids or names.
-        #[arg(required = true)]
+        #[arg(required = true, add = clap_complete::ArgValueCandidates::new(complete::runs))]
         ids: Vec<String>,
+        /// Stop live runs first.
+        #[arg(short = 'f', long)]
+        force: bool,
     },
 }
 
@@ -112,6 +132,7 @@ enum ListFormat {
 struct RunArgs {
     /// A gadget image ([REGISTRY/]NAME[:TAG], NAME@sha256:DIGEST, a digest
     /// prefix) or a compiled gadget object (FILE.o).
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete::gadgets))]
     gadget: PathBuf,
     /// Definition file (YAML). Default: FILE.yaml next to the object, if any.
     #[arg(long, value_name = "FILE")]
@@ -137,15 +158,34 @@ struct RunArgs {
     #[command(flatten)]
     kinds: run_kinds::KindArgs,
     #[command(flatten)]
+    shape: shape::ShapeArgs,
+    #[command(flatten)]
     gadget_params: run_params::ParamArgs,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // `COMPLETE=SHELL gadgetctl -- WORDS`: the shell asks for completions.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var("COMPLETE")
+        .complete();
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(async_main()),
+        Err(e) => {
+            eprintln!("gadgetctl: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> ExitCode {
     if let Some(code) = run_params::gadget_help(<Cli as clap::CommandFactory>::command()).await {
         return code;
     }
-    let cli = Cli::parse();
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let cli = Cli::parse_from(run_argv::reorder(&cmd, std::env::args_os().collect()));
     match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -157,13 +197,31 @@ async fn main() -> ExitCode {
 
 /// D-Bus errors carry the agent's message after their name; show it plainly.
 fn describe(e: &anyhow::Error) -> String {
-    if let Some(zbus::Error::MethodError(name, Some(msg), _)) = e.downcast_ref::<zbus::Error>() {
-        return format!("{msg} [{}]", name.as_str());
+    let text = if let Some(zbus::Error::MethodError(name, Some(msg), _)) =
+        e.downcast_ref::<zbus::Error>()
+    {
+        format!("{msg} [{}]", name.as_str())
+    } else if let Some(zbus::fdo::Error::AccessDenied(msg)) = e.downcast_ref::<zbus::fdo::Error>() {
+        format!("access denied: {msg}")
+    } else {
+        causes_once(e)
+    };
+    // Agent messages quote names from the traced machine and the registry.
+    escape::message(&text)
+}
+
+/// An error and its causes, each said once: a cause whose text its parent
+/// already quotes (connection errors do) is not repeated.
+fn causes_once(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
     }
-    if let Some(zbus::fdo::Error::AccessDenied(msg)) = e.downcast_ref::<zbus::fdo::Error>() {
-        return format!("access denied: {msg}");
-    }
-    format!("{e:#}")
+    text
 }
 
 async fn manager(address: Option<&str>) -> Result<ManagerProxy<'static>> {
@@ -181,7 +239,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let address = cli.address.as_deref();
     match cli.command {
         Command::Completion { shell } => {
-            generate::completion(<Cli as clap::CommandFactory>::command(), shell);
+            complete::registration(shell)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::GenerateMan { dir } => {
@@ -189,29 +247,35 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(address, *args).await,
-        Command::List { output } => list(address, output).await,
+        Command::List { output, all } => list(address, output, all).await,
         Command::Containers(args) => containers::containers(address, args).await,
-        Command::Attach { id, output } => {
+        Command::Attach { id, output, shape } => {
+            let mut printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
+            if output == Format::Columns && containers::host_has_none(address).await {
+                printer.hide_enrichment();
+            }
             let mgr = manager(address).await?;
             let fd = mgr.attach(&id).await?;
-            stream_events(fd.into(), output, None).await
+            stream_events(fd.into(), printer, None).await
         }
         Command::Image { command } => images::image(address, command).await,
         Command::ImageAlias(a) => images::alias(address, a).await,
         Command::Stop { ids } => {
-            let mgr = manager(address).await?;
-            for id in ids {
-                mgr.stop(&id).await?;
-                println!("{id}");
-            }
-            Ok(ExitCode::SUCCESS)
+            lifecycle::stop(&manager(address).await?, &ids, lifecycle::STOP_WAIT).await
         }
-        Command::Logs { args, output } => {
+        Command::Logs {
+            args,
+            output,
+            shape,
+        } => {
+            let printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
             let mgr = manager(address).await?;
             let fd = mgr.logs(&args.id, args.options()?).await?;
-            stream_events(fd.into(), output, None).await
+            stream_events(fd.into(), printer, None).await
         }
-        Command::Rm { ids } => run_detach::remove(&manager(address).await?, &ids).await,
+        Command::Rm { ids, force } => {
+            lifecycle::remove(&manager(address).await?, &ids, force).await
+        }
     }
 }
 
@@ -231,6 +295,16 @@ fn default_definition(object: &Path) -> Option<PathBuf> {
 }
 
 async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
+    // A missing file is named before anything is asked of the agent.
+    let image = run_images::image_of(&args.gadget)?;
+    let mut printer = Printer::shaped(
+        args.output,
+        shape::Shape::new(&args.shape)?,
+        args.kinds.table_flag(),
+    );
+    if args.output == Format::Columns && containers::host_has_none(address).await {
+        printer.hide_enrichment();
+    }
     let mut params = parse_params(&args.params)?;
     let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
     args.kinds.add_options(&mut opts);
@@ -245,10 +319,11 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
     let mgr = manager(address).await?;
     // Gadget parameters given as flags: typed from the gadget's description.
     let flags: Vec<(String, String)>;
-    let (path, fd) = if let Some(image) = run_images::image_of(&args.gadget) {
+    let (path, fd) = if let Some(image) = image {
         if args.definition.is_some() {
             bail!("--definition applies to object files; an image carries its own definition");
         }
+        run_images::check_spelling(address, image).await?;
         run_images::ensure_local(address, image, args.images.pull).await?;
         flags = if args.gadget_params.gadget_flags.is_empty() {
             Vec::new()
@@ -296,14 +371,14 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    stream_events(fd.into(), args.output, Some((mgr, id))).await
+    stream_events(fd.into(), printer, Some((mgr, id))).await
 }
 
 /// Prints a stream until its end line. With `stop_on_interrupt`, Ctrl-C
 /// stops the run and waits for its end; otherwise Ctrl-C just detaches.
 async fn stream_events(
     fd: std::os::fd::OwnedFd,
-    format: Format,
+    mut printer: Printer,
     stop_on_interrupt: Option<(ManagerProxy<'static>, String)>,
 ) -> Result<ExitCode> {
     let std_stream = std::os::unix::net::UnixStream::from(fd);
@@ -312,7 +387,6 @@ async fn stream_events(
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, stream);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut printer = Printer::new(format);
     let mut line = Vec::with_capacity(4096);
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -360,11 +434,13 @@ async fn stream_events(
                 if end.events_lost > 0 {
                     eprintln!(
                         "gadgetctl: run ended ({}): {} events, {} lost",
-                        end.reason, end.events_seen, end.events_lost
+                        escape::terminal(&end.reason),
+                        end.events_seen,
+                        end.events_lost
                     );
                 }
                 if let Some(err) = end.error {
-                    eprintln!("gadgetctl: run failed: {err}");
+                    eprintln!("gadgetctl: run failed: {}", escape::message(&err));
                     return Ok(ExitCode::FAILURE);
                 }
                 return Ok(ExitCode::SUCCESS);
@@ -381,9 +457,9 @@ async fn stream_events(
     }
 }
 
-async fn list(address: Option<&str>, format: ListFormat) -> Result<ExitCode> {
+async fn list(address: Option<&str>, format: ListFormat, all: bool) -> Result<ExitCode> {
     let mgr = manager(address).await?;
-    let runs = mgr.list_runs().await?;
+    let runs = lifecycle::listed(mgr.list_runs().await?, all);
     let mut out = std::io::stdout().lock();
     if format == ListFormat::Json {
         for r in &runs {
@@ -404,13 +480,13 @@ async fn list(address: Option<&str>, format: ListFormat) -> Result<ExitCode> {
         writeln!(
             out,
             "{:<16} {:<24} {:<9} {:>10} {:>8} {:<20} {}",
-            r.id,
-            r.name,
-            r.state,
+            escape::terminal(&r.id),
+            escape::terminal(&r.name),
+            escape::terminal(&r.state),
             r.events_seen,
             r.events_lost,
             started.to_string(),
-            r.image
+            escape::terminal(&r.image)
         )?;
     }
     Ok(ExitCode::SUCCESS)

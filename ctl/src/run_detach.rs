@@ -2,11 +2,9 @@
 //! its events to the journal; and `logs`, `rm` for such runs.
 
 use std::collections::HashMap;
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow};
-use gadgetd_dbus::ManagerProxy;
 use gadgetd_dbus::types::options;
 use zbus::zvariant::Value;
 
@@ -32,6 +30,7 @@ impl DetachArgs {
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
     /// Run id (or a unique prefix), or run name.
+    #[arg(add = clap_complete::ArgValueCandidates::new(crate::complete::runs))]
     pub id: String,
     /// Keep printing new events until the run ends (Ctrl-C to quit).
     #[arg(short = 'f', long)]
@@ -73,15 +72,6 @@ fn since_us(s: &str, now: SystemTime) -> Result<u64> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0))
-}
-
-/// `gadgetctl rm`: forget ended runs.
-pub async fn remove(mgr: &ManagerProxy<'_>, ids: &[String]) -> Result<ExitCode> {
-    for id in ids {
-        mgr.remove(id).await?;
-        println!("{id}");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

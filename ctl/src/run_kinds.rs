@@ -29,6 +29,17 @@ pub struct KindArgs {
 }
 
 impl KindArgs {
+    /// The first flag given that only toppers and snapshotters take.
+    pub fn table_flag(&self) -> Option<&'static str> {
+        if self.sort.is_some() {
+            Some("--sort")
+        } else if self.max_rows.is_some() {
+            Some("--max-rows")
+        } else {
+            None
+        }
+    }
+
     /// Adds the flags given to the Run options.
     pub fn add_options(&self, opts: &mut HashMap<&str, Value<'_>>) {
         if let Some(s) = &self.sort {

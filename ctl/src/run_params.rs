@@ -19,7 +19,8 @@ pub struct ParamArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "--PARAM VALUE"
+        value_name = "--PARAM VALUE",
+        add = clap_complete::ArgValueCompleter::new(crate::complete::gadget_params)
     )]
     pub gadget_flags: Vec<String>,
 }
@@ -115,9 +116,11 @@ pub fn parse_flags(desc: &Description, flags: &[String]) -> Result<Vec<(String, 
         };
         let Some(param) = desc.params.iter().find(|p| p.name == name || p.key == name) else {
             bail!(
-                "`--{name}` is not a parameter of gadget {}{} (gadgetctl's own options go before the gadget)",
+                "`--{name}` is neither an option of `gadgetctl run` nor a parameter of gadget {}{} \
+                 (`gadgetctl run {} --help` lists both; options and parameters may come in any order)",
                 desc.name,
-                hint(desc)
+                hint(desc),
+                desc.name
             );
         };
         let value = match inline {
@@ -254,7 +257,7 @@ pub async fn gadget_help(mut cmd: clap::Command) -> Option<ExitCode> {
     }
 }
 
-fn address_arg(args: &[String]) -> Option<String> {
+pub(crate) fn address_arg(args: &[String]) -> Option<String> {
     args.iter().enumerate().find_map(|(i, a)| {
         if a == "--address" {
             args.get(i + 1).cloned()
@@ -318,7 +321,8 @@ mod tests {
         let err = f(&["--nope", "1"]).unwrap_err().to_string();
         assert!(
             err.contains(
-                "`--nope` is not a parameter of gadget g; its parameters: --pid, --failed"
+                "`--nope` is neither an option of `gadgetctl run` nor a parameter of gadget g; \
+                 its parameters: --pid, --failed"
             ),
             "{err}"
         );

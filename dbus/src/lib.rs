@@ -22,6 +22,7 @@ pub mod images;
 pub mod names;
 #[cfg(feature = "bus")]
 pub mod proxy;
+pub mod signatures;
 pub mod stream;
 #[cfg(feature = "bus")]
 pub mod types;
@@ -32,3 +33,4 @@ pub use connect::{Endpoint, connect};
 pub use images::ImagesProxy;
 #[cfg(feature = "bus")]
 pub use proxy::{ManagerProxy, RunProxy};
+pub use signatures::SignaturesProxy;

@@ -231,7 +231,7 @@ fn attach_list_stop_and_properties_over_the_bus() {
 
 fn first_end(agent: &Agent) -> Vec<Value> {
     std::thread::sleep(Duration::from_millis(200));
-    json_lines(&agent.ctl(&["list", "-o", "json"]))
+    json_lines(&agent.ctl(&["list", "-a", "-o", "json"]))
 }
 
 /// Runs `object` through `RunObject` directly (no gadgetctl), calls `before_reading`

@@ -581,7 +581,7 @@ impl Drop for Mount {
 }
 
 fn run_state(svc: &Service, id: &str) -> String {
-    let out = svc.ctl(&["list", "-o", "json"]);
+    let out = svc.ctl(&["list", "-a", "-o", "json"]);
     json_lines(&out)
         .into_iter()
         .find(|r| r["id"] == id)

@@ -23,7 +23,7 @@ fn probe(dir: &TempDir, tag: &str) -> String {
 }
 
 fn list(svc: &Service) -> Vec<Value> {
-    let out = svc.ctl(&["list", "-o", "json"]);
+    let out = svc.ctl(&["list", "-a", "-o", "json"]);
     assert!(out.status.success(), "list failed: {}", stderr(&out));
     json_lines(&out)
 }

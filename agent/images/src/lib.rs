@@ -10,6 +10,11 @@
 //! * [`archive`]: OCI archives (tar) for air-gapped hosts, deterministic.
 //! * [`reference`](mod@reference), [`registry`], [`credentials`]: image names, pull and push
 //!   over the OCI distribution API, registry logins.
+//! * Signed images: [`keys`] and [`cosign_key`] (cosign's key formats),
+//!   [`signature`] (cosign's payload and `sha256-HEX.sig` images),
+//!   [`signatures`] (stored signatures, verification),
+//!   [`signature_registry`] (they travel with pulls and pushes) and the run
+//!   [`policy`] (`/etc/gadgetd/policy.d`); docs/signing.md.
 //! * [`service`]: the store, registries and naming together, as gadgetd
 //!   (and `gadgetd_runtime::Gadget::from_image`) use them.
 //!
@@ -27,15 +32,21 @@
 //! ```
 
 pub mod archive;
+pub mod cosign_key;
 pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod keys;
 pub mod manifest_fetch;
+pub mod policy;
 pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod service;
+pub mod signature;
+pub mod signature_registry;
+pub mod signatures;
 pub mod store;
 
 pub use digest::Digest;

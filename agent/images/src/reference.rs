@@ -2,7 +2,8 @@
 //! (`trace_open`, `me/tool:v1`) gets the agent's default registry prefix,
 //! so `trace_open` means `<prefix>/trace_open:latest`.
 
-use oci_client::Reference;
+/// A parsed image reference (oci-client's), as [`normalize`] returns it.
+pub use oci_client::Reference;
 
 use super::error::{ImageError, Result};
 

@@ -38,7 +38,7 @@ pub struct Registries {
 }
 
 /// Turns a client error into one that says what to do.
-fn registry_error(registry: &str, e: OciDistributionError) -> ImageError {
+pub(super) fn registry_error(registry: &str, e: OciDistributionError) -> ImageError {
     let reason = match &e {
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_) => {
@@ -163,7 +163,7 @@ impl Registries {
         is_loopback(registry) || self.insecure.iter().any(|r| r == registry)
     }
 
-    fn client(&self, registry: &str) -> Client {
+    pub(super) fn client(&self, registry: &str) -> Client {
         let plain = if self.plain_http_allowed(registry) {
             vec![registry.to_string()]
         } else {
@@ -177,7 +177,7 @@ impl Registries {
         })
     }
 
-    fn auth(&self, registry: &str) -> Result<RegistryAuth> {
+    pub(super) fn auth(&self, registry: &str) -> Result<RegistryAuth> {
         Ok(match self.credentials.get(registry)? {
             Some((u, p)) => RegistryAuth::Basic(u, p),
             None => RegistryAuth::Anonymous,
@@ -288,7 +288,7 @@ impl Registries {
         })
     }
 
-    async fn pull_blob(
+    pub(super) async fn pull_blob(
         &self,
         client: &Client,
         r: &Reference,

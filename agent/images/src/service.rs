@@ -15,6 +15,7 @@ use super::format::{self, ANN_CREATED, Descriptor};
 use super::reference::{self, DEFAULT_PREFIX};
 use super::registry::Registries;
 use super::store::{Entry, Store};
+use super::{signature, signatures};
 
 /// Where packages put the bundled gadgets' images.
 pub const BUNDLED_IMAGES: &str = "/usr/lib/gadgetd/gadgets.tar";
@@ -37,6 +38,10 @@ pub struct Options {
     /// with gadgetd; `make` builds build/gadgets.tar).
     #[arg(long, value_name = "FILE|DIR", default_value = BUNDLED_IMAGES)]
     pub bundled_images: PathBuf,
+    /// Directory of run policies (*.toml: trusted keys, allowed gadgets);
+    /// see docs/signing.md. Missing: everything may run.
+    #[arg(long, value_name = "DIR", default_value = super::policy::DEFAULT_POLICY_DIR)]
+    pub policy_dir: PathBuf,
 }
 
 impl Default for Options {
@@ -45,6 +50,7 @@ impl Default for Options {
             default_registry: DEFAULT_PREFIX.into(),
             insecure_registries: Vec::new(),
             bundled_images: BUNDLED_IMAGES.into(),
+            policy_dir: super::policy::DEFAULT_POLICY_DIR.into(),
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct ImageService {
     pub store: Store,
     pub registries: Registries,
     pub default_prefix: String,
+    /// What may run (re-read when its files change).
+    pub policy: super::policy::PolicyStore,
 }
 
 impl ImageService {
@@ -75,6 +83,7 @@ impl ImageService {
                 Credentials::new(&state_dir.join("auth.json")),
             ),
             default_prefix: opts.default_registry.clone(),
+            policy: super::policy::PolicyStore::open(&opts.policy_dir),
         });
         svc.import_bundled(&opts.bundled_images);
         Ok(svc)
@@ -234,14 +243,17 @@ impl ImageService {
     ) -> Result<Vec<(String, String)>> {
         let mut staging = self.store.staging()?;
         let imported = archive::read(std::io::Read::take(input, MAX_ARCHIVE_BYTES), &mut staging)?;
-        if tag.is_some() && imported.images.len() != 1 {
+        // Signature images come along under their own names.
+        let is_sig = |n: &Option<String>| n.as_deref().and_then(signature::signed_digest).is_some();
+        let gadgets = imported.images.iter().filter(|(n, _)| !is_sig(n)).count();
+        if tag.is_some() && gadgets != 1 {
             return Err(ImageError::Archive(format!(
-                "the archive holds {} images; --tag needs exactly one",
-                imported.images.len()
+                "the archive holds {gadgets} images; --tag needs exactly one"
             )));
         }
         let mut images = Vec::new();
         for (name, desc) in imported.images {
+            let tag = if is_sig(&name) { None } else { tag };
             let name = match tag.or(name.as_deref()) {
                 Some(n) => Some(reference::store_name(&self.normalize(n)?)),
                 None => None,
@@ -272,6 +284,10 @@ impl ImageService {
         for k in keys {
             let (e, _) = self.resolve_local(k)?;
             images.push((e.name.clone(), e.descriptor.clone()));
+        }
+        // Signatures travel with their images (air-gapped hosts verify offline).
+        for sig in signatures::with_signatures(&self.store, &images)? {
+            images.push((sig.name, sig.descriptor));
         }
         // Missing or broken blobs are reported to the caller, not mid-stream.
         for (_, d) in &images {
@@ -310,7 +326,15 @@ impl ImageService {
                 e.descriptor.digest
             });
         }
-        self.store.remove(&exact)
+        let (mut removed, mut freed) = self.store.remove(&exact)?;
+        // Signatures of images no longer in the store go too.
+        let orphans = signatures::orphaned(&self.store)?;
+        if !orphans.is_empty() {
+            let (more, more_freed) = self.store.remove(&orphans)?;
+            removed.extend(more);
+            freed += more_freed;
+        }
+        Ok((removed, freed))
     }
 }
 

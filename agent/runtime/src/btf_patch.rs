@@ -20,6 +20,7 @@ use super::error::{GadgetError, Result};
 const BTF_MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
+const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
 
@@ -133,14 +134,59 @@ impl<'a> RawBtf<'a> {
 
 /// Rewrites the `value` member of each map struct in `map_struct_ids` to an
 /// `int *`, returning the new BTF blob.
+#[cfg_attr(not(test), allow(dead_code))] // the loader uses the program-array form below
 pub fn rewrite_btf(btf: &[u8], map_struct_ids: &[u32]) -> Result<Vec<u8>> {
+    rewrite_maps(btf, map_struct_ids, &[])
+}
+
+/// [`rewrite_btf`] for tracer maps, and for each program array in
+/// `prog_array_ids` (`__array(values, int (void *))`, prog_array.rs) the
+/// `values` member becomes `__uint(value_size, 4)`: aya-obj 0.3 rejects
+/// `values` of function pointers, and the kernel wants 4-byte values.
+pub fn rewrite_maps(btf: &[u8], map_struct_ids: &[u32], prog_array_ids: &[u32]) -> Result<Vec<u8>> {
     let raw = RawBtf::parse(btf)?;
     let int_id = raw.four_byte_int().ok_or_else(|| {
         GadgetError::Btf("no 4-byte integer type to rewrite tracer maps with".into())
     })?;
     let new_ptr_id = raw.records.len() as u32;
+    // int[4] and a pointer to it: `__uint(value_size, 4)`.
+    let array_id = new_ptr_id + 1;
+    let array_ptr_id = new_ptr_id + 2;
+    let mut strings = raw.bytes[raw.str_start..raw.str_start + raw.str_len].to_vec();
+    let found = strings.windows(12).position(|w| w == b"\0value_size\0");
+    let value_size_off = match found {
+        _ if prog_array_ids.is_empty() => 0,
+        Some(p) => p as u32 + 1,
+        None => {
+            let off = strings.len() as u32;
+            strings.extend_from_slice(b"value_size\0");
+            off
+        }
+    };
 
     let mut types = raw.bytes[raw.type_start..raw.type_start + raw.type_len].to_vec();
+    for &id in prog_array_ids {
+        let rec = raw
+            .records
+            .get(id as usize)
+            .filter(|r| r.kind == KIND_STRUCT)
+            .ok_or_else(|| GadgetError::Btf(format!("map definition type {id} is not a struct")))?;
+        for i in 0..rec.vlen {
+            let member = rec.at + 12 + 12 * i;
+            if raw.string(u32_at(&types, member)?) == "values" {
+                types[member..member + 4].copy_from_slice(&value_size_off.to_le_bytes());
+                types[member + 4..member + 8].copy_from_slice(&array_ptr_id.to_le_bytes());
+                // `values` was a zero-length array at the struct's end: the
+                // pointer shares the previous member's 8 bytes (offsets
+                // may repeat, not decrease), so the struct keeps its size
+                // and still fits its `.maps` symbol.
+                if i > 0 {
+                    let prev = u32_at(&types, member - 12 + 8)?;
+                    types[member + 8..member + 12].copy_from_slice(&prev.to_le_bytes());
+                }
+            }
+        }
+    }
     for &id in map_struct_ids {
         let rec = raw
             .records
@@ -158,8 +204,13 @@ pub fn rewrite_btf(btf: &[u8], map_struct_ids: &[u32]) -> Result<Vec<u8>> {
     types.extend_from_slice(&0u32.to_le_bytes());
     types.extend_from_slice(&(KIND_PTR << 24).to_le_bytes());
     types.extend_from_slice(&int_id.to_le_bytes());
-
-    let strings = &raw.bytes[raw.str_start..raw.str_start + raw.str_len];
+    // int[4]: ARRAY record (elem, index type, length), then a PTR to it.
+    for word in [0, KIND_ARRAY << 24, 0, int_id, int_id, 4] {
+        types.extend_from_slice(&word.to_le_bytes());
+    }
+    for word in [0, KIND_PTR << 24, array_id] {
+        types.extend_from_slice(&word.to_le_bytes());
+    }
     let mut out = Vec::with_capacity(raw.hdr_len + types.len() + strings.len());
     out.extend_from_slice(&raw.bytes[..raw.hdr_len]);
     // type_off stays 0; strings follow the types directly.
@@ -168,12 +219,63 @@ pub fn rewrite_btf(btf: &[u8], map_struct_ids: &[u32]) -> Result<Vec<u8>> {
     out[16..20].copy_from_slice(&(types.len() as u32).to_le_bytes());
     out[20..24].copy_from_slice(&(strings.len() as u32).to_le_bytes());
     out.extend_from_slice(&types);
-    out.extend_from_slice(strings);
+    out.extend_from_slice(&strings);
     Ok(out)
+}
+
+/// Appends `names` to the string section of BTF blob `btf`; returns the new
+/// blob and each name's offset.
+pub fn append_strings(btf: &[u8], names: &[&str]) -> Result<(Vec<u8>, Vec<u32>)> {
+    let raw = RawBtf::parse(btf)?;
+    let types = &raw.bytes[raw.type_start..raw.type_start + raw.type_len];
+    let mut strings = raw.bytes[raw.str_start..raw.str_start + raw.str_len].to_vec();
+    let mut offsets = Vec::with_capacity(names.len());
+    for name in names {
+        offsets.push(strings.len() as u32);
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+    }
+    let mut out = Vec::with_capacity(raw.hdr_len + types.len() + strings.len());
+    out.extend_from_slice(&raw.bytes[..raw.hdr_len]);
+    out[8..12].copy_from_slice(&0u32.to_le_bytes());
+    out[12..16].copy_from_slice(&(types.len() as u32).to_le_bytes());
+    out[16..20].copy_from_slice(&(types.len() as u32).to_le_bytes());
+    out[20..24].copy_from_slice(&(strings.len() as u32).to_le_bytes());
+    out.extend_from_slice(types);
+    out.extend_from_slice(&strings);
+    Ok((out, offsets))
+}
+
+/// The offset of each of `names` in the string section of `btf` (a whole
+/// string, not a suffix of a longer one), `None` when absent.
+pub fn string_offsets(btf: &[u8], names: &[&str]) -> Result<Vec<Option<u32>>> {
+    let raw = RawBtf::parse(btf)?;
+    let strings = &raw.bytes[raw.str_start..raw.str_start + raw.str_len];
+    Ok(names
+        .iter()
+        .map(|name| {
+            let mut at = 0;
+            for s in strings.split(|&b| b == 0) {
+                if s == name.as_bytes() {
+                    return Some(at as u32);
+                }
+                at += s.len() + 1;
+            }
+            None
+        })
+        .collect())
 }
 
 /// Returns a copy of the ELF `elf` whose `.BTF` section holds `new_btf`.
 pub fn replace_btf_section(elf: &[u8], new_btf: &[u8]) -> Result<Vec<u8>> {
+    replace_section(elf, ".BTF", new_btf)
+}
+
+/// Returns a copy of the ELF `elf` whose section `name` holds `data`: the
+/// data is appended at the end of the file and the section header repointed
+/// there, so every other offset stays valid.
+pub fn replace_section(elf: &[u8], name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    let new_btf = data;
     let file = object::File::parse(elf).map_err(|e| GadgetError::NotElf(e.to_string()))?;
     if !file.is_64() || !file.is_little_endian() {
         return Err(GadgetError::NotElf(
@@ -181,8 +283,8 @@ pub fn replace_btf_section(elf: &[u8], new_btf: &[u8]) -> Result<Vec<u8>> {
         ));
     }
     let index = file
-        .section_by_name(".BTF")
-        .ok_or(GadgetError::NoBtf)?
+        .section_by_name(name)
+        .ok_or_else(|| GadgetError::NotElf(format!("the object has no `{name}` section")))?
         .index()
         .0;
     let sh_off = u64::from_le_bytes(elf[0x28..0x30].try_into().unwrap()) as usize;
@@ -252,7 +354,11 @@ mod tests {
     fn value_member_points_at_a_new_int_pointer() {
         let patched = rewrite_btf(&tiny_btf(), &[3]).unwrap();
         let raw = RawBtf::parse(&patched).unwrap();
-        assert_eq!(raw.records.len(), 5, "one PTR appended");
+        assert_eq!(
+            raw.records.len(),
+            7,
+            "a PTR, an int[4] and its PTR appended"
+        );
         let new_ptr = &raw.records[4];
         assert_eq!((new_ptr.kind, new_ptr.size_or_type), (KIND_PTR, 1));
         let member = raw.type_start + raw.records[3].at + 12;

@@ -146,12 +146,31 @@ impl Decoder {
         match kind {
             FieldKind::Int { size, signed, .. } => write_int(out, read_int(d, *size, *signed)),
             FieldKind::Bool => out.extend_from_slice(if d[0] != 0 { b"true" } else { b"false" }),
-            FieldKind::Float { size } => {
-                let v = if *size == 4 {
-                    f32::from_ne_bytes(d[..4].try_into().unwrap()) as f64
+            FieldKind::Int128 { signed } => {
+                let raw: [u8; 16] = d[..16].try_into().unwrap();
+                let mut buf = itoa::Buffer::new();
+                out.extend_from_slice(
+                    if *signed {
+                        buf.format(i128::from_ne_bytes(raw))
+                    } else {
+                        buf.format(u128::from_ne_bytes(raw))
+                    }
+                    .as_bytes(),
+                );
+            }
+            // Shortest form that reads back to the same value, in the
+            // field's own width: a `float` 0.1f prints `0.1`. NaN and
+            // infinities have no JSON number: null.
+            FieldKind::Float { size: 4 } => {
+                let v = f32::from_ne_bytes(d[..4].try_into().unwrap());
+                if v.is_finite() {
+                    let _ = write!(out, "{v}");
                 } else {
-                    f64::from_ne_bytes(d[..8].try_into().unwrap())
-                };
+                    out.extend_from_slice(b"null");
+                }
+            }
+            FieldKind::Float { .. } => {
+                let v = f64::from_ne_bytes(d[..8].try_into().unwrap());
                 if v.is_finite() {
                     let _ = write!(out, "{v}");
                 } else {
@@ -179,7 +198,7 @@ impl Decoder {
                     write_int(out, IntValue::Unsigned(v));
                 }
             }
-            FieldKind::Str { len } => write_json_str(out, until_nul(&d[..*len])),
+            FieldKind::Str { len } => write_json_bytes(out, until_nul(&d[..*len])),
             FieldKind::DnsName { len } => {
                 write_json_str(out, names::dns_name(&d[..*len]).as_bytes())
             }
@@ -191,7 +210,7 @@ impl Decoder {
                         if i > 0 {
                             out.push(b',');
                         }
-                        write_json_str(out, arg);
+                        write_json_bytes(out, arg);
                     }
                 }
                 out.push(b']');
@@ -202,7 +221,8 @@ impl Decoder {
                 names,
                 ..
             } => {
-                let v = match read_int(d, *size, *signed) {
+                let raw = read_int(d, *size, *signed);
+                let v = match raw {
                     IntValue::Signed(v) => v,
                     IntValue::Unsigned(v) => v as i64,
                 };
@@ -213,7 +233,10 @@ impl Decoder {
                         if names::enum_value(names, v, &mut text) {
                             write_json_str(out, text.as_bytes());
                         } else {
-                            write_int(out, IntValue::Signed(v));
+                            // A value with no name: the number, with the
+                            // enum's signedness (an unsigned 8-byte enum
+                            // past i64::MAX stays positive).
+                            write_int(out, raw);
                         }
                     }
                 }
@@ -246,21 +269,23 @@ impl Decoder {
                 self.clock.write_rfc3339(boot_ns, out);
                 out.push(b'"');
             }
-            FieldKind::L3Endpoint => {
+            FieldKind::L3Endpoint(at) => {
                 out.push(b'"');
-                write_ip(out, &d[..16], d[16]);
+                write_ip(out, &d[at.addr..at.addr + 16], d[at.version]);
                 out.push(b'"');
             }
-            FieldKind::L4Endpoint => {
-                let port = u16::from_ne_bytes([d[16], d[17]]);
-                let version = d[20];
+            FieldKind::L4Endpoint(at) => {
+                let p = at.port.unwrap_or(0);
+                let port = u16::from_ne_bytes([d[p], d[p + 1]]);
+                let version = d[at.version];
+                let addr = &d[at.addr..at.addr + 16];
                 out.push(b'"');
                 if version == 6 {
                     out.push(b'[');
-                    write_ip(out, &d[..16], version);
+                    write_ip(out, addr, version);
                     out.push(b']');
                 } else {
-                    write_ip(out, &d[..16], version);
+                    write_ip(out, addr, version);
                 }
                 out.push(b':');
                 out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
@@ -367,6 +392,44 @@ fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
     }
 }
 
+/// Appends bytes from the kernel (a `char[N]` field) as a JSON string,
+/// losslessly and without allocating: valid UTF-8 as it is, each byte that
+/// is not valid UTF-8 as the four characters `\xNN` (lowercase hex), and a
+/// backslash as `\\`, so the original bytes can always be recovered.
+pub fn write_json_bytes(out: &mut Vec<u8>, mut s: &[u8]) {
+    out.push(b'"');
+    loop {
+        match std::str::from_utf8(s) {
+            Ok(text) => {
+                escape_backslashes_into(out, text);
+                break;
+            }
+            Err(e) => {
+                let (valid, rest) = s.split_at(e.valid_up_to());
+                escape_backslashes_into(out, std::str::from_utf8(valid).unwrap_or(""));
+                let bad = e.error_len().unwrap_or(rest.len());
+                for &b in &rest[..bad] {
+                    // `\xNN` in the value: the backslash escaped in JSON.
+                    let _ = write!(out, r"\\x{b:02x}");
+                }
+                s = &rest[bad..];
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// [`escape_into`], with each backslash doubled first (see [`write_json_bytes`]).
+fn escape_backslashes_into(out: &mut Vec<u8>, text: &str) {
+    for (i, part) in text.split('\\').enumerate() {
+        if i > 0 {
+            // Two backslashes in the value: four in JSON.
+            out.extend_from_slice(br"\\\\");
+        }
+        escape_into(out, part);
+    }
+}
+
 /// Appends `s` as a JSON string. Invalid UTF-8 becomes U+FFFD so the line
 /// stays valid JSON whatever the kernel handed us.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -469,7 +532,15 @@ mod tests {
                         signed: false,
                     },
                 ),
-                field("l4", 40, FieldKind::L4Endpoint),
+                field(
+                    "l4",
+                    40,
+                    FieldKind::L4Endpoint(crate::endpoint::EndpointLayout {
+                        addr: 0,
+                        version: 20,
+                        port: Some(16),
+                    }),
+                ),
             ],
         };
         let mut ev = vec![0u8; 64];
@@ -491,7 +562,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"pid":42,"ret":-2,"comm":"a\"b\\c\n","kind":"EXEC","args":["ls","-l","/x"],
+            serde_json::json!({"pid":42,"ret":-2,"comm":"a\"b\\\\c\n","kind":"EXEC","args":["ls","-l","/x"],
                 "arr":[1,2,3],"ok":true,"bits":5,"l4":"10.0.0.1:8080"})
         );
     }
@@ -582,6 +653,11 @@ mod tests {
         assert!(out.is_empty());
         d.write_json(&[0xff, 0xfe, b'x', 0], &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["s"], "\u{fffd}\u{fffd}x");
+        assert_eq!(v["s"], r"\xff\xfex");
+        // No NUL: all four bytes; a backslash doubles, so bytes stay recoverable.
+        out.clear();
+        d.write_json(&[b'a', b'\\', 0xc3, b'b'], &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["s"], r"a\\\xc3b");
     }
 }

@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use gadgetd_images::credentials::Credentials;
+use gadgetd_images::digest::Digest;
 use gadgetd_images::error::ImageError;
+use gadgetd_images::policy::{DEFAULT_POLICY_DIR, PolicyStore};
 use gadgetd_images::progress::ProgressSink;
 use gadgetd_images::reference::DEFAULT_PREFIX;
 use gadgetd_images::registry::Registries;
@@ -42,6 +44,10 @@ pub struct ImageOptions {
     pub insecure_registries: Vec<String>,
     /// When to pull.
     pub pull: Pull,
+    /// gadgetd's run policy (docs/signing.md: trusted keys, allowed
+    /// images), checked as the agent checks it (default
+    /// `/etc/gadgetd/policy.d`; no directory: every image runs).
+    pub policy_dir: PathBuf,
 }
 
 impl Default for ImageOptions {
@@ -51,6 +57,7 @@ impl Default for ImageOptions {
             default_registry: DEFAULT_PREFIX.into(),
             insecure_registries: Vec::new(),
             pull: Pull::default(),
+            policy_dir: PathBuf::from(DEFAULT_POLICY_DIR),
         }
     }
 }
@@ -65,7 +72,9 @@ fn image_error(reference: &str, e: ImageError) -> GadgetError {
 impl Gadget {
     /// Parses the gadget of an image: this host's program and the image's
     /// definition, from the store, pulled first per [`ImageOptions::pull`].
-    /// Errors: [`GadgetError::Image`] (not found, registry, store), or what
+    /// The run policy is checked first, as gadgetd checks it.
+    /// Errors: [`GadgetError::Image`] (not found, registry, store, refused
+    /// by the policy), or what
     /// [`Gadget::from_object`] says of the program.
     pub async fn from_image(reference: &str, opts: &ImageOptions) -> Result<Gadget> {
         let err = |e| image_error(reference, e);
@@ -76,6 +85,7 @@ impl Gadget {
                 Credentials::new(&opts.state_dir.join("auth.json")),
             ),
             default_prefix: opts.default_registry.clone(),
+            policy: PolicyStore::open(&opts.policy_dir),
         };
         let local = match opts.pull {
             Pull::Always => None,
@@ -90,14 +100,26 @@ impl Gadget {
             Some(r) => r,
             None => {
                 let name = images.normalize(reference).map_err(err)?;
-                images
+                let entry = images
                     .registries
                     .pull(&images.store, &name, &mut ProgressSink::none())
                     .await
                     .map_err(err)?;
+                gadgetd_images::signature_registry::pull_signatures_logged(&images, &name, &entry)
+                    .await;
                 images.runnable(reference).map_err(err)?
             }
         };
+        let refused = |reason: String| GadgetError::Image {
+            reference: reference.to_string(),
+            reason: format!("refused by the run policy: {reason}"),
+        };
+        let digest = Digest::parse(&image.digest).map_err(err)?;
+        images
+            .policy
+            .current()
+            .and_then(|p| p.admit_image(&images.store, &image.reference, &digest))
+            .map_err(refused)?;
         Gadget::from_object(image.program, Some(&image.definition))
     }
 }

@@ -5,6 +5,7 @@
 
 use btf_rs::{Btf, BtfType, Type};
 
+use super::endpoint::{self, EndpointLayout};
 use super::error::{GadgetError, Result};
 use super::object::name_of;
 
@@ -45,6 +46,11 @@ pub enum FieldKind {
     },
     /// A C `bool`: JSON `true`/`false`.
     Bool,
+    /// `__int128` / `unsigned __int128`: printed as a JSON number of up to 39 digits.
+    Int128 {
+        /// Two's complement when true.
+        signed: bool,
+    },
     /// An IEEE float of `size` bytes (4 or 8).
     Float {
         /// Bytes.
@@ -59,7 +65,8 @@ pub enum FieldKind {
         /// Sign-extended when true.
         signed: bool,
     },
-    /// Fixed-size char array, NUL-terminated.
+    /// A 1-byte integer array (`char[N]`, `__u8[N]`, ...): the bytes up to
+    /// the first NUL, or all N; see [`super::decode::write_json_bytes`].
     Str {
         /// Bytes of the array.
         len: usize,
@@ -98,10 +105,10 @@ pub enum FieldKind {
     Pointer,
     /// `gadget_timestamp`: ns since boot, printed as RFC 3339 wall time.
     Timestamp,
-    /// `struct gadget_l3endpoint_t`: an IPv4 or IPv6 address.
-    L3Endpoint,
-    /// `struct gadget_l4endpoint_t`: address, port and protocol.
-    L4Endpoint,
+    /// `struct gadget_l3endpoint_t`: an IPv4 or IPv6 address; member offsets from BTF.
+    L3Endpoint(EndpointLayout),
+    /// `struct gadget_l4endpoint_t`: address, port and protocol; member offsets from BTF.
+    L4Endpoint(EndpointLayout),
 }
 
 /// What an integer means, from the typedef it was declared with.
@@ -155,6 +162,7 @@ impl FieldKind {
                 }
             },
             FieldKind::Bool => "bool".into(),
+            FieldKind::Int128 { signed } => if *signed { "i128" } else { "u128" }.into(),
             FieldKind::Float { size } => format!("f{}", *size as u32 * 8),
             FieldKind::Bits { signed, .. } => if *signed { "i64" } else { "u64" }.into(),
             FieldKind::Str { .. } => "string".into(),
@@ -164,8 +172,8 @@ impl FieldKind {
             FieldKind::IntArray { .. } => "array".into(),
             FieldKind::Pointer => "pointer".into(),
             FieldKind::Timestamp => "timestamp".into(),
-            FieldKind::L3Endpoint => "l3endpoint".into(),
-            FieldKind::L4Endpoint => "l4endpoint".into(),
+            FieldKind::L3Endpoint(_) => "l3endpoint".into(),
+            FieldKind::L4Endpoint(_) => "l4endpoint".into(),
         }
     }
 
@@ -180,6 +188,7 @@ impl FieldKind {
                 Semantic::None => [3, 5, 0, 10, 0, 0, 0, 20][*size as usize - 1].max(3),
             },
             FieldKind::Bool => 5,
+            FieldKind::Int128 { .. } => 40,
             FieldKind::Float { .. } => 12,
             FieldKind::Bits { .. } => 6,
             FieldKind::Str { len } => (*len as u32).clamp(4, 32),
@@ -194,8 +203,8 @@ impl FieldKind {
             FieldKind::IntArray { .. } => 24,
             FieldKind::Pointer => 18,
             FieldKind::Timestamp => 30,
-            FieldKind::L3Endpoint => 16,
-            FieldKind::L4Endpoint => 22,
+            FieldKind::L3Endpoint(_) => 16,
+            FieldKind::L4Endpoint(_) => 22,
         }
     }
 
@@ -234,6 +243,7 @@ impl FieldKind {
                     | Semantic::Ifindex,
                 ..
             } | FieldKind::Float { .. }
+                | FieldKind::Int128 { .. }
                 | FieldKind::Bits { .. }
         )
     }
@@ -347,7 +357,7 @@ pub fn build_or_scalar(btf: &Btf, type_id: u32, scalar_name: &str) -> Result<Lay
                 }],
             })
         }
-        Classified::Nested(_) => build(btf, type_id),
+        Classified::Nested(_) | Classified::NestedArray { .. } => build(btf, type_id),
     }
 }
 
@@ -433,6 +443,16 @@ fn walk_struct(
                 };
                 walk_struct(btf, &inner, &inner_prefix, bit_offset, out, depth + 1)?;
             }
+            Classified::NestedArray {
+                elem,
+                count,
+                stride,
+            } => {
+                for i in 0..count {
+                    let base = bit_offset + (i * stride * 8) as u32;
+                    walk_struct(btf, &elem, &format!("{name}[{i}]."), base, out, depth + 1)?;
+                }
+            }
         }
     }
     Ok(())
@@ -441,7 +461,17 @@ fn walk_struct(
 enum Classified {
     Leaf(FieldKind),
     Nested(btf_rs::Struct),
+    /// An array of structs: `count` elements `stride` bytes apart, each
+    /// flattened as `name[i].member`.
+    NestedArray {
+        elem: btf_rs::Struct,
+        count: usize,
+        stride: usize,
+    },
 }
+
+/// More elements than this in an array of structs is an error (each becomes columns).
+const MAX_STRUCT_ARRAY: usize = 64;
 
 fn semantic_of(typedef: Option<&str>) -> Semantic {
     match typedef {
@@ -473,6 +503,9 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
     }
     Ok(Classified::Leaf(match ty {
         Type::Int(i) if i.is_bool() => FieldKind::Bool,
+        Type::Int(i) if i.size() == 16 => FieldKind::Int128 {
+            signed: i.is_signed(),
+        },
         Type::Int(i) => {
             let size = i.size();
             if ![1, 2, 4, 8].contains(&size) {
@@ -490,23 +523,32 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
         Type::Float(f) if f.size() == 4 || f.size() == 8 => FieldKind::Float {
             size: f.size() as u8,
         },
-        Type::Enum(e) => FieldKind::Enum {
-            size: e.size() as u8,
-            signed: e.is_signed(),
-            type_name: name_of(btf, &e),
-            names: e
-                .members
-                .iter()
-                .map(|m| {
-                    let v = if e.is_signed() {
-                        m.val() as i32 as i64
-                    } else {
-                        m.val() as i64
-                    };
-                    (v, name_of(btf, m))
-                })
-                .collect(),
-        },
+        Type::Enum(e) => {
+            // clang before 15 never sets BTF's signed flag; a 1- or 2-byte
+            // enum whose values do not fit its width unsigned holds negative ones.
+            let signed = e.is_signed()
+                || (e.size() < 4
+                    && e.members
+                        .iter()
+                        .any(|m| m.val() as u64 >= 1u64 << (8 * e.size())));
+            FieldKind::Enum {
+                size: e.size() as u8,
+                signed,
+                type_name: name_of(btf, &e),
+                names: e
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let v = if signed {
+                            m.val() as i32 as i64
+                        } else {
+                            m.val() as i64
+                        };
+                        (v, name_of(btf, m))
+                    })
+                    .collect(),
+            }
+        }
         Type::Enum64(e) => FieldKind::Enum {
             size: e.size() as u8,
             signed: e.is_signed(),
@@ -535,19 +577,37 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 {
                     FieldKind::DnsName { len: count }
                 }
-                Type::Int(i) if i.size() == 1 && (i.is_char() || !i.is_signed()) => {
-                    FieldKind::Str { len: count }
-                }
+                // `char`, `signed char`, `unsigned char`, `__u8`, `__s8` and
+                // typedefs of them (`gadget_comm`): clang encodes `char` as a
+                // signed 1-byte INT without the CHAR bit, so any 1-byte
+                // integer array is text.
+                Type::Int(i) if i.size() == 1 && !i.is_bool() => FieldKind::Str { len: count },
                 Type::Int(i) if [1, 2, 4, 8].contains(&i.size()) => FieldKind::IntArray {
                     elem_size: i.size() as u8,
                     signed: i.is_signed(),
                     count,
                 },
+                Type::Struct(elem) if count <= MAX_STRUCT_ARRAY => {
+                    let stride = elem.size();
+                    return Ok(Classified::NestedArray {
+                        elem,
+                        count,
+                        stride,
+                    });
+                }
+                Type::Struct(_) => {
+                    return Err(unsupported(
+                        field,
+                        format!(
+                            "an array of {count} structs: at most {MAX_STRUCT_ARRAY} (each element's members become fields)"
+                        ),
+                    ));
+                }
                 other => {
                     return Err(unsupported(
                         field,
                         format!(
-                            "arrays of {} are not supported (only arrays of integers and chars)",
+                            "arrays of {} are not supported (only arrays of integers, chars and structs)",
                             other.name()
                         ),
                     ));
@@ -555,8 +615,12 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
             }
         }
         Type::Struct(s) => match name_of(btf, &s).as_str() {
-            "gadget_l3endpoint_t" => FieldKind::L3Endpoint,
-            "gadget_l4endpoint_t" => FieldKind::L4Endpoint,
+            ty @ "gadget_l3endpoint_t" => {
+                FieldKind::L3Endpoint(endpoint::layout(btf, &s, ty, field, false)?)
+            }
+            ty @ "gadget_l4endpoint_t" => {
+                FieldKind::L4Endpoint(endpoint::layout(btf, &s, ty, field, true)?)
+            }
             _ => return Ok(Classified::Nested(s)),
         },
         Type::Union(_) => {

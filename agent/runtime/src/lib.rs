@@ -56,10 +56,15 @@
 //! ```
 
 mod btf_patch;
+mod btf_table;
 pub mod classify;
+// Public for the end-to-end tests, which check every bundled gadget's relocations.
+#[doc(hidden)]
+pub mod core_relo;
 pub mod decode;
 pub mod definition;
 mod direct;
+pub mod endpoint;
 pub mod enrich;
 pub mod error;
 #[cfg(feature = "oci")]
@@ -73,7 +78,12 @@ mod name_tables;
 mod names;
 pub mod object;
 pub mod params;
+mod perf_ring;
+// Public for the end-to-end tests, which check that runs leave no pins behind.
+#[doc(hidden)]
+pub mod pin_dir;
 mod profiler;
+mod prog_array;
 #[cfg(not(feature = "bench-internals"))]
 mod rawmap;
 #[cfg(feature = "bench-internals")]
@@ -81,6 +91,7 @@ mod rawmap;
 pub mod rawmap;
 mod reader;
 mod runner;
+mod sections;
 #[cfg(not(feature = "bench-internals"))]
 mod snapshot;
 #[cfg(feature = "bench-internals")]
@@ -93,6 +104,7 @@ mod topper;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod topper;
+mod uprobe_target;
 mod walltime;
 
 #[cfg(feature = "oci")]

@@ -12,14 +12,20 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{
-    FEntry, FExit, KProbe, PerfEvent, RawTracePoint, SocketFilter, TracePoint, UProbe,
-    uprobe::UProbeScope,
+    BtfTracePoint, FEntry, FExit, KProbe, Lsm, PerfEvent, RawTracePoint, SocketFilter, TracePoint,
+    UProbe,
+    uprobe::{UProbeAttachLocation, UProbeScope},
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use super::btf_patch;
+use super::core_relo;
 use super::error::{GadgetError, Result, chain};
 use super::object::{GadgetObject, ProgramDef};
+use super::pin_dir::{self, PinDir};
+use super::prog_array;
+use super::sections;
+use super::uprobe_target;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
 /// in flight. Parsed, it takes ~20 MiB of heap, so it is not kept for the
@@ -49,6 +55,7 @@ pub struct KernelBtfRelease;
 impl Drop for KernelBtfRelease {
     fn drop(&mut self) {
         KERNEL_BTF.lock().unwrap_or_else(|p| p.into_inner()).take();
+        core_relo::release_kernel_table();
         trim_heap();
     }
 }
@@ -80,15 +87,47 @@ pub fn ensure_tracefs() {
 }
 
 /// Patches, loads and returns the object; programs are not attached yet.
+/// Maps pinned by name are unpinned again at once (their fds stay open);
+/// [`load_pinned`] keeps the pins for the run.
 pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
+    load_pinned(req).map(|(ebpf, _pins)| ebpf)
+}
+
+/// Like [`load`]; maps declared with `LIBBPF_PIN_BY_NAME` are pinned in a
+/// bpffs of this run's own ([`PinDir`]), removed when the guard drops.
+pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
     ensure_tracefs();
-    let bytes = if req.tracer_maps.is_empty() {
+    // Every program's section must say how to attach it (tail-call targets
+    // only run from their program array).
+    let tail_targets = prog_array::initial_slots(&req.obj.bytes, &req.obj.btf)?;
+    for prog in &req.obj.programs {
+        if tail_targets.iter().all(|s| s.program != prog.name) {
+            attach_point(&prog.section).map_err(|reason| GadgetError::Program {
+                program: prog.name.clone(),
+                section: prog.section.clone(),
+                reason,
+            })?;
+        }
+    }
+    let prog_arrays: Vec<u32> = prog_array::prog_array_maps(&req.obj.btf)?
+        .iter()
+        .map(|m| m.struct_id)
+        .collect();
+    let bytes = if req.tracer_maps.is_empty() && prog_arrays.is_empty() {
         req.obj.bytes.clone()
     } else {
         let ids = btf_patch::map_struct_ids(&req.obj.btf, &req.tracer_maps)?;
-        let btf = btf_patch::rewrite_btf(&req.obj.btf_bytes, &ids)?;
+        let btf = btf_patch::rewrite_maps(&req.obj.btf_bytes, &ids, &prog_arrays)?;
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
+    // Section names as libbpf spells them, which aya-obj 0.3 rejects (sections.rs).
+    let bytes = sections::rename(&bytes)?.unwrap_or(bytes);
+    // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
+    let fixed = core_relo::fix_up(&bytes, core_relo::kernel_table)?;
+    for p in &fixed.poisoned {
+        tracing::debug!(relocation = %p, "CO-RE relocation unresolved; the instruction is poisoned");
+    }
+    let bytes = fixed.bytes.unwrap_or(bytes);
     let mut loader = EbpfLoader::new();
     let kbtf = kernel_btf();
     loader.btf(kbtf.as_deref());
@@ -98,16 +137,66 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Ebpf> {
     for (name, size) in &req.max_entries {
         loader.map_max_entries(name, *size);
     }
-    loader
+    let pins = if pin_dir::wants_pinning(&req.obj.btf)? {
+        let dir = PinDir::create()?;
+        loader.default_map_pin_directory(dir.path());
+        Some(dir)
+    } else {
+        None
+    };
+    let ebpf = loader
         .load(&bytes)
-        .map_err(|e| GadgetError::Load(chain(&e)))
+        .map_err(|e| GadgetError::Load(chain(&e)))?;
+    Ok((ebpf, pins))
 }
 
-/// What must stay alive for attached programs (sockets of socket filters).
+/// What must stay alive for attached programs (sockets of socket filters),
+/// and what became of each program.
 #[derive(Default)]
 pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
+    /// The run's bpffs for pinned maps, if any ([`load_pinned`]).
+    pub pins: Option<PinDir>,
+    /// One entry per program of the object, in object order.
+    pub programs: Vec<ProgramReport>,
 }
+
+/// What became of one program of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramReport {
+    pub program: String,
+    pub section: String,
+    pub status: ProgramStatus,
+}
+
+/// The per-program policy: everything must attach, except what is disabled
+/// on purpose or probes a library the host does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramStatus {
+    Attached,
+    /// Its attach target is `gadget_program_disabled` (Inspektor Gadget's
+    /// convention): not loaded, not attached.
+    Disabled,
+    /// Runs only as a tail call from a program array.
+    TailCall,
+    /// A uprobe whose target binary or library does not exist here: skipped
+    /// with a warning, as Inspektor Gadget does. The reason says which.
+    Skipped(String),
+}
+
+impl std::fmt::Display for ProgramStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProgramStatus::Attached => f.write_str("attached"),
+            ProgramStatus::Disabled => f.write_str("disabled (gadget_program_disabled)"),
+            ProgramStatus::TailCall => f.write_str("tail-call target"),
+            ProgramStatus::Skipped(why) => write!(f, "skipped: {why}"),
+        }
+    }
+}
+
+/// The attach target `gadget_program_disabled` marks a program off.
+const DISABLED: &str = "gadget_program_disabled";
 
 /// Loads and attaches every program of the object.
 pub fn attach_all(ebpf: &mut Ebpf, obj: &GadgetObject) -> Result<Attachments> {
@@ -121,18 +210,111 @@ pub fn attach_all_in(
     obj: &GadgetObject,
     netns: Option<&std::fs::File>,
 ) -> Result<Attachments> {
+    attach_all_with(ebpf, obj, netns, None)
+}
+
+/// Like [`attach_all_in`], with cgroup programs on `cgroup` (a cgroup2
+/// directory) instead of the cgroup2 root.
+pub fn attach_all_with(
+    ebpf: &mut Ebpf,
+    obj: &GadgetObject,
+    netns: Option<&std::fs::File>,
+    cgroup: Option<&std::path::Path>,
+) -> Result<Attachments> {
     let mut att = Attachments::default();
     let sample_hz = sample_hz(obj);
+    let slots = prog_array::initial_slots(&obj.bytes, &obj.btf)?;
+    fill_prog_arrays(ebpf, obj, &slots)?;
     for prog in &obj.programs {
-        attach_one(ebpf, prog, &mut att, netns, sample_hz).map_err(|reason| {
-            GadgetError::Program {
-                program: prog.name.clone(),
-                section: prog.section.clone(),
-                reason,
-            }
-        })?;
+        let report = |status| ProgramReport {
+            program: prog.name.clone(),
+            section: prog.section.clone(),
+            status,
+        };
+        if slots.iter().any(|s| s.program == prog.name) {
+            att.programs.push(report(ProgramStatus::TailCall));
+            continue;
+        }
+        let status =
+            attach_one(ebpf, prog, &mut att, netns, cgroup, sample_hz).map_err(|reason| {
+                match core_relo::explain_poison(&obj.bytes, &prog.name, &reason) {
+                    Some(why) => GadgetError::Load(why),
+                    None => GadgetError::Program {
+                        program: prog.name.clone(),
+                        section: prog.section.clone(),
+                        reason,
+                    },
+                }
+            })?;
+        if let ProgramStatus::Skipped(why) = &status {
+            tracing::warn!(program = %prog.name, section = %prog.section, "{why}");
+        }
+        att.programs.push(report(status));
     }
     Ok(att)
+}
+
+/// Loads each tail-call target and puts it in its program-array slot
+/// (prog_array.rs), before any program attaches.
+fn fill_prog_arrays(ebpf: &mut Ebpf, obj: &GadgetObject, slots: &[prog_array::Slot]) -> Result<()> {
+    use aya::programs::Program;
+    for slot in slots {
+        let prog_err = |reason: String| GadgetError::Program {
+            program: slot.program.clone(),
+            section: obj
+                .programs
+                .iter()
+                .find(|p| p.name == slot.program)
+                .map_or_else(String::new, |p| p.section.clone()),
+            reason,
+        };
+        let program = ebpf
+            .program_mut(&slot.program)
+            .ok_or_else(|| prog_err("aya did not load this program from the object".into()))?;
+        let loaded = match program {
+            Program::TracePoint(p) => p.load(),
+            Program::RawTracePoint(p) => p.load(),
+            Program::KProbe(p) => p.load(),
+            Program::UProbe(p) => p.load(),
+            Program::SocketFilter(p) => p.load(),
+            Program::PerfEvent(p) => p.load(),
+            Program::SchedClassifier(p) => p.load(),
+            Program::Xdp(p) => p.load(),
+            other => {
+                return Err(prog_err(format!(
+                    "a {:?} program cannot be a tail-call target here (use a tracepoint, raw tracepoint, kprobe, uprobe, socket, perf_event, tc or xdp program)",
+                    other.prog_type()
+                )));
+            }
+        };
+        // Loaded already when it fills two slots.
+        if let Err(e) = loaded
+            && !matches!(e, aya::programs::ProgramError::AlreadyLoaded)
+        {
+            return Err(prog_err(program_err(&e)));
+        }
+        let fd = program
+            .fd()
+            .and_then(|fd| fd.try_clone().map_err(Into::into))
+            .map_err(|e| prog_err(program_err(&e)))?;
+        let map_err = |reason: String| GadgetError::MapConvention {
+            map: slot.map.clone(),
+            reason,
+        };
+        let map = ebpf
+            .map_mut(&slot.map)
+            .ok_or_else(|| map_err("aya did not create this map".into()))?;
+        let mut array = aya::maps::ProgramArray::try_from(map).map_err(|e| map_err(chain(&e)))?;
+        array.set(slot.index, &fd, 0).map_err(|e| {
+            map_err(format!(
+                "putting `{}` in slot {}: {}",
+                slot.program,
+                slot.index,
+                chain(&e)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// How a section name says to attach.
@@ -143,6 +325,8 @@ pub enum AttachPoint<'s> {
         name: &'s str,
     },
     RawTracePoint(&'s str),
+    /// `tp_btf/<name>`: a BTF-enabled raw tracepoint.
+    BtfTracePoint(&'s str),
     KProbe(&'s str),
     UProbe {
         target: &'s str,
@@ -154,11 +338,21 @@ pub enum AttachPoint<'s> {
     Iter(&'s str),
     /// Sampling on every CPU (software CPU clock).
     PerfEvent,
+    /// Attach target `gadget_program_disabled`: left alone.
+    Disabled,
+    /// `lsm/<hook>` (BPF LSM; `lsm.s/` sleepable).
+    Lsm(&'s str),
+    /// `cgroup_skb/ingress|egress`, `cgroup/sock_create`, `cgroup/connect4`, ...:
+    /// on the run's cgroup (`RunOptions::cgroup`, else the cgroup2 root).
+    Cgroup,
 }
 
 pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, String> {
     let (kind, rest) = section.split_once('/').unwrap_or((section, ""));
     let need = |what: &str| format!("section `{section}` needs {what}");
+    if rest.rsplit(['/', ':']).next() == Some(DISABLED) {
+        return Ok(AttachPoint::Disabled);
+    }
     Ok(match kind {
         "tracepoint" | "tp" => {
             let (category, name) = rest
@@ -166,23 +360,56 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
                 .ok_or_else(|| need("`tracepoint/<category>/<name>`"))?;
             AttachPoint::TracePoint { category, name }
         }
-        "raw_tracepoint" | "raw_tp" if !rest.is_empty() => AttachPoint::RawTracePoint(rest),
+        "raw_tracepoint" | "raw_tp" | "raw_tracepoint.w" | "raw_tp.w" if !rest.is_empty() => {
+            AttachPoint::RawTracePoint(rest)
+        }
+        "tp_btf" if !rest.is_empty() => AttachPoint::BtfTracePoint(rest),
         "kprobe" | "kretprobe" if !rest.is_empty() => AttachPoint::KProbe(rest),
-        "uprobe" | "uretprobe" => {
+        "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" => {
             // libbpf form: uprobe/<binary path>:<symbol>
             let (target, symbol) = rest
                 .rsplit_once(':')
                 .ok_or_else(|| need("`uprobe/<binary>:<symbol>`"))?;
+            uprobe_target::parse(symbol)?;
             AttachPoint::UProbe { target, symbol }
         }
-        "fentry" if !rest.is_empty() => AttachPoint::FEntry(rest),
-        "fexit" if !rest.is_empty() => AttachPoint::FExit(rest),
-        "socket" | "socket_filter" => AttachPoint::SocketFilter,
+        "fentry" | "fentry.s" if !rest.is_empty() => AttachPoint::FEntry(rest),
+        "fexit" | "fexit.s" if !rest.is_empty() => AttachPoint::FExit(rest),
+        // libbpf: `socket`, `socket/<anything>`; before 1.0 any `socket` prefix (`socket1`).
+        k if k.starts_with("socket") => AttachPoint::SocketFilter,
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
         "perf_event" => AttachPoint::PerfEvent,
+        "lsm" | "lsm.s" if !rest.is_empty() => AttachPoint::Lsm(rest),
+        "cgroup_skb" if matches!(rest, "ingress" | "egress") => AttachPoint::Cgroup,
+        "cgroup"
+            if matches!(
+                rest,
+                "skb"
+                    | "sock"
+                    | "sock_create"
+                    | "sock_release"
+                    | "post_bind4"
+                    | "post_bind6"
+                    | "bind4"
+                    | "bind6"
+                    | "connect4"
+                    | "connect6"
+                    | "getpeername4"
+                    | "getpeername6"
+                    | "getsockname4"
+                    | "getsockname6"
+                    | "sendmsg4"
+                    | "sendmsg6"
+                    | "recvmsg4"
+                    | "recvmsg6"
+            ) =>
+        {
+            AttachPoint::Cgroup
+        }
         _ => {
             return Err(format!(
-                "section `{section}` is not a program type gadgetd can attach"
+                "section `{section}` is not a program type gadgetd can attach; it knows {}",
+                sections::KNOWN
             ));
         }
     })
@@ -211,9 +438,13 @@ fn attach_one(
     prog: &ProgramDef,
     att: &mut Attachments,
     netns: Option<&std::fs::File>,
+    cgroup: Option<&std::path::Path>,
     sample_hz: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<ProgramStatus, String> {
     let point = attach_point(&prog.section)?;
+    if point == AttachPoint::Disabled {
+        return Ok(ProgramStatus::Disabled);
+    }
     let kbtf = kernel_btf();
     let btf = kbtf.as_deref();
     let program = ebpf
@@ -246,16 +477,46 @@ fn attach_one(
             p.load().map_err(|x| e(&x))?;
             p.attach(name).map_err(|x| e(&x))?;
         }
+        AttachPoint::BtfTracePoint(name) => {
+            let btf = btf.ok_or("tp_btf needs kernel BTF (/sys/kernel/btf/vmlinux)")?;
+            let p: &mut BtfTracePoint = program.try_into().map_err(|x| e(&x))?;
+            p.load(name, btf).map_err(|x| e(&x))?;
+            p.attach().map_err(|x| e(&x))?;
+        }
         AttachPoint::KProbe(func) => {
             let p: &mut KProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
             p.attach(func, 0).map_err(|x| e(&x))?;
         }
         AttachPoint::UProbe { target, symbol } => {
+            let absent = || {
+                format!(
+                    "uprobe target `{target}` is not on this host (no such file, and not in /etc/ld.so.cache)"
+                )
+            };
+            let Some(path) = uprobe_target::resolve_library(target).filter(|p| p.exists()) else {
+                return Ok(ProgramStatus::Skipped(absent()));
+            };
+            let location = match uprobe_target::parse(symbol)? {
+                uprobe_target::Location::Symbol { name, offset: 0 } => {
+                    UProbeAttachLocation::Symbol(name)
+                }
+                uprobe_target::Location::Symbol { name, offset } => {
+                    UProbeAttachLocation::SymbolOffset(name, offset)
+                }
+                uprobe_target::Location::FileOffset(off) => {
+                    UProbeAttachLocation::AbsoluteOffset(off)
+                }
+            };
             let p: &mut UProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            p.attach(symbol, target, UProbeScope::AllProcesses)
-                .map_err(|x| e(&x))?;
+            match p.attach(location, &path, UProbeScope::AllProcesses) {
+                Ok(_) => {}
+                Err(aya::programs::ProgramError::UProbeError(
+                    aya::programs::uprobe::UProbeError::InvalidTarget { .. },
+                )) => return Ok(ProgramStatus::Skipped(absent())),
+                Err(x) => return Err(e(&x)),
+            }
         }
         AttachPoint::FEntry(func) => {
             let btf = btf.ok_or("fentry needs kernel BTF (/sys/kernel/btf/vmlinux)")?;
@@ -298,8 +559,87 @@ fn attach_one(
                 .map_err(|x| format!("sampling on CPU {cpu}: {}", e(&x)))?;
             }
         }
+        AttachPoint::Disabled => return Ok(ProgramStatus::Disabled),
+        AttachPoint::Cgroup => {
+            use aya::programs::{CgroupAttachMode, Program};
+            let dir = match cgroup {
+                Some(dir) => dir.to_path_buf(),
+                None => cgroup2_root().ok_or(
+                    "cgroup programs need cgroup v2, and no cgroup2 file system is mounted",
+                )?,
+            };
+            let fd = std::fs::File::open(&dir)
+                .map_err(|x| format!("opening cgroup {}: {x}", dir.display()))?;
+            // aya attaches with a BPF link where the kernel has them (links
+            // coexist with other programs on the cgroup; the kernel rejects
+            // the ALLOW_MULTI flag on a link).
+            let mode = CgroupAttachMode::Single;
+            let on = |x: &dyn std::error::Error| format!("on cgroup {}: {}", dir.display(), e(x));
+            match program {
+                Program::CgroupSkb(p) => {
+                    let ty = match prog.section.rsplit('/').next() {
+                        Some("egress") => aya::programs::CgroupSkbAttachType::Egress,
+                        _ => aya::programs::CgroupSkbAttachType::Ingress,
+                    };
+                    p.load().map_err(|x| e(&x))?;
+                    p.attach(&fd, ty, mode).map_err(|x| on(&x))?;
+                }
+                Program::CgroupSock(p) => {
+                    p.load().map_err(|x| e(&x))?;
+                    p.attach(&fd, mode).map_err(|x| on(&x))?;
+                }
+                Program::CgroupSockAddr(p) => {
+                    p.load().map_err(|x| e(&x))?;
+                    p.attach(&fd, mode).map_err(|x| on(&x))?;
+                }
+                other => {
+                    return Err(format!(
+                        "aya loaded this cgroup section as {:?}, which gadgetd does not attach",
+                        other.prog_type()
+                    ));
+                }
+            }
+        }
+        AttachPoint::Lsm(hook) => {
+            let btf = btf.ok_or("lsm programs need kernel BTF (/sys/kernel/btf/vmlinux)")?;
+            if let Some(active) = active_lsms()
+                && !active.split(',').any(|l| l == "bpf")
+            {
+                return Err(format!(
+                    "BPF LSM is not enabled on this kernel (active LSMs: {active}); boot with `bpf` in the `lsm=` list"
+                ));
+            }
+            let p: &mut Lsm = program.try_into().map_err(|x| e(&x))?;
+            p.load(hook, btf).map_err(|x| {
+                format!(
+                    "BPF LSM hook `{hook}` is not usable on this kernel: {}",
+                    e(&x)
+                )
+            })?;
+            p.attach()
+                .map_err(|x| format!("BPF LSM programs cannot attach on this kernel: {}", e(&x)))?;
+        }
     }
-    Ok(())
+    Ok(ProgramStatus::Attached)
+}
+
+/// Where the cgroup2 hierarchy is mounted (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on hybrid hosts).
+pub fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split(' ').next() == Some("cgroup2"))
+            .then(|| left.split(' ').nth(4).map(Into::into))?
+    })
+}
+
+/// The kernel's active LSMs (`/sys/kernel/security/lsm`), when securityfs
+/// is mounted; `None` when that cannot be told.
+fn active_lsms() -> Option<String> {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// A packet socket of another network namespace: a socket belongs to the

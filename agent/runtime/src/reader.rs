@@ -3,20 +3,23 @@
 //!
 //! Gadgets built with `gadget/buffer.h` batch their wake-ups, so the reader
 //! wakes on readiness *or* on a short tick, then drains everything. Losses
-//! are counted from perf's LOST records and from the per-CPU
-//! `<map>_lost_samples` counter the headers maintain for ring buffers.
+//! are counted from the kernel's per-event lost count for perf arrays
+//! (perf_ring.rs) and from the per-CPU `<map>_lost_samples` counter the
+//! headers maintain for ring buffers.
 
 use std::task::Poll;
 use std::time::Duration;
 
 use aya::Ebpf;
-use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
-use aya::maps::{Map, MapData, PerCpuArray, PerfEventArray, RingBuf};
+use std::os::fd::AsFd;
+
+use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 
 use super::classify::{BufferKind, Tracer};
 use super::decode::Decoder;
 use super::error::{GadgetError, Result, chain};
+use super::perf_ring::{self, PerfRing};
 
 /// How often to drain when the kernel side does not wake us.
 pub const DRAIN_TICK: Duration = Duration::from_millis(20);
@@ -47,8 +50,11 @@ enum Source {
         lost_reported: u64,
     },
     Perf {
-        buffers: Vec<AsyncFd<PerfEventArrayBuffer<MapData>>>,
+        buffers: Vec<AsyncFd<PerfRing>>,
         scratch: Vec<u8>,
+        /// The perf event array, kept open while its rings are in use.
+        _map: MapData,
+        lost_reported: u64,
     },
 }
 
@@ -96,20 +102,23 @@ impl EventReader {
                 let Map::PerfEventArray(data) = map else {
                     return Err(reader_err(&tracer.map, "not a perf event array"));
                 };
-                let mut array = PerfEventArray::try_from(Map::PerfEventArray(data))
-                    .map_err(|e| reader_err(&tracer.map, chain(&e)))?;
                 let cpus = aya::util::online_cpus()
                     .map_err(|(path, e)| reader_err(&tracer.map, format!("{path}: {e}")))?;
                 let mut buffers = Vec::with_capacity(cpus.len());
                 for cpu in cpus {
-                    let buf = array
-                        .open(cpu, Some(PERF_PAGES))
-                        .map_err(|e| reader_err(&tracer.map, chain(&e)))?;
-                    buffers.push(register(buf)?);
+                    let ring = PerfRing::open(cpu, PERF_PAGES).map_err(|e| {
+                        reader_err(&tracer.map, format!("perf ring on CPU {cpu}: {e}"))
+                    })?;
+                    perf_ring::install(data.fd().as_fd(), cpu, &ring).map_err(|e| {
+                        reader_err(&tracer.map, format!("installing the CPU {cpu} ring: {e}"))
+                    })?;
+                    buffers.push(register(ring)?);
                 }
                 Source::Perf {
                     buffers,
                     scratch: Vec::new(),
+                    _map: data,
+                    lost_reported: 0,
                 }
             }
         };
@@ -168,34 +177,43 @@ impl EventReader {
                     }
                 }
             }
-            Source::Perf { buffers, scratch } => {
+            Source::Perf {
+                buffers, scratch, ..
+            } => {
+                // Losses come from poll_ring_losses (the kernel's count),
+                // not from LOST records (late, and the same samples).
                 for buf in buffers.iter_mut() {
-                    buf.get_mut().for_each(|ev| match ev {
-                        PerfEvent::Sample { head, tail } => {
-                            let data = if tail.is_empty() {
-                                head
-                            } else {
-                                scratch.clear();
-                                scratch.extend_from_slice(head);
-                                scratch.extend_from_slice(tail);
-                                scratch.as_slice()
-                            };
-                            match decoder.write_json(data, out) {
-                                Ok(()) => batch.events += 1,
-                                Err(_) => batch.malformed += 1,
-                            }
-                        }
-                        PerfEvent::Lost { count } => batch.lost += count,
-                    });
+                    buf.get_mut()
+                        .drain(scratch, |data| match decoder.write_json(data, out) {
+                            Ok(()) => batch.events += 1,
+                            Err(_) => batch.malformed += 1,
+                        });
                 }
             }
         }
         batch
     }
 
-    /// Ring buffers: new reservation failures counted by the gadget since the
-    /// last call (one syscall; call it at most a few times per second).
+    /// Events lost since the last call: for ring buffers the reservation
+    /// failures the gadget counted, for perf arrays the kernel's count of
+    /// samples that did not fit (even when no later event arrives on that
+    /// CPU). One syscall per buffer; call it at most a few times per second,
+    /// and once when the run ends.
     pub fn poll_ring_losses(&mut self) -> u64 {
+        if let Source::Perf {
+            buffers,
+            lost_reported,
+            ..
+        } = &mut self.source
+        {
+            let total: u64 = buffers
+                .iter()
+                .filter_map(|b| b.get_ref().lost_total().ok())
+                .sum();
+            let new = total.saturating_sub(*lost_reported);
+            *lost_reported = total;
+            return new;
+        }
         let Source::Ring {
             lost_counter: Some(counter),
             lost_reported,

@@ -85,6 +85,9 @@ pub struct RunOptions {
     /// Network snapshotters and socket filters: exactly these network
     /// namespaces (inodes, e.g. of the selected containers). Wins over `all_netns`.
     pub netns_ids: Option<Vec<u64>>,
+    /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on this cgroup2
+    /// directory (a container's, or one the user names); `None`: the cgroup2 root.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// A definition entry naming no field or parameter is a typo the user
@@ -377,7 +380,7 @@ impl Gadget {
         };
         // However loading ends, the parsed kernel BTF is not kept around.
         let _release = load::KernelBtfRelease;
-        let mut ebpf = load::load(&req)?;
+        let (mut ebpf, pins) = load::load_pinned(&req)?;
         let mntns_filter = match &opts.mntns_filter {
             Some(ids) if filtering => Some(Arc::new(MntnsFilterMap::take(&mut ebpf, ids)?)),
             _ => None,
@@ -437,11 +440,13 @@ impl Gadget {
                 }
             }
         };
-        let attachments = load::attach_all_in(
+        let mut attachments = load::attach_all_with(
             &mut ebpf,
             &self.obj,
             first_netns.as_ref().map(|ns| &ns.file),
+            opts.cgroup.as_deref(),
         )?;
+        attachments.pins = pins;
         let mut source = source;
         let mut instances = (vec![attachments], Vec::new());
         if let (
@@ -856,6 +861,12 @@ impl Running {
             Source::Profiler { readers, .. } => write_histograms(readers, out),
             _ => Batch::default(),
         }
+    }
+
+    /// What became of each program (attached, disabled, tail-call target,
+    /// or skipped and why), for the run's first instance.
+    pub fn programs(&self) -> &[load::ProgramReport] {
+        self._attachments.first().map_or(&[], |a| &a.programs)
     }
 
     /// Final loss count (call before dropping, after the programs stop producing).

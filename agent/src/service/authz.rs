@@ -22,6 +22,8 @@ use super::auth::{self, Caller};
 
 /// polkit action ids (design.md).
 pub const ACTION_RUN: &str = "org.gadgetd.run-gadget";
+/// RunObject: an arbitrary object file, deniable while signed images stay allowed.
+pub const ACTION_RUN_OBJECT: &str = "org.gadgetd.run-object";
 pub const ACTION_MANAGE_IMAGES: &str = "org.gadgetd.manage-images";
 pub const ACTION_READ: &str = "org.gadgetd.read";
 

@@ -111,6 +111,7 @@ impl Images {
             .pull(&self.svc.store, &r, &mut sink)
             .await
             .map_err(to_fdo)?;
+        crate::images::signature_registry::pull_signatures_logged(&self.svc, &r, &entry).await;
         tracing::info!(image = %r, digest = %entry.descriptor.digest, uid = caller.uid, ms = started.elapsed().as_millis() as u64, "pulled");
         Ok((entry.name.unwrap_or_default(), entry.descriptor.digest))
     }
@@ -145,6 +146,9 @@ impl Images {
             .svc
             .registries
             .push(&self.svc.store, &entry, &target, &mut sink)
+            .await
+            .map_err(to_fdo)?;
+        crate::images::signature_registry::push_signatures_logged(&self.svc, &target, &digest)
             .await
             .map_err(to_fdo)?;
         tracing::info!(image = %target, digest = %digest, uid = caller.uid, "pushed");
@@ -248,6 +252,7 @@ impl Images {
                 .store
                 .entries()?
                 .iter()
+                .filter(|e| !crate::images::signatures::is_signature_entry(e))
                 .map(|e| svc.summary(e))
                 .collect())
         })
@@ -406,6 +411,7 @@ pub fn inspect(svc: &ImageService, key: &str) -> Result<serde_json::Value> {
         "fields": fields,
         "runnable": error.is_none(),
         "error": error,
+        "signatures": super::signatures::signature_status(svc, &entry),
     }))
 }
 

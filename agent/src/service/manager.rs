@@ -306,6 +306,12 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
+        // An arbitrary object also needs its own action (deniable on its own).
+        self.agent
+            .auth
+            .check(conn, &hdr, super::authz::ACTION_RUN_OBJECT)
+            .await?;
+        super::policy::admit(self.agent.images(), "", "", caller.uid).await?;
         let mut opts = parse_options(&options)?;
         let fd = object
             .as_fd()
@@ -382,6 +388,7 @@ impl Manager {
         let mut opts = parse_options(&options)?;
         let (gadget, reference, digest) =
             crate::service::images::load_gadget(self.agent.images(), image).await?;
+        super::policy::admit(self.agent.images(), &reference, &digest, caller.uid).await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         let detach = opts.detach;

@@ -18,10 +18,12 @@ pub(crate) mod logs;
 pub(crate) mod manager;
 pub(crate) mod options_ext;
 pub(crate) mod ownership;
+pub(crate) mod policy;
 pub(crate) mod record;
 pub(crate) mod restore;
 pub(crate) mod run;
 pub(crate) mod scope;
+pub(crate) mod signatures;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -141,6 +143,7 @@ async fn bus_connection(bus: &str, agent: &Arc<Agent>) -> anyhow::Result<Connect
         .serve_at(names::MANAGER_PATH, Manager { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, containers::ContainersIface { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, crate::service::images::Images::new(agent, agent.images()))?
+        .serve_at(names::MANAGER_PATH, signatures::Signatures::new(agent, agent.images()))?
         .serve_at(names::MANAGER_PATH, describe::Gadgets { agent: agent.clone() })?
         .serve_at(names::MANAGER_PATH, zbus::fdo::ObjectManager)?
         .build()
@@ -214,6 +217,10 @@ async fn handshake(stream: tokio::net::UnixStream, agent: &Arc<Agent>) -> zbus::
         .serve_at(
             names::MANAGER_PATH,
             crate::service::images::Images::new(agent, agent.images()),
+        )?
+        .serve_at(
+            names::MANAGER_PATH,
+            signatures::Signatures::new(&agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,

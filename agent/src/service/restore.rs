@@ -93,6 +93,9 @@ fn list_ended(agent: &Arc<Agent>, rec: &RunRecord, end_state: &str, reason: &str
 }
 
 async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> {
+    // The policy may have changed while the agent was down.
+    super::policy::check_record(agent.images(), &rec.image, &rec.digest)
+        .map_err(|e| format!("refused by the run policy: {e}"))?;
     let sha = rec.object.as_deref().ok_or("no object stored for it")?;
     let source = agent
         .state

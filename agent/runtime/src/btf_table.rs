@@ -1,0 +1,364 @@
+//! A BTF blob (an object's `.BTF` or the kernel's `/sys/kernel/btf/vmlinux`)
+//! read into a table of types by id, with names and member bit offsets: what
+//! CO-RE relocation needs ([`super::core_relo`]). btf-rs takes about a second
+//! for the kernel's BTF and aya-obj keeps its type walk private; this reader
+//! takes one pass over the bytes (tens of milliseconds for vmlinux).
+
+use super::error::{GadgetError, Result};
+
+const BTF_MAGIC: u16 = 0xeb9f;
+
+/// One member of a struct or union.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    pub name_off: u32,
+    pub type_id: u32,
+    /// Offset from the start of the struct, in bits.
+    pub bit_offset: u32,
+    /// Width of a bitfield in bits; 0 for a plain member.
+    pub bitfield_size: u32,
+}
+
+/// One enumerator: its name and value (sign-extended for signed enums).
+#[derive(Debug, Clone, Copy)]
+pub struct Enumerator {
+    pub name_off: u32,
+    pub value: i64,
+}
+
+/// A BTF type, by kind (the kernel's `BTF_KIND_*`).
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Void,
+    /// `size` in bytes; `bits_offset` non-zero only for deprecated bitfield ints.
+    Int {
+        size: u32,
+        signed: bool,
+        bits_offset: u32,
+    },
+    Ptr(u32),
+    Array {
+        elem: u32,
+        len: u32,
+    },
+    Struct {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Union {
+        size: u32,
+        members: Vec<Member>,
+    },
+    /// ENUM (4-byte values) and ENUM64 alike; `is64` tells them apart.
+    Enum {
+        size: u32,
+        signed: bool,
+        is64: bool,
+        values: Vec<Enumerator>,
+    },
+    Fwd {
+        is_union: bool,
+    },
+    Typedef(u32),
+    Volatile(u32),
+    Const(u32),
+    Restrict(u32),
+    #[allow(dead_code)] // parsed for completeness; no fix-up reads it yet
+    Func(u32),
+    FuncProto {
+        ret: u32,
+        params: Vec<u32>,
+    },
+    Var(u32),
+    Datasec,
+    Float {
+        size: u32,
+    },
+    #[allow(dead_code)]
+    DeclTag(u32),
+    TypeTag(u32),
+}
+
+/// A named type.
+#[derive(Debug, Clone)]
+pub struct Type {
+    pub name_off: u32,
+    pub kind: Kind,
+}
+
+/// The types of one BTF blob, by id (id 0 is `void`).
+pub struct BtfTable {
+    strings: Vec<u8>,
+    types: Vec<Type>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
+        .ok_or_else(|| GadgetError::Btf(format!("truncated BTF at byte {at}")))
+}
+
+impl BtfTable {
+    /// Parses a little-endian BTF blob. Errors name the byte or kind at fault.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 24 || u16::from_le_bytes([bytes[0], bytes[1]]) != BTF_MAGIC {
+            return Err(GadgetError::Btf("bad magic: not little-endian BTF".into()));
+        }
+        let hdr_len = u32_at(bytes, 4)? as usize;
+        let type_start = hdr_len + u32_at(bytes, 8)? as usize;
+        let type_end = type_start + u32_at(bytes, 12)? as usize;
+        let str_start = hdr_len + u32_at(bytes, 16)? as usize;
+        let str_end = str_start + u32_at(bytes, 20)? as usize;
+        if type_end > bytes.len() || str_end > bytes.len() {
+            return Err(GadgetError::Btf("section lengths exceed the data".into()));
+        }
+        let t = &bytes[..type_end];
+        let mut types = vec![Type {
+            name_off: 0,
+            kind: Kind::Void,
+        }];
+        let mut at = type_start;
+        while at < type_end {
+            let name_off = u32_at(t, at)?;
+            let info = u32_at(t, at + 4)?;
+            let size_or_type = u32_at(t, at + 8)?;
+            let vlen = (info & 0xffff) as usize;
+            let kflag = info >> 31 == 1;
+            let body = at + 12;
+            let (kind, extra) = match (info >> 24) & 0x1f {
+                1 => {
+                    let enc = u32_at(t, body)?;
+                    (
+                        Kind::Int {
+                            size: size_or_type,
+                            signed: (enc >> 24) & 1 == 1,
+                            bits_offset: (enc >> 16) & 0xff,
+                        },
+                        4,
+                    )
+                }
+                2 => (Kind::Ptr(size_or_type), 0),
+                3 => (
+                    Kind::Array {
+                        elem: u32_at(t, body)?,
+                        len: u32_at(t, body + 8)?,
+                    },
+                    12,
+                ),
+                k @ (4 | 5) => {
+                    let mut members = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let m = body + 12 * i;
+                        let off = u32_at(t, m + 8)?;
+                        let (bit_offset, bitfield_size) = if kflag {
+                            (off & 0xff_ffff, off >> 24)
+                        } else {
+                            (off, 0)
+                        };
+                        members.push(Member {
+                            name_off: u32_at(t, m)?,
+                            type_id: u32_at(t, m + 4)?,
+                            bit_offset,
+                            bitfield_size,
+                        });
+                    }
+                    let kind = if k == 4 {
+                        Kind::Struct {
+                            size: size_or_type,
+                            members,
+                        }
+                    } else {
+                        Kind::Union {
+                            size: size_or_type,
+                            members,
+                        }
+                    };
+                    (kind, 12 * vlen)
+                }
+                6 => {
+                    let mut values = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let raw = u32_at(t, body + 8 * i + 4)?;
+                        values.push(Enumerator {
+                            name_off: u32_at(t, body + 8 * i)?,
+                            value: if kflag { raw as i32 as i64 } else { raw as i64 },
+                        });
+                    }
+                    let kind = Kind::Enum {
+                        size: size_or_type,
+                        signed: kflag,
+                        is64: false,
+                        values,
+                    };
+                    (kind, 8 * vlen)
+                }
+                19 => {
+                    let mut values = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let lo = u32_at(t, body + 12 * i + 4)? as u64;
+                        let hi = u32_at(t, body + 12 * i + 8)? as u64;
+                        values.push(Enumerator {
+                            name_off: u32_at(t, body + 12 * i)?,
+                            value: ((hi << 32) | lo) as i64,
+                        });
+                    }
+                    let kind = Kind::Enum {
+                        size: size_or_type,
+                        signed: kflag,
+                        is64: true,
+                        values,
+                    };
+                    (kind, 12 * vlen)
+                }
+                7 => (Kind::Fwd { is_union: kflag }, 0),
+                8 => (Kind::Typedef(size_or_type), 0),
+                9 => (Kind::Volatile(size_or_type), 0),
+                10 => (Kind::Const(size_or_type), 0),
+                11 => (Kind::Restrict(size_or_type), 0),
+                12 => (Kind::Func(size_or_type), 0),
+                13 => {
+                    let mut params = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        params.push(u32_at(t, body + 8 * i + 4)?);
+                    }
+                    let kind = Kind::FuncProto {
+                        ret: size_or_type,
+                        params,
+                    };
+                    (kind, 8 * vlen)
+                }
+                14 => (Kind::Var(size_or_type), 4),
+                15 => (Kind::Datasec, 12 * vlen),
+                16 => (Kind::Float { size: size_or_type }, 0),
+                17 => (Kind::DeclTag(size_or_type), 4),
+                18 => (Kind::TypeTag(size_or_type), 0),
+                other => {
+                    return Err(GadgetError::Btf(format!(
+                        "unknown BTF kind {other} (type {})",
+                        types.len()
+                    )));
+                }
+            };
+            types.push(Type { name_off, kind });
+            at = body + extra;
+        }
+        Ok(BtfTable {
+            strings: bytes[str_start..str_end].to_vec(),
+            types,
+        })
+    }
+
+    /// Number of type ids, `void` included.
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    /// Always false: `void` is id 0.
+    #[allow(dead_code)]
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+
+    /// The type with this id; an id past the end is an error naming it.
+    pub fn get(&self, id: u32) -> Result<&Type> {
+        self.types
+            .get(id as usize)
+            .ok_or_else(|| GadgetError::Btf(format!("no BTF type with id {id}")))
+    }
+
+    /// Iterates over `(id, type)`, `void` excluded.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Type)> {
+        self.types
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(id, t)| (id as u32, t))
+    }
+
+    /// The string at `off` in the string section ("" when out of range or not UTF-8).
+    pub fn str_at(&self, off: u32) -> &str {
+        let start = (off as usize).min(self.strings.len());
+        let rest = &self.strings[start..];
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    /// The name of type `id` ("" for anonymous types).
+    pub fn name(&self, id: u32) -> &str {
+        self.get(id).map_or("", |t| self.str_at(t.name_off))
+    }
+
+    /// Follows typedefs, const/volatile/restrict and type tags to the type
+    /// they name; returns its id.
+    pub fn skip_mods_and_typedefs(&self, mut id: u32) -> Result<u32> {
+        for _ in 0..64 {
+            match self.get(id)?.kind {
+                Kind::Typedef(next)
+                | Kind::Volatile(next)
+                | Kind::Const(next)
+                | Kind::Restrict(next)
+                | Kind::TypeTag(next) => id = next,
+                _ => return Ok(id),
+            }
+        }
+        Err(GadgetError::Btf(format!(
+            "type {id}: modifier chain too long"
+        )))
+    }
+
+    /// Size in bytes of type `id` (arrays: element size times length).
+    pub fn size_of(&self, id: u32) -> Result<u64> {
+        let mut id = id;
+        let mut count = 1u64;
+        for _ in 0..64 {
+            id = self.skip_mods_and_typedefs(id)?;
+            match &self.get(id)?.kind {
+                Kind::Int { size, .. }
+                | Kind::Struct { size, .. }
+                | Kind::Union { size, .. }
+                | Kind::Enum { size, .. }
+                | Kind::Float { size } => return Ok(count * *size as u64),
+                Kind::Ptr(_) => return Ok(count * 8),
+                Kind::Array { elem, len } => {
+                    count *= *len as u64;
+                    id = *elem;
+                }
+                Kind::Var(t) => id = *t,
+                other => {
+                    return Err(GadgetError::Btf(format!(
+                        "type {id} ({}) has no size",
+                        kind_name(other)
+                    )));
+                }
+            }
+        }
+        Err(GadgetError::Btf(format!("type {id}: nested too deep")))
+    }
+}
+
+/// The kernel's name of a kind, for messages.
+pub fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Void => "void",
+        Kind::Int { .. } => "int",
+        Kind::Ptr(_) => "ptr",
+        Kind::Array { .. } => "array",
+        Kind::Struct { .. } => "struct",
+        Kind::Union { .. } => "union",
+        Kind::Enum { is64: false, .. } => "enum",
+        Kind::Enum { is64: true, .. } => "enum64",
+        Kind::Fwd { .. } => "fwd",
+        Kind::Typedef(_) => "typedef",
+        Kind::Volatile(_) => "volatile",
+        Kind::Const(_) => "const",
+        Kind::Restrict(_) => "restrict",
+        Kind::Func(_) => "func",
+        Kind::FuncProto { .. } => "func_proto",
+        Kind::Var(_) => "var",
+        Kind::Datasec => "datasec",
+        Kind::Float { .. } => "float",
+        Kind::DeclTag(_) => "decl_tag",
+        Kind::TypeTag(_) => "type_tag",
+    }
+}

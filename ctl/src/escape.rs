@@ -1,0 +1,153 @@
+//! Untrusted text on a terminal: file names, process names, DNS names,
+//! container and run names come from whoever controls the traced machine,
+//! and must not be able to move the cursor, clear the screen, retitle the
+//! window or reorder the line (`ESC[2J`, OSC, CSI as the C1 byte U+009B,
+//! bidirectional overrides). gadgetctl prints them escaped instead:
+//!
+//! * in columns, lists and messages: `\n`, `\r`, `\t`, `\e` (ESC), `\xHH`
+//!   for other C0 controls and DEL, `\u{HHHH}` for C1 controls and the
+//!   bidirectional and invisible formatting characters;
+//! * in JSON (`-o json`): the same characters as JSON `\uHHHH` escapes, so
+//!   the line is still the same JSON value (serde_json already escapes C0).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Whether `c` can change what a terminal shows beyond printing itself.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control() // C0, DEL, C1
+        || matches!(c,
+            '\u{200B}'..='\u{200F}'   // zero-width spaces and marks, LRM, RLM
+            | '\u{2028}'..='\u{202E}' // line/paragraph separators, embeddings, overrides
+            | '\u{2060}'..='\u{2069}' // word joiner, invisible operators, isolates
+            | '\u{FEFF}')
+}
+
+/// `text` with every unsafe character escaped (see the module docs);
+/// borrowed when there is nothing to escape.
+pub fn terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    push_escaped(&mut out, text);
+    Cow::Owned(out)
+}
+
+/// Like [`terminal`], but keeps line breaks: for multi-line messages
+/// (errors from the agent) whose lines are meant as lines.
+pub fn message(text: &str) -> String {
+    text.split('\n')
+        .map(terminal)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Appends `text` to `out`, escaped.
+pub fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if !is_unsafe(c) {
+            out.push(c);
+            continue;
+        }
+        let _ = match c {
+            '\n' => write!(out, "\\n"),
+            '\r' => write!(out, "\\r"),
+            '\t' => write!(out, "\\t"),
+            '\x1b' => write!(out, "\\e"),
+            c if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
+            c => write!(out, "\\u{{{:04x}}}", c as u32),
+        };
+    }
+}
+
+/// A JSON text with every unsafe character that serde_json leaves raw (DEL,
+/// C1, bidi and invisible formatting) written as a `\uHHHH` escape; borrowed
+/// when there is none, which is the common case (no allocation). Such
+/// characters can only occur inside JSON strings, so the value is unchanged.
+pub fn json(line: &[u8]) -> Cow<'_, [u8]> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Cow::Borrowed(line);
+    };
+    // Fast path: all unsafe characters beyond C0 are DEL or start with 0xC2/0xE2/0xEF.
+    if !line
+        .iter()
+        .any(|&b| b == 0x7f || b == 0xc2 || b == 0xe2 || b == 0xef)
+        || !text.chars().any(is_unsafe)
+    {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in text.chars() {
+        if is_unsafe(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out.into_bytes())
+}
+
+/// A YAML document of `v` that is safe on a terminal. The serializer
+/// escapes control characters but writes bidirectional and invisible
+/// formatting characters as they are; a value holding one is written in flow
+/// style instead (JSON, which YAML 1.2 reads), escaped as for [`json`].
+pub fn yaml(v: &serde_json::Value) -> Result<Vec<u8>, serde_saphyr::SerializeError> {
+    let text = serde_saphyr::to_string(v)?;
+    if text.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        let flow = serde_json::to_vec(v).unwrap_or_default();
+        let mut out = json(&flow).into_owned();
+        out.push(b'\n');
+        return Ok(out);
+    }
+    Ok(text.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_every_kind_of_control() {
+        assert!(matches!(terminal("/etc/passwd"), Cow::Borrowed(_)));
+        assert_eq!(terminal("a\x1b[2Jb"), "a\\e[2Jb");
+        assert_eq!(terminal("x\ny\rz\t"), "x\\ny\\rz\\t");
+        assert_eq!(terminal("\x07\x00\x7f"), "\\x07\\x00\\x7f");
+        assert_eq!(terminal("\u{9b}2J"), "\\u{009b}2J");
+        assert_eq!(terminal("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(terminal("zero\u{200b}width"), "zero\\u{200b}width");
+        // Printable text of any script stays as it is.
+        assert_eq!(terminal("日本語 ü ☃"), "日本語 ü ☃");
+        assert_eq!(
+            message("line one\x1b]0;t\x07\nline two"),
+            "line one\\e]0;t\\x07\nline two"
+        );
+    }
+
+    #[test]
+    fn json_stays_the_same_value() {
+        let plain = r#"{"fname":"/tmp/x \u001b[2J","comm":"ü"}"#;
+        assert!(matches!(json(plain.as_bytes()), Cow::Borrowed(_)));
+        let raw = "{\"fname\":\"a\u{9b}2J\u{7f}\u{202e}b\"}";
+        let safe = json(raw.as_bytes());
+        assert_eq!(
+            std::str::from_utf8(&safe).unwrap(),
+            r#"{"fname":"a\u009b2J\u007f\u202eb"}"#
+        );
+        let a: serde_json::Value = serde_json::from_str(raw).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&safe).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn yaml_escapes_or_falls_back_to_flow_style() {
+        let v = serde_json::json!({"fname": "a\u{1b}[2Jb\u{9b}c\u{7f}", "n": 1});
+        let text = String::from_utf8(yaml(&v).unwrap()).unwrap();
+        assert_eq!(text, "fname: \"a\\e[2Jb\\x9Bc\\x7F\"\n\"n\": 1\n");
+        let v = serde_json::json!({"a": "x\u{202e}y", "n": [1]});
+        let text = String::from_utf8(yaml(&v).unwrap()).unwrap();
+        assert_eq!(text, "{\"a\":\"x\\u202ey\",\"n\":[1]}\n");
+        let back: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
+}
