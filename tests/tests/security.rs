@@ -407,17 +407,20 @@ fn other_users_runs_are_read_with_run_gadget_and_controlled_by_their_owner() {
     let out = Users::run_as(&users.outsider, &ctl_bin, &["--address", sock, "list"]);
     assert!(stdout(&out).contains("member-run"), "{}", stderr(&out));
     for (cmd, action) in [
-        ("logs", "org.gadgetd.run-gadget"),
-        ("attach", "org.gadgetd.run-gadget"),
-        ("stop", "org.gadgetd.run-gadget"),
-        ("rm", "org.gadgetd.run-gadget"),
+        (&["logs"][..], "org.gadgetd.run-gadget"),
+        (&["attach"], "org.gadgetd.run-gadget"),
+        (&["stop"], "org.gadgetd.run-gadget"),
+        (&["rm", "-f"], "org.gadgetd.run-gadget"),
     ] {
         for run in [&member_run, &root_run] {
-            let out = Users::run_as(&users.outsider, &ctl_bin, &["--address", sock, cmd, run]);
+            let mut args = vec!["--address", sock];
+            args.extend_from_slice(cmd);
+            args.push(run);
+            let out = Users::run_as(&users.outsider, &ctl_bin, &args);
             let err = stderr(&out);
             assert!(
                 !out.status.success() && err.contains("AccessDenied") && err.contains(action),
-                "outsider's {cmd} {run}: {err}"
+                "outsider's {cmd:?} {run}: {err}"
             );
         }
     }

@@ -64,7 +64,8 @@ pub async fn fetch(
             404 => " (no such image or tag)",
             _ => "",
         };
-        return Err(failed(format!("{url}: HTTP {status}{hint}")));
+        let said = registry_says(&mut resp).await;
+        return Err(failed(format!("{url}: HTTP {status}{said}{hint}")));
     }
     let too_large = |n: String| {
         ImageError::Invalid(format!(
@@ -96,4 +97,52 @@ pub async fn fetch(
         bytes,
         content_type,
     })
+}
+
+/// The messages of an OCI error body (`{"errors":[{"message":...}]}`),
+/// read up to 4 KiB, as `: message; message`, with anything but printable
+/// ASCII replaced (the registry is not trusted to write to terminals).
+async fn registry_says(resp: &mut reqwest::Response) -> String {
+    const MAX: usize = 4096;
+    let mut body = Vec::new();
+    while body.len() < MAX {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(MAX - body.len())]),
+            _ => break,
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Message>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        #[serde(default)]
+        message: String,
+    }
+    let Ok(errors) = serde_json::from_slice::<Errors>(&body) else {
+        return String::new();
+    };
+    let text: String = errors
+        .errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .filter(|m| !m.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if text.is_empty() {
+        text
+    } else {
+        format!(": {text}")
+    }
 }

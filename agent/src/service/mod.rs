@@ -220,7 +220,7 @@ async fn handshake(stream: tokio::net::UnixStream, agent: &Arc<Agent>) -> zbus::
         )?
         .serve_at(
             names::MANAGER_PATH,
-            signatures::Signatures::new(&agent, agent.images()),
+            signatures::Signatures::new(agent, agent.images()),
         )?
         .serve_at(
             names::MANAGER_PATH,
