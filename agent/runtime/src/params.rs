@@ -332,28 +332,74 @@ pub fn encode(spec: &ParamSpec, value: &str) -> Result<Vec<u8>> {
 }
 
 fn encode_int(value: &str, size: usize, signed: bool) -> std::result::Result<Vec<u8>, String> {
-    let bits = size * 8;
-    let parsed: i128 = if let Some(hex) = value.strip_prefix("0x") {
-        i128::from_str_radix(hex, 16).map_err(|_| format!("`{value}` is not an integer"))?
-    } else {
-        value
-            .parse()
-            .map_err(|_| format!("`{value}` is not an integer"))?
-    };
-    let (min, max) = if signed {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-    } else {
-        (0, (1i128 << bits) - 1)
-    };
-    if parsed < min || parsed > max {
-        return Err(format!("`{value}` is out of range {min}..={max}"));
+    if !matches!(size, 1 | 2 | 4 | 8 | 16) {
+        return Err(format!("a {size}-byte integer parameter cannot be set"));
     }
-    Ok((parsed as i64).to_le_bytes()[..size].to_vec())
+    let bits = size as u32 * 8;
+    let not_int = || format!("`{value}` is not an integer");
+    let (negative, digits) = match value.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, value),
+    };
+    // Magnitude as u128 covers every width, __int128 and unsigned __int128 included.
+    let magnitude = match digits.strip_prefix("0x") {
+        Some(hex) => u128::from_str_radix(hex, 16),
+        None => digits.parse::<u128>(),
+    }
+    .map_err(|_| not_int())?;
+    let range = || match (signed, bits) {
+        (true, 128) => format!("{}..={}", i128::MIN, i128::MAX),
+        (true, _) => format!("{}..={}", -(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1),
+        (false, 128) => format!("0..={}", u128::MAX),
+        (false, _) => format!("0..={}", (1u128 << bits) - 1),
+    };
+    let out_of_range = || format!("`{value}` is out of range {}", range());
+    let max_positive: u128 = if signed {
+        (1u128 << (bits - 1)) - 1
+    } else if bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    };
+    let word: u128 = if negative {
+        // Two's complement of the magnitude; the most negative value is 2^(bits-1).
+        if !signed || magnitude > 1u128 << (bits - 1) {
+            return Err(out_of_range());
+        }
+        magnitude.wrapping_neg()
+    } else {
+        if magnitude > max_positive {
+            return Err(out_of_range());
+        }
+        magnitude
+    };
+    Ok(word.to_le_bytes()[..size].to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_of_every_width_encode_or_say_why_not() {
+        assert_eq!(encode_int("5", 16, true).unwrap(), {
+            let mut v = vec![0u8; 16];
+            v[0] = 5;
+            v
+        });
+        assert_eq!(encode_int("-1", 16, true).unwrap(), vec![0xff; 16]);
+        assert_eq!(
+            encode_int("340282366920938463463374607431768211455", 16, false).unwrap(),
+            vec![0xff; 16]
+        );
+        assert_eq!(encode_int("-128", 1, true).unwrap(), vec![0x80]);
+        assert_eq!(encode_int("0xffff", 2, false).unwrap(), vec![0xff, 0xff]);
+        assert!(encode_int("-129", 1, true).unwrap_err().contains("out of range"));
+        assert!(encode_int("256", 1, false).unwrap_err().contains("out of range"));
+        assert!(encode_int("-1", 4, false).unwrap_err().contains("out of range"));
+        assert!(encode_int("x", 8, true).unwrap_err().contains("not an integer"));
+        assert!(encode_int("1", 3, true).unwrap_err().contains("cannot be set"));
+    }
 
     fn spec(kind: ParamKind) -> ParamSpec {
         ParamSpec {
