@@ -22,6 +22,7 @@ pub mod images;
 pub mod names;
 #[cfg(feature = "bus")]
 pub mod proxy;
+#[cfg(feature = "bus")]
 pub mod signatures;
 pub mod stream;
 #[cfg(feature = "bus")]
@@ -33,4 +34,5 @@ pub use connect::{Endpoint, connect};
 pub use images::ImagesProxy;
 #[cfg(feature = "bus")]
 pub use proxy::{ManagerProxy, RunProxy};
+#[cfg(feature = "bus")]
 pub use signatures::SignaturesProxy;
