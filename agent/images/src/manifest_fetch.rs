@@ -60,7 +60,9 @@ pub async fn fetch(
     let status = resp.status();
     if !status.is_success() {
         let hint = match status.as_u16() {
-            401 | 403 => ": authentication required or credentials rejected (log in with `gadgetctl login`)",
+            401 | 403 => {
+                ": authentication required or credentials rejected (log in with `gadgetctl login`)"
+            }
             404 => " (no such image or tag)",
             _ => "",
         };

@@ -394,11 +394,31 @@ mod tests {
         );
         assert_eq!(encode_int("-128", 1, true).unwrap(), vec![0x80]);
         assert_eq!(encode_int("0xffff", 2, false).unwrap(), vec![0xff, 0xff]);
-        assert!(encode_int("-129", 1, true).unwrap_err().contains("out of range"));
-        assert!(encode_int("256", 1, false).unwrap_err().contains("out of range"));
-        assert!(encode_int("-1", 4, false).unwrap_err().contains("out of range"));
-        assert!(encode_int("x", 8, true).unwrap_err().contains("not an integer"));
-        assert!(encode_int("1", 3, true).unwrap_err().contains("cannot be set"));
+        assert!(
+            encode_int("-129", 1, true)
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            encode_int("256", 1, false)
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            encode_int("-1", 4, false)
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            encode_int("x", 8, true)
+                .unwrap_err()
+                .contains("not an integer")
+        );
+        assert!(
+            encode_int("1", 3, true)
+                .unwrap_err()
+                .contains("cannot be set")
+        );
     }
 
     fn spec(kind: ParamKind) -> ParamSpec {
