@@ -345,6 +345,39 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// JSON event lines of a gadgetctl `-o json` output.
+/// `o`'s stdout, after asserting the command succeeded (`what` names it in the failure).
+pub fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// `o`'s stderr, after asserting the command failed (`what` names it otherwise).
+pub fn fails(o: &Output, what: &str) -> String {
+    assert!(
+        !o.status.success(),
+        "{what} should have failed:\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    stderr(o)
+}
+
+/// Returns from the test (saying why) when the registry tools are missing.
+#[macro_export]
+macro_rules! require_registry {
+    () => {
+        if let Err(why) = $crate::registry::available() {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
 pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     stdout(o)
         .lines()

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gadgetd::images::Digest;
-use gadgetd_tests::registry::{self, PASSWORD, Registry, USER};
+use gadgetd_tests::registry::{PASSWORD, Registry, USER};
 use gadgetd_tests::*;
 use serde_json::{Value, json};
 
@@ -17,35 +17,6 @@ const INDEX_MT: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST_MT: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG_MT: &str = "application/vnd.gadget.config.v1+yaml";
 const PROGRAM_MT: &str = "application/vnd.gadget.ebpf.program.v1+binary";
-
-/// Skips (saying why) when the registry tools are missing.
-macro_rules! require_registry {
-    () => {
-        if let Err(why) = registry::available() {
-            eprintln!("SKIPPED: {why}");
-            return;
-        }
-    };
-}
-
-fn ok(o: &Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-fn fails(o: &Output, what: &str) -> String {
-    assert!(
-        !o.status.success(),
-        "{what} should have failed:\nstdout: {}",
-        stdout(o)
-    );
-    stderr(o)
-}
 
 fn include() -> String {
     repo_root().join("include").display().to_string()

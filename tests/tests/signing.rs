@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::Engine as _;
-use gadgetd_tests::registry::{self, Registry};
+use gadgetd_tests::registry::Registry;
 use gadgetd_tests::system::Service;
 use gadgetd_tests::*;
 use serde_json::Value;
@@ -16,35 +16,6 @@ use serde_json::Value;
 const SIMPLE_SIGNING_MT: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const SIG_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 const PASSWORD: &str = "correct horse";
-
-macro_rules! require_registry {
-    () => {
-        if let Err(why) = registry::available() {
-            eprintln!("SKIPPED: {why}");
-            return;
-        }
-    };
-}
-
-fn ok(o: &Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-fn fails(o: &Output, what: &str) -> String {
-    assert!(
-        !o.status.success(),
-        "{what} should have failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stderr(o)
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
