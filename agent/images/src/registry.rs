@@ -147,11 +147,24 @@ impl Registries {
         // reqwest is built without a default crypto provider (ring is a much
         // lighter build than aws-lc); install ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
+        };
+        // A host without CA certificates (a minimal container, a fresh nspawn
+        // root) must still start and reach plain-HTTP registries; HTTPS ones
+        // then fail with a certificate error naming the registry.
+        let http = builder().build().unwrap_or_else(|e| {
+            tracing::warn!(
+                error = %e,
+                "no system CA certificates: HTTPS registries cannot be verified (install ca-certificates)"
+            );
+            builder()
+                .tls_certs_only([])
+                .build()
+                .expect("a client without root certificates needs no system state")
+        });
         Registries {
             insecure,
             credentials,
