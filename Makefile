@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: all deps deps-build gadgets images bench-images bench-kinds test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
+.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
 
 all: build gadgets images
 
@@ -50,9 +50,12 @@ run: deps-build build gadgets images
 	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o build/gadgets.tar
 
 # The README's second command: the whole suite, against the real kernel and real daemons.
-test: deps gadgets test-objects
+test: test-workspace boot-test package-test
+
+# The Rust tests (unit and end-to-end); every test binary runs even when one fails.
+test-workspace: deps gadgets test-objects
 	$(CARGO) build --workspace --bins
-	GADGETD_GADGETS=$(CURDIR)/build/gadgets GADGETD_BIN=$(BIN) $(CARGO) test --workspace -- --test-threads=1
+	GADGETD_GADGETS=$(CURDIR)/build/gadgets GADGETD_BIN=$(BIN) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 
 bench: deps gadgets
 	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
