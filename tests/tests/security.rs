@@ -575,14 +575,6 @@ fn a_hostile_registrys_endless_manifest_is_cut_off_as_it_arrives() {
 }
 
 /// Unmounts on drop.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 fn run_state(svc: &Service, id: &str) -> String {
     let out = svc.ctl(&["list", "-a", "-o", "json"]);
     json_lines(&out)
@@ -598,13 +590,7 @@ fn on_a_full_disk_stops_are_never_half_done_and_image_rm_frees_space() {
     let bus = Bus::start();
     let mut svc = Service::new(&bus, &["--group", &users.group]);
     let state = svc.state.path().to_path_buf();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
-    let _mount = Mount(state.clone());
+    let _mount = gadgetd_tests::system::Tmpfs::mount(&state, "8m");
     svc.start();
     let include = repo_root().join("include");
     let gadgets = repo_root().join("gadgets");

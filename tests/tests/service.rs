@@ -697,26 +697,12 @@ impl SpawnJson for Service {
 }
 
 /// Unmounts (lazily) on drop, so a failing test leaves no mount behind.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_gives_errors_not_a_crash() {
     let bus = Bus::start();
     let mut svc = Service::new(&bus, &[]);
     let state = svc.state.path().to_path_buf();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
-    let _mount = Mount(state.clone());
+    let _mount = gadgetd_tests::system::Tmpfs::mount(&state, "4m");
     svc.start();
     let filler = state.join("filler");
     {

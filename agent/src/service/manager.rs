@@ -202,6 +202,20 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
 }
 
 impl Manager {
+    /// The run `id` and who is asking, once the caller may do `action` and
+    /// has `access` to that run (its owner, root, or per `ownership`).
+    async fn run_for(
+        &self,
+        id: &str,
+        conn: &Connection,
+        hdr: &MsgHeader<'_>,
+        action: &str,
+        access: Access,
+    ) -> fdo::Result<(Arc<RunHandle>, Caller)> {
+        let handle = self.agent.find(id)?;
+        let caller = ownership::check(&self.agent.auth, conn, hdr, action, &handle, access).await?;
+        Ok((handle, caller))
+    }
     /// Loads `gadget` and starts its run; `first` is the caller's stream.
     #[allow(clippy::too_many_arguments)]
     async fn start_run(
@@ -414,16 +428,9 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
-        let handle = self.agent.find(&id)?;
-        ownership::check(
-            &self.agent.auth,
-            conn,
-            &hdr,
-            ACTION_RUN,
-            &handle,
-            Access::Read,
-        )
-        .await?;
+        let (handle, _) = self
+            .run_for(&id, conn, &hdr, ACTION_RUN, Access::Read)
+            .await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
         handle.attach(attacher).map_err(|_| {
@@ -443,16 +450,9 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        let handle = self.agent.find(&id)?;
-        ownership::check(
-            &self.agent.auth,
-            conn,
-            &hdr,
-            ACTION_RUN,
-            &handle,
-            Access::Control,
-        )
-        .await?;
+        let (handle, _) = self
+            .run_for(&id, conn, &hdr, ACTION_RUN, Access::Control)
+            .await?;
         if !handle.is_live() {
             return Err(fdo::Error::Failed(format!(
                 "run {} is not running ({})",
@@ -489,16 +489,9 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
-        let handle = self.agent.find(&id)?;
-        let caller = ownership::check(
-            &self.agent.auth,
-            conn,
-            &hdr,
-            ACTION_READ,
-            &handle,
-            Access::Read,
-        )
-        .await?;
+        let (handle, caller) = self
+            .run_for(&id, conn, &hdr, ACTION_READ, Access::Read)
+            .await?;
         let permit = self
             .agent
             .limits
@@ -515,16 +508,9 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        let handle = self.agent.find(&id)?;
-        ownership::check(
-            &self.agent.auth,
-            conn,
-            &hdr,
-            ACTION_RUN,
-            &handle,
-            Access::Control,
-        )
-        .await?;
+        let (handle, _) = self
+            .run_for(&id, conn, &hdr, ACTION_RUN, Access::Control)
+            .await?;
         super::detached::remove(&self.agent, handle).await
     }
 
