@@ -421,6 +421,7 @@ async fn stream_events(
                 count,
                 total,
                 cause,
+                ..
             }) => {
                 out.flush()?;
                 eprintln!(

@@ -20,12 +20,16 @@ pub struct Description {
     pub description: String,
     #[serde(default)]
     pub documentation: String,
-    /// `tracer`, `snapshotter`, `topper` or `profiler`.
+    /// The first data source's kind: `tracer`, `snapshotter`, `topper` or `profiler`.
     pub kind: String,
     #[serde(default)]
     pub params: Vec<ParamInfo>,
+    /// The first data source's fields.
     #[serde(default)]
     pub fields: Vec<Field>,
+    /// Every data source with its kind and fields, in the gadget's order.
+    #[serde(default)]
+    pub datasources: Vec<crate::stream::DataSourceInfo>,
 }
 
 /// One parameter: a `const volatile` global of the gadget.

@@ -7,6 +7,13 @@
 //! {"gadgetd":"end","reason":"timeout","events_seen":1000,"events_lost":12}
 //! ```
 //!
+//! A gadget has one or more named data sources ([`Header::datasources`]).
+//! When it has more than one, every event line and every table row starts
+//! with the reserved key `"datasource"` naming its source, and loss reports
+//! and the end line say which source they count. A single-source gadget's
+//! lines are exactly as before (no `"datasource"` key; its one source is
+//! `datasources[0]`, and [`Header::fields`] are its fields).
+//!
 //! Event lines are the gadget's decoded events as plain JSON objects, so
 //! `gadgetctl run -o json` can pass them through untouched. Control lines
 //! start with the reserved key `"gadgetd"`, which no event field may use
@@ -30,6 +37,10 @@ pub enum Control {
         total: u64,
         #[serde(default)]
         cause: LostCause,
+        /// The data source that lost them (kernel losses of a gadget with
+        /// several sources); `None`: the run as a whole.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        datasource: Option<String>,
     },
     /// Always the last line.
     End(End),
@@ -78,6 +89,18 @@ pub struct End {
     pub error: Option<String>,
     pub events_seen: u64,
     pub events_lost: u64,
+    /// The same counts per data source, in header order (empty from agents
+    /// that predate data sources, and from logs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasources: Vec<SourceCount>,
+}
+
+/// One data source's share of a run's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceCount {
+    pub name: String,
+    pub events_seen: u64,
+    pub events_lost: u64,
 }
 
 /// End reasons.
@@ -95,7 +118,48 @@ pub mod reason {
 pub struct Header {
     pub run_id: String,
     pub gadget: GadgetInfo,
+    /// The fields of the first data source (`datasources[0].fields`), for
+    /// clients that predate data sources.
     pub fields: Vec<Field>,
+    /// Every data source, in the gadget's order (empty from agents that
+    /// predate data sources: then `fields` describe the only one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasources: Vec<DataSourceInfo>,
+}
+
+/// The reserved event key naming an event's (or table row's) data source.
+pub const DATASOURCE_KEY: &str = "datasource";
+
+/// One named data source of a gadget.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DataSourceInfo {
+    /// Its name (IG's marker name, or the seed map name without its prefix);
+    /// the value of the events' `"datasource"` key.
+    pub name: String,
+    /// `tracer`, `snapshotter`, `topper` or `profiler`.
+    pub kind: String,
+    /// The fields of its events or rows.
+    pub fields: Vec<Field>,
+}
+
+impl Header {
+    /// The data sources, also for headers from agents that predate them
+    /// (one unnamed source with [`Header::fields`]).
+    pub fn sources(&self) -> Vec<DataSourceInfo> {
+        if self.datasources.is_empty() {
+            return vec![DataSourceInfo {
+                name: String::new(),
+                kind: String::new(),
+                fields: self.fields.clone(),
+            }];
+        }
+        self.datasources.clone()
+    }
+
+    /// Whether event lines carry the `"datasource"` key (more than one source).
+    pub fn tagged(&self) -> bool {
+        self.datasources.len() > 1
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -185,6 +249,7 @@ mod tests {
             error: None,
             events_seen: 3,
             events_lost: 1,
+            datasources: Vec::new(),
         });
         let line = encode(&end);
         assert!(line.starts_with(CONTROL_PREFIX));
@@ -198,6 +263,7 @@ mod tests {
             count: 2,
             total: 5,
             cause: LostCause::SlowReader,
+            datasource: None,
         });
         assert_eq!(
             std::str::from_utf8(&lost).unwrap(),
@@ -210,7 +276,8 @@ mod tests {
             Line::Control(Control::Lost {
                 count: 1,
                 total: 1,
-                cause: LostCause::Kernel
+                cause: LostCause::Kernel,
+                datasource: None,
             })
         );
     }

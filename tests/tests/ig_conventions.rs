@@ -51,7 +51,7 @@ fn every_marker_is_a_named_data_source() {
     assert_eq!(s.name, "tasks");
     assert_eq!(s.programs, [("ig_test_iter_task".into(), "task".into())]);
 
-    // Today's runtime runs one source per run: the tracer, the others are warned about.
+    // Every source runs; the first (the tracer) is what single-source clients see.
     let g = Gadget::from_object(
         std::fs::read(test_object("ig_open")).unwrap(),
         Some(&yaml("ig_open")),

@@ -94,6 +94,36 @@ pub enum GadgetError {
     Io(#[from] io::Error),
 }
 
+impl GadgetError {
+    /// The same error, saying which data source it concerns (for gadgets
+    /// with several): the variant, and so how callers classify it, stays.
+    pub fn in_datasource(self, name: &str) -> GadgetError {
+        let tag = |reason: String| format!("{reason} (data source `{name}`)");
+        match self {
+            GadgetError::Btf(r) => GadgetError::Btf(tag(r)),
+            GadgetError::Load(r) => GadgetError::Load(tag(r)),
+            GadgetError::Definition(r) => GadgetError::Definition(tag(r)),
+            GadgetError::MapConvention { map, reason } => GadgetError::MapConvention {
+                map,
+                reason: tag(reason),
+            },
+            GadgetError::UnsupportedType { field, reason } => GadgetError::UnsupportedType {
+                field,
+                reason: tag(reason),
+            },
+            GadgetError::Param { name: n, reason } => GadgetError::Param {
+                name: n,
+                reason: tag(reason),
+            },
+            GadgetError::Reader { map, reason } => GadgetError::Reader {
+                map,
+                reason: tag(reason),
+            },
+            other => other,
+        }
+    }
+}
+
 /// `Result` with [`GadgetError`].
 pub type Result<T, E = GadgetError> = std::result::Result<T, E>;
 

@@ -62,6 +62,7 @@ pub mod classify;
 #[doc(hidden)]
 pub mod core_relo;
 pub mod decode;
+pub mod datasource;
 pub mod definition;
 mod direct;
 pub mod endpoint;
@@ -100,6 +101,8 @@ mod snapshot;
 #[doc(hidden)]
 pub mod snapshot;
 mod stacks;
+mod table_sort;
+mod tag;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]
 mod topper;
@@ -116,4 +119,4 @@ pub use error::{GadgetError, Result};
 #[cfg(feature = "oci")]
 pub use image::{ImageOptions, Pull};
 pub use reader::Batch;
-pub use runner::{Gadget, Kind, Record, RunOptions, Running};
+pub use runner::{Gadget, Kind, Record, RunOptions, Running, SourceCounts};

@@ -37,8 +37,12 @@ pub struct Batch {
     pub lost: u64,
     /// Records too short for the event type (counted, not decoded).
     pub malformed: u64,
-    /// The gadget has produced all it will (a snapshot was taken): end the run.
+    /// The gadget has produced all it will (every data source is a snapshot,
+    /// and each was handed out): end the run.
     pub finished: bool,
+    /// Which data source produced it: an index into the gadget's sources
+    /// (`Running::source_name`); 0 for readers' own counts.
+    pub source: usize,
 }
 
 enum Source {

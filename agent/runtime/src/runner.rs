@@ -3,18 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
-use gadgetd_dbus::stream::{Alignment, Field};
+use gadgetd_dbus::stream::{DataSourceInfo, Field};
 
-use super::classify::{self, SourceKind, Tracer};
+use super::datasource::{self, DataSource, Described};
+pub use super::datasource::Kind;
 use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
 use super::error::{GadgetError, Result};
-use super::kinds::{self, Profiler, Snapshotter, Topper};
-use super::layout::{self, Layout};
+use super::kinds;
+use super::layout::Layout;
 use super::load::{self, Attachments, LoadRequest};
 use super::mntns_filter::MntnsFilterMap;
 use super::object::GadgetObject;
@@ -24,41 +26,17 @@ use super::rawmap::RawHashMap;
 use super::reader::{Batch, EventReader};
 use super::snapshot;
 use super::stacks;
+use super::tag;
+use super::table_sort as sort;
 use super::topper::{self, SortSpec, TopperReader};
 
 /// A parsed and classified gadget, ready to start any number of times.
 pub struct Gadget {
     obj: GadgetObject,
     definition: Definition,
-    kind: Kind,
-    /// The fields of one event or row (for profilers: empty).
-    layout: Layout,
+    /// Every data source, in the object's order; never empty.
+    sources: Vec<DataSource>,
     params: Vec<ParamSpec>,
-}
-
-/// What a gadget produces (design.md's map and program conventions).
-#[derive(Debug, Clone)]
-pub enum Kind {
-    /// A stream of events (`print_*` buffers).
-    Tracer(Tracer),
-    /// Rows read once from `iter/*` programs.
-    Snapshotter(Snapshotter),
-    /// A table re-read every interval (`stats_*` maps); key and value layouts.
-    Topper(Topper, Layout, Layout),
-    /// Histograms (`hist_*` maps).
-    Profiler(Vec<Profiler>),
-}
-
-impl Kind {
-    /// `tracer`, `snapshotter`, `topper` or `profiler`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Kind::Tracer(_) => "tracer",
-            Kind::Snapshotter(_) => "snapshotter",
-            Kind::Topper(..) => "topper",
-            Kind::Profiler(_) => "profiler",
-        }
-    }
 }
 
 /// How to run a gadget.
@@ -75,9 +53,11 @@ pub struct RunOptions {
     /// Toppers: how often to print (default 1 s). Profilers: print this
     /// often as well as at the end (default: only at the end).
     pub interval: Option<Duration>,
-    /// Toppers and snapshotters: `FIELD[,-FIELD]` (`-`: descending).
+    /// Toppers and snapshotters: `FIELD[,-FIELD]` (`-`: descending). With
+    /// several table sources, `SOURCE:FIELD` (or `-SOURCE:FIELD`) sorts that
+    /// source only; a bare field sorts every table source that has it.
     pub sort: Option<String>,
-    /// Toppers and snapshotters: at most this many rows per table.
+    /// Toppers and snapshotters: at most this many rows per table (every table source).
     pub max_rows: Option<usize>,
     /// Network snapshotters: iterate every network namespace of the host
     /// instead of only the agent's.
@@ -137,117 +117,58 @@ fn check_definition_names(
     Ok(())
 }
 
-/// A field of the stream header before the definition applies: name, type,
-/// default width, right-aligned.
-type Described = (String, String, u32, bool);
-
-/// Every field a gadget's output has: its layout's, the names beside
-/// semantic numbers (`uid_name`), and what the kind adds.
-fn described_fields(layout: &Layout, kind: &Kind) -> Vec<Described> {
-    let mut described: Vec<Described> = Vec::new();
-    for f in &layout.fields {
-        let kind = f.value_kind();
-        described.push((
-            f.name.clone(),
-            kind.type_name(),
-            kind.default_width(),
-            kind.right_aligned(),
-        ));
-        if let Some((name, kind)) = f.companion() {
-            let width = match kind {
-                "list" => 40,
-                "timestamp" => 30,
-                _ => 12,
-            };
-            described.push((name, kind.into(), width, false));
-        }
-    }
-    match kind {
-        Kind::Snapshotter(s) if s.per_netns() && !row_has_netns(layout) => {
-            described.push(("netns_id".into(), "netns_id".into(), 10, true))
-        }
-        Kind::Profiler(_) => {
-            for (name, kind, width, right) in [
-                ("histogram", "string", 12, false),
-                ("unit", "string", 8, false),
-                ("scale", "string", 6, false),
-                ("total", "u64", 10, true),
-                ("buckets", "histogram", 40, false),
-            ] {
-                described.push((name.into(), kind.into(), width, right));
-            }
-        }
-        _ => {}
-    }
-    described
-}
-
-/// A row with its own `netns_id` field needs no namespace tag added.
-fn row_has_netns(layout: &Layout) -> bool {
-    layout.fields.iter().any(|f| f.name == "netns_id")
-}
-
-/// Inspektor Gadget's conventions for columns: a member `X_raw` whose
-/// formatted `X` is printed too, and members whose name (or a parent
-/// struct's) starts with `__`, are hidden unless asked for (`--fields`).
-fn hidden_by_default(name: &str, all: &[String]) -> bool {
-    let raw_with_formatted = name
-        .strip_suffix("_raw")
-        .is_some_and(|base| all.iter().any(|n| n == base));
-    raw_with_formatted || name.split('.').any(|part| part.starts_with("__"))
-}
-
 impl Gadget {
     /// Parses an ELF object and an optional definition YAML.
     pub fn from_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
-        let mut definition = Definition::parse(definition_yaml.unwrap_or(""))?;
+        let definition = Definition::parse(definition_yaml.unwrap_or(""))?;
         let obj = GadgetObject::parse(bytes)?;
-        let kind = classify_kind(&obj)?;
-        let source = match &kind {
-            Kind::Tracer(t) => t.name.as_str(),
-            Kind::Snapshotter(s) => s.name.as_str(),
-            Kind::Topper(t, ..) => t.name.as_str(),
-            Kind::Profiler(p) => p.first().map_or("", |p| p.name.as_str()),
-        };
-        for w in definition.select_datasource(source)? {
-            tracing::warn!("{w}");
-        }
-        let layout = match &kind {
-            Kind::Tracer(t) => layout::build(&obj.btf, t.event_type)?,
-            Kind::Snapshotter(s) => layout::build(&obj.btf, s.row_type)?,
-            Kind::Topper(_, key, value) => {
-                let mut fields = key.fields.clone();
-                fields.extend(value.fields.iter().map(|f| layout::FieldLayout {
-                    offset: key.size + f.offset,
-                    ..f.clone()
-                }));
-                Layout {
-                    type_name: format!("{}+{}", key.type_name, value.type_name),
-                    size: key.size + value.size,
-                    fields,
-                }
-            }
-            Kind::Profiler(_) => Layout {
-                type_name: "histogram".into(),
-                size: 0,
-                fields: Vec::new(),
-            },
-        };
+        let sources = datasource::discover(&obj, &definition)?;
         let params = params::specs(&obj, &definition)?;
-        check_definition_names(&definition, &described_fields(&layout, &kind), &params)?;
+        // The gadget-wide columns may name a field of any source; a source's
+        // own `datasources.<name>` entries must name one of its fields.
+        let all: Vec<Described> = sources.iter().flat_map(|s| s.described()).collect();
+        check_definition_names(&definition, &all, &params)?;
+        for s in &sources {
+            let own = Definition {
+                columns: s
+                    .definition()
+                    .columns
+                    .iter()
+                    .filter(|c| !definition.columns.iter().any(|d| d.name == c.name))
+                    .cloned()
+                    .collect(),
+                ..Definition::default()
+            };
+            check_definition_names(&own, &s.described(), &params).map_err(|e| match e {
+                GadgetError::Definition(m) => {
+                    GadgetError::Definition(format!("datasources.{}: {m}", s.name))
+                }
+                other => other,
+            })?;
+        }
         Ok(Gadget {
             obj,
             definition,
-            kind,
-            layout,
+            sources,
             params,
         })
     }
 
-    /// What it produces: tracer, snapshotter, topper or profiler, with its
-    /// maps and programs.
+    /// Every data source, in the object's order (IG markers in BTF order,
+    /// then the seed's maps); never empty.
+    pub fn datasources(&self) -> &[DataSource] {
+        &self.sources
+    }
+
+    /// Every data source as the stream header and `DescribeObject` list them.
+    pub fn datasource_infos(&self) -> Vec<DataSourceInfo> {
+        self.sources.iter().map(DataSource::info).collect()
+    }
+
+    /// What the first data source produces: tracer, snapshotter, topper or
+    /// profiler, with its maps and programs ([`Gadget::datasources`]: all).
     pub fn kind(&self) -> &Kind {
-        &self.kind
+        &self.sources[0].kind
     }
 
     /// The definition's long `documentation` text; empty without one.
@@ -255,16 +176,15 @@ impl Gadget {
         self.definition.documentation.clone().unwrap_or_default()
     }
 
-    /// The gadget's name: the definition's, else the tracer's.
+    /// The gadget's name: the definition's, else its first data source's
+    /// (a snapshotter's: its first program's).
     pub fn name(&self) -> String {
         self.definition
             .name
             .clone()
-            .unwrap_or_else(|| match &self.kind {
-                Kind::Tracer(t) => t.name.clone(),
-                Kind::Topper(t, ..) => t.name.clone(),
-                Kind::Profiler(p) => p.first().map(|p| p.name.clone()).unwrap_or_default(),
+            .unwrap_or_else(|| match &self.sources[0].kind {
                 Kind::Snapshotter(s) => s.programs.first().map(|p| p.0.clone()).unwrap_or_default(),
+                _ => self.sources[0].name.clone(),
             })
     }
 
@@ -283,90 +203,57 @@ impl Gadget {
         &self.params
     }
 
-    /// The fields of one event or row, at their byte offsets (profilers: empty).
+    /// The fields of the first data source's events or rows, at their byte
+    /// offsets (profilers: empty).
     pub fn layout(&self) -> &Layout {
-        &self.layout
+        &self.sources[0].layout
     }
 
-    /// The fields of the stream header: BTF layout plus the definition's
-    /// column attributes.
+    /// The first data source's stream header fields: BTF layout plus the
+    /// definition's column attributes ([`Gadget::datasource_infos`]: all).
     pub fn fields(&self) -> Vec<Field> {
-        let described = described_fields(&self.layout, &self.kind);
-        let names: Vec<String> = described.iter().map(|d| d.0.clone()).collect();
-        let mut fields: Vec<Field> = described
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, kind, default_width, right))| {
-                let col = self.definition.column(&name);
-                let width = col.and_then(|c| c.width).unwrap_or(default_width);
-                let hidden = hidden_by_default(&name, &names);
-                Field {
-                    name,
-                    kind,
-                    width,
-                    min_width: col.and_then(|c| c.min_width),
-                    max_width: col.and_then(|c| c.max_width),
-                    alignment: col.and_then(|c| c.alignment).unwrap_or(if right {
-                        Alignment::Right
-                    } else {
-                        Alignment::Left
-                    }),
-                    visible: col.and_then(|c| c.visible).unwrap_or(!hidden),
-                    order: col.and_then(|c| c.order).unwrap_or(i as i32 * 10),
-                    ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
-                    description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
-                }
-            })
-            .collect();
-        if let Some((at, _)) = enrich::enriched_field(&self.layout) {
-            // `at` indexes the layout; the header also has the `_name` fields.
-            let at_name = &self.layout.fields[at].name;
-            let base = fields
-                .iter()
-                .find(|f| &f.name == at_name)
-                .map_or(0, |f| f.order);
-            for (i, (name, visible)) in enrich::FIELDS.iter().enumerate() {
-                let col = self.definition.column(name);
-                fields.push(Field {
-                    name: name.to_string(),
-                    kind: "string".into(),
-                    width: col.and_then(|c| c.width).unwrap_or(16),
-                    min_width: col.and_then(|c| c.min_width),
-                    max_width: col.and_then(|c| c.max_width),
-                    alignment: col.and_then(|c| c.alignment).unwrap_or(Alignment::Left),
-                    visible: col.and_then(|c| c.visible).unwrap_or(*visible),
-                    order: col.and_then(|c| c.order).unwrap_or(base + 1 + i as i32),
-                    ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
-                    description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
-                });
-            }
-        }
-        fields.sort_by_key(|f| f.order);
-        fields
+        self.sources[0].fields()
     }
 
     /// Socket filters and per-netns iterators run once per network namespace.
     fn scoped_by_netns(&self) -> bool {
-        self.has_socket_filters() || matches!(&self.kind, Kind::Snapshotter(s) if s.per_netns())
+        self.has_socket_filters()
+            || self
+                .sources
+                .iter()
+                .any(|s| matches!(&s.kind, Kind::Snapshotter(s) if s.per_netns()))
     }
 
-    /// Loads and attaches the gadget. Blocking (tens of milliseconds of
-    /// syscalls; a snapshot is taken here); must be called within a tokio runtime.
+    /// The tracer maps of every tracer source.
+    fn tracer_maps(&self) -> Vec<&str> {
+        self.sources
+            .iter()
+            .filter_map(|s| match &s.kind {
+                Kind::Tracer(t) => Some(t.map.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The decoder of one source's events or rows.
+    fn decoder(
+        &self,
+        source: &DataSource,
+        stacks: &Option<Arc<stacks::KernelStacks>>,
+        enricher: &Option<Arc<dyn enrich::Enricher>>,
+    ) -> Decoder {
+        Decoder::new(&source.layout)
+            .with_stacks(stacks.clone())
+            .with_enricher(enricher.clone())
+    }
+
+    /// Loads and attaches the gadget: every data source at once. Blocking
+    /// (tens of milliseconds of syscalls; snapshots are taken here); must be
+    /// called within a tokio runtime.
     pub fn start(&self, opts: &RunOptions) -> Result<Running> {
         let globals = self.encode_params(opts)?;
-        // Check the kind's options before touching the kernel.
-        let sort = match &self.kind {
-            Kind::Topper(_, key, value) => Some(SortSpec::parse(
-                opts.sort.as_deref().unwrap_or(""),
-                key,
-                value,
-            )?),
-            Kind::Snapshotter(_) => match opts.sort.as_deref() {
-                Some(spec) => Some(SortSpec::parse(spec, &empty_layout(), &self.layout)?),
-                None => None,
-            },
-            _ => None,
-        };
+        // Check the sources' options before touching the kernel.
+        let sorts = sort::per_source(&self.sources, opts.sort.as_deref())?;
         let mut globals = globals;
         let has_mntns_filter = self.obj.rodata.contains_key("gadget_filter_by_mntns");
         // Network gadgets select containers by network namespace (netns_ids);
@@ -382,13 +269,10 @@ impl Gadget {
             }
             globals.push(("gadget_filter_by_mntns".into(), vec![1]));
         }
-        let tracer_map = match &self.kind {
-            Kind::Tracer(t) => Some(t.map.clone()),
-            _ => None,
-        };
-        let mut max_entries = match (&tracer_map, opts.ring_buffer_bytes) {
-            (Some(map), Some(b)) => vec![(map.clone(), b)],
-            _ => Vec::new(),
+        let tracer_maps = self.tracer_maps();
+        let mut max_entries: Vec<(String, u32)> = match opts.ring_buffer_bytes {
+            Some(b) => tracer_maps.iter().map(|m| (m.to_string(), b)).collect(),
+            None => Vec::new(),
         };
         max_entries.extend(kinds::runtime_max_entries(&self.obj, &globals));
         // Socket filters watch the first namespace of interest; more get instances of their own.
@@ -411,7 +295,7 @@ impl Gadget {
         let base_globals = globals.clone();
         let req = LoadRequest {
             obj: &self.obj,
-            tracer_maps: tracer_map.iter().map(String::as_str).collect(),
+            tracer_maps: tracer_maps.clone(),
             globals,
             max_entries: max_entries.clone(),
         };
@@ -435,51 +319,53 @@ impl Gadget {
             )),
             None => None,
         };
-        let source = match &self.kind {
-            Kind::Tracer(t) => Source::Tracer(vec![EventReader::new(
-                &mut ebpf,
-                t,
-                Decoder::new(&self.layout)
+        let tagged = self.sources.len() > 1;
+        let mut live = Vec::with_capacity(self.sources.len());
+        for (ds, sort) in self.sources.iter().zip(&sorts) {
+            let named = |e: GadgetError| e.in_datasource(&ds.name);
+            let source = match &ds.kind {
+                Kind::Tracer(t) => Source::Tracer {
+                    readers: vec![
+                        EventReader::new(&mut ebpf, t, self.decoder(ds, &stacks, &enricher))
+                            .map_err(named)?,
+                    ],
+                    last_loss_poll: Instant::now(),
+                },
+                Kind::Topper(t, key, value) => {
+                    let map = take_raw(&mut ebpf, &t.map, key.size, value.size).map_err(named)?;
+                    let reader = TopperReader::new(
+                        map,
+                        t.clear,
+                        key,
+                        value,
+                        sort.clone().expect("toppers always have a sort order"),
+                        opts.max_rows.unwrap_or(topper::DEFAULT_MAX_ROWS),
+                    )
                     .with_stacks(stacks.clone())
-                    .with_enricher(enricher.clone()),
-            )?]),
-            Kind::Topper(t, key, value) => {
-                let map = take_raw(&mut ebpf, &t.map, key.size, value.size)?;
-                let reader = TopperReader::new(
-                    map,
-                    t.clear,
-                    key,
-                    value,
-                    sort.clone().expect("toppers always have a sort order"),
-                    opts.max_rows.unwrap_or(topper::DEFAULT_MAX_ROWS),
-                )
-                .with_stacks(stacks.clone())
-                .with_enricher(enricher.clone());
-                Source::Topper {
-                    reader,
-                    tick: interval(opts.interval.unwrap_or(Duration::from_secs(1))),
+                    .with_enricher(enricher.clone());
+                    Source::Topper {
+                        reader,
+                        tick: interval(opts.interval.unwrap_or(Duration::from_secs(1))),
+                    }
                 }
-            }
-            Kind::Profiler(profilers) => {
-                let mut readers = Vec::new();
-                for p in profilers {
-                    let map = take_raw(&mut ebpf, &p.map, 4, p.value_size)?;
-                    readers.push(HistReader::new(p.clone(), map));
+                Kind::Profiler(p) => {
+                    let map = take_raw(&mut ebpf, &p.map, 4, p.value_size).map_err(named)?;
+                    Source::Profiler {
+                        reader: HistReader::new(p.clone(), map),
+                        tick: opts.interval.map(interval),
+                    }
                 }
-                Source::Profiler {
-                    readers,
-                    tick: opts.interval.map(interval),
+                Kind::Snapshotter(s) => {
+                    snapshot::load_programs(&mut ebpf, s).map_err(named)?;
+                    Source::Snapshot {
+                        line: Vec::new(),
+                        rows: 0,
+                        malformed: 0,
+                    }
                 }
-            }
-            Kind::Snapshotter(s) => {
-                snapshot::load_programs(&mut ebpf, s)?;
-                Source::Snapshot {
-                    line: Vec::new(),
-                    rows: 0,
-                    malformed: 0,
-                }
-            }
-        };
+            };
+            live.push(Live::new(&ds.name, tagged, source));
+        }
         let mut attachments = load::attach_all_with(
             &mut ebpf,
             &self.obj,
@@ -487,27 +373,28 @@ impl Gadget {
             opts.cgroup.as_deref(),
         )?;
         attachments.pins = pins;
-        let mut source = source;
         let mut instances = (vec![attachments], Vec::new());
-        if let (
-            Kind::Snapshotter(s),
-            Source::Snapshot {
-                line,
-                rows,
-                malformed,
-            },
-        ) = (&self.kind, &mut source)
-        {
+        for ((ds, sort), l) in self.sources.iter().zip(&sorts).zip(live.iter_mut()) {
+            let (
+                Kind::Snapshotter(s),
+                Source::Snapshot {
+                    line,
+                    rows,
+                    malformed,
+                },
+            ) = (&ds.kind, &mut l.source)
+            else {
+                continue;
+            };
             let netns = if s.per_netns() {
                 netns_of_interest(opts)?
             } else {
                 Vec::new()
             };
-            let decoder = Decoder::new(&self.layout)
-                .with_stacks(stacks.clone())
-                .with_enricher(enricher.clone());
-            let mut collected = snapshot::collect(&mut ebpf, s, self.layout.size, &netns)?;
-            if row_has_netns(&self.layout) {
+            let decoder = self.decoder(ds, &stacks, &enricher);
+            let mut collected = snapshot::collect(&mut ebpf, s, ds.layout.size, &netns)
+                .map_err(|e| e.in_datasource(&ds.name))?;
+            if ds.row_has_netns() {
                 // The row says its namespace itself (Inspektor Gadget's snapshot_socket).
                 collected.netns.iter_mut().for_each(|n| *n = None);
             }
@@ -515,45 +402,53 @@ impl Gadget {
             *malformed = collected.malformed;
             *line = snapshot_line(&collected, &decoder, sort.as_ref(), opts.max_rows);
         }
-        if let (Kind::Tracer(t), Source::Tracer(readers)) = (&self.kind, &mut source) {
-            // One more instance per other network namespace, each tagged with it.
-            for ns in filter_netns {
-                let mut globals = base_globals.clone();
-                for (name, value) in globals.iter_mut() {
-                    if name == NETNS_GLOBAL {
-                        *value = ns.inode.to_le_bytes().to_vec();
-                    }
+        // One more instance per other network namespace, each tagged with it.
+        for ns in filter_netns.into_iter().filter(|_| !tracer_maps.is_empty()) {
+            let mut globals = base_globals.clone();
+            for (name, value) in globals.iter_mut() {
+                if name == NETNS_GLOBAL {
+                    *value = ns.inode.to_le_bytes().to_vec();
                 }
-                let req = LoadRequest {
-                    obj: &self.obj,
-                    tracer_maps: vec![t.map.as_str()],
-                    globals,
-                    max_entries: max_entries.clone(),
-                };
-                let mut e = load::load(&req)?;
-                if let (Some(ids), true) = (&opts.mntns_filter, filtering) {
-                    fill_mntns_filter(&mut e, ids)?;
-                }
-                let decoder = Decoder::new(&self.layout).with_enricher(enricher.clone());
-                readers.push(EventReader::new(&mut e, t, decoder)?);
-                match load::attach_all_in(&mut e, &self.obj, Some(&ns.file)) {
-                    Ok(att) => instances.0.push(att),
-                    // The namespace went away meanwhile: nothing to watch there.
-                    Err(err) => {
-                        tracing::debug!(netns = ns.inode, error = %err, "skipping a network namespace");
-                        readers.pop();
-                        continue;
-                    }
-                }
-                instances.1.push(e);
             }
+            let req = LoadRequest {
+                obj: &self.obj,
+                tracer_maps: tracer_maps.clone(),
+                globals,
+                max_entries: max_entries.clone(),
+            };
+            let mut e = load::load(&req)?;
+            if let (Some(ids), true) = (&opts.mntns_filter, filtering) {
+                fill_mntns_filter(&mut e, ids)?;
+            }
+            let mut readers = Vec::new();
+            for (i, ds) in self.sources.iter().enumerate() {
+                if let Kind::Tracer(t) = &ds.kind {
+                    let decoder = Decoder::new(&ds.layout).with_enricher(enricher.clone());
+                    readers.push((i, EventReader::new(&mut e, t, decoder)?));
+                }
+            }
+            match load::attach_all_in(&mut e, &self.obj, Some(&ns.file)) {
+                Ok(att) => instances.0.push(att),
+                // The namespace went away meanwhile: nothing to watch there.
+                Err(err) => {
+                    tracing::debug!(netns = ns.inode, error = %err, "skipping a network namespace");
+                    continue;
+                }
+            }
+            for (i, reader) in readers {
+                if let Source::Tracer { readers, .. } = &mut live[i].source {
+                    readers.push(reader);
+                }
+            }
+            instances.1.push(e);
         }
         instances.1.insert(0, ebpf);
         Ok(Running {
-            source,
+            sources: live,
+            next: 0,
+            scratch: Vec::new(),
             _attachments: instances.0,
             _ebpf: instances.1,
-            last_loss_poll: Instant::now(),
             mntns_filter,
             pending: Vec::new(),
             pending_at: 0,
@@ -644,72 +539,6 @@ fn netns_of_interest(opts: &RunOptions) -> Result<Vec<snapshot::Netns>> {
 /// to the inode of the network namespace a socket-filter instance watches.
 const NETNS_GLOBAL: &str = "gadget_current_netns";
 
-/// Picks the data source this runtime runs: an object may declare several
-/// (`classify::data_sources`), but one run streams one of them. The first
-/// in this order wins: snapshotter, tracer, map iterator (topper), then all
-/// histograms together; the others are named in a warning.
-fn classify_kind(obj: &GadgetObject) -> Result<Kind> {
-    let found = classify::data_sources(obj)?;
-    for w in &found.warnings {
-        tracing::warn!("{w}");
-    }
-    let rank = |k: &SourceKind| match k {
-        SourceKind::Snapshotter(_) => 0,
-        SourceKind::Tracer(_) => 1,
-        SourceKind::Topper(_) => 2,
-        SourceKind::Profiler(_) => 3,
-    };
-    let Some(first) = found.sources.iter().min_by_key(|s| rank(&s.kind)) else {
-        return Err(GadgetError::NoDataSource);
-    };
-    let kind = match &first.kind {
-        SourceKind::Snapshotter(s) => Kind::Snapshotter(s.clone()),
-        SourceKind::Tracer(t) => Kind::Tracer(t.clone()),
-        SourceKind::Topper(t) => {
-            let key = layout::build_or_scalar(&obj.btf, t.key_type, "key")?;
-            let value = layout::build_or_scalar(&obj.btf, t.value_type, "value")?;
-            Kind::Topper(t.clone(), key, value)
-        }
-        SourceKind::Profiler(_) => Kind::Profiler(
-            found
-                .sources
-                .iter()
-                .filter_map(|s| match &s.kind {
-                    SourceKind::Profiler(p) => Some(p.clone()),
-                    _ => None,
-                })
-                .collect(),
-        ),
-    };
-    let skipped: Vec<String> = found
-        .sources
-        .iter()
-        .filter(|s| match (&s.kind, &first.kind) {
-            (SourceKind::Profiler(_), SourceKind::Profiler(_)) => false,
-            _ => !std::ptr::eq(*s, first),
-        })
-        .map(|s| format!("`{}` ({})", s.name, s.kind.describe()))
-        .collect();
-    if !skipped.is_empty() {
-        tracing::warn!(
-            "the gadget has {} data sources; this agent runs one per run: `{}` ({}), not {}",
-            found.sources.len(),
-            first.name,
-            first.kind.describe(),
-            skipped.join(", ")
-        );
-    }
-    Ok(kind)
-}
-
-fn empty_layout() -> Layout {
-    Layout {
-        type_name: String::new(),
-        size: 0,
-        fields: Vec::new(),
-    }
-}
-
 fn interval(period: Duration) -> tokio::time::Interval {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -762,11 +591,15 @@ fn fill_mntns_filter(ebpf: &mut Ebpf, ids: &[u64]) -> Result<()> {
     Ok(())
 }
 
-/// Where a live gadget's output comes from.
-#[allow(clippy::large_enum_variant)] // one per run; boxing buys nothing
+/// Where a live data source's output comes from.
+#[allow(clippy::large_enum_variant)] // one per source; boxing buys nothing
 enum Source {
     /// One reader per loaded instance (socket filters load once per network namespace).
-    Tracer(Vec<EventReader>),
+    Tracer {
+        readers: Vec<EventReader>,
+        /// When ring-buffer loss counters were last read.
+        last_loss_poll: Instant,
+    },
     /// Taken at start; handed out once.
     Snapshot {
         line: Vec<u8>,
@@ -778,18 +611,168 @@ enum Source {
         tick: tokio::time::Interval,
     },
     Profiler {
-        readers: Vec<HistReader>,
+        reader: HistReader,
         tick: Option<tokio::time::Interval>,
     },
+}
+
+impl Source {
+    /// Appends output to `out` when there is some: events and losses, a
+    /// table on its tick, the snapshot once. Registers its wake-ups otherwise.
+    fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Batch> {
+        match self {
+            Source::Tracer {
+                readers,
+                last_loss_poll,
+            } => loop {
+                let mut batch = Batch::default();
+                let poll_losses = last_loss_poll.elapsed() >= LOSS_POLL;
+                if poll_losses {
+                    *last_loss_poll = Instant::now();
+                }
+                for reader in readers.iter_mut() {
+                    let b = reader.drain(out);
+                    batch.events += b.events;
+                    batch.lost += b.lost;
+                    batch.malformed += b.malformed;
+                    if poll_losses {
+                        batch.lost += reader.poll_ring_losses();
+                    }
+                }
+                if batch != Batch::default() {
+                    return Poll::Ready(batch);
+                }
+                // Poll every reader so each registers its wake-up.
+                let mut ready = false;
+                for r in readers.iter_mut() {
+                    ready |= r.poll_wait(cx).is_ready();
+                }
+                if !ready {
+                    return Poll::Pending;
+                }
+            },
+            Source::Snapshot {
+                line,
+                rows,
+                malformed,
+            } => {
+                if line.is_empty() {
+                    return Poll::Pending;
+                }
+                out.append(line);
+                Poll::Ready(Batch {
+                    events: *rows,
+                    malformed: *malformed,
+                    finished: true,
+                    ..Batch::default()
+                })
+            }
+            Source::Topper { reader, tick } => {
+                std::task::ready!(tick.poll_tick(cx));
+                Poll::Ready(match reader.read_table(out) {
+                    Ok(table) => Batch {
+                        events: table.shown,
+                        ..Batch::default()
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a map iterator's map failed");
+                        Batch {
+                            malformed: 1,
+                            ..Batch::default()
+                        }
+                    }
+                })
+            }
+            Source::Profiler {
+                reader,
+                tick: Some(tick),
+            } => {
+                std::task::ready!(tick.poll_tick(cx));
+                Poll::Ready(write_histogram(reader, out))
+            }
+            Source::Profiler { tick: None, .. } => Poll::Pending,
+        }
+    }
+
+    /// What is left when the run stops: buffered events, a final histogram.
+    fn drain_final(&mut self, out: &mut Vec<u8>) -> Batch {
+        match self {
+            Source::Tracer { readers, .. } => {
+                let mut batch = Batch::default();
+                for r in readers.iter_mut() {
+                    let b = r.drain(out);
+                    batch.events += b.events;
+                    batch.lost += b.lost;
+                    batch.malformed += b.malformed;
+                }
+                batch
+            }
+            Source::Profiler { reader, .. } => write_histogram(reader, out),
+            _ => Batch::default(),
+        }
+    }
+}
+
+/// One data source of a live run, with its own counts.
+struct Live {
+    name: String,
+    /// `"datasource":"NAME"` for gadgets with several sources (tag.rs).
+    tag: Option<Vec<u8>>,
+    source: Source,
+    seen: u64,
+    lost: u64,
+    /// A snapshot handed out: nothing more will come.
+    finished: bool,
+}
+
+impl Live {
+    fn new(name: &str, tagged: bool, source: Source) -> Live {
+        Live {
+            name: name.into(),
+            tag: tagged.then(|| tag::key(name)),
+            source,
+            seen: 0,
+            lost: 0,
+            finished: false,
+        }
+    }
+
+    /// Runs `produce` into `out`, through `scratch` and the tag when tagged;
+    /// counts the batch.
+    fn produce(
+        &mut self,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        produce: impl FnOnce(&mut Source, &mut Vec<u8>) -> Poll<Batch>,
+    ) -> Poll<Batch> {
+        let batch = match &self.tag {
+            None => produce(&mut self.source, out),
+            Some(tag) => {
+                scratch.clear();
+                let batch = produce(&mut self.source, scratch);
+                tag::tag_lines(scratch, tag, out);
+                batch
+            }
+        };
+        if let Poll::Ready(b) = &batch {
+            self.seen += b.events;
+            self.lost += b.lost + b.malformed;
+            self.finished |= b.finished;
+        }
+        batch
+    }
 }
 
 /// A live gadget. Dropping it detaches and unloads every program.
 pub struct Running {
     // Field order matters: the readers and sockets go before the programs.
-    source: Source,
+    sources: Vec<Live>,
+    /// The source polled first next time (round robin, so none starves).
+    next: usize,
+    /// Output of a tagged source before its tag is inserted (reused).
+    scratch: Vec<u8>,
     _attachments: Vec<Attachments>,
     _ebpf: Vec<Ebpf>,
-    last_loss_poll: Instant,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
     pending: Vec<u8>,
@@ -811,109 +794,83 @@ pub enum Record {
     Lost(u64),
 }
 
+/// One data source's counts so far (see [`Running::counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceCounts {
+    /// The data source's name.
+    pub name: String,
+    /// Events, rows or histograms it produced.
+    pub seen: u64,
+    /// Its events lost in the kernel, plus its malformed records.
+    pub lost: u64,
+}
+
 impl Running {
     /// The live filter map, when the run was started with a filter.
     pub fn mntns_filter(&self) -> Option<Arc<MntnsFilterMap>> {
         self.mntns_filter.clone()
     }
 
-    /// Waits for output and appends it to `out` as JSON lines: one object per
-    /// event (tracers) or histogram (profilers), one array per table
-    /// (snapshotters, toppers).
-    pub async fn next_batch(&mut self, out: &mut Vec<u8>) -> Batch {
-        match &mut self.source {
-            Source::Tracer(readers) => loop {
-                let mut batch = Batch::default();
-                let poll_losses = self.last_loss_poll.elapsed() >= LOSS_POLL;
-                if poll_losses {
-                    self.last_loss_poll = Instant::now();
-                }
-                for reader in readers.iter_mut() {
-                    let b = reader.drain(out);
-                    batch.events += b.events;
-                    batch.lost += b.lost;
-                    batch.malformed += b.malformed;
-                    if poll_losses {
-                        batch.lost += reader.poll_ring_losses();
-                    }
-                }
-                if batch != Batch::default() {
-                    return batch;
-                }
-                std::future::poll_fn(|cx| {
-                    // Poll every reader so each registers its wake-up.
-                    let mut ready = false;
-                    for r in readers.iter_mut() {
-                        ready |= r.poll_wait(cx).is_ready();
-                    }
-                    if ready {
-                        std::task::Poll::Ready(())
-                    } else {
-                        std::task::Poll::Pending
-                    }
-                })
-                .await;
-            },
-            Source::Snapshot {
-                line,
-                rows,
-                malformed,
-            } => {
-                if line.is_empty() {
-                    return std::future::pending().await;
-                }
-                out.append(line);
-                Batch {
-                    events: *rows,
-                    malformed: *malformed,
-                    finished: true,
-                    ..Batch::default()
-                }
-            }
-            Source::Topper { reader, tick } => {
-                tick.tick().await;
-                match reader.read_table(out) {
-                    Ok(table) => Batch {
-                        events: table.shown,
-                        ..Batch::default()
-                    },
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading a stats_ map failed");
-                        Batch {
-                            malformed: 1,
-                            ..Batch::default()
-                        }
-                    }
-                }
-            }
-            Source::Profiler {
-                readers,
-                tick: Some(tick),
-            } => {
-                tick.tick().await;
-                write_histograms(readers, out)
-            }
-            Source::Profiler { tick: None, .. } => std::future::pending().await,
-        }
+    /// The name of data source `index` ([`Batch::source`]), in the gadget's order.
+    pub fn source_name(&self, index: usize) -> &str {
+        self.sources.get(index).map_or("", |s| s.name.as_str())
     }
 
-    /// What is left when the run stops: buffered events, and a profiler's
-    /// final histograms. Does not wait.
-    pub fn drain_final(&mut self, out: &mut Vec<u8>) -> Batch {
-        match &mut self.source {
-            Source::Tracer(readers) => {
-                let mut batch = Batch::default();
-                for r in readers.iter_mut() {
-                    let b = r.drain(out);
-                    batch.events += b.events;
-                    batch.lost += b.lost;
-                    batch.malformed += b.malformed;
-                }
-                batch
+    /// Per data source, in the gadget's order: what it produced and lost so far.
+    pub fn counts(&self) -> Vec<SourceCounts> {
+        self.sources
+            .iter()
+            .map(|s| SourceCounts {
+                name: s.name.clone(),
+                seen: s.seen,
+                lost: s.lost,
+            })
+            .collect()
+    }
+
+    /// Waits for output of any data source and appends it to `out` as JSON
+    /// lines: one object per event (tracers) or histogram (profilers), one
+    /// array per table (snapshotters, toppers); with several sources, each
+    /// object and row starts with its `"datasource"` key. One batch is one
+    /// source's ([`Batch::source`]); `finished` once every source is done.
+    pub async fn next_batch(&mut self, out: &mut Vec<u8>) -> Batch {
+        std::future::poll_fn(|cx| self.poll_batch(cx, out)).await
+    }
+
+    fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<Batch> {
+        let n = self.sources.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            let live = &mut self.sources[i];
+            if live.finished {
+                continue;
             }
-            Source::Profiler { readers, .. } => write_histograms(readers, out),
-            _ => Batch::default(),
+            if let Poll::Ready(mut batch) =
+                live.produce(&mut self.scratch, out, |s, o| s.poll_batch(cx, o))
+            {
+                self.next = i + 1;
+                batch.source = i;
+                batch.finished = self.sources.iter().all(|s| s.finished);
+                return Poll::Ready(batch);
+            }
         }
+        Poll::Pending
+    }
+
+    /// What is left when the run stops: buffered events, and profilers'
+    /// final histograms, of every source. Does not wait.
+    pub fn drain_final(&mut self, out: &mut Vec<u8>) -> Batch {
+        let mut total = Batch::default();
+        for live in &mut self.sources {
+            if let Poll::Ready(b) =
+                live.produce(&mut self.scratch, out, |s, o| Poll::Ready(s.drain_final(o)))
+            {
+                total.events += b.events;
+                total.lost += b.lost;
+                total.malformed += b.malformed;
+            }
+        }
+        total
     }
 
     /// What became of each program (attached, disabled, tail-call target,
@@ -922,16 +879,22 @@ impl Running {
         self._attachments.first().map_or(&[], |a| &a.programs)
     }
 
-    /// Final loss count (call before dropping, after the programs stop producing).
+    /// Final loss count of every source together (call before dropping,
+    /// after the programs stop producing); [`Running::counts`] has them per source.
     pub fn final_losses(&mut self) -> u64 {
-        match &mut self.source {
-            Source::Tracer(readers) => readers.iter_mut().map(|r| r.poll_ring_losses()).sum(),
-            _ => 0,
+        let mut total = 0;
+        for live in &mut self.sources {
+            if let Source::Tracer { readers, .. } = &mut live.source {
+                let lost: u64 = readers.iter_mut().map(|r| r.poll_ring_losses()).sum();
+                live.lost += lost;
+                total += lost;
+            }
         }
+        total
     }
 
     /// Convenience for library users: the next event, table or loss report,
-    /// decoded into JSON values. `None` once a snapshot has been handed out.
+    /// decoded into JSON values. `None` once every snapshot has been handed out.
     pub async fn next_record(&mut self) -> Result<Option<Record>> {
         loop {
             if let Some(rec) = self.pop_pending()? {
@@ -952,7 +915,7 @@ impl Running {
         }
     }
 
-    /// Stops producing and returns what remains (a profiler's histograms).
+    /// Stops producing and returns what remains (profilers' histograms).
     pub fn finish(&mut self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         let mut buf = std::mem::take(&mut self.pending);
@@ -986,19 +949,19 @@ impl Running {
     }
 }
 
-fn write_histograms(readers: &mut [HistReader], out: &mut Vec<u8>) -> Batch {
-    let mut batch = Batch::default();
-    for r in readers {
-        match r.write_json(true, out) {
-            Ok(malformed) => {
-                batch.events += 1;
-                batch.malformed += malformed;
-            }
-            Err(e) => {
-                tracing::warn!(map = %r.profiler.map, error = %e, "reading a hist_ map failed");
-                batch.malformed += 1;
+fn write_histogram(r: &mut HistReader, out: &mut Vec<u8>) -> Batch {
+    match r.write_json(true, out) {
+        Ok(malformed) => Batch {
+            events: 1,
+            malformed,
+            ..Batch::default()
+        },
+        Err(e) => {
+            tracing::warn!(map = %r.profiler.map, error = %e, "reading a hist_ map failed");
+            Batch {
+                malformed: 1,
+                ..Batch::default()
             }
         }
     }
-    batch
 }

@@ -86,6 +86,7 @@ impl Fanout {
                     count: slot.unreported,
                     total: slot.missed_total,
                     cause: LostCause::SlowReader,
+                    datasource: None,
                 });
                 slot.enqueue(line.into());
                 slot.unreported = 0;
@@ -128,6 +129,7 @@ impl Fanout {
                         count: slot.unreported,
                         total: slot.missed_total,
                         cause: LostCause::SlowReader,
+                        datasource: None,
                     })
                     .into(),
                 );

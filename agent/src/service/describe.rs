@@ -48,6 +48,7 @@ pub fn describe(gadget: &Gadget) -> Description {
         kind: gadget.kind().name().into(),
         params: gadget.params().iter().map(param_info).collect(),
         fields: gadget.fields(),
+        datasources: gadget.datasource_infos(),
     }
 }
 

@@ -208,6 +208,7 @@ impl Tally {
                 count: self.dropped,
                 total: self.dropped_total,
                 cause: LostCause::Log,
+                datasource: None,
             });
             let _ = out.write(&line[..line.len() - 1], Some("rate-limit")).await;
             tracing::warn!(run = %handle.id, dropped = self.dropped, total = self.dropped_total,

@@ -141,6 +141,7 @@ async fn send(
                         count: missed,
                         total: counts.lost,
                         cause: LostCause::SlowReader,
+                        datasource: None,
                     });
                     wr.write_all(&l).await?;
                 }
@@ -172,6 +173,7 @@ async fn send(
         error: None,
         events_seen: counts.events,
         events_lost: counts.lost,
+        datasources: Vec::new(),
     });
     wr.write_all(&stream::encode(&end)).await
 }

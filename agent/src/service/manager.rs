@@ -259,6 +259,7 @@ impl Manager {
                 digest: digest.clone(),
             },
             fields: gadget.fields(),
+            datasources: gadget.datasource_infos(),
         };
         let (run_opts, plan) =
             super::scope::run_options(&self.agent, params.clone(), opts.containers, &opts.kinds);

@@ -151,6 +151,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
             digest: rec.digest.clone(),
         },
         fields: gadget.fields(),
+        datasources: gadget.datasource_infos(),
     });
     let mut spec = spec(rec, header);
     spec.timeout = timeout;

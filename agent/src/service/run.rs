@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gadgetd_dbus::stream::{self, Control, End, Header, LostCause};
+use gadgetd_dbus::stream::{self, Control, End, Header, LostCause, SourceCount};
 use gadgetd_dbus::types::{RunSummary, state};
 use tokio::sync::{mpsc, watch};
 use zbus::interface;
@@ -261,6 +261,8 @@ async fn pump(
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
     let mut buf = Vec::with_capacity(512 * 1024);
+    // Loss reports name their data source when there are several.
+    let multi = running.counts().len() > 1;
     let reason: &str = loop {
         tokio::select! {
             batch = running.next_batch(&mut buf) => {
@@ -280,6 +282,7 @@ async fn pump(
                         count: lost,
                         total,
                         cause: LostCause::Kernel,
+                        datasource: multi.then(|| running.source_name(batch.source).to_string()),
                     });
                 }
                 if batch.finished {
@@ -333,12 +336,22 @@ async fn pump(
     }
     let late_lost = running.final_losses();
     handle.events_lost.fetch_add(late_lost, Ordering::Relaxed);
+    let datasources = running
+        .counts()
+        .into_iter()
+        .map(|c| SourceCount {
+            name: c.name,
+            events_seen: c.seen,
+            events_lost: c.lost,
+        })
+        .collect();
     drop(running); // detaches every program before the streams end
     let end = Control::End(End {
         reason: reason.to_string(),
         error: None,
         events_seen: handle.events_seen.load(Ordering::Relaxed),
         events_lost: handle.events_lost.load(Ordering::Relaxed),
+        datasources,
     });
     fanout.finish(&end).await;
     reason.to_string()

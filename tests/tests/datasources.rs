@@ -1,0 +1,245 @@
+//! Gadgets with several data sources (issue 13 item 1): one run streams a
+//! tracer, a map iterator and a histogram of tests/bpf/multi_source.bpf.c at
+//! once; every event and row says its source; the stream header,
+//! `DescribeObject` and the end line describe each source. The test makes
+//! the activity itself (getpriority(2) with `who` values it chooses).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use gadgetd::runtime::Gadget;
+use gadgetd::testing::GadgetTest;
+use gadgetd_dbus::stream::{self, Control, Line};
+use gadgetd_tests::*;
+use serde_json::{Value, json};
+
+/// `who` values the gadget counts start here (WHO_BASE in the gadget).
+const WHO_BASE: u32 = 0x4000_0000;
+/// (who, calls): what [`make_calls`] does.
+const CALLS: [(u32, u64); 2] = [(WHO_BASE + 1, 3), (WHO_BASE + 2, 5)];
+
+/// getpriority(PRIO_PROCESS, who) as [`CALLS`] says, from this process.
+fn make_calls() {
+    for (who, n) in CALLS {
+        for _ in 0..n {
+            // No such process: ESRCH, but the tracepoint saw the call.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, who) };
+        }
+    }
+}
+
+fn multi_source() -> Gadget {
+    Gadget::from_object(std::fs::read(test_object("multi_source")).unwrap(), None).unwrap()
+}
+
+#[test]
+fn every_data_source_is_found_in_the_objects_order_with_its_own_fields() {
+    let g = multi_source();
+    let infos = g.datasource_infos();
+    let shape: Vec<(&str, &str)> = infos
+        .iter()
+        .map(|d| (d.name.as_str(), d.kind.as_str()))
+        .collect();
+    assert_eq!(
+        shape,
+        [("calls", "tracer"), ("totals", "topper"), ("whos", "profiler")]
+    );
+    let names = |i: usize| -> Vec<&str> { infos[i].fields.iter().map(|f| f.name.as_str()).collect() };
+    assert_eq!(names(0), ["pid", "who", "which"]);
+    assert_eq!(names(1), ["who", "calls"]);
+    assert_eq!(names(2), ["histogram", "unit", "scale", "total", "buckets"]);
+    // The first source is what clients that predate data sources see.
+    assert_eq!(g.fields(), infos[0].fields);
+    assert_eq!(g.kind().name(), "tracer");
+    assert_eq!(g.name(), "calls");
+}
+
+/// Sums a capture's `totals` rows per who, checking every row's source.
+fn totals(tables: &[Vec<serde_json::Map<String, Value>>]) -> BTreeMap<u64, u64> {
+    let mut sum = BTreeMap::new();
+    for row in tables.iter().flatten() {
+        assert_eq!(row["datasource"], "totals", "{row:?}");
+        assert_eq!(row.len(), 3, "{row:?}");
+        *sum.entry(row["who"].as_u64().unwrap()).or_default() += row["calls"].as_u64().unwrap();
+    }
+    sum
+}
+
+fn expected_totals() -> BTreeMap<u64, u64> {
+    CALLS.iter().map(|&(w, n)| (w as u64, n)).collect()
+}
+
+#[test]
+fn one_run_streams_every_source_with_its_own_values() {
+    require_root();
+    let mut test = GadgetTest::from_files(test_object("multi_source"), None)
+        .unwrap()
+        .param("targ_pid", std::process::id());
+    test.options.interval = Some(Duration::from_millis(200));
+    test.settle = Duration::from_millis(700);
+    let capture = test
+        .trace(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            make_calls();
+        })
+        .unwrap();
+    assert_eq!(capture.lost, 0);
+
+    let me = std::process::id() as u64;
+    let calls: Vec<&serde_json::Map<String, Value>> = capture
+        .events
+        .iter()
+        .filter(|e| e["datasource"] == "calls")
+        .collect();
+    let mut whos: Vec<u64> = calls.iter().map(|e| e["who"].as_u64().unwrap()).collect();
+    whos.sort();
+    let mut want: Vec<u64> = CALLS
+        .iter()
+        .flat_map(|&(w, n)| std::iter::repeat_n(w as u64, n as usize))
+        .collect();
+    want.sort();
+    assert_eq!(whos, want, "{:?}", capture.events);
+    for e in &calls {
+        assert_eq!(
+            Value::Object((*e).clone()),
+            json!({"datasource": "calls", "pid": me, "who": e["who"], "which": 0})
+        );
+    }
+
+    assert_eq!(totals(&capture.tables), expected_totals());
+
+    // Histograms every interval and at the end, each cleared when read.
+    let hists: Vec<_> = capture
+        .events
+        .iter()
+        .filter(|e| e["datasource"] == "whos")
+        .collect();
+    assert!(!hists.is_empty(), "{:?}", capture.events);
+    let mut slots: BTreeMap<u64, u64> = BTreeMap::new();
+    for h in &hists {
+        assert_eq!((&h["histogram"], &h["unit"]), (&json!("whos"), &json!("calls")));
+        for b in h["buckets"].as_array().unwrap() {
+            *slots.entry(b["start"].as_u64().unwrap()).or_default() += b["count"].as_u64().unwrap();
+        }
+    }
+    let total: u64 = hists.iter().map(|h| h["total"].as_u64().unwrap()).sum();
+    assert_eq!(total, 8);
+    assert_eq!((slots.get(&1), slots.get(&2)), (Some(&3), Some(&5)), "{slots:?}");
+    // Nothing else: every event is one of the two event sources.
+    assert_eq!(calls.len() + hists.len(), capture.events.len());
+}
+
+/// RunObject on a private bus: the raw stream, as any client reads it.
+#[test]
+fn the_stream_and_describe_object_name_every_source_and_count_each() {
+    require_root();
+    let bus = Bus::start();
+    let _agent = Agent::start(&bus);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (description, fd) = rt.block_on(async {
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let file = std::fs::File::open(test_object("multi_source")).unwrap();
+        let gadgets = gadgetd_dbus::gadgets::GadgetsProxy::new(&conn).await.unwrap();
+        let description = gadgets
+            .describe_object(
+                std::os::fd::AsFd::as_fd(&file).into(),
+                "",
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let mgr = gadgetd_dbus::proxy::ManagerProxy::new(&conn).await.unwrap();
+        let me = std::process::id().to_string();
+        let params = [("targ_pid", me.as_str())].into_iter().collect();
+        let options = [
+            ("timeout-ms", zbus::zvariant::Value::U64(2500)),
+            ("interval-ms", zbus::zvariant::Value::U64(300)),
+        ]
+        .into_iter()
+        .collect();
+        let (_, fd) = mgr
+            .run_object(std::os::fd::AsFd::as_fd(&file).into(), "", params, options)
+            .await
+            .unwrap();
+        (description, fd)
+    });
+    let description: Value = serde_json::from_str(&description).unwrap();
+    let described: Vec<(&str, &str)> = description["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        described,
+        [("calls", "tracer"), ("totals", "topper"), ("whos", "profiler")]
+    );
+    assert_eq!(description["kind"], "tracer");
+
+    let worker = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(500));
+        make_calls();
+    });
+    let reader = BufReader::new(std::fs::File::from(std::os::fd::OwnedFd::from(fd)));
+    let mut lines = reader.split(b'\n').map(|l| l.unwrap());
+    let Line::Control(Control::Header(header)) = stream::classify(&lines.next().unwrap()).unwrap()
+    else {
+        panic!("the first line is not the header")
+    };
+    let names: Vec<&str> = header.datasources.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["calls", "totals", "whos"]);
+    assert_eq!(header.fields, header.datasources[0].fields);
+    assert_eq!(header.datasources[1].fields[1].name, "calls");
+
+    let (mut events, mut tables, mut end) = (Vec::new(), Vec::new(), None);
+    for line in lines {
+        match stream::classify(&line).unwrap() {
+            Line::Event(e) => {
+                let v: Value = serde_json::from_slice(e).unwrap();
+                match v {
+                    Value::Array(rows) => tables.push(
+                        rows.into_iter()
+                            .map(|r| r.as_object().unwrap().clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Value::Object(o) => events.push(o),
+                    other => panic!("{other}"),
+                }
+            }
+            Line::Control(Control::End(e)) => end = Some(e),
+            Line::Control(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    worker.join().unwrap();
+    let end = end.expect("an end line");
+    assert_eq!(end.reason, "timeout");
+    assert_eq!(totals(&tables), expected_totals());
+    let calls = events.iter().filter(|e| e["datasource"] == "calls").count();
+    let hists = events.iter().filter(|e| e["datasource"] == "whos").count();
+    assert_eq!(calls, 8);
+    assert_eq!(calls + hists, events.len(), "{events:?}");
+    let rows: usize = tables.iter().map(Vec::len).sum();
+    let counts: Vec<(&str, u64, u64)> = end
+        .datasources
+        .iter()
+        .map(|c| (c.name.as_str(), c.events_seen, c.events_lost))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("calls", 8, 0),
+            ("totals", rows as u64, 0),
+            ("whos", hists as u64, 0)
+        ]
+    );
+    assert_eq!(end.events_seen, 8 + rows as u64 + hists as u64);
+    assert_eq!(end.events_lost, 0);
+}
