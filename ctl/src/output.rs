@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use gadgetd_dbus::stream::{Alignment, Field, Header};
+use gadgetd_dbus::stream::{Alignment, DATASOURCE_KEY, Field, Header};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -16,21 +16,34 @@ pub enum Format {
     Seccomp,
 }
 
+/// What is printed of one data source: its shaping, columns and state.
+struct View {
+    /// The data source's name (empty for agents that predate data sources).
+    name: String,
+    /// `--fields` and `--filter` as they apply to this source.
+    shape: crate::shape::Shape,
+    /// Visible fields in display order, with their widths.
+    columns: Vec<Field>,
+    /// Profilers: events are histograms, printed as text.
+    histograms: bool,
+}
+
 pub struct Printer {
     format: Format,
-    /// `--fields` and `--filter`.
+    /// `--fields` and `--filter`, as given.
     shape: crate::shape::Shape,
     /// A flag that only tables take (`--sort`, `--max-rows`), to refuse on
     /// a gadget that streams single events.
     table_flag: Option<&'static str>,
-    /// Visible fields in display order, with their widths.
-    columns: Vec<Field>,
-    /// The column titles are printed before the first event (tracers) or
-    /// before every table (toppers, snapshots).
-    titles_printed: bool,
+    /// One per data source, in the header's order.
+    views: Vec<View>,
+    /// Several sources: events name theirs (`"datasource"`), and each
+    /// source's output is labelled.
+    multi: bool,
+    /// The view whose column titles were printed last: titles come again
+    /// when the source changes (tracers) and before every table.
+    titled: Option<usize>,
     tables_printed: u64,
-    /// Profilers: events are histograms, printed as text.
-    histograms: bool,
     /// Tables refresh in place on a terminal.
     tty: bool,
     /// Lines fit this many cells (the terminal's width, or `COLUMNS`).
@@ -59,10 +72,10 @@ impl Printer {
             format,
             shape,
             table_flag,
-            columns: Vec::new(),
-            titles_printed: false,
+            views: Vec::new(),
+            multi: false,
+            titled: None,
             tables_printed: 0,
-            histograms: false,
             tty: std::io::stdout().is_terminal(),
             limit: crate::columns::line_limit(),
             hide_enrichment: false,
@@ -90,16 +103,30 @@ impl Printer {
         Ok(())
     }
 
-    fn titles(&mut self, out: &mut impl Write) -> std::io::Result<()> {
-        let names: Vec<String> = self.columns.iter().map(|c| c.name.to_uppercase()).collect();
+    /// A source's label (several sources only) and its column titles.
+    fn titles(&mut self, view: usize, out: &mut impl Write) -> std::io::Result<()> {
+        if self.multi {
+            if self.titled.is_some() || self.tables_printed > 0 {
+                out.write_all(b"\n")?;
+            }
+            writeln!(out, "[{}]", crate::escape::terminal(&self.views[view].name))?;
+        }
+        self.titled = Some(view);
+        let v = &self.views[view];
+        let names: Vec<String> = v.columns.iter().map(|c| c.name.to_uppercase()).collect();
         let cells: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.titles_printed = true;
-        self.row(&cells, out)
+        self.row(view, &cells, out)
     }
 
-    /// One table (a topper interval, a snapshot): refreshed in place on a terminal.
-    fn table(&mut self, rows: &[serde_json::Value], out: &mut impl Write) -> std::io::Result<()> {
-        if self.tables_printed > 0 {
+    /// One table (a topper interval, a snapshot): refreshed in place on a
+    /// terminal when it is the gadget's only source.
+    fn table(
+        &mut self,
+        view: usize,
+        rows: &[serde_json::Value],
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
+        if self.tables_printed > 0 && !self.multi {
             if self.tty {
                 out.write_all(b"\x1b[H\x1b[2J")?;
             } else {
@@ -107,33 +134,74 @@ impl Printer {
             }
         }
         self.tables_printed += 1;
-        self.titles(out)?;
-        for v in rows.iter().filter(|r| self.shape.matches(r)) {
-            let cells: Vec<String> = self
-                .columns
-                .iter()
-                .map(|c| cell_text(v.get(&c.name)))
-                .collect();
+        self.titles(view, out)?;
+        let v = &self.views[view];
+        for r in rows.iter().filter(|r| v.shape.matches(r)) {
+            let cells: Vec<String> = v.columns.iter().map(|c| cell_text(r.get(&c.name))).collect();
             let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-            self.row(&refs, out)?;
+            self.row(view, &refs, out)?;
         }
+        // Tracer events after a table get their titles again.
+        self.titled = None;
         Ok(())
     }
 
     pub fn header(&mut self, header: &Header, out: &mut impl Write) -> std::io::Result<()> {
-        let mut columns = self
-            .shape
-            .columns(&header.fields)
+        let sources = header.sources();
+        self.multi = header.tagged();
+        let listed: Vec<(&str, &[Field])> = sources
+            .iter()
+            .map(|s| (s.name.as_str(), s.fields.as_slice()))
+            .collect();
+        self.shape
+            .check_sources(&listed)
             .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        let known_kinds = sources.iter().all(|s| !s.kind.is_empty());
+        let is_table = |kind: &str| kind == "topper" || kind == "snapshotter";
+        if let (Some(flag), true) = (self.table_flag, self.multi && known_kinds)
+            && !sources.iter().any(|s| is_table(&s.kind))
+        {
+            return Err(std::io::Error::other(format!(
+                "{flag} applies to toppers and snapshotters (tables); no data source of this gadget \
+                 prints tables (leave {flag} out; --filter and --fields work on every gadget)"
+            )));
+        }
+        self.views.clear();
+        for s in &sources {
+            let mut shape = self.shape.for_source(&s.name, &s.fields, !self.multi);
+            let columns = shape.columns(&s.fields).map_err(|e| {
+                std::io::Error::other(if self.multi {
+                    format!("data source `{}`: {e:#}", crate::escape::terminal(&s.name))
+                } else {
+                    format!("{e:#}")
+                })
+            })?;
+            let mut view = View {
+                name: s.name.clone(),
+                shape,
+                columns,
+                histograms: s.fields.iter().any(|f| f.kind == "histogram"),
+            };
+            self.fit(&mut view);
+            self.views.push(view);
+        }
+        self.seccomp.header(&header.fields);
+        let _ = out;
+        Ok(())
+    }
+
+    /// Hides what `--hide-enrichment` hides and fits the columns' widths.
+    fn fit(&self, view: &mut View) {
+        let columns = &mut view.columns;
         if self.hide_enrichment {
             columns.retain(|c| {
-                self.shape.named(&c.name)
+                view.shape.named(&c.name)
                     || !crate::columns::ENRICHMENT_PREFIXES
                         .iter()
                         .any(|p| c.name.starts_with(p))
             });
         }
-        for c in &mut columns {
+        for c in columns.iter_mut() {
             let name_len = c.name.len() as u32;
             c.width = c
                 .width
@@ -144,13 +212,23 @@ impl Printer {
             }
         }
         if let Some(limit) = self.limit {
-            crate::columns::fit_to(&mut columns, limit);
+            crate::columns::fit_to(columns, limit);
         }
-        self.columns = columns;
-        self.histograms = header.fields.iter().any(|f| f.kind == "histogram");
-        self.seccomp.header(&header.fields);
-        let _ = out;
-        Ok(())
+    }
+
+    /// The view of an event or table: the one its `"datasource"` names
+    /// (a table's rows all name the same), else the first.
+    fn view_of(&self, v: &serde_json::Value) -> usize {
+        if !self.multi {
+            return 0;
+        }
+        let obj = match v {
+            serde_json::Value::Array(rows) => rows.first(),
+            other => Some(other),
+        };
+        let name = obj.and_then(|o| o.get(DATASOURCE_KEY)).and_then(|n| n.as_str());
+        name.and_then(|n| self.views.iter().position(|w| w.name == n))
+            .unwrap_or(0)
     }
 
     pub fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
@@ -166,11 +244,22 @@ impl Printer {
         let mut v: serde_json::Value =
             serde_json::from_slice(line).map_err(std::io::Error::other)?;
         let table = v.is_array();
-        if let Some(flag) = self.table_flag.filter(|_| !table) {
+        if self.views.is_empty() {
+            // A stream without a header (never from gadgetd): show everything.
+            self.views.push(View {
+                name: String::new(),
+                shape: self.shape.clone(),
+                columns: Vec::new(),
+                histograms: false,
+            });
+        }
+        let at = self.view_of(&v);
+        let view = &self.views[at];
+        if let Some(flag) = self.table_flag.filter(|_| !table && !self.multi) {
             return Err(std::io::Error::other(format!(
                 "{flag} applies to toppers and snapshotters (tables); this gadget \
                  {} (leave {flag} out; --filter and --fields work on every gadget)",
-                if self.histograms {
+                if view.histograms {
                     "prints histograms"
                 } else {
                     "is a tracer: it prints each event as it comes"
@@ -178,14 +267,14 @@ impl Printer {
             )));
         }
         if let serde_json::Value::Array(rows) = &mut v {
-            if self.shape.filters() && self.format != Format::Columns {
-                rows.retain(|r| self.shape.matches(r));
+            if view.shape.filters() && self.format != Format::Columns {
+                rows.retain(|r| view.shape.matches(r));
             }
-        } else if !self.histograms && !self.shape.matches(&v) {
+        } else if !view.histograms && !view.shape.matches(&v) {
             return Ok(());
         }
-        if self.shape.has_fields() && !self.histograms && self.format != Format::Columns {
-            self.project(&mut v);
+        if view.shape.has_fields() && !view.histograms && self.format != Format::Columns {
+            project(view, &mut v);
         }
         match self.format {
             Format::Json => {
@@ -209,47 +298,36 @@ impl Printer {
             }
             Format::Columns => {
                 if let serde_json::Value::Array(rows) = &v {
-                    return self.table(rows, out);
+                    return self.table(at, rows, out);
                 }
-                if self.histograms {
+                if view.histograms {
+                    if self.multi {
+                        self.titled = None;
+                        writeln!(out, "[{}]", crate::escape::terminal(&view.name))?;
+                    }
                     return out.write_all(crate::histogram::render(&v).as_bytes());
                 }
-                if !self.titles_printed {
-                    self.titles(out)?;
+                if self.titled != Some(at) {
+                    self.titles(at, out)?;
                 }
-                let cells: Vec<String> = self
+                let view = &self.views[at];
+                let cells: Vec<String> = view
                     .columns
                     .iter()
                     .map(|c| cell_text(v.get(&c.name)))
                     .collect();
                 let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-                self.row(&refs, out)
+                self.row(at, &refs, out)
             }
         }
     }
 
-    /// Keeps only the `--fields` columns of an event or of each table row.
-    fn project(&self, v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Array(rows) => rows.iter_mut().for_each(|r| self.project(r)),
-            serde_json::Value::Object(map) => {
-                let mut kept = serde_json::Map::with_capacity(self.columns.len());
-                for c in &self.columns {
-                    if let Some(x) = map.remove(&c.name) {
-                        kept.insert(c.name.clone(), x);
-                    }
-                }
-                *map = kept;
-            }
-            _ => {}
-        }
-    }
-
-    fn row(&self, cells: &[&str], out: &mut impl Write) -> std::io::Result<()> {
+    fn row(&self, view: usize, cells: &[&str], out: &mut impl Write) -> std::io::Result<()> {
+        let columns = &self.views[view].columns;
         let mut line = String::new();
         let mut used = 0;
-        for (i, (c, text)) in self.columns.iter().zip(cells).enumerate() {
-            let last = i + 1 == self.columns.len();
+        for (i, (c, text)) in columns.iter().zip(cells).enumerate() {
+            let last = i + 1 == columns.len();
             if i > 0 {
                 line.push(' ');
                 used += 1;
@@ -280,6 +358,27 @@ impl Printer {
             }
         }
         writeln!(out, "{}", line.trim_end())
+    }
+}
+
+/// Keeps only the `--fields` columns of an event or of each table row (and
+/// the `"datasource"` key that names its source).
+fn project(view: &View, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Array(rows) => rows.iter_mut().for_each(|r| project(view, r)),
+        serde_json::Value::Object(map) => {
+            let mut kept = serde_json::Map::with_capacity(view.columns.len() + 1);
+            if let Some(x) = map.remove(DATASOURCE_KEY) {
+                kept.insert(DATASOURCE_KEY.into(), x);
+            }
+            for c in &view.columns {
+                if let Some(x) = map.remove(&c.name) {
+                    kept.insert(c.name.clone(), x);
+                }
+            }
+            *map = kept;
+        }
+        _ => {}
     }
 }
 
@@ -346,5 +445,92 @@ mod tests {
         let mut out = Vec::new();
         p.event(br#"{"b":1,"a":2}"#, &mut out).unwrap();
         assert_eq!(out, b"{\"b\":1,\"a\":2}\n");
+    }
+
+    fn two_sources() -> Header {
+        use gadgetd_dbus::stream::DataSourceInfo;
+        let calls = vec![field("pid", 5, Alignment::Right), field("who", 3, Alignment::Left)];
+        let totals = vec![field("who", 3, Alignment::Left), field("calls", 5, Alignment::Right)];
+        Header {
+            fields: calls.clone(),
+            datasources: vec![
+                DataSourceInfo {
+                    name: "calls".into(),
+                    kind: "tracer".into(),
+                    fields: calls,
+                },
+                DataSourceInfo {
+                    name: "totals".into(),
+                    kind: "topper".into(),
+                    fields: totals,
+                },
+            ],
+            ..Header::default()
+        }
+    }
+
+    fn shaped(format: Format, fields: Option<&str>, filter: &[&str]) -> Printer {
+        let shape = crate::shape::Shape::new(&crate::shape::ShapeArgs {
+            fields: fields.map(str::to_string),
+            filter: filter.iter().map(|f| f.to_string()).collect(),
+        })
+        .unwrap();
+        let mut p = Printer::shaped(format, shape, None);
+        p.limit = None;
+        p.tty = false;
+        p
+    }
+
+    const CALL: &[u8] = br#"{"datasource":"calls","pid":7,"who":"a"}"#;
+    const TABLE: &[u8] =
+        br#"[{"datasource":"totals","who":"a","calls":3},{"datasource":"totals","who":"b","calls":1}]"#;
+
+    #[test]
+    fn each_source_gets_a_labelled_table_of_its_own_columns() {
+        let mut p = shaped(Format::Columns, None, &[]);
+        let mut out = Vec::new();
+        p.header(&two_sources(), &mut out).unwrap();
+        for line in [CALL, CALL, TABLE, CALL] {
+            p.event(line, &mut out).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[calls]\n  PID WHO\n    7 a\n    7 a\n\n[totals]\nWHO CALLS\na       3\nb       1\n\n[calls]\n  PID WHO\n    7 a\n"
+        );
+    }
+
+    #[test]
+    fn fields_and_filters_take_a_source_prefix_and_json_keeps_the_source() {
+        let mut p = shaped(Format::Json, Some("totals:calls"), &["calls>1"]);
+        let mut out = Vec::new();
+        p.header(&two_sources(), &mut out).unwrap();
+        p.event(CALL, &mut out).unwrap();
+        p.event(TABLE, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"datasource\":\"calls\",\"pid\":7,\"who\":\"a\"}\n[{\"calls\":3,\"datasource\":\"totals\"}]\n"
+        );
+    }
+
+    #[test]
+    fn unknown_sources_and_fields_name_the_valid_ones() {
+        let err = |fields: Option<&str>, filter: &[&str]| {
+            let mut p = shaped(Format::Columns, fields, filter);
+            p.header(&two_sources(), &mut Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(Some("other:x"), &[]),
+            "--fields `other:x`: no data source `other` in this gadget; its data sources: calls, totals"
+        );
+        assert_eq!(
+            err(None, &["nope==1"]),
+            "--filter: no field `nope` in any data source of this gadget; name one as SOURCE:FIELD (calls: pid, who; totals: who, calls)"
+        );
+        assert_eq!(
+            err(Some("totals:pid"), &[]),
+            "data source `totals`: --fields: no field `pid` in this gadget; its fields: who, calls"
+        );
     }
 }

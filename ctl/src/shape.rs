@@ -13,6 +13,13 @@
 //! Syntax errors are reported before the run starts; unknown field names
 //! as soon as the stream's header names the gadget's fields, with the list
 //! of valid ones.
+//!
+//! A gadget with several data sources: `SOURCE:FIELD` names a field of one
+//! source, in `--fields` (`--fields calls:pid,totals:who`) and `--filter`
+//! (`--filter totals:calls>2`); a bare `FIELD` means that field in every
+//! source that has it. Each source's table gets the entries that apply to
+//! it; a source no `--fields` entry names keeps its default columns, and a
+//! rule on a field a source lacks does not filter that source.
 
 use anyhow::{Result, bail};
 use gadgetd_dbus::stream::Field;
@@ -77,6 +84,23 @@ enum Entry {
     Remove(String),
 }
 
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::Exact(n) | Entry::Add(n) | Entry::Remove(n) => n,
+        }
+    }
+}
+
+/// `SOURCE:FIELD` as (Some(SOURCE), FIELD); a bare field as (None, FIELD).
+/// Field names never hold a `:`.
+fn split_source(name: &str) -> (Option<&str>, &str) {
+    match name.split_once(':') {
+        Some((s, f)) => (Some(s), f),
+        None => (None, name),
+    }
+}
+
 /// Parsed `--fields` and `--filter`.
 #[derive(Debug, Clone, Default)]
 pub struct Shape {
@@ -122,6 +146,85 @@ impl Shape {
             }
         }
         Ok(Shape { fields, rules })
+    }
+
+    /// The entries and rules that apply to data source `source`, whose
+    /// fields are `fields`, with their `SOURCE:` prefixes removed: those
+    /// naming it, and bare ones naming one of its fields (all bare ones
+    /// when it is the only source).
+    pub fn for_source(&self, source: &str, fields: &[Field], only: bool) -> Shape {
+        let applies = |name: &str| match split_source(name) {
+            (Some(s), _) => s == source,
+            (None, f) => only || fields.iter().any(|x| x.name == f),
+        };
+        let strip = |name: &str| split_source(name).1.to_string();
+        Shape {
+            fields: self
+                .fields
+                .iter()
+                .filter(|e| applies(e.name()))
+                .map(|e| match e {
+                    Entry::Exact(n) => Entry::Exact(strip(n)),
+                    Entry::Add(n) => Entry::Add(strip(n)),
+                    Entry::Remove(n) => Entry::Remove(strip(n)),
+                })
+                .collect(),
+            rules: self
+                .rules
+                .iter()
+                .filter(|r| applies(&r.field))
+                .map(|r| Rule {
+                    field: strip(&r.field),
+                    ..r.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks the `SOURCE:` prefixes and bare names against the gadget's
+    /// data sources (name, fields); errors name the valid sources or fields.
+    pub fn check_sources(&self, sources: &[(&str, &[Field])]) -> Result<()> {
+        let source_names = || {
+            sources
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let names = self
+            .fields
+            .iter()
+            .map(|e| ("--fields", e.name()))
+            .chain(self.rules.iter().map(|r| ("--filter", r.field.as_str())));
+        for (flag, name) in names {
+            match split_source(name) {
+                (Some(s), _) if !sources.iter().any(|(n, _)| *n == s) => bail!(
+                    "{flag} `{}`: no data source `{}` in this gadget; its data sources: {}",
+                    escape::terminal(name),
+                    escape::terminal(s),
+                    escape::terminal(&source_names())
+                ),
+                (None, f)
+                    if sources.len() > 1
+                        && !sources.iter().any(|(_, fs)| fs.iter().any(|x| x.name == f)) =>
+                {
+                    let each: Vec<String> = sources
+                        .iter()
+                        .map(|(n, fs)| {
+                            let list: Vec<&str> = fs.iter().map(|x| x.name.as_str()).collect();
+                            format!("{n}: {}", list.join(", "))
+                        })
+                        .collect();
+                    bail!(
+                        "{flag}: no field `{}` in any data source of this gadget; name one as SOURCE:FIELD ({})",
+                        escape::terminal(f),
+                        escape::terminal(&each.join("; "))
+                    )
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Whether `--fields` names `field` (to show or to hide it).

@@ -13,15 +13,31 @@ pub fn key(name: &str) -> Vec<u8> {
 /// Copies the JSON lines of `src` to `out`, inserting `tag` (from [`key`])
 /// as the first key of each top-level object and of each object element of
 /// a top-level array. Strings are skipped, so braces inside them are data.
+/// An empty table (`[]`) is dropped: it has no row to name its source.
 pub fn tag_lines(src: &[u8], tag: &[u8], out: &mut Vec<u8>) {
     out.reserve(src.len() + tag.len() * 4);
+    let mut rest = src;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let (line, next) = rest.split_at(end);
+        rest = next;
+        if line.strip_suffix(b"\n").unwrap_or(line) != b"[]" {
+            tag_line(line, tag, out);
+        }
+    }
+}
+
+/// [`tag_lines`] for one line (with its newline, if any).
+fn tag_line(line: &[u8], tag: &[u8], out: &mut Vec<u8>) {
+    let array_line = line.first() == Some(&b'[');
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
     let mut copied = 0;
-    // Whether the current line is a table (an array of rows).
-    let mut array_line = src.first() == Some(&b'[');
-    for (i, &b) in src.iter().enumerate() {
+    for (i, &b) in line.iter().enumerate() {
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -35,26 +51,21 @@ pub fn tag_lines(src: &[u8], tag: &[u8], out: &mut Vec<u8>) {
             b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
-                // A line's object (depth 1), or a row of a line's array (depth 2).
-                let row = b == b'{' && (depth == 1 || (depth == 2 && array_line));
-                if row {
-                    out.extend_from_slice(&src[copied..=i]);
+                // The line's object (depth 1), or a row of the line's array (depth 2).
+                if b == b'{' && (depth == 1 || (depth == 2 && array_line)) {
+                    out.extend_from_slice(&line[copied..=i]);
                     out.extend_from_slice(tag);
-                    if src.get(i + 1) != Some(&b'}') {
+                    if line.get(i + 1) != Some(&b'}') {
                         out.push(b',');
                     }
                     copied = i + 1;
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
-            b'\n' => {
-                depth = 0;
-                array_line = src.get(i + 1) == Some(&b'[');
-            }
             _ => {}
         }
     }
-    out.extend_from_slice(&src[copied..]);
+    out.extend_from_slice(&line[copied..]);
 }
 
 #[cfg(test)]
@@ -68,14 +79,14 @@ mod tests {
     }
 
     #[test]
-    fn objects_rows_and_empty_objects_get_the_key_first() {
+    fn objects_and_rows_get_the_key_first_and_empty_tables_are_dropped() {
         assert_eq!(
             tagged("{\"pid\":1,\"n\":{\"a\":2}}\n{}\n"),
             "{\"datasource\":\"open\",\"pid\":1,\"n\":{\"a\":2}}\n{\"datasource\":\"open\"}\n"
         );
         assert_eq!(
-            tagged("[{\"a\":[{\"x\":1}]},{}]\n[]\n"),
-            "[{\"datasource\":\"open\",\"a\":[{\"x\":1}]},{\"datasource\":\"open\"}]\n[]\n"
+            tagged("[{\"a\":[{\"x\":1}]},{}]\n[]\n[{}]"),
+            "[{\"datasource\":\"open\",\"a\":[{\"x\":1}]},{\"datasource\":\"open\"}]\n[{\"datasource\":\"open\"}]"
         );
     }
 
