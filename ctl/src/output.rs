@@ -43,6 +43,8 @@ pub struct Printer {
     /// The view whose column titles were printed last: titles come again
     /// when the source changes (tracers) and before every table.
     titled: Option<usize>,
+    /// A `[SOURCE]` label was printed: the next one comes after a blank line.
+    labelled: bool,
     tables_printed: u64,
     /// Tables refresh in place on a terminal.
     tty: bool,
@@ -75,6 +77,7 @@ impl Printer {
             views: Vec::new(),
             multi: false,
             titled: None,
+            labelled: false,
             tables_printed: 0,
             tty: std::io::stdout().is_terminal(),
             limit: crate::columns::line_limit(),
@@ -103,14 +106,22 @@ impl Printer {
         Ok(())
     }
 
-    /// A source's label (several sources only) and its column titles.
-    fn titles(&mut self, view: usize, out: &mut impl Write) -> std::io::Result<()> {
-        if self.multi {
-            if self.titled.is_some() || self.tables_printed > 0 {
-                out.write_all(b"\n")?;
-            }
-            writeln!(out, "[{}]", crate::escape::terminal(&self.views[view].name))?;
+    /// `[SOURCE]` before a source's output (several sources only), after a
+    /// blank line when something came before.
+    fn label(&mut self, view: usize, out: &mut impl Write) -> std::io::Result<()> {
+        if !self.multi {
+            return Ok(());
         }
+        if self.labelled {
+            out.write_all(b"\n")?;
+        }
+        self.labelled = true;
+        writeln!(out, "[{}]", crate::escape::terminal(&self.views[view].name))
+    }
+
+    /// A source's label and its column titles.
+    fn titles(&mut self, view: usize, out: &mut impl Write) -> std::io::Result<()> {
+        self.label(view, out)?;
         self.titled = Some(view);
         let v = &self.views[view];
         let names: Vec<String> = v.columns.iter().map(|c| c.name.to_uppercase()).collect();
@@ -301,10 +312,8 @@ impl Printer {
                     return self.table(at, rows, out);
                 }
                 if view.histograms {
-                    if self.multi {
-                        self.titled = None;
-                        writeln!(out, "[{}]", crate::escape::terminal(&view.name))?;
-                    }
+                    self.titled = None;
+                    self.label(at, out)?;
                     return out.write_all(crate::histogram::render(&v).as_bytes());
                 }
                 if self.titled != Some(at) {

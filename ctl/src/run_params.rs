@@ -80,6 +80,7 @@ pub async fn describe_image(address: Option<&str>, image: &str) -> Result<Descri
         kind: "image".into(),
         params,
         fields: serde_json::from_value(v["fields"].clone()).unwrap_or_default(),
+        datasources: serde_json::from_value(v["datasources"].clone()).unwrap_or_default(),
         ..Description::default()
     })
 }
@@ -190,18 +191,37 @@ pub fn render_help(desc: &Description) -> String {
         }
         s.push_str(&format!("          [default: {}]\n", p.default));
     }
+    if desc.datasources.len() > 1 {
+        // Several sources: each with its fields (`--fields SOURCE:FIELD`).
+        for d in &desc.datasources {
+            s.push_str(&format!(
+                "\nFields of data source {name} ({}; --fields {name}:FIELD):\n",
+                crate::escape::terminal(&d.kind),
+                name = crate::escape::terminal(&d.name),
+            ));
+            field_lines(&mut s, &d.fields);
+        }
+        return s;
+    }
     s.push_str("\nFields:\n");
-    for f in &desc.fields {
+    field_lines(&mut s, &desc.fields);
+    s
+}
+
+/// One help line per field: name, type, description (the gadget's text,
+/// escaped for the terminal).
+fn field_lines(s: &mut String, fields: &[gadgetd_dbus::stream::Field]) {
+    use crate::escape::terminal;
+    for f in fields {
         let doc = if f.description.is_empty() {
             String::new()
         } else {
-            format!("  {}", f.description)
+            format!("  {}", terminal(&f.description))
         };
-        let line = format!("  {:<20} {:<12}{doc}", f.name, f.kind);
+        let line = format!("  {:<20} {:<12}{doc}", terminal(&f.name), terminal(&f.kind));
         s.push_str(line.trim_end());
         s.push('\n');
     }
-    s
 }
 
 /// `gadgetctl run FILE [...] --help`: clap's help of `run` plus the gadget's

@@ -243,3 +243,135 @@ fn the_stream_and_describe_object_name_every_source_and_count_each() {
     assert_eq!(end.events_seen, 8 + rows as u64 + hists as u64);
     assert_eq!(end.events_lost, 0);
 }
+
+/// `gadgetctl run OBJECT ARGS` while this process makes the calls.
+fn ctl_run(agent: &Agent, args: &[&str]) -> std::process::Output {
+    let obj = test_object("multi_source");
+    let me = std::process::id().to_string();
+    let mut all = vec![
+        "run",
+        obj.to_str().unwrap(),
+        "--targ_pid",
+        &me,
+        "--timeout",
+        "2500ms",
+        "--interval",
+        "300ms",
+    ];
+    all.extend_from_slice(args);
+    let client = agent.ctl_spawn(&all);
+    agent.wait_running(1);
+    std::thread::sleep(Duration::from_millis(300));
+    make_calls();
+    let out = client.wait_with_output().unwrap();
+    agent.wait_running(0);
+    out
+}
+
+/// The blocks of a columns output: (label, title line, rows split at blanks).
+fn blocks(text: &str) -> Vec<(String, String, Vec<Vec<String>>)> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let mut lines = block.lines().filter(|l| !l.is_empty());
+        let Some(label) = lines.next() else { continue };
+        let titles = lines.next().unwrap_or_default().to_string();
+        let rows = lines
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect();
+        out.push((label.to_string(), titles, rows));
+    }
+    out
+}
+
+#[test]
+fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+
+    let out = ctl_run(&agent, &[]);
+    let text = ok(&out, "run multi_source in columns");
+    let blocks = blocks(&text);
+    let mut calls = BTreeMap::new();
+    let mut sums = BTreeMap::new();
+    let mut hists = 0;
+    for (label, titles, rows) in &blocks {
+        let words: Vec<&str> = titles.split_whitespace().collect();
+        match label.as_str() {
+            "[calls]" => {
+                assert_eq!(words, ["PID", "WHO", "WHICH"], "{text}");
+                for r in rows {
+                    assert_eq!((r[0].as_str(), r[2].as_str()), (std::process::id().to_string().as_str(), "0"), "{text}");
+                    *calls.entry(r[1].parse::<u64>().unwrap()).or_insert(0u64) += 1;
+                }
+            }
+            "[totals]" => {
+                assert_eq!(words, ["WHO", "CALLS"], "{text}");
+                for r in rows {
+                    *sums.entry(r[0].parse::<u64>().unwrap()).or_insert(0u64) += r[1].parse::<u64>().unwrap();
+                }
+            }
+            "[whos]" => hists += 1,
+            other => panic!("unexpected block {other:?} in:\n{text}"),
+        }
+    }
+    assert_eq!(calls, expected_totals(), "{text}");
+    assert_eq!(sums, expected_totals(), "{text}");
+    assert!(hists >= 1, "{text}");
+
+    // JSON: every line names its source; --fields with a source prefix.
+    let out = ctl_run(&agent, &["-o", "json", "--fields", "calls:who,totals:calls"]);
+    ok(&out, "run multi_source -o json");
+    let mut seen = BTreeMap::new();
+    for v in json_lines(&out) {
+        let items = match v {
+            Value::Array(rows) => rows,
+            other => vec![other],
+        };
+        for item in items {
+            let source = item["datasource"].as_str().unwrap().to_string();
+            let keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+            match source.as_str() {
+                "calls" => assert_eq!(keys, ["datasource", "who"]),
+                "totals" => assert_eq!(keys, ["calls", "datasource"]),
+                "whos" => assert!(keys.contains(&"buckets"), "{keys:?}"),
+                other => panic!("unknown source {other}"),
+            }
+            *seen.entry(source).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.get("calls"), Some(&8), "{seen:?}");
+    assert!(seen.contains_key("totals") && seen.contains_key("whos"), "{seen:?}");
+
+    // Bad names say which sources and fields there are, before any event.
+    let obj = test_object("multi_source");
+    for (args, want) in [
+        (
+            vec!["--fields", "other:x"],
+            "--fields `other:x`: no data source `other` in this gadget; its data sources: calls, totals, whos",
+        ),
+        (
+            vec!["--filter", "totals:pid==1"],
+            "data source `totals`: --filter: no field `pid` in this gadget",
+        ),
+        (
+            vec!["--sort", "calls:who"],
+            "names no data source that prints tables (`totals`)",
+        ),
+    ] {
+        let mut all = vec!["run", obj.to_str().unwrap(), "--timeout", "1s"];
+        all.extend_from_slice(&args);
+        let err = fails(&agent.ctl(&all), "a bad data source name");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+
+    // --help lists every source with its fields.
+    let help = ok(&agent.ctl(&["run", obj.to_str().unwrap(), "--help"]), "help");
+    for want in [
+        "Fields of data source calls (tracer; --fields calls:FIELD):",
+        "Fields of data source totals (topper; --fields totals:FIELD):",
+        "Fields of data source whos (profiler; --fields whos:FIELD):",
+    ] {
+        assert!(help.contains(want), "{help}");
+    }
+}

@@ -387,13 +387,14 @@ pub fn inspect(svc: &ImageService, key: &str) -> Result<serde_json::Value> {
         Err(_) => (vec![], vec![]),
     };
     let gadget = Gadget::from_object(run.program, Some(&run.definition));
-    let (params, fields, error) = match &gadget {
+    let (params, fields, datasources, error) = match &gadget {
         Ok(g) => (
             serde_json::to_value(g.params()).unwrap_or_default(),
             serde_json::to_value(g.fields()).unwrap_or_default(),
+            serde_json::to_value(g.datasource_infos()).unwrap_or_default(),
             None,
         ),
-        Err(e) => (json!([]), json!([]), Some(e.to_string())),
+        Err(e) => (json!([]), json!([]), json!([]), Some(e.to_string())),
     };
     Ok(json!({
         "reference": entry.name,
@@ -409,6 +410,7 @@ pub fn inspect(svc: &ImageService, key: &str) -> Result<serde_json::Value> {
         "maps": maps,
         "params": params,
         "fields": fields,
+        "datasources": datasources,
         "runnable": error.is_none(),
         "error": error,
         "signatures": super::signatures::signature_status(svc, &entry),
