@@ -148,7 +148,11 @@ impl Printer {
         self.titles(view, out)?;
         let v = &self.views[view];
         for r in rows.iter().filter(|r| v.shape.matches(r)) {
-            let cells: Vec<String> = v.columns.iter().map(|c| cell_text(r.get(&c.name))).collect();
+            let cells: Vec<String> = v
+                .columns
+                .iter()
+                .map(|c| cell_text(r.get(&c.name)))
+                .collect();
             let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
             self.row(view, &refs, out)?;
         }
@@ -237,7 +241,9 @@ impl Printer {
             serde_json::Value::Array(rows) => rows.first(),
             other => Some(other),
         };
-        let name = obj.and_then(|o| o.get(DATASOURCE_KEY)).and_then(|n| n.as_str());
+        let name = obj
+            .and_then(|o| o.get(DATASOURCE_KEY))
+            .and_then(|n| n.as_str());
         name.and_then(|n| self.views.iter().position(|w| w.name == n))
             .unwrap_or(0)
     }
@@ -458,8 +464,14 @@ mod tests {
 
     fn two_sources() -> Header {
         use gadgetd_dbus::stream::DataSourceInfo;
-        let calls = vec![field("pid", 5, Alignment::Right), field("who", 3, Alignment::Left)];
-        let totals = vec![field("who", 3, Alignment::Left), field("calls", 5, Alignment::Right)];
+        let calls = vec![
+            field("pid", 5, Alignment::Right),
+            field("who", 3, Alignment::Left),
+        ];
+        let totals = vec![
+            field("who", 3, Alignment::Left),
+            field("calls", 5, Alignment::Right),
+        ];
         Header {
             fields: calls.clone(),
             datasources: vec![

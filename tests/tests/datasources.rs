@@ -43,9 +43,14 @@ fn every_data_source_is_found_in_the_objects_order_with_its_own_fields() {
         .collect();
     assert_eq!(
         shape,
-        [("calls", "tracer"), ("totals", "topper"), ("whos", "profiler")]
+        [
+            ("calls", "tracer"),
+            ("totals", "topper"),
+            ("whos", "profiler")
+        ]
     );
-    let names = |i: usize| -> Vec<&str> { infos[i].fields.iter().map(|f| f.name.as_str()).collect() };
+    let names =
+        |i: usize| -> Vec<&str> { infos[i].fields.iter().map(|f| f.name.as_str()).collect() };
     assert_eq!(names(0), ["pid", "who", "which"]);
     assert_eq!(names(1), ["who", "calls"]);
     assert_eq!(names(2), ["histogram", "unit", "scale", "total", "buckets"]);
@@ -118,14 +123,21 @@ fn one_run_streams_every_source_with_its_own_values() {
     assert!(!hists.is_empty(), "{:?}", capture.events);
     let mut slots: BTreeMap<u64, u64> = BTreeMap::new();
     for h in &hists {
-        assert_eq!((&h["histogram"], &h["unit"]), (&json!("whos"), &json!("calls")));
+        assert_eq!(
+            (&h["histogram"], &h["unit"]),
+            (&json!("whos"), &json!("calls"))
+        );
         for b in h["buckets"].as_array().unwrap() {
             *slots.entry(b["start"].as_u64().unwrap()).or_default() += b["count"].as_u64().unwrap();
         }
     }
     let total: u64 = hists.iter().map(|h| h["total"].as_u64().unwrap()).sum();
     assert_eq!(total, 8);
-    assert_eq!((slots.get(&1), slots.get(&2)), (Some(&3), Some(&5)), "{slots:?}");
+    assert_eq!(
+        (slots.get(&1), slots.get(&2)),
+        (Some(&3), Some(&5)),
+        "{slots:?}"
+    );
     // Nothing else: every event is one of the two event sources.
     assert_eq!(calls.len() + hists.len(), capture.events.len());
 }
@@ -147,7 +159,9 @@ fn the_stream_and_describe_object_name_every_source_and_count_each() {
             .await
             .unwrap();
         let file = std::fs::File::open(test_object("multi_source")).unwrap();
-        let gadgets = gadgetd_dbus::gadgets::GadgetsProxy::new(&conn).await.unwrap();
+        let gadgets = gadgetd_dbus::gadgets::GadgetsProxy::new(&conn)
+            .await
+            .unwrap();
         let description = gadgets
             .describe_object(
                 std::os::fd::AsFd::as_fd(&file).into(),
@@ -180,7 +194,11 @@ fn the_stream_and_describe_object_name_every_source_and_count_each() {
         .collect();
     assert_eq!(
         described,
-        [("calls", "tracer"), ("totals", "topper"), ("whos", "profiler")]
+        [
+            ("calls", "tracer"),
+            ("totals", "topper"),
+            ("whos", "profiler")
+        ]
     );
     assert_eq!(description["kind"], "tracer");
 
@@ -301,14 +319,19 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
             "[calls]" => {
                 assert_eq!(words, ["PID", "WHO", "WHICH"], "{text}");
                 for r in rows {
-                    assert_eq!((r[0].as_str(), r[2].as_str()), (std::process::id().to_string().as_str(), "0"), "{text}");
+                    assert_eq!(
+                        (r[0].as_str(), r[2].as_str()),
+                        (std::process::id().to_string().as_str(), "0"),
+                        "{text}"
+                    );
                     *calls.entry(r[1].parse::<u64>().unwrap()).or_insert(0u64) += 1;
                 }
             }
             "[totals]" => {
                 assert_eq!(words, ["WHO", "CALLS"], "{text}");
                 for r in rows {
-                    *sums.entry(r[0].parse::<u64>().unwrap()).or_insert(0u64) += r[1].parse::<u64>().unwrap();
+                    *sums.entry(r[0].parse::<u64>().unwrap()).or_insert(0u64) +=
+                        r[1].parse::<u64>().unwrap();
                 }
             }
             "[whos]" => hists += 1,
@@ -320,7 +343,10 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
     assert!(hists >= 1, "{text}");
 
     // JSON: every line names its source; --fields with a source prefix.
-    let out = ctl_run(&agent, &["-o", "json", "--fields", "calls:who,totals:calls"]);
+    let out = ctl_run(
+        &agent,
+        &["-o", "json", "--fields", "calls:who,totals:calls"],
+    );
     ok(&out, "run multi_source -o json");
     let mut seen = BTreeMap::new();
     for v in json_lines(&out) {
@@ -330,7 +356,12 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
         };
         for item in items {
             let source = item["datasource"].as_str().unwrap().to_string();
-            let keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+            let keys: Vec<&str> = item
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             match source.as_str() {
                 "calls" => assert_eq!(keys, ["datasource", "who"]),
                 "totals" => assert_eq!(keys, ["calls", "datasource"]),
@@ -341,7 +372,10 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
         }
     }
     assert_eq!(seen.get("calls"), Some(&8), "{seen:?}");
-    assert!(seen.contains_key("totals") && seen.contains_key("whos"), "{seen:?}");
+    assert!(
+        seen.contains_key("totals") && seen.contains_key("whos"),
+        "{seen:?}"
+    );
 
     // Bad names say which sources and fields there are, before any event.
     let obj = test_object("multi_source");
@@ -366,7 +400,10 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
     }
 
     // --help lists every source with its fields.
-    let help = ok(&agent.ctl(&["run", obj.to_str().unwrap(), "--help"]), "help");
+    let help = ok(
+        &agent.ctl(&["run", obj.to_str().unwrap(), "--help"]),
+        "help",
+    );
     for want in [
         "Fields of data source calls (tracer; --fields calls:FIELD):",
         "Fields of data source totals (topper; --fields totals:FIELD):",

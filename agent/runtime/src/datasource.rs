@@ -3,7 +3,7 @@
 //! [`super::classify`] finds them; this module gives each its layout and
 //! column attributes.
 
-use gadgetd_dbus::stream::{Alignment, DataSourceInfo, Field};
+use gadgetd_dbus::stream::{Alignment, DATASOURCE_KEY, DataSourceInfo, Field};
 
 use super::classify::{self, SourceKind, Tracer};
 use super::definition::Definition;
@@ -65,7 +65,11 @@ pub(crate) type Described = (String, String, u32, bool);
 impl DataSource {
     /// Builds a classified source's layout; `definition` is the gadget's
     /// (this source's IG annotations are added to a copy of it).
-    pub fn new(obj: &GadgetObject, found: &classify::DataSource, definition: &Definition) -> Result<DataSource> {
+    pub fn new(
+        obj: &GadgetObject,
+        found: &classify::DataSource,
+        definition: &Definition,
+    ) -> Result<DataSource> {
         let named = |e: GadgetError| e.in_datasource(&found.name);
         let (kind, layout) = match &found.kind {
             SourceKind::Tracer(t) => (
@@ -112,6 +116,22 @@ impl DataSource {
             layout,
             definition,
         })
+    }
+
+    /// A member named like the reserved `"datasource"` key of multi-source
+    /// streams becomes `datasource_` (as one named `gadgetd` does).
+    fn rename_reserved(&mut self) {
+        let mut layouts = vec![&mut self.layout];
+        if let Kind::Topper(_, key, value) = &mut self.kind {
+            layouts.extend([key, value]);
+        }
+        for layout in layouts {
+            for f in &mut layout.fields {
+                if f.name == DATASOURCE_KEY {
+                    f.name.push('_');
+                }
+            }
+        }
     }
 
     /// The definition that applies to this source's columns.
@@ -279,9 +299,13 @@ pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataS
             );
         }
     }
-    found
+    let mut sources = found
         .sources
         .iter()
         .map(|s| DataSource::new(obj, s, definition))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    if sources.len() > 1 {
+        sources.iter_mut().for_each(DataSource::rename_reserved);
+    }
+    Ok(sources)
 }

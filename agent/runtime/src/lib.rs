@@ -61,8 +61,8 @@ pub mod classify;
 // Public for the end-to-end tests, which check every bundled gadget's relocations.
 #[doc(hidden)]
 pub mod core_relo;
-pub mod decode;
 pub mod datasource;
+pub mod decode;
 pub mod definition;
 mod direct;
 pub mod endpoint;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use aya::Ebpf;
 use gadgetd_dbus::stream::{DataSourceInfo, Field};
 
-use super::datasource::{self, DataSource, Described};
 pub use super::datasource::Kind;
+use super::datasource::{self, DataSource, Described};
 use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
@@ -26,8 +26,8 @@ use super::rawmap::RawHashMap;
 use super::reader::{Batch, EventReader};
 use super::snapshot;
 use super::stacks;
-use super::tag;
 use super::table_sort as sort;
+use super::tag;
 use super::topper::{self, SortSpec, TopperReader};
 
 /// A parsed and classified gadget, ready to start any number of times.

@@ -27,7 +27,15 @@ pub fn per_source(sources: &[DataSource], spec: Option<&str>) -> Result<Vec<Opti
             Some((source, field)) => {
                 let i = index(source)
                     .filter(|&i| sources[i].kind.is_table())
-                    .ok_or_else(|| bad(entry, format!("names no data source that prints tables ({})", names(&tables))))?;
+                    .ok_or_else(|| {
+                        bad(
+                            entry,
+                            format!(
+                                "names no data source that prints tables ({})",
+                                names(&tables)
+                            ),
+                        )
+                    })?;
                 specs[i].push(format!("{minus}{field}"));
             }
             None if tables.len() <= 1 => {
@@ -68,9 +76,13 @@ pub fn per_source(sources: &[DataSource], spec: Option<&str>) -> Result<Vec<Opti
                 }
                 _ => None,
             };
-            parsed
-                .transpose()
-                .map_err(|e| if sources.len() > 1 { e.in_datasource(&s.name) } else { e })
+            parsed.transpose().map_err(|e| {
+                if sources.len() > 1 {
+                    e.in_datasource(&s.name)
+                } else {
+                    e
+                }
+            })
         })
         .collect()
 }
