@@ -179,23 +179,21 @@ fn parameters_are_typed_flags_with_help() {
     let bus = Bus::start();
     let agent = Agent::start(&bus);
     let open = gadget("trace_open");
-    let out = agent.ctl(&["run", s(&open), "--targ_pid", "abc"]);
+    let out = agent.ctl(&["run", s(&open), "--pid", "abc"]);
     assert!(
-        stderr(&out).contains("parameter `targ_pid`: `abc` is not an integer"),
+        stderr(&out).contains("parameter `pid`: `abc` is not an integer"),
         "{}",
         stderr(&out)
     );
     let out = agent.ctl(&["run", s(&open), "--nope", "1"]);
     assert!(
-        stderr(&out).contains("`--nope` is neither an option of `gadgetctl run` nor a parameter of gadget trace_open; its parameters: --targ_pid, --targ_failed"),
+        stderr(&out).contains("`--nope` is neither an option of `gadgetctl run` nor a parameter of gadget trace_open; its parameters: --pid, --tid, --uid, --gid, --comm, --failed"),
         "{}",
         stderr(&out)
     );
-    let out = agent.ctl(&["run", s(&open), "--targ_pid", "99999999999"]);
+    let out = agent.ctl(&["run", s(&open), "--pid", "99999999999"]);
     assert!(
-        stderr(&out).contains(
-            "parameter `targ_pid`: `99999999999` is out of range -2147483648..=2147483647"
-        ),
+        stderr(&out).contains("parameter `pid`: `99999999999` is out of range 0..=4294967295"),
         "{}",
         stderr(&out)
     );
@@ -221,9 +219,9 @@ fn parameters_are_typed_flags_with_help() {
         "json",
         "--timeout",
         "3s",
-        "--targ_pid",
+        "--pid",
         &me,
-        "--targ_failed",
+        "--failed",
     ]);
     agent.wait_running(1);
     let dir = TempDir::new("flags");
@@ -238,7 +236,8 @@ fn parameters_are_typed_flags_with_help() {
         .filter(|e| e["fname"].as_str().is_some_and(|f| f.contains("exists")))
         .collect();
     assert_eq!(ours.len(), 1, "only the failed open: {events:?}");
-    assert_eq!(ours[0]["ret"], -libc::ENOENT);
+    assert_eq!(ours[0]["error_raw"], libc::ENOENT);
+    assert_eq!(ours[0]["error"], "ENOENT");
 }
 
 #[test]
