@@ -293,13 +293,25 @@ fn without_timestamp(e: &gadgetd::testing::Event) -> serde_json::Value {
         ts.as_str().is_some_and(|t| t.ends_with('Z')),
         "timestamp {ts}"
     );
+    if let Some(raw) = e.remove("timestamp_raw") {
+        assert!(raw.as_u64().is_some_and(|ns| ns > 0), "timestamp_raw {raw}");
+    }
+    // Which thread of the parent forked depends on the harness; its pid stays.
+    for key in ["proc.parent.comm", "proc.parent.tid"] {
+        if let Some(v) = e.remove(key) {
+            assert!(v != "" && v != 0, "{key} is empty");
+        }
+    }
     no_container(e)
 }
 
 /// The event of a host process: the container fields that follow its
 /// namespace field (docs/containers.md) are there and empty; dropped for comparison.
 fn no_container(mut e: gadgetd::testing::Event) -> serde_json::Value {
-    if e.contains_key("mntns_id") || e.contains_key("netns_id") {
+    if ["mntns_id", "netns_id", "proc.mntns_id"]
+        .iter()
+        .any(|k| e.contains_key(*k))
+    {
         for (key, _) in gadgetd::runtime::enrich::FIELDS {
             if let Some(v) = e.remove(*key) {
                 assert_eq!(v, "", "{key} of a host process");
@@ -309,12 +321,29 @@ fn no_container(mut e: gadgetd::testing::Event) -> serde_json::Value {
     serde_json::Value::Object(e)
 }
 
+/// The `proc.*` fields (struct gadget_process) of a root process of this
+/// host's mount namespace, as [`without_timestamp`] leaves them, merged into `rest`.
+fn root_proc(pid: u32, tid: u32, comm: &str, ppid: u32, rest: serde_json::Value) -> serde_json::Value {
+    let mut v = json!({"proc.comm": comm, "proc.pid": pid, "proc.tid": tid,
+        "proc.mntns_id": own_ns("mnt"), "proc.creds.uid": 0, "proc.creds.uid_name": "root",
+        "proc.creds.gid": 0, "proc.creds.gid_name": "root", "proc.parent.pid": ppid});
+    v.as_object_mut()
+        .unwrap()
+        .extend(rest.as_object().unwrap().clone());
+    v
+}
+
+/// The parent process id of this process.
+fn own_ppid() -> u32 {
+    nix::unistd::getppid().as_raw() as u32
+}
+
 #[test]
 fn trace_signal_reports_a_signal_we_send() {
     let me = std::process::id();
     let test = lib_gadget("trace_signal")
-        .param("targ_pid", me)
-        .param("targ_sig", libc::SIGUSR1);
+        .param("pid", me)
+        .param("signal", libc::SIGUSR1);
     let mut child = Workload::new("sleep").arg("30").spawn();
     let target = child.id();
     let (capture, (tid, comm)) = test
@@ -335,8 +364,14 @@ fn trace_signal_reports_a_signal_we_send() {
         .expect("no event for our signal");
     assert_eq!(
         without_timestamp(ev),
-        json!({"pid": me, "tid": tid, "uid": 0, "uid_name": "root", "mntns_id": own_ns("mnt"), "tpid": target,
-               "sig": libc::SIGUSR1, "sig_name": "SIGUSR1", "result": "DELIVERED", "comm": comm, "tcomm": "sleep"})
+        root_proc(
+            me,
+            tid,
+            &comm,
+            own_ppid(),
+            json!({"tpid": target, "tcomm": "sleep", "sig_raw": libc::SIGUSR1, "sig": "SIGUSR1",
+                   "result_raw": 0, "result": "DELIVERED"})
+        )
     );
 }
 
@@ -344,8 +379,8 @@ fn trace_signal_reports_a_signal_we_send() {
 fn trace_bind_reports_a_bind_and_a_failing_one() {
     use std::os::fd::AsRawFd;
     let me = std::process::id();
-    let test = lib_gadget("trace_bind").param("targ_pid", me);
-    let (capture, (port, fd, comm)) = test
+    let test = lib_gadget("trace_bind").param("pid", me);
+    let (capture, (port, fd, comm, tid)) = test
         .trace_with(|| {
             let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             let port = a.local_addr().unwrap().port();
@@ -353,7 +388,7 @@ fn trace_bind_reports_a_bind_and_a_failing_one() {
             assert!(std::net::UdpSocket::bind(("127.0.0.1", port)).is_err());
             let fd = a.as_raw_fd() as u32;
             std::thread::sleep(Duration::from_millis(50));
-            (port, fd, own_comm())
+            (port, fd, own_comm(), nix::unistd::gettid().as_raw() as u32)
         })
         .unwrap();
     let ours = capture.all(|e| {
@@ -367,17 +402,19 @@ fn trace_bind_reports_a_bind_and_a_failing_one() {
         "bind to :0, then to {port}: {:?}",
         capture.events
     );
-    let base = |addr: String, ret: i32, name: &str, fd: u32| {
-        json!({"pid": me, "uid": 0, "uid_name": "root", "mntns_id": own_ns("mnt"), "ret": ret, "ret_name": name,
-               "fd": fd, "addr": addr, "comm": comm})
-    };
     assert_eq!(
         without_timestamp(ours[0]),
-        base("127.0.0.1:0".into(), 0, "", fd)
+        root_proc(
+            me,
+            tid,
+            &comm,
+            own_ppid(),
+            json!({"addr": "127.0.0.1:0", "fd": fd, "error_raw": 0, "error": ""})
+        )
     );
     let failed = without_timestamp(ours[1]);
-    assert_eq!(failed["ret"], -libc::EADDRINUSE);
-    assert_eq!(failed["ret_name"], "EADDRINUSE");
+    assert_eq!(failed["error_raw"], libc::EADDRINUSE);
+    assert_eq!(failed["error"], "EADDRINUSE");
     assert_eq!(failed["addr"], format!("127.0.0.1:{port}"));
 }
 
@@ -406,55 +443,55 @@ fn trace_mount_reports_mounts_with_flag_names_in_a_fresh_mount_namespace() {
     assert!(status.success(), "the mount script failed");
     // The workload's own setup (MS_REC|MS_PRIVATE on /, before exec) is traced too.
     let all: Vec<serde_json::Value> = capture
-        .all(|e| e["pid"] == pid)
+        .all(|e| e["proc.pid"] == pid)
         .into_iter()
         .map(without_timestamp)
         .collect();
     assert_eq!(all[0]["flags"], "MS_REC|MS_PRIVATE", "{all:?}");
-    let ours: Vec<serde_json::Value> = all.into_iter().filter(|e| e["comm"] == "python3").collect();
+    let ours: Vec<serde_json::Value> = all
+        .into_iter()
+        .filter(|e| e["proc.comm"] == "python3")
+        .collect();
     assert_eq!(ours.len(), 3, "{ours:?}");
-    let mntns = ours[0]["mntns_id"].as_u64().unwrap();
+    let mntns = ours[0]["proc.mntns_id"].as_u64().unwrap();
     assert_ne!(
         mntns,
         own_ns("mnt"),
         "the workload runs in its own mount namespace"
     );
-    let ev = |op: &str,
-              ret: i32,
-              ret_name: &str,
-              flags: serde_json::Value,
-              fs: &str,
-              src: &str,
-              target: &str,
-              data: &str| {
-        json!({"pid": pid, "tid": pid, "mntns_id": mntns, "ret": ret, "ret_name": ret_name, "op": op, "flags": flags,
-               "comm": "python3", "fs": fs, "src": src, "target": target, "data": data})
+    let ev = |op: (u32, &str), flags: (u64, &str), error: (i32, &str), paths: [&str; 4]| {
+        let mut v = root_proc(
+            pid,
+            pid,
+            "python3",
+            std::process::id(),
+            json!({"op_raw": op.0, "op": op.1, "flags_raw": flags.0, "flags": flags.1,
+                   "error_raw": error.0, "error": error.1,
+                   "fs": paths[0], "src": paths[1], "target": paths[2], "data": paths[3]}),
+        );
+        v["proc.mntns_id"] = mntns.into();
+        v
     };
     assert_eq!(
         ours[0],
         ev(
-            "MOUNT",
-            0,
-            "",
-            json!("MS_RDONLY|MS_NOSUID"),
-            "tmpfs",
-            "gadgetd-test",
-            t,
-            "size=1m"
+            (0, "MOUNT"),
+            (1 | 2, "MS_RDONLY|MS_NOSUID"),
+            (0, ""),
+            ["tmpfs", "gadgetd-test", t, "size=1m"]
         )
     );
-    assert_eq!(ours[1], ev("UMOUNT", 0, "", json!(0), "", "", t, ""));
+    assert_eq!(
+        ours[1],
+        ev((1, "UMOUNT"), (0, ""), (0, ""), ["", "", t, ""])
+    );
     assert_eq!(
         ours[2],
         ev(
-            "MOUNT",
-            -libc::ENOENT,
-            "ENOENT",
-            json!(0),
-            "tmpfs",
-            "none",
-            "/nonexistent-gadgetd",
-            ""
+            (0, "MOUNT"),
+            (0, ""),
+            (libc::ENOENT, "ENOENT"),
+            ["tmpfs", "none", "/nonexistent-gadgetd", ""]
         )
     );
 }
@@ -463,15 +500,15 @@ fn trace_mount_reports_mounts_with_flag_names_in_a_fresh_mount_namespace() {
 fn trace_tcp_reports_our_connect_and_the_handshake() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let test = lib_gadget("trace_tcp").param("targ_port", port);
-    let (capture, (local, comm)) = test
+    let test = lib_gadget("trace_tcp").param("port", port);
+    let (capture, (local, comm, tid)) = test
         .trace_with(|| {
             let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             let (_accepted, _) = listener.accept().unwrap();
             let local = s.local_addr().unwrap().port();
             drop(s);
             std::thread::sleep(Duration::from_millis(50));
-            (local, own_comm())
+            (local, own_comm(), nix::unistd::gettid().as_raw() as u32)
         })
         .unwrap();
     let client = format!("127.0.0.1:{local}");
@@ -482,8 +519,13 @@ fn trace_tcp_reports_our_connect_and_the_handshake() {
     assert_eq!(
         without_timestamp(connect),
         // The kernel enters SYN_SENT before it picks the local port.
-        json!({"pid": std::process::id(), "mntns_id": own_ns("mnt"), "src": "127.0.0.1:0", "dst": server,
-               "oldstate": "CLOSE", "newstate": "SYN_SENT", "comm": comm})
+        root_proc(
+            std::process::id(),
+            tid,
+            &comm,
+            own_ppid(),
+            json!({"src": "127.0.0.1:0", "dst": server, "oldstate": "CLOSE", "newstate": "SYN_SENT"})
+        )
     );
     let transitions: Vec<(String, String, String)> = capture
         .events
@@ -644,7 +686,7 @@ fn trace_oomkill_reports_a_victim_of_a_small_memory_cgroup() {
         Some(libc::SIGKILL),
         "the hog was not killed"
     );
-    let ev = capture.find(|e| e["pid"] == pid).unwrap_or_else(|| {
+    let ev = capture.find(|e| e["tpid"] == pid).unwrap_or_else(|| {
         panic!(
             "no OOM kill reported: {:?} {:?}",
             capture.events,
@@ -652,11 +694,12 @@ fn trace_oomkill_reports_a_victim_of_a_small_memory_cgroup() {
         )
     });
     let ev = without_timestamp(ev);
-    assert_eq!(ev["comm"], "python3");
-    assert_eq!(ev["uid"], 0);
-    assert_eq!(ev["uid_name"], "root");
-    assert_eq!(ev["trigger_pid"], pid, "the hog ran into its own limit");
-    assert_eq!(ev["trigger_comm"], "python3");
+    assert_eq!(ev["tcomm"], "python3");
+    assert_eq!(ev["tuid"], 0);
+    assert_eq!(ev["tuid_name"], "root");
+    assert_eq!(ev["proc.pid"], pid, "the hog ran into its own limit");
+    assert_eq!(ev["proc.comm"], "python3");
+    assert_eq!(ev["proc.creds.uid"], 0);
     assert_eq!(ev["oom_score_adj"], 0);
     let rss = ev["anon_rss_kb"].as_u64().unwrap();
     assert!(
