@@ -694,7 +694,7 @@ fn columns_fit_the_terminal_width() {
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 6, "{text}");
     assert!(text.lines().all(|l| cells(l) <= 40), "{text}");
-    assert_eq!(titles(&out), ["PID", "PPID", "UID", "COMM"]);
+    assert_eq!(titles(&out), ["COMM", "PID", "CREDS.UID", "PARENT.PID"]);
 }
 
 /// What the shell gets when it completes `words` (fish's protocol: one

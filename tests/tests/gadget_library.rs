@@ -16,6 +16,8 @@ fn lib_gadget(name: &str) -> GadgetTest {
 #[test]
 fn snapshot_process_lists_a_process_of_another_user_in_its_own_mount_namespace() {
     let test = lib_gadget("snapshot_process");
+    // The parent is this thread (it forks the workload).
+    let (parent_tid, parent_comm) = (nix::unistd::gettid().as_raw() as u32, own_comm());
     let mut child = Workload::new("sleep")
         .arg("30")
         .as_user(65534, 65534)
@@ -42,8 +44,9 @@ fn snapshot_process_lists_a_process_of_another_user_in_its_own_mount_namespace()
         .unwrap_or_else(|| panic!("pid {pid} not in {} rows", rows.len()));
     assert_eq!(
         no_container(row.clone()),
-        json!({"pid": pid, "tid": pid, "ppid": std::process::id(), "uid": 65534, "uid_name": "nobody",
-               "gid": 65534, "gid_name": "nogroup", "mntns_id": mntns, "comm": "sleep"})
+        json!({"pid": pid, "tid": pid, "parent.pid": std::process::id(), "parent.tid": parent_tid,
+               "parent.comm": parent_comm, "creds.uid": 65534, "creds.uid_name": "nobody",
+               "creds.gid": 65534, "creds.gid_name": "nogroup", "mntns_id": mntns, "comm": "sleep"})
     );
     assert_ne!(mntns, own_ns("mnt"));
     // Threads are folded into their process unless asked for.
@@ -203,10 +206,19 @@ fn top_file_counts_our_reads_and_writes_of_one_file() {
         assert_eq!(sum(f), v, "{f}");
         row.remove(f);
     }
+    // The parent is the test harness: which of its threads forked us varies.
+    row.remove("proc.parent.comm");
+    row.remove("proc.parent.tid");
     assert_eq!(
         no_container(row),
-        json!({"pid": std::process::id(), "tid": tid, "mntns_id": own_ns("mnt"), "dev": kernel_dev(meta.dev()),
-               "inode": meta.ino(), "type": "REGULAR", "comm": comm, "file": "top-file-probe.bin"})
+        root_proc(
+            std::process::id(),
+            tid,
+            &comm,
+            own_ppid(),
+            json!({"dev": kernel_dev(meta.dev()), "inode": meta.ino(), "type": "REGULAR",
+                   "file": "top-file-probe.bin"})
+        )
     );
     // Every table is sorted by reads, busiest first (the default: first value field, descending).
     for t in &capture.tables {
