@@ -283,7 +283,7 @@ fn advise_seccomp_prints_a_profile_of_what_the_workload_called() {
         "seccomp",
         "--timeout",
         "2500ms",
-        "--targ_comm",
+        "--comm",
         "gseccomp-probe",
     ]);
     std::thread::sleep(Duration::from_millis(1200));

@@ -234,7 +234,7 @@ fn profile_blockio_counts_our_direct_writes_in_a_log2_histogram() {
     // Only the disk our temporary directory lives on.
     let (maj, min) = disk_of(std::fs::metadata(dir.path()).unwrap().dev());
     let dev = ((maj as u64) << 20) | min as u64;
-    let test = lib_gadget("profile_blockio").param("targ_dev", dev);
+    let test = lib_gadget("profile_blockio").param("dev", dev);
     const WRITES: u64 = 64;
     let path = dir.path().join("direct.bin");
     // Allocate the blocks first: ext4 turns extending O_DIRECT writes into buffered ones.
