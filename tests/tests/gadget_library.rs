@@ -335,7 +335,13 @@ fn no_container(mut e: gadgetd::testing::Event) -> serde_json::Value {
 
 /// The `proc.*` fields (struct gadget_process) of a root process of this
 /// host's mount namespace, as [`without_timestamp`] leaves them, merged into `rest`.
-fn root_proc(pid: u32, tid: u32, comm: &str, ppid: u32, rest: serde_json::Value) -> serde_json::Value {
+fn root_proc(
+    pid: u32,
+    tid: u32,
+    comm: &str,
+    ppid: u32,
+    rest: serde_json::Value,
+) -> serde_json::Value {
     let mut v = json!({"proc.comm": comm, "proc.pid": pid, "proc.tid": tid,
         "proc.mntns_id": own_ns("mnt"), "proc.creds.uid": 0, "proc.creds.uid_name": "root",
         "proc.creds.gid": 0, "proc.creds.gid_name": "root", "proc.parent.pid": ppid});
@@ -1029,4 +1035,217 @@ fn task_file_iterators_list_the_open_files_of_a_process() {
     let mut fds: Vec<u64> = rows.iter().map(|r| r["fd"].as_u64().unwrap()).collect();
     fds.dedup();
     assert_eq!(fds.len(), rows.len());
+}
+
+/// Issue 18 item 6: the common filters of gadget/filter.h, the same flags on
+/// every gadget. Each case makes the same activity in two processes that
+/// differ in the filtered attribute and asserts only the selected one is seen.
+
+/// A file the unprivileged user (65534) may read, and the opens of it by
+/// `cat` as that user and by `head` as root, traced with one filter.
+fn trace_open_with(flag: &str, value: &str) -> (Vec<(String, u64)>, u32, u32) {
+    let dir = TempDir::new(&format!("filter-{flag}"));
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let file = dir.path().join("probe");
+    std::fs::write(&file, b"x\n").unwrap();
+    let f = file.to_str().unwrap().to_string();
+    let test = lib_gadget("trace_open").param(flag, value);
+    let (capture, (cat, head)) = test
+        .trace_with(|| {
+            let cat = Workload::new("cat").arg(&f).as_user(65534, 65534).run().0;
+            let head = Workload::new("head").arg(&f).run().0;
+            (cat, head)
+        })
+        .unwrap();
+    let seen = capture
+        .all(|e| e["fname"] == file.to_str().unwrap())
+        .iter()
+        .map(|e| {
+            (
+                e["proc.comm"].as_str().unwrap().to_string(),
+                e["proc.creds.uid"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (seen, cat, head)
+}
+
+#[test]
+fn common_filters_select_one_process_of_two_in_a_tracer() {
+    let cat = || vec![("cat".to_string(), 65534u64)];
+    for (flag, value) in [("comm", "cat"), ("uid", "65534"), ("gid", "65534")] {
+        let (seen, _, _) = trace_open_with(flag, value);
+        assert_eq!(seen, cat(), "--{flag} {value}");
+    }
+    let (seen, _, _) = trace_open_with("comm", "head");
+    assert_eq!(seen, [("head".to_string(), 0)], "--comm head");
+    // No filter: both.
+    let (mut seen, _, _) = trace_open_with("uid", "4294967295");
+    seen.sort();
+    assert_eq!(seen, [("cat".to_string(), 65534), ("head".to_string(), 0)]);
+}
+
+#[test]
+fn common_filters_select_the_sender_by_pid_and_tid() {
+    let me = std::process::id();
+    let mut target = Workload::new("sleep").arg("30").spawn();
+    let target_pid = nix::unistd::Pid::from_raw(target.id() as i32);
+    let cont = nix::sys::signal::Signal::SIGCONT;
+    // A sender thread of this process, waiting to be told to send.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let sender = std::thread::spawn(move || {
+        tid_tx.send(nix::unistd::gettid().as_raw() as u32).unwrap();
+        while wait.recv().is_ok() {
+            nix::sys::signal::kill(target_pid, cont).unwrap();
+        }
+    });
+    let sender_tid = tid_rx.recv().unwrap();
+    for (flag, value) in [("pid", me), ("tid", sender_tid)] {
+        let go = go.clone();
+        let (capture, (workload_tid, other)) = lib_gadget("trace_signal")
+            .param(flag, value)
+            .param("signal", libc::SIGCONT)
+            .trace_with(move || {
+                // This process twice (two threads), another process once.
+                go.send(()).unwrap();
+                nix::sys::signal::kill(target_pid, cont).unwrap();
+                let other = Workload::new("kill")
+                    .args(["-CONT", &target_pid.to_string()])
+                    .run()
+                    .0;
+                std::thread::sleep(Duration::from_millis(50));
+                (nix::unistd::gettid().as_raw() as u32, other)
+            })
+            .unwrap();
+        let mut senders: Vec<(u64, u64)> = capture
+            .all(|e| e["tpid"] == target_pid.as_raw())
+            .iter()
+            .map(|e| {
+                (
+                    e["proc.pid"].as_u64().unwrap(),
+                    e["proc.tid"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        senders.sort();
+        let mut want = vec![(me as u64, sender_tid as u64)];
+        if flag == "pid" {
+            want.push((me as u64, workload_tid as u64));
+            want.sort();
+        }
+        assert_eq!(
+            senders, want,
+            "--{flag} {value} (the other sender was {other})"
+        );
+    }
+    drop(go);
+    sender.join().unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+}
+
+#[test]
+fn common_filters_select_rows_of_a_snapshot_and_a_map_iterator() {
+    // Snapshot: a sleep of user 65534 and this (root) process.
+    let mut child = Workload::new("sleep")
+        .arg("30")
+        .as_user(65534, 65534)
+        .spawn();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
+        assert!(std::time::Instant::now() < deadline, "sleep did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (flag, value) in [
+        ("uid", "65534"),
+        ("gid", "65534"),
+        ("pid", &pid.to_string()[..]),
+    ] {
+        let rows = lib_gadget("snapshot_process")
+            .param(flag, value)
+            .snapshot()
+            .unwrap();
+        assert!(
+            rows.iter().any(|r| r["pid"] == pid),
+            "--{flag} {value}: {rows:?}"
+        );
+        assert!(
+            rows.iter().all(|r| r["creds.uid"] == 65534),
+            "--{flag} {value}: {rows:?}"
+        );
+        assert!(!rows.iter().any(|r| r["pid"] == std::process::id()));
+    }
+    let rows = lib_gadget("snapshot_process")
+        .param("comm", "sleep")
+        .snapshot()
+        .unwrap();
+    assert!(rows.iter().any(|r| r["pid"] == pid), "{rows:?}");
+    assert!(rows.iter().all(|r| r["comm"] == "sleep"), "{rows:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Map iterator: dd writes as user 65534, tee as root, the same bytes.
+    let dir = TempDir::new("filter-top");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    for (flag, value, want) in [("uid", "65534", "dd"), ("comm", "tee", "tee")] {
+        let mut test = lib_gadget("top_file")
+            .param(flag, value)
+            .param("regular_only", true);
+        test.options.interval = Some(Duration::from_millis(200));
+        test.settle = Duration::from_millis(500);
+        let (src, by_dd, by_tee) = (
+            dir.path().join(format!("src-{flag}")),
+            dir.path().join(format!("dd-{flag}")),
+            dir.path().join(format!("tee-{flag}")),
+        );
+        std::fs::write(&src, vec![1u8; 4096]).unwrap();
+        std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let (s, d, t) = (
+            src.to_str().unwrap().to_string(),
+            by_dd.to_str().unwrap().to_string(),
+            by_tee.to_str().unwrap().to_string(),
+        );
+        let (capture, _) = test
+            .trace_with(move || {
+                Workload::new("dd")
+                    .args([format!("if={s}"), format!("of={d}"), "status=none".into()])
+                    .as_user(65534, 65534)
+                    .run();
+                Workload::new("sh")
+                    .args(["-c".to_string(), format!("tee {t} < {s} > /dev/null")])
+                    .run();
+            })
+            .unwrap();
+        let writers: std::collections::BTreeSet<String> = capture
+            .tables
+            .iter()
+            .flatten()
+            .filter(|r| {
+                r["wbytes"].as_u64() > Some(0)
+                    && r["file"].as_str().is_some_and(|f| f.ends_with(flag))
+            })
+            .map(|r| r["proc.comm"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            writers.into_iter().collect::<Vec<_>>(),
+            [want],
+            "--{flag} {value}: {:?}",
+            capture.tables
+        );
+    }
 }
