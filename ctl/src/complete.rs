@@ -131,7 +131,11 @@ pub fn gadget_params(current: &OsStr) -> Vec<CompletionCandidate> {
             let (conn, _) =
                 gadgetd_dbus::connect(address.as_deref().map(gadgetd_dbus::Endpoint::parse))
                     .await?;
-            crate::run_params::describe(&conn, std::path::Path::new(&gadget), "").await
+            // The definition next to the object renames parameters, as in `run`.
+            let object = std::path::Path::new(&gadget);
+            let definition =
+                std::fs::read_to_string(object.with_extension("yaml")).unwrap_or_default();
+            crate::run_params::describe(&conn, object, &definition).await
         } else {
             crate::run_params::describe_image(address.as_deref(), &gadget).await
         }

@@ -1,16 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
-/* profile_blockio: block I/O latency histogram, from the block request tracepoints. */
-#include <vmlinux/vmlinux.h>
+/*
+ * profile_blockio: block I/O latency histogram, from the block request
+ * tracepoints (no kprobes needed). One data source, the log2 histogram
+ * `blockio` (gadget/histogram.h). The common filters select the task that
+ * issues or queues a request.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
-#include <gadget/macros.h>
-#include <gadget/histogram.h>
 
-/* Only this device (kernel dev_t: major << 20 | minor; 0: all). */
-GADGET_PARAM(__u32, targ_dev, 0);
-/* Time from insertion into the queue instead of from issue to the device. */
-GADGET_PARAM(bool, targ_queued, false);
+#include <gadget/filter.h>
+#include <gadget/histogram.h>
+#include <gadget/macros.h>
+#include <gadget/types.h>
+
+/* Only this device (--dev; kernel dev_t: major << 20 | minor; 0: all). */
+const volatile __u32 targ_dev = 0;
+GADGET_PARAM(targ_dev);
+/* Time from insertion into the queue, not from issue to the device (--queued). */
+const volatile bool targ_queued = false;
+GADGET_PARAM(targ_queued);
 
 /* No padding: the whole key is compared, and padding would be stack garbage. */
 struct request_id {
@@ -34,12 +43,14 @@ static __always_inline int begin(__u32 dev, __u64 sector)
 
 	if (targ_dev && targ_dev != dev)
 		return 0;
+	if (gadget_should_discard_data_current())
+		return 0;
 	bpf_map_update_elem(&start, &id, &ts, BPF_ANY);
 	return 0;
 }
 
 SEC("tracepoint/block/block_rq_insert")
-int profile_blockio_insert(struct trace_event_raw_block_rq *ctx)
+int ig_profio_insert(struct trace_event_raw_block_rq *ctx)
 {
 	if (!targ_queued)
 		return 0;
@@ -47,7 +58,7 @@ int profile_blockio_insert(struct trace_event_raw_block_rq *ctx)
 }
 
 SEC("tracepoint/block/block_rq_issue")
-int profile_blockio_issue(struct trace_event_raw_block_rq *ctx)
+int ig_profio_issue(struct trace_event_raw_block_rq *ctx)
 {
 	if (targ_queued)
 		return 0;
@@ -55,7 +66,7 @@ int profile_blockio_issue(struct trace_event_raw_block_rq *ctx)
 }
 
 SEC("tracepoint/block/block_rq_complete")
-int profile_blockio_complete(struct trace_event_raw_block_rq_completion *ctx)
+int ig_profio_done(struct trace_event_raw_block_rq_completion *ctx)
 {
 	struct request_id id = { .dev = ctx->dev, .sector = ctx->sector };
 	__u64 *ts = bpf_map_lookup_elem(&start, &id);

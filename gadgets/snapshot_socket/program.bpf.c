@@ -1,43 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0
-/* snapshot_socket: TCP and UDP sockets of each network namespace, from socket iterators. */
+/*
+ * snapshot_socket: TCP and UDP sockets of each network namespace, from
+ * socket iterators. One data source, `sockets`, the union of the rows of
+ * both iterators; the agent tags each row with the namespace it iterated
+ * (netns_id). Sockets carry no process: the process filters (--pid,
+ * --comm, ...) drop every row.
+ */
 /* arm64's vmlinux.h has an unrelated enumerator CLOSE (enum fsl_mc_cmd_index):
  * renamed while it is included, so the state names below can be the usual ones. */
 #define CLOSE vmlinux_CLOSE
-#include <vmlinux/vmlinux.h>
+#include <vmlinux.h>
 #undef CLOSE
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include <gadget/types.h>
+
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define AF_INET 2
 #define AF_INET6 10
 
-enum proto_t { TCP = 6, UDP = 17 };
+enum sock_proto { TCP = 6, UDP = 17 };
 
 /* Socket states as the kernel numbers them (include/net/tcp_states.h). */
-enum sock_state_t {
+enum sock_state {
 	ESTABLISHED = 1, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT,
 	CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV,
 };
 
 struct socket_row {
-	enum proto_t proto;
-	enum sock_state_t state;
+	enum sock_proto proto;
+	enum sock_state state;
 	struct gadget_l4endpoint_t src;
 	struct gadget_l4endpoint_t dst;
 	__u64 inode;
 };
 
-GADGET_ITER_TYPE(struct socket_row);
+GADGET_ITER(sockets, socket_row, ig_snap_tcp, ig_snap_udp);
 
-static __always_inline int write_row(struct seq_file *seq, struct sock_common *skc, enum proto_t proto, __u64 inode)
+static __always_inline int write_row(struct seq_file *seq, struct sock_common *skc,
+				     enum sock_proto proto, __u64 inode)
 {
 	struct socket_row row = {};
 	__u16 family = BPF_CORE_READ(skc, skc_family);
 
 	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (gadget_should_discard_unattributed())
 		return 0;
 	row.proto = proto;
 	row.state = BPF_CORE_READ(skc, skc_state);
@@ -59,7 +70,7 @@ static __always_inline int write_row(struct seq_file *seq, struct sock_common *s
 }
 
 SEC("iter/tcp")
-int snapshot_tcp(struct bpf_iter__tcp *ctx)
+int ig_snap_tcp(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
 	__u64 inode = 0;
@@ -67,7 +78,8 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 	if (!skc)
 		return 0;
 	/* Full sockets have an inode; request and time-wait sockets do not. */
-	if (BPF_CORE_READ(skc, skc_state) != TIME_WAIT && BPF_CORE_READ(skc, skc_state) != NEW_SYN_RECV) {
+	if (BPF_CORE_READ(skc, skc_state) != TIME_WAIT &&
+	    BPF_CORE_READ(skc, skc_state) != NEW_SYN_RECV) {
 		struct sock *sk = (struct sock *)skc;
 
 		inode = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
@@ -76,7 +88,7 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 }
 
 SEC("iter/udp")
-int snapshot_udp(struct bpf_iter__udp *ctx)
+int ig_snap_udp(struct bpf_iter__udp *ctx)
 {
 	struct udp_sock *udp = ctx->udp_sk;
 	struct sock *sk;
@@ -84,7 +96,8 @@ int snapshot_udp(struct bpf_iter__udp *ctx)
 	if (!udp)
 		return 0;
 	sk = (struct sock *)udp;
-	return write_row(ctx->meta->seq, &sk->__sk_common, UDP, BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino));
+	return write_row(ctx->meta->seq, &sk->__sk_common, UDP,
+			 BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino));
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,29 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
-/* top_file: reads and writes per process and file, from read/write syscall tracepoints. */
-#include <vmlinux/vmlinux.h>
+/*
+ * top_file: reads and writes per process and file, from the read/write
+ * syscall tracepoints (no kprobes needed). One data source, `files`: a map
+ * iterator, the map read and cleared every interval.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
-#include <gadget/mntns_filter.h>
+
+#include <gadget/common.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define S_IFMT 00170000
 #define S_IFREG 0100000
 #define S_IFSOCK 0140000
 
-enum file_type_t { OTHER = 0, REGULAR = 1, SOCKET = 2 };
+enum file_type { OTHER = 0, REGULAR = 1, SOCKET = 2 };
 
+/* The key: who, and which file. */
 struct file_id {
-	gadget_pid pid;
-	gadget_pid tid;
-	gadget_mntns_id mntns_id;
+	struct gadget_process proc;
 	__u32 dev;
 	__u64 inode;
-	enum file_type_t type;
-	__u8 comm[TASK_COMM_LEN];
-	__u8 file[64];
+	enum file_type type;
+	char file[64];
 };
 
+/* The value: what it did this interval. */
 struct file_stat {
 	__u64 reads;
 	__u64 writes;
@@ -31,11 +36,11 @@ struct file_stat {
 	__u64 wbytes;
 };
 
-/* Only this process id (0: all). */
-GADGET_PARAM(pid_t, targ_pid, 0);
-/* Count regular files only (no sockets, pipes, terminals). */
-GADGET_PARAM(bool, regular_only, false);
+/* Count regular files only, no sockets, pipes or terminals (--regular_only). */
+const volatile bool regular_only = false;
+GADGET_PARAM(regular_only);
 
+/* A read or write in flight: its descriptor, by thread id. */
 struct call {
 	__u32 fd;
 };
@@ -52,26 +57,24 @@ struct {
 	__uint(max_entries, 10240);
 	__type(key, struct file_id);
 	__type(value, struct file_stat);
-} stats_files SEC(".maps");
+} stats SEC(".maps");
 
-static __always_inline int enter(struct trace_event_raw_sys_enter *ctx)
+GADGET_MAPITER(files, stats);
+
+static __always_inline int enter(struct syscall_trace_enter *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call call = { .fd = (__u32)ctx->args[0] };
 
-	if (targ_pid && targ_pid != (pid_tgid >> 32))
-		return 0;
-	if (gadget_should_discard_mntns_id(gadget_get_mntns_id()))
+	if (gadget_should_discard_data_current())
 		return 0;
 	bpf_map_update_elem(&calls, &tid, &call, BPF_ANY);
 	return 0;
 }
 
-static __always_inline int leave(struct trace_event_raw_sys_exit *ctx, const bool write)
+static __always_inline int leave(struct syscall_trace_exit *ctx, const bool write)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file_id key = {};
 	struct file_stat zero = {}, *stat;
@@ -98,19 +101,16 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx, const boo
 		key.type = SOCKET;
 	if (regular_only && key.type != REGULAR)
 		return 0;
-	key.pid = pid_tgid >> 32;
-	key.tid = tid;
-	key.mntns_id = gadget_get_mntns_id();
+	gadget_process_populate(&key.proc);
 	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	key.inode = BPF_CORE_READ(file, f_inode, i_ino);
-	bpf_get_current_comm(&key.comm, sizeof(key.comm));
 	dentry = BPF_CORE_READ(file, f_path.dentry);
 	bpf_probe_read_kernel_str(&key.file, sizeof(key.file), BPF_CORE_READ(dentry, d_name.name));
 
-	stat = bpf_map_lookup_elem(&stats_files, &key);
+	stat = bpf_map_lookup_elem(&stats, &key);
 	if (!stat) {
-		bpf_map_update_elem(&stats_files, &key, &zero, BPF_NOEXIST);
-		stat = bpf_map_lookup_elem(&stats_files, &key);
+		bpf_map_update_elem(&stats, &key, &zero, BPF_NOEXIST);
+		stat = bpf_map_lookup_elem(&stats, &key);
 		if (!stat)
 			return 0;
 	}
@@ -125,15 +125,27 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx, const boo
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
-int top_file_enter_read(struct trace_event_raw_sys_enter *ctx) { return enter(ctx); }
+int ig_topfile_rd_e(struct syscall_trace_enter *ctx)
+{
+	return enter(ctx);
+}
 
 SEC("tracepoint/syscalls/sys_enter_write")
-int top_file_enter_write(struct trace_event_raw_sys_enter *ctx) { return enter(ctx); }
+int ig_topfile_wr_e(struct syscall_trace_enter *ctx)
+{
+	return enter(ctx);
+}
 
 SEC("tracepoint/syscalls/sys_exit_read")
-int top_file_exit_read(struct trace_event_raw_sys_exit *ctx) { return leave(ctx, false); }
+int ig_topfile_rd_x(struct syscall_trace_exit *ctx)
+{
+	return leave(ctx, false);
+}
 
 SEC("tracepoint/syscalls/sys_exit_write")
-int top_file_exit_write(struct trace_event_raw_sys_exit *ctx) { return leave(ctx, true); }
+int ig_topfile_wr_x(struct syscall_trace_exit *ctx)
+{
+	return leave(ctx, true);
+}
 
 char LICENSE[] SEC("license") = "GPL";

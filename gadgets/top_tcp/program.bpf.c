@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-/* top_tcp: TCP bytes sent and received per process and connection, from sock:sock_{send,recv}_length. */
-#include <vmlinux/vmlinux.h>
+/*
+ * top_tcp: TCP bytes sent and received per process and connection, from the
+ * sock:sock_{send,recv}_length tracepoints (no kprobes needed). One data
+ * source, `connections`: a map iterator, read and cleared every interval.
+ * Rows are per process (threads are summed), so the key has no tid.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include <gadget/types.h>
-#include <gadget/mntns_filter.h>
+
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -25,28 +31,29 @@ struct sock_msg_length_args {
 	int flags;
 };
 
+/* The key: which process, which connection. */
 struct conn_key {
 	gadget_pid pid;
 	gadget_mntns_id mntns_id;
 	struct gadget_l4endpoint_t src;
 	struct gadget_l4endpoint_t dst;
-	__u8 comm[TASK_COMM_LEN];
+	gadget_comm comm[TASK_COMM_LEN];
 };
 
+/* The value: bytes this interval. */
 struct conn_bytes {
 	__u64 sent;
 	__u64 received;
 };
-
-/* Only this process id (0: all). */
-GADGET_PARAM(pid_t, targ_pid, 0);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
 	__type(key, struct conn_key);
 	__type(value, struct conn_bytes);
-} stats_connections SEC(".maps");
+} stats SEC(".maps");
+
+GADGET_MAPITER(connections, stats);
 
 static __always_inline int count(struct sock_msg_length_args *ctx, const bool send)
 {
@@ -59,12 +66,10 @@ static __always_inline int count(struct sock_msg_length_args *ctx, const bool se
 
 	if (ctx->protocol != IPPROTO_TCP || len <= 0 || (ctx->flags & MSG_PEEK))
 		return 0;
-	if (targ_pid && targ_pid != (pid_tgid >> 32))
+	if (gadget_should_discard_data_current())
 		return 0;
 	__builtin_memset(&key, 0, sizeof(key));
-	key.mntns_id = gadget_get_mntns_id();
-	if (gadget_should_discard_mntns_id(key.mntns_id))
-		return 0;
+	key.mntns_id = gadget_get_current_mntns_id();
 	key.pid = pid_tgid >> 32;
 	bpf_get_current_comm(&key.comm, sizeof(key.comm));
 	key.src.port = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -76,15 +81,17 @@ static __always_inline int count(struct sock_msg_length_args *ctx, const bool se
 		key.dst.addr_raw.v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
 	} else if (family == AF_INET6) {
 		key.src.version = key.dst.version = 6;
-		BPF_CORE_READ_INTO(&key.src.addr_raw.v6, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&key.dst.addr_raw.v6, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&key.src.addr_raw.v6, sk,
+				   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&key.dst.addr_raw.v6, sk,
+				   __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	} else {
 		return 0;
 	}
-	bytes = bpf_map_lookup_elem(&stats_connections, &key);
+	bytes = bpf_map_lookup_elem(&stats, &key);
 	if (!bytes) {
-		bpf_map_update_elem(&stats_connections, &key, &zero, BPF_NOEXIST);
-		bytes = bpf_map_lookup_elem(&stats_connections, &key);
+		bpf_map_update_elem(&stats, &key, &zero, BPF_NOEXIST);
+		bytes = bpf_map_lookup_elem(&stats, &key);
 		if (!bytes)
 			return 0;
 	}
@@ -96,9 +103,15 @@ static __always_inline int count(struct sock_msg_length_args *ctx, const bool se
 }
 
 SEC("tracepoint/sock/sock_send_length")
-int top_tcp_send(struct sock_msg_length_args *ctx) { return count(ctx, true); }
+int ig_toptcp_send(struct sock_msg_length_args *ctx)
+{
+	return count(ctx, true);
+}
 
 SEC("tracepoint/sock/sock_recv_length")
-int top_tcp_recv(struct sock_msg_length_args *ctx) { return count(ctx, false); }
+int ig_toptcp_recv(struct sock_msg_length_args *ctx)
+{
+	return count(ctx, false);
+}
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_dns: DNS queries and responses (UDP port 53), from a socket filter. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_dns: DNS queries and responses (UDP port 53), from a socket filter.
+ * One data source, `dns`. Packets carry no process: the process filters
+ * (--pid, --comm, ...) drop every packet, since none can be shown to match.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include <gadget/types.h>
+
+#define GADGET_TYPE_NETWORKING
 #include <gadget/buffer.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -20,7 +27,7 @@ enum rcode_t { NOERROR = 0, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED };
 enum qtype_t { A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, MX = 15, TXT = 16, AAAA = 28, SRV = 33, HTTPS = 65, ANY = 255 };
 
 struct event {
-	gadget_timestamp timestamp;
+	gadget_timestamp timestamp_raw;
 	gadget_netns_id netns_id;
 	enum pkt_type_t pkt_type;
 	gadget_ifindex ifindex;
@@ -36,10 +43,11 @@ struct event {
 
 GADGET_NETNS_ID();
 
-GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(dns, events, event);
 
 SEC("socket")
-int trace_dns(struct __sk_buff *skb)
+int ig_dns(struct __sk_buff *skb)
 {
 	__u16 proto, sport, dport, flags, qtype = 0, ancount;
 	__u32 l4, dns;
@@ -47,6 +55,8 @@ int trace_dns(struct __sk_buff *skb)
 	struct event *event;
 	int i;
 
+	if (gadget_should_discard_unattributed())
+		return 0;
 	if (bpf_skb_load_bytes(skb, 12, &proto, 2))
 		return 0;
 	proto = bpf_ntohs(proto);
@@ -74,12 +84,12 @@ int trace_dns(struct __sk_buff *skb)
 		return 0;
 	flags = bpf_ntohs(flags);
 
-	event = gadget_reserve_buf(&print_events, sizeof(*event));
+	event = gadget_reserve_buf(&events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
-	event->timestamp = bpf_ktime_get_boot_ns();
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
 	event->netns_id = gadget_current_netns;
 	event->pkt_type = skb->pkt_type;
 	event->ifindex = skb->ifindex;
@@ -114,7 +124,7 @@ int trace_dns(struct __sk_buff *skb)
 		event->qtype = bpf_ntohs(qtype);
 	else
 		event->qtype = 0;
-	gadget_submit_buf(skb, &print_events, event, sizeof(*event));
+	gadget_submit_buf(skb, &events, event, sizeof(*event));
 	return 0;
 }
 

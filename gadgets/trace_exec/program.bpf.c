@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_exec: every execve(2) with its arguments and result, from syscall tracepoints. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_exec: every execve(2) with its arguments and result, from the
+ * syscall tracepoints (no kprobes needed). One data source, `exec`.
+ *
+ * The event is too large for the BPF stack, so sys_enter builds it in a map
+ * (from a zeroed per-CPU template) and sys_exit copies it to the buffer.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
-#include <gadget/mntns_filter.h>
+
 #include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define ARGSIZE 128
 #define TOTAL_MAX_ARGS 20
@@ -14,24 +22,22 @@
 #define LAST_ARG (FULL_MAX_ARGS_ARR - ARGSIZE)
 
 struct event {
-	gadget_timestamp timestamp;
-	gadget_pid pid;
-	gadget_pid ppid;
-	gadget_uid uid;
-	gadget_gid gid;
-	gadget_mntns_id mntns_id;
-	int retval;
+	gadget_timestamp timestamp_raw;
+	/* The process after the exec (its new comm when the exec succeeded). */
+	struct gadget_process proc;
+
+	gadget_errno error_raw; /* 0, or the errno of a failed exec */
 	__u32 args_count;
 	__u32 args_size;
-	__u8 comm[TASK_COMM_LEN];
+	/* The file name, then argv[1..]: '\0'-separated, printed as a list. */
 	gadget_arglist args[FULL_MAX_ARGS_ARR];
 };
 
-/* Only this process id (0: all). */
-GADGET_PARAM(pid_t, targ_pid, 0);
-/* Only failed execs. */
-GADGET_PARAM(bool, targ_failed, false);
+/* Only failed execs (--failed, see gadget.yaml). */
+const volatile bool targ_failed = false;
+GADGET_PARAM(targ_failed);
 
+/* Pending execs by thread id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
@@ -39,7 +45,7 @@ struct {
 	__type(value, struct event);
 } execs SEC(".maps");
 
-/* The event is too large for the BPF stack: start from a zeroed template. */
+/* A zeroed event to start from. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -47,43 +53,30 @@ struct {
 	__type(value, struct event);
 } empty_event SEC(".maps");
 
-GADGET_TRACER_MAP(print_events, event, 16 * 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024 * 16);
+GADGET_TRACER(exec, events, event);
 
 SEC("tracepoint/syscalls/sys_enter_execve")
-int trace_enter_execve(struct trace_event_raw_sys_enter *ctx)
+int ig_execve_e(struct syscall_trace_enter *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 pid = pid_tgid >> 32;
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	struct task_struct *task;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	const char **argv = (const char **)ctx->args[1];
 	const char *argp;
 	struct event *event;
 	__u32 zero = 0;
 	int ret, i;
 
-	if (targ_pid && targ_pid != pid)
-		return 0;
-	if (gadget_should_discard_mntns_id(gadget_get_mntns_id()))
+	if (gadget_should_discard_data_current())
 		return 0;
 
 	event = bpf_map_lookup_elem(&empty_event, &zero);
 	if (!event)
 		return 0;
-	if (bpf_map_update_elem(&execs, &pid, event, BPF_NOEXIST))
+	if (bpf_map_update_elem(&execs, &tid, event, BPF_NOEXIST))
 		return 0;
-	event = bpf_map_lookup_elem(&execs, &pid);
+	event = bpf_map_lookup_elem(&execs, &tid);
 	if (!event)
 		return 0;
-
-	task = (struct task_struct *)bpf_get_current_task();
-	event->pid = pid;
-	event->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	event->uid = (__u32)uid_gid;
-	event->gid = uid_gid >> 32;
-	event->mntns_id = gadget_get_mntns_id();
-	event->args_count = 0;
-	event->args_size = 0;
 
 	ret = bpf_probe_read_user_str(event->args, ARGSIZE, (const char *)ctx->args[0]);
 	if (ret < 0)
@@ -111,23 +104,23 @@ int trace_enter_execve(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
-int trace_exit_execve(struct trace_event_raw_sys_exit *ctx)
+int ig_execve_x(struct syscall_trace_exit *ctx)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct event *event;
-	int ret = (int)ctx->ret;
+	long ret = ctx->ret;
 
-	event = bpf_map_lookup_elem(&execs, &pid);
+	event = bpf_map_lookup_elem(&execs, &tid);
 	if (!event)
 		return 0;
 	if (targ_failed && ret >= 0)
 		goto cleanup;
-	event->retval = ret;
-	event->timestamp = bpf_ktime_get_boot_ns();
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
-	gadget_output_buf(ctx, &print_events, event, sizeof(*event));
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	gadget_process_populate(&event->proc);
+	event->error_raw = ret >= 0 ? 0 : -ret;
+	gadget_output_buf(ctx, &events, event, sizeof(*event));
 cleanup:
-	bpf_map_delete_elem(&execs, &pid);
+	bpf_map_delete_elem(&execs, &tid);
 	return 0;
 }
 

@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_mount: mount(2) and umount2(2) calls, from syscall tracepoints. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_mount: every mount(2) and umount2(2) with its result, from the
+ * syscall tracepoints (no kprobes needed). One data source, `mount`.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
-#include <gadget/mntns_filter.h>
+
 #include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
-enum op_t { MOUNT = 0, UMOUNT = 1 };
+enum op { MOUNT = 0, UMOUNT = 1 };
 
-/* mount(2) flags: printed as MS_RDONLY|MS_NOSUID (every member is one bit). */
-enum mount_flags_t {
+/* mount(2) flags: an enum named *_set prints as MS_RDONLY|MS_NOSUID. */
+enum mount_flags_set {
 	MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_SYNCHRONOUS = 16,
 	MS_REMOUNT = 32, MS_MANDLOCK = 64, MS_DIRSYNC = 128, MS_NOSYMFOLLOW = 256,
 	MS_NOATIME = 1024, MS_NODIRATIME = 2048, MS_BIND = 4096, MS_MOVE = 8192,
@@ -22,18 +27,16 @@ enum mount_flags_t {
 };
 
 struct event {
-	gadget_timestamp timestamp;
-	gadget_pid pid;
-	gadget_pid tid;
-	gadget_mntns_id mntns_id;
-	gadget_errno ret;
-	enum op_t op;
-	enum mount_flags_t flags;
-	__u8 comm[TASK_COMM_LEN];
-	__u8 fs[16];
-	__u8 src[64];
-	__u8 target[128];
-	__u8 data[64];
+	gadget_timestamp timestamp_raw;
+	struct gadget_process proc;
+
+	enum op op_raw;
+	enum mount_flags_set flags_raw;
+	gadget_errno error_raw; /* 0, or the errno of a failed call */
+	char fs[16];
+	char src[64];
+	char target[128];
+	char data[64];
 };
 
 struct args_t {
@@ -42,12 +45,10 @@ struct args_t {
 	const char *fs;
 	const char *data;
 	__u64 flags;
-	enum op_t op;
+	enum op op;
 };
 
-/* Only this process id (0: all). */
-GADGET_PARAM(pid_t, targ_pid, 0);
-
+/* Pending calls by thread id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
@@ -55,7 +56,7 @@ struct {
 	__type(value, struct args_t);
 } start SEC(".maps");
 
-/* Events are too big for the stack: built in a per-CPU slot. */
+/* Events are too big for the stack: built in a per-CPU slot, then copied. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -63,23 +64,21 @@ struct {
 	__type(value, struct event);
 } scratch SEC(".maps");
 
-GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(mount, events, event);
 
 static __always_inline int enter(struct args_t *args)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
-	if (targ_pid && targ_pid != (pid_tgid >> 32))
-		return 0;
-	if (gadget_should_discard_mntns_id(gadget_get_mntns_id()))
+	if (gadget_should_discard_data_current())
 		return 0;
 	bpf_map_update_elem(&start, &tid, args, BPF_ANY);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_mount")
-int trace_mount_enter(struct trace_event_raw_sys_enter *ctx)
+int ig_mount_e(struct syscall_trace_enter *ctx)
 {
 	struct args_t args = {
 		.src = (const char *)ctx->args[0],
@@ -93,7 +92,7 @@ int trace_mount_enter(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_enter_umount")
-int trace_umount_enter(struct trace_event_raw_sys_enter *ctx)
+int ig_umount_e(struct syscall_trace_enter *ctx)
 {
 	struct args_t args = {
 		.target = (const char *)ctx->args[0],
@@ -103,10 +102,9 @@ int trace_umount_enter(struct trace_event_raw_sys_enter *ctx)
 	return enter(&args);
 }
 
-static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int leave(struct syscall_trace_exit *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid, zero = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid(), zero = 0;
 	struct args_t *args = bpf_map_lookup_elem(&start, &tid);
 	struct event *event;
 
@@ -116,14 +114,11 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 	if (!event)
 		goto cleanup;
 	__builtin_memset(event, 0, sizeof(*event));
-	event->timestamp = bpf_ktime_get_boot_ns();
-	event->pid = pid_tgid >> 32;
-	event->tid = tid;
-	event->mntns_id = gadget_get_mntns_id();
-	event->ret = ctx->ret;
-	event->op = args->op;
-	event->flags = args->flags;
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	gadget_process_populate(&event->proc);
+	event->error_raw = ctx->ret >= 0 ? 0 : -ctx->ret;
+	event->op_raw = args->op;
+	event->flags_raw = args->flags;
 	if (args->fs)
 		bpf_probe_read_user_str(&event->fs, sizeof(event->fs), args->fs);
 	if (args->src)
@@ -131,16 +126,22 @@ static __always_inline int leave(struct trace_event_raw_sys_exit *ctx)
 	if (args->data)
 		bpf_probe_read_user_str(&event->data, sizeof(event->data), args->data);
 	bpf_probe_read_user_str(&event->target, sizeof(event->target), args->target);
-	gadget_output_buf(ctx, &print_events, event, sizeof(*event));
+	gadget_output_buf(ctx, &events, event, sizeof(*event));
 cleanup:
 	bpf_map_delete_elem(&start, &tid);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_mount")
-int trace_mount_exit(struct trace_event_raw_sys_exit *ctx) { return leave(ctx); }
+int ig_mount_x(struct syscall_trace_exit *ctx)
+{
+	return leave(ctx);
+}
 
 SEC("tracepoint/syscalls/sys_exit_umount")
-int trace_umount_exit(struct trace_event_raw_sys_exit *ctx) { return leave(ctx); }
+int ig_umount_x(struct syscall_trace_exit *ctx)
+{
+	return leave(ctx);
+}
 
 char LICENSE[] SEC("license") = "GPL";

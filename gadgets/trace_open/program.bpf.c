@@ -1,98 +1,105 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_open: every openat(2) with its result, from syscall tracepoints. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_open: every openat(2) with its result, from the syscall tracepoints
+ * (no kprobes needed). One data source, `open`.
+ *
+ * The layout shows the conventions of include/gadget/:
+ *   - struct gadget_process: who opened (comm, pid, tid, uid, gid, parent,
+ *     mount namespace, which the agent turns into a container);
+ *   - X_raw members of semantic types: the number stays in JSON (`error_raw`,
+ *     `flags_raw`, `mode_raw`) and the agent adds the name (`error` = ENOENT,
+ *     `flags` = O_RDONLY|O_CLOEXEC, `mode` = -rw-r--r--);
+ *   - gadget/filter.h: --pid, --tid, --uid, --gid and --comm for free.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
-#include <gadget/mntns_filter.h>
+
 #include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 struct event {
-	gadget_timestamp timestamp;
-	gadget_pid pid;
-	gadget_uid uid;
-	gadget_gid gid;
-	gadget_mntns_id mntns_id;
-	int ret;
-	int flags;
-	__u16 mode;
-	__u8 comm[TASK_COMM_LEN];
-	__u8 fname[NAME_MAX];
+	gadget_timestamp timestamp_raw;
+	struct gadget_process proc;
+
+	gadget_errno error_raw; /* 0, or the errno of a failed open */
+	__u32 fd;		/* the new file descriptor; 0 when the open failed */
+	gadget_file_flags flags_raw;
+	gadget_file_mode mode_raw;
+	char fname[NAME_MAX];
 };
 
+/* What sys_enter saw, until sys_exit has the result. */
 struct args_t {
 	const char *fname;
 	int flags;
 	__u16 mode;
 };
 
-/* Only this process id (0: all). */
-GADGET_PARAM(pid_t, targ_pid, 0);
-/* Only failed opens. */
-GADGET_PARAM(bool, targ_failed, false);
+/* Only failed opens (--failed, see gadget.yaml). */
+const volatile bool targ_failed = false;
+GADGET_PARAM(targ_failed);
 
+/* Pending opens by thread id (the kernel's pid). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10240);
-	__type(key, __u64);
+	__type(key, __u32);
 	__type(value, struct args_t);
 } start SEC(".maps");
 
-GADGET_TRACER_MAP(print_events, event, 4 * 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024 * 4);
+GADGET_TRACER(open, events, event);
 
 SEC("tracepoint/syscalls/sys_enter_openat")
-int trace_enter_openat(struct trace_event_raw_sys_enter *ctx)
+int ig_openat_e(struct syscall_trace_enter *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct args_t args = {};
 
-	if (targ_pid && targ_pid != tgid)
-		return 0;
-	if (gadget_should_discard_mntns_id(gadget_get_mntns_id()))
+	if (gadget_should_discard_data_current())
 		return 0;
 
 	args.fname = (const char *)ctx->args[1];
 	args.flags = (int)ctx->args[2];
 	args.mode = (__u16)ctx->args[3];
-	bpf_map_update_elem(&start, &pid_tgid, &args, BPF_ANY);
+	bpf_map_update_elem(&start, &tid, &args, BPF_ANY);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
-int trace_exit_openat(struct trace_event_raw_sys_exit *ctx)
+int ig_openat_x(struct syscall_trace_exit *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct args_t *args;
 	struct event *event;
-	int ret;
+	long ret;
 
-	args = bpf_map_lookup_elem(&start, &pid_tgid);
+	args = bpf_map_lookup_elem(&start, &tid);
 	if (!args)
-		return 0;
-	ret = (int)ctx->ret;
+		return 0; /* the enter was filtered out, or missed */
+	ret = ctx->ret;
 	if (targ_failed && ret >= 0)
 		goto cleanup;
 
-	event = gadget_reserve_buf(&print_events, sizeof(*event));
+	event = gadget_reserve_buf(&events, sizeof(*event));
 	if (!event)
 		goto cleanup;
 
-	event->timestamp = bpf_ktime_get_boot_ns();
-	event->pid = pid_tgid >> 32;
-	event->uid = (__u32)uid_gid;
-	event->gid = uid_gid >> 32;
-	event->mntns_id = gadget_get_mntns_id();
-	event->ret = ret;
-	event->flags = args->flags;
-	event->mode = args->mode;
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	gadget_process_populate(&event->proc);
+	event->fd = ret >= 0 ? ret : 0;
+	event->error_raw = ret >= 0 ? 0 : -ret;
+	event->flags_raw = args->flags;
+	event->mode_raw = args->mode;
 	bpf_probe_read_user_str(&event->fname, sizeof(event->fname), args->fname);
-	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
+
+	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 cleanup:
-	bpf_map_delete_elem(&start, &pid_tgid);
+	bpf_map_delete_elem(&start, &tid);
 	return 0;
 }
 

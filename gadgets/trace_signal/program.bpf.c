@@ -1,69 +1,65 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_signal: signals sent to processes, from the signal:signal_generate tracepoint. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_signal: signals sent to processes, from the signal:signal_generate
+ * tracepoint (no kprobes needed). One data source, `signal`; the process in
+ * `proc` is the sender, `tpid`/`tcomm` the target.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
-#include <gadget/mntns_filter.h>
+
 #include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 /* What happened to the signal (enum trace_signal_result in the kernel). */
-enum signal_result_t { DELIVERED = 0, IGNORED, ALREADY_PENDING, OVERFLOW_FAIL, LOSE_INFO };
+enum signal_result { DELIVERED = 0, IGNORED, ALREADY_PENDING, OVERFLOW_FAIL, LOSE_INFO };
 
 struct event {
-	gadget_timestamp timestamp;
-	gadget_pid pid;
-	gadget_pid tid;
-	gadget_uid uid;
-	gadget_mntns_id mntns_id;
+	gadget_timestamp timestamp_raw;
+	struct gadget_process proc;
+
 	gadget_pid tpid;
-	gadget_signal sig;
-	enum signal_result_t result;
-	__u8 comm[TASK_COMM_LEN];
-	__u8 tcomm[TASK_COMM_LEN];
+	gadget_comm tcomm[TASK_COMM_LEN];
+	gadget_signal sig_raw;
+	enum signal_result result_raw;
 };
 
-/* Only signals sent by this process id (0: all). */
-GADGET_PARAM(pid_t, targ_pid, 0);
-/* Only this signal (0: all). */
-GADGET_PARAM(int, targ_sig, 0);
-/* Only signals that were not delivered. */
-GADGET_PARAM(bool, targ_failed, false);
+/* Only this signal number (--signal; 0: all). */
+const volatile int targ_sig = 0;
+GADGET_PARAM(targ_sig);
+/* Only signals that were not delivered (--failed). */
+const volatile bool targ_failed = false;
+GADGET_PARAM(targ_failed);
 
-GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(signal, events, event);
 
 SEC("tracepoint/signal/signal_generate")
-int trace_signal_generate(struct trace_event_raw_signal_generate *ctx)
+int ig_sig_generate(struct trace_event_raw_signal_generate *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	gadget_mntns_id mntns_id = gadget_get_mntns_id();
 	struct event *event;
 
-	if (targ_pid && targ_pid != (pid_tgid >> 32))
-		return 0;
 	if (targ_sig && targ_sig != ctx->sig)
 		return 0;
 	if (targ_failed && ctx->result == DELIVERED)
 		return 0;
-	if (gadget_should_discard_mntns_id(mntns_id))
+	if (gadget_should_discard_data_current())
 		return 0;
 
-	event = gadget_reserve_buf(&print_events, sizeof(*event));
+	event = gadget_reserve_buf(&events, sizeof(*event));
 	if (!event)
 		return 0;
-	event->timestamp = bpf_ktime_get_boot_ns();
-	event->pid = pid_tgid >> 32;
-	event->tid = (__u32)pid_tgid;
-	event->uid = (__u32)bpf_get_current_uid_gid();
-	event->mntns_id = mntns_id;
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	gadget_process_populate(&event->proc);
 	event->tpid = ctx->pid;
-	event->sig = ctx->sig;
-	event->result = ctx->result;
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	event->sig_raw = ctx->sig;
+	event->result_raw = ctx->result;
 	/* ctx pointers cannot be offset: copy with a helper. */
 	bpf_probe_read_kernel(event->tcomm, sizeof(event->tcomm), ctx->comm);
-	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 	return 0;
 }
 

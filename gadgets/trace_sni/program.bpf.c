@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_sni: server names of TLS connections (ClientHello SNI), from a socket filter. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_sni: server names of TLS connections (ClientHello SNI), from a socket filter.
+ * One data source, `sni`. Packets carry no process: the process filters
+ * (--pid, --comm, ...) drop every packet, since none can be shown to match.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include <gadget/types.h>
+
+#define GADGET_TYPE_NETWORKING
 #include <gadget/buffer.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -20,7 +27,7 @@
 enum pkt_type_t { HOST = 0, BROADCAST, MULTICAST, OTHERHOST, OUTGOING };
 
 struct event {
-	gadget_timestamp timestamp;
+	gadget_timestamp timestamp_raw;
 	gadget_netns_id netns_id;
 	enum pkt_type_t pkt_type;
 	struct gadget_l4endpoint_t src;
@@ -30,7 +37,8 @@ struct event {
 
 GADGET_NETNS_ID();
 
-GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(sni, events, event);
 
 static __always_inline __u16 load16(struct __sk_buff *skb, __u32 off)
 {
@@ -49,7 +57,7 @@ static __always_inline __u8 load8(struct __sk_buff *skb, __u32 off)
 }
 
 SEC("socket")
-int trace_sni(struct __sk_buff *skb)
+int ig_sni(struct __sk_buff *skb)
 {
 	__u16 proto = load16(skb, 12), name_len = 0;
 	__u32 l4, off, end, ext_end;
@@ -57,6 +65,8 @@ int trace_sni(struct __sk_buff *skb)
 	struct event *event;
 	int i;
 
+	if (gadget_should_discard_unattributed())
+		return 0;
 	if (proto == ETH_P_IP) {
 		l4proto = load8(skb, ETH_HLEN + 9);
 		l4 = ETH_HLEN + (load8(skb, ETH_HLEN) & 0xf) * 4;
@@ -91,12 +101,12 @@ int trace_sni(struct __sk_buff *skb)
 	if (!name_len)
 		return 0;
 
-	event = gadget_reserve_buf(&print_events, sizeof(*event));
+	event = gadget_reserve_buf(&events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
-	event->timestamp = bpf_ktime_get_boot_ns();
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
 	event->netns_id = gadget_current_netns;
 	event->pkt_type = skb->pkt_type;
 	event->src.port = load16(skb, l4);
@@ -116,7 +126,7 @@ int trace_sni(struct __sk_buff *skb)
 			break;
 	}
 	event->name[i & MAX_NAME] = 0;
-	gadget_submit_buf(skb, &print_events, event, sizeof(*event));
+	gadget_submit_buf(skb, &events, event, sizeof(*event));
 	return 0;
 }
 

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_tcpdrop: TCP packets the kernel drops, with the reason, from skb:kfree_skb. */
-#include <vmlinux/vmlinux.h>
+/*
+ * trace_tcpdrop: TCP packets the kernel drops, with the reason, from the
+ * skb:kfree_skb tracepoint (no kprobes needed). One data source, `tcpdrop`.
+ * Packets are often freed in softirq context: `proc` is the task that was
+ * running, the connecting one or any other.
+ */
+#include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include <gadget/types.h>
+
 #include <gadget/buffer.h>
+#include <gadget/common.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -19,24 +27,26 @@ enum skb_drop_reason___new { SKB_CONSUMED___new = 1 };
 enum tcp_flags_t { FIN = 1, SYN = 2, RST = 4, PSH = 8, ACK = 16, URG = 32, ECE = 64, CWR = 128 };
 
 struct event {
-	gadget_timestamp timestamp;
+	gadget_timestamp timestamp_raw;
 	gadget_netns_id netns_id;
-	gadget_pid pid;
+	struct gadget_process proc;
+
 	struct gadget_l4endpoint_t src;
 	struct gadget_l4endpoint_t dst;
 	/* The kernel's own enum (from vmlinux.h): printed by name. */
 	enum skb_drop_reason reason;
 	enum tcp_flags_t tcpflags;
-	__u8 comm[TASK_COMM_LEN];
 };
 
-/* Only this (source or destination) port (0: all). */
-GADGET_PARAM(__u16, targ_port, 0);
+/* Only this port, either side (--port; 0: all). */
+const volatile __u16 targ_port = 0;
+GADGET_PARAM(targ_port);
 
-GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(tcpdrop, events, event);
 
 SEC("tracepoint/skb/kfree_skb")
-int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
+int ig_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 {
 	struct sk_buff *skb = ctx->skbaddr;
 	unsigned char *head;
@@ -71,16 +81,17 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	dport = bpf_ntohs(th.dest);
 	if (targ_port && targ_port != sport && targ_port != dport)
 		return 0;
+	if (gadget_should_discard_data_current())
+		return 0;
 
-	event = gadget_reserve_buf(&print_events, sizeof(*event));
+	event = gadget_reserve_buf(&events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
-	event->timestamp = bpf_ktime_get_boot_ns();
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
 	event->netns_id = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
-	event->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	gadget_process_populate(&event->proc);
 	event->src.port = sport;
 	event->dst.port = dport;
 	event->src.proto_raw = event->dst.proto_raw = IPPROTO_TCP;
@@ -97,7 +108,7 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	/* The flags byte follows the 12-byte ports/seq/ack and the data offset byte. */
 	flags = ((__u8 *)&th)[13];
 	event->tcpflags = flags;
-	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 	return 0;
 }
 

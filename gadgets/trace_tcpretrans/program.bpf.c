@@ -1,20 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
-/* trace_tcpretrans: TCP retransmissions, from the tcp:tcp_retransmit_skb tracepoint. */
+/*
+ * trace_tcpretrans: TCP retransmissions, from the tcp:tcp_retransmit_skb
+ * tracepoint (no kprobes needed). One data source, `tcpretrans`. It runs in
+ * timer context, so no process is known: the socket says where (its network
+ * namespace), and the process filters (--pid, --comm, ...) drop every event.
+ */
 /* arm64's vmlinux.h has an unrelated enumerator CLOSE (enum fsl_mc_cmd_index):
  * renamed while it is included, so the state names below can be the usual ones. */
 #define CLOSE vmlinux_CLOSE
-#include <vmlinux/vmlinux.h>
+#include <vmlinux.h>
 #undef CLOSE
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include <gadget/types.h>
+
 #include <gadget/buffer.h>
+#include <gadget/filter.h>
 #include <gadget/macros.h>
+#include <gadget/types.h>
 
 #define AF_INET 2
 #define IPPROTO_TCP 6
 
-enum tcp_state_t {
+enum tcp_state {
 	ESTABLISHED = 1, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT,
 	CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV,
 };
@@ -36,34 +43,39 @@ struct tcp_retransmit_args {
 };
 
 struct event {
-	gadget_timestamp timestamp;
+	gadget_timestamp timestamp_raw;
 	gadget_netns_id netns_id;
+
 	struct gadget_l4endpoint_t src;
 	struct gadget_l4endpoint_t dst;
-	enum tcp_state_t state;
+	enum tcp_state state;
 	__u32 retransmits;
 };
 
-/* Only this (local or remote) port (0: all). */
-GADGET_PARAM(__u16, targ_port, 0);
+/* Only this port, either side (--port; 0: all). */
+const volatile __u16 targ_port = 0;
+GADGET_PARAM(targ_port);
 
-GADGET_TRACER_MAP(print_events, event, 1024 * 1024);
+GADGET_TRACER_MAP(events, 1024 * 1024);
+GADGET_TRACER(tcpretrans, events, event);
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
-int trace_tcpretrans(struct tcp_retransmit_args *ctx)
+int ig_tcpretrans(struct tcp_retransmit_args *ctx)
 {
 	const struct sock *sk = ctx->skaddr;
 	struct event *event;
 
 	if (targ_port && targ_port != ctx->sport && targ_port != ctx->dport)
 		return 0;
-	event = gadget_reserve_buf(&print_events, sizeof(*event));
+	if (gadget_should_discard_unattributed())
+		return 0;
+	event = gadget_reserve_buf(&events, sizeof(*event));
 	if (!event)
 		return 0;
 	__builtin_memset(&event->src, 0, sizeof(event->src));
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
-	event->timestamp = bpf_ktime_get_boot_ns();
-	/* Runs in timer context: the socket, not the current task, says where. */
+	event->timestamp_raw = bpf_ktime_get_boot_ns();
+	/* Timer context: the socket, not the current task, says where. */
 	event->netns_id = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	event->retransmits = BPF_CORE_READ((struct inet_connection_sock *)sk, icsk_retransmits);
 	event->src.port = ctx->sport;
@@ -79,7 +91,7 @@ int trace_tcpretrans(struct tcp_retransmit_args *ctx)
 		bpf_probe_read_kernel(event->dst.addr_raw.v6, 16, ctx->daddr_v6);
 	}
 	event->state = ctx->state;
-	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
+	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 	return 0;
 }
 

@@ -114,6 +114,17 @@ static __always_inline bool gadget_should_discard_data_current(void)
 #endif
 
 /*
+ * gadgetd: for an event no process can be attributed to (a timer, a softirq,
+ * a packet whose socket owner is unknown), true when any process or
+ * container filter is set: such an event cannot be shown to match it.
+ */
+static __always_inline bool gadget_should_discard_unattributed(void)
+{
+	return gadget_filter_by_mntns || targ_pid || targ_tid || targ_uid != GADGET_INVALID_ID ||
+	       targ_gid != GADGET_INVALID_ID || targ_comm[0];
+}
+
+/*
  * Packets: filters by the socket's owner from the gadget_sockets map
  * (gadget/sockets-map.h). Without an owner the packet is dropped whenever
  * any filter is set.
@@ -121,9 +132,7 @@ static __always_inline bool gadget_should_discard_data_current(void)
 static __always_inline bool gadget_should_discard_data_by_skb(struct gadget_socket_value *owner)
 {
 	if (!owner)
-		return gadget_filter_by_mntns || targ_pid || targ_tid ||
-		       targ_uid != GADGET_INVALID_ID || targ_gid != GADGET_INVALID_ID ||
-		       targ_comm[0];
+		return gadget_should_discard_unattributed();
 	return gadget_should_discard_data(owner->mntns, owner->pid_tgid >> 32,
 					  (__u32)owner->pid_tgid, owner->task,
 					  (__u32)owner->uid_gid, owner->uid_gid >> 32);

@@ -42,31 +42,31 @@ fn run_takes_options_and_gadget_parameters_in_any_order() {
         vec![
             "run",
             s(&obj),
-            "--targ_failed",
+            "--failed",
             "--timeout",
             "2s",
             "-o",
             "json",
-            "--targ_pid",
+            "--pid",
             &me,
         ],
         vec![
             "run",
             "--timeout=2s",
             s(&obj),
-            "--targ_pid",
+            "--pid",
             &me,
             "-ojson",
-            "--targ_failed",
+            "--failed",
         ],
         vec![
             "run",
             "-o",
             "json",
             s(&obj),
-            "--targ_pid",
+            "--pid",
             &me,
-            "--targ_failed=true",
+            "--failed=true",
             "--timeout",
             "2s",
         ],
@@ -79,7 +79,7 @@ fn run_takes_options_and_gadget_parameters_in_any_order() {
         });
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         let events = json_lines(&out);
-        // Only our failed open: --targ_failed and --targ_pid reached the gadget.
+        // Only our failed open: --failed and --pid reached the gadget.
         let ours: Vec<&Value> = events
             .iter()
             .filter(|e| {
@@ -90,21 +90,20 @@ fn run_takes_options_and_gadget_parameters_in_any_order() {
             .collect();
         assert_eq!(ours.len(), 1, "{args:?}: {events:?}");
         assert_eq!(ours[0]["fname"], s(&missing));
-        assert_eq!(ours[0]["ret"], -libc::ENOENT);
+        assert_eq!(ours[0]["error_raw"], libc::ENOENT);
         assert!(
-            events.iter().all(|e| e["pid"] == std::process::id()),
+            events.iter().all(|e| e["proc.pid"] == std::process::id()),
             "{events:?}"
         );
     }
 
     // A misspelled parameter names itself, the parameters, and the rule.
-    let out = agent.ctl(&["run", s(&obj), "--targ_faild", "--timeout", "1s"]);
+    let out = agent.ctl(&["run", s(&obj), "--faild", "--timeout", "1s"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains(
-            "`--targ_faild` is neither an option of `gadgetctl run` nor a parameter of gadget"
-        ) && err.contains("its parameters: --targ_pid, --targ_failed")
+        err.contains("`--faild` is neither an option of `gadgetctl run` nor a parameter of gadget")
+            && err.contains("its parameters: --pid, --tid, --uid, --gid, --comm, --failed")
             && err.contains("options and parameters may come in any order"),
         "{err}"
     );
@@ -151,7 +150,7 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
 
     let out = run_during(
         &agent,
-        &["run", "--timeout", "2s", s(&obj), "--targ_pid", &me],
+        &["run", "--timeout", "2s", s(&obj), "--pid", &me],
         || open_as(comm, &evil),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -180,7 +179,7 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
             "-o",
             "json",
             s(&obj),
-            "--targ_pid",
+            "--pid",
             &me,
         ],
         || open_as(comm, &evil),
@@ -195,11 +194,11 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
         .iter()
         .find(|e| e["fname"] == s(&evil))
         .unwrap_or_else(|| panic!("no event for {evil:?} in {events:?}"));
-    assert_eq!(ev["comm"], comm);
+    assert_eq!(ev["proc.comm"], comm);
 
     // A detached run's logs and `list`, with a run name that carries escapes too.
     let name = "run\x1b[2J\u{9b}";
-    let out = agent.ctl(&["run", "-d", "--name", name, s(&obj), "--targ_pid", &me]);
+    let out = agent.ctl(&["run", "-d", "--name", name, s(&obj), "--pid", &me]);
     if out.status.success() {
         let id = stdout(&out).trim().to_string();
         agent.wait_running(1);
@@ -277,7 +276,7 @@ fn stop_waits_rm_force_removes_list_all_shows_ended_runs() {
     let before: Vec<u64> = loaded_programs().into_iter().map(|(id, _)| id).collect();
 
     // An attached run: when `stop` returns, its programs are unloaded.
-    let mut client = agent.ctl_spawn(&["run", s(&obj), "--name", "attached", "--targ_pid", &me]);
+    let mut client = agent.ctl_spawn(&["run", s(&obj), "--name", "attached", "--pid", &me]);
     agent.wait_running(1);
     let ours: Vec<u64> = loaded_programs()
         .into_iter()
@@ -352,7 +351,7 @@ fn stop_waits_rm_force_removes_list_all_shows_ended_runs() {
         ok(&agent.ctl(&["rm", "-f", "live"]), "rm -f"),
         format!("{id}\n")
     );
-    let mut client = agent.ctl_spawn(&["run", s(&obj), "--name", "att2", "--targ_pid", &me]);
+    let mut client = agent.ctl_spawn(&["run", s(&obj), "--name", "att2", "--pid", &me]);
     agent.wait_running(1);
     ok(&agent.ctl(&["rm", "--force", "att2"]), "rm -f attached");
     assert!(client.wait().unwrap().success());
@@ -463,10 +462,10 @@ fn fields_filters_and_yaml_shape_every_kind() {
     std::fs::write(&a, b"x").unwrap();
     let activity = || {
         open(&a);
-        open(&b); // missing: ret -2
+        open(&b); // missing: ENOENT
     };
     let trace = |extra: &[&str]| {
-        let mut args = vec!["run", s(&obj), "--targ_pid", &me, "--timeout", "2s"];
+        let mut args = vec!["run", s(&obj), "--pid", &me, "--timeout", "2s"];
         args.extend_from_slice(extra);
         let out = run_during(&agent, &args, activity);
         assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
@@ -474,46 +473,49 @@ fn fields_filters_and_yaml_shape_every_kind() {
     };
 
     // Exactly these columns, in this order; then relative changes.
-    let out = trace(&["--fields", "fname,ret"]);
-    assert_eq!(titles(&out), ["FNAME", "RET"]);
+    let out = trace(&["--fields", "fname,error"]);
+    assert_eq!(titles(&out), ["FNAME", "ERROR"]);
     assert!(
         stdout(&out)
             .lines()
-            .any(|l| l.split_whitespace().eq([s(&b), "-2"])),
+            .any(|l| l.split_whitespace().eq([s(&b), "ENOENT"])),
         "{}",
         stdout(&out)
     );
-    let out = trace(&["--fields", "+flags,-uid,-comm"]);
+    let out = trace(&["--fields", "+flags,-proc.creds.uid,-proc.comm"]);
     let t = titles(&out);
     assert!(
-        t.contains(&"FLAGS".to_string()) && t.contains(&"PID".to_string()),
+        t.contains(&"FLAGS".to_string()) && t.contains(&"PROC.PID".to_string()),
         "{t:?}"
     );
     assert!(
-        !t.contains(&"UID".to_string()) && !t.contains(&"COMM".to_string()),
+        !t.contains(&"PROC.CREDS.UID".to_string()) && !t.contains(&"PROC.COMM".to_string()),
         "{t:?}"
     );
 
     // Filters: regex and numbers; only matching events, in every format.
     let out = trace(&[
         "--filter",
-        "fname~probe-,ret<0",
+        "fname~probe-,error_raw>0",
         "--fields",
-        "fname,ret",
+        "fname,error_raw,error",
         "-o",
         "json",
     ]);
     let events = json_lines(&out);
-    assert_eq!(events, [serde_json::json!({"fname": s(&b), "ret": -2})]);
+    assert_eq!(
+        events,
+        [serde_json::json!({"fname": s(&b), "error_raw": libc::ENOENT, "error": "ENOENT"})]
+    );
     let out = trace(&[
         "--filter",
         "fname~probe-",
         "--filter",
-        "ret>=0",
+        "error_raw==0",
         "-o",
         "yaml",
         "--fields",
-        "fname,ret",
+        "fname,fd",
     ]);
     let text = stdout(&out);
     let docs: Vec<Value> = text
@@ -523,7 +525,7 @@ fn fields_filters_and_yaml_shape_every_kind() {
         .collect();
     assert_eq!(docs.len(), 1, "{text}");
     assert_eq!(docs[0]["fname"], s(&a));
-    assert!(docs[0]["ret"].as_i64().unwrap() >= 0);
+    assert!(docs[0]["fd"].as_i64().unwrap() > 2);
     let out = trace(&["--filter", "fname==", "-o", "json"]);
     assert!(
         json_lines(&out).is_empty(),
@@ -564,7 +566,7 @@ fn fields_filters_and_yaml_shape_every_kind() {
         let args = [
             "run",
             s(&obj),
-            "--targ_pid",
+            "--pid",
             &me,
             "--timeout",
             "5s",
@@ -582,19 +584,19 @@ fn fields_filters_and_yaml_shape_every_kind() {
     }
 
     // Bad fields and rules name themselves and the valid choices.
-    let out = agent.ctl(&["run", s(&obj), "--fields", "fname,rte", "--timeout", "1s"]);
+    let out = agent.ctl(&["run", s(&obj), "--fields", "fnmae,fd", "--timeout", "1s"]);
     fails_with(
         &out,
-        "--fields: no field `rte` in this gadget; did you mean `ret`? its fields: ",
+        "--fields: no field `fnmae` in this gadget; did you mean `fname`? its fields: ",
     );
     assert!(stderr(&out).contains("fname"), "{}", stderr(&out));
-    let out = agent.ctl(&["run", s(&obj), "--filter", "ret>abc", "--timeout", "1s"]);
+    let out = agent.ctl(&["run", s(&obj), "--filter", "fd>abc", "--timeout", "1s"]);
     fails_with(
         &out,
-        "--filter `ret>abc`: ret is a number (i32); compare it with a number",
+        "--filter `fd>abc`: fd is a number (u32); compare it with a number",
     );
-    let out = agent.ctl(&["run", s(&obj), "--filter", "ret", "--timeout", "1s"]);
-    fails_with(&out, "--filter `ret`: no operator; expected FIELD==VALUE");
+    let out = agent.ctl(&["run", s(&obj), "--filter", "fd", "--timeout", "1s"]);
+    fails_with(&out, "--filter `fd`: no operator; expected FIELD==VALUE");
 }
 
 /// gadgetctl with `COLUMNS` set, its stdout piped.
@@ -634,7 +636,7 @@ fn columns_fit_the_terminal_width() {
         let client = ctl_with_columns(
             &agent,
             width,
-            &["run", s(&obj), "--targ_pid", &me, "--timeout", "2s"],
+            &["run", s(&obj), "--pid", &me, "--timeout", "2s"],
         );
         agent.wait_running(1);
         open(&long);
@@ -655,7 +657,7 @@ fn columns_fit_the_terminal_width() {
         );
         let line = text
             .lines()
-            .find(|l| l.contains(" -2 ") && l.contains("/tmp/gad"))
+            .find(|l| l.contains(" ENOENT ") && l.contains("/tmp/gad"))
             .unwrap_or_else(|| panic!("no event for the long name:\n{text}"));
         // The file name is the last column: cut at the edge with an ellipsis.
         assert_eq!(cells(line), limit.min(cells(line)), "{line}");
@@ -669,19 +671,19 @@ fn columns_fit_the_terminal_width() {
         &[
             "run",
             s(&obj),
-            "--targ_pid",
+            "--pid",
             &me,
             "--timeout",
             "1s",
             "--fields",
-            "pid,runtime.containerName,fname",
+            "proc.pid,runtime.containerName,fname",
         ],
     );
     agent.wait_running(1);
     open(&long);
     let out = client.wait_with_output().unwrap();
     agent.wait_running(0);
-    assert_eq!(titles(&out), ["PID", "RUNTIME.CONTAINERNAME", "FNAME"]);
+    assert_eq!(titles(&out), ["PROC.PID", "RUNTIME.CONTAINERNAME", "FNAME"]);
 
     // A snapshot table at 40 columns: every line fits, the widest columns shrank.
     let snap = gadget("snapshot_process");
@@ -692,7 +694,7 @@ fn columns_fit_the_terminal_width() {
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 6, "{text}");
     assert!(text.lines().all(|l| cells(l) <= 40), "{text}");
-    assert_eq!(titles(&out), ["PID", "PPID", "UID", "COMM"]);
+    assert_eq!(titles(&out), ["COMM", "PID", "CREDS.UID", "PARENT.PID"]);
 }
 
 /// What the shell gets when it completes `words` (fish's protocol: one
@@ -734,9 +736,9 @@ fn completions_know_runs_images_and_parameters() {
             "{command}: {got:?}"
         );
     }
-    let got = complete(&agent, &["run", s(&obj), "--targ"]);
+    let got = complete(&agent, &["run", s(&obj), "--"]);
     assert!(
-        got.contains(&"--targ_pid".to_string()) && got.contains(&"--targ_failed".to_string()),
+        got.contains(&"--pid".to_string()) && got.contains(&"--failed".to_string()),
         "{got:?}"
     );
 

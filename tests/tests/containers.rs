@@ -278,9 +278,9 @@ fn filtered_by_name(rt: Rt<'_>) {
     assert_eq!(ev["runtime.containerId"], id.as_str(), "{ev}");
     assert_eq!(ev["runtime.name"], rt.name, "{ev}");
     assert_eq!(ev["runtime.image"], IMAGE, "{ev}");
-    assert_eq!(ev["mntns_id"], mntns, "{ev}");
-    assert_eq!(ev["comm"], "cat", "{ev}");
-    assert_eq!(ev["ret"].as_i64().map(|r| r >= 0), Some(true), "{ev}");
+    assert_eq!(ev["proc.mntns_id"], mntns, "{ev}");
+    assert_eq!(ev["proc.comm"], "cat", "{ev}");
+    assert_eq!(ev["error_raw"], 0, "{ev}");
 
     let mut all = before;
     all.extend(stream.collect(Duration::from_millis(1500)));

@@ -42,20 +42,25 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
     let mut reader = BufReader::new(client.stdout.take().unwrap());
     let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| {
         l.contains(path.to_str().unwrap())
-            && l.contains(&format!("\"ret\":{fd}"))
-            && l.contains(&format!("\"flags\":{}", libc::O_RDONLY | libc::O_CLOEXEC))
+            && l.contains(&format!("\"fd\":{fd},"))
+            && l.contains("\"flags\":\"O_RDONLY|O_CLOEXEC\"")
     })
     .expect("no event for our openat");
     let ev: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(ev["pid"], me);
-    assert_eq!(ev["uid"], 0);
-    assert_eq!(ev["gid"], 0);
-    assert_eq!(ev["ret"], fd);
+    assert_eq!(ev["proc.pid"], me);
+    assert_eq!(ev["proc.creds.uid"], 0);
+    assert_eq!(ev["proc.creds.gid"], 0);
+    assert_eq!(ev["fd"], fd);
+    assert_eq!(ev["error_raw"], 0);
+    assert_eq!(ev["error"], "");
     assert_eq!(ev["fname"], path.to_str().unwrap());
-    assert_eq!(ev["comm"], own_comm());
-    assert_eq!(ev["flags"], libc::O_RDONLY | libc::O_CLOEXEC);
-    assert_eq!(ev["mode"], 0);
-    assert_eq!(ev["mntns_id"], own_ns("mnt"));
+    assert_eq!(ev["proc.comm"], own_comm());
+    // JSON keeps the numbers and adds their names.
+    assert_eq!(ev["flags_raw"], libc::O_RDONLY | libc::O_CLOEXEC);
+    assert_eq!(ev["flags"], "O_RDONLY|O_CLOEXEC");
+    assert_eq!(ev["mode_raw"], 0);
+    assert_eq!(ev["mode"], "----------");
+    assert_eq!(ev["proc.mntns_id"], own_ns("mnt"));
     // Wall time, not boot time: within a few seconds of when we opened.
     let ts = ev["timestamp"].as_str().unwrap();
     let wall: std::time::SystemTime = humantime_parse(ts);
@@ -65,7 +70,7 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
         "timestamp {ts} is {skew:?} away from the open"
     );
 
-    // A failing open reports -ENOENT.
+    // A failing open reports ENOENT, by number and by name.
     let missing = dir.path().join("does-not-exist");
     assert!(std::fs::File::open(&missing).is_err());
     let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| {
@@ -73,7 +78,9 @@ fn trace_open_reports_our_own_open_with_exact_fields() {
     })
     .expect("no event for the failed openat");
     let ev: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(ev["ret"], -libc::ENOENT);
+    assert_eq!(ev["error_raw"], libc::ENOENT);
+    assert_eq!(ev["error"], "ENOENT");
+    assert_eq!(ev["fd"], 0);
 
     // Ctrl-C stops the run cleanly: exit 0, and the run is gone.
     nix::sys::signal::kill(
@@ -117,7 +124,7 @@ fn trace_exec_reports_arguments_parent_and_result() {
     assert!(child.status.success());
     let mut reader = BufReader::new(client.stdout.take().unwrap());
     let line = wait_child_line(&mut reader, Duration::from_secs(15), |l| {
-        l.contains(&marker) && l.contains("\"comm\":\"echo\"")
+        l.contains(&marker) && l.contains("\"proc.comm\":\"echo\"")
     })
     .expect("no event for our exec");
     let ev: Value = serde_json::from_str(&line).unwrap();
@@ -126,10 +133,12 @@ fn trace_exec_reports_arguments_parent_and_result() {
         serde_json::json!(["/bin/echo", marker, "two words"])
     );
     assert_eq!(ev["args_count"], 3);
-    assert_eq!(ev["ppid"], std::process::id());
-    assert_eq!(ev["retval"], 0);
-    assert_eq!(ev["uid"], 0);
-    assert_eq!(ev["mntns_id"], own_ns("mnt"));
+    assert_eq!(ev["proc.parent.pid"], std::process::id());
+    assert_eq!(ev["proc.parent.comm"], own_comm());
+    assert_eq!(ev["error_raw"], 0);
+    assert_eq!(ev["error"], "");
+    assert_eq!(ev["proc.creds.uid"], 0);
+    assert_eq!(ev["proc.mntns_id"], own_ns("mnt"));
 
     let missing = format!("/nonexistent/{marker}");
     assert!(Command::new(&missing).spawn().is_err());
@@ -138,7 +147,8 @@ fn trace_exec_reports_arguments_parent_and_result() {
     })
     .expect("no event for the failed exec");
     let ev: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(ev["retval"], -libc::ENOENT);
+    assert_eq!(ev["error_raw"], libc::ENOENT);
+    assert_eq!(ev["error"], "ENOENT");
     assert_eq!(ev["args"][0], missing.as_str());
 
     let _ = client.kill();
@@ -483,14 +493,14 @@ fn unknown_params_and_bad_values_are_rejected() {
     let out = agent.ctl(&["run", s(&g), "-p", "nope=1"]);
     assert!(
         stderr(&out).contains(
-            "parameter `nope`: unknown parameter (this gadget has: targ_pid, targ_failed)"
+            "parameter `nope`: unknown parameter (this gadget has: pid, tid, uid, gid, comm, failed)"
         ),
         "{}",
         stderr(&out)
     );
     let out = agent.ctl(&["run", s(&g), "-p", "targ_pid=abc"]);
     assert!(
-        stderr(&out).contains("parameter `targ_pid`: `abc` is not an integer"),
+        stderr(&out).contains("parameter `pid`: `abc` is not an integer"),
         "{}",
         stderr(&out)
     );

@@ -104,9 +104,9 @@ fn run_sees_our_open(agent: &Agent, image: &str, extra: &[&str]) -> String {
     let line =
         line.unwrap_or_else(|| panic!("no event for our open from {image}: {}", stderr(&out)));
     let ev: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(ev["pid"], std::process::id());
+    assert_eq!(ev["proc.pid"], std::process::id());
     assert_eq!(ev["fname"], path.to_str().unwrap());
-    assert_eq!(ev["comm"], own_comm());
+    assert_eq!(ev["proc.comm"], own_comm());
     stderr(&out)
 }
 
@@ -671,13 +671,13 @@ fn bundled_archives_run_without_any_registry() {
         inspect["programs"][0]["section"],
         "tracepoint/syscalls/sys_enter_openat"
     );
-    assert_eq!(inspect["params"][0]["name"], "targ_pid");
+    assert_eq!(inspect["params"][0]["name"], "pid");
     assert!(
         inspect["maps"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["name"] == "print_events" && m["type"] == "ringbuf")
+            .any(|m| m["name"] == "events" && m["type"] == "ringbuf")
     );
 }
 

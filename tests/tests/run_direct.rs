@@ -49,9 +49,9 @@ fn run_object_yields_its_own_open_and_ends_at_the_timeout() {
     assert!(!run.done());
     let dir = TempDir::new("direct");
     let (ev, took) = open_and_drain(&mut run, &dir, "object");
-    assert_eq!(ev["pid"], std::process::id());
-    assert_eq!(ev["comm"], own_comm());
-    assert_eq!(ev["ret"].as_i64().map(|fd| fd >= 0), Some(true), "{ev}");
+    assert_eq!(ev["proc.pid"], std::process::id());
+    assert_eq!(ev["proc.comm"], own_comm());
+    assert_eq!(ev["fd"].as_i64().map(|fd| fd > 2), Some(true), "{ev}");
     assert!(
         took < Duration::from_secs(5),
         "the 1.5 s timeout ended the run after {took:?}"
@@ -143,8 +143,8 @@ fn run_image_runs_a_stored_image_and_names_the_image_it_cannot_find() {
     assert_eq!(run.gadget().name(), "trace_open");
     let dir = TempDir::new("direct-image-opens");
     let (ev, _) = open_and_drain(&mut run, &dir, "image");
-    assert_eq!(ev["pid"], std::process::id());
-    assert_eq!(ev["comm"], own_comm());
+    assert_eq!(ev["proc.pid"], std::process::id());
+    assert_eq!(ev["proc.comm"], own_comm());
     drop(run);
 
     // Missing, never pulled; missing, and its registry (port 1) refuses.

@@ -122,7 +122,7 @@ fn malformed_inputs_fail_before_touching_the_kernel() {
         .to_string();
     assert!(
         typo.starts_with(
-            "definition file: column `fnmae` names no field of the event (fields: timestamp, pid,"
+            "definition file: column `fnmae` names no field of the event (fields: timestamp_raw, timestamp, proc.comm, proc.pid,"
         ),
         "{typo}"
     );
@@ -141,13 +141,27 @@ fn malformed_inputs_fail_before_touching_the_kernel() {
 fn layout_and_params_come_from_btf_and_rodata() {
     let g = Gadget::from_object(std::fs::read(gadget("trace_exec")).unwrap(), None).unwrap();
     let fields: Vec<(String, String)> = g.fields().into_iter().map(|f| (f.name, f.kind)).collect();
-    assert_eq!(fields[0], ("timestamp".into(), "timestamp".into()));
+    assert_eq!(fields[0], ("timestamp_raw".into(), "u64".into()));
+    assert_eq!(fields[1], ("timestamp".into(), "timestamp".into()));
     assert!(fields.contains(&("args".into(), "list".into())));
-    assert!(fields.contains(&("comm".into(), "string".into())));
+    assert!(fields.contains(&("proc.comm".into(), "string".into())));
+    assert!(fields.contains(&("error".into(), "string".into())));
     let params: Vec<(&str, &str)> = g
         .params()
         .iter()
         .map(|p| (p.name.as_str(), p.default.as_str()))
         .collect();
-    assert_eq!(params, [("targ_pid", "0"), ("targ_failed", "false")]);
+    // The common filters of gadget/filter.h by their well-known names; without
+    // gadget.yaml, the gadget's own parameter keeps its variable's name.
+    assert_eq!(
+        params,
+        [
+            ("pid", "0"),
+            ("tid", "0"),
+            ("uid", "4294967295"),
+            ("gid", "4294967295"),
+            ("comm", ""),
+            ("targ_failed", "false")
+        ]
+    );
 }

@@ -309,7 +309,7 @@ fn detached_run_logs_to_journald_and_survives_kill_9() {
     });
     let event: Value = serde_json::from_str(entry["MESSAGE"].as_str().unwrap()).unwrap();
     assert_eq!(event["fname"], first.as_str());
-    assert_eq!(event["pid"], std::process::id());
+    assert_eq!(event["proc.pid"], std::process::id());
     assert_eq!(entry["GADGET_RUN_ID"], id.as_str());
     assert_eq!(entry["GADGET_RUN_NAME"], "survivor");
     assert_eq!(

@@ -1,501 +1,178 @@
-//! Number-to-name tables generated from the kernel UAPI headers: x86_64
-//! syscalls (<asm/unistd_64.h>) and errno (<asm-generic/errno*.h>, aliases dropped).
+//! Number-to-name tables per architecture, from maintained crates rather than
+//! tables of our own:
+//!
+//! - syscalls: the `syscalls` crate (0.8), whose per-architecture tables are
+//!   generated from the kernel's own syscall tables; x86_64 and aarch64
+//!   (the architectures gadget images ship for) are compiled in on every
+//!   host, so an event from an arm64 host decodes right on an x86_64 agent.
+//! - errno: `syscalls::Errno`, the kernel's asm-generic numbering, which x86_64
+//!   and aarch64 share.
+//! - signals: `nix::sys::signal::Signal` (the C library's numbering, again the
+//!   same on both), real-time signals as `SIGRTMIN+n`.
+//!
+//! Which architecture an event came from is the caller's to say ([`Arch`]);
+//! [`Arch::EVENTS`] is the seam: today every event comes from this host.
 
-pub const X86_64: &[(u32, &str)] = &[
-    (0, "read"),
-    (1, "write"),
-    (2, "open"),
-    (3, "close"),
-    (4, "stat"),
-    (5, "fstat"),
-    (6, "lstat"),
-    (7, "poll"),
-    (8, "lseek"),
-    (9, "mmap"),
-    (10, "mprotect"),
-    (11, "munmap"),
-    (12, "brk"),
-    (13, "rt_sigaction"),
-    (14, "rt_sigprocmask"),
-    (15, "rt_sigreturn"),
-    (16, "ioctl"),
-    (17, "pread64"),
-    (18, "pwrite64"),
-    (19, "readv"),
-    (20, "writev"),
-    (21, "access"),
-    (22, "pipe"),
-    (23, "select"),
-    (24, "sched_yield"),
-    (25, "mremap"),
-    (26, "msync"),
-    (27, "mincore"),
-    (28, "madvise"),
-    (29, "shmget"),
-    (30, "shmat"),
-    (31, "shmctl"),
-    (32, "dup"),
-    (33, "dup2"),
-    (34, "pause"),
-    (35, "nanosleep"),
-    (36, "getitimer"),
-    (37, "alarm"),
-    (38, "setitimer"),
-    (39, "getpid"),
-    (40, "sendfile"),
-    (41, "socket"),
-    (42, "connect"),
-    (43, "accept"),
-    (44, "sendto"),
-    (45, "recvfrom"),
-    (46, "sendmsg"),
-    (47, "recvmsg"),
-    (48, "shutdown"),
-    (49, "bind"),
-    (50, "listen"),
-    (51, "getsockname"),
-    (52, "getpeername"),
-    (53, "socketpair"),
-    (54, "setsockopt"),
-    (55, "getsockopt"),
-    (56, "clone"),
-    (57, "fork"),
-    (58, "vfork"),
-    (59, "execve"),
-    (60, "exit"),
-    (61, "wait4"),
-    (62, "kill"),
-    (63, "uname"),
-    (64, "semget"),
-    (65, "semop"),
-    (66, "semctl"),
-    (67, "shmdt"),
-    (68, "msgget"),
-    (69, "msgsnd"),
-    (70, "msgrcv"),
-    (71, "msgctl"),
-    (72, "fcntl"),
-    (73, "flock"),
-    (74, "fsync"),
-    (75, "fdatasync"),
-    (76, "truncate"),
-    (77, "ftruncate"),
-    (78, "getdents"),
-    (79, "getcwd"),
-    (80, "chdir"),
-    (81, "fchdir"),
-    (82, "rename"),
-    (83, "mkdir"),
-    (84, "rmdir"),
-    (85, "creat"),
-    (86, "link"),
-    (87, "unlink"),
-    (88, "symlink"),
-    (89, "readlink"),
-    (90, "chmod"),
-    (91, "fchmod"),
-    (92, "chown"),
-    (93, "fchown"),
-    (94, "lchown"),
-    (95, "umask"),
-    (96, "gettimeofday"),
-    (97, "getrlimit"),
-    (98, "getrusage"),
-    (99, "sysinfo"),
-    (100, "times"),
-    (101, "ptrace"),
-    (102, "getuid"),
-    (103, "syslog"),
-    (104, "getgid"),
-    (105, "setuid"),
-    (106, "setgid"),
-    (107, "geteuid"),
-    (108, "getegid"),
-    (109, "setpgid"),
-    (110, "getppid"),
-    (111, "getpgrp"),
-    (112, "setsid"),
-    (113, "setreuid"),
-    (114, "setregid"),
-    (115, "getgroups"),
-    (116, "setgroups"),
-    (117, "setresuid"),
-    (118, "getresuid"),
-    (119, "setresgid"),
-    (120, "getresgid"),
-    (121, "getpgid"),
-    (122, "setfsuid"),
-    (123, "setfsgid"),
-    (124, "getsid"),
-    (125, "capget"),
-    (126, "capset"),
-    (127, "rt_sigpending"),
-    (128, "rt_sigtimedwait"),
-    (129, "rt_sigqueueinfo"),
-    (130, "rt_sigsuspend"),
-    (131, "sigaltstack"),
-    (132, "utime"),
-    (133, "mknod"),
-    (134, "uselib"),
-    (135, "personality"),
-    (136, "ustat"),
-    (137, "statfs"),
-    (138, "fstatfs"),
-    (139, "sysfs"),
-    (140, "getpriority"),
-    (141, "setpriority"),
-    (142, "sched_setparam"),
-    (143, "sched_getparam"),
-    (144, "sched_setscheduler"),
-    (145, "sched_getscheduler"),
-    (146, "sched_get_priority_max"),
-    (147, "sched_get_priority_min"),
-    (148, "sched_rr_get_interval"),
-    (149, "mlock"),
-    (150, "munlock"),
-    (151, "mlockall"),
-    (152, "munlockall"),
-    (153, "vhangup"),
-    (154, "modify_ldt"),
-    (155, "pivot_root"),
-    (156, "_sysctl"),
-    (157, "prctl"),
-    (158, "arch_prctl"),
-    (159, "adjtimex"),
-    (160, "setrlimit"),
-    (161, "chroot"),
-    (162, "sync"),
-    (163, "acct"),
-    (164, "settimeofday"),
-    (165, "mount"),
-    (166, "umount2"),
-    (167, "swapon"),
-    (168, "swapoff"),
-    (169, "reboot"),
-    (170, "sethostname"),
-    (171, "setdomainname"),
-    (172, "iopl"),
-    (173, "ioperm"),
-    (174, "create_module"),
-    (175, "init_module"),
-    (176, "delete_module"),
-    (177, "get_kernel_syms"),
-    (178, "query_module"),
-    (179, "quotactl"),
-    (180, "nfsservctl"),
-    (181, "getpmsg"),
-    (182, "putpmsg"),
-    (183, "afs_syscall"),
-    (184, "tuxcall"),
-    (185, "security"),
-    (186, "gettid"),
-    (187, "readahead"),
-    (188, "setxattr"),
-    (189, "lsetxattr"),
-    (190, "fsetxattr"),
-    (191, "getxattr"),
-    (192, "lgetxattr"),
-    (193, "fgetxattr"),
-    (194, "listxattr"),
-    (195, "llistxattr"),
-    (196, "flistxattr"),
-    (197, "removexattr"),
-    (198, "lremovexattr"),
-    (199, "fremovexattr"),
-    (200, "tkill"),
-    (201, "time"),
-    (202, "futex"),
-    (203, "sched_setaffinity"),
-    (204, "sched_getaffinity"),
-    (205, "set_thread_area"),
-    (206, "io_setup"),
-    (207, "io_destroy"),
-    (208, "io_getevents"),
-    (209, "io_submit"),
-    (210, "io_cancel"),
-    (211, "get_thread_area"),
-    (212, "lookup_dcookie"),
-    (213, "epoll_create"),
-    (214, "epoll_ctl_old"),
-    (215, "epoll_wait_old"),
-    (216, "remap_file_pages"),
-    (217, "getdents64"),
-    (218, "set_tid_address"),
-    (219, "restart_syscall"),
-    (220, "semtimedop"),
-    (221, "fadvise64"),
-    (222, "timer_create"),
-    (223, "timer_settime"),
-    (224, "timer_gettime"),
-    (225, "timer_getoverrun"),
-    (226, "timer_delete"),
-    (227, "clock_settime"),
-    (228, "clock_gettime"),
-    (229, "clock_getres"),
-    (230, "clock_nanosleep"),
-    (231, "exit_group"),
-    (232, "epoll_wait"),
-    (233, "epoll_ctl"),
-    (234, "tgkill"),
-    (235, "utimes"),
-    (236, "vserver"),
-    (237, "mbind"),
-    (238, "set_mempolicy"),
-    (239, "get_mempolicy"),
-    (240, "mq_open"),
-    (241, "mq_unlink"),
-    (242, "mq_timedsend"),
-    (243, "mq_timedreceive"),
-    (244, "mq_notify"),
-    (245, "mq_getsetattr"),
-    (246, "kexec_load"),
-    (247, "waitid"),
-    (248, "add_key"),
-    (249, "request_key"),
-    (250, "keyctl"),
-    (251, "ioprio_set"),
-    (252, "ioprio_get"),
-    (253, "inotify_init"),
-    (254, "inotify_add_watch"),
-    (255, "inotify_rm_watch"),
-    (256, "migrate_pages"),
-    (257, "openat"),
-    (258, "mkdirat"),
-    (259, "mknodat"),
-    (260, "fchownat"),
-    (261, "futimesat"),
-    (262, "newfstatat"),
-    (263, "unlinkat"),
-    (264, "renameat"),
-    (265, "linkat"),
-    (266, "symlinkat"),
-    (267, "readlinkat"),
-    (268, "fchmodat"),
-    (269, "faccessat"),
-    (270, "pselect6"),
-    (271, "ppoll"),
-    (272, "unshare"),
-    (273, "set_robust_list"),
-    (274, "get_robust_list"),
-    (275, "splice"),
-    (276, "tee"),
-    (277, "sync_file_range"),
-    (278, "vmsplice"),
-    (279, "move_pages"),
-    (280, "utimensat"),
-    (281, "epoll_pwait"),
-    (282, "signalfd"),
-    (283, "timerfd_create"),
-    (284, "eventfd"),
-    (285, "fallocate"),
-    (286, "timerfd_settime"),
-    (287, "timerfd_gettime"),
-    (288, "accept4"),
-    (289, "signalfd4"),
-    (290, "eventfd2"),
-    (291, "epoll_create1"),
-    (292, "dup3"),
-    (293, "pipe2"),
-    (294, "inotify_init1"),
-    (295, "preadv"),
-    (296, "pwritev"),
-    (297, "rt_tgsigqueueinfo"),
-    (298, "perf_event_open"),
-    (299, "recvmmsg"),
-    (300, "fanotify_init"),
-    (301, "fanotify_mark"),
-    (302, "prlimit64"),
-    (303, "name_to_handle_at"),
-    (304, "open_by_handle_at"),
-    (305, "clock_adjtime"),
-    (306, "syncfs"),
-    (307, "sendmmsg"),
-    (308, "setns"),
-    (309, "getcpu"),
-    (310, "process_vm_readv"),
-    (311, "process_vm_writev"),
-    (312, "kcmp"),
-    (313, "finit_module"),
-    (314, "sched_setattr"),
-    (315, "sched_getattr"),
-    (316, "renameat2"),
-    (317, "seccomp"),
-    (318, "getrandom"),
-    (319, "memfd_create"),
-    (320, "kexec_file_load"),
-    (321, "bpf"),
-    (322, "execveat"),
-    (323, "userfaultfd"),
-    (324, "membarrier"),
-    (325, "mlock2"),
-    (326, "copy_file_range"),
-    (327, "preadv2"),
-    (328, "pwritev2"),
-    (329, "pkey_mprotect"),
-    (330, "pkey_alloc"),
-    (331, "pkey_free"),
-    (332, "statx"),
-    (333, "io_pgetevents"),
-    (334, "rseq"),
-    (424, "pidfd_send_signal"),
-    (425, "io_uring_setup"),
-    (426, "io_uring_enter"),
-    (427, "io_uring_register"),
-    (428, "open_tree"),
-    (429, "move_mount"),
-    (430, "fsopen"),
-    (431, "fsconfig"),
-    (432, "fsmount"),
-    (433, "fspick"),
-    (434, "pidfd_open"),
-    (435, "clone3"),
-    (436, "close_range"),
-    (437, "openat2"),
-    (438, "pidfd_getfd"),
-    (439, "faccessat2"),
-    (440, "process_madvise"),
-    (441, "epoll_pwait2"),
-    (442, "mount_setattr"),
-    (443, "quotactl_fd"),
-    (444, "landlock_create_ruleset"),
-    (445, "landlock_add_rule"),
-    (446, "landlock_restrict_self"),
-    (447, "memfd_secret"),
-    (448, "process_mrelease"),
-    (449, "futex_waitv"),
-    (450, "set_mempolicy_home_node"),
-];
+use std::borrow::Cow;
 
-pub const ERRNO: &[(u32, &str)] = &[
-    (1, "EPERM"),
-    (2, "ENOENT"),
-    (3, "ESRCH"),
-    (4, "EINTR"),
-    (5, "EIO"),
-    (6, "ENXIO"),
-    (7, "E2BIG"),
-    (8, "ENOEXEC"),
-    (9, "EBADF"),
-    (10, "ECHILD"),
-    (11, "EAGAIN"),
-    (12, "ENOMEM"),
-    (13, "EACCES"),
-    (14, "EFAULT"),
-    (15, "ENOTBLK"),
-    (16, "EBUSY"),
-    (17, "EEXIST"),
-    (18, "EXDEV"),
-    (19, "ENODEV"),
-    (20, "ENOTDIR"),
-    (21, "EISDIR"),
-    (22, "EINVAL"),
-    (23, "ENFILE"),
-    (24, "EMFILE"),
-    (25, "ENOTTY"),
-    (26, "ETXTBSY"),
-    (27, "EFBIG"),
-    (28, "ENOSPC"),
-    (29, "ESPIPE"),
-    (30, "EROFS"),
-    (31, "EMLINK"),
-    (32, "EPIPE"),
-    (33, "EDOM"),
-    (34, "ERANGE"),
-    (35, "EDEADLK"),
-    (36, "ENAMETOOLONG"),
-    (37, "ENOLCK"),
-    (38, "ENOSYS"),
-    (39, "ENOTEMPTY"),
-    (40, "ELOOP"),
-    (42, "ENOMSG"),
-    (43, "EIDRM"),
-    (44, "ECHRNG"),
-    (45, "EL2NSYNC"),
-    (46, "EL3HLT"),
-    (47, "EL3RST"),
-    (48, "ELNRNG"),
-    (49, "EUNATCH"),
-    (50, "ENOCSI"),
-    (51, "EL2HLT"),
-    (52, "EBADE"),
-    (53, "EBADR"),
-    (54, "EXFULL"),
-    (55, "ENOANO"),
-    (56, "EBADRQC"),
-    (57, "EBADSLT"),
-    (59, "EBFONT"),
-    (60, "ENOSTR"),
-    (61, "ENODATA"),
-    (62, "ETIME"),
-    (63, "ENOSR"),
-    (64, "ENONET"),
-    (65, "ENOPKG"),
-    (66, "EREMOTE"),
-    (67, "ENOLINK"),
-    (68, "EADV"),
-    (69, "ESRMNT"),
-    (70, "ECOMM"),
-    (71, "EPROTO"),
-    (72, "EMULTIHOP"),
-    (73, "EDOTDOT"),
-    (74, "EBADMSG"),
-    (75, "EOVERFLOW"),
-    (76, "ENOTUNIQ"),
-    (77, "EBADFD"),
-    (78, "EREMCHG"),
-    (79, "ELIBACC"),
-    (80, "ELIBBAD"),
-    (81, "ELIBSCN"),
-    (82, "ELIBMAX"),
-    (83, "ELIBEXEC"),
-    (84, "EILSEQ"),
-    (85, "ERESTART"),
-    (86, "ESTRPIPE"),
-    (87, "EUSERS"),
-    (88, "ENOTSOCK"),
-    (89, "EDESTADDRREQ"),
-    (90, "EMSGSIZE"),
-    (91, "EPROTOTYPE"),
-    (92, "ENOPROTOOPT"),
-    (93, "EPROTONOSUPPORT"),
-    (94, "ESOCKTNOSUPPORT"),
-    (95, "EOPNOTSUPP"),
-    (96, "EPFNOSUPPORT"),
-    (97, "EAFNOSUPPORT"),
-    (98, "EADDRINUSE"),
-    (99, "EADDRNOTAVAIL"),
-    (100, "ENETDOWN"),
-    (101, "ENETUNREACH"),
-    (102, "ENETRESET"),
-    (103, "ECONNABORTED"),
-    (104, "ECONNRESET"),
-    (105, "ENOBUFS"),
-    (106, "EISCONN"),
-    (107, "ENOTCONN"),
-    (108, "ESHUTDOWN"),
-    (109, "ETOOMANYREFS"),
-    (110, "ETIMEDOUT"),
-    (111, "ECONNREFUSED"),
-    (112, "EHOSTDOWN"),
-    (113, "EHOSTUNREACH"),
-    (114, "EALREADY"),
-    (115, "EINPROGRESS"),
-    (116, "ESTALE"),
-    (117, "EUCLEAN"),
-    (118, "ENOTNAM"),
-    (119, "ENAVAIL"),
-    (120, "EISNAM"),
-    (121, "EREMOTEIO"),
-    (122, "EDQUOT"),
-    (123, "ENOMEDIUM"),
-    (124, "EMEDIUMTYPE"),
-    (125, "ECANCELED"),
-    (126, "ENOKEY"),
-    (127, "EKEYEXPIRED"),
-    (128, "EKEYREVOKED"),
-    (129, "EKEYREJECTED"),
-    (130, "EOWNERDEAD"),
-    (131, "ENOTRECOVERABLE"),
-    (132, "ERFKILL"),
-    (133, "EHWPOISON"),
-];
+/// A CPU architecture whose syscall numbering we know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// x86_64 (OCI `amd64`): syscall 0 is `read`.
+    X86_64,
+    /// aarch64 (OCI `arm64`): the asm-generic table, syscall 0 is `io_setup`.
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture of the host the events come from. Every event comes
+    /// from the agent's own host for now; a remote source would carry its
+    /// architecture (an OCI platform name, see [`Arch::from_oci`]) and
+    /// resolve names with it instead.
+    pub const EVENTS: Option<Arch> = Arch::host();
+
+    /// The architecture this agent was built for; `None` on one we have no
+    /// tables for (names then print empty, numbers stay).
+    pub const fn host() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    /// From an OCI platform architecture (`amd64`, `arm64`) or a kernel one
+    /// (`x86_64`, `aarch64`).
+    #[cfg_attr(not(test), allow(dead_code))] // the seam for events of other hosts; tested
+    pub fn from_oci(name: &str) -> Option<Arch> {
+        match name {
+            "amd64" | "x86_64" => Some(Arch::X86_64),
+            "arm64" | "aarch64" => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The name of syscall `nr` on this architecture (0 is a real syscall).
+    pub fn syscall_name(self, nr: u64) -> Option<&'static str> {
+        let nr = usize::try_from(nr).ok()?;
+        match self {
+            Arch::X86_64 => syscalls::x86_64::Sysno::new(nr).map(|s| s.name()),
+            Arch::Aarch64 => syscalls::aarch64::Sysno::new(nr).map(|s| s.name()),
+        }
+    }
+
+    /// The number of syscall `name` on this architecture.
+    pub fn syscall_number(self, name: &str) -> Option<u32> {
+        let nr = match self {
+            Arch::X86_64 => name.parse::<syscalls::x86_64::Sysno>().ok()?.id(),
+            Arch::Aarch64 => name.parse::<syscalls::aarch64::Sysno>().ok()?.id(),
+        };
+        u32::try_from(nr).ok()
+    }
+}
+
+/// `ENOENT` for 2; `None` for 0 and numbers with no name.
+pub fn errno_name(n: u64) -> Option<&'static str> {
+    let n = i32::try_from(n).ok().filter(|n| *n > 0)?;
+    syscalls::Errno::new(n).name()
+}
+
+/// `SIGKILL` for 9, `SIGRTMIN+2` for 34; `None` for 0 and numbers past `SIGRTMAX`.
+pub fn signal_name(n: u64) -> Option<Cow<'static, str>> {
+    const SIGRTMIN: u64 = 32;
+    const SIGRTMAX: u64 = 64;
+    match n {
+        0 => None,
+        SIGRTMIN..=SIGRTMAX => Some(format!("SIGRTMIN+{}", n - SIGRTMIN).into()),
+        _ => nix::sys::signal::Signal::try_from(i32::try_from(n).ok()?)
+            .ok()
+            .map(|s| s.as_str().into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscalls_of_both_architectures_on_any_host() {
+        // Syscall 0 is `read` on x86_64 (issue 18 item 13) and io_setup on aarch64.
+        for (arch, nr, name) in [
+            (Arch::X86_64, 0, "read"),
+            (Arch::X86_64, 1, "write"),
+            (Arch::X86_64, 2, "open"),
+            (Arch::X86_64, 59, "execve"),
+            (Arch::X86_64, 257, "openat"),
+            (Arch::X86_64, 231, "exit_group"),
+            (Arch::Aarch64, 0, "io_setup"),
+            (Arch::Aarch64, 56, "openat"),
+            (Arch::Aarch64, 63, "read"),
+            (Arch::Aarch64, 64, "write"),
+            (Arch::Aarch64, 221, "execve"),
+            (Arch::Aarch64, 94, "exit_group"),
+        ] {
+            assert_eq!(arch.syscall_name(nr), Some(name), "{arch:?} {nr}");
+            assert_eq!(
+                arch.syscall_number(name),
+                Some(nr as u32),
+                "{arch:?} {name}"
+            );
+        }
+        // aarch64 has no open(2), only openat; numbers past the table have no name.
+        assert_eq!(Arch::Aarch64.syscall_number("open"), None);
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            assert_eq!(arch.syscall_name(100_000), None);
+            assert_eq!(arch.syscall_name(u64::MAX), None);
+            assert_eq!(arch.syscall_number("no_such_syscall"), None);
+        }
+    }
+
+    #[test]
+    fn architectures_by_oci_and_kernel_names() {
+        assert_eq!(Arch::from_oci("amd64"), Some(Arch::X86_64));
+        assert_eq!(Arch::from_oci("x86_64"), Some(Arch::X86_64));
+        assert_eq!(Arch::from_oci("arm64"), Some(Arch::Aarch64));
+        assert_eq!(Arch::from_oci("aarch64"), Some(Arch::Aarch64));
+        assert_eq!(Arch::from_oci("riscv64"), None);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(Arch::EVENTS, Some(Arch::X86_64));
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(Arch::EVENTS, Some(Arch::Aarch64));
+    }
+
+    #[test]
+    fn errno_and_signal_names() {
+        for (n, name) in [
+            (1, "EPERM"),
+            (2, "ENOENT"),
+            (3, "ESRCH"),
+            (13, "EACCES"),
+            (98, "EADDRINUSE"),
+            (110, "ETIMEDOUT"),
+            (133, "EHWPOISON"),
+        ] {
+            assert_eq!(errno_name(n), Some(name), "{n}");
+        }
+        assert_eq!(errno_name(0), None);
+        assert_eq!(errno_name(4096), None);
+        assert_eq!(errno_name(u64::MAX), None);
+        for (n, name) in [
+            (1, "SIGHUP"),
+            (9, "SIGKILL"),
+            (10, "SIGUSR1"),
+            (15, "SIGTERM"),
+            (17, "SIGCHLD"),
+            (31, "SIGSYS"),
+            (32, "SIGRTMIN+0"),
+            (34, "SIGRTMIN+2"),
+            (64, "SIGRTMIN+32"),
+        ] {
+            assert_eq!(signal_name(n).as_deref(), Some(name), "{n}");
+        }
+        assert_eq!(signal_name(0), None);
+        assert_eq!(signal_name(65), None);
+        assert_eq!(signal_name(u64::MAX), None);
+    }
+}

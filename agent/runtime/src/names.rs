@@ -1,104 +1,37 @@
 //! Conversions of semantic numbers to names (the seed's "conversions"):
-//! errno, signal, syscall (per architecture), uid/gid through the host's user
-//! database, interface index. Tables are static; user and interface lookups
-//! are cached, so a busy event stream pays one lookup per distinct value.
+//! errno, signal, syscall (per architecture, [`name_tables`]), uid/gid through
+//! the host's user database, interface index. Tables come from maintained
+//! crates; user and interface lookups are cached, so a busy event stream
+//! pays one lookup per distinct value.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::name_tables;
+use super::name_tables::{self, Arch};
 
 /// `ENOENT` for 2 or -2 (kernels return negative errnos); "" for 0 or unknown.
 pub fn errno(v: i64) -> &'static str {
-    let n = v.unsigned_abs();
-    lookup(name_tables::ERRNO, n)
+    name_tables::errno_name(v.unsigned_abs()).unwrap_or("")
 }
 
 /// `SIGKILL` for 9; real-time signals as `SIGRTMIN+n`; "" when unknown.
 pub fn signal(v: u64) -> std::borrow::Cow<'static, str> {
-    const NAMES: [&str; 32] = [
-        "",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    match v {
-        0..=31 => NAMES[v as usize].into(),
-        32..=64 => format!("SIGRTMIN+{}", v - 32).into(),
-        _ => "".into(),
-    }
+    name_tables::signal_name(v).unwrap_or_default()
 }
 
-/// The syscall's name on the architecture the agent runs on.
+/// The syscall's name on the architecture of the host the event came from
+/// ([`Arch::EVENTS`]); "" when unknown. Syscall 0 is a real one (`read` on
+/// x86_64), unlike errno or signal 0.
 pub fn syscall(nr: u64) -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Syscall 0 is a real one (`read` on x86_64), unlike errno or signal 0.
-        let table = name_tables::X86_64;
-        u32::try_from(nr)
-            .ok()
-            .and_then(|n| table.binary_search_by_key(&n, |(k, _)| *k).ok())
-            .map_or("", |i| table[i].1)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = nr;
-        ""
-    }
+    Arch::EVENTS
+        .and_then(|arch| arch.syscall_name(nr))
+        .unwrap_or("")
 }
 
-/// Every syscall name of this architecture (for seccomp profiles).
-#[cfg_attr(not(test), allow(dead_code))] // the inverse of syscall_name; tested, no caller yet
+/// The number of a syscall on the architecture events come from (for seccomp profiles).
+#[cfg_attr(not(test), allow(dead_code))] // the inverse of syscall; tested, no caller yet
 pub fn syscall_number(name: &str) -> Option<u32> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        name_tables::X86_64
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(nr, _)| *nr)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = name;
-        None
-    }
-}
-
-fn lookup(table: &'static [(u32, &'static str)], n: u64) -> &'static str {
-    if n == 0 || n > u32::MAX as u64 {
-        return "";
-    }
-    table
-        .binary_search_by_key(&(n as u32), |(k, _)| *k)
-        .map_or("", |i| table[i].1)
+    Arch::EVENTS?.syscall_number(name)
 }
 
 type Cache = Mutex<HashMap<u64, Box<str>>>;
