@@ -596,3 +596,268 @@ fn cgroup_programs_attach_to_the_cgroup_the_run_names() {
         drop(run);
     });
 }
+
+/// A veth pair the test owns: `host` in the test's namespace, its peer in a
+/// network namespace of its own (`ip netns add`), 10.213.N.1 and .2; removed on drop.
+struct VethPair {
+    netns: String,
+    host: String,
+    host_ip: std::net::Ipv4Addr,
+    peer_ip: std::net::Ipv4Addr,
+}
+
+fn ip(args: &str) {
+    let o = std::process::Command::new("ip")
+        .args(args.split(' '))
+        .output()
+        .unwrap();
+    ok(&o, &format!("ip {args}"));
+}
+
+impl VethPair {
+    fn new(tag: &str) -> VethPair {
+        let id = std::process::id() % 100_000;
+        let net = (id % 200) as u8 + tag.len() as u8;
+        let pair = VethPair {
+            netns: format!("gdtest-{tag}-{id}"),
+            host: format!("gd{tag}h{id}"),
+            host_ip: [10, 213, net, 1].into(),
+            peer_ip: [10, 213, net, 2].into(),
+        };
+        let (ns, host) = (&pair.netns, &pair.host);
+        ip(&format!("netns add {ns}"));
+        ip(&format!(
+            "link add {host} type veth peer name eth0 netns {ns}"
+        ));
+        ip(&format!("addr add {}/24 dev {host}", pair.host_ip));
+        ip(&format!("link set {host} up"));
+        ip(&format!("-n {ns} addr add {}/24 dev eth0", pair.peer_ip));
+        ip(&format!("-n {ns} link set eth0 up"));
+        ip(&format!("-n {ns} link set lo up"));
+        pair
+    }
+
+    fn ifindex(&self) -> u32 {
+        std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.host))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn netns_inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/run/netns/{}", self.netns))
+            .unwrap()
+            .ino()
+    }
+
+    /// `count` UDP datagrams of `payload` bytes to `port`, sent from inside
+    /// the namespace to the host side.
+    fn send_from_peer(&self, port: u16, count: usize, payload: usize) {
+        use std::os::fd::AsFd;
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.netns)).unwrap();
+        let (from, to) = (self.peer_ip, self.host_ip);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let sock = std::net::UdpSocket::bind((from, 0)).unwrap();
+                for _ in 0..count {
+                    sock.send_to(&vec![1u8; payload], (to, port)).unwrap();
+                }
+            })
+            .join()
+            .unwrap()
+        });
+    }
+
+    fn send_from_host(&self, port: u16, count: usize, payload: usize) {
+        let sock = std::net::UdpSocket::bind((self.host_ip, 0)).unwrap();
+        for _ in 0..count {
+            sock.send_to(&vec![2u8; payload], (self.peer_ip, port))
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+    }
+}
+
+/// Events of `run` until `done`, then whatever else arrives within 300 ms
+/// (so that counts asserted afterwards are exact, not lower bounds).
+async fn events_settled(run: &mut Running, done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    let mut evs = events_until(run, done).await;
+    while let Ok(Ok(Some(rec))) =
+        tokio::time::timeout(Duration::from_millis(300), run.next_record()).await
+    {
+        if let Record::Event(ev) = rec {
+            evs.push(Value::Object(ev));
+        }
+    }
+    evs
+}
+
+/// Sends 3 datagrams out of the host side and 5 into it, and checks that
+/// each tc program saw exactly its direction's packets on that interface.
+async fn tc_traffic_counted(run: &mut Running, pair: &VethPair, port: u16) {
+    const PAYLOAD: usize = 100;
+    let frame = 14 + 20 + 8 + PAYLOAD;
+    pair.send_from_host(port, 3, PAYLOAD);
+    pair.send_from_peer(port, 5, PAYLOAD);
+    let count = |evs: &[Value], s: u32| evs.iter().filter(|e| e["source"] == s).count();
+    let evs = events_settled(run, |evs| {
+        [2, 4, 6].iter().all(|&s| count(evs, s) >= 3)
+            && [1, 3, 5, 7].iter().all(|&s| count(evs, s) >= 5)
+    })
+    .await;
+    let per_source: Vec<usize> = (1..=7).map(|s| count(&evs, s)).collect();
+    // tc, tc/egress, tcx/ingress, tcx/egress, classifier/ingress/…, classifier/egress/…, classifier
+    assert_eq!(per_source, [5, 3, 5, 3, 5, 3, 5], "events: {evs:?}");
+    for e in &evs {
+        assert_eq!(e["ifindex"], pair.ifindex(), "{e}");
+        assert_eq!(e["len"], frame, "{e}");
+        assert_eq!(e["dport"], port, "{e}");
+    }
+}
+
+#[test]
+fn tc_programs_count_packets_on_the_interface_the_run_names() {
+    use gadgetd::runtime::load::ProgramStatus;
+    require_root();
+    let pair = VethPair::new("i");
+    rt().block_on(async {
+        let gadget = load("tc_count");
+        let port = 40_000 + (std::process::id() % 20_000) as u16;
+        let mut opts = RunOptions {
+            iface: Some(pair.host.clone()),
+            ..RunOptions::default()
+        };
+        opts.params.insert("targ_port".into(), port.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        assert_eq!(run.programs().len(), 7);
+        assert!(
+            run.programs()
+                .iter()
+                .all(|p| p.status == ProgramStatus::Attached),
+            "{:?}",
+            run.programs()
+        );
+        tc_traffic_counted(&mut run, &pair, port).await;
+        drop(run);
+        // Nothing stays attached: no tcx program and no clsact qdisc we added.
+        let o = std::process::Command::new("tc")
+            .args(["filter", "show", "dev", &pair.host, "ingress"])
+            .output()
+            .unwrap();
+        assert_eq!(ok(&o, "tc filter show"), "");
+        let links = std::process::Command::new("bpftool")
+            .args(["net", "show", "dev", &pair.host])
+            .output()
+            .unwrap();
+        let links = ok(&links, "bpftool net show");
+        assert!(!links.contains("tc_plain"), "{links}");
+    });
+}
+
+#[test]
+fn tc_programs_attach_to_each_selected_containers_host_side_veth() {
+    require_root();
+    let pair = VethPair::new("c");
+    rt().block_on(async {
+        let gadget = load("tc_count");
+        let port = 40_001 + (std::process::id() % 20_000) as u16;
+        let mut opts = RunOptions {
+            netns_ids: Some(vec![pair.netns_inode()]),
+            ..RunOptions::default()
+        };
+        opts.params.insert("targ_port".into(), port.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        tc_traffic_counted(&mut run, &pair, port).await;
+    });
+}
+
+#[test]
+fn a_tc_program_without_an_interface_says_how_to_name_one() {
+    require_root();
+    let gadget = load("tc_count");
+    let start = |opts: RunOptions| {
+        rt().block_on(async {
+            match gadget.start(&opts) {
+                Ok(_) => panic!("tc programs must not attach without an interface"),
+                Err(e) => e.to_string(),
+            }
+        })
+    };
+    let err = start(RunOptions::default());
+    assert!(
+        err.contains(
+            "program `tc_plain` (section `tc`): tc programs need an interface: name one (--iface"
+        ),
+        "{err}"
+    );
+    let err = start(RunOptions {
+        iface: Some("gdnope0".into()),
+        ..RunOptions::default()
+    });
+    assert!(err.contains("program `tc_plain` (section `tc`)"), "{err}");
+    assert!(err.contains("`gdnope0`"), "{err}");
+    // A namespace with no veth (only lo).
+    let lonely = format!("gdtest-lo-{}", std::process::id());
+    ip(&format!("netns add {lonely}"));
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/run/netns/{lonely}"))
+            .unwrap()
+            .ino()
+    };
+    let err = start(RunOptions {
+        netns_ids: Some(vec![inode]),
+        ..RunOptions::default()
+    });
+    ip(&format!("netns del {lonely}"));
+    assert!(
+        err.contains(&format!(
+            "network namespaces [{inode}] have none; name an interface with --iface"
+        )),
+        "{err}"
+    );
+}
+
+/// Kernels before 6.6 attach tc programs through a clsact qdisc: created when
+/// missing and removed at the end, left alone when it was there already.
+#[test]
+fn a_clsact_qdisc_is_removed_only_if_gadgetd_added_it() {
+    use gadgetd::runtime::tc::Clsact;
+    require_root();
+    let pair = VethPair::new("q");
+    let qdiscs = || {
+        let o = std::process::Command::new("tc")
+            .args(["qdisc", "show", "dev", &pair.host])
+            .output()
+            .unwrap();
+        ok(&o, "tc qdisc show").contains("qdisc clsact")
+    };
+    assert!(!qdiscs());
+    let added = Clsact::ensure(&pair.host).unwrap();
+    assert!(added.is_some());
+    assert!(qdiscs());
+    drop(added);
+    assert!(!qdiscs(), "the clsact qdisc gadgetd added stays");
+    let o = std::process::Command::new("tc")
+        .args(["qdisc", "add", "dev", &pair.host, "clsact"])
+        .output()
+        .unwrap();
+    ok(&o, "tc qdisc add");
+    assert!(Clsact::ensure(&pair.host).unwrap().is_none());
+    assert!(qdiscs(), "a clsact qdisc gadgetd did not add was removed");
+    let err = Clsact::ensure("gdnope0").unwrap_err();
+    assert!(err.starts_with("no interface `gdnope0` here"), "{err}");
+}

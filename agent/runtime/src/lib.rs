@@ -81,6 +81,7 @@ mod names;
 pub mod object;
 pub mod params;
 mod perf_ring;
+mod rtnl;
 // Public for the end-to-end tests, which check that runs leave no pins behind.
 #[doc(hidden)]
 pub mod pin_dir;
@@ -100,6 +101,8 @@ mod snapshot;
 #[doc(hidden)]
 pub mod snapshot;
 mod stacks;
+/// tc classifier attachment (public for the tests' clsact check).
+pub mod tc;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]
 mod topper;

@@ -24,6 +24,7 @@ use super::rawmap::RawHashMap;
 use super::reader::{Batch, EventReader};
 use super::snapshot;
 use super::stacks;
+use super::tc;
 use super::topper::{self, SortSpec, TopperReader};
 
 /// A parsed and classified gadget, ready to start any number of times.
@@ -88,6 +89,10 @@ pub struct RunOptions {
     /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on this cgroup2
     /// directory (a container's, or one the user names); `None`: the cgroup2 root.
     pub cgroup: Option<std::path::PathBuf>,
+    /// tc programs (`tc`, `tcx/*`, `classifier/*`): attach on this host
+    /// interface; `None`: each selected container's host-side veth (by
+    /// `netns_ids`), and with no container selection the run fails saying so.
+    pub iface: Option<String>,
 }
 
 /// A definition entry naming no field or parameter is a typo the user
@@ -480,12 +485,14 @@ impl Gadget {
                 }
             }
         };
-        let mut attachments = load::attach_all_with(
-            &mut ebpf,
-            &self.obj,
-            first_netns.as_ref().map(|ns| &ns.file),
-            opts.cgroup.as_deref(),
-        )?;
+        let ifaces = self.tc_interfaces(opts)?;
+        let cgroups: Vec<_> = opts.cgroup.iter().cloned().collect();
+        let targets = load::Targets {
+            netns: first_netns.as_ref().map(|ns| &ns.file),
+            cgroups: &cgroups,
+            ifaces: &ifaces,
+        };
+        let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;
         attachments.pins = pins;
         let mut source = source;
         let mut instances = (vec![attachments], Vec::new());
@@ -562,6 +569,20 @@ impl Gadget {
     }
 
     /// Whether any program is a socket filter (they see one network namespace each).
+    /// The interfaces tc programs attach on (none when it has none).
+    fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<String>> {
+        let has_tc = self
+            .obj
+            .programs
+            .iter()
+            .any(|p| matches!(load::attach_point(&p.section), Ok(load::AttachPoint::Tc)));
+        Ok(match (has_tc, &opts.iface, &opts.netns_ids) {
+            (false, ..) | (true, None, None) => Vec::new(),
+            (true, Some(iface), _) => vec![iface.clone()],
+            (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,
+        })
+    }
+
     fn has_socket_filters(&self) -> bool {
         self.obj.programs.iter().any(|p| {
             matches!(
