@@ -548,7 +548,7 @@ fn cgroup_programs_attach_to_the_cgroup_the_run_names() {
     rt().block_on(async {
         let gadget = load("cgroup_sock");
         let opts = RunOptions {
-            cgroup: Some(cgroup.clone()),
+            cgroups: vec![cgroup.clone()],
             ..RunOptions::default()
         };
         let mut run = gadget.start(&opts).unwrap();
@@ -860,4 +860,157 @@ fn a_clsact_qdisc_is_removed_only_if_gadgetd_added_it() {
     assert!(qdiscs(), "a clsact qdisc gadgetd did not add was removed");
     let err = Clsact::ensure("gdnope0").unwrap_err();
     assert!(err.starts_with("no interface `gdnope0` here"), "{err}");
+}
+
+/// Waits until the run `child` started is running; its stderr if it failed.
+fn wait_started(agent: &Agent, child: &mut std::process::Child) {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("gadgetctl exited with {status} before the run started: {err}");
+        }
+        let out = agent.ctl(&["list", "-o", "json"]);
+        if json_lines(&out).iter().any(|r| r["state"] == "running") {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no run started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `gadgetctl run --iface` and `--cgroup` through the agent: the tc gadget
+/// counts exactly the test's packets on the named interface, the cgroup
+/// gadget sees exactly the socket a process in the named cgroup (given
+/// relative to the cgroup2 root, as /proc/PID/cgroup shows it) creates;
+/// bad names are refused up front, naming the option, and the agent keeps serving.
+#[test]
+fn gadgetctl_names_the_interface_and_the_cgroup_programs_attach_on() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let pair = VethPair::new("a");
+    let port = 41_000 + (std::process::id() % 20_000) as u16;
+    let child = agent.ctl_spawn(&[
+        "run",
+        test_object("tc_count").to_str().unwrap(),
+        "--iface",
+        &pair.host,
+        "-p",
+        &format!("targ_port={port}"),
+        "-o",
+        "json",
+        "--timeout",
+        "3s",
+    ]);
+    let mut child = child;
+    wait_started(&agent, &mut child);
+    pair.send_from_host(port, 3, 100);
+    pair.send_from_peer(port, 5, 100);
+    let out = child.wait_with_output().unwrap();
+    let evs = json_lines(&out);
+    let per_source: Vec<usize> = (1..=7)
+        .map(|s| evs.iter().filter(|e| e["source"] == s).count())
+        .collect();
+    assert_eq!(per_source, [5, 3, 5, 3, 5, 3, 5], "{}", stderr(&out));
+
+    let Some(root) = gadgetd::runtime::load::cgroup2_root() else {
+        eprintln!("--cgroup skipped: no cgroup2 file system is mounted");
+        return;
+    };
+    let rel = format!("gadgetd-ctl-test-{}", std::process::id());
+    let cgroup = root.join(&rel);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _remove = Remove(cgroup.clone());
+    let child = agent.ctl_spawn(&[
+        "run",
+        test_object("cgroup_sock").to_str().unwrap(),
+        "--cgroup",
+        &format!("/{rel}"),
+        "-o",
+        "json",
+        "--timeout",
+        "2s",
+    ]);
+    let mut child = child;
+    wait_started(&agent, &mut child);
+    // A process that moves itself into the cgroup, then makes one UDP socket.
+    let procs = cgroup.join("cgroup.procs");
+    let script = format!(
+        "import os, socket; open({:?}, 'w').write(str(os.getpid())); socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); print(os.getpid())",
+        procs.to_str().unwrap()
+    );
+    let py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let py_pid: u64 = ok(&py, "python3").trim().parse().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let created: Vec<_> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["hook"] == 1)
+        .map(|e| (e["pid"].clone(), e["family"].clone(), e["type"].clone()))
+        .collect();
+    assert_eq!(
+        created,
+        [(
+            py_pid.into(),
+            libc::AF_INET6.into(),
+            libc::SOCK_DGRAM.into()
+        )],
+        "{}",
+        stderr(&out)
+    );
+
+    for (flag, value, want) in [
+        ("--cgroup", "../../etc", "option cgroup: cgroup `../../etc`"),
+        (
+            "--cgroup",
+            "gadgetd-no-such-cgroup",
+            "option cgroup: cgroup `gadgetd-no-such-cgroup`: ",
+        ),
+        (
+            "--iface",
+            "a/b",
+            "option iface: interface name `a/b` may not contain",
+        ),
+        ("--iface", "x234567890abcdef", "must be 1 to 15 bytes long"),
+    ] {
+        let out = agent.ctl(&[
+            "run",
+            test_object("cgroup_sock").to_str().unwrap(),
+            flag,
+            value,
+            "--timeout",
+            "1s",
+        ]);
+        assert!(!out.status.success(), "{flag} {value} must be refused");
+        assert!(
+            stderr(&out).contains(want),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+    }
+    // A named interface that does not exist fails when the program attaches.
+    let out = agent.ctl(&[
+        "run",
+        test_object("tc_count").to_str().unwrap(),
+        "--iface",
+        "gdnope0",
+        "--timeout",
+        "1s",
+    ]);
+    assert!(
+        stderr(&out).contains("program `tc_plain` (section `tc`): no interface `gdnope0` here"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(agent.ctl(&["list"]).status.success());
 }

@@ -55,6 +55,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attach_target;
 mod btf_patch;
 mod btf_table;
 pub mod classify;

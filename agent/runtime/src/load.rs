@@ -649,6 +649,7 @@ fn attach_one(
             let dir = tc::direction(&prog.section);
             let tcx = tc::has_tcx();
             for iface in targets.ifaces {
+                tc::ifindex(iface)?;
                 if !tcx {
                     att.qdiscs.extend(tc::Clsact::ensure(iface)?);
                 }

@@ -86,9 +86,11 @@ pub struct RunOptions {
     /// Network snapshotters and socket filters: exactly these network
     /// namespaces (inodes, e.g. of the selected containers). Wins over `all_netns`.
     pub netns_ids: Option<Vec<u64>>,
-    /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on this cgroup2
-    /// directory (a container's, or one the user names); `None`: the cgroup2 root.
-    pub cgroup: Option<std::path::PathBuf>,
+    /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on each of these
+    /// cgroup2 directories (one the user names, see
+    /// [`crate::attach_target::cgroup_dir`], or the selected containers');
+    /// empty: the cgroup2 root.
+    pub cgroups: Vec<std::path::PathBuf>,
     /// tc programs (`tc`, `tcx/*`, `classifier/*`): attach on this host
     /// interface; `None`: each selected container's host-side veth (by
     /// `netns_ids`), and with no container selection the run fails saying so.
@@ -486,10 +488,9 @@ impl Gadget {
             }
         };
         let ifaces = self.tc_interfaces(opts)?;
-        let cgroups: Vec<_> = opts.cgroup.iter().cloned().collect();
         let targets = load::Targets {
             netns: first_netns.as_ref().map(|ns| &ns.file),
-            cgroups: &cgroups,
+            cgroups: &opts.cgroups,
             ifaces: &ifaces,
         };
         let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;

@@ -35,7 +35,7 @@ pub fn has_tcx() -> bool {
 }
 
 /// The index of interface `iface` in the calling thread's namespace.
-fn ifindex(iface: &str) -> Result<u32, String> {
+pub(crate) fn ifindex(iface: &str) -> Result<u32, String> {
     let name = std::ffi::CString::new(iface).map_err(|_| {
         format!(
             "interface name `{}` contains a NUL byte",

@@ -39,6 +39,18 @@ pub fn run_options(
     {
         opts.netns_ids = Some(plan.netns.clone());
     }
+    // And the cgroups cgroup programs attach on, unless the caller named one.
+    if let (Some(plan), true, Some(root)) = (
+        &plan,
+        opts.cgroups.is_empty(),
+        gadgetd_runtime::load::cgroup2_root(),
+    ) {
+        opts.cgroups = plan
+            .cgroups
+            .iter()
+            .map(|c| root.join(c.trim_start_matches('/')))
+            .collect();
+    }
     (opts, plan)
 }
 
