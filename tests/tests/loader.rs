@@ -1014,3 +1014,62 @@ fn gadgetctl_names_the_interface_and_the_cgroup_programs_attach_on() {
     );
     assert!(agent.ctl(&["list"]).status.success());
 }
+
+/// `iter/bpf_map_elem` with `GADGET_ITER_TARGET_MAP`: the element iterator
+/// walks exactly the elements the gadget's task iterator put in its map.
+#[test]
+fn a_map_element_iterator_walks_the_map_its_marker_names() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("mapelem_iter");
+        for count in [3u64, 7] {
+            let mut opts = RunOptions::default();
+            let pid = std::process::id();
+            opts.params.insert("targ_pid".into(), pid.to_string());
+            opts.params.insert("targ_count".into(), count.to_string());
+            let mut run = gadget.start(&opts).unwrap();
+            let rows = loop {
+                match run.next_record().await.unwrap() {
+                    Some(Record::Rows(rows)) => break rows,
+                    Some(_) => continue,
+                    None => panic!("the snapshot ended without rows"),
+                }
+            };
+            let mut got: Vec<(u64, u64, u64)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r["id"].as_u64().unwrap(),
+                        r["square"].as_u64().unwrap(),
+                        r["pid"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            got.sort();
+            let want: Vec<_> = (1..=count).map(|i| (i, i * i, pid as u64)).collect();
+            assert_eq!(got, want, "{rows:?}");
+        }
+    });
+}
+
+#[test]
+fn a_map_element_iterator_reading_past_its_maps_values_names_the_map() {
+    require_root();
+    let gadget = load("bad_mapelem");
+    let err = rt().block_on(async {
+        match gadget.start(&RunOptions::default()) {
+            Ok(_) => panic!("reading 16 bytes of 4-byte values must be refused"),
+            Err(e) => e.to_string(),
+        }
+    });
+    assert!(
+        err.starts_with(
+            "program `read_too_much` (section `iter/bpf_map_elem`): walking map `small`: "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("reads more of a key or value than the map has"),
+        "{err}"
+    );
+}

@@ -75,6 +75,7 @@ mod kernel_enums;
 pub mod kinds;
 pub mod layout;
 pub mod load;
+mod map_elem_iter;
 pub mod markers;
 pub mod mntns_filter;
 mod name_tables;
