@@ -1073,3 +1073,67 @@ fn a_map_element_iterator_reading_past_its_maps_values_names_the_map() {
         "{err}"
     );
 }
+
+/// The stream header says what became of each program, and gadgetctl
+/// warns about the skipped ones (the run goes on without them).
+#[test]
+fn the_stream_header_and_gadgetctl_say_which_programs_attached() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let object = test_object("uprobes");
+    let pid = std::process::id().to_string();
+    let lines = raw_stream(&bus, &object, Some(("targ_pid", &pid)), 300, || ());
+    let header: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(header["gadgetd"], "header");
+    let programs: Vec<(String, String, Value)> = header["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["reason"].clone(),
+            )
+        })
+        .collect();
+    let absent = "uprobe target `libgadgetd_absent.so.7` is not on this host (no such file, and not in /etc/ld.so.cache)";
+    let attached = |n: &str| (n.to_string(), "attached".to_string(), Value::Null);
+    assert_eq!(
+        programs,
+        [
+            attached("up_bare_name"),
+            attached("up_soname"),
+            attached("up_full_path"),
+            attached("up_versioned"),
+            attached("up_offset"),
+            ("up_absent".into(), "skipped".into(), absent.into()),
+            ("up_disabled".into(), "disabled".into(), Value::Null),
+        ]
+    );
+    assert_eq!(
+        header["programs"][5]["section"],
+        "uprobe/libgadgetd_absent.so.7:nothing"
+    );
+    let out = agent.ctl(&[
+        "run",
+        object.to_str().unwrap(),
+        "-p",
+        &format!("targ_pid={pid}"),
+        "--timeout",
+        "300ms",
+        "-o",
+        "json",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("skipped"))
+            .collect::<Vec<_>>(),
+        [format!(
+            "gadgetctl: program `up_absent` (section `uprobe/libgadgetd_absent.so.7:nothing`) skipped: {absent}"
+        )]
+    );
+}

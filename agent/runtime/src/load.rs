@@ -173,6 +173,24 @@ pub struct ProgramReport {
     pub status: ProgramStatus,
 }
 
+impl ProgramReport {
+    /// As the stream header reports it.
+    pub fn state(&self) -> gadgetd_dbus::stream::ProgramState {
+        let (status, reason) = match &self.status {
+            ProgramStatus::Attached => ("attached", None),
+            ProgramStatus::Disabled => ("disabled", None),
+            ProgramStatus::TailCall => ("tail-call", None),
+            ProgramStatus::Skipped(why) => ("skipped", Some(why.clone())),
+        };
+        gadgetd_dbus::stream::ProgramState {
+            name: self.program.clone(),
+            section: self.section.clone(),
+            status: status.into(),
+            reason,
+        }
+    }
+}
+
 /// The per-program policy: everything must attach, except what is disabled
 /// on purpose or probes a library the host does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]
