@@ -1137,3 +1137,123 @@ fn the_stream_header_and_gadgetctl_say_which_programs_attached() {
         )]
     );
 }
+
+/// A root file system of its own (a "container" without a runtime): copies
+/// of sleep, libc and the dynamic loader (so its libc is another file than
+/// the host's), `libgadgetd_ctr.so.1` only here, and its own ld.so.cache.
+struct Rootfs(std::path::PathBuf);
+
+impl Rootfs {
+    fn new() -> Rootfs {
+        let root = std::env::temp_dir().join(format!("gadgetd-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let lib = root.join("usr/lib/x86_64-linux-gnu");
+        for dir in [
+            &lib,
+            &root.join("usr/bin"),
+            &root.join("etc"),
+            &root.join("lib64"),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::fs::copy("/bin/sleep", root.join("usr/bin/sleep")).unwrap();
+        std::fs::copy("/lib/x86_64-linux-gnu/libc.so.6", lib.join("libc.so.6")).unwrap();
+        std::fs::copy(
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            lib.join("libgadgetd_ctr.so.1"),
+        )
+        .unwrap();
+        std::fs::copy(
+            "/lib64/ld-linux-x86-64.so.2",
+            root.join("lib64/ld-linux-x86-64.so.2"),
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/ld.so.conf"), "/usr/lib/x86_64-linux-gnu\n").unwrap();
+        let o = std::process::Command::new("ldconfig")
+            .arg("-r")
+            .arg(&root)
+            .output()
+            .unwrap();
+        ok(&o, "ldconfig -r");
+        Rootfs(root)
+    }
+
+    /// `sleep SECS` inside the root (in a mount namespace of its own).
+    fn sleep(&self, secs: &str) -> std::process::Child {
+        std::process::Command::new("unshare")
+            .arg("--mount")
+            .arg(format!("--root={}", self.0.display()))
+            .args(["/usr/bin/sleep", secs])
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// With a container selected, uprobe targets are the container's files
+/// (through /proc/PID/root and its own ld.so.cache): its libc, not the
+/// host's, and a library only it has; without, that library is skipped.
+#[test]
+fn uprobes_resolve_their_targets_in_the_containers_root() {
+    use gadgetd::runtime::load::ProgramStatus;
+    require_root();
+    let rootfs = Rootfs::new();
+    let mut init = rootfs.sleep("30");
+    // unshare execs sleep in the same process: its pid is the container's init.
+    let init_pid = init.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_link(format!("/proc/{init_pid}/root")).unwrap() != rootfs.0 {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rt().block_on(async {
+        let gadget = load("uprobe_root");
+        let host = gadget.start(&RunOptions::default()).unwrap();
+        assert_eq!(
+            host.programs()[1].status,
+            ProgramStatus::Skipped(
+                "uprobe target `/usr/lib/x86_64-linux-gnu/libgadgetd_ctr.so.1` is not on this host (no such file, and not in /etc/ld.so.cache)".into()
+            )
+        );
+        drop(host);
+        let opts = RunOptions {
+            container_pids: vec![init_pid],
+            ..RunOptions::default()
+        };
+        let mut run = gadget.start(&opts).unwrap();
+        assert!(
+            run.programs()
+                .iter()
+                .all(|p| p.status == ProgramStatus::Attached),
+            "{:?}",
+            run.programs()
+        );
+        // The host's sleep uses the host's libc: not seen.
+        let o = std::process::Command::new("sleep").arg("0.05").output().unwrap();
+        ok(&o, "sleep on the host");
+        let mut pids = Vec::new();
+        for _ in 0..2 {
+            let mut c = rootfs.sleep("0.05");
+            pids.push(c.id() as u64);
+            assert!(c.wait().unwrap().success());
+        }
+        let evs = events_settled(&mut run, |evs| {
+            pids.iter().all(|p| evs.iter().any(|e| e["pid"] == *p))
+        })
+        .await;
+        let mut got: Vec<(u64, u64)> = evs
+            .iter()
+            .map(|e| (e["pid"].as_u64().unwrap(), e["probe"].as_u64().unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(pids[0], 1), (pids[1], 1)], "{evs:?}");
+    });
+    let _ = init.kill();
+    let _ = init.wait();
+}

@@ -21,6 +21,10 @@ pub struct Plan {
     /// The selected containers' cgroups (v2 paths as in `/proc/PID/cgroup`),
     /// where cgroup programs attach. Taken at start, like `netns`.
     pub cgroups: Vec<String>,
+    /// The selected containers' init processes (and pid 1 with `--host`),
+    /// whose root file systems uprobe targets are resolved in. Taken at
+    /// start, like `netns`.
+    pub pids: Vec<u32>,
     changes: broadcast::Receiver<Change>,
     selector: Selector,
     host: Option<u64>,
@@ -60,17 +64,27 @@ pub fn plan(registry: &Registry, selector: Selector) -> Option<Plan> {
         .collect::<BTreeSet<String>>()
         .into_iter()
         .collect();
+    let pids: Vec<u32> = registry
+        .list()
+        .iter()
+        .filter(|c| selector.matches(c) && c.pid != 0)
+        .map(|c| c.pid)
+        // `--host`: the host's files too (pid 1's root).
+        .chain(selector.host.then_some(1))
+        .collect();
     tracing::debug!(
         ?selector,
         ?initial,
         ?netns,
         ?cgroups,
+        ?pids,
         "container filter planned"
     );
     Some(Plan {
         initial,
         netns,
         cgroups,
+        pids,
         changes,
         selector,
         host,

@@ -252,6 +252,9 @@ pub struct Targets<'a> {
     pub cgroups: &'a [std::path::PathBuf],
     /// tc programs: on each of these interfaces (of the agent's namespace).
     pub ifaces: &'a [String],
+    /// Uprobes: targets resolved in the root file systems of these
+    /// processes (`/proc/PID/root`); none: the agent's.
+    pub roots: &'a [u32],
 }
 
 /// Like [`attach_all_in`], with every kind of target named ([`Targets`]).
@@ -531,15 +534,22 @@ fn attach_one(
             p.attach(func, 0).map_err(|x| e(&x))?;
         }
         AttachPoint::UProbe { target, symbol } => {
-            let absent = || {
+            let absent = if targets.roots.is_empty() {
                 format!(
                     "uprobe target `{target}` is not on this host (no such file, and not in /etc/ld.so.cache)"
                 )
+            } else {
+                format!(
+                    "uprobe target `{target}` is in none of the selected containers (looked up in /proc/PID/root of {:?}, through each one's /etc/ld.so.cache)",
+                    targets.roots
+                )
             };
-            let Some(path) = uprobe_target::resolve_library(target).filter(|p| p.exists()) else {
-                return Ok(ProgramStatus::Skipped(absent()));
-            };
-            let location = match uprobe_target::parse(symbol)? {
+            let paths = uprobe_paths(target, targets.roots);
+            if paths.is_empty() {
+                return Ok(ProgramStatus::Skipped(absent));
+            }
+            let parsed = uprobe_target::parse(symbol)?;
+            let location = || match parsed {
                 uprobe_target::Location::Symbol { name, offset: 0 } => {
                     UProbeAttachLocation::Symbol(name)
                 }
@@ -552,12 +562,19 @@ fn attach_one(
             };
             let p: &mut UProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            match p.attach(location, &path, UProbeScope::AllProcesses) {
-                Ok(_) => {}
-                Err(aya::programs::ProgramError::UProbeError(
-                    aya::programs::uprobe::UProbeError::InvalidTarget { .. },
-                )) => return Ok(ProgramStatus::Skipped(absent())),
-                Err(x) => return Err(e(&x)),
+            let mut attached = 0;
+            for path in &paths {
+                match p.attach(location(), path, UProbeScope::AllProcesses) {
+                    Ok(_) => attached += 1,
+                    // A symbol one container's copy lacks is that copy's problem.
+                    Err(aya::programs::ProgramError::UProbeError(
+                        aya::programs::uprobe::UProbeError::InvalidTarget { .. },
+                    )) => {}
+                    Err(x) => return Err(format!("in {}: {}", path.display(), e(&x))),
+                }
+            }
+            if attached == 0 {
+                return Ok(ProgramStatus::Skipped(absent));
             }
         }
         AttachPoint::FEntry(func) => {
@@ -706,6 +723,29 @@ fn attach_one(
         }
     }
     Ok(ProgramStatus::Attached)
+}
+
+/// The files a uprobe target names: on the agent's own root, or in each of
+/// `roots`' (`/proc/PID/root`), each file once (by device and inode).
+fn uprobe_paths(target: &str, roots: &[u32]) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    if roots.is_empty() {
+        return uprobe_target::resolve_library(target)
+            .filter(|p| p.exists())
+            .into_iter()
+            .collect();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    roots
+        .iter()
+        .filter_map(|pid| {
+            uprobe_target::resolve_library_in(
+                std::path::Path::new(&format!("/proc/{pid}/root")),
+                target,
+            )
+        })
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino()))))
+        .collect()
 }
 
 /// Where the cgroup2 hierarchy is mounted (`/sys/fs/cgroup`, or

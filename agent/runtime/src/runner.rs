@@ -95,6 +95,10 @@ pub struct RunOptions {
     /// interface; `None`: each selected container's host-side veth (by
     /// `netns_ids`), and with no container selection the run fails saying so.
     pub iface: Option<String>,
+    /// Uprobes: resolve their targets in the root file systems of these
+    /// processes (`/proc/PID/root`, one per selected container, through its
+    /// own `/etc/ld.so.cache`); empty: the agent's own.
+    pub container_pids: Vec<u32>,
 }
 
 /// A definition entry naming no field or parameter is a typo the user
@@ -492,6 +496,7 @@ impl Gadget {
             netns: first_netns.as_ref().map(|ns| &ns.file),
             cgroups: &opts.cgroups,
             ifaces: &ifaces,
+            roots: &opts.container_pids,
         };
         let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;
         attachments.pins = pins;
