@@ -378,10 +378,6 @@ fn bad_gadgets_get_clear_errors_and_the_agent_keeps_serving() {
             "map `print_events`: tracer maps must be BPF_MAP_TYPE_RINGBUF or BPF_MAP_TYPE_PERF_EVENT_ARRAY",
         ),
         (
-            test_object("union_event"),
-            "field `u`: unions cannot be decoded",
-        ),
-        (
             test_object("missing_tp"),
             "tracepoint syscalls/sys_enter_gadgetd_nonexistent does not exist",
         ),

@@ -1257,3 +1257,48 @@ fn uprobes_resolve_their_targets_in_the_containers_root() {
     let _ = init.kill();
     let _ = init.wait();
 }
+
+/// Unions: every member decoded from the same bytes (bpftool's choice),
+/// named (`u.a`, `u.b`), anonymous (members join the event) and holding a struct.
+#[test]
+fn every_member_of_a_union_is_decoded_from_the_same_bytes() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("union_event");
+        let names: Vec<String> = gadget.fields().iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                "pid",
+                "u.a",
+                "u.b",
+                "half",
+                "whole",
+                "w.bytes.lo",
+                "w.bytes.hi",
+                "w.word"
+            ]
+        );
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
+        assert_eq!(
+            evs[0],
+            serde_json::json!({
+                "pid": pid,
+                "u.a": 0x3fc0_0000u32,
+                "u.b": 1.5,
+                "half": [0x5678, 0x1234],
+                "whole": 0x1234_5678u32,
+                "w.bytes.lo": 1,
+                "w.bytes.hi": 2,
+                "w.word": 0x0201,
+            })
+        );
+    });
+}
