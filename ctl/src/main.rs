@@ -195,6 +195,19 @@ async fn async_main() -> ExitCode {
     }
 }
 
+/// Says on stderr which of the gadget's programs did not attach and why
+/// (the agent runs without them, as Inspektor Gadget does).
+fn warn_skipped(programs: &[gadgetd_dbus::stream::ProgramState]) {
+    for p in programs.iter().filter(|p| p.status == "skipped") {
+        eprintln!(
+            "gadgetctl: program `{}` (section `{}`) skipped: {}",
+            escape::terminal(&p.name),
+            escape::terminal(&p.section),
+            escape::terminal(p.reason.as_deref().unwrap_or("no reason given"))
+        );
+    }
+}
+
 /// D-Bus errors carry the agent's message after their name; show it plainly.
 fn describe(e: &anyhow::Error) -> String {
     let text = if let Some(zbus::Error::MethodError(name, Some(msg), _)) =
@@ -416,7 +429,10 @@ async fn stream_events(
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         match stream::classify(body).context("malformed control line in the event stream")? {
             Line::Event(ev) => printer.event(ev, &mut out)?,
-            Line::Control(Control::Header(h)) => printer.header(&h, &mut out)?,
+            Line::Control(Control::Header(h)) => {
+                warn_skipped(&h.programs);
+                printer.header(&h, &mut out)?
+            }
             Line::Control(Control::Lost {
                 count,
                 total,

@@ -26,6 +26,15 @@ pub struct KindArgs {
     /// (inode, as in `ls -L -i /proc/PID/ns/net`); repeatable.
     #[arg(long = "netns", value_name = "INODE")]
     pub netns: Vec<u64>,
+    /// tc programs: attach on this host interface (default: the host side
+    /// of each selected container's veth).
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
+    /// Cgroup programs (cgroup_skb/*, cgroup/*): attach on this cgroup2
+    /// directory, relative to the cgroup2 root (as /proc/PID/cgroup shows it)
+    /// or absolute under it (default: the selected containers' cgroups, else the root).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
 }
 
 impl KindArgs {
@@ -59,6 +68,12 @@ impl KindArgs {
         }
         if !self.netns.is_empty() {
             opts.insert(options::NETNS_IDS, Value::from(self.netns.clone()));
+        }
+        if let Some(iface) = &self.iface {
+            opts.insert(options::IFACE, Value::from(iface.clone()));
+        }
+        if let Some(cgroup) = &self.cgroup {
+            opts.insert(options::CGROUP, Value::from(cgroup.clone()));
         }
     }
 }

@@ -125,6 +125,10 @@ pub struct Header {
     /// predate data sources: then `fields` describe the only one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datasources: Vec<DataSourceInfo>,
+    /// What became of each of the gadget's programs when the run started
+    /// (absent from headers of older agents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<ProgramState>,
 }
 
 /// The reserved event key naming an event's (or table row's) data source.
@@ -160,6 +164,21 @@ impl Header {
     pub fn tagged(&self) -> bool {
         self.datasources.len() > 1
     }
+}
+
+/// One program of a running gadget: attached, or why not.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ProgramState {
+    /// The program's (function's) name.
+    pub name: String,
+    /// Its ELF section.
+    pub section: String,
+    /// `attached`, `disabled` (`gadget_program_disabled`), `tail-call`
+    /// (runs from a program array) or `skipped` (see `reason`).
+    pub status: String,
+    /// Why a program was skipped (a uprobe's library is not on this host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

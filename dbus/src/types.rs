@@ -58,6 +58,13 @@ pub mod options {
     /// `at`: network snapshotters and socket filters look at exactly these
     /// network namespaces (inodes, e.g. the selected containers').
     pub const NETNS_IDS: &str = "netns-ids";
+    /// `s`: tc programs attach on this host interface (default: the
+    /// selected containers' host-side veths).
+    pub const IFACE: &str = "iface";
+    /// `s`: cgroup programs attach on this cgroup2 directory, relative to
+    /// the cgroup2 root or absolute under it (default: the selected
+    /// containers' cgroups, else the root).
+    pub const CGROUP: &str = "cgroup";
 }
 
 /// Container selection keys of the `options` dictionary (docs/containers.md).

@@ -548,7 +548,7 @@ fn cgroup_programs_attach_to_the_cgroup_the_run_names() {
     rt().block_on(async {
         let gadget = load("cgroup_sock");
         let opts = RunOptions {
-            cgroup: Some(cgroup.clone()),
+            cgroups: vec![cgroup.clone()],
             ..RunOptions::default()
         };
         let mut run = gadget.start(&opts).unwrap();
@@ -594,5 +594,711 @@ fn cgroup_programs_attach_to_the_cgroup_the_run_names() {
         assert_eq!(connect["family"], libc::AF_INET);
         assert_eq!(connect["port"], port);
         drop(run);
+    });
+}
+
+/// A veth pair the test owns: `host` in the test's namespace, its peer in a
+/// network namespace of its own (`ip netns add`), 10.213.N.1 and .2; removed on drop.
+struct VethPair {
+    netns: String,
+    host: String,
+    host_ip: std::net::Ipv4Addr,
+    peer_ip: std::net::Ipv4Addr,
+}
+
+fn ip(args: &str) {
+    let o = std::process::Command::new("ip")
+        .args(args.split(' '))
+        .output()
+        .unwrap();
+    ok(&o, &format!("ip {args}"));
+}
+
+impl VethPair {
+    fn new(tag: &str) -> VethPair {
+        let id = std::process::id() % 100_000;
+        let net = (id % 200) as u8 + tag.len() as u8;
+        let pair = VethPair {
+            netns: format!("gdtest-{tag}-{id}"),
+            host: format!("gd{tag}h{id}"),
+            host_ip: [10, 213, net, 1].into(),
+            peer_ip: [10, 213, net, 2].into(),
+        };
+        let (ns, host) = (&pair.netns, &pair.host);
+        ip(&format!("netns add {ns}"));
+        ip(&format!(
+            "link add {host} type veth peer name eth0 netns {ns}"
+        ));
+        ip(&format!("addr add {}/24 dev {host}", pair.host_ip));
+        ip(&format!("link set {host} up"));
+        ip(&format!("-n {ns} addr add {}/24 dev eth0", pair.peer_ip));
+        ip(&format!("-n {ns} link set eth0 up"));
+        ip(&format!("-n {ns} link set lo up"));
+        pair
+    }
+
+    fn ifindex(&self) -> u32 {
+        std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.host))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn netns_inode(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/run/netns/{}", self.netns))
+            .unwrap()
+            .ino()
+    }
+
+    /// `count` UDP datagrams of `payload` bytes to `port`, sent from inside
+    /// the namespace to the host side.
+    fn send_from_peer(&self, port: u16, count: usize, payload: usize) {
+        use std::os::fd::AsFd;
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.netns)).unwrap();
+        let (from, to) = (self.peer_ip, self.host_ip);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let sock = std::net::UdpSocket::bind((from, 0)).unwrap();
+                for _ in 0..count {
+                    sock.send_to(&vec![1u8; payload], (to, port)).unwrap();
+                }
+            })
+            .join()
+            .unwrap()
+        });
+    }
+
+    fn send_from_host(&self, port: u16, count: usize, payload: usize) {
+        let sock = std::net::UdpSocket::bind((self.host_ip, 0)).unwrap();
+        for _ in 0..count {
+            sock.send_to(&vec![2u8; payload], (self.peer_ip, port))
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+    }
+}
+
+/// Events of `run` until `done`, then whatever else arrives within 300 ms
+/// (so that counts asserted afterwards are exact, not lower bounds).
+async fn events_settled(run: &mut Running, done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    let mut evs = events_until(run, done).await;
+    while let Ok(Ok(Some(rec))) =
+        tokio::time::timeout(Duration::from_millis(300), run.next_record()).await
+    {
+        if let Record::Event(ev) = rec {
+            evs.push(Value::Object(ev));
+        }
+    }
+    evs
+}
+
+/// Sends 3 datagrams out of the host side and 5 into it, and checks that
+/// each tc program saw exactly its direction's packets on that interface.
+async fn tc_traffic_counted(run: &mut Running, pair: &VethPair, port: u16) {
+    const PAYLOAD: usize = 100;
+    let frame = 14 + 20 + 8 + PAYLOAD;
+    pair.send_from_host(port, 3, PAYLOAD);
+    pair.send_from_peer(port, 5, PAYLOAD);
+    let count = |evs: &[Value], s: u32| evs.iter().filter(|e| e["source"] == s).count();
+    let evs = events_settled(run, |evs| {
+        [2, 4, 6].iter().all(|&s| count(evs, s) >= 3)
+            && [1, 3, 5, 7].iter().all(|&s| count(evs, s) >= 5)
+    })
+    .await;
+    let per_source: Vec<usize> = (1..=7).map(|s| count(&evs, s)).collect();
+    // tc, tc/egress, tcx/ingress, tcx/egress, classifier/ingress/…, classifier/egress/…, classifier
+    assert_eq!(per_source, [5, 3, 5, 3, 5, 3, 5], "events: {evs:?}");
+    for e in &evs {
+        assert_eq!(e["ifindex"], pair.ifindex(), "{e}");
+        assert_eq!(e["len"], frame, "{e}");
+        assert_eq!(e["dport"], port, "{e}");
+    }
+}
+
+#[test]
+fn tc_programs_count_packets_on_the_interface_the_run_names() {
+    use gadgetd::runtime::load::ProgramStatus;
+    require_root();
+    let pair = VethPair::new("i");
+    rt().block_on(async {
+        let gadget = load("tc_count");
+        let port = 40_000 + (std::process::id() % 20_000) as u16;
+        let mut opts = RunOptions {
+            iface: Some(pair.host.clone()),
+            ..RunOptions::default()
+        };
+        opts.params.insert("targ_port".into(), port.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        assert_eq!(run.programs().len(), 7);
+        assert!(
+            run.programs()
+                .iter()
+                .all(|p| p.status == ProgramStatus::Attached),
+            "{:?}",
+            run.programs()
+        );
+        tc_traffic_counted(&mut run, &pair, port).await;
+        drop(run);
+        // Nothing stays attached: no tcx program and no clsact qdisc we added.
+        let o = std::process::Command::new("tc")
+            .args(["filter", "show", "dev", &pair.host, "ingress"])
+            .output()
+            .unwrap();
+        assert_eq!(ok(&o, "tc filter show"), "");
+        let links = std::process::Command::new("bpftool")
+            .args(["net", "show", "dev", &pair.host])
+            .output()
+            .unwrap();
+        let links = ok(&links, "bpftool net show");
+        assert!(!links.contains("tc_plain"), "{links}");
+    });
+}
+
+#[test]
+fn tc_programs_attach_to_each_selected_containers_host_side_veth() {
+    require_root();
+    let pair = VethPair::new("c");
+    rt().block_on(async {
+        let gadget = load("tc_count");
+        let port = 40_001 + (std::process::id() % 20_000) as u16;
+        let mut opts = RunOptions {
+            netns_ids: Some(vec![pair.netns_inode()]),
+            ..RunOptions::default()
+        };
+        opts.params.insert("targ_port".into(), port.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        tc_traffic_counted(&mut run, &pair, port).await;
+    });
+}
+
+#[test]
+fn a_tc_program_without_an_interface_says_how_to_name_one() {
+    require_root();
+    let gadget = load("tc_count");
+    let start = |opts: RunOptions| {
+        rt().block_on(async {
+            match gadget.start(&opts) {
+                Ok(_) => panic!("tc programs must not attach without an interface"),
+                Err(e) => e.to_string(),
+            }
+        })
+    };
+    let err = start(RunOptions::default());
+    assert!(
+        err.contains(
+            "program `tc_plain` (section `tc`): tc programs need an interface: name one (--iface"
+        ),
+        "{err}"
+    );
+    let err = start(RunOptions {
+        iface: Some("gdnope0".into()),
+        ..RunOptions::default()
+    });
+    assert!(err.contains("program `tc_plain` (section `tc`)"), "{err}");
+    assert!(err.contains("`gdnope0`"), "{err}");
+    // A namespace with no veth (only lo).
+    let lonely = format!("gdtest-lo-{}", std::process::id());
+    ip(&format!("netns add {lonely}"));
+    let inode = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/run/netns/{lonely}"))
+            .unwrap()
+            .ino()
+    };
+    let err = start(RunOptions {
+        netns_ids: Some(vec![inode]),
+        ..RunOptions::default()
+    });
+    ip(&format!("netns del {lonely}"));
+    assert!(
+        err.contains(&format!(
+            "network namespaces [{inode}] have none; name an interface with --iface"
+        )),
+        "{err}"
+    );
+}
+
+/// Kernels before 6.6 attach tc programs through a clsact qdisc: created when
+/// missing and removed at the end, left alone when it was there already.
+#[test]
+fn a_clsact_qdisc_is_removed_only_if_gadgetd_added_it() {
+    use gadgetd::runtime::tc::Clsact;
+    require_root();
+    let pair = VethPair::new("q");
+    let qdiscs = || {
+        let o = std::process::Command::new("tc")
+            .args(["qdisc", "show", "dev", &pair.host])
+            .output()
+            .unwrap();
+        ok(&o, "tc qdisc show").contains("qdisc clsact")
+    };
+    assert!(!qdiscs());
+    let added = Clsact::ensure(&pair.host).unwrap();
+    assert!(added.is_some());
+    assert!(qdiscs());
+    drop(added);
+    assert!(!qdiscs(), "the clsact qdisc gadgetd added stays");
+    let o = std::process::Command::new("tc")
+        .args(["qdisc", "add", "dev", &pair.host, "clsact"])
+        .output()
+        .unwrap();
+    ok(&o, "tc qdisc add");
+    assert!(Clsact::ensure(&pair.host).unwrap().is_none());
+    assert!(qdiscs(), "a clsact qdisc gadgetd did not add was removed");
+    let err = Clsact::ensure("gdnope0").unwrap_err();
+    assert!(err.starts_with("no interface `gdnope0` here"), "{err}");
+}
+
+/// Waits until the run `child` started is running; its stderr if it failed.
+fn wait_started(agent: &Agent, child: &mut std::process::Child) {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("gadgetctl exited with {status} before the run started: {err}");
+        }
+        let out = agent.ctl(&["list", "-o", "json"]);
+        if json_lines(&out).iter().any(|r| r["state"] == "running") {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no run started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `gadgetctl run --iface` and `--cgroup` through the agent: the tc gadget
+/// counts exactly the test's packets on the named interface, the cgroup
+/// gadget sees exactly the socket a process in the named cgroup (given
+/// relative to the cgroup2 root, as /proc/PID/cgroup shows it) creates;
+/// bad names are refused up front, naming the option, and the agent keeps serving.
+#[test]
+fn gadgetctl_names_the_interface_and_the_cgroup_programs_attach_on() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let pair = VethPair::new("a");
+    let port = 41_000 + (std::process::id() % 20_000) as u16;
+    let child = agent.ctl_spawn(&[
+        "run",
+        test_object("tc_count").to_str().unwrap(),
+        "--iface",
+        &pair.host,
+        "-p",
+        &format!("targ_port={port}"),
+        "-o",
+        "json",
+        "--timeout",
+        "3s",
+    ]);
+    let mut child = child;
+    wait_started(&agent, &mut child);
+    pair.send_from_host(port, 3, 100);
+    pair.send_from_peer(port, 5, 100);
+    let out = child.wait_with_output().unwrap();
+    let evs = json_lines(&out);
+    let per_source: Vec<usize> = (1..=7)
+        .map(|s| evs.iter().filter(|e| e["source"] == s).count())
+        .collect();
+    assert_eq!(per_source, [5, 3, 5, 3, 5, 3, 5], "{}", stderr(&out));
+
+    let Some(root) = gadgetd::runtime::load::cgroup2_root() else {
+        eprintln!("--cgroup skipped: no cgroup2 file system is mounted");
+        return;
+    };
+    let rel = format!("gadgetd-ctl-test-{}", std::process::id());
+    let cgroup = root.join(&rel);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _remove = Remove(cgroup.clone());
+    let child = agent.ctl_spawn(&[
+        "run",
+        test_object("cgroup_sock").to_str().unwrap(),
+        "--cgroup",
+        &format!("/{rel}"),
+        "-o",
+        "json",
+        "--timeout",
+        "2s",
+    ]);
+    let mut child = child;
+    wait_started(&agent, &mut child);
+    // A process that moves itself into the cgroup, then makes one UDP socket.
+    let procs = cgroup.join("cgroup.procs");
+    let script = format!(
+        "import os, socket; open({:?}, 'w').write(str(os.getpid())); socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); print(os.getpid())",
+        procs.to_str().unwrap()
+    );
+    let py = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let py_pid: u64 = ok(&py, "python3").trim().parse().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let created: Vec<_> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["hook"] == 1)
+        .map(|e| (e["pid"].clone(), e["family"].clone(), e["type"].clone()))
+        .collect();
+    assert_eq!(
+        created,
+        [(
+            py_pid.into(),
+            libc::AF_INET6.into(),
+            libc::SOCK_DGRAM.into()
+        )],
+        "{}",
+        stderr(&out)
+    );
+
+    for (flag, value, want) in [
+        ("--cgroup", "../../etc", "option cgroup: cgroup `../../etc`"),
+        (
+            "--cgroup",
+            "gadgetd-no-such-cgroup",
+            "option cgroup: cgroup `gadgetd-no-such-cgroup`: ",
+        ),
+        (
+            "--iface",
+            "a/b",
+            "option iface: interface name `a/b` may not contain",
+        ),
+        ("--iface", "x234567890abcdef", "must be 1 to 15 bytes long"),
+    ] {
+        let out = agent.ctl(&[
+            "run",
+            test_object("cgroup_sock").to_str().unwrap(),
+            flag,
+            value,
+            "--timeout",
+            "1s",
+        ]);
+        assert!(!out.status.success(), "{flag} {value} must be refused");
+        assert!(
+            stderr(&out).contains(want),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+    }
+    // A named interface that does not exist fails when the program attaches.
+    let out = agent.ctl(&[
+        "run",
+        test_object("tc_count").to_str().unwrap(),
+        "--iface",
+        "gdnope0",
+        "--timeout",
+        "1s",
+    ]);
+    assert!(
+        stderr(&out).contains("program `tc_plain` (section `tc`): no interface `gdnope0` here"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(agent.ctl(&["list"]).status.success());
+}
+
+/// `iter/bpf_map_elem` with `GADGET_ITER_TARGET_MAP`: the element iterator
+/// walks exactly the elements the gadget's task iterator put in its map.
+#[test]
+fn a_map_element_iterator_walks_the_map_its_marker_names() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("mapelem_iter");
+        for count in [3u64, 7] {
+            let mut opts = RunOptions::default();
+            let pid = std::process::id();
+            opts.params.insert("targ_pid".into(), pid.to_string());
+            opts.params.insert("targ_count".into(), count.to_string());
+            let mut run = gadget.start(&opts).unwrap();
+            let rows = loop {
+                match run.next_record().await.unwrap() {
+                    Some(Record::Rows(rows)) => break rows,
+                    Some(_) => continue,
+                    None => panic!("the snapshot ended without rows"),
+                }
+            };
+            let mut got: Vec<(u64, u64, u64)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r["id"].as_u64().unwrap(),
+                        r["square"].as_u64().unwrap(),
+                        r["pid"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            got.sort();
+            let want: Vec<_> = (1..=count).map(|i| (i, i * i, pid as u64)).collect();
+            assert_eq!(got, want, "{rows:?}");
+        }
+    });
+}
+
+#[test]
+fn a_map_element_iterator_reading_past_its_maps_values_names_the_map() {
+    require_root();
+    let gadget = load("bad_mapelem");
+    let err = rt().block_on(async {
+        match gadget.start(&RunOptions::default()) {
+            Ok(_) => panic!("reading 16 bytes of 4-byte values must be refused"),
+            Err(e) => e.to_string(),
+        }
+    });
+    assert!(
+        err.starts_with(
+            "program `read_too_much` (section `iter/bpf_map_elem`): walking map `small`: "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("reads more of a key or value than the map has"),
+        "{err}"
+    );
+}
+
+/// The stream header says what became of each program, and gadgetctl
+/// warns about the skipped ones (the run goes on without them).
+#[test]
+fn the_stream_header_and_gadgetctl_say_which_programs_attached() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let object = test_object("uprobes");
+    let pid = std::process::id().to_string();
+    let lines = raw_stream(&bus, &object, Some(("targ_pid", &pid)), 300, || ());
+    let header: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(header["gadgetd"], "header");
+    let programs: Vec<(String, String, Value)> = header["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["reason"].clone(),
+            )
+        })
+        .collect();
+    let absent = "uprobe target `libgadgetd_absent.so.7` is not on this host (no such file, and not in /etc/ld.so.cache)";
+    let attached = |n: &str| (n.to_string(), "attached".to_string(), Value::Null);
+    assert_eq!(
+        programs,
+        [
+            attached("up_bare_name"),
+            attached("up_soname"),
+            attached("up_full_path"),
+            attached("up_versioned"),
+            attached("up_offset"),
+            ("up_absent".into(), "skipped".into(), absent.into()),
+            ("up_disabled".into(), "disabled".into(), Value::Null),
+        ]
+    );
+    assert_eq!(
+        header["programs"][5]["section"],
+        "uprobe/libgadgetd_absent.so.7:nothing"
+    );
+    let out = agent.ctl(&[
+        "run",
+        object.to_str().unwrap(),
+        "-p",
+        &format!("targ_pid={pid}"),
+        "--timeout",
+        "300ms",
+        "-o",
+        "json",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("skipped"))
+            .collect::<Vec<_>>(),
+        [format!(
+            "gadgetctl: program `up_absent` (section `uprobe/libgadgetd_absent.so.7:nothing`) skipped: {absent}"
+        )]
+    );
+}
+
+/// A root file system of its own (a "container" without a runtime): copies
+/// of sleep, libc and the dynamic loader (so its libc is another file than
+/// the host's), `libgadgetd_ctr.so.1` only here, and its own ld.so.cache.
+struct Rootfs(std::path::PathBuf);
+
+impl Rootfs {
+    fn new() -> Rootfs {
+        let root = std::env::temp_dir().join(format!("gadgetd-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let lib = root.join("usr/lib/x86_64-linux-gnu");
+        for dir in [
+            &lib,
+            &root.join("usr/bin"),
+            &root.join("etc"),
+            &root.join("lib64"),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::fs::copy("/bin/sleep", root.join("usr/bin/sleep")).unwrap();
+        std::fs::copy("/lib/x86_64-linux-gnu/libc.so.6", lib.join("libc.so.6")).unwrap();
+        std::fs::copy(
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            lib.join("libgadgetd_ctr.so.1"),
+        )
+        .unwrap();
+        std::fs::copy(
+            "/lib64/ld-linux-x86-64.so.2",
+            root.join("lib64/ld-linux-x86-64.so.2"),
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/ld.so.conf"), "/usr/lib/x86_64-linux-gnu\n").unwrap();
+        let o = std::process::Command::new("ldconfig")
+            .arg("-r")
+            .arg(&root)
+            .output()
+            .unwrap();
+        ok(&o, "ldconfig -r");
+        Rootfs(root)
+    }
+
+    /// `sleep SECS` inside the root (in a mount namespace of its own).
+    fn sleep(&self, secs: &str) -> std::process::Child {
+        std::process::Command::new("unshare")
+            .arg("--mount")
+            .arg(format!("--root={}", self.0.display()))
+            .args(["/usr/bin/sleep", secs])
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// With a container selected, uprobe targets are the container's files
+/// (through /proc/PID/root and its own ld.so.cache): its libc, not the
+/// host's, and a library only it has; without, that library is skipped.
+#[test]
+fn uprobes_resolve_their_targets_in_the_containers_root() {
+    use gadgetd::runtime::load::ProgramStatus;
+    require_root();
+    let rootfs = Rootfs::new();
+    let mut init = rootfs.sleep("30");
+    // unshare execs sleep in the same process: its pid is the container's init.
+    let init_pid = init.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_link(format!("/proc/{init_pid}/root")).unwrap() != rootfs.0 {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    rt().block_on(async {
+        let gadget = load("uprobe_root");
+        let host = gadget.start(&RunOptions::default()).unwrap();
+        assert_eq!(
+            host.programs()[1].status,
+            ProgramStatus::Skipped(
+                "uprobe target `/usr/lib/x86_64-linux-gnu/libgadgetd_ctr.so.1` is not on this host (no such file, and not in /etc/ld.so.cache)".into()
+            )
+        );
+        drop(host);
+        let opts = RunOptions {
+            container_pids: vec![init_pid],
+            ..RunOptions::default()
+        };
+        let mut run = gadget.start(&opts).unwrap();
+        assert!(
+            run.programs()
+                .iter()
+                .all(|p| p.status == ProgramStatus::Attached),
+            "{:?}",
+            run.programs()
+        );
+        // The host's sleep uses the host's libc: not seen.
+        let o = std::process::Command::new("sleep").arg("0.05").output().unwrap();
+        ok(&o, "sleep on the host");
+        let mut pids = Vec::new();
+        for _ in 0..2 {
+            let mut c = rootfs.sleep("0.05");
+            pids.push(c.id() as u64);
+            assert!(c.wait().unwrap().success());
+        }
+        let evs = events_settled(&mut run, |evs| {
+            pids.iter().all(|p| evs.iter().any(|e| e["pid"] == *p))
+        })
+        .await;
+        let mut got: Vec<(u64, u64)> = evs
+            .iter()
+            .map(|e| (e["pid"].as_u64().unwrap(), e["probe"].as_u64().unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(pids[0], 1), (pids[1], 1)], "{evs:?}");
+    });
+    let _ = init.kill();
+    let _ = init.wait();
+}
+
+/// Unions: every member decoded from the same bytes (bpftool's choice),
+/// named (`u.a`, `u.b`), anonymous (members join the event) and holding a struct.
+#[test]
+fn every_member_of_a_union_is_decoded_from_the_same_bytes() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("union_event");
+        let names: Vec<String> = gadget.fields().iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                "pid",
+                "u.a",
+                "u.b",
+                "half",
+                "whole",
+                "w.bytes.lo",
+                "w.bytes.hi",
+                "w.word"
+            ]
+        );
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let mut buf = [0u8; 256];
+        // SAFETY: getcwd(2) into a buffer we own.
+        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
+        assert_eq!(
+            evs[0],
+            serde_json::json!({
+                "pid": pid,
+                "u.a": 0x3fc0_0000u32,
+                "u.b": 1.5,
+                "half": [0x5678, 0x1234],
+                "whole": 0x1234_5678u32,
+                "w.bytes.lo": 1,
+                "w.bytes.hi": 2,
+                "w.word": 0x0201,
+            })
+        );
     });
 }

@@ -18,6 +18,13 @@ pub struct Plan {
     /// `--host`), where socket filters and network iterators run. Taken at
     /// start: containers started later get mount-namespace filtering only.
     pub netns: Vec<u64>,
+    /// The selected containers' cgroups (v2 paths as in `/proc/PID/cgroup`),
+    /// where cgroup programs attach. Taken at start, like `netns`.
+    pub cgroups: Vec<String>,
+    /// The selected containers' init processes (and pid 1 with `--host`),
+    /// whose root file systems uprobe targets are resolved in. Taken at
+    /// start, like `netns`.
+    pub pids: Vec<u32>,
     changes: broadcast::Receiver<Change>,
     selector: Selector,
     host: Option<u64>,
@@ -49,10 +56,35 @@ pub fn plan(registry: &Registry, selector: Selector) -> Option<Plan> {
         .collect::<BTreeSet<u64>>()
         .into_iter()
         .collect();
-    tracing::debug!(?selector, ?initial, ?netns, "container filter planned");
+    let cgroups: Vec<String> = registry
+        .list()
+        .iter()
+        .filter(|c| selector.matches(c) && !c.cgroup.is_empty())
+        .map(|c| c.cgroup.clone())
+        .collect::<BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    let pids: Vec<u32> = registry
+        .list()
+        .iter()
+        .filter(|c| selector.matches(c) && c.pid != 0)
+        .map(|c| c.pid)
+        // `--host`: the host's files too (pid 1's root).
+        .chain(selector.host.then_some(1))
+        .collect();
+    tracing::debug!(
+        ?selector,
+        ?initial,
+        ?netns,
+        ?cgroups,
+        ?pids,
+        "container filter planned"
+    );
     Some(Plan {
         initial,
         netns,
+        cgroups,
+        pids,
         changes,
         selector,
         host,

@@ -18,6 +18,9 @@ pub struct Snapshotter {
     pub programs: Vec<(String, String)>,
     /// BTF id of the row struct (`gadget_iter_type`).
     pub row_type: u32,
+    /// `iter/bpf_map_elem` programs: (program, the map it walks), from
+    /// `GADGET_ITER_TARGET_MAP`.
+    pub map_targets: Vec<(String, String)>,
 }
 
 impl Snapshotter {
@@ -90,7 +93,7 @@ pub fn snapshotter(obj: &GadgetObject) -> Result<Option<Snapshotter>> {
             return Err(GadgetError::Program {
                 program: prog.clone(),
                 section: format!("iter/{kind}"),
-                reason: "map element iterators are not supported (they run relative to one map)"
+                reason: "a map element iterator needs its map named: declare `GADGET_ITER(name, row_struct, program)` and `GADGET_ITER_TARGET_MAP(program, map)`"
                     .into(),
             });
         }
@@ -104,6 +107,7 @@ pub fn snapshotter(obj: &GadgetObject) -> Result<Option<Snapshotter>> {
         name: programs[0].0.clone(),
         programs,
         row_type,
+        map_targets: Vec::new(),
     }))
 }
 
@@ -130,6 +134,7 @@ pub fn ig_iterator(obj: &GadgetObject, m: &IterMarker, markers: &Markers) -> Res
         ))
     })?;
     let mut programs = Vec::new();
+    let mut map_targets = Vec::new();
     for name in &m.programs {
         let prog = obj
             .programs
@@ -152,16 +157,23 @@ pub fn ig_iterator(obj: &GadgetObject, m: &IterMarker, markers: &Markers) -> Res
                 .iter_targets
                 .iter()
                 .find(|t| &t.program == name)
-                .map_or("none: add GADGET_ITER_TARGET_MAP".to_string(), |t| {
-                    format!("`{}`", t.map)
+                .ok_or_else(|| GadgetError::Program {
+                    program: name.clone(),
+                    section: prog.section.clone(),
+                    reason: format!(
+                        "a map element iterator needs the map it walks: add `GADGET_ITER_TARGET_MAP({name}, <map>)`"
+                    ),
+                })?;
+            if !obj.maps.iter().any(|m| m.name == target.map) {
+                return Err(GadgetError::Marker {
+                    marker: target.marker.clone(),
+                    reason: format!(
+                        "program `{name}` walks map `{}`, which the object does not define",
+                        target.map
+                    ),
                 });
-            return Err(GadgetError::Program {
-                program: name.clone(),
-                section: prog.section.clone(),
-                reason: format!(
-                    "map element iterators (target map {target}) are not run by gadgetd yet"
-                ),
-            });
+            }
+            map_targets.push((name.clone(), target.map.clone()));
         }
         programs.push((name.clone(), kind.to_string()));
     }
@@ -169,6 +181,7 @@ pub fn ig_iterator(obj: &GadgetObject, m: &IterMarker, markers: &Markers) -> Res
         name: m.name.clone(),
         programs,
         row_type,
+        map_targets,
     })
 }
 

@@ -329,10 +329,13 @@ fn btf_err(e: impl std::fmt::Display) -> GadgetError {
 /// Builds the layout of the struct with BTF id `type_id`.
 pub fn build(btf: &Btf, type_id: u32) -> Result<Layout> {
     let (ty, _) = resolve(btf, type_id)?;
-    let Type::Struct(s) = &ty else {
+    let (Type::Struct(s) | Type::Union(s)) = &ty else {
         return Err(GadgetError::UnsupportedType {
             field: "(event)".into(),
-            reason: format!("the event type must be a struct, found {}", ty.name()),
+            reason: format!(
+                "the event type must be a struct or union, found {}",
+                ty.name()
+            ),
         });
     };
     let mut fields = Vec::new();
@@ -696,12 +699,11 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
             }
             _ => return Ok(Classified::Nested(s)),
         },
-        Type::Union(_) => {
-            return Err(unsupported(
-                field,
-                "unions cannot be decoded (which member is live is unknown): use a struct or a gadget_* type",
-            ));
-        }
+        // Which member of a union is live is unknown, so every member is
+        // decoded from the same bytes, as bpftool's BTF dump shows them:
+        // `u.a`, `u.b` (an anonymous union's members join the enclosing
+        // struct's, as C reads them).
+        Type::Union(u) => return Ok(Classified::Nested(u)),
         other => {
             return Err(unsupported(
                 field,

@@ -55,6 +55,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attach_target;
 mod btf_patch;
 mod btf_table;
 pub mod classify;
@@ -75,6 +76,7 @@ mod kernel_enums;
 pub mod kinds;
 pub mod layout;
 pub mod load;
+mod map_elem_iter;
 pub mod markers;
 pub mod mntns_filter;
 mod name_tables;
@@ -82,6 +84,7 @@ mod names;
 pub mod object;
 pub mod params;
 mod perf_ring;
+mod rtnl;
 // Public for the end-to-end tests, which check that runs leave no pins behind.
 #[doc(hidden)]
 pub mod pin_dir;
@@ -103,6 +106,8 @@ pub mod snapshot;
 mod stacks;
 mod table_sort;
 mod tag;
+/// tc classifier attachment (public for the tests' clsact check).
+pub mod tc;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]
 mod topper;

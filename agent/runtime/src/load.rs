@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{
-    BtfTracePoint, FEntry, FExit, KProbe, Lsm, PerfEvent, RawTracePoint, SocketFilter, TracePoint,
-    UProbe,
+    BtfTracePoint, FEntry, FExit, KProbe, Lsm, PerfEvent, RawTracePoint, SchedClassifier,
+    SocketFilter, TracePoint, UProbe,
     uprobe::{UProbeAttachLocation, UProbeScope},
 };
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -25,6 +25,7 @@ use super::object::{GadgetObject, ProgramDef};
 use super::pin_dir::{self, PinDir};
 use super::prog_array;
 use super::sections;
+use super::tc;
 use super::uprobe_target;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
@@ -155,6 +156,9 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
 #[derive(Default)]
 pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
+    /// clsact qdiscs this run added for tc programs (kernels before 6.6),
+    /// removed when the run ends. Declared before `pins`, dropped first.
+    pub qdiscs: Vec<tc::Clsact>,
     /// The run's bpffs for pinned maps, if any ([`load_pinned`]).
     pub pins: Option<PinDir>,
     /// One entry per program of the object, in object order.
@@ -167,6 +171,24 @@ pub struct ProgramReport {
     pub program: String,
     pub section: String,
     pub status: ProgramStatus,
+}
+
+impl ProgramReport {
+    /// As the stream header reports it.
+    pub fn state(&self) -> gadgetd_dbus::stream::ProgramState {
+        let (status, reason) = match &self.status {
+            ProgramStatus::Attached => ("attached", None),
+            ProgramStatus::Disabled => ("disabled", None),
+            ProgramStatus::TailCall => ("tail-call", None),
+            ProgramStatus::Skipped(why) => ("skipped", Some(why.clone())),
+        };
+        gadgetd_dbus::stream::ProgramState {
+            name: self.program.clone(),
+            section: self.section.clone(),
+            status: status.into(),
+            reason,
+        }
+    }
 }
 
 /// The per-program policy: everything must attach, except what is disabled
@@ -210,16 +232,36 @@ pub fn attach_all_in(
     obj: &GadgetObject,
     netns: Option<&std::fs::File>,
 ) -> Result<Attachments> {
-    attach_all_with(ebpf, obj, netns, None)
+    attach_all_with(
+        ebpf,
+        obj,
+        &Targets {
+            netns,
+            ..Targets::default()
+        },
+    )
 }
 
-/// Like [`attach_all_in`], with cgroup programs on `cgroup` (a cgroup2
-/// directory) instead of the cgroup2 root.
+/// Where a run's programs attach, besides what their sections say.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Targets<'a> {
+    /// Socket filters: a packet socket of this network namespace (an open
+    /// `/proc/PID/ns/net`) instead of the agent's.
+    pub netns: Option<&'a std::fs::File>,
+    /// Cgroup programs: on each of these cgroup2 directories; none: the cgroup2 root.
+    pub cgroups: &'a [std::path::PathBuf],
+    /// tc programs: on each of these interfaces (of the agent's namespace).
+    pub ifaces: &'a [String],
+    /// Uprobes: targets resolved in the root file systems of these
+    /// processes (`/proc/PID/root`); none: the agent's.
+    pub roots: &'a [u32],
+}
+
+/// Like [`attach_all_in`], with every kind of target named ([`Targets`]).
 pub fn attach_all_with(
     ebpf: &mut Ebpf,
     obj: &GadgetObject,
-    netns: Option<&std::fs::File>,
-    cgroup: Option<&std::path::Path>,
+    targets: &Targets<'_>,
 ) -> Result<Attachments> {
     let mut att = Attachments::default();
     let sample_hz = sample_hz(obj);
@@ -235,17 +277,16 @@ pub fn attach_all_with(
             att.programs.push(report(ProgramStatus::TailCall));
             continue;
         }
-        let status =
-            attach_one(ebpf, prog, &mut att, netns, cgroup, sample_hz).map_err(|reason| {
-                match core_relo::explain_poison(&obj.bytes, &prog.name, &reason) {
-                    Some(why) => GadgetError::Load(why),
-                    None => GadgetError::Program {
-                        program: prog.name.clone(),
-                        section: prog.section.clone(),
-                        reason,
-                    },
-                }
-            })?;
+        let status = attach_one(ebpf, prog, &mut att, targets, sample_hz).map_err(|reason| {
+            match core_relo::explain_poison(&obj.bytes, &prog.name, &reason) {
+                Some(why) => GadgetError::Load(why),
+                None => GadgetError::Program {
+                    program: prog.name.clone(),
+                    section: prog.section.clone(),
+                    reason,
+                },
+            }
+        })?;
         if let ProgramStatus::Skipped(why) = &status {
             tracing::warn!(program = %prog.name, section = %prog.section, "{why}");
         }
@@ -345,6 +386,9 @@ pub enum AttachPoint<'s> {
     /// `cgroup_skb/ingress|egress`, `cgroup/sock_create`, `cgroup/connect4`, ...:
     /// on the run's cgroup (`RunOptions::cgroup`, else the cgroup2 root).
     Cgroup,
+    /// `tc`, `tc/ingress`, `classifier/egress/…`, `tcx/ingress`, ...: on the
+    /// run's interfaces (`RunOptions::iface` or the containers' veths); see tc.rs.
+    Tc,
 }
 
 pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, String> {
@@ -379,6 +423,8 @@ pub fn attach_point(section: &str) -> std::result::Result<AttachPoint<'_>, Strin
         k if k.starts_with("socket") => AttachPoint::SocketFilter,
         "iter" if !rest.is_empty() => AttachPoint::Iter(rest),
         "perf_event" => AttachPoint::PerfEvent,
+        "tc" | "classifier" => AttachPoint::Tc,
+        "tcx" if matches!(rest, "ingress" | "egress") => AttachPoint::Tc,
         "lsm" | "lsm.s" if !rest.is_empty() => AttachPoint::Lsm(rest),
         "cgroup_skb" if matches!(rest, "ingress" | "egress") => AttachPoint::Cgroup,
         "cgroup"
@@ -437,8 +483,7 @@ fn attach_one(
     ebpf: &mut Ebpf,
     prog: &ProgramDef,
     att: &mut Attachments,
-    netns: Option<&std::fs::File>,
-    cgroup: Option<&std::path::Path>,
+    targets: &Targets<'_>,
     sample_hz: u64,
 ) -> std::result::Result<ProgramStatus, String> {
     let point = attach_point(&prog.section)?;
@@ -489,15 +534,22 @@ fn attach_one(
             p.attach(func, 0).map_err(|x| e(&x))?;
         }
         AttachPoint::UProbe { target, symbol } => {
-            let absent = || {
+            let absent = if targets.roots.is_empty() {
                 format!(
                     "uprobe target `{target}` is not on this host (no such file, and not in /etc/ld.so.cache)"
                 )
+            } else {
+                format!(
+                    "uprobe target `{target}` is in none of the selected containers (looked up in /proc/PID/root of {:?}, through each one's /etc/ld.so.cache)",
+                    targets.roots
+                )
             };
-            let Some(path) = uprobe_target::resolve_library(target).filter(|p| p.exists()) else {
-                return Ok(ProgramStatus::Skipped(absent()));
-            };
-            let location = match uprobe_target::parse(symbol)? {
+            let paths = uprobe_paths(target, targets.roots);
+            if paths.is_empty() {
+                return Ok(ProgramStatus::Skipped(absent));
+            }
+            let parsed = uprobe_target::parse(symbol)?;
+            let location = || match parsed {
                 uprobe_target::Location::Symbol { name, offset: 0 } => {
                     UProbeAttachLocation::Symbol(name)
                 }
@@ -510,12 +562,19 @@ fn attach_one(
             };
             let p: &mut UProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            match p.attach(location, &path, UProbeScope::AllProcesses) {
-                Ok(_) => {}
-                Err(aya::programs::ProgramError::UProbeError(
-                    aya::programs::uprobe::UProbeError::InvalidTarget { .. },
-                )) => return Ok(ProgramStatus::Skipped(absent())),
-                Err(x) => return Err(e(&x)),
+            let mut attached = 0;
+            for path in &paths {
+                match p.attach(location(), path, UProbeScope::AllProcesses) {
+                    Ok(_) => attached += 1,
+                    // A symbol one container's copy lacks is that copy's problem.
+                    Err(aya::programs::ProgramError::UProbeError(
+                        aya::programs::uprobe::UProbeError::InvalidTarget { .. },
+                    )) => {}
+                    Err(x) => return Err(format!("in {}: {}", path.display(), e(&x))),
+                }
+            }
+            if attached == 0 {
+                return Ok(ProgramStatus::Skipped(absent));
             }
         }
         AttachPoint::FEntry(func) => {
@@ -535,7 +594,7 @@ fn attach_one(
         AttachPoint::SocketFilter => {
             let p: &mut SocketFilter = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            let sock = match netns {
+            let sock = match targets.netns {
                 None => packet_socket(),
                 Some(ns) => packet_socket_in(ns),
             }
@@ -562,42 +621,85 @@ fn attach_one(
         AttachPoint::Disabled => return Ok(ProgramStatus::Disabled),
         AttachPoint::Cgroup => {
             use aya::programs::{CgroupAttachMode, Program};
-            let dir = match cgroup {
-                Some(dir) => dir.to_path_buf(),
-                None => cgroup2_root().ok_or(
-                    "cgroup programs need cgroup v2, and no cgroup2 file system is mounted",
-                )?,
+            let root;
+            let dirs = match targets.cgroups {
+                [] => {
+                    root = [cgroup2_root().ok_or(
+                        "cgroup programs need cgroup v2, and no cgroup2 file system is mounted",
+                    )?];
+                    &root[..]
+                }
+                dirs => dirs,
             };
-            let fd = std::fs::File::open(&dir)
-                .map_err(|x| format!("opening cgroup {}: {x}", dir.display()))?;
-            // aya attaches with a BPF link where the kernel has them (links
-            // coexist with other programs on the cgroup; the kernel rejects
-            // the ALLOW_MULTI flag on a link).
-            let mode = CgroupAttachMode::Single;
-            let on = |x: &dyn std::error::Error| format!("on cgroup {}: {}", dir.display(), e(x));
             match program {
-                Program::CgroupSkb(p) => {
-                    let ty = match prog.section.rsplit('/').next() {
-                        Some("egress") => aya::programs::CgroupSkbAttachType::Egress,
-                        _ => aya::programs::CgroupSkbAttachType::Ingress,
-                    };
-                    p.load().map_err(|x| e(&x))?;
-                    p.attach(&fd, ty, mode).map_err(|x| on(&x))?;
-                }
-                Program::CgroupSock(p) => {
-                    p.load().map_err(|x| e(&x))?;
-                    p.attach(&fd, mode).map_err(|x| on(&x))?;
-                }
-                Program::CgroupSockAddr(p) => {
-                    p.load().map_err(|x| e(&x))?;
-                    p.attach(&fd, mode).map_err(|x| on(&x))?;
-                }
+                Program::CgroupSkb(p) => p.load(),
+                Program::CgroupSock(p) => p.load(),
+                Program::CgroupSockAddr(p) => p.load(),
                 other => {
                     return Err(format!(
                         "aya loaded this cgroup section as {:?}, which gadgetd does not attach",
                         other.prog_type()
                     ));
                 }
+            }
+            .map_err(|x| e(&x))?;
+            for dir in dirs {
+                let fd = std::fs::File::open(dir).map_err(|x| {
+                    format!(
+                        "opening cgroup {}: {x} (name a cgroup2 directory, e.g. under {})",
+                        dir.display(),
+                        cgroup2_root().map_or("/sys/fs/cgroup".into(), |r| r.display().to_string())
+                    )
+                })?;
+                // aya attaches with a BPF link where the kernel has them (links
+                // coexist with other programs on the cgroup; the kernel rejects
+                // the ALLOW_MULTI flag on a link).
+                let mode = CgroupAttachMode::Single;
+                let on =
+                    |x: &dyn std::error::Error| format!("on cgroup {}: {}", dir.display(), e(x));
+                match program {
+                    Program::CgroupSkb(p) => {
+                        let ty = match prog.section.rsplit('/').next() {
+                            Some("egress") => aya::programs::CgroupSkbAttachType::Egress,
+                            _ => aya::programs::CgroupSkbAttachType::Ingress,
+                        };
+                        p.attach(&fd, ty, mode).map_err(|x| on(&x))?;
+                    }
+                    Program::CgroupSock(p) => {
+                        p.attach(&fd, mode).map_err(|x| on(&x))?;
+                    }
+                    Program::CgroupSockAddr(p) => {
+                        p.attach(&fd, mode).map_err(|x| on(&x))?;
+                    }
+                    _ => unreachable!("checked when loading"),
+                }
+            }
+        }
+        AttachPoint::Tc => {
+            if targets.ifaces.is_empty() {
+                return Err("tc programs need an interface: name one (--iface, the `iface` run option) or select containers (their host-side veths)".into());
+            }
+            let p: &mut SchedClassifier = program.try_into().map_err(|x| e(&x))?;
+            p.load().map_err(|x| e(&x))?;
+            let dir = tc::direction(&prog.section);
+            let tcx = tc::has_tcx();
+            for iface in targets.ifaces {
+                tc::ifindex(iface)?;
+                if !tcx {
+                    att.qdiscs.extend(tc::Clsact::ensure(iface)?);
+                }
+                p.attach(iface, dir).map_err(|x| {
+                    format!(
+                        "on interface `{}` ({}): {}",
+                        iface.escape_debug(),
+                        if tcx {
+                            "tcx link"
+                        } else {
+                            "netlink tc on clsact, kernel older than 6.6"
+                        },
+                        e(&x)
+                    )
+                })?;
             }
         }
         AttachPoint::Lsm(hook) => {
@@ -621,6 +723,29 @@ fn attach_one(
         }
     }
     Ok(ProgramStatus::Attached)
+}
+
+/// The files a uprobe target names: on the agent's own root, or in each of
+/// `roots`' (`/proc/PID/root`), each file once (by device and inode).
+fn uprobe_paths(target: &str, roots: &[u32]) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    if roots.is_empty() {
+        return uprobe_target::resolve_library(target)
+            .filter(|p| p.exists())
+            .into_iter()
+            .collect();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    roots
+        .iter()
+        .filter_map(|pid| {
+            uprobe_target::resolve_library_in(
+                std::path::Path::new(&format!("/proc/{pid}/root")),
+                target,
+            )
+        })
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino()))))
+        .collect()
 }
 
 /// Where the cgroup2 hierarchy is mounted (`/sys/fs/cgroup`, or

@@ -28,6 +28,7 @@ use super::snapshot;
 use super::stacks;
 use super::table_sort as sort;
 use super::tag;
+use super::tc;
 use super::topper::{self, SortSpec, TopperReader};
 
 /// A parsed and classified gadget, ready to start any number of times.
@@ -65,9 +66,19 @@ pub struct RunOptions {
     /// Network snapshotters and socket filters: exactly these network
     /// namespaces (inodes, e.g. of the selected containers). Wins over `all_netns`.
     pub netns_ids: Option<Vec<u64>>,
-    /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on this cgroup2
-    /// directory (a container's, or one the user names); `None`: the cgroup2 root.
-    pub cgroup: Option<std::path::PathBuf>,
+    /// Cgroup programs (`cgroup_skb/…`, `cgroup/…`): attach on each of these
+    /// cgroup2 directories (one the user names, see
+    /// [`crate::attach_target::cgroup_dir`], or the selected containers');
+    /// empty: the cgroup2 root.
+    pub cgroups: Vec<std::path::PathBuf>,
+    /// tc programs (`tc`, `tcx/*`, `classifier/*`): attach on this host
+    /// interface; `None`: each selected container's host-side veth (by
+    /// `netns_ids`), and with no container selection the run fails saying so.
+    pub iface: Option<String>,
+    /// Uprobes: resolve their targets in the root file systems of these
+    /// processes (`/proc/PID/root`, one per selected container, through its
+    /// own `/etc/ld.so.cache`); empty: the agent's own.
+    pub container_pids: Vec<u32>,
 }
 
 /// A definition entry naming no field or parameter is a typo the user
@@ -366,12 +377,14 @@ impl Gadget {
             };
             live.push(Live::new(&ds.name, tagged, source));
         }
-        let mut attachments = load::attach_all_with(
-            &mut ebpf,
-            &self.obj,
-            first_netns.as_ref().map(|ns| &ns.file),
-            opts.cgroup.as_deref(),
-        )?;
+        let ifaces = self.tc_interfaces(opts)?;
+        let targets = load::Targets {
+            netns: first_netns.as_ref().map(|ns| &ns.file),
+            cgroups: &opts.cgroups,
+            ifaces: &ifaces,
+            roots: &opts.container_pids,
+        };
+        let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;
         attachments.pins = pins;
         let mut instances = (vec![attachments], Vec::new());
         for ((ds, sort), l) in self.sources.iter().zip(&sorts).zip(live.iter_mut()) {
@@ -457,6 +470,20 @@ impl Gadget {
     }
 
     /// Whether any program is a socket filter (they see one network namespace each).
+    /// The interfaces tc programs attach on (none when it has none).
+    fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<String>> {
+        let has_tc = self
+            .obj
+            .programs
+            .iter()
+            .any(|p| matches!(load::attach_point(&p.section), Ok(load::AttachPoint::Tc)));
+        Ok(match (has_tc, &opts.iface, &opts.netns_ids) {
+            (false, ..) | (true, None, None) => Vec::new(),
+            (true, Some(iface), _) => vec![iface.clone()],
+            (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,
+        })
+    }
+
     fn has_socket_filters(&self) -> bool {
         self.obj.programs.iter().any(|p| {
             matches!(

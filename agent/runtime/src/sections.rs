@@ -16,16 +16,18 @@ use super::btf_patch;
 use super::error::{GadgetError, Result};
 
 /// The section forms gadgetd attaches, for messages.
-pub const KNOWN: &str = "tracepoint/<category>/<name> (or tp/), raw_tracepoint/<name> (or raw_tp/, raw_tp.w/, raw_tracepoint.w/), tp_btf/<name>, kprobe/<function>, kretprobe/<function>, uprobe/<binary>:<symbol> (or uretprobe/, uprobe.s/, uretprobe.s/), fentry/<function>, fexit/<function>, socket (socket1, socket/<anything>), iter/<target>, perf_event, lsm/<hook> (or lsm.s/), cgroup_skb/ingress, cgroup_skb/egress, cgroup/<sock_create|sock_release|post_bind4|bind4|connect4|sendmsg4|recvmsg4|getpeername4|getsockname4 and their 6 forms>";
+pub const KNOWN: &str = "tracepoint/<category>/<name> (or tp/), raw_tracepoint/<name> (or raw_tp/, raw_tp.w/, raw_tracepoint.w/), tp_btf/<name>, kprobe/<function>, kretprobe/<function>, uprobe/<binary>:<symbol> (or uretprobe/, uprobe.s/, uretprobe.s/), fentry/<function>, fexit/<function>, socket (socket1, socket/<anything>), iter/<target>, perf_event, tc (tc/ingress, tc/egress, tcx/ingress, tcx/egress, classifier, classifier/<ingress|egress>/<name>), lsm/<hook> (or lsm.s/), cgroup_skb/ingress, cgroup_skb/egress, cgroup/<sock_create|sock_release|post_bind4|bind4|connect4|sendmsg4|recvmsg4|getpeername4|getsockname4 and their 6 forms>";
 
 /// The name aya-obj 0.3 parses to the same program type, when it differs.
 pub fn aya_name(section: &str) -> Option<String> {
     let (kind, rest) = section.split_once('/').unwrap_or((section, ""));
     match kind {
         "socket" => None,
-        k if k.starts_with("socket") => Some("socket".into()),
+        // Unique per original name: aya-obj finds a section's BTF.ext
+        // records by its name, so two sections renamed alike would collide.
+        k if k.starts_with("socket") => Some(format!("socket/{section}")),
         "raw_tp.w" | "raw_tracepoint.w" => Some(format!("raw_tp/{rest}")),
-        "tc" | "tcx" => Some("classifier".into()),
+        "tc" | "tcx" => Some(format!("classifier/{section}")),
         _ => None,
     }
 }
@@ -157,7 +159,7 @@ mod tests {
 
     #[test]
     fn libbpf_spellings_map_to_what_aya_parses() {
-        assert_eq!(aya_name("socket1").as_deref(), Some("socket"));
+        assert_eq!(aya_name("socket1").as_deref(), Some("socket/socket1"));
         assert_eq!(aya_name("socket"), None);
         assert_eq!(aya_name("socket/xyz"), None);
         assert_eq!(
@@ -168,7 +170,15 @@ mod tests {
             aya_name("raw_tracepoint.w/sys_enter").as_deref(),
             Some("raw_tp/sys_enter")
         );
-        assert_eq!(aya_name("tcx/ingress").as_deref(), Some("classifier"));
+        assert_eq!(
+            aya_name("tcx/ingress").as_deref(),
+            Some("classifier/tcx/ingress")
+        );
+        assert_eq!(aya_name("tc").as_deref(), Some("classifier/tc"));
+        assert_eq!(
+            aya_name("tc/egress").as_deref(),
+            Some("classifier/tc/egress")
+        );
         assert_eq!(aya_name("tracepoint/syscalls/sys_enter_openat"), None);
         assert_eq!(aya_name("uprobe.s//bin/true:main"), None);
     }

@@ -14,6 +14,7 @@ use aya::programs::Iter;
 use super::decode::Decoder;
 use super::error::{GadgetError, Result, chain};
 use super::kinds::{Snapshotter, is_net_iter};
+use super::map_elem_iter;
 
 /// A network namespace to iterate in: its inode and an open handle.
 pub struct Netns {
@@ -152,6 +153,21 @@ impl Rows {
     }
 }
 
+impl Rows {
+    /// Adds the rows an iterator wrote (a trailing partial row counts as malformed).
+    fn push_all(&mut self, bytes: &[u8], netns: Option<u64>) {
+        if self.size == 0 {
+            return;
+        }
+        let chunks = bytes.chunks_exact(self.size);
+        self.malformed += (!chunks.remainder().is_empty()) as u64;
+        for row in chunks {
+            self.bytes.extend_from_slice(row);
+            self.netns.push(netns);
+        }
+    }
+}
+
 /// Runs each iterator once (network ones once per namespace in `netns`).
 pub fn collect(
     ebpf: &mut Ebpf,
@@ -169,6 +185,11 @@ pub fn collect(
             section: format!("iter/{kind}"),
             reason,
         };
+        if let Some((_, map)) = snap.map_targets.iter().find(|(p, _)| p == name) {
+            let bytes = map_elem_iter::run(ebpf, name, map).map_err(err)?;
+            rows.push_all(&bytes, None);
+            continue;
+        }
         let prog: &mut Iter = ebpf
             .program_mut(name)
             .ok_or_else(|| err("program missing".into()))?
@@ -208,15 +229,7 @@ pub fn collect(
                     }
                 }
             };
-            if row_size == 0 {
-                continue;
-            }
-            let chunks = bytes.chunks_exact(row_size);
-            rows.malformed += (!chunks.remainder().is_empty()) as u64;
-            for row in chunks {
-                rows.bytes.extend_from_slice(row);
-                rows.netns.push(target.map(|ns| ns.inode));
-            }
+            rows.push_all(&bytes, target.map(|ns| ns.inode));
         }
     }
     Ok(rows)

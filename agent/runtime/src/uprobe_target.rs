@@ -12,6 +12,8 @@
 //! `libc.so.6`) resolved through `/etc/ld.so.cache` ([`resolve_library`]:
 //! aya 0.14's own lookup misses sonames).
 
+use std::path::{Path, PathBuf};
+
 const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 const CACHE_MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
 
@@ -25,6 +27,65 @@ pub fn resolve_library(target: &str) -> Option<std::path::PathBuf> {
     }
     let cache = std::fs::read(LD_SO_CACHE).ok()?;
     resolve_in_cache(&cache, target).map(Into::into)
+}
+
+/// Like [`resolve_library`], inside the root file system `root` (a
+/// container's, as `/proc/PID/root` shows it): its own `/etc/ld.so.cache`,
+/// and symlinks followed within `root` (an absolute link target is taken
+/// relative to `root`, as the container's processes see it, not the host's).
+/// The result is a path through `root` the agent can open; `None` when the
+/// library is not there.
+pub fn resolve_library_in(root: &Path, target: &str) -> Option<PathBuf> {
+    let inside = if target.contains('/') {
+        target.to_string()
+    } else {
+        let cache = std::fs::read(root.join(LD_SO_CACHE.trim_start_matches('/'))).ok()?;
+        resolve_in_cache(&cache, target)?
+    };
+    let path = follow_in_root(root, Path::new(&inside))?;
+    path.is_file().then_some(path)
+}
+
+/// `path` (as seen inside `root`) with every symlink resolved within
+/// `root`; `..` never climbs above it. At most 40 links, as the kernel.
+fn follow_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut done = PathBuf::new(); // relative to root, no links
+    let mut todo: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        let next = done.join(&part);
+        match std::fs::read_link(root.join(&next)) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                if target.is_absolute() {
+                    done = PathBuf::new();
+                }
+                todo.extend(target.components().rev().filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                }));
+            }
+            Err(_) => done = next,
+        }
+    }
+    Some(root.join(done))
 }
 
 /// [`resolve_library`] over the bytes of an ld.so.cache (the glibc
@@ -143,6 +204,42 @@ mod tests {
         }
         out.extend_from_slice(&strings);
         out
+    }
+
+    #[test]
+    fn links_inside_a_root_resolve_within_it() {
+        let root = std::env::temp_dir().join(format!("gadgetd-root-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("usr/lib/x86_64-linux-gnu/libc-2.99.so"), b"x").unwrap();
+        // Absolute and relative links, as distributions ship them.
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::os::unix::fs::symlink(
+            "/usr/lib/x86_64-linux-gnu/libc-2.99.so",
+            root.join("usr/lib/x86_64-linux-gnu/libc.so.6"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/../../../etc", root.join("escape")).unwrap();
+        std::fs::write(
+            root.join("etc/ld.so.cache"),
+            cache(&[("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6")]),
+        )
+        .unwrap();
+        let real = root.join("usr/lib/x86_64-linux-gnu/libc-2.99.so");
+        assert_eq!(resolve_library_in(&root, "libc"), Some(real.clone()));
+        assert_eq!(
+            resolve_library_in(&root, "/lib/x86_64-linux-gnu/libc.so.6"),
+            Some(real)
+        );
+        // `..` and absolute links stay inside the root.
+        assert_eq!(
+            follow_in_root(&root, Path::new("/escape/ld.so.cache")),
+            Some(root.join("etc/ld.so.cache"))
+        );
+        assert_eq!(resolve_library_in(&root, "libnope"), None);
+        assert_eq!(resolve_library_in(&root, "/usr/lib/nope.so"), None);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const KEYS: &[&str] = &[
     options::MAX_ROWS,
     options::ALL_NETNS,
     options::NETNS_IDS,
+    options::IFACE,
+    options::CGROUP,
 ];
 
 /// Options for [`RunOptions`] beyond parameters.
@@ -26,6 +28,10 @@ pub struct KindOptions {
     pub max_rows: Option<usize>,
     pub all_netns: bool,
     pub netns_ids: Option<Vec<u64>>,
+    /// tc programs' interface, checked for shape.
+    pub iface: Option<String>,
+    /// Cgroup programs' cgroup2 directory, resolved inside the hierarchy.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 impl KindOptions {
@@ -43,12 +49,7 @@ impl KindOptions {
                 self.interval = Some(Duration::from_millis(ms));
             }
             options::SORT => {
-                let s: String = value
-                    .try_clone()
-                    .ok()
-                    .and_then(|v| String::try_from(v).ok())
-                    .ok_or_else(|| bad("a string (s)"))?;
-                self.sort = Some(s);
+                self.sort = Some(string(value).ok_or_else(|| bad("a string (s)"))?);
             }
             options::MAX_ROWS => {
                 let n = u32::try_from(value).map_err(|_| bad("a u32 (u)"))?;
@@ -65,6 +66,18 @@ impl KindOptions {
                     .ok_or_else(|| bad("an array of u64 (at)"))?;
                 self.netns_ids = Some(ids);
             }
+            options::IFACE => {
+                let name = string(value).ok_or_else(|| bad("a string (s)"))?;
+                gadgetd_runtime::attach_target::check_iface(&name)
+                    .map_err(|e| fdo::Error::InvalidArgs(format!("option {key}: {e}")))?;
+                self.iface = Some(name);
+            }
+            options::CGROUP => {
+                let spec = string(value).ok_or_else(|| bad("a string (s)"))?;
+                let dir = gadgetd_runtime::attach_target::cgroup_dir(&spec)
+                    .map_err(|e| fdo::Error::InvalidArgs(format!("option {key}: {e}")))?;
+                self.cgroup = Some(dir);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -76,5 +89,14 @@ impl KindOptions {
         opts.max_rows = self.max_rows;
         opts.all_netns = self.all_netns;
         opts.netns_ids = self.netns_ids.clone();
+        opts.iface = self.iface.clone();
+        opts.cgroups = self.cgroup.iter().cloned().collect();
     }
+}
+
+fn string(value: &OwnedValue) -> Option<String> {
+    value
+        .try_clone()
+        .ok()
+        .and_then(|v| String::try_from(v).ok())
 }

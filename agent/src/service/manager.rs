@@ -250,7 +250,7 @@ impl Manager {
             }
             None => format!("{gadget_name}-{}", &id[..6]),
         };
-        let header = Header {
+        let mut header = Header {
             run_id: id.clone(),
             gadget: GadgetInfo {
                 name: gadget_name,
@@ -260,6 +260,7 @@ impl Manager {
             },
             fields: gadget.fields(),
             datasources: gadget.datasource_infos(),
+            programs: Vec::new(),
         };
         let (run_opts, plan) =
             super::scope::run_options(&self.agent, params.clone(), opts.containers, &opts.kinds);
@@ -270,6 +271,7 @@ impl Manager {
             .map_err(gadget_error)?;
         tracing::info!(run = %id, image = %image, uid = caller.uid, load_ms = started.elapsed().as_millis() as u64, "run started");
         super::scope::follow(&self.agent, plan, &running, &id);
+        header.programs = running.programs().iter().map(|p| p.state()).collect();
         let spec = RunSpec {
             id: id.clone(),
             name,

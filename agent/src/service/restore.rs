@@ -142,7 +142,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         Ok(gadgetd_dbus::stream::Control::Header(h)) => Some(h),
         _ => None,
     };
-    let header = stored.unwrap_or_else(|| Header {
+    let mut header = stored.unwrap_or_else(|| Header {
         run_id: rec.id.clone(),
         gadget: GadgetInfo {
             name: gadget.name(),
@@ -152,7 +152,10 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         },
         fields: gadget.fields(),
         datasources: gadget.datasource_infos(),
+        programs: Vec::new(),
     });
+    // What attached this time (a library may have come or gone meanwhile).
+    header.programs = running.programs().iter().map(|p| p.state()).collect();
     let mut spec = spec(rec, header);
     spec.timeout = timeout;
     let on_end = super::record::on_end(agent.clone());

@@ -39,6 +39,22 @@ pub fn run_options(
     {
         opts.netns_ids = Some(plan.netns.clone());
     }
+    // Uprobe targets are the selected containers' files.
+    if let Some(plan) = &plan {
+        opts.container_pids = plan.pids.clone();
+    }
+    // And the cgroups cgroup programs attach on, unless the caller named one.
+    if let (Some(plan), true, Some(root)) = (
+        &plan,
+        opts.cgroups.is_empty(),
+        gadgetd_runtime::load::cgroup2_root(),
+    ) {
+        opts.cgroups = plan
+            .cgroups
+            .iter()
+            .map(|c| root.join(c.trim_start_matches('/')))
+            .collect();
+    }
     (opts, plan)
 }
 
