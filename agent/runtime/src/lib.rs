@@ -75,6 +75,7 @@ pub mod kinds;
 pub mod layout;
 pub mod load;
 pub mod markers;
+pub mod metrics;
 pub mod mntns_filter;
 mod name_tables;
 mod names;

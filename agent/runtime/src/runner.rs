@@ -549,7 +549,9 @@ impl Gadget {
             }
         }
         instances.1.insert(0, ebpf);
+        let metrics = Arc::new(super::metrics::RunMetrics::collect(&instances.1));
         Ok(Running {
+            metrics,
             source,
             _attachments: instances.0,
             _ebpf: instances.1,
@@ -791,6 +793,8 @@ pub struct Running {
     _ebpf: Vec<Ebpf>,
     last_loss_poll: Instant,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
+    /// What a metrics scrape reads ([`Running::metrics`]).
+    metrics: Arc<super::metrics::RunMetrics>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
     pending: Vec<u8>,
     pending_at: usize,
@@ -815,6 +819,11 @@ impl Running {
     /// The live filter map, when the run was started with a filter.
     pub fn mntns_filter(&self) -> Option<Arc<MntnsFilterMap>> {
         self.mntns_filter.clone()
+    }
+
+    /// The run's metrics sources, shared with scrapers (docs/metrics.md).
+    pub fn metrics(&self) -> Arc<super::metrics::RunMetrics> {
+        self.metrics.clone()
     }
 
     /// Waits for output and appends it to `out` as JSON lines: one object per
