@@ -131,3 +131,53 @@ fn prometheus_scrapes_the_agents_own_metrics() {
     );
     ok(&agent.ctl(&["stop", &id]), "stop");
 }
+
+/// A copy of busybox-static named `comm`: a static binary opens nothing at start.
+fn busybox_named(dir: &TempDir, comm: &str) -> std::path::PathBuf {
+    let path = dir.path().join(comm);
+    std::fs::copy("/bin/busybox", &path).expect("busybox-static is installed");
+    path
+}
+
+#[test]
+fn prometheus_counts_a_gadgets_counter_per_label() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let gadget = gadget("metrics_syscalls");
+    let out = agent.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", "sc"]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    agent.wait_running(1);
+
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("m{}", random_hex(6));
+    let bb = busybox_named(&dir, &comm);
+    use std::os::unix::process::CommandExt;
+    // comm is the file's name; busybox picks its applet from argv[0].
+    let status = std::process::Command::new(&bb)
+        .arg0("sh")
+        .args(["-c", "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    assert!(
+        text.contains("# TYPE syscalls_calls_total counter\n"),
+        "{text}"
+    );
+
+    let prom = Prometheus::start(addr);
+    prom.wait_value(
+        &format!("syscalls_calls_total{{run=\"{id}\",gadget=\"metrics_syscalls\",comm=\"{comm}\",syscall_name=\"openat\"}}"),
+        9.0,
+        Duration::from_secs(20),
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}

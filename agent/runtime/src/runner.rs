@@ -549,7 +549,10 @@ impl Gadget {
             }
         }
         instances.1.insert(0, ebpf);
-        let metrics = Arc::new(super::metrics::RunMetrics::collect(&instances.1));
+        let metrics = Arc::new(super::metrics::RunMetrics::collect(
+            &instances.1,
+            &self.obj,
+        )?);
         Ok(Running {
             metrics,
             source,

@@ -9,6 +9,7 @@
 //! byte is sent: a run that stops meanwhile is either in it whole or not
 //! at all, never half.
 
+mod gadgets;
 pub(crate) mod http;
 mod own;
 mod process;
@@ -52,6 +53,7 @@ pub fn render(agent: &Arc<Agent>, format: Format) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(own::AgentCollector::new(agent.clone())));
     registry.register_collector(Box::new(process::ProcessCollector));
+    registry.register_collector(Box::new(gadgets::GadgetCollector::new(agent.clone())));
     let mut out = String::with_capacity(64 * 1024);
     let encoded = match format {
         Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, &registry),

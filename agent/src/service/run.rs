@@ -28,6 +28,8 @@ pub struct RunHandle {
     pub image: String,
     pub digest: String,
     pub detached: bool,
+    /// Its gadget's metrics are exported on /metrics (`--metrics`).
+    pub export_metrics: bool,
     pub owner: u32,
     /// Microseconds since the epoch.
     pub started_at: u64,
@@ -148,6 +150,8 @@ pub struct RunSpec {
     pub params: BTreeMap<String, String>,
     pub header: Header,
     pub timeout: Option<Duration>,
+    /// Export the gadget's metrics on /metrics.
+    pub metrics: bool,
 }
 
 /// Receives the end of the run (for the manager's bookkeeping).
@@ -207,6 +211,7 @@ impl RunHandle {
             image: spec.image,
             digest: spec.digest,
             detached: spec.detached,
+            export_metrics: spec.metrics,
             owner: spec.owner,
             started_at,
             params: spec.params,
