@@ -139,28 +139,51 @@ fn busybox_named(dir: &TempDir, comm: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs busybox applet `applet` under the unique command name `comm`
+/// (comm is the file's name; busybox picks the applet from argv[0]).
+fn busybox_cmd(dir: &TempDir, comm: &str, applet: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(busybox_named(dir, comm));
+    cmd.arg0(applet).stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// Nine failed openat calls from a process named `comm`.
+fn nine_opens(dir: &TempDir, comm: &str) {
+    let script =
+        "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true";
+    let status = busybox_cmd(dir, comm, "sh")
+        .args(["-c", script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Starts `gadget` detached with --metrics; returns the run id.
+fn run_with_metrics(agent: &Agent, gadget_name: &str) -> String {
+    let gadget = gadget(gadget_name);
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget),
+        "--detach",
+        "--metrics",
+        "--name",
+        gadget_name,
+    ]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    agent.wait_running(1);
+    id
+}
+
 #[test]
 fn prometheus_counts_a_gadgets_counter_per_label() {
     require_root();
     let bus = Bus::start();
     let (agent, addr) = agent_with_metrics(&bus);
-    let gadget = gadget("metrics_syscalls");
-    let out = agent.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", "sc"]);
-    let id = ok(&out, "run --detach --metrics").trim().to_string();
-    agent.wait_running(1);
-
+    let id = run_with_metrics(&agent, "metrics_syscalls");
     let dir = TempDir::new("metrics-bb");
     let comm = format!("m{}", random_hex(6));
-    let bb = busybox_named(&dir, &comm);
-    use std::os::unix::process::CommandExt;
-    // comm is the file's name; busybox picks its applet from argv[0].
-    let status = std::process::Command::new(&bb)
-        .arg0("sh")
-        .args(["-c", "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    nine_opens(&dir, &comm);
 
     let text = prometheus::get(addr, "/metrics", None).unwrap().text();
     let (passed, report) = prometheus::promtool_check(&text);
@@ -178,6 +201,88 @@ fn prometheus_counts_a_gadgets_counter_per_label() {
         &format!("syscalls_calls_total{{run=\"{id}\",gadget=\"metrics_syscalls\",comm=\"{comm}\",syscall_name=\"openat\"}}"),
         9.0,
         Duration::from_secs(20),
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn prometheus_reads_a_gadgets_gauge() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_inflight");
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("g{}", random_hex(6));
+    let mut sleeper = busybox_cmd(&dir, &comm, "sleep").arg("60").spawn().unwrap();
+
+    let prom = Prometheus::start(addr);
+    let q = format!("sum(syscalls_inflight_calls{{run=\"{id}\",comm=\"{comm}\"}})");
+    // One call in progress: the sleep.
+    prom.wait_value(&q, 1.0, Duration::from_secs(20));
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    // Killed, the sleep returned (interrupted); exit_group is never counted.
+    prom.wait_value(&q, 0.0, Duration::from_secs(20));
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    assert!(
+        text.contains("# TYPE syscalls_inflight_calls gauge\n"),
+        "{text}"
+    );
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn prometheus_reads_a_gadgets_histogram() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_openat_latency");
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("h{}", random_hex(6));
+    nine_opens(&dir, &comm);
+
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    assert!(text.contains("# TYPE openat_latency histogram\n"), "{text}");
+    // Cumulative buckets: never decreasing, +Inf equals _count.
+    let mine: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("openat_latency_bucket") && l.contains(&format!("comm=\"{comm}\""))
+        })
+        .collect();
+    let counts: Vec<u64> = mine
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 28, "27 slots and +Inf: {mine:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "not cumulative: {counts:?}"
+    );
+    assert_eq!(counts.last(), Some(&9));
+    assert!(mine.last().unwrap().contains("le=\"+Inf\""), "{mine:?}");
+
+    let prom = Prometheus::start(addr);
+    let sel = format!("{{run=\"{id}\",gadget=\"metrics_openat_latency\",comm=\"{comm}\"}}");
+    prom.wait_value(
+        &format!("openat_latency_count{sel}"),
+        9.0,
+        Duration::from_secs(20),
+    );
+    prom.wait_value(
+        &format!("openat_latency_bucket{{run=\"{id}\",comm=\"{comm}\",le=\"+Inf\"}}"),
+        9.0,
+        Duration::from_secs(5),
     );
     ok(&agent.ctl(&["stop", &id]), "stop");
 }
