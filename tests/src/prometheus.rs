@@ -1,6 +1,6 @@
 //! A real Prometheus (Debian's `prometheus` package) for the metrics tests:
 //! started on loopback with a temporary config that scrapes one target
-//! every second, queried through its HTTP API, stopped on drop. Also a
+//! every 2 s, queried through its HTTP API, stopped on drop. Also a
 //! minimal HTTP/1.0 GET for scraping gadgetd directly.
 
 use std::io::{Read, Write};
@@ -88,7 +88,7 @@ impl Prometheus {
             .find(|p| p.exists())
     }
 
-    /// Starts Prometheus scraping `http://target/metrics` every second and
+    /// Starts Prometheus scraping `http://target/metrics` every 2 s and
     /// waits until it is ready.
     pub fn start(target: SocketAddr) -> Prometheus {
         require_root();
@@ -99,7 +99,7 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n\
                  scrape_configs:\n  - job_name: gadgetd\n    static_configs:\n      - targets: ['{target}']\n"
             ),
         )

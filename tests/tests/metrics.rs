@@ -286,3 +286,128 @@ fn prometheus_reads_a_gadgets_histogram() {
     );
     ok(&agent.ctl(&["stop", &id]), "stop");
 }
+
+#[test]
+fn a_histogram_type_on_a_single_number_is_a_load_error() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, _addr) = agent_with_metrics(&bus);
+    let obj = test_object("bad_metrics");
+    let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics"]);
+    let err = fails(&out, "run of a metric map with a one-number histogram");
+    assert!(
+        err.contains("bad_hist: latency")
+            && err.contains("gadget_histogram_slot__* must be an array of buckets"),
+        "{err}"
+    );
+}
+
+#[test]
+fn label_values_with_quotes_newlines_and_invalid_utf8_are_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_syscalls");
+    let dir = TempDir::new("metrics-bb");
+    let tag = random_hex(3);
+    // comm: e"\<newline><0xff>TAG (the file's name, at most 15 bytes).
+    let mut name = b"e\"\\\n\xff".to_vec();
+    name.extend_from_slice(tag.as_bytes());
+    let comm = std::ffi::OsStr::from_bytes(&name).to_os_string();
+    let path = dir.path().join(&comm);
+    std::fs::copy("/bin/busybox", &path).unwrap();
+    use std::os::unix::process::CommandExt;
+    let script =
+        "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true";
+    let status = std::process::Command::new(&path)
+        .arg0("sh")
+        .args(["-c", script])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    let mine: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("syscalls_calls_total") && l.contains(&tag) && l.contains("\"openat\"")
+        })
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    // The quote, backslash and newline escaped; the invalid byte as in events.
+    assert!(mine[0].contains(r#"comm="e\"\\\\\n"#), "{}", mine[0]);
+    assert!(mine[0].ends_with(" 9"), "{}", mine[0]);
+
+    let prom = Prometheus::start(addr);
+    prom.wait_value(
+        &format!(
+            "syscalls_calls_total{{run=\"{id}\",comm=~\"(?s)e.*{tag}\",syscall_name=\"openat\"}}"
+        ),
+        9.0,
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+fn a_scrape_during_run_stop_is_whole() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let gadget = gadget("metrics_syscalls");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let name = format!("stop{i}");
+        let out = agent.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", &name]);
+        ids.push(ok(&out, "run --detach --metrics").trim().to_string());
+    }
+    agent.wait_running(3);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut scrapes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || scrapes < 5 {
+                let r = prometheus::get(addr, "/metrics", Some("application/openmetrics-text"))
+                    .unwrap();
+                assert_eq!(r.status, 200);
+                let len: usize = r.header("content-length").unwrap().parse().unwrap();
+                assert_eq!(len, r.body.len(), "short body");
+                let text = r.text();
+                assert!(
+                    text.ends_with("# EOF\n"),
+                    "half an exposition: {}",
+                    &text[text.len().saturating_sub(300)..]
+                );
+                for l in text.lines().filter(|l| !l.starts_with('#')) {
+                    let value = l.rsplit(' ').next().unwrap();
+                    assert!(value.parse::<f64>().is_ok(), "broken sample line: {l}");
+                }
+                scrapes += 1;
+            }
+            scrapes
+        })
+    };
+    for id in &ids {
+        ok(&agent.ctl(&["stop", id]), "stop");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scrapes = scraper.join().expect("every scrape was whole");
+    assert!(scrapes >= 5, "{scrapes} scrapes");
+    // Stopped runs export no gadget metrics any more (their maps are released).
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    assert!(
+        !text.contains("syscalls_calls_total{"),
+        "stopped runs still export"
+    );
+    assert!(
+        text.contains("gadgetd_runs{state=\"stopped\"} 3\n"),
+        "{text}"
+    );
+}
