@@ -68,6 +68,16 @@ fi
 grep -q AccessDenied "$work/bob.err" || fail "bob's error does not say AccessDenied: $(cat "$work/bob.err")"
 ok "bob (not in group gadget) is denied: $(head -1 "$work/bob.err")"
 
+[ "$(inside systemctl is-enabled gadgetd-metrics.socket || true)" = disabled ] \
+  || fail "gadgetd-metrics.socket is not installed disabled (metrics are off until enabled)"
+inside systemctl enable --now gadgetd-metrics.socket >/dev/null 2>&1 || fail "cannot enable gadgetd-metrics.socket"
+inside systemctl restart gadgetd.service || fail "gadgetd did not restart with the metrics socket"
+scrape=$(inside bash -c 'exec 3<>/dev/tcp/127.0.0.1/2224 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>&1 || true)
+echo "$scrape" | grep -q '^gadgetd_runs{state="running"}' \
+  || fail "no gadgetd_runs on http://127.0.0.1:2224/metrics: $(echo "$scrape" | head -5)"
+inside systemctl disable --now gadgetd-metrics.socket >/dev/null 2>&1 || true
+ok "gadgetd-metrics.socket: installed disabled; enabled, it passes 127.0.0.1:2224 and gadgetd serves /metrics there"
+
 inside dpkg -r gadgetd >/dev/null || fail "dpkg -r failed"
 [ "$(inside systemctl is-active gadgetd.service || true)" != active ] || fail "the agent still runs after dpkg -r"
 inside test ! -e /usr/bin/gadgetd || fail "/usr/bin/gadgetd left after dpkg -r"

@@ -23,9 +23,10 @@ put 0755 "$bin/gadgetctl" /usr/bin/gadgetctl
 strip --strip-unneeded "$dest/usr/bin/gadgetd" "$dest/usr/bin/gadgetctl"
 
 # systemd, D-Bus, polkit, the `gadget` group.
-for f in units/gadgetd.service units/gadgetd.socket; do need "$f" "systemd unit"; done
+for f in units/gadgetd.service units/gadgetd.socket units/gadgetd-metrics.socket; do need "$f" "systemd unit"; done
 put 0644 units/gadgetd.service /usr/lib/systemd/system/gadgetd.service
 put 0644 units/gadgetd.socket /usr/lib/systemd/system/gadgetd.socket
+put 0644 units/gadgetd-metrics.socket /usr/lib/systemd/system/gadgetd-metrics.socket
 put 0644 dbus/data/org.gadgetd.Agent1.conf /usr/share/dbus-1/system.d/org.gadgetd.Agent1.conf
 activation=$(grep -l '^SystemdService=gadgetd.service' units/*.service dbus/data/*.service 2>/dev/null | head -1 || true)
 need "$activation" "D-Bus activation file with SystemdService=gadgetd.service"

@@ -31,6 +31,7 @@ rpm --root "$scratch" --initdb
 # No rpm-based systemd host here: scripts are checked above, files below.
 rpm --root "$scratch" -i --nodeps --noscripts "$rpm" 2>/dev/null
 for f in usr/bin/gadgetd usr/bin/gadgetctl usr/lib/systemd/system/gadgetd.socket \
+         usr/lib/systemd/system/gadgetd-metrics.socket \
          usr/share/polkit-1/rules.d/49-gadgetd.rules usr/include/gadget/types.h \
          usr/share/man/man1/gadgetctl.1.gz usr/share/bash-completion/completions/gadgetctl; do
   [ -e "$scratch/$f" ] || fail "rpm did not install /$f"

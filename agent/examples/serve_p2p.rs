@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
         memory_log_lines: 1000,
         log_rate: service::detached::RateLimit::default(),
         idle_exit: None,
+        metrics_listen: None,
     };
     service::serve(config, async {
         let _ = tokio::signal::ctrl_c().await;

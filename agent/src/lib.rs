@@ -27,12 +27,14 @@
 //!     memory_log_lines: 1000,
 //!     log_rate: Default::default(),
 //!     idle_exit: None,
+//!     metrics_listen: None,
 //! };
 //! service::serve(config, std::future::pending()).await
 //! # }
 //! ```
 
 pub(crate) mod journal;
+pub mod metrics;
 pub mod service;
 pub(crate) mod state;
 

@@ -56,6 +56,11 @@ struct Args {
     /// stderr is the journal (a systemd service), else stderr.
     #[arg(long, env = "GADGETD_LOG_TARGET", value_enum, default_value = "auto")]
     log_target: logging::Target,
+    /// Serve Prometheus metrics on http://ADDR/metrics (an IP address and
+    /// port, e.g. 127.0.0.1:2224). The systemd socket gadgetd-metrics.socket
+    /// is used instead when it passes one.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Write the gadgetd(8) man page into DIR and exit (for packaging).
     #[arg(long, value_name = "DIR", hide = true)]
     generate_man: Option<PathBuf>,
@@ -183,6 +188,7 @@ async fn agent_main() -> std::process::ExitCode {
             burst: args.log_burst.max(1),
         },
         idle_exit: (args.idle_exit > 0).then(|| std::time::Duration::from_secs(args.idle_exit)),
+        metrics_listen: args.metrics_listen,
     };
     match service::serve(config, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

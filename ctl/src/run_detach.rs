@@ -16,12 +16,19 @@ pub struct DetachArgs {
     /// until `gadgetctl stop ID`.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Export the gadget's metrics (metric-typed map iterators) on the
+    /// agent's Prometheus endpoint, labelled with this run (docs/metrics.md).
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 impl DetachArgs {
     pub fn apply(&self, opts: &mut HashMap<&str, Value<'_>>) {
         if self.detach {
             opts.insert(options::DETACH, Value::Bool(true));
+        }
+        if self.metrics {
+            opts.insert(options::METRICS, Value::Bool(true));
         }
     }
 }

@@ -42,6 +42,8 @@ pub mod options {
     /// `b`: run detached: the call returns at once, events go to the
     /// journal, the run survives the client and agent restarts.
     pub const DETACH: &str = "detach";
+    /// `b`: export the gadget's metrics on the agent's Prometheus endpoint.
+    pub const METRICS: &str = "metrics";
     /// `b` (`Logs`): keep streaming new entries until the run ends.
     pub const FOLLOW: &str = "follow";
     /// `t` (`Logs`): only entries from this time on (microseconds since the epoch).

@@ -594,7 +594,11 @@ fn unit_files_pass_systemd_analyze_verify() {
             let _ = std::fs::copy(entry.path(), sysdir.join(&name));
         }
     }
-    for u in ["gadgetd.service", "gadgetd.socket"] {
+    for u in [
+        "gadgetd.service",
+        "gadgetd.socket",
+        "gadgetd-metrics.socket",
+    ] {
         std::fs::copy(units.join(u), sysdir.join(u)).unwrap();
     }
     let out = Command::new("systemd-analyze")
@@ -604,6 +608,7 @@ fn unit_files_pass_systemd_analyze_verify() {
         .arg("--man=no")
         .arg(sysdir.join("gadgetd.service"))
         .arg(sysdir.join("gadgetd.socket"))
+        .arg(sysdir.join("gadgetd-metrics.socket"))
         .output()
         .unwrap();
     assert!(

@@ -36,6 +36,7 @@ mod procinfo;
 mod registry;
 pub mod selector;
 pub mod supervise;
+pub mod watchers;
 
 pub use config::{RuntimeArgs, RuntimeEndpoint, RuntimeKind};
 pub use registry::{Change, Registry};

@@ -35,6 +35,8 @@ pub struct Registry {
     inner: RwLock<Inner>,
     changes: broadcast::Sender<Change>,
     fragments: Fragments,
+    /// Whether each runtime watcher is connected (for metrics).
+    pub watcher_states: super::watchers::Watchers,
 }
 
 /// Which record wins when two sources report the same id: the runtime the
@@ -52,11 +54,17 @@ impl Default for Registry {
             inner: RwLock::default(),
             changes: broadcast::channel(4096).0,
             fragments: Fragments::default(),
+            watcher_states: Default::default(),
         }
     }
 }
 
 impl Registry {
+    /// Every runtime watcher and whether it is connected now.
+    pub fn watchers(&self) -> Vec<super::watchers::WatcherState> {
+        self.watcher_states.list()
+    }
+
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
     }

@@ -36,6 +36,7 @@ impl SessionEnd {
 /// What a session reports as it goes, for log-once bookkeeping.
 pub struct Reporter {
     endpoint: RuntimeEndpoint,
+    registry: Arc<Registry>,
     connected_logged: bool,
     unavailable_logged: bool,
 }
@@ -45,6 +46,7 @@ impl Reporter {
     pub fn connected(&mut self, runtime: &str, version: &str, containers: usize) {
         self.unavailable_logged = false;
         self.connected_logged = true;
+        self.registry.watcher_states.set(&self.endpoint, true);
         tracing::info!(runtime, version, socket = %self.endpoint.socket.display(), containers, "watching container runtime");
     }
 }
@@ -59,8 +61,10 @@ pub fn start(endpoints: Vec<RuntimeEndpoint>, registry: Arc<Registry>) {
 
 async fn supervise(endpoint: RuntimeEndpoint, registry: Arc<Registry>) {
     let source = endpoint.source();
+    registry.watcher_states.set(&endpoint, false);
     let mut reporter = Reporter {
         endpoint: endpoint.clone(),
+        registry: registry.clone(),
         connected_logged: false,
         unavailable_logged: false,
     };
@@ -75,6 +79,7 @@ async fn supervise(endpoint: RuntimeEndpoint, registry: Arc<Registry>) {
             }
             RuntimeKind::Cri => cri::session(&endpoint, &registry, &source, &mut reporter).await,
         };
+        registry.watcher_states.set(&endpoint, false);
         if reporter.connected_logged {
             // Containers keep running without their runtime; keep them
             // until their processes go, and resync on reconnect.

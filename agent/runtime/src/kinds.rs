@@ -205,7 +205,8 @@ pub fn ig_map_iter(obj: &GadgetObject, m: &MapIterMarker) -> Result<Topper> {
         map: m.map.clone(),
         key_type,
         value_type,
-        clear: true,
+        // Metric maps (issue 15) hold totals: GADGET_STATS_KEEP() keeps them.
+        clear: !obj.globals.iter().any(|g| g == "gadget_stats_keep"),
     })
 }
 

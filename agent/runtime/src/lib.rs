@@ -78,6 +78,7 @@ pub mod layout;
 pub mod load;
 mod map_elem_iter;
 pub mod markers;
+pub mod metrics;
 pub mod mntns_filter;
 mod name_tables;
 mod names;

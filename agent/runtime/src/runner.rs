@@ -456,10 +456,15 @@ impl Gadget {
             instances.1.push(e);
         }
         instances.1.insert(0, ebpf);
+        let metrics = Arc::new(super::metrics::RunMetrics::collect(
+            &instances.1,
+            &self.obj,
+        )?);
         Ok(Running {
             sources: live,
             next: 0,
             scratch: Vec::new(),
+            metrics,
             _attachments: instances.0,
             _ebpf: instances.1,
             mntns_filter,
@@ -801,6 +806,8 @@ pub struct Running {
     _attachments: Vec<Attachments>,
     _ebpf: Vec<Ebpf>,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
+    /// What a metrics scrape reads ([`Running::metrics`]).
+    metrics: Arc<super::metrics::RunMetrics>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
     pending: Vec<u8>,
     pending_at: usize,
@@ -836,6 +843,11 @@ impl Running {
     /// The live filter map, when the run was started with a filter.
     pub fn mntns_filter(&self) -> Option<Arc<MntnsFilterMap>> {
         self.mntns_filter.clone()
+    }
+
+    /// The run's metrics sources, shared with scrapers (docs/metrics.md).
+    pub fn metrics(&self) -> Arc<super::metrics::RunMetrics> {
+        self.metrics.clone()
     }
 
     /// The name of data source `index` ([`Batch::source`]), in the gadget's order.

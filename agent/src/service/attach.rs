@@ -59,6 +59,8 @@ struct Slot {
 pub struct Fanout {
     slots: Vec<Slot>,
     ever_attached: bool,
+    /// Events any client missed (summed over clients, ever).
+    missed: u64,
 }
 
 impl Fanout {
@@ -96,6 +98,7 @@ impl Fanout {
             } else {
                 slot.unreported += chunk.events;
                 slot.missed_total += chunk.events;
+                self.missed += chunk.events;
             }
         }
     }
@@ -106,6 +109,17 @@ impl Fanout {
         for slot in &self.slots {
             slot.enqueue(line.clone());
         }
+    }
+
+    /// Streams attached now.
+    pub fn clients(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Events clients missed because they read too slowly, summed over
+    /// every client this run ever had.
+    pub fn missed(&self) -> u64 {
+        self.missed
     }
 
     /// Forgets clients whose writer ended (closed socket).

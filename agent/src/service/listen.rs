@@ -1,7 +1,7 @@
 //! The peer-to-peer socket: created with `--listen PATH`, or inherited from
-//! systemd socket activation (`LISTEN_FDS`, fd 3).
+//! systemd socket activation (`LISTEN_FDS`, see [`super::activation`]).
 
-use std::os::fd::FromRawFd;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -91,9 +91,13 @@ impl Drop for Listener {
     }
 }
 
-/// The inherited socket if systemd passed one, else a new one at `path`.
-pub fn listener(path: Option<&Path>) -> anyhow::Result<Option<Listener>> {
-    if let Some(l) = inherited()? {
+/// The inherited socket if systemd passed one (`inherited`, from
+/// [`super::activation::take`]), else a new one at `path`.
+pub fn listener(
+    path: Option<&Path>,
+    inherited_fd: Option<OwnedFd>,
+) -> anyhow::Result<Option<Listener>> {
+    if let Some(l) = inherited(inherited_fd)? {
         return Ok(Some(l));
     }
     let Some(path) = path else { return Ok(None) };
@@ -116,28 +120,10 @@ pub fn listener(path: Option<&Path>) -> anyhow::Result<Option<Listener>> {
     }))
 }
 
-fn inherited() -> anyhow::Result<Option<Listener>> {
-    let ours = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let count: i32 = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    if !ours || count < 1 {
-        return Ok(None);
-    }
-    // SAFETY: systemd passes the listening socket as fd 3 and nothing else owns it.
-    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) };
+fn inherited(fd: Option<OwnedFd>) -> anyhow::Result<Option<Listener>> {
+    let Some(fd) = fd else { return Ok(None) };
+    let std_listener = std::os::unix::net::UnixListener::from(fd);
     std_listener.set_nonblocking(true)?;
-    // Do not pass the fds on to children.
-    // SAFETY: removing variables before any thread reads the environment concurrently.
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_FDNAMES");
-    }
     Ok(Some(Listener {
         inner: UnixListener::from_std(std_listener)?,
         path: None,

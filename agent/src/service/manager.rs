@@ -147,6 +147,8 @@ pub(super) struct ParsedOptions {
     name: Option<String>,
     pub(super) containers: gadgetd_containers::Selector,
     detach: bool,
+    /// Export the gadget's metrics (`metrics` option).
+    metrics: bool,
     /// sha256 of the stored object of a detached run (state database).
     object: Option<String>,
     pub(super) kinds: super::kind_options::KindOptions,
@@ -161,6 +163,7 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
         name: None,
         containers: gadgetd_containers::Selector::default(),
         detach: false,
+        metrics: false,
         object: None,
         kinds: Default::default(),
         scope: HashMap::new(),
@@ -195,6 +198,7 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
             }
             k if gadgetd_containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
             options::DETACH => out.detach = super::options_ext::flag(key, value)?,
+            options::METRICS => out.metrics = super::options_ext::flag(key, value)?,
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
         }
     }
@@ -282,6 +286,7 @@ impl Manager {
             params,
             header,
             timeout: opts.timeout,
+            metrics: opts.metrics,
         };
         let (timeout, object) = (opts.timeout, opts.object.clone());
         // A detached run's log is its first attacher: it misses no event.

@@ -1,6 +1,7 @@
 //! The `gadgetd` D-Bus service: the manager object on the bus and on the
 //! peer-to-peer socket, one object per run, events over passed fds.
 
+pub(crate) mod activation;
 pub(crate) mod attach;
 pub(crate) mod auth;
 pub mod authz;
@@ -56,6 +57,9 @@ pub struct Config {
     pub log_rate: detached::RateLimit,
     /// Exit after this long with no runs, no p2p clients and no calls.
     pub idle_exit: Option<Duration>,
+    /// Serve Prometheus metrics over HTTP here (an inherited
+    /// `gadgetd-metrics.socket` is always used); docs/metrics.md.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Serves until `shutdown` resolves, then stops every run.
@@ -94,7 +98,12 @@ pub async fn serve(
         tracing::info!(bus = %bus, name = names::BUS_NAME, "serving on the bus");
         bus_conn = Some(conn);
     }
-    let listener = listen::listener(config.listen.as_deref())?;
+    let inherited = activation::take();
+    if let Some(l) = crate::metrics::http::listener(config.metrics_listen, inherited.metrics)? {
+        tracing::info!(address = %l.describe(), "serving metrics on http://{}/metrics", l.describe());
+        tokio::spawn(crate::metrics::http::serve(l, agent.clone()));
+    }
+    let listener = listen::listener(config.listen.as_deref(), inherited.p2p)?;
     if let Some(l) = &listener {
         tracing::info!(socket = %l.describe(), "serving on the peer-to-peer socket");
     }

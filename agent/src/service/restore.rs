@@ -76,6 +76,8 @@ fn spec(rec: &RunRecord, header: Header) -> RunSpec {
         params: rec.params.clone(),
         header,
         timeout: None,
+        // Not stored yet: a restored run exports no gadget metrics.
+        metrics: false,
     }
 }
 

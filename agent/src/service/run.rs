@@ -23,9 +23,13 @@ use gadgetd_runtime::Running;
 pub struct RunHandle {
     pub id: String,
     pub name: String,
+    /// The gadget's name (from its definition or object), as the stream header says.
+    pub gadget: String,
     pub image: String,
     pub digest: String,
     pub detached: bool,
+    /// Its gadget's metrics are exported on /metrics (`--metrics`).
+    pub export_metrics: bool,
     pub owner: u32,
     /// Microseconds since the epoch.
     pub started_at: u64,
@@ -34,6 +38,8 @@ pub struct RunHandle {
     pub header_line: Vec<u8>,
     pub events_seen: AtomicU64,
     pub events_lost: AtomicU64,
+    /// What the metrics endpoint reports beyond the D-Bus properties.
+    pub stats: RunStats,
     state: Mutex<(String, String)>,
     /// Records a requested stop before it happens (detached runs).
     stop_record: std::sync::OnceLock<StopRecord>,
@@ -107,8 +113,31 @@ impl RunHandle {
     }
 }
 
+/// A run's counters by cause and its metrics sources (agent/src/metrics).
+#[derive(Default)]
+pub struct RunStats {
+    /// Events the kernel side dropped (ring or perf buffer full).
+    pub lost_kernel: AtomicU64,
+    /// Records shorter than the event type, dropped by the decoder.
+    pub lost_malformed: AtomicU64,
+    /// Events clients missed by reading too slowly (summed over clients).
+    pub lost_slow_reader: AtomicU64,
+    /// Streams attached now.
+    pub clients: AtomicU64,
+    /// The live run's program statistics and metric maps; `None` once
+    /// the run has ended (its kernel objects are released with it).
+    pub metrics: Mutex<Option<Arc<gadgetd_runtime::metrics::RunMetrics>>>,
+}
+
 /// Records a requested stop of a run; the error says why it could not.
 pub type StopRecord = Box<dyn Fn(&RunHandle) -> Result<(), String> + Send + Sync>;
+
+impl RunStats {
+    fn count_lost(&self, kernel: u64, malformed: u64) {
+        self.lost_kernel.fetch_add(kernel, Ordering::Relaxed);
+        self.lost_malformed.fetch_add(malformed, Ordering::Relaxed);
+    }
+}
 
 /// Everything needed to start the pump of a run that has loaded.
 pub struct RunSpec {
@@ -121,6 +150,8 @@ pub struct RunSpec {
     pub params: BTreeMap<String, String>,
     pub header: Header,
     pub timeout: Option<Duration>,
+    /// Export the gadget's metrics on /metrics.
+    pub metrics: bool,
 }
 
 /// Receives the end of the run (for the manager's bookkeeping).
@@ -169,18 +200,25 @@ impl RunHandle {
         stop_tx: watch::Sender<Option<&'static str>>,
         attach_tx: mpsc::UnboundedSender<Attacher>,
     ) -> RunHandle {
+        let gadget = match stream::classify(header_line.trim_ascii_end()) {
+            Ok(stream::Line::Control(Control::Header(h))) => h.gadget.name,
+            _ => String::new(),
+        };
         RunHandle {
             id: spec.id,
             name: spec.name,
+            gadget,
             image: spec.image,
             digest: spec.digest,
             detached: spec.detached,
+            export_metrics: spec.metrics,
             owner: spec.owner,
             started_at,
             params: spec.params,
             header_line,
             events_seen: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
+            stats: RunStats::default(),
             state: Mutex::new(state),
             stop_record: std::sync::OnceLock::new(),
             stop_tx,
@@ -251,12 +289,17 @@ async fn pump(
     timeout: Option<Duration>,
     conns: &Connections,
 ) -> String {
+    *handle.stats.metrics.lock().unwrap() = Some(running.metrics());
     let mut fanout = Fanout::default();
     // The caller's own stream is queued before the pump starts: add it before
     // the first batch, or the run's first events would reach no one.
     while let Ok(attacher) = attach_rx.try_recv() {
         fanout.add(attacher, &handle.header_line);
     }
+    handle
+        .stats
+        .clients
+        .store(fanout.clients() as u64, Ordering::Relaxed);
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
@@ -274,6 +317,7 @@ async fn pump(
                     fanout.send(Chunk { data: data.into(), events });
                 }
                 if lost > 0 {
+                    handle.stats.count_lost(batch.lost, batch.malformed);
                     let total = handle.events_lost.fetch_add(lost, Ordering::Relaxed) + lost;
                     if batch.malformed > 0 {
                         tracing::warn!(run = %handle.id, count = batch.malformed, "records shorter than the event type were dropped");
@@ -294,6 +338,7 @@ async fn pump(
             }
             Some(attacher) = attach_rx.recv() => {
                 fanout.add(attacher, &handle.header_line);
+                handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
             }
             changed = stop_rx.changed() => {
                 match (changed, *stop_rx.borrow()) {
@@ -305,6 +350,8 @@ async fn pump(
             _ = sleep_until(deadline) => break stream::reason::TIMEOUT,
             _ = publish.tick() => {
                 fanout.prune();
+                handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
+                handle.stats.lost_slow_reader.store(fanout.missed(), Ordering::Relaxed);
                 if !handle.detached && fanout.was_abandoned() {
                     break "client disconnected";
                 }
@@ -327,6 +374,7 @@ async fn pump(
         handle
             .events_lost
             .fetch_add(batch.lost + batch.malformed, Ordering::Relaxed);
+        handle.stats.count_lost(batch.lost, batch.malformed);
         if batch.events > 0 {
             fanout.send(Chunk {
                 data: tail.into(),
@@ -345,6 +393,8 @@ async fn pump(
             events_lost: c.lost,
         })
         .collect();
+    handle.stats.count_lost(late_lost, 0);
+    *handle.stats.metrics.lock().unwrap() = None;
     drop(running); // detaches every program before the streams end
     let end = Control::End(End {
         reason: reason.to_string(),
@@ -353,6 +403,11 @@ async fn pump(
         events_lost: handle.events_lost.load(Ordering::Relaxed),
         datasources,
     });
+    handle
+        .stats
+        .lost_slow_reader
+        .store(fanout.missed(), Ordering::Relaxed);
+    handle.stats.clients.store(0, Ordering::Relaxed);
     fanout.finish(&end).await;
     reason.to_string()
 }

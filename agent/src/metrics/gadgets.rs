@@ -1,0 +1,202 @@
+//! Metrics from gadgets: the metric maps of every live run started with
+//! `--metrics`, read on each scrape. A family is named
+//! `<data source>_<field>` (counters get `_total`); every sample carries
+//! `run` and `gadget`, then the key's fields as labels (decoded like event
+//! fields: strings, enums, names). log2 histograms are exported with
+//! cumulative `_bucket{le}` (slot i holds values up to 2^(i+1)-1),
+//! `_count`, and `_sum` estimated from each slot's lower bound (the map
+//! keeps counts per slot, not the values).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gadgetd_runtime::metrics::{MetricKind, MetricRow};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use crate::service::Agent;
+
+/// Collects the gadgets' metrics at scrape time.
+pub struct GadgetCollector {
+    agent: Arc<Agent>,
+}
+
+impl std::fmt::Debug for GadgetCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GadgetCollector")
+    }
+}
+
+impl GadgetCollector {
+    pub fn new(agent: Arc<Agent>) -> GadgetCollector {
+        GadgetCollector { agent }
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+/// One family, gathered over every run that has it.
+struct Family {
+    kind: MetricKind,
+    help: String,
+    samples: Vec<(Labels, Vec<u64>)>,
+}
+
+/// A metric or label name as Prometheus allows it: `[a-zA-Z_:][a-zA-Z0-9_:]*`
+/// (every other character becomes `_`).
+pub fn sanitize(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// `k8s_containerName` → `k8s_container_name` (Prometheus label style).
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            if !out.is_empty() && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The buckets of a log2 histogram: (upper bound, count) per slot, then +Inf;
+/// the sum estimated from the slots' lower bounds; the count.
+pub fn log2_buckets(slots: &[u64]) -> (Vec<(f64, u64)>, f64, u64) {
+    let mut buckets = Vec::with_capacity(slots.len() + 1);
+    let (mut sum, mut count) = (0f64, 0u64);
+    for (i, &n) in slots.iter().enumerate() {
+        let lower = if i == 0 { 0.0 } else { 2f64.powi(i as i32) };
+        buckets.push((2f64.powi(i as i32 + 1) - 1.0, n));
+        sum += lower * n as f64;
+        count += n;
+    }
+    buckets.push((f64::INFINITY, 0));
+    (buckets, sum, count)
+}
+
+impl GadgetCollector {
+    fn gather(&self) -> BTreeMap<String, Family> {
+        let runs: Vec<_> = self.agent.runs.lock().unwrap().values().cloned().collect();
+        let mut families: BTreeMap<String, Family> = BTreeMap::new();
+        for r in runs.iter().filter(|r| r.export_metrics) {
+            // Cloned under the lock: a run stopping meanwhile keeps its maps
+            // open until this scrape is done with them.
+            let Some(m) = r.stats.metrics.lock().unwrap().clone() else {
+                continue;
+            };
+            for map in m.maps() {
+                let rows: Vec<MetricRow> = match map.snapshot() {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::debug!(run = %r.id, map = %map.spec.map, error = %e, "reading a metric map failed");
+                        continue;
+                    }
+                };
+                for (i, field) in map.spec.fields.iter().enumerate() {
+                    let name = sanitize(&format!("{}_{}", map.spec.source, field.name));
+                    let family = families.entry(name).or_insert_with(|| Family {
+                        kind: field.kind.clone(),
+                        help: format!(
+                            "{} of gadget data source {} ({})",
+                            field.name, map.spec.source, map.spec.map
+                        ),
+                        samples: Vec::new(),
+                    });
+                    if std::mem::discriminant(&family.kind) != std::mem::discriminant(&field.kind) {
+                        continue; // another gadget's field of another type under the same name
+                    }
+                    for row in &rows {
+                        let mut labels: Labels = vec![
+                            ("run".into(), r.id.clone()),
+                            ("gadget".into(), r.gadget.clone()),
+                        ];
+                        for (k, v) in &row.labels {
+                            let mut k = snake_case(&sanitize(k));
+                            if k == "run" || k == "gadget" || k == "le" {
+                                k.insert_str(0, "key_");
+                            }
+                            labels.push((k, v.clone()));
+                        }
+                        family.samples.push((labels, row.values[i].clone()));
+                    }
+                }
+            }
+        }
+        families
+    }
+}
+
+impl Collector for GadgetCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, family) in self.gather() {
+            let metric_type = match family.kind {
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Gauge => MetricType::Gauge,
+                MetricKind::Histogram { .. } => MetricType::Histogram,
+            };
+            let mut fam = enc.encode_descriptor(&name, &family.help, None, metric_type)?;
+            for (labels, values) in &family.samples {
+                let sample = fam.encode_family(labels)?;
+                match family.kind {
+                    MetricKind::Counter => ConstCounter::new(values[0]).encode(sample)?,
+                    MetricKind::Gauge => ConstGauge::new(values[0] as i64).encode(sample)?,
+                    MetricKind::Histogram { .. } => {
+                        let (buckets, sum, count) = log2_buckets(values);
+                        let mut sample = sample;
+                        sample.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                            sum, count, &buckets, None,
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_valid_metric_names() {
+        assert_eq!(sanitize("syscalls_count"), "syscalls_count");
+        assert_eq!(sanitize("proc.comm"), "proc_comm");
+        assert_eq!(sanitize("9lives-x"), "_9lives_x");
+        assert_eq!(sanitize(""), "_");
+        assert_eq!(snake_case("k8s_containerName"), "k8s_container_name");
+        assert_eq!(snake_case("runtime_containerId"), "runtime_container_id");
+    }
+
+    #[test]
+    fn log2_slots_become_buckets() {
+        let (b, sum, count) = log2_buckets(&[1, 2, 0, 3]);
+        assert_eq!(
+            b,
+            vec![(1.0, 1), (3.0, 2), (7.0, 0), (15.0, 3), (f64::INFINITY, 0)]
+        );
+        assert_eq!(count, 6);
+        assert_eq!(sum, 0.0 + 2.0 * 2.0 + 8.0 * 3.0);
+    }
+}

@@ -1,0 +1,413 @@
+//! Prometheus metrics against a real Prometheus: it scrapes gadgetd's
+//! /metrics, `promtool check metrics` passes on the exposition, and PromQL
+//! returns exactly the counts this test caused.
+
+use std::time::Duration;
+
+use gadgetd_tests::prometheus::{self, Prometheus};
+use gadgetd_tests::*;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// An agent serving metrics on a free loopback port.
+fn agent_with_metrics(bus: &Bus) -> (Agent, std::net::SocketAddr) {
+    let addr = prometheus::free_addr();
+    let agent = Agent::start_with(bus, &["--metrics-listen", &addr.to_string()]);
+    wait_for("the metrics endpoint", Duration::from_secs(10), || {
+        prometheus::get(addr, "/metrics", None).is_ok()
+    });
+    (agent, addr)
+}
+
+/// Fails `n` openat calls of a path that does not exist, from this process.
+fn failed_opens(n: usize, tag: &str) {
+    let path = format!("/nonexistent-gadgetd-metrics-{tag}");
+    for _ in 0..n {
+        assert!(std::fs::File::open(&path).is_err());
+    }
+}
+
+/// Starts trace_open detached, seeing only this process's failed opens.
+fn detached_trace_open(agent: &Agent, name: &str) -> String {
+    let gadget = gadget("trace_open");
+    let pid = format!("targ_pid={}", std::process::id());
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget),
+        "--detach",
+        "--name",
+        name,
+        "-p",
+        &pid,
+        "-p",
+        "targ_failed=true",
+    ]);
+    let id = ok(&out, "run --detach").trim().to_string();
+    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
+    agent.wait_running(1);
+    id
+}
+
+#[test]
+fn prometheus_scrapes_the_agents_own_metrics() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = detached_trace_open(&agent, "metrics-own");
+    let tag = random_hex(6);
+    failed_opens(7, &tag);
+
+    // The text format: what promtool reads, with every family it lints.
+    let text = prometheus::get(addr, "/metrics", None).unwrap();
+    assert_eq!(text.status, 200);
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let body = text.text();
+    let (passed, report) = prometheus::promtool_check(&body);
+    assert!(
+        passed,
+        "promtool check metrics failed:\n{report}\n---\n{body}"
+    );
+    for family in [
+        "# TYPE gadgetd_runs gauge",
+        "# TYPE gadgetd_run_events_total counter",
+        "# TYPE gadgetd_run_events_lost_total counter",
+        "# TYPE gadgetd_run_clients gauge",
+        "# TYPE gadgetd_program_runs_total counter",
+        "# TYPE gadgetd_program_run_time_seconds_total counter",
+        "# TYPE gadgetd_image_store_bytes gauge",
+        "# TYPE process_resident_memory_bytes gauge",
+        "# TYPE process_cpu_seconds_total counter",
+    ] {
+        assert!(body.contains(family), "no `{family}` in:\n{body}");
+    }
+    assert!(
+        body.contains("gadgetd_runs{state=\"running\"} 1\n"),
+        "{body}"
+    );
+
+    // OpenMetrics when asked (Prometheus asks for it first).
+    let om = prometheus::get(
+        addr,
+        "/metrics",
+        Some("application/openmetrics-text;version=1.0.0"),
+    )
+    .unwrap();
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(om.text().ends_with("# EOF\n"), "{}", om.text());
+
+    // Other paths and methods say what is served.
+    let nf = prometheus::get(addr, "/", None).unwrap();
+    assert_eq!(nf.status, 404);
+    assert_eq!(nf.text(), "gadgetd serves only /metrics here\n");
+
+    // A real Prometheus scrapes it; PromQL sees exactly the 7 failed opens.
+    let prom = Prometheus::start(addr);
+    let q = format!(
+        "gadgetd_run_events_total{{run=\"{id}\",name=\"metrics-own\",gadget=\"trace_open\"}}"
+    );
+    prom.wait_value(&q, 7.0, Duration::from_secs(20));
+    failed_opens(5, &tag);
+    prom.wait_value(&q, 12.0, Duration::from_secs(20));
+    prom.wait_value(
+        &format!("gadgetd_run_events_lost_total{{run=\"{id}\",cause=\"kernel\"}}"),
+        0.0,
+        Duration::from_secs(5),
+    );
+    prom.wait_value("up{job=\"gadgetd\"}", 1.0, Duration::from_secs(5));
+    // The program ran at least for those 12 opens (it sees every openat on
+    // the host and filters in the kernel).
+    let runs = prom.query(&format!("sum(gadgetd_program_runs_total{{run=\"{id}\"}})"));
+    assert!(
+        runs.len() == 1 && runs[0].1 >= 12.0,
+        "program runs: {runs:?}"
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+/// A copy of busybox-static named `comm`: a static binary opens nothing at start.
+fn busybox_named(dir: &TempDir, comm: &str) -> std::path::PathBuf {
+    let path = dir.path().join(comm);
+    std::fs::copy("/bin/busybox", &path).expect("busybox-static is installed");
+    path
+}
+
+/// Runs busybox applet `applet` under the unique command name `comm`
+/// (comm is the file's name; busybox picks the applet from argv[0]).
+fn busybox_cmd(dir: &TempDir, comm: &str, applet: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(busybox_named(dir, comm));
+    cmd.arg0(applet).stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// Nine failed openat calls from a process named `comm`.
+fn nine_opens(dir: &TempDir, comm: &str) {
+    let script =
+        "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true";
+    let status = busybox_cmd(dir, comm, "sh")
+        .args(["-c", script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Starts `gadget` detached with --metrics; returns the run id.
+fn run_with_metrics(agent: &Agent, gadget_name: &str) -> String {
+    let gadget = gadget(gadget_name);
+    let out = agent.ctl(&[
+        "run",
+        s(&gadget),
+        "--detach",
+        "--metrics",
+        "--name",
+        gadget_name,
+    ]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    agent.wait_running(1);
+    id
+}
+
+#[test]
+fn prometheus_counts_a_gadgets_counter_per_label() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_syscalls");
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("m{}", random_hex(6));
+    nine_opens(&dir, &comm);
+
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    assert!(
+        text.contains("# TYPE syscalls_calls_total counter\n"),
+        "{text}"
+    );
+
+    let prom = Prometheus::start(addr);
+    prom.wait_value(
+        &format!("syscalls_calls_total{{run=\"{id}\",gadget=\"metrics_syscalls\",comm=\"{comm}\",syscall_name=\"openat\"}}"),
+        9.0,
+        Duration::from_secs(20),
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn prometheus_reads_a_gadgets_gauge() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_inflight");
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("g{}", random_hex(6));
+    let mut sleeper = busybox_cmd(&dir, &comm, "sleep").arg("60").spawn().unwrap();
+
+    let prom = Prometheus::start(addr);
+    let q = format!("sum(syscalls_inflight_calls{{run=\"{id}\",comm=\"{comm}\"}})");
+    // One call in progress: the sleep.
+    prom.wait_value(&q, 1.0, Duration::from_secs(20));
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    // Killed, the sleep returned (interrupted); exit_group is never counted.
+    prom.wait_value(&q, 0.0, Duration::from_secs(20));
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    assert!(
+        text.contains("# TYPE syscalls_inflight_calls gauge\n"),
+        "{text}"
+    );
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn prometheus_reads_a_gadgets_histogram() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_openat_latency");
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("h{}", random_hex(6));
+    nine_opens(&dir, &comm);
+
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    assert!(text.contains("# TYPE openat_latency histogram\n"), "{text}");
+    // Cumulative buckets: never decreasing, +Inf equals _count.
+    let mine: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("openat_latency_bucket") && l.contains(&format!("comm=\"{comm}\""))
+        })
+        .collect();
+    let counts: Vec<u64> = mine
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 28, "27 slots and +Inf: {mine:?}");
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "not cumulative: {counts:?}"
+    );
+    assert_eq!(counts.last(), Some(&9));
+    assert!(mine.last().unwrap().contains("le=\"+Inf\""), "{mine:?}");
+
+    let prom = Prometheus::start(addr);
+    let sel = format!("{{run=\"{id}\",gadget=\"metrics_openat_latency\",comm=\"{comm}\"}}");
+    prom.wait_value(
+        &format!("openat_latency_count{sel}"),
+        9.0,
+        Duration::from_secs(20),
+    );
+    prom.wait_value(
+        &format!("openat_latency_bucket{{run=\"{id}\",comm=\"{comm}\",le=\"+Inf\"}}"),
+        9.0,
+        Duration::from_secs(5),
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn a_histogram_type_on_a_single_number_is_a_load_error() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, _addr) = agent_with_metrics(&bus);
+    let obj = test_object("bad_metrics");
+    let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics"]);
+    let err = fails(&out, "run of a metric map with a one-number histogram");
+    assert!(
+        err.contains("bad_hist: latency")
+            && err.contains("gadget_histogram_slot__* must be an array of buckets"),
+        "{err}"
+    );
+}
+
+#[test]
+fn label_values_with_quotes_newlines_and_invalid_utf8_are_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let id = run_with_metrics(&agent, "metrics_syscalls");
+    let dir = TempDir::new("metrics-bb");
+    let tag = random_hex(3);
+    // comm: e"\<newline><0xff>TAG (the file's name, at most 15 bytes).
+    let mut name = b"e\"\\\n\xff".to_vec();
+    name.extend_from_slice(tag.as_bytes());
+    let comm = std::ffi::OsStr::from_bytes(&name).to_os_string();
+    let path = dir.path().join(&comm);
+    std::fs::copy("/bin/busybox", &path).unwrap();
+    use std::os::unix::process::CommandExt;
+    let script =
+        "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true";
+    let status = std::process::Command::new(&path)
+        .arg0("sh")
+        .args(["-c", script])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    let mine: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("syscalls_calls_total") && l.contains(&tag) && l.contains("\"openat\"")
+        })
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    // The quote, backslash and newline escaped; the invalid byte as in events.
+    assert!(mine[0].contains(r#"comm="e\"\\\\\n"#), "{}", mine[0]);
+    assert!(mine[0].ends_with(" 9"), "{}", mine[0]);
+
+    let prom = Prometheus::start(addr);
+    prom.wait_value(
+        &format!(
+            "syscalls_calls_total{{run=\"{id}\",comm=~\"(?s)e.*{tag}\",syscall_name=\"openat\"}}"
+        ),
+        9.0,
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+fn a_scrape_during_run_stop_is_whole() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let gadget = gadget("metrics_syscalls");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let name = format!("stop{i}");
+        let out = agent.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", &name]);
+        ids.push(ok(&out, "run --detach --metrics").trim().to_string());
+    }
+    agent.wait_running(3);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut scrapes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || scrapes < 5 {
+                let r = prometheus::get(addr, "/metrics", Some("application/openmetrics-text"))
+                    .unwrap();
+                assert_eq!(r.status, 200);
+                let len: usize = r.header("content-length").unwrap().parse().unwrap();
+                assert_eq!(len, r.body.len(), "short body");
+                let text = r.text();
+                assert!(
+                    text.ends_with("# EOF\n"),
+                    "half an exposition: {}",
+                    &text[text.len().saturating_sub(300)..]
+                );
+                for l in text.lines().filter(|l| !l.starts_with('#')) {
+                    let value = l.rsplit(' ').next().unwrap();
+                    assert!(value.parse::<f64>().is_ok(), "broken sample line: {l}");
+                }
+                scrapes += 1;
+            }
+            scrapes
+        })
+    };
+    for id in &ids {
+        ok(&agent.ctl(&["stop", id]), "stop");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scrapes = scraper.join().expect("every scrape was whole");
+    assert!(scrapes >= 5, "{scrapes} scrapes");
+    // Stopped runs export no gadget metrics any more (their maps are released).
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    assert!(
+        !text.contains("syscalls_calls_total{"),
+        "stopped runs still export"
+    );
+    assert!(
+        text.contains("gadgetd_runs{state=\"stopped\"} 3\n"),
+        "{text}"
+    );
+}
