@@ -6,6 +6,9 @@
 #include <gadget/types.h>
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
+/* The process that owns the packet's local socket (socket enricher). */
+#define GADGET_TYPE_NETWORKING
+#include <gadget/sockets-map.h>
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -32,6 +35,7 @@ struct event {
 	enum qtype_t qtype;
 	__u16 ancount;
 	gadget_dnsname name[MAX_NAME + 1];
+	struct gadget_process proc;
 };
 
 GADGET_NETNS_ID();
@@ -114,6 +118,10 @@ int trace_dns(struct __sk_buff *skb)
 		event->qtype = bpf_ntohs(qtype);
 	else
 		event->qtype = 0;
+	/* sockets-map.h takes the namespace from cb[0], as IG's dispatcher sets it. */
+	skb->cb[0] = gadget_current_netns;
+	__builtin_memset(&event->proc, 0, sizeof(event->proc));
+	gadget_process_populate_from_socket(gadget_socket_lookup(skb), &event->proc);
 	gadget_submit_buf(skb, &print_events, event, sizeof(*event));
 	return 0;
 }

@@ -99,6 +99,7 @@ mod snapshot;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod snapshot;
+pub mod socket_enricher;
 mod stacks;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]

@@ -23,6 +23,7 @@ use super::profiler::HistReader;
 use super::rawmap::RawHashMap;
 use super::reader::{Batch, EventReader};
 use super::snapshot;
+use super::socket_enricher;
 use super::stacks;
 use super::topper::{self, SortSpec, TopperReader};
 
@@ -415,6 +416,8 @@ impl Gadget {
             globals,
             max_entries: max_entries.clone(),
         };
+        // Held for the run: the shared socket enricher, if the gadget looks sockets up.
+        let sockets = socket_enricher::for_object(&self.obj);
         // However loading ends, the parsed kernel BTF is not kept around.
         let _release = load::KernelBtfRelease;
         let (mut ebpf, pins) = load::load_pinned(&req)?;
@@ -553,6 +556,7 @@ impl Gadget {
             source,
             _attachments: instances.0,
             _ebpf: instances.1,
+            _sockets: sockets,
             last_loss_poll: Instant::now(),
             mntns_filter,
             pending: Vec::new(),
@@ -789,6 +793,7 @@ pub struct Running {
     source: Source,
     _attachments: Vec<Attachments>,
     _ebpf: Vec<Ebpf>,
+    _sockets: Option<Arc<socket_enricher::SocketEnricher>>,
     last_loss_poll: Instant,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
