@@ -7,6 +7,9 @@
 #include <gadget/types.h>
 #include <gadget/buffer.h>
 #include <gadget/macros.h>
+/* The process that owns the socket (socket enricher). */
+#define GADGET_TYPE_TRACING
+#include <gadget/sockets-map.h>
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -28,6 +31,8 @@ struct event {
 	enum skb_drop_reason reason;
 	enum tcp_flags_t tcpflags;
 	__u8 comm[TASK_COMM_LEN];
+	/* The socket's owner (pid and comm above are whoever runs when it is freed). */
+	struct gadget_process proc;
 };
 
 /* Only this (source or destination) port (0: all). */
@@ -39,6 +44,7 @@ SEC("tracepoint/skb/kfree_skb")
 int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 {
 	struct sk_buff *skb = ctx->skbaddr;
+	struct sock *sk;
 	unsigned char *head;
 	__u16 network, transport, sport, dport;
 	struct tcphdr th = {};
@@ -97,6 +103,10 @@ int trace_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	/* The flags byte follows the 12-byte ports/seq/ack and the data offset byte. */
 	flags = ((__u8 *)&th)[13];
 	event->tcpflags = flags;
+	__builtin_memset(&event->proc, 0, sizeof(event->proc));
+	sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		gadget_process_populate_from_socket(gadget_socket_lookup(sk, event->netns_id), &event->proc);
 	gadget_submit_buf(ctx, &print_events, event, sizeof(*event));
 	return 0;
 }

@@ -542,24 +542,27 @@ fn trace_tcpretrans_reports_a_retransmitted_syn_in_another_network_namespace() {
         subprocess.run(['ip','route','add','10.9.9.9/32','dev','lo'],check=True)\n\
         s=socket.socket(); s.bind(('127.0.0.1',40124)); s.settimeout(1.5)\n\
         try:\n  s.connect(('10.9.9.9',7777))\nexcept OSError:\n  pass\n";
-    let (capture, netns) = test
+    let (capture, (netns, proc)) = test
         .trace_with(|| {
             let mut child = Workload::new("python3")
                 .args(["-c", script])
                 .in_new_netns()
                 .spawn();
             let netns = ns_of(child.id(), "net");
+            // The socket's owner (a timer resends the SYN: no process runs then).
+            let proc = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
             assert!(child.wait().unwrap().success());
-            netns
+            (netns, proc)
         })
         .unwrap();
     let ev = capture
         .find(|e| e["netns_id"] == netns)
         .expect("no retransmission seen");
-    assert_eq!(
-        without_timestamp(ev),
-        json!({"netns_id": netns, "src": "127.0.0.1:40124", "dst": "10.9.9.9:7777", "state": "SYN_SENT", "retransmits": 1})
-    );
+    let mut want = json!({"netns_id": netns, "src": "127.0.0.1:40124", "dst": "10.9.9.9:7777", "state": "SYN_SENT", "retransmits": 1});
+    want.as_object_mut()
+        .unwrap()
+        .extend(proc.as_object().unwrap().clone());
+    assert_eq!(without_timestamp(ev), want);
 }
 
 #[test]
@@ -589,10 +592,12 @@ fn trace_tcpdrop_reports_a_syn_to_a_closed_port_with_the_kernel_reason() {
     let obj = ev.as_object_mut().unwrap();
     obj.remove("pid");
     obj.remove("comm");
-    assert_eq!(
-        ev,
-        json!({"netns_id": netns, "src": "127.0.0.1:40125", "dst": "127.0.0.1:9", "reason": "SKB_DROP_REASON_NO_SOCKET", "tcpflags": "SYN"})
-    );
+    // No socket took the SYN: no owner (empty, not the sender's).
+    let mut want = json!({"netns_id": netns, "src": "127.0.0.1:40125", "dst": "127.0.0.1:9", "reason": "SKB_DROP_REASON_NO_SOCKET", "tcpflags": "SYN"});
+    want.as_object_mut()
+        .unwrap()
+        .extend(no_proc().as_object().unwrap().clone());
+    assert_eq!(ev, want);
 }
 
 #[test]
@@ -715,9 +720,7 @@ fn trace_dns_sees_a_query_in_another_network_namespace_tagged_with_it() {
     // bound before the run started), then in (nobody listens on port 53
     // there: no process).
     let sender = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
-    let nobody = json!({"proc.comm": "", "proc.pid": 0, "proc.tid": 0, "proc.mntns_id": 0,
-        "proc.creds.uid": 0, "proc.creds.uid_name": "root", "proc.creds.gid": 0, "proc.creds.gid_name": "root",
-        "proc.parent.comm": "", "proc.parent.pid": 0, "proc.parent.tid": 0});
+    let nobody = no_proc();
     assert_eq!(ours, [ev("OUTGOING", sender), ev("HOST", nobody)]);
 }
 
@@ -820,9 +823,7 @@ fn trace_dns_names_the_processes_of_a_query_and_its_response() {
         65534,
         ("python3".into(), server, server),
     );
-    let nobody = json!({"proc.comm": "", "proc.pid": 0, "proc.tid": 0, "proc.mntns_id": 0,
-        "proc.creds.uid": 0, "proc.creds.uid_name": "root", "proc.creds.gid": 0, "proc.creds.gid_name": "root",
-        "proc.parent.comm": "", "proc.parent.pid": 0, "proc.parent.tid": 0});
+    let nobody = no_proc();
     let ev = |pkt_type: &str, response: bool, proc: &serde_json::Value| {
         let (src, dst) = match response {
             false => (client_end.as_str(), "127.0.0.1:53"),
@@ -846,6 +847,13 @@ fn trace_dns_names_the_processes_of_a_query_and_its_response() {
             ev("HOST", true, &nobody),
         ]
     );
+}
+
+/// The `proc.*` fields of an event whose socket has no known owner.
+fn no_proc() -> serde_json::Value {
+    json!({"proc.comm": "", "proc.pid": 0, "proc.tid": 0, "proc.mntns_id": 0,
+        "proc.creds.uid": 0, "proc.creds.uid_name": "root", "proc.creds.gid": 0, "proc.creds.gid_name": "root",
+        "proc.parent.comm": "", "proc.parent.pid": 0, "proc.parent.tid": 0})
 }
 
 /// This thread's comm (the test's name, cut to 15 bytes).
@@ -900,7 +908,15 @@ fn trace_sni_reports_the_server_name_of_a_tls_client_hello() {
         .into_iter()
         .map(without_timestamp)
         .collect();
-    let ev = |pkt_type: &str| json!({"netns_id": netns, "pkt_type": pkt_type, "src": "127.0.0.1:40128", "dst": "127.0.0.1:4433", "name": "gadgetd.example"});
+    // Both local sockets (client and listener) are the workload's.
+    let proc = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
+    let ev = |pkt_type: &str| {
+        let mut ev = json!({"netns_id": netns, "pkt_type": pkt_type, "src": "127.0.0.1:40128", "dst": "127.0.0.1:4433", "name": "gadgetd.example"});
+        ev.as_object_mut()
+            .unwrap()
+            .extend(proc.as_object().unwrap().clone());
+        ev
+    };
     assert_eq!(ours, [ev("OUTGOING"), ev("HOST")]);
 }
 
