@@ -57,6 +57,7 @@
 
 mod btf_patch;
 mod btf_table;
+pub mod catchup;
 pub mod classify;
 // Public for the end-to-end tests, which check every bundled gadget's relocations.
 #[doc(hidden)]
