@@ -13,6 +13,8 @@
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/types.h>
+/* The process that owns the packet's local socket (socket enricher). */
+#include <gadget/sockets-map.h>
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -33,6 +35,7 @@ struct event {
 	struct gadget_l4endpoint_t src;
 	struct gadget_l4endpoint_t dst;
 	__u8 name[MAX_NAME + 1];
+	struct gadget_process proc;
 };
 
 GADGET_NETNS_ID();
@@ -126,6 +129,10 @@ int ig_sni(struct __sk_buff *skb)
 			break;
 	}
 	event->name[i & MAX_NAME] = 0;
+	/* sockets-map.h takes the namespace from cb[0], as IG's dispatcher sets it. */
+	skb->cb[0] = gadget_current_netns;
+	__builtin_memset(&event->proc, 0, sizeof(event->proc));
+	gadget_process_populate_from_socket(gadget_socket_lookup(skb), &event->proc);
 	gadget_submit_buf(skb, &events, event, sizeof(*event));
 	return 0;
 }

@@ -2,8 +2,8 @@
 /*
  * trace_tcpdrop: TCP packets the kernel drops, with the reason, from the
  * skb:kfree_skb tracepoint (no kprobes needed). One data source, `tcpdrop`.
- * Packets are often freed in softirq context: `proc` is the task that was
- * running, the connecting one or any other.
+ * Packets are often freed in softirq context, so `proc` is the owner of the
+ * packet's socket (socket enricher), empty when no socket took it.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -15,6 +15,9 @@
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/types.h>
+/* The process that owns the socket (socket enricher). */
+#define GADGET_TYPE_TRACING
+#include <gadget/sockets-map.h>
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
@@ -49,6 +52,7 @@ SEC("tracepoint/skb/kfree_skb")
 int ig_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 {
 	struct sk_buff *skb = ctx->skbaddr;
+	struct sock *sk;
 	unsigned char *head;
 	__u16 network, transport, sport, dport;
 	struct tcphdr th = {};
@@ -91,7 +95,6 @@ int ig_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
 	event->netns_id = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
-	gadget_process_populate(&event->proc);
 	event->src.port = sport;
 	event->dst.port = dport;
 	event->src.proto_raw = event->dst.proto_raw = IPPROTO_TCP;
@@ -108,6 +111,10 @@ int ig_tcpdrop(struct trace_event_raw_kfree_skb *ctx)
 	/* The flags byte follows the 12-byte ports/seq/ack and the data offset byte. */
 	flags = ((__u8 *)&th)[13];
 	event->tcpflags = flags;
+	__builtin_memset(&event->proc, 0, sizeof(event->proc));
+	sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		gadget_process_populate_from_socket(gadget_socket_lookup(sk, event->netns_id), &event->proc);
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 	return 0;
 }

@@ -17,6 +17,9 @@
 #include <gadget/filter.h>
 #include <gadget/macros.h>
 #include <gadget/types.h>
+/* The process that owns the socket (socket enricher). */
+#define GADGET_TYPE_TRACING
+#include <gadget/sockets-map.h>
 
 #define AF_INET 2
 #define IPPROTO_TCP 6
@@ -50,6 +53,7 @@ struct event {
 	struct gadget_l4endpoint_t dst;
 	enum tcp_state state;
 	__u32 retransmits;
+	struct gadget_process proc;
 };
 
 /* Only this port, either side (--port; 0: all). */
@@ -91,6 +95,8 @@ int ig_tcpretrans(struct tcp_retransmit_args *ctx)
 		bpf_probe_read_kernel(event->dst.addr_raw.v6, 16, ctx->daddr_v6);
 	}
 	event->state = ctx->state;
+	__builtin_memset(&event->proc, 0, sizeof(event->proc));
+	gadget_process_populate_from_socket(gadget_socket_lookup(sk, event->netns_id), &event->proc);
 	gadget_submit_buf(ctx, &events, event, sizeof(*event));
 	return 0;
 }

@@ -3,8 +3,11 @@
  * The owners of sockets: a socket enricher records, per (network namespace,
  * family, protocol, local port), the process that owns the socket in the
  * map gadget_sockets, so that packet and socket gadgets can say which
- * process an event belongs to. gadgetd does not fill the map yet: lookups
- * find nothing and gadgets print no process (they still load and run).
+ * process an event belongs to. gadgetd's enricher (docs/enrichment.md)
+ * fills it; a gadget's gadget_sockets is the enricher's map, and its CO-RE
+ * accesses to struct gadget_socket_value resolve against the enricher's
+ * layout (the optional cwd and exepath are absent: check them with
+ * bpf_core_field_exists()).
  *
  * Include <vmlinux.h> (tracing) or <linux/types.h> (networking) first, and
  * define GADGET_TYPE_NETWORKING or GADGET_TYPE_TRACING for the lookup wanted.

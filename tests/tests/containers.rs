@@ -60,11 +60,23 @@ impl Stream {
     }
 
     /// Events (not control lines) until `pred` matches one, or panics.
-    fn until(
+    fn until(&self, timeout: Duration, pred: impl FnMut(&Value) -> bool) -> (Value, Vec<Value>) {
+        match self.find(timeout, pred) {
+            (Some(v), seen) => (v, seen),
+            (None, seen) => panic!(
+                "no matching event within {timeout:?}; saw {} others: {:?}",
+                seen.len(),
+                seen.iter().take(5).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// Events (not control lines) until `pred` matches one or `timeout` passes.
+    fn find(
         &self,
         timeout: Duration,
         mut pred: impl FnMut(&Value) -> bool,
-    ) -> (Value, Vec<Value>) {
+    ) -> (Option<Value>, Vec<Value>) {
         let start = Instant::now();
         let mut seen = Vec::new();
         while start.elapsed() < timeout {
@@ -77,15 +89,11 @@ impl Stream {
                 continue;
             }
             if pred(&v) {
-                return (v, seen);
+                return (Some(v), seen);
             }
             seen.push(v);
         }
-        panic!(
-            "no matching event within {timeout:?}; saw {} others: {:?}",
-            seen.len(),
-            seen.iter().take(5).collect::<Vec<_>>()
-        );
+        (None, seen)
     }
 
     /// Every event arriving during `d`.
@@ -363,6 +371,113 @@ fn filtered_by_name(rt: Rt<'_>) {
             .contains("container removed from the run's filter")
     );
     (rt.remove)(&other);
+}
+
+/// How many containers each runtime starts in the first-event test.
+const FIRST_EVENT_STARTS: usize = 20;
+
+/// Issue 14 item 4: a gadget filtered by a name glob is running; each of
+/// [`FIRST_EVENT_STARTS`] new containers opens a file of its own as its
+/// very first action and exits. Every one of those opens must be seen: the
+/// container is in the run's filter before its first process runs user code
+/// (runtime create events plus the kernel-side catch-up at exec).
+fn first_event_every_time(rt: Rt<'_>) {
+    let bus = Bus::start();
+    let mut args = Vec::new();
+    for f in &rt.flags {
+        args.extend(["--container-runtime", f.as_str()]);
+    }
+    let agent = Agent::start_with(&bus, &args);
+    let start = Instant::now();
+    while count_log(&agent, "watching container runtime") < rt.flags.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "a watcher did not connect:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tag = unique("first");
+    let glob = format!("{tag}-*");
+    let trace_open = gadget("trace_open");
+    let stream = Stream::start(
+        &agent,
+        &[
+            "run",
+            trace_open.to_str().unwrap(),
+            "--containername",
+            &glob,
+            "-o",
+            "json",
+            "--timeout",
+            "600s",
+        ],
+    );
+    agent.wait_running(1);
+    let mut missed = Vec::new();
+    for i in 0..FIRST_EVENT_STARTS {
+        let name = format!("{tag}-{i}");
+        let file = format!("/gadgetd-first-{i}");
+        (rt.run)(&name, &format!("cat {file}"));
+        let (ev, _) = stream.find(Duration::from_secs(10), |v| v["fname"] == file.as_str());
+        match ev {
+            Some(ev) => {
+                assert_eq!(ev["comm"], "cat", "{ev}");
+                assert_eq!(ev["ret"], -2, "{ev}");
+                // Caught before the runtime reported it: the name may come later.
+                let named = ev["runtime.containerName"].as_str().unwrap_or_default();
+                assert!(named.is_empty() || named == name, "{ev}");
+            }
+            None => missed.push(i),
+        }
+        (rt.remove)(&name);
+    }
+    assert!(
+        missed.is_empty(),
+        "{}: the first open of containers {missed:?} (of {FIRST_EVENT_STARTS}) was not seen:\n{}",
+        rt.name,
+        agent.log_text()
+    );
+}
+
+#[test]
+fn docker_container_seen_from_its_first_event() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["dockerd", "docker", "skopeo", "python3"]) {
+        return skip(&why);
+    }
+    let d = Dockerd::start();
+    first_event_every_time(Rt {
+        name: "docker",
+        flags: vec![format!("docker={}", d.socket.display())],
+        run: Box::new(|n, s| d.run(n, s)),
+        pid: Box::new(|n| d.pid(n)),
+        remove: Box::new(|n| d.remove(n)),
+    });
+}
+
+// Not podman: containers started with the podman CLI reach the API
+// service's event stream through its events file, read by polling, so the
+// create event usually arrives after the container has run (measured: 0 of
+// 20 caught). docs/containers.md.
+
+#[test]
+fn containerd_container_seen_from_its_first_event() {
+    require_root();
+    if let Some(why) = runtimes::missing(&["containerd", "ctr", "runc", "python3"]) {
+        return skip(&why);
+    }
+    let c = Containerd::start();
+    first_event_every_time(Rt {
+        name: "containerd",
+        flags: vec![format!("containerd={}", c.socket.display())],
+        run: Box::new(|n, s| {
+            c.run(n, s);
+            n.to_string()
+        }),
+        pid: Box::new(|n| c.pid(n)),
+        remove: Box::new(|n| c.remove(n)),
+    });
 }
 
 #[test]

@@ -602,24 +602,27 @@ fn trace_tcpretrans_reports_a_retransmitted_syn_in_another_network_namespace() {
         subprocess.run(['ip','route','add','10.9.9.9/32','dev','lo'],check=True)\n\
         s=socket.socket(); s.bind(('127.0.0.1',40124)); s.settimeout(1.5)\n\
         try:\n  s.connect(('10.9.9.9',7777))\nexcept OSError:\n  pass\n";
-    let (capture, netns) = test
+    let (capture, (netns, proc)) = test
         .trace_with(|| {
             let mut child = Workload::new("python3")
                 .args(["-c", script])
                 .in_new_netns()
                 .spawn();
             let netns = ns_of(child.id(), "net");
+            // The socket's owner (a timer resends the SYN: no process runs then).
+            let proc = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
             assert!(child.wait().unwrap().success());
-            netns
+            (netns, proc)
         })
         .unwrap();
     let ev = capture
         .find(|e| e["netns_id"] == netns)
         .expect("no retransmission seen");
-    assert_eq!(
-        without_timestamp(ev),
-        json!({"netns_id": netns, "src": "127.0.0.1:40124", "dst": "10.9.9.9:7777", "state": "SYN_SENT", "retransmits": 1})
-    );
+    let mut want = json!({"netns_id": netns, "src": "127.0.0.1:40124", "dst": "10.9.9.9:7777", "state": "SYN_SENT", "retransmits": 1});
+    want.as_object_mut()
+        .unwrap()
+        .extend(proc.as_object().unwrap().clone());
+    assert_eq!(without_timestamp(ev), want);
 }
 
 #[test]
@@ -646,13 +649,15 @@ fn trace_tcpdrop_reports_a_syn_to_a_closed_port_with_the_kernel_reason() {
         .unwrap_or_else(|| panic!("no drop seen in {netns}: {:?}", capture.events));
     let mut ev = without_timestamp(ev);
     // Freed in softirq or in the connecting task, depending on the path.
-    ev.as_object_mut()
+    let obj = ev.as_object_mut().unwrap();
+    obj.remove("pid");
+    obj.remove("comm");
+    // No socket took the SYN: no owner (empty, not the sender's).
+    let mut want = json!({"netns_id": netns, "src": "127.0.0.1:40125", "dst": "127.0.0.1:9", "reason": "SKB_DROP_REASON_NO_SOCKET", "tcpflags": "SYN"});
+    want.as_object_mut()
         .unwrap()
-        .retain(|k, _| !k.starts_with("proc."));
-    assert_eq!(
-        ev,
-        json!({"netns_id": netns, "src": "127.0.0.1:40125", "dst": "127.0.0.1:9", "reason": "SKB_DROP_REASON_NO_SOCKET", "tcpflags": "SYN"})
-    );
+        .extend(no_proc().as_object().unwrap().clone());
+    assert_eq!(ev, want);
 }
 
 #[test]
@@ -762,14 +767,163 @@ fn trace_dns_sees_a_query_in_another_network_namespace_tagged_with_it() {
         .into_iter()
         .map(without_timestamp)
         .collect();
-    let ev = |pkt_type: &str| {
+    let ev = |pkt_type: &str, proc: serde_json::Value| {
         // lo is interface 1 in every namespace (the name is looked up in the agent's).
-        json!({"netns_id": netns, "pkt_type": pkt_type, "ifindex": 1, "ifindex_name": "lo",
+        let mut ev = json!({"netns_id": netns, "pkt_type": pkt_type, "ifindex": 1, "ifindex_name": "lo",
                "src": "127.0.0.1:40127", "dst": "127.0.0.1:53", "id": 0x1234,
-               "qr": "QUERY", "rcode": "NOERROR", "qtype": "A", "ancount": 0, "name": "www.example.com"})
+               "qr": "QUERY", "rcode": "NOERROR", "qtype": "A", "ancount": 0, "name": "www.example.com"});
+        ev.as_object_mut()
+            .unwrap()
+            .extend(proc.as_object().unwrap().clone());
+        ev
     };
-    // On lo a packet passes twice: out, then in.
-    assert_eq!(ours, [ev("OUTGOING"), ev("HOST")]);
+    // On lo a packet passes twice: out (the local socket is the sender's,
+    // bound before the run started), then in (nobody listens on port 53
+    // there: no process).
+    let sender = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
+    let nobody = no_proc();
+    assert_eq!(ours, [ev("OUTGOING", sender), ev("HOST", nobody)]);
+}
+
+/// The `proc.*` fields of a process `pid` (one thread) started by this
+/// test's thread, as a socket enricher records them.
+fn proc_fields(pid: u32, comm: &str, mntns: u64, uid: u32) -> serde_json::Value {
+    let parent = (
+        thread_comm(),
+        std::process::id(),
+        nix::unistd::gettid().as_raw() as u32,
+    );
+    proc_fields_with_parent(pid, comm, mntns, uid, parent)
+}
+
+/// `proc_fields` with the parent given as (comm, pid, tid); uid 0 is root,
+/// 65534 nobody/nogroup.
+fn proc_fields_with_parent(
+    pid: u32,
+    comm: &str,
+    mntns: u64,
+    uid: u32,
+    parent: (String, u32, u32),
+) -> serde_json::Value {
+    let (user, group) = if uid == 0 {
+        ("root", "root")
+    } else {
+        ("nobody", "nogroup")
+    };
+    json!({"proc.comm": comm, "proc.pid": pid, "proc.tid": pid, "proc.mntns_id": mntns,
+        "proc.creds.uid": uid, "proc.creds.uid_name": user,
+        "proc.creds.gid": uid, "proc.creds.gid_name": group,
+        "proc.parent.comm": parent.0, "proc.parent.pid": parent.1, "proc.parent.tid": parent.2})
+}
+
+/// The socket enricher ([`gadgetd_runtime::socket_enricher`]) names the
+/// owner of each side of a DNS exchange on loopback: a server bound before
+/// the run started (found by the start-up sweep), a client that connects
+/// without binding (its port is picked by the kernel, published on its first
+/// packet) under its own name and uid, and nobody for the client's port
+/// once the client has exited (its entry goes with its socket).
+#[test]
+fn trace_dns_names_the_processes_of_a_query_and_its_response() {
+    let mut test = lib_gadget("trace_dns");
+    test.options.all_netns = true;
+    let dir = TempDir::new("dns-owner");
+    let (ready, go, client) = (
+        dir.path().join("ready"),
+        dir.path().join("go"),
+        dir.path().join("client"),
+    );
+    let script = format!(
+        "import socket,subprocess,os,time,ctypes\n\
+         subprocess.run(['ip','link','set','lo','up'],check=True)\n\
+         srv=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); srv.bind(('127.0.0.1',53))\n\
+         open('{r}','w').close()\n\
+         while not os.path.exists('{g}'): time.sleep(0.01)\n\
+         q=bytes.fromhex('12340100000100000000000003777777076578616d706c6503636f6d0000010001')\n\
+         pid=os.fork()\n\
+         if pid==0:\n\
+         \x20ctypes.CDLL(None).prctl(15,b'dnsclient',0,0,0)\n\
+         \x20os.setgid(65534); os.setuid(65534)\n\
+         \x20c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); c.connect(('127.0.0.1',53)); c.send(q)\n\
+         \x20os._exit(0)\n\
+         open('{c}','w').write(str(pid))\n\
+         os.waitpid(pid,0)\n\
+         m,addr=srv.recvfrom(512)\n\
+         srv.sendto(bytes.fromhex('1234818000010000')+m[8:],addr)\n",
+        r = ready.display(),
+        g = go.display(),
+        c = client.display()
+    );
+    let mut child = Workload::new("python3")
+        .args(["-c", &script])
+        .in_new_netns()
+        .spawn();
+    let server = child.id();
+    let netns = ns_of(server, "net");
+    wait_file(&ready);
+    let capture = test
+        .trace(|| {
+            std::fs::write(&go, b"").unwrap();
+            assert!(child.wait().unwrap().success());
+        })
+        .unwrap();
+    let client: u32 = std::fs::read_to_string(&client).unwrap().parse().unwrap();
+    let ours: Vec<serde_json::Value> = capture
+        .all(|e| e["netns_id"] == netns)
+        .into_iter()
+        .map(without_timestamp)
+        .collect();
+    assert_eq!(ours.len(), 4, "{ours:#?}");
+    let client_end = ours[0]["src"].as_str().unwrap().to_string();
+    assert!(client_end.starts_with("127.0.0.1:") && client_end != "127.0.0.1:53");
+    let mntns = own_ns("mnt");
+    let server_proc = proc_fields(server, "python3", mntns, 0);
+    let client_proc = proc_fields_with_parent(
+        client,
+        "dnsclient",
+        mntns,
+        65534,
+        ("python3".into(), server, server),
+    );
+    let nobody = no_proc();
+    let ev = |pkt_type: &str, response: bool, proc: &serde_json::Value| {
+        let (src, dst) = match response {
+            false => (client_end.as_str(), "127.0.0.1:53"),
+            true => ("127.0.0.1:53", client_end.as_str()),
+        };
+        let mut ev = json!({"netns_id": netns, "pkt_type": pkt_type, "ifindex": 1, "ifindex_name": "lo",
+               "src": src, "dst": dst, "id": 0x1234,
+               "qr": if response { "RESPONSE" } else { "QUERY" }, "rcode": "NOERROR", "qtype": "A",
+               "ancount": 0, "name": "www.example.com"});
+        ev.as_object_mut()
+            .unwrap()
+            .extend(proc.as_object().unwrap().clone());
+        ev
+    };
+    assert_eq!(
+        ours,
+        [
+            ev("OUTGOING", false, &client_proc),
+            ev("HOST", false, &server_proc),
+            ev("OUTGOING", true, &server_proc),
+            ev("HOST", true, &nobody),
+        ]
+    );
+}
+
+/// The `proc.*` fields of an event whose socket has no known owner.
+fn no_proc() -> serde_json::Value {
+    json!({"proc.comm": "", "proc.pid": 0, "proc.tid": 0, "proc.mntns_id": 0,
+        "proc.creds.uid": 0, "proc.creds.uid_name": "root", "proc.creds.gid": 0, "proc.creds.gid_name": "root",
+        "proc.parent.comm": "", "proc.parent.pid": 0, "proc.parent.tid": 0})
+}
+
+/// This thread's comm (the test's name, cut to 15 bytes).
+fn thread_comm() -> String {
+    let tid = nix::unistd::gettid();
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 #[test]
@@ -815,7 +969,15 @@ fn trace_sni_reports_the_server_name_of_a_tls_client_hello() {
         .into_iter()
         .map(without_timestamp)
         .collect();
-    let ev = |pkt_type: &str| json!({"netns_id": netns, "pkt_type": pkt_type, "src": "127.0.0.1:40128", "dst": "127.0.0.1:4433", "name": "gadgetd.example"});
+    // Both local sockets (client and listener) are the workload's.
+    let proc = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
+    let ev = |pkt_type: &str| {
+        let mut ev = json!({"netns_id": netns, "pkt_type": pkt_type, "src": "127.0.0.1:40128", "dst": "127.0.0.1:4433", "name": "gadgetd.example"});
+        ev.as_object_mut()
+            .unwrap()
+            .extend(proc.as_object().unwrap().clone());
+        ev
+    };
     assert_eq!(ours, [ev("OUTGOING"), ev("HOST")]);
 }
 

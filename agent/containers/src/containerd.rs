@@ -2,7 +2,9 @@
 //! `k8s.io`, `moby`, ...) for task starts and exits, the Containers and
 //! Tasks services for image, labels and PID.
 
-use containerd_client::events::{ContainerDelete, TaskDelete, TaskExit, TaskStart};
+use containerd_client::events::{
+    ContainerCreate, ContainerDelete, TaskCreate, TaskDelete, TaskExit, TaskStart,
+};
 use containerd_client::services::v1::{
     GetContainerRequest, ListContainersRequest, ListNamespacesRequest, ListTasksRequest,
     SubscribeRequest, containers_client::ContainersClient, events_client::EventsClient,
@@ -192,6 +194,31 @@ pub async fn session(
                     Err(e) => {
                         tracing::warn!(runtime = RUNTIME, id = %ev.container_id, error = %e, "cannot describe a started container")
                     }
+                }
+            }
+            // Before it starts: its cgroup is awaited (filter.rs, catch-up).
+            "/containers/create" => {
+                let Ok(ev) = ContainerCreate::decode(any.value.as_slice()) else {
+                    continue;
+                };
+                match describe(&channel, ns, &ev.id, 0).await {
+                    Ok(Some(d)) => registry.created(d.created(RUNTIME)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(runtime = RUNTIME, id = %ev.id, error = %e, "cannot describe a created container")
+                    }
+                }
+            }
+            // The task's process exists (its user code has not started): the
+            // sooner it is in the filters, the less the catch-up has to do.
+            "/tasks/create" => {
+                let Ok(ev) = TaskCreate::decode(any.value.as_slice()) else {
+                    continue;
+                };
+                if let Ok(Some(d)) = describe(&channel, ns, &ev.container_id, ev.pid).await
+                    && let Some(c) = d.resolve(RUNTIME)
+                {
+                    registry.upsert(source, c);
                 }
             }
             "/tasks/exit" => {

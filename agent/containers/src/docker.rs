@@ -130,10 +130,15 @@ struct Actor {
 
 /// The container, if it runs (not found / not running: `None`).
 async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> {
+    inspect_any(socket, id, true).await
+}
+
+/// The container; with `running`, only if it runs.
+async fn inspect_any(socket: &Path, id: &str, running: bool) -> Result<Option<Discovered>, String> {
     let Some(i) = get_json::<Inspect>(socket, &format!("/containers/{id}/json")).await? else {
         return Ok(None);
     };
-    if !i.state.running || i.state.pid == 0 {
+    if running && (!i.state.running || i.state.pid == 0) {
         return Ok(None);
     }
     let labels = i.config.labels.unwrap_or_default();
@@ -249,6 +254,14 @@ async fn follow(
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a started container")
+                    }
+                },
+                // Before it starts: its cgroup is awaited (filter.rs, catch-up).
+                "create" => match inspect_any(socket, &ev.actor.id, false).await {
+                    Ok(Some(d)) => registry.created(d.created(runtime)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a created container")
                     }
                 },
                 "die" | "died" | "destroy" | "remove" | "cleanup" => {

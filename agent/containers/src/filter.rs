@@ -1,5 +1,9 @@
 //! Keeps a run's `gadget_mntns_filter_map` equal to the mount namespaces of
 //! the containers its [`Selector`] matches, as containers start and stop.
+//!
+//! A matching container is awaited from its runtime's create event: the
+//! kernel-side catch-up ([`CatchUp`]) adds its mount namespace at its first
+//! exec, before its user code runs, and the start event confirms it.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
@@ -8,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{Change, Registry, Selector, procinfo};
+use gadgetd_runtime::catchup::{CatchUp, cgroup_names};
 use gadgetd_runtime::mntns_filter::MntnsFilterMap;
 
 /// A selection taken before the gadget loads: the ids to fill in before
@@ -111,14 +116,22 @@ pub fn keep_in_sync(
     map: &Arc<MntnsFilterMap>,
     run_id: String,
 ) {
+    let catchup = match CatchUp::start(map) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(run = %run_id, error = %e, "no kernel-side catch-up: a new container's first events may be missed");
+            None
+        }
+    };
     let map = Arc::downgrade(map);
-    tokio::spawn(async move { follow(plan, registry, map, run_id).await });
+    tokio::spawn(async move { follow(plan, registry, map, catchup, run_id).await });
 }
 
 async fn follow(
     mut plan: Plan,
     registry: Arc<Registry>,
     map: Weak<MntnsFilterMap>,
+    catchup: Option<CatchUp>,
     run_id: String,
 ) {
     // Changes that happened while the gadget loaded are in the queue.
@@ -134,15 +147,28 @@ async fn follow(
         };
         let Some(map) = map.upgrade() else { return };
         match change {
+            Ok(Change::Created(c)) if plan.selector.matches(&c) => {
+                if let Some(cu) = &catchup
+                    && let Err(e) = cu.watch(&cgroup_names(&c.runtime, &c.id))
+                {
+                    tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot await the container's first exec");
+                }
+            }
             Ok(Change::Added(c)) if plan.selector.matches(&c) => match map.insert(c.mntns) {
                 Ok(()) => {
-                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, "container added to the run's filter")
+                    // How long the start event came after the container's
+                    // first exec, when the catch-up got there first.
+                    let early = catchup.as_ref().and_then(|cu| cu.caught_us_ago(c.mntns));
+                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, caught_at_exec_us_before = ?early, "container added to the run's filter")
                 }
                 Err(e) => {
                     tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot add the container to the run's filter (map full?)")
                 }
             },
             Ok(Change::Removed(c)) if plan.selector.matches(&c) => {
+                if let Some(cu) = &catchup {
+                    cu.forget(&cgroup_names(&c.runtime, &c.id));
+                }
                 // Another selected record may share the namespace (same
                 // container seen through two runtimes, or the host).
                 if !wanted(&registry, &plan.selector, plan.host).contains(&c.mntns) {

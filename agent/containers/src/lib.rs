@@ -95,6 +95,22 @@ pub(crate) struct Discovered {
 }
 
 impl Discovered {
+    /// A created container, before it has a process ([`Change::Created`]).
+    pub fn created(self, runtime: &str) -> Container {
+        Container {
+            id: self.id,
+            name: self.name,
+            runtime: runtime.to_string(),
+            image: self.image,
+            pid: 0,
+            mntns: 0,
+            netns: 0,
+            cgroup: String::new(),
+            namespace: self.namespace,
+            k8s: self.k8s,
+        }
+    }
+
     /// Reads the process's namespaces and cgroup. `None` when the process is
     /// already gone (the container exited meanwhile).
     pub fn resolve(self, runtime: &str) -> Option<Container> {

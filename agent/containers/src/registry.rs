@@ -19,6 +19,9 @@ use gadgetd_runtime::enrich::NsKind;
 pub enum Change {
     Added(Arc<Container>),
     Removed(Arc<Container>),
+    /// A container its runtime created and is about to start: no process
+    /// yet (`pid`, `mntns`, `netns` and `cgroup` are empty), not listed.
+    Created(Arc<Container>),
 }
 
 #[derive(Default)]
@@ -91,6 +94,12 @@ impl Registry {
         }
         tracing::debug!(source, id = %c.id, name = %c.name, pid = c.pid, mntns = c.mntns, "container added");
         let _ = self.changes.send(Change::Added(c));
+    }
+
+    /// Announces a container about to start (not recorded: it is not running).
+    pub fn created(&self, c: Container) {
+        tracing::debug!(id = %c.id, name = %c.name, runtime = %c.runtime, "container created");
+        let _ = self.changes.send(Change::Created(Arc::new(c)));
     }
 
     /// Forgets a container of `source` (it stopped).
@@ -245,6 +254,7 @@ mod tests {
             seen.push(match ch {
                 Change::Added(c) => format!("+{}", c.name),
                 Change::Removed(c) => format!("-{}", c.name),
+                Change::Created(c) => format!("*{}", c.name),
             });
         }
         assert_eq!(seen, ["+abc", "+web", "-web"]);

@@ -921,6 +921,19 @@ pub struct FixedUp {
 /// Errors name the program, instruction and relocation.
 /// `kernel` is called only when the object has CO-RE relocations.
 pub fn fix_up(elf_bytes: &[u8], kernel: impl FnOnce() -> Result<Arc<BtfTable>>) -> Result<FixedUp> {
+    fix_up_with(elf_bytes, kernel, None)
+}
+
+/// Like [`fix_up`], and relocations whose root type is named in `extra`
+/// (a struct or union of that name) are resolved against `extra` instead
+/// of the kernel, as libbpf's and cilium/ebpf's extra relocation targets:
+/// types the agent provides, such as the socket enricher's
+/// `gadget_socket_value` (`socket_enricher.rs`).
+pub fn fix_up_with(
+    elf_bytes: &[u8],
+    kernel: impl FnOnce() -> Result<Arc<BtfTable>>,
+    extra: Option<&BtfTable>,
+) -> Result<FixedUp> {
     let mut out = FixedUp {
         bytes: None,
         resolved: 0,
@@ -939,9 +952,20 @@ pub fn fix_up(elf_bytes: &[u8], kernel: impl FnOnce() -> Result<Arc<BtfTable>>) 
     // accesses. Finding them needs no kernel BTF, so ordinary objects pay
     // nothing here (parsing the kernel's BTF takes ~170 ms in a debug build).
     let mut mine = Vec::new();
+    let in_extra = |id: u32| {
+        let name = essential(local.name(id));
+        extra.is_some_and(|t| {
+            !name.is_empty()
+                && t.iter().any(|(_, ty)| {
+                    is_composite(&ty.kind) && essential(t.str_at(ty.name_off)) == name
+                })
+        })
+    };
     for relo in &ext.relos {
         match local_spec(&local, relo) {
-            Ok(spec) if relo.kind == TYPE_MATCHES || spec.flex => mine.push((relo, spec)),
+            Ok(spec) if relo.kind == TYPE_MATCHES || spec.flex || in_extra(relo.type_id) => {
+                mine.push((relo, spec))
+            }
             Ok(_) => {}
             // Malformed for us: leave it to aya, whose message will say why.
             Err(_) if relo.kind < TYPE_MATCHES => {}
@@ -956,7 +980,8 @@ pub fn fix_up(elf_bytes: &[u8], kernel: impl FnOnce() -> Result<Arc<BtfTable>>) 
     if mine.is_empty() {
         return Ok(out);
     }
-    let kernel = &*kernel()?;
+    let mut kernel = Some(kernel);
+    let mut kernel_table: Option<Arc<BtfTable>> = None;
     let mut patched = elf_bytes.to_vec();
     let mut ours = vec![false; ext.relos.len()];
     let mut cand_cache: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -964,11 +989,21 @@ pub fn fix_up(elf_bytes: &[u8], kernel: impl FnOnce() -> Result<Arc<BtfTable>>) 
         let fail = |reason: String| {
             GadgetError::Load(format!("{}: {reason}", describe(&elf, relo, &relo.access)))
         };
+        let target: &BtfTable = match extra {
+            Some(t) if in_extra(relo.type_id) => t,
+            _ => {
+                if kernel_table.is_none() {
+                    let load = kernel.take().expect("the kernel's BTF is loaded once");
+                    kernel_table = Some(load()?);
+                }
+                kernel_table.as_deref().expect("just loaded")
+            }
+        };
         let cands = match cand_cache.entry(relo.type_id) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(candidates(&local, relo.type_id, kernel)?),
+            Entry::Vacant(e) => e.insert(candidates(&local, relo.type_id, target)?),
         };
-        let res = resolve(&local, kernel, relo, &spec, cands).map_err(fail)?;
+        let res = resolve(&local, target, relo, &spec, cands).map_err(fail)?;
         let sec = elf
             .section_by_name(&relo.section)
             .ok_or_else(|| fail(format!("no section `{}` in the object", relo.section)))?;

@@ -58,6 +58,7 @@
 pub mod attach_target;
 mod btf_patch;
 mod btf_table;
+pub mod catchup;
 pub mod classify;
 // Public for the end-to-end tests, which check every bundled gadget's relocations.
 #[doc(hidden)]
@@ -104,6 +105,7 @@ mod snapshot;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod snapshot;
+pub mod socket_enricher;
 mod stacks;
 mod table_sort;
 mod tag;

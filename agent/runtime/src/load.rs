@@ -26,6 +26,7 @@ use super::pin_dir::{self, PinDir};
 use super::prog_array;
 use super::sections;
 use super::tc;
+use super::socket_enricher;
 use super::uprobe_target;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
@@ -124,12 +125,30 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
     // Section names as libbpf spells them, which aya-obj 0.3 rejects (sections.rs).
     let bytes = sections::rename(&bytes)?.unwrap_or(bytes);
     // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
-    let fixed = core_relo::fix_up(&bytes, core_relo::kernel_table)?;
+    // ... and against the socket enricher's types (socket_enricher.rs).
+    let sockets = socket_enricher::uses_sockets_map(req.obj);
+    let extra = if sockets {
+        Some(socket_enricher::value_btf()?)
+    } else {
+        None
+    };
+    let fixed = core_relo::fix_up_with(&bytes, core_relo::kernel_table, extra.as_deref())?;
     for p in &fixed.poisoned {
         tracing::debug!(relocation = %p, "CO-RE relocation unresolved; the instruction is poisoned");
     }
     let bytes = fixed.bytes.unwrap_or(bytes);
+    // The gadget's gadget_sockets is the running enricher's map (a 1-entry
+    // dummy when none runs: its full-size value would cost ~130 MiB).
+    let sockets_map = sockets
+        .then(socket_enricher::current)
+        .flatten()
+        .map(|e| e.map_path());
     let mut loader = EbpfLoader::new();
+    match &sockets_map {
+        Some(path) => loader.map_pin_path(socket_enricher::MAP, path.as_path()),
+        None if sockets => loader.map_max_entries(socket_enricher::MAP, 1),
+        None => &mut loader,
+    };
     let kbtf = kernel_btf();
     loader.btf(kbtf.as_deref());
     for (name, value) in &req.globals {

@@ -1,6 +1,7 @@
 //! The live handle of a run's `gadget_mntns_filter_map`, so the selection
 //! can change while the programs run (containers start and stop).
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use aya::Ebpf;
@@ -12,6 +13,8 @@ pub const MAP_NAME: &str = "gadget_mntns_filter_map";
 
 pub struct MntnsFilterMap {
     map: Mutex<HashMap<MapData, u64, u32>>,
+    /// The same map, for programs that write it too (`catchup.rs`).
+    fd: OwnedFd,
 }
 
 impl MntnsFilterMap {
@@ -24,10 +27,19 @@ impl MntnsFilterMap {
         let map = ebpf
             .take_map(MAP_NAME)
             .ok_or_else(|| err(format!("{MAP_NAME} is missing")))?;
+        let fd = match &map {
+            aya::maps::Map::HashMap(data) => data
+                .fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| err(format!("{MAP_NAME}: duplicating its fd: {e}")))?,
+            _ => return Err(err(format!("{MAP_NAME} is not a hash map"))),
+        };
         let hash = HashMap::<MapData, u64, u32>::try_from(map)
             .map_err(|e| err(format!("{MAP_NAME}: {e}")))?;
         let filter = MntnsFilterMap {
             map: Mutex::new(hash),
+            fd,
         };
         for id in ids {
             filter.insert(*id)?;
@@ -47,6 +59,11 @@ impl MntnsFilterMap {
     /// Stops events of mount namespace `id` (absent ids are fine).
     pub fn remove(&self, id: u64) {
         let _ = self.map.lock().unwrap().remove(&id);
+    }
+
+    /// The map's fd (programs that add to the filter from the kernel reuse it).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// The ids in the map now.

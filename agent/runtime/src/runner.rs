@@ -25,6 +25,7 @@ use super::profiler::HistReader;
 use super::rawmap::RawHashMap;
 use super::reader::{Batch, EventReader};
 use super::snapshot;
+use super::socket_enricher;
 use super::stacks;
 use super::table_sort as sort;
 use super::tag;
@@ -310,6 +311,8 @@ impl Gadget {
             globals,
             max_entries: max_entries.clone(),
         };
+        // Held for the run: the shared socket enricher, if the gadget looks sockets up.
+        let sockets = socket_enricher::for_object(&self.obj);
         // However loading ends, the parsed kernel BTF is not kept around.
         let _release = load::KernelBtfRelease;
         let (mut ebpf, pins) = load::load_pinned(&req)?;
@@ -467,6 +470,7 @@ impl Gadget {
             metrics,
             _attachments: instances.0,
             _ebpf: instances.1,
+            _sockets: sockets,
             mntns_filter,
             pending: Vec::new(),
             pending_at: 0,
@@ -805,6 +809,7 @@ pub struct Running {
     scratch: Vec<u8>,
     _attachments: Vec<Attachments>,
     _ebpf: Vec<Ebpf>,
+    _sockets: Option<Arc<socket_enricher::SocketEnricher>>,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
     /// What a metrics scrape reads ([`Running::metrics`]).
     metrics: Arc<super::metrics::RunMetrics>,
