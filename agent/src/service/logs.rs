@@ -172,6 +172,7 @@ async fn send(
         error: None,
         events_seen: counts.events,
         events_lost: counts.lost,
+        log: None,
     });
     wr.write_all(&stream::encode(&end)).await
 }

@@ -279,6 +279,7 @@ impl Manager {
             params,
             header,
             timeout: opts.timeout,
+            ledger: super::detached::ledger(&self.agent, &id, detached)?,
         };
         let (timeout, object) = (opts.timeout, opts.object.clone());
         // A detached run's log is its first attacher: it misses no event.

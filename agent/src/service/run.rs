@@ -34,6 +34,8 @@ pub struct RunHandle {
     pub header_line: Vec<u8>,
     pub events_seen: AtomicU64,
     pub events_lost: AtomicU64,
+    /// A detached run's crash-proof counters (`state::ledger`).
+    pub ledger: Option<Arc<crate::state::Ledger>>,
     state: Mutex<(String, String)>,
     /// Records a requested stop before it happens (detached runs).
     stop_record: std::sync::OnceLock<StopRecord>,
@@ -121,6 +123,9 @@ pub struct RunSpec {
     pub params: BTreeMap<String, String>,
     pub header: Header,
     pub timeout: Option<Duration>,
+    /// A detached run's crash-proof counters; the pump adds to them before
+    /// events reach any stream.
+    pub ledger: Option<Arc<crate::state::Ledger>>,
 }
 
 /// Receives the end of the run (for the manager's bookkeeping).
@@ -181,6 +186,7 @@ impl RunHandle {
             header_line,
             events_seen: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
+            ledger: spec.ledger,
             state: Mutex::new(state),
             stop_record: std::sync::OnceLock::new(),
             stop_tx,
@@ -267,6 +273,9 @@ async fn pump(
                 let events = batch.events;
                 let lost = batch.lost + batch.malformed;
                 handle.events_seen.fetch_add(events, Ordering::Relaxed);
+                if let Some(ledger) = &handle.ledger {
+                    ledger.saw(events, lost);
+                }
                 if events > 0 {
                     let data = std::mem::replace(&mut buf, Vec::with_capacity(512 * 1024));
                     fanout.send(Chunk { data: data.into(), events });
@@ -324,6 +333,9 @@ async fn pump(
         handle
             .events_lost
             .fetch_add(batch.lost + batch.malformed, Ordering::Relaxed);
+        if let Some(ledger) = &handle.ledger {
+            ledger.saw(batch.events, batch.lost + batch.malformed);
+        }
         if batch.events > 0 {
             fanout.send(Chunk {
                 data: tail.into(),
@@ -333,12 +345,16 @@ async fn pump(
     }
     let late_lost = running.final_losses();
     handle.events_lost.fetch_add(late_lost, Ordering::Relaxed);
+    if let Some(ledger) = &handle.ledger {
+        ledger.saw(0, late_lost);
+    }
     drop(running); // detaches every program before the streams end
     let end = Control::End(End {
         reason: reason.to_string(),
         error: None,
         events_seen: handle.events_seen.load(Ordering::Relaxed),
         events_lost: handle.events_lost.load(Ordering::Relaxed),
+        log: None,
     });
     fanout.finish(&end).await;
     reason.to_string()
