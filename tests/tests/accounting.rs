@@ -108,6 +108,19 @@ fn trial(n: u32) -> Trial {
     svc.kill9();
     svc.start();
     assert!(svc.log().contains("detached run restored"), "{}", svc.log());
+    let in_doubt = svc
+        .log()
+        .lines()
+        .find(|l| l.contains("the entry being sent when gadgetd died"))
+        .map(|l| {
+            if l.contains("delivered=true") {
+                "in journal"
+            } else {
+                "not in journal"
+            }
+        })
+        .unwrap_or("none");
+    eprintln!("trial {n}: entry in doubt at the kill: {in_doubt}");
 
     // The restored run keeps going; then the loop ends and the run stops.
     let after_restart = seen(&svc, &id);

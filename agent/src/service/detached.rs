@@ -204,6 +204,9 @@ async fn write_log(pipe: LogPipe, mut out: Out, limit: RateLimit, handle: Arc<Ru
                             continue;
                         }
                         bucket.tokens -= 1;
+                        if let Some(l) = &handle.ledger {
+                            l.sending(ev);
+                        }
                         match out.write(ev, None).await {
                             Ok(()) => {
                                 if let Some(l) = &handle.ledger {
@@ -212,6 +215,9 @@ async fn write_log(pipe: LogPipe, mut out: Out, limit: RateLimit, handle: Arc<Ru
                             }
                             Err(e) => {
                                 tally.failed += 1;
+                                if let Some(l) = &handle.ledger {
+                                    l.not_sent();
+                                }
                                 ledger_dropped(&handle, 1);
                                 tally.last_error = e.to_string();
                             }

@@ -34,7 +34,7 @@ pub async fn restore(agent: &Arc<Agent>) -> anyhow::Result<usize> {
     for mut rec in records {
         let live = rec.state == state::RUNNING || rec.state == state::STARTING;
         let (ledger, crashed) = if rec.detached {
-            reconcile(agent, &mut rec, live)
+            reconcile(agent, &mut rec, live).await
         } else {
             (None, 0)
         };
@@ -107,7 +107,7 @@ fn list_ended(agent: &Arc<Agent>, rec: &RunRecord, end_state: &str, reason: &str
 /// a dead agent left as lost (cause `crash`); returns the ledger for the
 /// restored run and how many events the crash cost. An ended run's row is
 /// corrected at once (a live one gets its row from the restored run).
-fn reconcile(
+async fn reconcile(
     agent: &Agent,
     rec: &mut RunRecord,
     live: bool,
@@ -120,6 +120,11 @@ fn reconcile(
             return (None, 0);
         }
     };
+    if let Some(hash) = ledger.in_doubt() {
+        let delivered = in_journal(agent, &rec.id, hash).await;
+        tracing::info!(run = %rec.id, delivered, "the entry being sent when gadgetd died was looked up in the journal");
+        ledger.resolve(delivered);
+    }
     let crashed = ledger.settle_crash();
     let counts = ledger.counts();
     if crashed > 0 {
@@ -142,6 +147,23 @@ fn reconcile(
         }
     }
     (Some(Arc::new(ledger)), crashed)
+}
+
+/// Whether the newest entry of run `id` in the journal is the one with
+/// `hash` (the entry the dead agent was sending). When the journal cannot
+/// tell, the entry counts as lost: a loss may be overstated by one, never
+/// hidden.
+async fn in_journal(agent: &Agent, id: &str, hash: u64) -> bool {
+    let crate::journal::Journal::Journald { namespace, .. } = &agent.journal else {
+        return false;
+    };
+    match crate::journal::read::last_message(namespace.as_deref(), id).await {
+        Ok(last) => last.is_some_and(|m| crate::state::ledger::entry_hash(&m) == hash),
+        Err(e) => {
+            tracing::warn!(run = %id, error = %e, "cannot ask the journal whether the last entry arrived; counting it as lost");
+            false
+        }
+    }
 }
 
 /// Ledgers of runs the database does not know (a detached start that

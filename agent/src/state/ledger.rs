@@ -5,8 +5,8 @@
 //! in memory and flushes to SQLite every few seconds cannot keep it across
 //! a `kill -9`: the events between the last flush and the crash, and the
 //! log writer's backlog, vanish uncounted. So each detached run has a
-//! ledger, `STATE_DIR/ledgers/RUN_ID`: 48 bytes mapped shared into the
-//! agent, six native-endian `u64` words updated with plain atomic adds.
+//! ledger, `STATE_DIR/ledgers/RUN_ID`: 64 bytes mapped shared into the
+//! agent, eight native-endian `u64` words updated with plain atomic stores.
 //! Stores into a shared file mapping live in the page cache the moment they
 //! are made, so they survive the death of the process (not of the machine).
 //!
@@ -17,6 +17,13 @@
 //! After a crash, `seen - logged - dropped - crash` events were seen but
 //! neither logged nor counted: [`Ledger::settle_crash`] counts them as lost
 //! with cause `crash`.
+//!
+//! One event can be in doubt: the one whose send to journald the agent
+//! died in (or right after). Before each send the writer notes a hash of
+//! the entry and the `logged` value it will make ([`Ledger::sending`]); a
+//! restarted agent that finds that note unresolved asks the journal whether
+//! its newest entry of the run is that one ([`Ledger::in_doubt`],
+//! [`Ledger::resolve`]).
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -26,7 +33,7 @@ use memmap2::MmapMut;
 
 /// `GDLEDG01` in the first word: a file from this format.
 const MAGIC: u64 = u64::from_le_bytes(*b"GDLEDG01");
-const WORDS: usize = 6;
+const WORDS: usize = 8;
 /// Size of a ledger file in bytes.
 pub const SIZE: usize = WORDS * 8;
 
@@ -35,6 +42,17 @@ const KERNEL_LOST: usize = 2;
 const LOGGED: usize = 3;
 const DROPPED: usize = 4;
 const CRASH: usize = 5;
+/// `logged + 1` while an entry is being sent (else at most `logged`).
+const PENDING_AT: usize = 6;
+/// [`entry_hash`] of the entry being sent.
+const PENDING_HASH: usize = 7;
+
+/// FNV-1a of a log entry's `MESSAGE` (stable across builds and versions).
+pub fn entry_hash(message: &[u8]) -> u64 {
+    message.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// Errors name the ledger file and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +222,39 @@ impl Ledger {
         }
     }
 
+    /// The writer is about to send the entry `message` to journald.
+    pub fn sending(&self, message: &[u8]) {
+        self.word(PENDING_HASH)
+            .store(entry_hash(message), Ordering::Release);
+        let next = self.word(LOGGED).load(Ordering::Acquire) + 1;
+        self.word(PENDING_AT).store(next, Ordering::Release);
+    }
+
+    /// The send noted by [`Ledger::sending`] failed: nothing is in doubt.
+    pub fn not_sent(&self) {
+        self.word(PENDING_AT).store(0, Ordering::Release);
+    }
+
+    /// The hash of the entry a dead agent was sending when it died, if it
+    /// may or may not have reached journald.
+    pub fn in_doubt(&self) -> Option<u64> {
+        let logged = self.word(LOGGED).load(Ordering::Acquire);
+        (self.word(PENDING_AT).load(Ordering::Acquire) == logged + 1)
+            .then(|| self.word(PENDING_HASH).load(Ordering::Acquire))
+    }
+
+    /// Settles the entry in doubt: `delivered` when the journal holds it.
+    pub fn resolve(&self, delivered: bool) {
+        if self.in_doubt().is_none() {
+            return;
+        }
+        if delivered {
+            self.logged(1);
+        } else {
+            self.not_sent();
+        }
+    }
+
     /// journald accepted `n` more events of the run.
     pub fn logged(&self, n: u64) {
         self.word(LOGGED).fetch_add(n, Ordering::Release);
@@ -267,7 +318,7 @@ mod tests {
         l.dropped(15);
         // The agent dies here: 25 events seen, neither logged nor dropped.
         drop(l);
-        assert_eq!(std::fs::metadata(d.join("aa")).unwrap().len(), 48);
+        assert_eq!(std::fs::metadata(d.join("aa")).unwrap().len(), 64);
         let l = Ledger::open(&d, "aa").unwrap().unwrap();
         let c = l.counts();
         assert_eq!(
@@ -298,14 +349,48 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("short"), [0u8; 7]).unwrap();
         let e = Ledger::open(&d, "short").unwrap_err().to_string();
-        assert!(e.contains("short") && e.contains("7 bytes, not 48"), "{e}");
-        std::fs::write(d.join("zeros"), [0u8; 48]).unwrap();
+        assert!(e.contains("short") && e.contains("7 bytes, not 64"), "{e}");
+        std::fs::write(d.join("zeros"), [0u8; 64]).unwrap();
         let e = Ledger::open(&d, "zeros").unwrap_err().to_string();
         assert!(
             e.contains("zeros") && e.contains("first word 0x0000000000000000"),
             "{e}"
         );
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_entry_sent_when_the_agent_died_is_in_doubt_until_resolved() {
+        let l = Ledger::memory();
+        l.saw(3, 0);
+        for (i, m) in [b"one", b"two"].iter().enumerate() {
+            l.sending(*m);
+            assert_eq!(l.in_doubt(), Some(entry_hash(*m)), "entry {i}");
+            l.logged(1);
+            assert_eq!(l.in_doubt(), None, "entry {i} logged");
+        }
+        // Died during the third send: delivered, so it counts as logged.
+        l.sending(b"three");
+        assert_eq!(l.in_doubt(), Some(entry_hash(b"three")));
+        l.resolve(true);
+        assert_eq!(
+            (l.in_doubt(), l.counts().logged, l.settle_crash()),
+            (None, 3, 0)
+        );
+        // Died during a send journald never got: a crash loss.
+        l.saw(1, 0);
+        l.sending(b"four");
+        l.resolve(false);
+        assert_eq!(
+            (l.in_doubt(), l.counts().logged, l.settle_crash()),
+            (None, 3, 1)
+        );
+        // A failed send is not in doubt.
+        l.sending(b"five");
+        l.not_sent();
+        assert_eq!(l.in_doubt(), None);
+        assert_ne!(entry_hash(b"four"), entry_hash(b"five"));
+        assert_eq!(entry_hash(b""), 0xcbf2_9ce4_8422_2325);
     }
 
     #[test]
