@@ -61,6 +61,11 @@ pub enum LostCause {
     /// A detached run's log: events over the agent's `--log-rate`, or
     /// refused by journald (a full journal). Counted in the run's `EventsLost`.
     Log,
+    /// A detached run's log: events the agent had received but not yet
+    /// logged when it died (`kill -9`, a crash, an OOM kill). The next
+    /// agent counts them from the run's ledger when it restores the run and
+    /// puts this line first in the log. Counted in the run's `EventsLost`.
+    Crash,
 }
 
 impl LostCause {
@@ -75,6 +80,9 @@ impl LostCause {
             }
             LostCause::Log => {
                 "the run's log could not take them (gadgetd's --log-rate, or journald refused them)"
+            }
+            LostCause::Crash => {
+                "gadgetd died (crash or kill -9) before it could log them; counted when the run was restored"
             }
         }
     }
@@ -93,6 +101,11 @@ pub struct End {
     /// that predate data sources, and from logs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datasources: Vec<SourceCount>,
+    /// A detached run's log accounting, in the end line of its log only:
+    /// `events_seen = logged + dropped + crash` and
+    /// `events_lost = kernel_lost + dropped + crash`, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogAccount>,
 }
 
 /// One data source's share of a run's counts.
@@ -101,6 +114,19 @@ pub struct SourceCount {
     pub name: String,
     pub events_seen: u64,
     pub events_lost: u64,
+}
+
+/// Where every event of a detached run went, cumulative over restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogAccount {
+    /// Events journald accepted into the run's log.
+    pub logged: u64,
+    /// Events the kernel dropped (not part of `events_seen`).
+    pub kernel_lost: u64,
+    /// Events the log writer dropped (cause `log` or `slow-reader`).
+    pub dropped: u64,
+    /// Events the agent died before logging (cause `crash`).
+    pub crash: u64,
 }
 
 /// End reasons.
@@ -269,6 +295,7 @@ mod tests {
             events_seen: 3,
             events_lost: 1,
             datasources: Vec::new(),
+            log: None,
         });
         let line = encode(&end);
         assert!(line.starts_with(CONTROL_PREFIX));
@@ -287,6 +314,23 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&lost).unwrap(),
             "{\"gadgetd\":\"lost\",\"count\":2,\"total\":5,\"cause\":\"slow-reader\"}\n"
+        );
+        let crash = encode(&Control::Lost {
+            count: 7,
+            total: 9,
+            cause: LostCause::Crash,
+        });
+        assert_eq!(
+            std::str::from_utf8(&crash).unwrap(),
+            "{\"gadgetd\":\"lost\",\"count\":7,\"total\":9,\"cause\":\"crash\"}\n"
+        );
+        assert_eq!(
+            classify(&crash[..crash.len() - 1]).unwrap(),
+            Line::Control(Control::Lost {
+                count: 7,
+                total: 9,
+                cause: LostCause::Crash
+            })
         );
         // Streams from agents that predate `cause` mean the kernel.
         let old = classify(b"{\"gadgetd\":\"lost\",\"count\":1,\"total\":1}").unwrap();

@@ -5,6 +5,11 @@
 //! itself first, per run, and *reports* what it drops: a `lost` line in the
 //! run's log (`GADGET_CONTROL=rate-limit`), a warning in the agent's log,
 //! and the run's EventsLost counter.
+//!
+//! Every event the writer handles is also counted in the run's ledger
+//! (`state::ledger`), logged or dropped, the moment it happens; a restarted
+//! agent counts what a dead one left unlogged as lost with cause `crash`
+//! and says so in the log ([`start_restored_writer`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -56,11 +61,59 @@ pub fn pipe() -> zbus::fdo::Result<(Attacher, LogPipe)> {
     Ok((attacher, LogPipe { stream }))
 }
 
+/// The crash-proof counters of a new detached run (`None` for an attached
+/// one). A detached run whose ledger cannot be created could not account
+/// for its events after a crash, so that is an error for the caller.
+pub fn ledger(
+    agent: &super::manager::Agent,
+    id: &str,
+    detached: bool,
+) -> zbus::fdo::Result<Option<Arc<crate::state::Ledger>>> {
+    if !detached {
+        return Ok(None);
+    }
+    match agent.state.create_ledger(id) {
+        Ok(l) => Ok(Some(Arc::new(l))),
+        Err(e) => Err(zbus::fdo::Error::Failed(format!(
+            "cannot create the event ledger of the detached run: {e}; free disk space or check the state directory"
+        ))),
+    }
+}
+
 /// Starts writing the run's events from `pipe` to the journal.
 pub fn start_writer(agent: &super::manager::Agent, handle: &Arc<RunHandle>, pipe: LogPipe) {
+    start_restored_writer(agent, handle, pipe, 0);
+}
+
+/// [`start_writer`] for a run restored after the agent died: first a
+/// `lost` line (cause `crash`) for the `crashed` events the dead agent
+/// saw but never logged, when there were any.
+pub fn start_restored_writer(
+    agent: &super::manager::Agent,
+    handle: &Arc<RunHandle>,
+    pipe: LogPipe,
+    crashed: u64,
+) {
     let out = Out::new(&agent.journal, handle);
     let (limit, task_handle) = (agent.log_rate, handle.clone());
-    tokio::spawn(async move { write_log(pipe, out, limit, task_handle).await });
+    tokio::spawn(async move {
+        let mut out = out;
+        if crashed > 0 {
+            let total = task_handle
+                .ledger
+                .as_ref()
+                .map_or(crashed, |l| l.counts().crash);
+            let line = stream::encode(&Control::Lost {
+                count: crashed,
+                total,
+                cause: LostCause::Crash,
+            });
+            if let Err(e) = out.write(&line[..line.len() - 1], Some("lost")).await {
+                tracing::warn!(run = %task_handle.id, error = %e, "cannot log the crash loss report");
+            }
+        }
+        write_log(pipe, out, limit, task_handle).await
+    });
 }
 
 /// Where lines go, with the run's journal fields prepared once.
@@ -143,32 +196,51 @@ async fn write_log(pipe: LogPipe, mut out: Out, limit: RateLimit, handle: Arc<Ru
                     break;
                 }
                 let body = line.strip_suffix(b"\n").unwrap_or(&line);
-                let result = match stream::classify(body) {
+                match stream::classify(body) {
                     Ok(Line::Event(ev)) => {
                         if bucket.tokens == 0 {
                             tally.dropped += 1;
+                            ledger_dropped(&handle, 1);
                             continue;
                         }
                         bucket.tokens -= 1;
-                        out.write(ev, None).await
+                        if let Some(l) = &handle.ledger {
+                            l.sending(ev);
+                        }
+                        match out.write(ev, None).await {
+                            Ok(()) => {
+                                if let Some(l) = &handle.ledger {
+                                    l.logged(1);
+                                }
+                            }
+                            Err(e) => {
+                                tally.failed += 1;
+                                if let Some(l) = &handle.ledger {
+                                    l.not_sent();
+                                }
+                                ledger_dropped(&handle, 1);
+                                tally.last_error = e.to_string();
+                            }
+                        }
                     }
                     Ok(Line::Control(Control::Header(_))) => continue,
                     Ok(Line::Control(Control::Lost { count, cause, .. })) => {
                         if cause == LostCause::SlowReader {
                             tally.behind += count;
+                            ledger_dropped(&handle, count);
                         }
-                        out.write(body, Some("lost")).await
+                        if let Err(e) = out.write(body, Some("lost")).await {
+                            tracing::warn!(run = %handle.id, error = %e, "cannot log a loss report");
+                        }
                     }
-                    Ok(Line::Control(Control::End(_))) => {
+                    Ok(Line::Control(Control::End(mut end))) => {
                         tally.report(&mut out, &handle).await;
-                        let _ = out.write(body, Some("end")).await;
+                        settle_end(&handle, &mut end);
+                        let line = stream::encode(&Control::End(end));
+                        let _ = out.write(&line[..line.len() - 1], Some("end")).await;
                         break;
                     }
                     Err(_) => continue,
-                };
-                if let Err(e) = result {
-                    tally.failed += 1;
-                    tally.last_error = e.to_string();
                 }
             }
             _ = tick.tick() => {
@@ -176,6 +248,35 @@ async fn write_log(pipe: LogPipe, mut out: Out, limit: RateLimit, handle: Arc<Ru
                 tally.report(&mut out, &handle).await;
             }
         }
+    }
+}
+
+/// The log's end line carries the ledger's exact accounting: written after
+/// every event before it was logged or dropped, so nothing is pending.
+/// The run's counters take the same values (the pump's end line was
+/// written before the writer's last drops were counted).
+fn settle_end(handle: &RunHandle, end: &mut stream::End) {
+    let Some(ledger) = &handle.ledger else {
+        return;
+    };
+    let c = ledger.counts();
+    end.events_seen = c.seen;
+    end.events_lost = c.lost();
+    end.log = Some(stream::LogAccount {
+        logged: c.logged,
+        kernel_lost: c.kernel_lost,
+        dropped: c.dropped,
+        crash: c.crash,
+    });
+    handle.events_seen.store(c.seen, Ordering::Relaxed);
+    handle.events_lost.store(c.lost(), Ordering::Relaxed);
+}
+
+/// Counts `n` events the writer dropped in the run's ledger, at once (the
+/// report to EventsLost follows at the next tick).
+fn ledger_dropped(handle: &RunHandle, n: u64) {
+    if let Some(l) = &handle.ledger {
+        l.dropped(n);
     }
 }
 
@@ -282,6 +383,9 @@ pub async fn remove(
         .state
         .remove_run(&handle.id)
         .map_err(|e| zbus::fdo::Error::Failed(format!("cannot remove run {}: {e}", handle.id)))?;
+    if let Err(e) = agent.state.remove_ledger(&handle.id) {
+        tracing::warn!(run = %handle.id, error = %e, "cannot remove the run's ledger");
+    }
     agent.runs.lock().unwrap().remove(&handle.id);
     if let Journal::Memory(logs) = &agent.journal {
         logs.remove(&handle.id);

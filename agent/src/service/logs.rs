@@ -174,6 +174,7 @@ async fn send(
         events_seen: counts.events,
         events_lost: counts.lost,
         datasources: Vec::new(),
+        log: None,
     });
     wr.write_all(&stream::encode(&end)).await
 }

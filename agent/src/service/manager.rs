@@ -287,6 +287,7 @@ impl Manager {
             header,
             timeout: opts.timeout,
             metrics: opts.metrics,
+            ledger: super::detached::ledger(&self.agent, &id, detached)?,
         };
         let (timeout, object) = (opts.timeout, opts.object.clone());
         // A detached run's log is its first attacher: it misses no event.

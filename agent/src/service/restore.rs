@@ -4,6 +4,10 @@
 //! and now were not traced). Attached runs cannot come back (their client's
 //! stream died with the old agent) and are marked failed. Ended detached
 //! runs are listed again until `gadgetctl rm`.
+//!
+//! A detached run's counters come from its ledger (`state::ledger`), not
+//! from the database row (flushed every few seconds): what the dead agent
+//! saw but never logged is counted as lost with cause `crash`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -25,11 +29,17 @@ pub async fn restore(agent: &Arc<Agent>) -> anyhow::Result<usize> {
         Err(e) => tracing::warn!(error = %e, "cannot clean up stored objects"),
     }
     let records = agent.state.runs()?;
+    remove_orphan_ledgers(agent, &records);
     let mut restored = 0;
-    for rec in records {
+    for mut rec in records {
         let live = rec.state == state::RUNNING || rec.state == state::STARTING;
+        let (ledger, crashed) = if rec.detached {
+            reconcile(agent, &mut rec, live).await
+        } else {
+            (None, 0)
+        };
         match (rec.detached, live) {
-            (true, true) => match restore_one(agent, &rec).await {
+            (true, true) => match restore_one(agent, &rec, ledger, crashed).await {
                 Ok(()) => {
                     restored += 1;
                     tracing::info!(run = %rec.id, name = %rec.name, restarts = rec.restarts + 1, "detached run restored");
@@ -78,6 +88,7 @@ fn spec(rec: &RunRecord, header: Header) -> RunSpec {
         timeout: None,
         // Not stored yet: a restored run exports no gadget metrics.
         metrics: false,
+        ledger: None,
     }
 }
 
@@ -94,7 +105,94 @@ fn list_ended(agent: &Arc<Agent>, rec: &RunRecord, end_state: &str, reason: &str
     agent.runs.lock().unwrap().insert(rec.id.clone(), h);
 }
 
-async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> {
+/// Takes a detached run's counters from its ledger, counting the backlog
+/// a dead agent left as lost (cause `crash`); returns the ledger for the
+/// restored run and how many events the crash cost. An ended run's row is
+/// corrected at once (a live one gets its row from the restored run).
+async fn reconcile(
+    agent: &Agent,
+    rec: &mut RunRecord,
+    live: bool,
+) -> (Option<Arc<crate::state::Ledger>>, u64) {
+    let ledger = match agent.state.open_ledger(&rec.id) {
+        Ok(Some(l)) => l,
+        Ok(None) => return (None, 0),
+        Err(e) => {
+            tracing::warn!(run = %rec.id, error = %e, "run ledger unreadable; counters from the state database");
+            return (None, 0);
+        }
+    };
+    if let Some(hash) = ledger.in_doubt() {
+        let delivered = in_journal(agent, &rec.id, hash).await;
+        tracing::info!(run = %rec.id, delivered, "the entry being sent when gadgetd died was looked up in the journal");
+        ledger.resolve(delivered);
+    }
+    let crashed = ledger.settle_crash();
+    let counts = ledger.counts();
+    if crashed > 0 {
+        tracing::warn!(run = %rec.id, lost = crashed, seen = counts.seen, logged = counts.logged,
+            "events the previous gadgetd saw but did not log before it died are counted as lost (cause crash)");
+    }
+    let changed = (rec.events_seen, rec.events_lost) != (counts.seen, counts.lost());
+    (rec.events_seen, rec.events_lost) = (counts.seen, counts.lost());
+    if changed && !live {
+        let stopped_at = rec.stopped_at.unwrap_or_else(now_us);
+        if let Err(e) = agent.state.finish_run(
+            &rec.id,
+            &rec.state,
+            &rec.exit_reason,
+            stopped_at,
+            counts.seen,
+            counts.lost(),
+        ) {
+            tracing::warn!(run = %rec.id, error = %e, "corrected counters not saved");
+        }
+    }
+    (Some(Arc::new(ledger)), crashed)
+}
+
+/// Whether the newest entry of run `id` in the journal is the one with
+/// `hash` (the entry the dead agent was sending). When the journal cannot
+/// tell, the entry counts as lost: a loss may be overstated by one, never
+/// hidden.
+async fn in_journal(agent: &Agent, id: &str, hash: u64) -> bool {
+    let crate::journal::Journal::Journald { namespace, .. } = &agent.journal else {
+        return false;
+    };
+    match crate::journal::read::last_message(namespace.as_deref(), id).await {
+        Ok(last) => last.is_some_and(|m| crate::state::ledger::entry_hash(&m) == hash),
+        Err(e) => {
+            tracing::warn!(run = %id, error = %e, "cannot ask the journal whether the last entry arrived; counting it as lost");
+            false
+        }
+    }
+}
+
+/// Ledgers of runs the database does not know (a detached start that
+/// failed after its ledger was made).
+fn remove_orphan_ledgers(agent: &Agent, records: &[RunRecord]) {
+    let Some(dir) = agent.state.ledger_dir() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !records.iter().any(|r| r.id == name)
+            && let Err(e) = agent.state.remove_ledger(&name)
+        {
+            tracing::warn!(error = %e, "cannot remove an orphan run ledger");
+        }
+    }
+}
+
+async fn restore_one(
+    agent: &Arc<Agent>,
+    rec: &RunRecord,
+    ledger: Option<Arc<crate::state::Ledger>>,
+    crashed: u64,
+) -> Result<(), String> {
     // The policy may have changed while the agent was down.
     super::policy::check_record(agent.images(), &rec.image, &rec.digest)
         .map_err(|e| format!("refused by the run policy: {e}"))?;
@@ -160,6 +258,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
     header.programs = running.programs().iter().map(|p| p.state()).collect();
     let mut spec = spec(rec, header);
     spec.timeout = timeout;
+    spec.ledger = ledger;
     let on_end = super::record::on_end(agent.clone());
     let (log_attacher, pipe) = super::detached::pipe().map_err(|e| e.to_string())?;
     let handle = run::spawn_at(
@@ -171,7 +270,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         started_at,
     );
     handle.set_stop_record(super::record::stop_record(agent));
-    super::detached::start_writer(agent, &handle, pipe);
+    super::detached::start_restored_writer(agent, &handle, pipe, crashed);
     handle
         .events_seen
         .fetch_add(rec.events_seen, Ordering::Relaxed);

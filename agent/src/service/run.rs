@@ -40,6 +40,8 @@ pub struct RunHandle {
     pub events_lost: AtomicU64,
     /// What the metrics endpoint reports beyond the D-Bus properties.
     pub stats: RunStats,
+    /// A detached run's crash-proof counters (`state::ledger`).
+    pub ledger: Option<Arc<crate::state::Ledger>>,
     state: Mutex<(String, String)>,
     /// Records a requested stop before it happens (detached runs).
     stop_record: std::sync::OnceLock<StopRecord>,
@@ -152,6 +154,9 @@ pub struct RunSpec {
     pub timeout: Option<Duration>,
     /// Export the gadget's metrics on /metrics.
     pub metrics: bool,
+    /// A detached run's crash-proof counters; the pump adds to them before
+    /// events reach any stream.
+    pub ledger: Option<Arc<crate::state::Ledger>>,
 }
 
 /// Receives the end of the run (for the manager's bookkeeping).
@@ -219,6 +224,7 @@ impl RunHandle {
             events_seen: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
             stats: RunStats::default(),
+            ledger: spec.ledger,
             state: Mutex::new(state),
             stop_record: std::sync::OnceLock::new(),
             stop_tx,
@@ -312,6 +318,9 @@ async fn pump(
                 let events = batch.events;
                 let lost = batch.lost + batch.malformed;
                 handle.events_seen.fetch_add(events, Ordering::Relaxed);
+                if let Some(ledger) = &handle.ledger {
+                    ledger.saw(events, lost);
+                }
                 if events > 0 {
                     let data = std::mem::replace(&mut buf, Vec::with_capacity(512 * 1024));
                     fanout.send(Chunk { data: data.into(), events });
@@ -375,6 +384,9 @@ async fn pump(
             .events_lost
             .fetch_add(batch.lost + batch.malformed, Ordering::Relaxed);
         handle.stats.count_lost(batch.lost, batch.malformed);
+        if let Some(ledger) = &handle.ledger {
+            ledger.saw(batch.events, batch.lost + batch.malformed);
+        }
         if batch.events > 0 {
             fanout.send(Chunk {
                 data: tail.into(),
@@ -395,6 +407,9 @@ async fn pump(
         .collect();
     handle.stats.count_lost(late_lost, 0);
     *handle.stats.metrics.lock().unwrap() = None;
+    if let Some(ledger) = &handle.ledger {
+        ledger.saw(0, late_lost);
+    }
     drop(running); // detaches every program before the streams end
     let end = Control::End(End {
         reason: reason.to_string(),
@@ -402,6 +417,7 @@ async fn pump(
         events_seen: handle.events_seen.load(Ordering::Relaxed),
         events_lost: handle.events_lost.load(Ordering::Relaxed),
         datasources,
+        log: None,
     });
     handle
         .stats

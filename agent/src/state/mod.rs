@@ -6,6 +6,7 @@
 //! Calls are short single-row statements, made from async code under a
 //! mutex; a failing disk turns into an error for the caller, never a panic.
 
+pub mod ledger;
 mod runs;
 mod schema;
 
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
+pub use ledger::{Ledger, LedgerError};
 pub use runs::{RunRecord, Source};
 
 /// Errors name the database file and what to do.
@@ -102,6 +104,38 @@ impl Store {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Where the ledgers of detached runs live (`STATE_DIR/ledgers`);
+    /// `None` for an in-memory store.
+    pub fn ledger_dir(&self) -> Option<PathBuf> {
+        (self.path != Path::new(":memory:"))
+            .then(|| self.path.parent().unwrap_or(Path::new(".")).join("ledgers"))
+    }
+
+    /// A new, zeroed ledger for detached run `id` (in memory for an
+    /// in-memory store).
+    pub fn create_ledger(&self, id: &str) -> std::result::Result<Ledger, LedgerError> {
+        match self.ledger_dir() {
+            Some(dir) => Ledger::create(&dir, id),
+            None => Ok(Ledger::memory()),
+        }
+    }
+
+    /// The ledger of run `id`, if it has one.
+    pub fn open_ledger(&self, id: &str) -> std::result::Result<Option<Ledger>, LedgerError> {
+        match self.ledger_dir() {
+            Some(dir) => Ledger::open(&dir, id),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes the ledger of run `id`, if any.
+    pub fn remove_ledger(&self, id: &str) -> std::result::Result<(), LedgerError> {
+        match self.ledger_dir() {
+            Some(dir) => Ledger::remove(&dir, id),
+            None => Ok(()),
+        }
     }
 
     /// The schema version in use.
