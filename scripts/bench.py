@@ -182,8 +182,15 @@ def bpftrace_run(script, loadgen, n, path):
         last = lines[0]
         time.sleep(0.1)
     cpu = cpu_seconds(bt.pid) - cpu0
-    bt.send_signal(signal.SIGINT)
-    bt.wait()
+    # SIGINT is how bpftrace stops (it runs END); it has been seen to miss it
+    # under load, so ask again, then end it.
+    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        bt.send_signal(sig)
+        try:
+            bt.wait(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
     counter.join()
     lost = 0
     for line in bt.stderr.read().decode(errors="replace").splitlines():
