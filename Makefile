@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
+.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds decode-check decode-check-update test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
 
 all: build gadgets images
 
@@ -57,9 +57,23 @@ test-workspace: deps gadgets test-objects
 	$(CARGO) build --workspace --bins
 	GADGETD_GADGETS=$(CURDIR)/build/gadgets GADGETD_BIN=$(BIN) $(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 
-bench: deps gadgets
-	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
+# The trace_open pipeline against its floor: untraced, the same object drained
+# by a counting reader, bpftrace, gadgetd in full (docs/benchmarks.md).
+RELEASE_BINS := -p gadgetd -p gadgetctl -p gadgetd-benches --bins
+bench: gadgets
+	@./.ci/install-deps bench
+	$(CARGO) build --release $(RELEASE_BINS)
 	./scripts/bench.py $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
+
+# Instructions per decoded event (callgrind, on the committed records in
+# benches/fixtures) against the committed baseline: fails on a >10% rise.
+# Shares the release build of `packages`; a few seconds when that is built.
+decode-check: deps
+	$(CARGO) build --release $(RELEASE_BINS)
+	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures
+decode-check-update: deps
+	$(CARGO) build --release $(RELEASE_BINS)
+	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures --update
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 

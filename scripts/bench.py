@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of the trace_open pipeline: kernel -> gadgetd -> fd -> gadgetctl JSON.
 
-Usage: scripts/bench.py BIN_DIR OBJECT [--events N] [--runs R]
+Usage: scripts/bench.py BIN_DIR OBJECT [--events N] [--runs R] [--reps K]
+                         [--floor-reader PATH] [--no-bpftrace]
 
 Starts a release gadgetd on a private p2p socket, then measures:
   * time from `gadgetctl run` to the first event (object cached, median of R runs),
-  * N openat calls by a C load generator, untraced and traced (filtered on its pid):
-    events/s delivered to the client, events lost, agent CPU us/event,
-    traced-workload slowdown, agent RSS (one gadget loaded, and peak).
-Needs root (loads eBPF). Prints one line per figure.
+  * N openat calls by a C load generator pinned to CPU 0, K times each (interleaved),
+    under five tracers, each reported as the median ratio to the untraced workload:
+      untraced;
+      trace_open attached but filtering every event out (targ_pid 1): the tracepoints alone;
+      trace_open drained by the floor reader (benches/src/bin/floor-reader.rs): same object,
+        a reader that only counts records: what the kernel side costs;
+      bpftrace with the same enter+exit map and a printf of the same fields (bench_trace_open.bt);
+      gadgetd in full (agent, fd, `gadgetctl run -o json | wc -l`);
+    and for gadgetd: events/s delivered to the client, events lost, agent and client
+    CPU us/event, agent RSS (one gadget loaded, and peak).
+Needs root (loads eBPF). Prints one line per figure, then the floor table.
 """
 import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -99,16 +108,101 @@ def rss_breakdown_kib(pid):
     return anon, bpf
 
 
+# The load generator runs on CPU 0 only; the tracers' consumers go where the
+# scheduler puts them (on this 2-CPU machine, mostly CPU 1).
+PIN = ["taskset", "-c", "0"]
+
+
 def loadgen_untraced(loadgen, n, path):
-    out = subprocess.run([loadgen, str(n), path], capture_output=True, text=True, check=True).stdout.split()
-    return float(out[1])
+    out = subprocess.run([*PIN, loadgen, str(n), path], capture_output=True, text=True, check=True).stdout.split()
+    return {"gen_seconds": float(out[1])}
+
+
+class Loadgen:
+    """A pinned load generator waiting for `go`; `pid` is what the tracers filter on."""
+
+    def __init__(self, loadgen, n, path):
+        self.p = subprocess.Popen([*PIN, loadgen, str(n), path, "--wait"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.pid = int(self.p.stdout.readline())
+
+    def run(self):
+        """Starts the calls and returns the generator's own seconds for them."""
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+        out = self.p.stdout.readline().split()
+        self.p.wait()
+        return float(out[1])
+
+
+def floor_run(reader, obj, loadgen, n, path, filtered_out=False):
+    """The same object drained by a reader that only counts records. With
+    filtered_out, the gadget filters on pid 1, so only the tracepoints fire."""
+    gen = Loadgen(loadgen, n, path)
+    r = subprocess.Popen([reader, obj, "1" if filtered_out else str(gen.pid), str(n)],  # stdin: see below
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if r.stdout.readline().strip() != "ready":
+        raise SystemExit(f"floor reader failed to start (exit {r.wait()})")
+    seconds = gen.run()
+    try:
+        # Filtered out, nothing will arrive: closing stdin stops the reader now.
+        records, lost, cpu = r.communicate(timeout=None if filtered_out else 60)[0].split()
+    except subprocess.TimeoutExpired:
+        r.kill()
+        raise SystemExit("floor reader did not see every event within 60 s")
+    return {"gen_seconds": seconds, "delivered": int(records), "lost": int(lost),
+            "consumer_cpu": float(cpu), "seen": int(records)}
+
+
+def bpftrace_run(script, loadgen, n, path):
+    """bpftrace doing trace_open's work; its output read (and its lines counted) like a pipe to wc -l."""
+    gen = Loadgen(loadgen, n, path)
+    bt = subprocess.Popen(["bpftrace", "-B", "full", script, str(gen.pid)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, bufsize=0, env=dict(os.environ, BPFTRACE_STRLEN="200"))
+    if not bt.stdout.readline().startswith(b"Attaching"):
+        gen.p.kill()
+        raise SystemExit(f"bpftrace failed to start: {bt.stderr.read().decode(errors='replace')[:500]}")
+    lines = [0]
+
+    def count():
+        # Event lines end in `}`; bpftrace adds blank lines when it exits.
+        prev = b""
+        while chunk := bt.stdout.read(1 << 16):
+            lines[0] += (prev + chunk).count(b"}\n") - prev.count(b"}\n")
+            prev = chunk[-1:]
+
+    counter = threading.Thread(target=count, daemon=True)
+    counter.start()
+    cpu0 = cpu_seconds(bt.pid)
+    seconds = gen.run()
+    # bpftrace flushes its perf buffers as it reads them: wait until the count stops moving.
+    last, still = -1, 0
+    while lines[0] < n and still < 20:
+        still = still + 1 if lines[0] == last else 0
+        last = lines[0]
+        time.sleep(0.1)
+    cpu = cpu_seconds(bt.pid) - cpu0
+    # SIGINT is how bpftrace stops (it runs END); it has been seen to miss it
+    # under load, so ask again, then end it.
+    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        bt.send_signal(sig)
+        try:
+            bt.wait(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    counter.join()
+    lost = 0
+    for line in bt.stderr.read().decode(errors="replace").splitlines():
+        if line.startswith("Lost ") and line.split()[1].isdigit():
+            lost += int(line.split()[1])
+    return {"gen_seconds": seconds, "delivered": lines[0], "lost": lost, "consumer_cpu": cpu, "seen": lines[0]}
 
 
 def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
-    gen = subprocess.Popen([loadgen, str(n), path, "--wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    gen_pid = int(gen.stdout.readline())
+    gen = Loadgen(loadgen, n, path)
     client = subprocess.Popen([f"{bin_dir}/gadgetctl", "--address", sock, "run", obj, "-o", "json",
-                               "-p", f"targ_pid={gen_pid}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               "-p", f"targ_pid={gen.pid}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     counter = subprocess.Popen(["wc", "-l"], stdin=client.stdout, stdout=subprocess.PIPE, text=True)
     client.stdout.close()
     run = wait_running(bin_dir, sock)
@@ -117,10 +211,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     cpu0 = cpu_seconds(agent_pid)
     client_cpu0 = cpu_seconds(client.pid)
     t0 = time.monotonic()
-    gen.stdin.write("go\n")
-    gen.stdin.flush()
-    gen_out = gen.stdout.readline().split()
-    gen.wait()
+    gen_seconds = gen.run()
     # Let the agent drain what the kernel still holds.
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -135,11 +226,12 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     client.wait()
     lines = int(counter.communicate()[0].strip())
     return {
-        "gen_seconds": float(gen_out[1]),
+        "gen_seconds": gen_seconds,
         "delivered": lines,
         "seen": runs["events_seen"],
         "lost": runs["events_lost"],
         "agent_cpu": cpu1 - cpu0,
+        "consumer_cpu": cpu1 - cpu0,
         "client_cpu": client_cpu,
         "elapsed": elapsed,
         "rss_loaded_kib": rss_loaded,
@@ -150,16 +242,61 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     }
 
 
+def median_run(runs):
+    """The run with the median workload time (its other figures come with it)."""
+    return sorted(runs, key=lambda r: r["gen_seconds"])[len(runs) // 2]
+
+
+def print_floor(n, reps, results):
+    untraced = statistics.median(r["gen_seconds"] for r in results["untraced"])
+    print()
+    print(f"floor: {n} openat+close on CPU 0, median of {reps} interleaved runs, ratio to untraced")
+    print(f"{'':34}{'seconds':>8}{'calls/s':>9}{'ratio':>8}{'min-max ratio':>15}{'delivered':>10}{'lost':>6}"
+          f"{'reader us/ev':>13}")
+    for key, label in (("untraced", "untraced"),
+                       ("filtered", "trace_open, all filtered (pid 1)"),
+                       ("floor", "trace_open, counting reader"),
+                       ("bpftrace", "bpftrace, map + printf"),
+                       ("gadgetd", "gadgetd, gadgetctl -o json")):
+        runs = results.get(key)
+        if not runs:
+            continue
+        secs = [r["gen_seconds"] for r in runs]
+        m = median_run(runs)
+        s = statistics.median(secs)
+        line = (f"{label:34}{s:8.3f}{n / s:9.0f}{s / untraced:7.2f}x"
+                f"{min(secs) / untraced:8.2f}-{max(secs) / untraced:.2f}x")
+        if "delivered" in m and key != "filtered":
+            per = m["consumer_cpu"] * 1e6 / max(m["seen"], 1)
+            line += f"{m['delivered']:10}{m['lost']:6}{per:13.3f}"
+        print(line)
+    if results.get("floor") and results.get("gadgetd"):
+        f = statistics.median(r["gen_seconds"] for r in results["floor"])
+        g = statistics.median(r["gen_seconds"] for r in results["gadgetd"])
+        print(f"gadgetd vs the counting reader    {g / f:.2f}x  (the floor is what the kernel side costs)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin_dir")
     ap.add_argument("object")
     ap.add_argument("--events", type=int, default=2_000_000)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=7, help="time-to-first-event samples")
+    ap.add_argument("--reps", type=int, default=5, help="workload runs per tracer (median of these)")
+    ap.add_argument("--floor-reader", help="benches' floor-reader binary (default: BIN_DIR/floor-reader)")
+    ap.add_argument("--no-bpftrace", action="store_true", help="leave out the bpftrace column")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark loads eBPF programs")
     obj = os.path.abspath(args.object)
+    reader = args.floor_reader or os.path.join(args.bin_dir, "floor-reader")
+    if not os.access(reader, os.X_OK):
+        raise SystemExit(f"no floor reader at {reader}: build it with "
+                         "`cargo build --release -p gadgetd-benches --bin floor-reader`")
+    use_bpftrace = not args.no_bpftrace
+    if use_bpftrace and shutil.which("bpftrace") is None:
+        raise SystemExit("bpftrace is not installed: `.ci/install-deps bench`, or pass --no-bpftrace")
+    bt_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_trace_open.bt")
     work = tempfile.mkdtemp(prefix="gadgetd-bench-")
     loadgen = os.path.join(work, "loadgen")
     subprocess.run(["cc", "-O2", "-o", loadgen, os.path.join(os.path.dirname(__file__), "..", "bench", "loadgen.c")], check=True)
@@ -168,6 +305,8 @@ def main():
     sock = os.path.join(work, "gadgetd.sock")
     agent = subprocess.Popen([f"{args.bin_dir}/gadgetd", "--no-bus", "--listen", sock, "--state-dir", os.path.join(work, "state")],
                              stderr=subprocess.DEVNULL)
+    n = args.events
+    results = {k: [] for k in ("untraced", "filtered", "floor", "bpftrace", "gadgetd")}
     try:
         deadline = time.time() + 10
         while not os.path.exists(sock):
@@ -177,13 +316,20 @@ def main():
         rss_idle = status_kib(agent.pid, "VmRSS")
         ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: page cache, first-use allocations
         ttfe = time_to_first_event(args.bin_dir, sock, obj, args.runs)
-        untraced = loadgen_untraced(loadgen, args.events, target)
-        r = traced_run(args.bin_dir, sock, obj, loadgen, args.events, target, agent.pid)
+        for _ in range(args.reps):
+            results["untraced"].append(loadgen_untraced(loadgen, n, target))
+            results["filtered"].append(floor_run(reader, obj, loadgen, n, target, filtered_out=True))
+            results["floor"].append(floor_run(reader, obj, loadgen, n, target))
+            if use_bpftrace:
+                results["bpftrace"].append(bpftrace_run(bt_script, loadgen, n, target))
+            results["gadgetd"].append(traced_run(args.bin_dir, sock, obj, loadgen, n, target, agent.pid))
     finally:
         agent.terminate()
         agent.wait()
         shutil.rmtree(work, ignore_errors=True)
-    n = args.events
+    r = median_run(results["gadgetd"])
+    untraced = statistics.median(x["gen_seconds"] for x in results["untraced"])
+    peak = max(x["rss_peak_kib"] for x in results["gadgetd"])
     print(f"events generated            {n}")
     print(f"events delivered (client)   {r['delivered']}")
     print(f"events lost in the kernel   {r['lost']}  (reported by the agent)")
@@ -196,11 +342,14 @@ def main():
     print(f"traced-workload slowdown    {r['gen_seconds'] / untraced:.2f}x")
     print(f"time to first event         median {ttfe[0]:.1f} ms (min {ttfe[1]:.1f}, max {ttfe[2]:.1f}, {args.runs} runs)")
     print(f"agent RSS idle              {rss_idle / 1024:.1f} MiB")
-    print(f"agent RSS, 1 gadget loaded  {r['rss_loaded_kib'] / 1024:.1f} MiB (peak during run {r['rss_peak_kib'] / 1024:.1f} MiB)")
+    print(f"agent RSS, 1 gadget loaded  {r['rss_loaded_kib'] / 1024:.1f} MiB (peak during runs {peak / 1024:.1f} MiB)")
     print(f"  of which heap/stacks      {r['anon_loaded_kib'] / 1024:.1f} MiB, "
           f"BPF ring buffer mapping {r['bpf_loaded_kib'] / 1024:.1f} MiB")
-    if r["client_stderr"]:
-        print(f"client said: {r['client_stderr']}", file=sys.stderr)
+    print_floor(n, args.reps, results)
+    for i, x in enumerate(results["gadgetd"]):
+        if x["client_stderr"]:
+            # gadgetctl reports each slow-reader loss; its last line has the total.
+            print(f"gadgetd run {i + 1}, client said: {x['client_stderr'].splitlines()[-1]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -319,6 +319,7 @@ mod tests {
             count: 7,
             total: 9,
             cause: LostCause::Crash,
+            datasource: None,
         });
         assert_eq!(
             std::str::from_utf8(&crash).unwrap(),
@@ -329,7 +330,8 @@ mod tests {
             Line::Control(Control::Lost {
                 count: 7,
                 total: 9,
-                cause: LostCause::Crash
+                cause: LostCause::Crash,
+                datasource: None,
             })
         );
         // Streams from agents that predate `cause` mean the kernel.

@@ -14,13 +14,55 @@ use super::layout::{FieldKind, Layout, Semantic};
 use super::names;
 use super::walltime;
 
-/// (key, kind of the value, offset, companion key and the kind it formats).
-type CompiledField = (Vec<u8>, FieldKind, usize, Option<(Vec<u8>, FieldKind)>);
+/// One field, with everything that does not depend on the event worked out
+/// when the decoder is built.
+struct CompiledField {
+    /// `,"name":` (`{"name":` for the first field).
+    key: Vec<u8>,
+    /// How the value prints.
+    kind: FieldKind,
+    /// Byte offset in the event.
+    offset: usize,
+    /// `,"name_name":` and the kind it formats, for semantic numbers that
+    /// also print as a name.
+    companion: Option<(Vec<u8>, FieldKind)>,
+    /// For enums: how a value prints (decided from the type, once).
+    enum_style: EnumStyle,
+}
+
+/// How an enum's value prints beside its enumerators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnumStyle {
+    /// The enumerator's name, else the number.
+    Plain,
+    /// Every enumerator is one bit: a value with no name of its own prints
+    /// as the names of its bits (`A|B`, and `|0x..` for unnamed bits).
+    Flags,
+    /// A type named `*_set` (Inspektor Gadget's convention): always the
+    /// members it contains.
+    Set,
+}
+
+impl EnumStyle {
+    fn of(kind: &FieldKind) -> EnumStyle {
+        let FieldKind::Enum {
+            names, type_name, ..
+        } = kind
+        else {
+            return EnumStyle::Plain;
+        };
+        if type_name.ends_with("_set") {
+            EnumStyle::Set
+        } else if names.len() > 1 && names.iter().all(|(k, _)| *k > 0 && (*k & (*k - 1)) == 0) {
+            EnumStyle::Flags
+        } else {
+            EnumStyle::Plain
+        }
+    }
+}
 
 pub struct Decoder {
     size: usize,
-    /// (`,"name":` with `{` instead of `,` for the first field, kind, offset,
-    /// `,"name_name":` for semantic numbers that also print as a name)
     fields: Vec<CompiledField>,
     clock: walltime::BootClock,
     /// The field followed by container fields, and who provides them.
@@ -55,7 +97,14 @@ impl Decoder {
                     k.push(b':');
                     (k, f.kind.clone())
                 });
-                (key, f.value_kind(), f.offset, companion)
+                let kind = f.value_kind();
+                CompiledField {
+                    enum_style: EnumStyle::of(&kind),
+                    key,
+                    kind,
+                    offset: f.offset,
+                    companion,
+                }
             })
             .collect();
         Decoder {
@@ -118,16 +167,16 @@ impl Decoder {
     /// Appends the fields as `"a":1,"b":2` (the first key starts with `{`);
     /// `data` must be at least [`Decoder::size`] bytes.
     pub fn write_fields(&self, data: &[u8], out: &mut Vec<u8>) {
-        for (i, (key, kind, offset, companion)) in self.fields.iter().enumerate() {
-            out.extend_from_slice(key);
-            let d = &data[*offset..];
-            self.write_value(kind, d, out);
-            if let Some((ckey, formatted)) = companion {
+        for (i, field) in self.fields.iter().enumerate() {
+            out.extend_from_slice(&field.key);
+            let d = &data[field.offset..];
+            self.write_value(&field.kind, field.enum_style, d, out);
+            if let Some((ckey, formatted)) = &field.companion {
                 out.extend_from_slice(ckey);
                 match formatted {
                     // `X_raw` timestamps and enums: the formatted value.
                     FieldKind::Timestamp | FieldKind::Enum { .. } => {
-                        self.write_value(formatted, d, out)
+                        self.write_value(formatted, EnumStyle::of(formatted), d, out)
                     }
                     _ => write_companion(formatted, d, out, self.stacks.as_deref()),
                 }
@@ -149,7 +198,7 @@ impl Decoder {
         }
     }
 
-    fn write_value(&self, kind: &FieldKind, d: &[u8], out: &mut Vec<u8>) {
+    fn write_value(&self, kind: &FieldKind, style: EnumStyle, d: &[u8], out: &mut Vec<u8>) {
         match kind {
             FieldKind::Int { size, signed, .. } => write_int(out, read_int(d, *size, *signed)),
             FieldKind::Bool => out.extend_from_slice(if d[0] != 0 { b"true" } else { b"false" }),
@@ -226,14 +275,14 @@ impl Decoder {
                 size,
                 signed,
                 names,
-                type_name,
+                ..
             } => {
                 let raw = read_int(d, *size, *signed);
                 let v = match raw {
                     IntValue::Signed(v) => v,
                     IntValue::Unsigned(v) => v as i64,
                 };
-                if type_name.ends_with("_set") {
+                if style == EnumStyle::Set {
                     // A bit set (Inspektor Gadget's convention): every member it contains.
                     out.push(b'"');
                     formats::write_bitset(names, v, out);
@@ -242,17 +291,11 @@ impl Decoder {
                 }
                 match names.iter().find(|(n, _)| *n == v) {
                     Some((_, name)) => write_json_str(out, name.as_bytes()),
-                    None => {
-                        let mut text = String::new();
-                        if names::enum_value(names, v, &mut text) {
-                            write_json_str(out, text.as_bytes());
-                        } else {
-                            // A value with no name: the number, with the
-                            // enum's signedness (an unsigned 8-byte enum
-                            // past i64::MAX stays positive).
-                            write_int(out, raw);
-                        }
-                    }
+                    None if style == EnumStyle::Flags && v > 0 => write_enum_flags(names, v, out),
+                    // A value with no name: the number, with the enum's
+                    // signedness (an unsigned 8-byte enum past i64::MAX
+                    // stays positive).
+                    None => write_int(out, raw),
                 }
             }
             FieldKind::IntArray {
@@ -307,6 +350,31 @@ impl Decoder {
             }
         }
     }
+}
+
+/// A flag enum's value with no name of its own, as the JSON string
+/// `A|B` (and `|0x..` for bits no enumerator names), as
+/// [`names::enum_value`] spells it, written in place.
+fn write_enum_flags(names: &[(i64, String)], v: i64, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let start = out.len();
+    let mut rest = v;
+    for (k, n) in names {
+        if rest & k != 0 {
+            if out.len() > start {
+                out.push(b'|');
+            }
+            escape_into(out, n);
+            rest &= !k;
+        }
+    }
+    if rest != 0 {
+        if out.len() > start {
+            out.push(b'|');
+        }
+        let _ = write!(out, "{rest:#x}");
+    }
+    out.push(b'"');
 }
 
 /// The name printed beside a semantic number (`"ret_name":"ENOENT"`).
@@ -420,37 +488,73 @@ fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
 /// losslessly and without allocating: valid UTF-8 as it is, each byte that
 /// is not valid UTF-8 as the four characters `\xNN` (lowercase hex), and a
 /// backslash as `\\`, so the original bytes can always be recovered.
-pub fn write_json_bytes(out: &mut Vec<u8>, mut s: &[u8]) {
+///
+/// One pass: runs of bytes that need nothing are copied at once; only
+/// quotes, backslashes, control characters and non-ASCII bytes stop it.
+pub fn write_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    loop {
-        match std::str::from_utf8(s) {
-            Ok(text) => {
-                escape_backslashes_into(out, text);
-                break;
-            }
-            Err(e) => {
-                let (valid, rest) = s.split_at(e.valid_up_to());
-                escape_backslashes_into(out, std::str::from_utf8(valid).unwrap_or(""));
-                let bad = e.error_len().unwrap_or(rest.len());
-                for &b in &rest[..bad] {
-                    // `\xNN` in the value: the backslash escaped in JSON.
-                    let _ = write!(out, r"\\x{b:02x}");
-                }
-                s = &rest[bad..];
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b >= 0x20 && b < 0x80 && b != b'"' && b != b'\\' {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&s[start..i]);
+        if b < 0x80 {
+            escape_ascii(out, b, br"\\\\"); // a backslash in the value: two, so four in JSON
+            i += 1;
+        } else {
+            let n = utf8_len(&s[i..]);
+            if n > 0 {
+                out.extend_from_slice(&s[i..i + n]);
+                i += n;
+            } else {
+                // `\xNN` in the value: the backslash escaped in JSON.
+                out.extend_from_slice(br"\\x");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+                i += 1;
             }
         }
+        start = i;
     }
+    out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
 
-/// [`escape_into`], with each backslash doubled first (see [`write_json_bytes`]).
-fn escape_backslashes_into(out: &mut Vec<u8>, text: &str) {
-    for (i, part) in text.split('\\').enumerate() {
-        if i > 0 {
-            // Two backslashes in the value: four in JSON.
-            out.extend_from_slice(br"\\\\");
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Bytes of the valid UTF-8 character that `s` starts with (a non-ASCII
+/// lead byte), or 0 when it does not start with one.
+fn utf8_len(s: &[u8]) -> usize {
+    let n = match s[0] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return 0,
+    };
+    match s.get(..n) {
+        Some(c) if std::str::from_utf8(c).is_ok() => n,
+        _ => 0,
+    }
+}
+
+/// Appends the JSON escape of an ASCII byte that needs one (`backslash`: what
+/// a backslash becomes).
+fn escape_ascii(out: &mut Vec<u8>, b: u8, backslash: &[u8]) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(backslash),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        _ => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
         }
-        escape_into(out, part);
     }
 }
 
@@ -473,16 +577,7 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
-        }
+        escape_ascii(out, b, b"\\\\");
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
@@ -683,5 +778,133 @@ mod tests {
         d.write_json(&[b'a', b'\\', 0xc3, b'b'], &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["s"], r"a\\\xc3b");
+    }
+
+    /// The two-pass writer this module had before (from_utf8, then split on
+    /// backslashes, then escape): the one-pass writer must print the same.
+    fn reference_json_bytes(out: &mut Vec<u8>, mut s: &[u8]) {
+        out.push(b'"');
+        loop {
+            match std::str::from_utf8(s) {
+                Ok(text) => {
+                    reference_escape(out, text);
+                    break;
+                }
+                Err(e) => {
+                    let (valid, rest) = s.split_at(e.valid_up_to());
+                    reference_escape(out, std::str::from_utf8(valid).unwrap());
+                    let bad = e.error_len().unwrap_or(rest.len());
+                    for &b in &rest[..bad] {
+                        let _ = write!(out, r"\\x{b:02x}");
+                    }
+                    s = &rest[bad..];
+                }
+            }
+        }
+        out.push(b'"');
+    }
+
+    fn reference_escape(out: &mut Vec<u8>, text: &str) {
+        for (i, part) in text.split('\\').enumerate() {
+            if i > 0 {
+                out.extend_from_slice(br"\\\\");
+            }
+            for c in part.chars() {
+                match c {
+                    '"' => out.extend_from_slice(b"\\\""),
+                    '\n' => out.extend_from_slice(b"\\n"),
+                    '\t' => out.extend_from_slice(b"\\t"),
+                    '\r' => out.extend_from_slice(b"\\r"),
+                    c if (c as u32) < 0x20 => {
+                        let _ = write!(out, "\\u{:04x}", c as u32);
+                    }
+                    c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_string_writer_prints_what_the_reference_prints() {
+        // Every string of up to three bytes from a set that covers each
+        // class: ASCII, escapes, UTF-8 leads of every length, continuation
+        // bytes, overlong and surrogate leads, bytes never valid in UTF-8.
+        let alphabet: &[u8] = &[
+            b'a', b'"', b'\\', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xa9, 0xbf, 0xc0, 0xc3, 0xdf,
+            0xe0, 0xe6, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+        ];
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        for a in alphabet {
+            inputs.push(vec![*a]);
+            for b in alphabet {
+                inputs.push(vec![*a, *b]);
+                for c in alphabet {
+                    inputs.push(vec![*a, *b, *c]);
+                }
+            }
+        }
+        // Whole characters of each length, valid and cut short.
+        for text in ["caf\u{e9}", "\u{65e5}\u{672c}", "\u{1f600}x", "a\\\"b"] {
+            let b = text.as_bytes();
+            for end in 0..=b.len() {
+                inputs.push(b[..end].to_vec());
+                inputs.push([&b[..end], b"\xed\xa0\x80", b].concat()); // a surrogate between
+            }
+        }
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for input in &inputs {
+            got.clear();
+            want.clear();
+            write_json_bytes(&mut got, input);
+            reference_json_bytes(&mut want, input);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{input:x?}"
+            );
+            let v: serde_json::Value = serde_json::from_slice(&got).unwrap();
+            assert!(v.is_string(), "{input:x?}");
+        }
+    }
+
+    #[test]
+    fn enums_print_names_flags_sets_and_numbers() {
+        let kind = |type_name: &str, names: Vec<(i64, String)>| FieldKind::Enum {
+            size: 4,
+            signed: false,
+            names,
+            type_name: type_name.into(),
+        };
+        let bits = || vec![(1, "R".to_string()), (2, "W".to_string()), (4, "X".to_string())];
+        let cases: Vec<(FieldKind, u32, &str)> = vec![
+            // Plain enums: the name, else the number.
+            (kind("state", vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())]), 1, r#""BUSY""#),
+            (kind("state", vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())]), 2, "2"),
+            // Every enumerator one bit: an unnamed value prints its bits.
+            (kind("perm", bits()), 2, r#""W""#),
+            (kind("perm", bits()), 5, r#""R|X""#),
+            (kind("perm", bits()), 9, r#""R|0x8""#),
+            (kind("perm", bits()), 0, "0"),
+            (kind("perm", bits()), 8, r#""0x8""#),
+            // `_set`: always the members, even for a named value.
+            (kind("perm_set", bits()), 3, r#""R|W""#),
+        ];
+        for (k, v, want) in cases {
+            let layout = Layout {
+                type_name: "e".into(),
+                size: 4,
+                fields: vec![field("f", 0, k.clone())],
+            };
+            let mut out = Vec::new();
+            Decoder::new(&layout).write_json(&v.to_ne_bytes(), &mut out).unwrap();
+            let line = std::str::from_utf8(&out).unwrap();
+            assert_eq!(line, format!("{{\"f\":{want}}}\n"), "{k:?} {v}");
+            // The same as names::enum_value spells it.
+            if let FieldKind::Enum { names, .. } = &k
+                && !want.starts_with('"')
+            {
+                assert!(!crate::names::enum_value(names, v as i64, &mut String::new()));
+            }
+        }
     }
 }

@@ -107,6 +107,7 @@ pub fn start_restored_writer(
                 count: crashed,
                 total,
                 cause: LostCause::Crash,
+                datasource: None,
             });
             if let Err(e) = out.write(&line[..line.len() - 1], Some("lost")).await {
                 tracing::warn!(run = %task_handle.id, error = %e, "cannot log the crash loss report");

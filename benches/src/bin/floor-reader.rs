@@ -1,0 +1,133 @@
+//! The floor of the trace_open benchmark: the same gadget object, loaded and
+//! attached by the runtime's loader, drained by a reader that only counts
+//! records (no decode, no JSON, no client).
+//!
+//! Usage: `floor-reader OBJECT TARG_PID EVENTS [RECORD_FILE]`
+//!
+//! Loads OBJECT with the `targ_pid` parameter set to TARG_PID, attaches every
+//! program, prints `ready` on stdout, then drains the tracer ring buffer (woken
+//! by the ring, or every 20 ms as the agent's reader is) until records plus
+//! kernel losses reach EVENTS or stdin closes. Last line:
+//! `records LOST CPU_SECONDS` (lost: the gadget's per-CPU `<map>_lost_samples`
+//! sum; CPU: this process, user + system). With RECORD_FILE, the records
+//! seen are also written there, each as a 4-byte little-endian length and the
+//! bytes (the decode check's fixture, `benches/fixtures/`).
+
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+
+use aya::maps::{PerCpuArray, RingBuf};
+use gadgetd_runtime::load::{self, LoadRequest};
+use gadgetd_runtime::object::GadgetObject;
+
+const RING: &str = "print_events";
+const DRAIN_TICK_MS: i32 = 20;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("floor-reader: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let (object, pid, events, record) = match args.as_slice() {
+        [_, o, p, e] => (o, p, e, None),
+        [_, o, p, e, r] => (o, p, e, Some(r)),
+        _ => return Err("usage: floor-reader OBJECT TARG_PID EVENTS [RECORD_FILE]".into()),
+    };
+    let mut recording = match record {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| format!("creating {path}: {e}"))?,
+        )),
+        None => None,
+    };
+    let pid: i32 = pid
+        .parse()
+        .map_err(|_| format!("TARG_PID must be a process id, not {pid:?}"))?;
+    let events: u64 = events
+        .parse()
+        .map_err(|_| format!("EVENTS must be a count, not {events:?}"))?;
+    let bytes = std::fs::read(object).map_err(|e| format!("reading {object}: {e}"))?;
+    let obj = GadgetObject::parse(bytes).map_err(|e| format!("{object}: {e}"))?;
+    let req = LoadRequest {
+        obj: &obj,
+        tracer_maps: vec![RING],
+        globals: vec![("targ_pid".into(), pid.to_ne_bytes().to_vec())],
+        max_entries: Vec::new(),
+    };
+    let mut ebpf = load::load(&req).map_err(|e| format!("loading {object}: {e}"))?;
+    let _attached = load::attach_all(&mut ebpf, &obj).map_err(|e| format!("attaching: {e}"))?;
+    let mut ring = RingBuf::try_from(
+        ebpf.take_map(RING)
+            .ok_or_else(|| format!("{object} has no map {RING}"))?,
+    )
+    .map_err(|e| format!("{RING}: {e}"))?;
+    let lost_map: Option<PerCpuArray<_, u64>> = ebpf
+        .take_map(&format!("{RING}_lost_samples"))
+        .and_then(|m| PerCpuArray::try_from(m).ok());
+    let lost = || -> u64 {
+        lost_map
+            .as_ref()
+            .and_then(|m| m.get(&0, 0).ok())
+            .map_or(0, |v| v.iter().sum())
+    };
+    println!("ready");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+
+    let mut fds = [
+        libc::pollfd {
+            fd: ring.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let mut records = 0u64;
+    let mut lost_now = 0;
+    while records + lost_now < events {
+        // SAFETY: `fds` is a valid array of two pollfds for the call's duration.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, DRAIN_TICK_MS) };
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("poll: {}", std::io::Error::last_os_error()));
+        }
+        let stop = fds[1].revents != 0; // stdin closed (or a line): drain, then stop
+        while let Some(record) = ring.next() {
+            std::hint::black_box(&*record);
+            records += 1;
+            if let Some(w) = &mut recording {
+                w.write_all(&(record.len() as u32).to_le_bytes())
+                    .and_then(|()| w.write_all(&record))
+                    .map_err(|e| format!("writing the record file: {e}"))?;
+            }
+        }
+        lost_now = lost();
+        if stop {
+            break;
+        }
+    }
+    if let Some(mut w) = recording {
+        w.flush()
+            .map_err(|e| format!("writing the record file: {e}"))?;
+    }
+    println!("{records} {} {:.3}", lost(), cpu_seconds());
+    Ok(())
+}
+
+/// User + system CPU time of this process, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
