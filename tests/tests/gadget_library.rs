@@ -317,6 +317,20 @@ fn without_timestamp(e: &gadgetd::testing::Event) -> serde_json::Value {
     no_container(e)
 }
 
+/// An event of a network gadget whose `proc` is the socket's owner, as the
+/// socket enricher recorded it (parent included, compared exactly), without
+/// its timestamp.
+fn owner_event(e: &gadgetd::testing::Event) -> serde_json::Value {
+    let mut e = e.clone();
+    let ts = e.remove("timestamp").expect("events carry a timestamp");
+    assert!(
+        ts.as_str().is_some_and(|t| t.ends_with('Z')),
+        "timestamp {ts}"
+    );
+    e.remove("timestamp_raw");
+    no_container(e)
+}
+
 /// The event of a host process: the container fields that follow its
 /// namespace field (docs/containers.md) are there and empty; dropped for comparison.
 fn no_container(mut e: gadgetd::testing::Event) -> serde_json::Value {
@@ -622,7 +636,7 @@ fn trace_tcpretrans_reports_a_retransmitted_syn_in_another_network_namespace() {
     want.as_object_mut()
         .unwrap()
         .extend(proc.as_object().unwrap().clone());
-    assert_eq!(without_timestamp(ev), want);
+    assert_eq!(owner_event(ev), want);
 }
 
 #[test]
@@ -647,7 +661,7 @@ fn trace_tcpdrop_reports_a_syn_to_a_closed_port_with_the_kernel_reason() {
     let ev = capture
         .find(|e| e["netns_id"] == netns && e["tcpflags"] == "SYN")
         .unwrap_or_else(|| panic!("no drop seen in {netns}: {:?}", capture.events));
-    let mut ev = without_timestamp(ev);
+    let mut ev = owner_event(ev);
     // Freed in softirq or in the connecting task, depending on the path.
     let obj = ev.as_object_mut().unwrap();
     obj.remove("pid");
@@ -765,7 +779,7 @@ fn trace_dns_sees_a_query_in_another_network_namespace_tagged_with_it() {
     let ours: Vec<serde_json::Value> = capture
         .all(|e| e["netns_id"] == netns)
         .into_iter()
-        .map(without_timestamp)
+        .map(owner_event)
         .collect();
     let ev = |pkt_type: &str, proc: serde_json::Value| {
         // lo is interface 1 in every namespace (the name is looked up in the agent's).
@@ -870,7 +884,7 @@ fn trace_dns_names_the_processes_of_a_query_and_its_response() {
     let ours: Vec<serde_json::Value> = capture
         .all(|e| e["netns_id"] == netns)
         .into_iter()
-        .map(without_timestamp)
+        .map(owner_event)
         .collect();
     assert_eq!(ours.len(), 4, "{ours:#?}");
     let client_end = ours[0]["src"].as_str().unwrap().to_string();
@@ -967,7 +981,7 @@ fn trace_sni_reports_the_server_name_of_a_tls_client_hello() {
     let ours: Vec<serde_json::Value> = capture
         .all(|e| e["netns_id"] == netns)
         .into_iter()
-        .map(without_timestamp)
+        .map(owner_event)
         .collect();
     // Both local sockets (client and listener) are the workload's.
     let proc = proc_fields(child.id(), "python3", own_ns("mnt"), 0);
