@@ -377,6 +377,32 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
         "{seen:?}"
     );
 
+    // --sort and --max-rows for one source: the busiest who only. The calls
+    // take microseconds, so one interval's table holds both whos.
+    let out = ctl_run(
+        &agent,
+        &[
+            "-o",
+            "json",
+            "--sort",
+            "totals:-calls",
+            "--max-rows",
+            "totals:1",
+        ],
+    );
+    ok(
+        &out,
+        "run multi_source --sort totals:-calls --max-rows totals:1",
+    );
+    let tables: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|v| v.is_array())
+        .collect();
+    assert_eq!(
+        tables,
+        [json!([{"datasource": "totals", "who": WHO_BASE + 2, "calls": 5}])]
+    );
+
     // Bad names say which sources and fields there are, before any event.
     let obj = test_object("multi_source");
     for (args, want) in [
@@ -390,7 +416,15 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
         ),
         (
             vec!["--sort", "calls:who"],
-            "names no data source that prints tables (`totals`)",
+            "parameter `sort`: `calls:who` names no data source that prints tables (`totals`)",
+        ),
+        (
+            vec!["--max-rows", "whos:3"],
+            "parameter `max-rows`: `whos:N` names no data source that prints tables (`totals`)",
+        ),
+        (
+            vec!["--max-rows", "totals:many"],
+            "`totals:many`: expected a row count N or SOURCE:N",
         ),
     ] {
         let mut all = vec!["run", obj.to_str().unwrap(), "--timeout", "1s"];

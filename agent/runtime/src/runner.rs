@@ -59,6 +59,9 @@ pub struct RunOptions {
     pub sort: Option<String>,
     /// Toppers and snapshotters: at most this many rows per table (every table source).
     pub max_rows: Option<usize>,
+    /// At most this many rows per table of the named table sources (wins
+    /// over `max_rows`); a name that is no table source is an error.
+    pub max_rows_per_source: BTreeMap<String, usize>,
     /// Network snapshotters: iterate every network namespace of the host
     /// instead of only the agent's.
     pub all_netns: bool,
@@ -254,6 +257,7 @@ impl Gadget {
         let globals = self.encode_params(opts)?;
         // Check the sources' options before touching the kernel.
         let sorts = sort::per_source(&self.sources, opts.sort.as_deref())?;
+        let max_rows = sort::max_rows(&self.sources, opts.max_rows, &opts.max_rows_per_source)?;
         let mut globals = globals;
         let has_mntns_filter = self.obj.rodata.contains_key("gadget_filter_by_mntns");
         // Network gadgets select containers by network namespace (netns_ids);
@@ -321,7 +325,7 @@ impl Gadget {
         };
         let tagged = self.sources.len() > 1;
         let mut live = Vec::with_capacity(self.sources.len());
-        for (ds, sort) in self.sources.iter().zip(&sorts) {
+        for ((ds, sort), max_rows) in self.sources.iter().zip(&sorts).zip(&max_rows) {
             let named = |e: GadgetError| e.in_datasource(&ds.name);
             let source = match &ds.kind {
                 Kind::Tracer(t) => Source::Tracer {
@@ -339,7 +343,7 @@ impl Gadget {
                         key,
                         value,
                         sort.clone().expect("toppers always have a sort order"),
-                        opts.max_rows.unwrap_or(topper::DEFAULT_MAX_ROWS),
+                        max_rows.unwrap_or(topper::DEFAULT_MAX_ROWS),
                     )
                     .with_stacks(stacks.clone())
                     .with_enricher(enricher.clone());
@@ -374,7 +378,13 @@ impl Gadget {
         )?;
         attachments.pins = pins;
         let mut instances = (vec![attachments], Vec::new());
-        for ((ds, sort), l) in self.sources.iter().zip(&sorts).zip(live.iter_mut()) {
+        for (((ds, sort), max_rows), l) in self
+            .sources
+            .iter()
+            .zip(&sorts)
+            .zip(&max_rows)
+            .zip(live.iter_mut())
+        {
             let (
                 Kind::Snapshotter(s),
                 Source::Snapshot {
@@ -400,7 +410,7 @@ impl Gadget {
             }
             *rows = collected.len() as u64;
             *malformed = collected.malformed;
-            *line = snapshot_line(&collected, &decoder, sort.as_ref(), opts.max_rows);
+            *line = snapshot_line(&collected, &decoder, sort.as_ref(), *max_rows);
         }
         // One more instance per other network namespace, each tagged with it.
         for ns in filter_netns.into_iter().filter(|_| !tracer_maps.is_empty()) {
