@@ -60,6 +60,51 @@ fn every_data_source_is_found_in_the_objects_order_with_its_own_fields() {
     assert_eq!(g.name(), "calls");
 }
 
+#[test]
+fn gadget_yaml_orders_the_sources_and_annotates_each_ones_own_fields() {
+    let yaml = r#"
+datasources:
+  whos:
+  totals:
+    fields:
+      calls:
+        annotations:
+          description: getpriority calls of this who
+          columns.width: 9
+  calls:
+    fields:
+      who:
+        annotations:
+          description: the who argument
+"#;
+    let g = Gadget::from_object(
+        std::fs::read(test_object("multi_source")).unwrap(),
+        Some(yaml),
+    )
+    .unwrap();
+    let infos = g.datasource_infos();
+    let order: Vec<&str> = infos.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(order, ["whos", "totals", "calls"]);
+    let field = |source: usize, name: &str| {
+        infos[source]
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap()
+            .clone()
+    };
+    let calls = field(1, "calls");
+    assert_eq!(
+        (calls.description.as_str(), calls.width),
+        ("getpriority calls of this who", 9)
+    );
+    // Each source's annotations stay its own: `who` of totals has none.
+    assert_eq!(field(2, "who").description, "the who argument");
+    assert_eq!(field(1, "who").description, "");
+    // A field the source lacks is a warning in IG, but never reaches another source.
+    assert_eq!(g.kind().name(), "profiler");
+}
+
 /// Sums a capture's `totals` rows per who, checking every row's source.
 fn totals(tables: &[Vec<serde_json::Map<String, Value>>]) -> BTreeMap<u64, u64> {
     let mut sum = BTreeMap::new();

@@ -323,18 +323,23 @@ impl Gadget {
             )),
             None => None,
         };
-        let tagged = self.sources.len() > 1;
+        // Several sources: each object names its source. Tracers' decoders
+        // write the key themselves; the other kinds' output is tagged by copying.
+        let tag = |ds: &DataSource| (self.sources.len() > 1).then(|| tag::key(&ds.name));
         let mut live = Vec::with_capacity(self.sources.len());
         for ((ds, sort), max_rows) in self.sources.iter().zip(&sorts).zip(&max_rows) {
             let named = |e: GadgetError| e.in_datasource(&ds.name);
             let source = match &ds.kind {
-                Kind::Tracer(t) => Source::Tracer {
-                    readers: vec![
-                        EventReader::new(&mut ebpf, t, self.decoder(ds, &stacks, &enricher))
-                            .map_err(named)?,
-                    ],
-                    last_loss_poll: Instant::now(),
-                },
+                Kind::Tracer(t) => {
+                    let mut decoder = self.decoder(ds, &stacks, &enricher);
+                    if let Some(tag) = tag(ds) {
+                        decoder = decoder.with_tag(&tag);
+                    }
+                    Source::Tracer {
+                        readers: vec![EventReader::new(&mut ebpf, t, decoder).map_err(named)?],
+                        last_loss_poll: Instant::now(),
+                    }
+                }
                 Kind::Topper(t, key, value) => {
                     let map = take_raw(&mut ebpf, &t.map, key.size, value.size).map_err(named)?;
                     let reader = TopperReader::new(
@@ -368,7 +373,11 @@ impl Gadget {
                     }
                 }
             };
-            live.push(Live::new(&ds.name, tagged, source));
+            let copy_tag = match &ds.kind {
+                Kind::Tracer(_) => None,
+                _ => tag(ds),
+            };
+            live.push(Live::new(&ds.name, copy_tag, source));
         }
         let mut attachments = load::attach_all_with(
             &mut ebpf,
@@ -433,7 +442,10 @@ impl Gadget {
             let mut readers = Vec::new();
             for (i, ds) in self.sources.iter().enumerate() {
                 if let Kind::Tracer(t) = &ds.kind {
-                    let decoder = Decoder::new(&ds.layout).with_enricher(enricher.clone());
+                    let mut decoder = Decoder::new(&ds.layout).with_enricher(enricher.clone());
+                    if let Some(tag) = tag(ds) {
+                        decoder = decoder.with_tag(&tag);
+                    }
                     readers.push((i, EventReader::new(&mut e, t, decoder)?));
                 }
             }
@@ -726,7 +738,9 @@ impl Source {
 /// One data source of a live run, with its own counts.
 struct Live {
     name: String,
-    /// `"datasource":"NAME"` for gadgets with several sources (tag.rs).
+    /// `"datasource":"NAME"` inserted by copying (tag.rs): table and
+    /// histogram sources of gadgets with several sources. Tracers' decoders
+    /// write it themselves ([`Decoder::with_tag`]).
     tag: Option<Vec<u8>>,
     source: Source,
     seen: u64,
@@ -736,10 +750,10 @@ struct Live {
 }
 
 impl Live {
-    fn new(name: &str, tagged: bool, source: Source) -> Live {
+    fn new(name: &str, tag: Option<Vec<u8>>, source: Source) -> Live {
         Live {
             name: name.into(),
-            tag: tagged.then(|| tag::key(name)),
+            tag,
             source,
             seen: 0,
             lost: 0,
