@@ -187,6 +187,59 @@ fn one_run_streams_every_source_with_its_own_values() {
     assert_eq!(calls.len() + hists.len(), capture.events.len());
 }
 
+#[test]
+fn a_snapshot_beside_a_tracer_comes_once_and_the_run_goes_on() {
+    require_root();
+    let mut test = GadgetTest::from_files(test_object("iter_and_tracer"), None)
+        .unwrap()
+        .param("targ_pid", std::process::id());
+    let names: Vec<(String, String)> = test
+        .gadget
+        .datasource_infos()
+        .into_iter()
+        .map(|d| (d.name, d.kind))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("calls".to_string(), "tracer".to_string()),
+            ("tasks".to_string(), "snapshotter".to_string())
+        ]
+    );
+    test.settle = Duration::from_millis(500);
+    let capture = test
+        .trace(|| {
+            // Well after the snapshot was handed out.
+            std::thread::sleep(Duration::from_millis(300));
+            make_calls();
+        })
+        .unwrap();
+    let me = std::process::id();
+    // The process's comm: its main thread's (this test runs in another thread).
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(
+        capture.tables,
+        [vec![
+            json!({"datasource": "tasks", "pid": me, "comm": comm.trim_end()})
+                .as_object()
+                .unwrap()
+                .clone()
+        ]]
+    );
+    let whos: Vec<Value> = capture.events.iter().map(|e| e["who"].clone()).collect();
+    let want: Vec<Value> = CALLS
+        .iter()
+        .flat_map(|&(w, n)| std::iter::repeat_n(json!(w), n as usize))
+        .collect();
+    assert_eq!(whos, want);
+    assert!(
+        capture
+            .events
+            .iter()
+            .all(|e| e["datasource"] == "calls" && e["pid"] == me)
+    );
+}
+
 /// RunObject on a private bus: the raw stream, as any client reads it.
 #[test]
 fn the_stream_and_describe_object_name_every_source_and_count_each() {
