@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use gadgetd::runtime::Gadget;
-use gadgetd::testing::GadgetTest;
+use gadgetd::testing::{Capture, GadgetTest};
 use gadgetd_dbus::stream::{self, Control, Line};
 use gadgetd_tests::*;
 use serde_json::{Value, json};
@@ -27,6 +27,15 @@ fn make_calls() {
             unsafe { libc::getpriority(libc::PRIO_PROCESS, who) };
         }
     }
+}
+
+/// Runs `test` while this process makes [`CALLS`], `after` the start.
+fn trace_calls(test: &GadgetTest, after: Duration) -> Capture {
+    test.trace(|| {
+        std::thread::sleep(after);
+        make_calls();
+    })
+    .unwrap()
 }
 
 fn multi_source() -> Gadget {
@@ -128,12 +137,7 @@ fn one_run_streams_every_source_with_its_own_values() {
         .param("targ_pid", std::process::id());
     test.options.interval = Some(Duration::from_millis(200));
     test.settle = Duration::from_millis(700);
-    let capture = test
-        .trace(|| {
-            std::thread::sleep(Duration::from_millis(100));
-            make_calls();
-        })
-        .unwrap();
+    let capture = trace_calls(&test, Duration::from_millis(100));
     assert_eq!(capture.lost, 0);
 
     let me = std::process::id() as u64;
@@ -207,13 +211,8 @@ fn a_snapshot_beside_a_tracer_comes_once_and_the_run_goes_on() {
         ]
     );
     test.settle = Duration::from_millis(500);
-    let capture = test
-        .trace(|| {
-            // Well after the snapshot was handed out.
-            std::thread::sleep(Duration::from_millis(300));
-            make_calls();
-        })
-        .unwrap();
+    // Well after the snapshot was handed out.
+    let capture = trace_calls(&test, Duration::from_millis(300));
     let me = std::process::id();
     // The process's comm: its main thread's (this test runs in another thread).
     let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
