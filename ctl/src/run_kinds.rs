@@ -15,9 +15,10 @@ pub struct KindArgs {
     /// histogram every INTERVAL, not only at the end.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "INTERVAL")]
     pub interval: Option<Duration>,
-    /// Toppers, snapshotters: at most N rows per table (toppers default to 20).
-    #[arg(long, value_name = "N")]
-    pub max_rows: Option<u32>,
+    /// Toppers, snapshotters: at most N rows per table (toppers default to
+    /// 20); `SOURCE:N` for one data source (`10,totals:5`: 5 for totals).
+    #[arg(long, value_name = "N", value_parser = parse_max_rows)]
+    pub max_rows: Option<MaxRows>,
     /// Network snapshotters (iter/tcp, iter/udp) and socket filters: every
     /// network namespace of the host, not only gadgetd's.
     #[arg(long)]
@@ -60,8 +61,16 @@ impl KindArgs {
                 Value::U64((i.as_millis() as u64).max(1)),
             );
         }
-        if let Some(n) = self.max_rows {
-            opts.insert(options::MAX_ROWS, Value::U32(n));
+        if let Some(m) = &self.max_rows {
+            if let Some(n) = m.all {
+                opts.insert(options::MAX_ROWS, Value::U32(n));
+            }
+            if !m.per_source.is_empty() {
+                opts.insert(
+                    options::MAX_ROWS_PER_SOURCE,
+                    Value::from(m.per_source.clone()),
+                );
+            }
         }
         if self.all_netns {
             opts.insert(options::ALL_NETNS, Value::Bool(true));
@@ -75,5 +84,65 @@ impl KindArgs {
         if let Some(cgroup) = &self.cgroup {
             opts.insert(options::CGROUP, Value::from(cgroup.clone()));
         }
+    }
+}
+
+/// `--max-rows`: a limit for every table source and/or per data source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MaxRows {
+    pub all: Option<u32>,
+    pub per_source: HashMap<String, u32>,
+}
+
+/// `N`, `SOURCE:N`, or several of them comma-separated.
+fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
+    let mut m = MaxRows::default();
+    for item in text.split(',').map(str::trim) {
+        let (source, n) = match item.split_once(':') {
+            Some((s, n)) => (Some(s), n),
+            None => (None, item),
+        };
+        let n: u32 = n.parse().map_err(|_| {
+            format!(
+                "`{}`: expected a row count N or SOURCE:N (e.g. 10,totals:5)",
+                crate::escape::terminal(item)
+            )
+        })?;
+        match source {
+            Some(s) if !s.is_empty() => {
+                m.per_source.insert(s.to_string(), n);
+            }
+            Some(_) => {
+                return Err(format!(
+                    "`{}`: no data source before `:`",
+                    crate::escape::terminal(item)
+                ));
+            }
+            None => m.all = Some(n),
+        }
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_rows_takes_a_count_and_counts_per_source() {
+        assert_eq!(
+            parse_max_rows("10").unwrap(),
+            MaxRows {
+                all: Some(10),
+                ..MaxRows::default()
+            }
+        );
+        let m = parse_max_rows("7,totals:5").unwrap();
+        assert_eq!((m.all, m.per_source.get("totals")), (Some(7), Some(&5)));
+        assert_eq!(
+            parse_max_rows("totals:x").unwrap_err(),
+            "`totals:x`: expected a row count N or SOURCE:N (e.g. 10,totals:5)"
+        );
+        assert!(parse_max_rows(":3").is_err());
     }
 }

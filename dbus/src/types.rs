@@ -55,6 +55,9 @@ pub mod options {
     pub const SORT: &str = "sort";
     /// `u`: at most this many rows per table.
     pub const MAX_ROWS: &str = "max-rows";
+    /// `a{su}`: at most this many rows per table of the named data sources
+    /// (wins over `max-rows` for them).
+    pub const MAX_ROWS_PER_SOURCE: &str = "max-rows-per-source";
     /// `b`: network snapshotters iterate every network namespace of the host.
     pub const ALL_NETNS: &str = "all-netns";
     /// `at`: network snapshotters and socket filters look at exactly these

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use gadgetd::runtime::Gadget;
-use gadgetd::testing::GadgetTest;
+use gadgetd::testing::{Capture, GadgetTest};
 use gadgetd_dbus::stream::{self, Control, Line};
 use gadgetd_tests::*;
 use serde_json::{Value, json};
@@ -27,6 +27,15 @@ fn make_calls() {
             unsafe { libc::getpriority(libc::PRIO_PROCESS, who) };
         }
     }
+}
+
+/// Runs `test` while this process makes [`CALLS`], `after` the start.
+fn trace_calls(test: &GadgetTest, after: Duration) -> Capture {
+    test.trace(|| {
+        std::thread::sleep(after);
+        make_calls();
+    })
+    .unwrap()
 }
 
 fn multi_source() -> Gadget {
@@ -60,6 +69,51 @@ fn every_data_source_is_found_in_the_objects_order_with_its_own_fields() {
     assert_eq!(g.name(), "calls");
 }
 
+#[test]
+fn gadget_yaml_orders_the_sources_and_annotates_each_ones_own_fields() {
+    let yaml = r#"
+datasources:
+  whos:
+  totals:
+    fields:
+      calls:
+        annotations:
+          description: getpriority calls of this who
+          columns.width: 9
+  calls:
+    fields:
+      who:
+        annotations:
+          description: the who argument
+"#;
+    let g = Gadget::from_object(
+        std::fs::read(test_object("multi_source")).unwrap(),
+        Some(yaml),
+    )
+    .unwrap();
+    let infos = g.datasource_infos();
+    let order: Vec<&str> = infos.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(order, ["whos", "totals", "calls"]);
+    let field = |source: usize, name: &str| {
+        infos[source]
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap()
+            .clone()
+    };
+    let calls = field(1, "calls");
+    assert_eq!(
+        (calls.description.as_str(), calls.width),
+        ("getpriority calls of this who", 9)
+    );
+    // Each source's annotations stay its own: `who` of totals has none.
+    assert_eq!(field(2, "who").description, "the who argument");
+    assert_eq!(field(1, "who").description, "");
+    // A field the source lacks is a warning in IG, but never reaches another source.
+    assert_eq!(g.kind().name(), "profiler");
+}
+
 /// Sums a capture's `totals` rows per who, checking every row's source.
 fn totals(tables: &[Vec<serde_json::Map<String, Value>>]) -> BTreeMap<u64, u64> {
     let mut sum = BTreeMap::new();
@@ -83,12 +137,7 @@ fn one_run_streams_every_source_with_its_own_values() {
         .param("targ_pid", std::process::id());
     test.options.interval = Some(Duration::from_millis(200));
     test.settle = Duration::from_millis(700);
-    let capture = test
-        .trace(|| {
-            std::thread::sleep(Duration::from_millis(100));
-            make_calls();
-        })
-        .unwrap();
+    let capture = trace_calls(&test, Duration::from_millis(100));
     assert_eq!(capture.lost, 0);
 
     let me = std::process::id() as u64;
@@ -140,6 +189,54 @@ fn one_run_streams_every_source_with_its_own_values() {
     );
     // Nothing else: every event is one of the two event sources.
     assert_eq!(calls.len() + hists.len(), capture.events.len());
+}
+
+#[test]
+fn a_snapshot_beside_a_tracer_comes_once_and_the_run_goes_on() {
+    require_root();
+    let mut test = GadgetTest::from_files(test_object("iter_and_tracer"), None)
+        .unwrap()
+        .param("targ_pid", std::process::id());
+    let names: Vec<(String, String)> = test
+        .gadget
+        .datasource_infos()
+        .into_iter()
+        .map(|d| (d.name, d.kind))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("calls".to_string(), "tracer".to_string()),
+            ("tasks".to_string(), "snapshotter".to_string())
+        ]
+    );
+    test.settle = Duration::from_millis(500);
+    // Well after the snapshot was handed out.
+    let capture = trace_calls(&test, Duration::from_millis(300));
+    let me = std::process::id();
+    // The process's comm: its main thread's (this test runs in another thread).
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(
+        capture.tables,
+        [vec![
+            json!({"datasource": "tasks", "pid": me, "comm": comm.trim_end()})
+                .as_object()
+                .unwrap()
+                .clone()
+        ]]
+    );
+    let whos: Vec<Value> = capture.events.iter().map(|e| e["who"].clone()).collect();
+    let want: Vec<Value> = CALLS
+        .iter()
+        .flat_map(|&(w, n)| std::iter::repeat_n(json!(w), n as usize))
+        .collect();
+    assert_eq!(whos, want);
+    assert!(
+        capture
+            .events
+            .iter()
+            .all(|e| e["datasource"] == "calls" && e["pid"] == me)
+    );
 }
 
 /// RunObject on a private bus: the raw stream, as any client reads it.
@@ -377,6 +474,32 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
         "{seen:?}"
     );
 
+    // --sort and --max-rows for one source: the busiest who only. The calls
+    // take microseconds, so one interval's table holds both whos.
+    let out = ctl_run(
+        &agent,
+        &[
+            "-o",
+            "json",
+            "--sort",
+            "totals:-calls",
+            "--max-rows",
+            "totals:1",
+        ],
+    );
+    ok(
+        &out,
+        "run multi_source --sort totals:-calls --max-rows totals:1",
+    );
+    let tables: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|v| v.is_array())
+        .collect();
+    assert_eq!(
+        tables,
+        [json!([{"datasource": "totals", "who": WHO_BASE + 2, "calls": 5}])]
+    );
+
     // Bad names say which sources and fields there are, before any event.
     let obj = test_object("multi_source");
     for (args, want) in [
@@ -390,7 +513,15 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
         ),
         (
             vec!["--sort", "calls:who"],
-            "names no data source that prints tables (`totals`)",
+            "parameter `sort`: `calls:who` names no data source that prints tables (`totals`)",
+        ),
+        (
+            vec!["--max-rows", "whos:3"],
+            "parameter `max-rows`: `whos:N` names no data source that prints tables (`totals`)",
+        ),
+        (
+            vec!["--max-rows", "totals:many"],
+            "`totals:many`: expected a row count N or SOURCE:N",
         ),
     ] {
         let mut all = vec!["run", obj.to_str().unwrap(), "--timeout", "1s"];

@@ -263,8 +263,9 @@ fn hidden_by_default(name: &str, all: &[String]) -> bool {
     raw_with_formatted || name.split('.').any(|part| part.starts_with("__"))
 }
 
-/// Every data source of an object, in the object's order (IG markers in
-/// BTF order, then the seed's maps), each with its layout. Errors name the
+/// Every data source of an object, each with its layout: in the order of
+/// the definition's `datasources`, then in the object's order (IG markers in
+/// BTF order, then the seed's maps). Errors name the
 /// source; an object with none is [`GadgetError::NoDataSource`].
 pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataSource>> {
     let found = classify::data_sources(obj)?;
@@ -304,6 +305,14 @@ pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataS
         .iter()
         .map(|s| DataSource::new(obj, s, definition))
         .collect::<Result<Vec<_>>>()?;
+    // The definition's order first; the others keep the object's (stable sort).
+    let order = &definition.datasource_order;
+    sources.sort_by_key(|s| {
+        order
+            .iter()
+            .position(|n| *n == s.name)
+            .unwrap_or(usize::MAX)
+    });
     if sources.len() > 1 {
         sources.iter_mut().for_each(DataSource::rename_reserved);
     }

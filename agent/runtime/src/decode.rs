@@ -71,6 +71,8 @@ pub struct Decoder {
     empty_enrichment: Vec<u8>,
     /// For `gadget_kernel_stack` fields.
     stacks: Option<Arc<super::stacks::KernelStacks>>,
+    /// How an object of a struct with no fields opens (`{`, or `{` and the tag).
+    empty_open: Vec<u8>,
 }
 
 /// The event is shorter than its type: counted, never decoded from garbage.
@@ -115,7 +117,27 @@ impl Decoder {
             enricher: None,
             empty_enrichment: enrich::empty_fragment(),
             stacks: None,
+            empty_open: b"{".to_vec(),
         }
+    }
+
+    /// Starts every object [`Decoder::write_json`] writes with `tag`
+    /// (`"datasource":"NAME"`, for gadgets with several data sources): built
+    /// into the first key once, so it costs nothing per event. Not for
+    /// decoders whose output [`Decoder::write_more_fields`] continues.
+    pub fn with_tag(mut self, tag: &[u8]) -> Decoder {
+        match self.fields.first_mut() {
+            Some((key, ..)) => {
+                let mut tagged = Vec::with_capacity(key.len() + tag.len() + 1);
+                tagged.push(b'{');
+                tagged.extend_from_slice(tag);
+                tagged.push(b',');
+                tagged.extend_from_slice(&key[1..]);
+                *key = tagged;
+            }
+            None => self.empty_open.extend_from_slice(tag),
+        }
+        self
     }
 
     /// Resolves `gadget_kernel_stack` fields through the gadget's stack map.
@@ -139,7 +161,7 @@ impl Decoder {
             });
         }
         if self.fields.is_empty() {
-            out.push(b'{');
+            out.extend_from_slice(&self.empty_open);
         }
         self.write_fields(data, out);
         out.extend_from_slice(b"}\n");

@@ -40,6 +40,9 @@ pub struct Definition {
     pub params: Vec<ParamDef>,
     /// Inspektor Gadget's `datasources`, as written.
     pub datasources: BTreeMap<String, DataSourceDef>,
+    /// The names under `datasources`, in the file's order (the order the
+    /// gadget's data sources are listed and streamed in).
+    pub datasource_order: Vec<String>,
     /// Top-level keys of neither format, kept verbatim.
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -188,6 +191,39 @@ enum RawParams {
     Groups(BTreeMap<String, Option<BTreeMap<String, IgParam>>>),
 }
 
+/// A YAML mapping in its written order.
+#[derive(Debug)]
+struct InOrder<V>(Vec<(String, V)>);
+
+impl<V> Default for InOrder<V> {
+    fn default() -> Self {
+        InOrder(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for InOrder<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = InOrder<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<InOrder<V>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    entries.push(entry);
+                }
+                Ok(InOrder(entries))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Raw {
@@ -210,7 +246,7 @@ struct Raw {
     #[serde(default)]
     params: Option<RawParams>,
     #[serde(default, alias = "dataSources")]
-    datasources: BTreeMap<String, Option<DataSourceDef>>,
+    datasources: InOrder<Option<DataSourceDef>>,
     #[serde(default)]
     ebpf_params: BTreeMap<String, IgParam>,
     #[serde(default)]
@@ -238,8 +274,10 @@ impl Definition {
             annotations: raw.annotations.into_iter().map(|(k, v)| (k, v.0)).collect(),
             columns: raw.columns,
             params: Vec::new(),
+            datasource_order: raw.datasources.0.iter().map(|(k, _)| k.clone()).collect(),
             datasources: raw
                 .datasources
+                .0
                 .into_iter()
                 .map(|(k, v)| (k, v.unwrap_or_default()))
                 .collect(),

@@ -61,6 +61,9 @@ pub struct RunOptions {
     pub sort: Option<String>,
     /// Toppers and snapshotters: at most this many rows per table (every table source).
     pub max_rows: Option<usize>,
+    /// At most this many rows per table of the named table sources (wins
+    /// over `max_rows`); a name that is no table source is an error.
+    pub max_rows_per_source: BTreeMap<String, usize>,
     /// Network snapshotters: iterate every network namespace of the host
     /// instead of only the agent's.
     pub all_netns: bool,
@@ -266,6 +269,7 @@ impl Gadget {
         let globals = self.encode_params(opts)?;
         // Check the sources' options before touching the kernel.
         let sorts = sort::per_source(&self.sources, opts.sort.as_deref())?;
+        let max_rows = sort::max_rows(&self.sources, opts.max_rows, &opts.max_rows_per_source)?;
         let mut globals = globals;
         let has_mntns_filter = self.obj.rodata.contains_key("gadget_filter_by_mntns");
         // Network gadgets select containers by network namespace (netns_ids);
@@ -333,18 +337,23 @@ impl Gadget {
             )),
             None => None,
         };
-        let tagged = self.sources.len() > 1;
+        // Several sources: each object names its source. Tracers' decoders
+        // write the key themselves; the other kinds' output is tagged by copying.
+        let tag = |ds: &DataSource| (self.sources.len() > 1).then(|| tag::key(&ds.name));
         let mut live = Vec::with_capacity(self.sources.len());
-        for (ds, sort) in self.sources.iter().zip(&sorts) {
+        for ((ds, sort), max_rows) in self.sources.iter().zip(&sorts).zip(&max_rows) {
             let named = |e: GadgetError| e.in_datasource(&ds.name);
             let source = match &ds.kind {
-                Kind::Tracer(t) => Source::Tracer {
-                    readers: vec![
-                        EventReader::new(&mut ebpf, t, self.decoder(ds, &stacks, &enricher))
-                            .map_err(named)?,
-                    ],
-                    last_loss_poll: Instant::now(),
-                },
+                Kind::Tracer(t) => {
+                    let mut decoder = self.decoder(ds, &stacks, &enricher);
+                    if let Some(tag) = tag(ds) {
+                        decoder = decoder.with_tag(&tag);
+                    }
+                    Source::Tracer {
+                        readers: vec![EventReader::new(&mut ebpf, t, decoder).map_err(named)?],
+                        last_loss_poll: Instant::now(),
+                    }
+                }
                 Kind::Topper(t, key, value) => {
                     let map = take_raw(&mut ebpf, &t.map, key.size, value.size).map_err(named)?;
                     let reader = TopperReader::new(
@@ -353,7 +362,7 @@ impl Gadget {
                         key,
                         value,
                         sort.clone().expect("toppers always have a sort order"),
-                        opts.max_rows.unwrap_or(topper::DEFAULT_MAX_ROWS),
+                        max_rows.unwrap_or(topper::DEFAULT_MAX_ROWS),
                     )
                     .with_stacks(stacks.clone())
                     .with_enricher(enricher.clone());
@@ -378,7 +387,11 @@ impl Gadget {
                     }
                 }
             };
-            live.push(Live::new(&ds.name, tagged, source));
+            let copy_tag = match &ds.kind {
+                Kind::Tracer(_) => None,
+                _ => tag(ds),
+            };
+            live.push(Live::new(&ds.name, copy_tag, source));
         }
         let ifaces = self.tc_interfaces(opts)?;
         let targets = load::Targets {
@@ -390,7 +403,13 @@ impl Gadget {
         let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;
         attachments.pins = pins;
         let mut instances = (vec![attachments], Vec::new());
-        for ((ds, sort), l) in self.sources.iter().zip(&sorts).zip(live.iter_mut()) {
+        for (((ds, sort), max_rows), l) in self
+            .sources
+            .iter()
+            .zip(&sorts)
+            .zip(&max_rows)
+            .zip(live.iter_mut())
+        {
             let (
                 Kind::Snapshotter(s),
                 Source::Snapshot {
@@ -416,7 +435,7 @@ impl Gadget {
             }
             *rows = collected.len() as u64;
             *malformed = collected.malformed;
-            *line = snapshot_line(&collected, &decoder, sort.as_ref(), opts.max_rows);
+            *line = snapshot_line(&collected, &decoder, sort.as_ref(), *max_rows);
         }
         // One more instance per other network namespace, each tagged with it.
         for ns in filter_netns.into_iter().filter(|_| !tracer_maps.is_empty()) {
@@ -439,7 +458,10 @@ impl Gadget {
             let mut readers = Vec::new();
             for (i, ds) in self.sources.iter().enumerate() {
                 if let Kind::Tracer(t) = &ds.kind {
-                    let decoder = Decoder::new(&ds.layout).with_enricher(enricher.clone());
+                    let mut decoder = Decoder::new(&ds.layout).with_enricher(enricher.clone());
+                    if let Some(tag) = tag(ds) {
+                        decoder = decoder.with_tag(&tag);
+                    }
                     readers.push((i, EventReader::new(&mut e, t, decoder)?));
                 }
             }
@@ -752,7 +774,9 @@ impl Source {
 /// One data source of a live run, with its own counts.
 struct Live {
     name: String,
-    /// `"datasource":"NAME"` for gadgets with several sources (tag.rs).
+    /// `"datasource":"NAME"` inserted by copying (tag.rs): table and
+    /// histogram sources of gadgets with several sources. Tracers' decoders
+    /// write it themselves ([`Decoder::with_tag`]).
     tag: Option<Vec<u8>>,
     source: Source,
     seen: u64,
@@ -762,10 +786,10 @@ struct Live {
 }
 
 impl Live {
-    fn new(name: &str, tagged: bool, source: Source) -> Live {
+    fn new(name: &str, tag: Option<Vec<u8>>, source: Source) -> Live {
         Live {
             name: name.into(),
-            tag: tagged.then(|| tag::key(name)),
+            tag,
             source,
             seen: 0,
             lost: 0,

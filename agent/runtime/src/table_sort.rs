@@ -1,7 +1,9 @@
-//! `RunOptions::sort` split among a gadget's table sources (toppers and
+//! `RunOptions::sort` and `max_rows` split among a gadget's table sources (toppers and
 //! snapshotters): `SOURCE:FIELD` (or `-SOURCE:FIELD`, `SOURCE:-FIELD`) sorts
 //! that source; a bare `FIELD` sorts the only table source, or, with
 //! several, every one whose rows have the field.
+
+use std::collections::BTreeMap;
 
 use super::datasource::{DataSource, Kind};
 use super::error::{GadgetError, Result};
@@ -56,7 +58,7 @@ pub fn per_source(sources: &[DataSource], spec: Option<&str>) -> Result<Vec<Opti
                     return Err(bad(
                         entry,
                         format!(
-                            "no table source has field `{field}` (prefix it with its source, `SOURCE:FIELD`; table sources: {})",
+                            "names a field no table source has (prefix a field with its source, SOURCE:FIELD; table sources: {})",
                             names(&tables)
                         ),
                     ));
@@ -87,10 +89,41 @@ pub fn per_source(sources: &[DataSource], spec: Option<&str>) -> Result<Vec<Opti
         .collect()
 }
 
+/// The row limit of each source, in the sources' order: `per_source`'s
+/// entry, else `all`; `None` for sources that print no tables. A name that
+/// is no table source is an error naming the table sources.
+pub fn max_rows(
+    sources: &[DataSource],
+    all: Option<usize>,
+    per_source: &BTreeMap<String, usize>,
+) -> Result<Vec<Option<usize>>> {
+    let tables: Vec<&DataSource> = sources.iter().filter(|s| s.kind.is_table()).collect();
+    if let Some(name) = per_source
+        .keys()
+        .find(|n| !tables.iter().any(|t| &t.name == *n))
+    {
+        return Err(GadgetError::Param {
+            name: "max-rows".into(),
+            reason: format!(
+                "`{name}:N` names no data source that prints tables ({})",
+                names(&tables)
+            ),
+        });
+    }
+    Ok(sources
+        .iter()
+        .map(|s| match s.kind.is_table() {
+            true => per_source.get(&s.name).copied().or(all),
+            false => None,
+        })
+        .collect())
+}
+
+/// `parameter `sort`: `ENTRY` REASON`.
 fn bad(entry: &str, reason: String) -> GadgetError {
     GadgetError::Param {
-        name: format!("sort `{entry}`"),
-        reason,
+        name: "sort".into(),
+        reason: format!("`{entry}` {reason}"),
     }
 }
 

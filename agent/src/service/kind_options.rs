@@ -14,6 +14,7 @@ pub const KEYS: &[&str] = &[
     options::INTERVAL_MS,
     options::SORT,
     options::MAX_ROWS,
+    options::MAX_ROWS_PER_SOURCE,
     options::ALL_NETNS,
     options::NETNS_IDS,
     options::IFACE,
@@ -26,6 +27,7 @@ pub struct KindOptions {
     pub interval: Option<Duration>,
     pub sort: Option<String>,
     pub max_rows: Option<usize>,
+    pub max_rows_per_source: std::collections::BTreeMap<String, usize>,
     pub all_netns: bool,
     pub netns_ids: Option<Vec<u64>>,
     /// tc programs' interface, checked for shape.
@@ -54,6 +56,14 @@ impl KindOptions {
             options::MAX_ROWS => {
                 let n = u32::try_from(value).map_err(|_| bad("a u32 (u)"))?;
                 self.max_rows = Some(n as usize);
+            }
+            options::MAX_ROWS_PER_SOURCE => {
+                let map: std::collections::HashMap<String, u32> = value
+                    .try_clone()
+                    .ok()
+                    .and_then(|v| std::collections::HashMap::try_from(v).ok())
+                    .ok_or_else(|| bad("a dict of data source to u32 (a{su})"))?;
+                self.max_rows_per_source = map.into_iter().map(|(k, n)| (k, n as usize)).collect();
             }
             options::ALL_NETNS => {
                 self.all_netns = bool::try_from(value).map_err(|_| bad("a boolean (b)"))?
@@ -87,6 +97,7 @@ impl KindOptions {
         opts.interval = self.interval;
         opts.sort = self.sort.clone();
         opts.max_rows = self.max_rows;
+        opts.max_rows_per_source = self.max_rows_per_source.clone();
         opts.all_netns = self.all_netns;
         opts.netns_ids = self.netns_ids.clone();
         opts.iface = self.iface.clone();
