@@ -1037,9 +1037,9 @@ fn task_file_iterators_list_the_open_files_of_a_process() {
     assert_eq!(fds.len(), rows.len());
 }
 
-/// Issue 18 item 6: the common filters of gadget/filter.h, the same flags on
-/// every gadget. Each case makes the same activity in two processes that
-/// differ in the filtered attribute and asserts only the selected one is seen.
+// Issue 18 item 6: the common filters of gadget/filter.h, the same flags on
+// every gadget. Each case makes the same activity in two processes that
+// differ in the filtered attribute and asserts only the selected one is seen.
 
 /// A file the unprivileged user (65534) may read, and the opens of it by
 /// `cat` as that user and by `head` as root, traced with one filter.
