@@ -1249,3 +1249,27 @@ fn common_filters_select_rows_of_a_snapshot_and_a_map_iterator() {
         );
     }
 }
+
+#[test]
+fn process_filters_drop_what_no_process_can_be_attributed_to() {
+    // Sockets carry no owner: with a process filter, no row can be shown to match.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ours = |rows: &[gadgetd::testing::Event]| {
+        rows.iter()
+            .filter(|r| r["src"] == format!("127.0.0.1:{port}").as_str())
+            .count()
+    };
+    let rows = lib_gadget("snapshot_socket").snapshot().unwrap();
+    assert_eq!(ours(&rows), 1, "{rows:?}");
+    for (flag, value) in [
+        ("pid", std::process::id().to_string()),
+        ("comm", own_comm()),
+    ] {
+        let rows = lib_gadget("snapshot_socket")
+            .param(flag, &value)
+            .snapshot()
+            .unwrap();
+        assert!(rows.is_empty(), "--{flag} {value}: {rows:?}");
+    }
+}
