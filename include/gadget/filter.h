@@ -115,12 +115,14 @@ static __always_inline bool gadget_should_discard_data_current(void)
 
 /*
  * gadgetd: for an event no process can be attributed to (a timer, a softirq,
- * a packet whose socket owner is unknown), true when any process or
- * container filter is set: such an event cannot be shown to match it.
+ * a packet or socket whose owner is unknown), true when any process filter
+ * (--pid, --tid, --uid, --gid, --comm) is set: such an event cannot be shown
+ * to match it. Containers of such gadgets are selected by network namespace
+ * (the agent runs them in the containers' namespaces), not here.
  */
 static __always_inline bool gadget_should_discard_unattributed(void)
 {
-	return gadget_filter_by_mntns || targ_pid || targ_tid || targ_uid != GADGET_INVALID_ID ||
+	return targ_pid || targ_tid || targ_uid != GADGET_INVALID_ID ||
 	       targ_gid != GADGET_INVALID_ID || targ_comm[0];
 }
 
@@ -132,7 +134,7 @@ static __always_inline bool gadget_should_discard_unattributed(void)
 static __always_inline bool gadget_should_discard_data_by_skb(struct gadget_socket_value *owner)
 {
 	if (!owner)
-		return gadget_should_discard_unattributed();
+		return gadget_filter_by_mntns || gadget_should_discard_unattributed();
 	return gadget_should_discard_data(owner->mntns, owner->pid_tgid >> 32,
 					  (__u32)owner->pid_tgid, owner->task,
 					  (__u32)owner->uid_gid, owner->uid_gid >> 32);

@@ -562,7 +562,7 @@ fn fields_filters_and_yaml_shape_every_kind() {
     assert!(lines[0].split_whitespace().eq(["COMM", "PID"]), "{text}");
 
     // --sort/--max-rows on a tracer: a clear error, not silence.
-    for flag in [["--sort", "pid"], ["--max-rows", "3"]] {
+    for flag in [["--sort", "proc.pid"], ["--max-rows", "3"]] {
         let args = [
             "run",
             s(&obj),
@@ -756,4 +756,149 @@ fn completions_know_runs_images_and_parameters() {
         "the image's parameters: {got:?}"
     );
     ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+/// Issue 18 item 4: trace_open and trace_exec print names for numbers by
+/// default (errno, open flags, file mode); JSON keeps the numbers beside them.
+#[test]
+fn default_columns_name_errno_flags_and_mode_and_json_keeps_numbers() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let me = std::process::id().to_string();
+    let dir = TempDir::new("names");
+    let created = dir.path().join("created");
+    let missing = dir.path().join("missing");
+    let activity = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&created)
+            .unwrap();
+        open(&missing);
+    };
+    let obj = gadget("trace_open");
+
+    // Columns: the defaults show the error by name; flags and mode by name when
+    // asked for (added columns come last).
+    let out = run_during(
+        &agent,
+        &[
+            "run",
+            s(&obj),
+            "--pid",
+            &me,
+            "--timeout",
+            "2s",
+            "--fields",
+            "+flags,+mode",
+        ],
+        activity,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        titles(&out),
+        [
+            "PROC.COMM",
+            "PROC.PID",
+            "PROC.CREDS.UID",
+            "ERROR",
+            "FD",
+            "FNAME",
+            "FLAGS",
+            "MODE"
+        ]
+    );
+    let row = |path: &std::path::Path| -> Vec<String> {
+        stdout(&out)
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == s(path)))
+            .unwrap_or_else(|| panic!("no line for {path:?}: {}", stdout(&out)))
+            .split_whitespace()
+            .skip(3) // comm, pid, uid
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        row(&missing),
+        [
+            "ENOENT",
+            "0",
+            s(&missing),
+            "O_RDONLY|O_CLOEXEC",
+            "----------"
+        ]
+    );
+    let fd = row(&created)[0].clone();
+    assert!(fd.parse::<u32>().unwrap() > 2, "{fd}");
+    assert_eq!(
+        row(&created)[1..],
+        [
+            s(&created),
+            "O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC",
+            "-rw-r-----"
+        ]
+    );
+
+    // JSON: both the number and the name.
+    std::fs::remove_file(&created).unwrap();
+    let out = run_during(
+        &agent,
+        &[
+            "run",
+            s(&obj),
+            "--pid",
+            &me,
+            "--timeout",
+            "2s",
+            "-o",
+            "json",
+            "--fields",
+            "error_raw,error,flags_raw,flags,mode_raw,mode,fname",
+        ],
+        activity,
+    );
+    let events = json_lines(&out);
+    let of = |path: &std::path::Path| {
+        events
+            .iter()
+            .find(|e| e["fname"] == s(path))
+            .unwrap_or_else(|| panic!("no event for {path:?}: {events:?}"))
+            .clone()
+    };
+    let cloexec = libc::O_CLOEXEC;
+    assert_eq!(
+        of(&missing),
+        serde_json::json!({"error_raw": libc::ENOENT, "error": "ENOENT", "flags_raw": cloexec,
+            "flags": "O_RDONLY|O_CLOEXEC", "mode_raw": 0, "mode": "----------", "fname": s(&missing)})
+    );
+    assert_eq!(
+        of(&created),
+        serde_json::json!({"error_raw": 0, "error": "",
+            "flags_raw": libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | cloexec,
+            "flags": "O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC", "mode_raw": 0o640, "mode": "-rw-r-----",
+            "fname": s(&created)})
+    );
+
+    // trace_exec: a failed exec by name in its default columns (the exec runs
+    // in the child Command forks, so no --pid of ours).
+    let exec = gadget("trace_exec");
+    let nowhere = dir.path().join("no-such-program");
+    let out = run_during(
+        &agent,
+        &["run", s(&exec), "--failed", "--timeout", "2s"],
+        || assert!(std::process::Command::new(&nowhere).spawn().is_err()),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains(s(&nowhere)))
+        .unwrap_or_else(|| panic!("no failed exec: {}", stdout(&out)))
+        .to_string();
+    assert!(
+        line.split_whitespace().any(|w| w == "ENOENT"),
+        "{line:?} in {}",
+        stdout(&out)
+    );
 }

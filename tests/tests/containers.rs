@@ -300,7 +300,7 @@ fn filtered_by_name(rt: Rt<'_>) {
     );
     for v in &all {
         assert_eq!(
-            v["mntns_id"], mntns,
+            v["proc.mntns_id"], mntns,
             "an event from outside the selected container: {v}"
         );
         assert_eq!(v["runtime.containerName"], web.as_str(), "{v}");
@@ -655,7 +655,7 @@ fn host_filter_and_bad_selectors() {
     });
     // PID 1's namespace, or the agent's where PID 1's is unreadable (the
     // test and the agent share it either way).
-    assert_eq!(ev["mntns_id"], own_ns("mnt"));
+    assert_eq!(ev["proc.mntns_id"], own_ns("mnt"));
     assert_eq!(ev["runtime.containerName"], "");
     assert_eq!(ev["runtime.name"], "");
 
@@ -754,7 +754,7 @@ fn cri_pod_filtered_by_k8s_namespace() {
         .expect("listed");
     assert_eq!(row["k8s_namespace"], ns.as_str());
     let mntns = row["mntns"].as_u64().unwrap();
-    assert_eq!(ev["mntns_id"], mntns);
+    assert_eq!(ev["proc.mntns_id"], mntns);
 
     cri.stop_container(&id);
     let start = Instant::now();

@@ -255,66 +255,46 @@ fn timeout_ends_the_run_and_the_stream_says_why() {
     assert!(start.elapsed() < Duration::from_secs(5));
     let header: Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(header["gadgetd"], "header");
-    let names: Vec<&str> = header["fields"]
+    let fields: Vec<(&str, &str)> = header["fields"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["name"].as_str().unwrap())
+        .map(|f| (f["name"].as_str().unwrap(), f["type"].as_str().unwrap()))
         .collect();
     assert_eq!(
-        names,
-        // uid/gid also print as names (conversions): `uid_name`, `gid_name`.
+        fields,
+        // Nested structs flatten to dotted names; X_raw keeps the number and X
+        // is its name; uid/gid also print as names (`uid_name`, `gid_name`).
         [
-            "timestamp",
-            "pid",
-            "uid",
-            "uid_name",
-            "gid",
-            "gid_name",
-            "mntns_id",
+            ("timestamp_raw", "u64"),
+            ("timestamp", "timestamp"),
+            ("proc.comm", "string"),
+            ("proc.pid", "pid"),
+            ("proc.tid", "u32"),
+            ("proc.mntns_id", "mntns_id"),
             // Container enrichment follows the mount namespace (docs/containers.md).
-            "runtime.containerName",
-            "runtime.containerId",
-            "runtime.name",
-            "runtime.image",
-            "k8s.namespace",
-            "k8s.podName",
-            "k8s.containerName",
-            "ret",
-            "flags",
-            "mode",
-            "comm",
-            "fname"
-        ]
-    );
-    let types: Vec<&str> = header["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "timestamp",
-            "pid",
-            "uid",
-            "string",
-            "gid",
-            "string",
-            "mntns_id",
-            "string",
-            "string",
-            "string",
-            "string",
-            "string",
-            "string",
-            "string",
-            "i32",
-            "i32",
-            "u16",
-            "string",
-            "string"
+            ("runtime.containerName", "string"),
+            ("runtime.containerId", "string"),
+            ("runtime.name", "string"),
+            ("runtime.image", "string"),
+            ("k8s.namespace", "string"),
+            ("k8s.podName", "string"),
+            ("k8s.containerName", "string"),
+            ("proc.creds.uid", "uid"),
+            ("proc.creds.uid_name", "string"),
+            ("proc.creds.gid", "gid"),
+            ("proc.creds.gid_name", "string"),
+            ("proc.parent.comm", "string"),
+            ("proc.parent.pid", "u32"),
+            ("proc.parent.tid", "u32"),
+            ("error_raw", "errno"),
+            ("error", "string"),
+            ("fd", "u32"),
+            ("flags_raw", "file_flags"),
+            ("flags", "string"),
+            ("mode_raw", "file_mode"),
+            ("mode", "string"),
+            ("fname", "string"),
         ]
     );
     let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
@@ -532,10 +512,7 @@ fn sigterm_detaches_every_program_and_ends_streams() {
     agent.wait_running(1);
     let ours: Vec<(u64, String)> = loaded_programs()
         .into_iter()
-        .filter(|(id, n)| {
-            !before.contains(id)
-                && (n.starts_with("trace_enter_exe") || n.starts_with("trace_exit_exec"))
-        })
+        .filter(|(id, n)| !before.contains(id) && (n == "ig_execve_e" || n == "ig_execve_x"))
         .collect();
     assert_eq!(ours.len(), 2, "both programs should be loaded: {ours:?}");
     let status = agent

@@ -1213,9 +1213,9 @@ fn task_file_iterators_list_the_open_files_of_a_process() {
     assert_eq!(fds.len(), rows.len());
 }
 
-/// Issue 18 item 6: the common filters of gadget/filter.h, the same flags on
-/// every gadget. Each case makes the same activity in two processes that
-/// differ in the filtered attribute and asserts only the selected one is seen.
+// Issue 18 item 6: the common filters of gadget/filter.h, the same flags on
+// every gadget. Each case makes the same activity in two processes that
+// differ in the filtered attribute and asserts only the selected one is seen.
 
 /// A file the unprivileged user (65534) may read, and the opens of it by
 /// `cat` as that user and by `head` as root, traced with one filter.
@@ -1423,5 +1423,29 @@ fn common_filters_select_rows_of_a_snapshot_and_a_map_iterator() {
             "--{flag} {value}: {:?}",
             capture.tables
         );
+    }
+}
+
+#[test]
+fn process_filters_drop_what_no_process_can_be_attributed_to() {
+    // Sockets carry no owner: with a process filter, no row can be shown to match.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ours = |rows: &[gadgetd::testing::Event]| {
+        rows.iter()
+            .filter(|r| r["src"] == format!("127.0.0.1:{port}").as_str())
+            .count()
+    };
+    let rows = lib_gadget("snapshot_socket").snapshot().unwrap();
+    assert_eq!(ours(&rows), 1, "{rows:?}");
+    for (flag, value) in [
+        ("pid", std::process::id().to_string()),
+        ("comm", own_comm()),
+    ] {
+        let rows = lib_gadget("snapshot_socket")
+            .param(flag, &value)
+            .snapshot()
+            .unwrap();
+        assert!(rows.is_empty(), "--{flag} {value}: {rows:?}");
     }
 }
