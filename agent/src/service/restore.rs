@@ -152,6 +152,7 @@ async fn restore_one(agent: &Arc<Agent>, rec: &RunRecord) -> Result<(), String> 
         },
         fields: gadget.fields(),
         programs: Vec::new(),
+        notes: Vec::new(),
     });
     // What attached this time (a library may have come or gone meanwhile).
     header.programs = running.programs().iter().map(|p| p.state()).collect();
