@@ -356,9 +356,12 @@ impl Gadget {
         fields
     }
 
-    /// Socket filters and per-netns iterators run once per network namespace.
+    /// Socket filters and per-netns iterators run once per network namespace;
+    /// tc programs select containers by their veths.
     fn scoped_by_netns(&self) -> bool {
-        self.has_socket_filters() || matches!(&self.kind, Kind::Snapshotter(s) if s.per_netns())
+        self.has_socket_filters()
+            || self.has_tc()
+            || matches!(&self.kind, Kind::Snapshotter(s) if s.per_netns())
     }
 
     /// Loads and attaches the gadget. Blocking (tens of milliseconds of
@@ -577,16 +580,18 @@ impl Gadget {
     /// Whether any program is a socket filter (they see one network namespace each).
     /// The interfaces tc programs attach on (none when it has none).
     fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<String>> {
-        let has_tc = self
-            .obj
-            .programs
-            .iter()
-            .any(|p| matches!(load::attach_point(&p.section), Ok(load::AttachPoint::Tc)));
-        Ok(match (has_tc, &opts.iface, &opts.netns_ids) {
+        Ok(match (self.has_tc(), &opts.iface, &opts.netns_ids) {
             (false, ..) | (true, None, None) => Vec::new(),
             (true, Some(iface), _) => vec![iface.clone()],
             (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,
         })
+    }
+
+    fn has_tc(&self) -> bool {
+        self.obj
+            .programs
+            .iter()
+            .any(|p| matches!(load::attach_point(&p.section), Ok(load::AttachPoint::Tc)))
     }
 
     fn has_socket_filters(&self) -> bool {
