@@ -431,6 +431,9 @@ async fn stream_events(
             Line::Event(ev) => printer.event(ev, &mut out)?,
             Line::Control(Control::Header(h)) => {
                 warn_skipped(&h.programs);
+                for note in &h.notes {
+                    eprintln!("gadgetctl: note: {}", escape::terminal(note));
+                }
                 printer.header(&h, &mut out)?
             }
             Line::Control(Control::Lost {

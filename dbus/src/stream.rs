@@ -155,6 +155,10 @@ pub struct Header {
     /// (absent from headers of older agents).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<ProgramState>,
+    /// Things about the run a client should tell its user (e.g. image
+    /// layers gadgetd does not use). Untrusted text: escape before printing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The reserved event key naming an event's (or table row's) data source.

@@ -750,3 +750,162 @@ fn pull_reports_progress_over_the_passed_fd() {
             .any(|l| l["state"] == "downloading" && l["kind"] == "program")
     );
 }
+
+/// A hand-made layout tagged `v1` whose index holds `entries` (manifest
+/// JSON values, each with the platform to give its index entry, if any).
+fn craft_index_layout(dir: &Path, entries: &[(Value, Option<Value>)]) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        dir.join("oci-layout"),
+        br#"{"imageLayoutVersion": "1.0.0"}"#,
+    )
+    .unwrap();
+    let manifests: Vec<Value> = entries
+        .iter()
+        .map(|(m, platform)| {
+            let mut d = put_blob(dir, MANIFEST_MT, &serde_json::to_vec(m).unwrap());
+            if let Some(p) = platform {
+                d["platform"] = p.clone();
+            }
+            d
+        })
+        .collect();
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX_MT, "manifests": manifests});
+    let mut desc = put_blob(dir, INDEX_MT, &serde_json::to_vec(&index).unwrap());
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    let top = json!({"schemaVersion": 2, "manifests": [desc]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+}
+
+/// Layers gadgetd does not run (Inspektor Gadget's wasm and btfgen, an
+/// unknown media type) and an index entry without a platform, next to a
+/// non-gadget artifact (an attestation): the pull stores every blob, the
+/// run uses the program layer and says which layers it ignored; an index
+/// whose only platform-less entry is not a gadget fails at pull time.
+#[test]
+fn extra_layers_are_stored_and_named_and_a_platformless_entry_runs() {
+    require_registry!();
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let reg = Registry::start(false);
+    let dir = TempDir::new("layers");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("blobs/sha256")).unwrap();
+    let config = put_blob(
+        d,
+        CONFIG_MT,
+        &std::fs::read(repo_root().join("gadgets/trace_open/gadget.yaml")).unwrap(),
+    );
+    let program = put_blob(d, PROGRAM_MT, &std::fs::read(gadget("trace_open")).unwrap());
+    let extra = [
+        (
+            "application/vnd.gadget.wasm.program.v1+binary",
+            &b"\0asm\x01\0\0\0"[..],
+        ),
+        (
+            "application/vnd.gadget.btfgen.v1+binary",
+            &b"btfgen archive"[..],
+        ),
+        ("application/vnd.example.unknown.v7", &b"who knows"[..]),
+    ];
+    let extra: Vec<Value> = extra.iter().map(|(mt, b)| put_blob(d, mt, b)).collect();
+    let mut layers = vec![program];
+    layers.extend(extra.iter().cloned());
+    let gadget_manifest =
+        json!({"schemaVersion": 2, "mediaType": MANIFEST_MT, "config": config, "layers": layers});
+    let att_config = put_blob(d, "application/vnd.oci.image.config.v1+json", b"{}");
+    let att_layer = put_blob(d, "application/vnd.in-toto+json", b"{\"predicate\":{}}");
+    let attestation = json!({"schemaVersion": 2, "mediaType": MANIFEST_MT, "config": att_config, "layers": [att_layer]});
+    let unknown = json!({"os": "unknown", "architecture": "unknown"});
+    craft_index_layout(
+        d,
+        &[
+            (attestation.clone(), Some(unknown.clone())),
+            (gadget_manifest, None),
+        ],
+    );
+    let target = format!("{}/layers/trace_open:v1", reg.addr());
+    let copy = |dir: &Path, target: &str| {
+        let out = reg.skopeo(&[
+            "copy",
+            "--all",
+            &format!("oci:{}:v1", dir.display()),
+            &format!("docker://{target}"),
+            "--dest-tls-verify=false",
+        ]);
+        assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
+    };
+    copy(d, &target);
+    ok(&agent.ctl(&["pull", &target]), "pull");
+    let (_, blobs) = snapshot(&agent);
+    for blob in extra.iter().chain([&att_layer, &att_config]) {
+        let hex = blob["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        assert!(blobs.contains(hex), "{blob} was not stored");
+    }
+    let err = run_sees_our_open(&agent, &target, &["--pull", "never"]);
+    let notes: Vec<&str> = err.lines().filter(|l| l.contains("note:")).collect();
+    let want: Vec<String> = extra
+        .iter()
+        .map(|l| {
+            format!(
+                "gadgetctl: note: the image's {} layer {} is not used (gadgetd runs its eBPF program layer)",
+                l["mediaType"].as_str().unwrap(),
+                l["digest"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(notes, want, "{err}");
+
+    // The only platform-less entry is not a gadget: refused when pulled.
+    let bad = TempDir::new("layers-bad");
+    std::fs::create_dir_all(bad.path().join("blobs/sha256")).unwrap();
+    for b in [&att_config, &att_layer] {
+        let hex = b["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        std::fs::copy(
+            d.join("blobs/sha256").join(hex),
+            bad.path().join("blobs/sha256").join(hex),
+        )
+        .unwrap();
+    }
+    let arm_only = {
+        let config = put_blob(bad.path(), CONFIG_MT, b"name: arm only\n");
+        let program = put_blob(bad.path(), PROGRAM_MT, b"\x7fELF not really");
+        json!({"schemaVersion": 2, "mediaType": MANIFEST_MT, "config": config, "layers": [program]})
+    };
+    let other_arch = if cfg!(target_arch = "x86_64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    craft_index_layout(
+        bad.path(),
+        &[
+            (attestation, None),
+            (
+                arm_only,
+                Some(json!({"os": "linux", "architecture": other_arch})),
+            ),
+        ],
+    );
+    let bad_target = format!("{}/layers/bad:v1", reg.addr());
+    copy(bad.path(), &bad_target);
+    let before = snapshot(&agent);
+    let out = agent.ctl(&["pull", &bad_target]);
+    assert!(!out.status.success());
+    let host = if cfg!(target_arch = "x86_64") {
+        "amd64"
+    } else {
+        "arm64"
+    };
+    assert!(
+        stderr(&out).contains(&format!(
+            "image has no manifest for linux/{host} (it has: no platform, not a gadget manifest, linux/{other_arch})"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&agent), before);
+}

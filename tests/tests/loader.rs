@@ -1302,3 +1302,90 @@ fn every_member_of_a_union_is_decoded_from_the_same_bytes() {
         );
     });
 }
+
+/// With a real container (podman) selected by name, tc programs attach on
+/// the host side of its veth, which the agent finds from the container's
+/// network namespace: the test's datagrams to the container pass it on
+/// egress, and nothing else is counted.
+#[test]
+fn tc_programs_follow_a_podman_containers_veth() {
+    use gadgetd_tests::runtimes::{self, Podman};
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman"]) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let p = Podman::start();
+    let bus = Bus::start();
+    let flag = format!("podman={}", p.socket.display());
+    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    let name = format!("gd-tc-{}", random_hex(4));
+    p.run(&name, "sleep 1000");
+    // The harness runs podman without networking: give the container a veth
+    // the way a network plugin does (its end is eth0 in the container).
+    let pid = p.pid(&name).to_string();
+    let id = std::process::id() % 100_000;
+    let host = format!("gdpod{id}");
+    let net = (id % 200) as u8;
+    let (host_ip, ctr_ip) = (format!("10.214.{net}.1"), format!("10.214.{net}.2"));
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .output();
+        }
+    }
+    ip(&format!(
+        "link add {host} type veth peer name eth0 netns {pid}"
+    ));
+    let _del = DelLink(host.clone());
+    ip(&format!("addr add {host_ip}/24 dev {host}"));
+    ip(&format!("link set {host} up"));
+    for args in [
+        format!("addr add {ctr_ip}/24 dev eth0"),
+        "link set eth0 up".to_string(),
+    ] {
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-n", "ip"])
+            .args(args.split(' '))
+            .output()
+            .unwrap();
+        ok(&o, &format!("nsenter ip {args}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !json_lines(&agent.ctl(&["containers", "-o", "json"]))
+        .iter()
+        .any(|c| c["name"] == name)
+    {
+        assert!(Instant::now() < deadline, "the agent never listed {name}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = 42_000 + (std::process::id() % 20_000) as u16;
+    let mut child = agent.ctl_spawn(&[
+        "run",
+        test_object("tc_count").to_str().unwrap(),
+        "--containername",
+        &name,
+        "-p",
+        &format!("targ_port={port}"),
+        "-o",
+        "json",
+        "--timeout",
+        "3s",
+    ]);
+    wait_started(&agent, &mut child);
+    let sock = std::net::UdpSocket::bind((host_ip.as_str(), 0)).unwrap();
+    for _ in 0..3 {
+        sock.send_to(&[3u8; 100], (ctr_ip.as_str(), port)).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let evs = json_lines(&out);
+    let per_source: Vec<usize> = (1..=7)
+        .map(|s| evs.iter().filter(|e| e["source"] == s).count())
+        .collect();
+    // Egress of the host-side veth only: tc/egress, tcx/egress, classifier/egress/….
+    assert_eq!(per_source, [0, 3, 0, 3, 0, 3, 0], "{}", stderr(&out));
+    assert!(evs.iter().all(|e| e["len"] == 14 + 20 + 8 + 100), "{evs:?}");
+    p.remove(&name);
+}

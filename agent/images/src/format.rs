@@ -180,6 +180,15 @@ pub fn parse_index(bytes: &[u8]) -> Result<Index> {
 pub struct GadgetParts {
     pub config: Descriptor,
     pub program: Descriptor,
+    /// Layers gadgetd does not run (Inspektor Gadget's wasm modules and
+    /// btfgen archives, unknown media types): stored, pushed, not used.
+    pub ignored: Vec<Descriptor>,
+}
+
+/// Whether a manifest is a gadget's (its config is a gadget definition);
+/// an index may hold others too (attestations, other artifacts).
+pub fn is_gadget_manifest(m: &Manifest) -> bool {
+    m.config.media_type == CONFIG_MEDIA_TYPE
 }
 
 /// Checks a manifest is a gadget's: the config and one program layer.
@@ -199,6 +208,12 @@ pub fn gadget_parts(m: &Manifest) -> Result<GadgetParts> {
         [one] => Ok(GadgetParts {
             config: m.config.clone(),
             program: (*one).clone(),
+            ignored: m
+                .layers
+                .iter()
+                .filter(|l| l.media_type != PROGRAM_MEDIA_TYPE)
+                .cloned()
+                .collect(),
         }),
         [] => Err(ImageError::Invalid(format!(
             "the manifest has no `{PROGRAM_MEDIA_TYPE}` layer"
@@ -294,15 +309,28 @@ pub fn assemble(builds: &[ArchBuild], info: &BuildInfo) -> BuiltImage {
     BuiltImage { blobs, index: desc }
 }
 
-/// Picks the manifest for `arch` from an index (os linux).
-pub fn pick_platform<'a>(index: &'a Index, arch: &str) -> Result<&'a Descriptor> {
-    index
-        .manifests
-        .iter()
-        .find(|m| {
-            m.platform
-                .as_ref()
-                .is_some_and(|p| p.architecture == arch && p.os == "linux")
+/// Picks the manifest for `arch` from an index (os linux), as containerd
+/// does: an entry for exactly `linux/arch` first; else the first entry with
+/// no `platform` at all that `is_gadget` accepts (a platform-less entry
+/// matches any platform; attestations and other artifacts are passed over).
+/// The pull makes this choice for the host, so an image that cannot run
+/// here fails then, not at run time.
+pub fn pick_platform<'a>(
+    index: &'a Index,
+    arch: &str,
+    is_gadget: impl Fn(&Descriptor) -> bool,
+) -> Result<&'a Descriptor> {
+    let exact = index.manifests.iter().find(|m| {
+        m.platform
+            .as_ref()
+            .is_some_and(|p| p.architecture == arch && p.os == "linux")
+    });
+    exact
+        .or_else(|| {
+            index
+                .manifests
+                .iter()
+                .find(|m| m.platform.is_none() && is_gadget(m))
         })
         .ok_or_else(|| ImageError::NoPlatform {
             wanted: format!("linux/{arch}"),
@@ -313,7 +341,7 @@ pub fn pick_platform<'a>(index: &'a Index, arch: &str) -> Result<&'a Descriptor>
                     m.platform
                         .as_ref()
                         .map(|p| format!("{}/{}", p.os, p.architecture))
-                        .unwrap_or("unknown".into())
+                        .unwrap_or("no platform, not a gadget manifest".into())
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -358,7 +386,7 @@ mod tests {
             .map(|m| m.platform.clone().unwrap().architecture)
             .collect();
         assert_eq!(arches, ["amd64", "arm64"]);
-        let arm = pick_platform(&index, "arm64").unwrap();
+        let arm = pick_platform(&index, "arm64", |_| true).unwrap();
         let m = parse_manifest(&a.blobs[&arm.digest().unwrap()]).unwrap();
         assert_eq!(m.config.media_type, CONFIG_MEDIA_TYPE);
         assert_eq!(m.config.annotations[ANN_TITLE], "config.yaml");
@@ -372,7 +400,7 @@ mod tests {
             crate::digest::verify(d, bytes).unwrap();
         }
         assert!(matches!(
-            pick_platform(&index, "riscv64"),
+            pick_platform(&index, "riscv64", |_| true),
             Err(ImageError::NoPlatform { .. })
         ));
     }

@@ -134,6 +134,43 @@ fn oci_descriptor(d: &Descriptor) -> OciDescriptor {
     }
 }
 
+/// Before any layer is downloaded: the image holds at least one gadget
+/// manifest, each of them well formed, and when its index has entries
+/// without a platform, the one this host would run is decided now
+/// ([`format::pick_platform`]), so an image that cannot run here fails the pull.
+fn check_gadget_manifests(
+    r: &Reference,
+    top: &Descriptor,
+    top_bytes: &[u8],
+    manifests: &[(String, format::Manifest)],
+) -> Result<()> {
+    let invalid = |e: ImageError| ImageError::Invalid(format!("{r}: {e}"));
+    let gadgets: Vec<_> = manifests
+        .iter()
+        .filter(|(_, m)| format::is_gadget_manifest(m))
+        .collect();
+    if gadgets.is_empty() {
+        // The first manifest's error says why it is not a gadget's.
+        if let Some((_, m)) = manifests.first() {
+            format::gadget_parts(m).map_err(invalid)?;
+        }
+        return Err(ImageError::Invalid(format!(
+            "{r}: the image has no manifest"
+        )));
+    }
+    for (_, m) in &gadgets {
+        format::gadget_parts(m).map_err(invalid)?;
+    }
+    if top.is_index() {
+        let index = format::parse_index(top_bytes)?;
+        if index.manifests.iter().any(|m| m.platform.is_none()) {
+            let is_gadget = |d: &Descriptor| gadgets.iter().any(|(digest, _)| *digest == d.digest);
+            format::pick_platform(&index, format::host_arch(), is_gadget)?;
+        }
+    }
+    Ok(())
+}
+
 fn kind_of(d: &Descriptor) -> &'static str {
     match d.media_type.as_str() {
         format::CONFIG_MEDIA_TYPE => "config",
@@ -273,7 +310,7 @@ impl Registries {
                     bytes.len() as u64,
                     bytes.len() as u64,
                 );
-                manifests.push(format::parse_manifest(&bytes)?);
+                manifests.push((d.to_string(), format::parse_manifest(&bytes)?));
             }
         } else {
             progress.send(
@@ -283,12 +320,14 @@ impl Registries {
                 top.size,
                 top.size,
             );
-            manifests.push(format::parse_manifest(&top_bytes)?);
+            manifests.push((top_digest.to_string(), format::parse_manifest(&top_bytes)?));
         }
-        for m in &manifests {
-            let parts =
-                format::gadget_parts(m).map_err(|e| ImageError::Invalid(format!("{r}: {e}")))?;
-            for blob in [&parts.config, &parts.program] {
+        check_gadget_manifests(r, &top, &top_bytes, &manifests)?;
+        // Every blob of every manifest is stored, including layers gadgetd
+        // does not run (wasm, btfgen, unknown media types) and the manifests
+        // of other artifacts in the index: the image stays whole for a push.
+        for (_, m) in &manifests {
+            for blob in std::iter::once(&m.config).chain(m.layers.iter()) {
                 self.pull_blob(&client, r, blob, store, &mut staging, progress)
                     .await?;
             }

@@ -61,6 +61,9 @@ pub struct Runnable {
     pub digest: String,
     pub program: Vec<u8>,
     pub definition: String,
+    /// Layers of the manifest gadgetd does not run, each as
+    /// `<media type> layer <digest>` (for a warning).
+    pub ignored: Vec<String>,
 }
 
 pub struct ImageService {
@@ -153,7 +156,13 @@ impl ImageService {
             .read_blob_max(&top.digest()?, format::MAX_MANIFEST_BYTES)?;
         if top.is_index() {
             let index = format::parse_index(&bytes)?;
-            let d = format::pick_platform(&index, format::host_arch())?;
+            let is_gadget = |d: &Descriptor| {
+                d.digest()
+                    .and_then(|d| self.store.read_blob_max(&d, format::MAX_MANIFEST_BYTES))
+                    .and_then(|b| format::parse_manifest(&b))
+                    .is_ok_and(|m| format::is_gadget_manifest(&m))
+            };
+            let d = format::pick_platform(&index, format::host_arch(), is_gadget)?;
             let m = format::parse_manifest(
                 &self
                     .store
@@ -185,6 +194,11 @@ impl ImageService {
             digest: entry.descriptor.digest.clone(),
             program,
             definition,
+            ignored: parts
+                .ignored
+                .iter()
+                .map(|l| format!("{} layer {}", l.media_type, l.digest))
+                .collect(),
         })
     }
 

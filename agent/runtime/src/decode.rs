@@ -127,7 +127,8 @@ impl Decoder {
     /// decoders whose output [`Decoder::write_more_fields`] continues.
     pub fn with_tag(mut self, tag: &[u8]) -> Decoder {
         match self.fields.first_mut() {
-            Some((key, ..)) => {
+            Some(first) => {
+                let key = &mut first.key;
                 let mut tagged = Vec::with_capacity(key.len() + tag.len() + 1);
                 tagged.push(b'{');
                 tagged.extend_from_slice(tag);

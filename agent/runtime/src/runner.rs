@@ -230,9 +230,11 @@ impl Gadget {
         self.sources[0].fields()
     }
 
-    /// Socket filters and per-netns iterators run once per network namespace.
+    /// Socket filters and per-netns iterators run once per network namespace;
+    /// tc programs select containers by their veths.
     fn scoped_by_netns(&self) -> bool {
         self.has_socket_filters()
+            || self.has_tc()
             || self
                 .sources
                 .iter()
@@ -503,16 +505,18 @@ impl Gadget {
     /// Whether any program is a socket filter (they see one network namespace each).
     /// The interfaces tc programs attach on (none when it has none).
     fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<String>> {
-        let has_tc = self
-            .obj
-            .programs
-            .iter()
-            .any(|p| matches!(load::attach_point(&p.section), Ok(load::AttachPoint::Tc)));
-        Ok(match (has_tc, &opts.iface, &opts.netns_ids) {
+        Ok(match (self.has_tc(), &opts.iface, &opts.netns_ids) {
             (false, ..) | (true, None, None) => Vec::new(),
             (true, Some(iface), _) => vec![iface.clone()],
             (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,
         })
+    }
+
+    fn has_tc(&self) -> bool {
+        self.obj
+            .programs
+            .iter()
+            .any(|p| matches!(load::attach_point(&p.section), Ok(load::AttachPoint::Tc)))
     }
 
     fn has_socket_filters(&self) -> bool {

@@ -351,16 +351,17 @@ pub fn gadget_error(e: GadgetError) -> fdo::Error {
     fdo::Error::InvalidArgs(format!("the image's program cannot run: {e}"))
 }
 
-/// Loads the local image `key` for `Manager.Run`: (gadget, reference, digest).
+/// Loads the local image `key` for `Manager.Run`: (gadget, reference,
+/// digest, the layers it does not use).
 pub async fn load_gadget(
     svc: &Arc<ImageService>,
     key: String,
-) -> fdo::Result<(Gadget, String, String)> {
+) -> fdo::Result<(Gadget, String, String, Vec<String>)> {
     let svc = svc.clone();
     tokio::task::spawn_blocking(move || -> fdo::Result<_> {
         let r = svc.runnable(&key).map_err(to_fdo)?;
         let gadget = Gadget::from_object(r.program, Some(&r.definition)).map_err(gadget_error)?;
-        Ok((gadget, r.reference, r.digest))
+        Ok((gadget, r.reference, r.digest, r.ignored))
     })
     .await
     .map_err(|e| fdo::Error::Failed(format!("image task failed: {e}")))?

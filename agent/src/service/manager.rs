@@ -155,6 +155,8 @@ pub(super) struct ParsedOptions {
     /// The options that make the run's scope (containers, kind options), as
     /// given: stored so a restored run is scoped the same.
     scope: HashMap<String, OwnedValue>,
+    /// Notes for the stream header (image layers not used).
+    pub(super) notes: Vec<String>,
 }
 
 pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
@@ -167,6 +169,7 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
         object: None,
         kinds: Default::default(),
         scope: HashMap::new(),
+        notes: Vec::new(),
     };
     for (key, value) in opts {
         let scoping = gadgetd_containers::selector::KEYS.contains(&key.as_str());
@@ -265,6 +268,7 @@ impl Manager {
             fields: gadget.fields(),
             datasources: gadget.datasource_infos(),
             programs: Vec::new(),
+            notes: opts.notes.clone(),
         };
         let (run_opts, plan) =
             super::scope::run_options(&self.agent, params.clone(), opts.containers, &opts.kinds);
@@ -409,8 +413,15 @@ impl Manager {
     ) -> fdo::Result<(OwnedObjectPath, OwnedFd)> {
         let caller = self.agent.auth.check(conn, &hdr, ACTION_RUN).await?;
         let mut opts = parse_options(&options)?;
-        let (gadget, reference, digest) =
+        let (gadget, reference, digest, ignored) =
             crate::service::images::load_gadget(self.agent.images(), image).await?;
+        for layer in &ignored {
+            tracing::warn!(image = %reference, %layer, "image layer not used");
+        }
+        opts.notes = ignored
+            .iter()
+            .map(|l| format!("the image's {l} is not used (gadgetd runs its eBPF program layer)"))
+            .collect();
         super::policy::admit(self.agent.images(), &reference, &digest, caller.uid).await?;
         let (attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;

@@ -253,6 +253,7 @@ async fn restore_one(
         fields: gadget.fields(),
         datasources: gadget.datasource_infos(),
         programs: Vec::new(),
+        notes: Vec::new(),
     });
     // What attached this time (a library may have come or gone meanwhile).
     header.programs = running.programs().iter().map(|p| p.state()).collect();
