@@ -79,7 +79,6 @@ pub mod markers;
 pub mod mntns_filter;
 mod name_tables;
 mod names;
-mod netns_dispatch;
 pub mod object;
 pub mod params;
 mod perf_ring;

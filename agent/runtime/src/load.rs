@@ -21,7 +21,6 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use super::btf_patch;
 use super::core_relo;
 use super::error::{GadgetError, Result, chain};
-use super::netns_dispatch;
 use super::object::{GadgetObject, ProgramDef};
 use super::pin_dir::{self, PinDir};
 use super::prog_array;
@@ -560,16 +559,7 @@ fn attach_one(
                 Some(ns) => packet_socket_in(ns),
             }
             .map_err(|x| format!("opening a packet socket: {x}"))?;
-            // Through a dispatcher that sets skb->cb[0] to the namespace, as
-            // IG's gadgets expect (netns_dispatch.rs); directly if that fails.
-            let dispatched = match p.fd() {
-                Ok(fd) => netns_dispatch::attach_for(&sock, std::os::fd::AsFd::as_fd(fd), netns),
-                Err(x) => Err(e(&x)),
-            };
-            if let Err(why) = dispatched {
-                tracing::debug!(program = %prog.name, reason = %why, "socket filter attached without the netns dispatcher");
-                p.attach(&sock).map_err(|x| e(&x))?;
-            }
+            p.attach(&sock).map_err(|x| e(&x))?;
             att.sockets.push(sock);
         }
         // Snapshotters load and run their iterators themselves (snapshot.rs).
