@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let with_open = enricher.len();
     println!(
-        "  {open} more open (bound) sockets: {before} -> {with_open} entries; map memlock {} bytes (preallocated for {})",
+        "  {open} more open (bound) sockets: {before} -> {with_open} entries; map memlock {} (preallocated for {} entries)",
         memlock(&enricher.map_path()),
         16384
     );
