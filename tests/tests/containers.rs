@@ -281,7 +281,13 @@ fn filtered_by_name(rt: Rt<'_>) {
     let pid = (rt.pid)(&web);
     let mntns = ns_of(pid, "mnt");
 
-    let (ev, before) = stream.until(Duration::from_secs(20), |v| v["fname"] == MARKER);
+    // Events caught before the runtime reported the start (catch-up at the
+    // first exec) have the container's namespace but no name yet.
+    // With dockerd's containerd also watched, containerd's record of the same
+    // container (named by its id) may come first.
+    let (ev, before) = stream.until(Duration::from_secs(20), |v| {
+        v["fname"] == MARKER && v["runtime.containerName"] == web.as_str()
+    });
     assert_eq!(ev["runtime.containerName"], web.as_str(), "{ev}");
     assert_eq!(ev["runtime.containerId"], id.as_str(), "{ev}");
     assert_eq!(ev["runtime.name"], rt.name, "{ev}");
@@ -290,8 +296,15 @@ fn filtered_by_name(rt: Rt<'_>) {
     assert_eq!(ev["proc.comm"], "cat", "{ev}");
     assert_eq!(ev["error_raw"], 0, "{ev}");
 
-    let mut all = before;
-    all.extend(stream.collect(Duration::from_millis(1500)));
+    for v in &before {
+        assert_eq!(
+            v["mntns_id"], mntns,
+            "an event from outside the selected container: {v}"
+        );
+        let name = v["runtime.containerName"].as_str().unwrap_or_default();
+        assert!(name.is_empty() || name == web || name == id, "{v}");
+    }
+    let mut all = stream.collect(Duration::from_millis(1500));
     all.push(ev);
     let markers = all.iter().filter(|v| v["fname"] == MARKER).count();
     assert!(
@@ -414,11 +427,17 @@ fn first_event_every_time(rt: Rt<'_>) {
         ],
     );
     agent.wait_running(1);
+    // GADGETD_FIRST_EVENT_STARTS=50 for the measurement in docs/containers.md.
+    let starts = std::env::var("GADGETD_FIRST_EVENT_STARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FIRST_EVENT_STARTS);
     let mut missed = Vec::new();
-    for i in 0..FIRST_EVENT_STARTS {
+    for i in 0..starts {
         let name = format!("{tag}-{i}");
         let file = format!("/gadgetd-first-{i}");
-        (rt.run)(&name, &format!("cat {file}"));
+        // Alive a little after: its start event finds it running.
+        (rt.run)(&name, &format!("cat {file}; sleep 3"));
         let (ev, _) = stream.find(Duration::from_secs(10), |v| v["fname"] == file.as_str());
         match ev {
             Some(ev) => {
@@ -432,11 +451,39 @@ fn first_event_every_time(rt: Rt<'_>) {
         }
         (rt.remove)(&name);
     }
+    report_filter_latency(rt.name, &agent.log_text());
     assert!(
         missed.is_empty(),
-        "{}: the first open of containers {missed:?} (of {FIRST_EVENT_STARTS}) was not seen:\n{}",
+        "{}: the first open of containers {missed:?} (of {starts}) was not seen:\n{}",
         rt.name,
         agent.log_text()
+    );
+}
+
+/// Prints how late the runtime's start event came after each container's
+/// first exec (what the filter would lag without the catch-up), from the
+/// agent's `container added to the run's filter` lines.
+fn report_filter_latency(runtime: &str, log: &str) {
+    let mut late_us: Vec<u64> = Vec::new();
+    let mut before_exec = 0;
+    for line in log
+        .lines()
+        .filter(|l| l.contains("container added to the run's filter"))
+    {
+        match line.split("caught_at_exec_us_before=Some(").nth(1) {
+            Some(rest) => {
+                late_us.extend(rest.split(')').next().and_then(|n| n.parse::<u64>().ok()))
+            }
+            None => before_exec += 1,
+        }
+    }
+    late_us.sort_unstable();
+    let ms = |us: u64| us as f64 / 1000.0;
+    eprintln!(
+        "{runtime}: {} containers caught at their first exec, start event later by median {:.1} ms, max {:.1} ms; {before_exec} in the filter before their first exec",
+        late_us.len(),
+        late_us.get(late_us.len() / 2).copied().map_or(0.0, ms),
+        late_us.last().copied().map_or(0.0, ms),
     );
 }
 

@@ -3,7 +3,7 @@
 //! Tasks services for image, labels and PID.
 
 use containerd_client::events::{
-    ContainerCreate, ContainerDelete, TaskCreate, TaskDelete, TaskExit, TaskStart,
+    ContainerCreate, ContainerDelete, TaskDelete, TaskExit, TaskStart,
 };
 use containerd_client::services::v1::{
     GetContainerRequest, ListContainersRequest, ListNamespacesRequest, ListTasksRequest,
@@ -207,18 +207,6 @@ pub async fn session(
                     Err(e) => {
                         tracing::debug!(runtime = RUNTIME, id = %ev.id, error = %e, "cannot describe a created container")
                     }
-                }
-            }
-            // The task's process exists (its user code has not started): the
-            // sooner it is in the filters, the less the catch-up has to do.
-            "/tasks/create" => {
-                let Ok(ev) = TaskCreate::decode(any.value.as_slice()) else {
-                    continue;
-                };
-                if let Ok(Some(d)) = describe(&channel, ns, &ev.container_id, ev.pid).await
-                    && let Some(c) = d.resolve(RUNTIME)
-                {
-                    registry.upsert(source, c);
                 }
             }
             "/tasks/exit" => {

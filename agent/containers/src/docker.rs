@@ -126,19 +126,34 @@ struct Event {
 struct Actor {
     #[serde(rename = "ID", default)]
     id: String,
+    /// `name`, `image` and the container's labels.
+    #[serde(rename = "Attributes", default)]
+    attributes: Option<HashMap<String, String>>,
+}
+
+impl Actor {
+    /// A created container from the event alone: no inspect round trip
+    /// while the runtime goes on to start it.
+    fn created(&self) -> Discovered {
+        let attrs = self.attributes.clone().unwrap_or_default();
+        let get = |k: &str| attrs.get(k).cloned().unwrap_or_default();
+        Discovered {
+            id: self.id.clone(),
+            name: get("name"),
+            image: get("image"),
+            pid: 0,
+            namespace: String::new(),
+            k8s: K8s::from_labels(|k| attrs.get(k).map(String::as_str)),
+        }
+    }
 }
 
 /// The container, if it runs (not found / not running: `None`).
 async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> {
-    inspect_any(socket, id, true).await
-}
-
-/// The container; with `running`, only if it runs.
-async fn inspect_any(socket: &Path, id: &str, running: bool) -> Result<Option<Discovered>, String> {
     let Some(i) = get_json::<Inspect>(socket, &format!("/containers/{id}/json")).await? else {
         return Ok(None);
     };
-    if running && (!i.state.running || i.state.pid == 0) {
+    if !i.state.running || i.state.pid == 0 {
         return Ok(None);
     }
     let labels = i.config.labels.unwrap_or_default();
@@ -257,13 +272,7 @@ async fn follow(
                     }
                 },
                 // Before it starts: its cgroup is awaited (filter.rs, catch-up).
-                "create" => match inspect_any(socket, &ev.actor.id, false).await {
-                    Ok(Some(d)) => registry.created(d.created(runtime)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a created container")
-                    }
-                },
+                "create" => registry.created(ev.actor.created().created(runtime)),
                 "die" | "died" | "destroy" | "remove" | "cleanup" => {
                     registry.remove(source, &ev.actor.id)
                 }

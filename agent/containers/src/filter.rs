@@ -5,9 +5,9 @@
 //! kernel-side catch-up ([`CatchUp`]) adds its mount namespace at its first
 //! exec, before its user code runs, and the start event confirms it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -134,12 +134,15 @@ async fn follow(
     catchup: Option<CatchUp>,
     run_id: String,
 ) {
+    // Containers awaited since their create event: id → (cgroup names, since).
+    let mut awaited: HashMap<String, (Vec<String>, Instant)> = HashMap::new();
     // Changes that happened while the gadget loaded are in the queue.
     loop {
         let change = match tokio::time::timeout(IDLE_CHECK, plan.changes.recv()).await {
             Err(_) => {
-                if map.strong_count() == 0 {
-                    return;
+                let Some(map) = map.upgrade() else { return };
+                if let Some(cu) = &catchup {
+                    expire(cu, &mut awaited, &registry, &plan, &map, &run_id);
                 }
                 continue;
             }
@@ -148,10 +151,16 @@ async fn follow(
         let Some(map) = map.upgrade() else { return };
         match change {
             Ok(Change::Created(c)) if plan.selector.matches(&c) => {
-                if let Some(cu) = &catchup
-                    && let Err(e) = cu.watch(&cgroup_names(&c.runtime, &c.id))
-                {
-                    tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot await the container's first exec");
+                if let Some(cu) = &catchup {
+                    let names = cgroup_names(&c.runtime, &c.id);
+                    match cu.watch(&names) {
+                        Ok(()) => {
+                            awaited.insert(c.id.clone(), (names, Instant::now()));
+                        }
+                        Err(e) => {
+                            tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot await the container's first exec")
+                        }
+                    }
                 }
             }
             Ok(Change::Added(c)) if plan.selector.matches(&c) => match map.insert(c.mntns) {
@@ -165,9 +174,24 @@ async fn follow(
                     tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot add the container to the run's filter (map full?)")
                 }
             },
+            // Awaited but never listed: whatever the catch-up added for it goes.
+            Ok(Change::Vanished(id)) if awaited.contains_key(&id) => {
+                if let Some(cu) = &catchup {
+                    let (names, _) = awaited.remove(&id).expect("checked");
+                    cu.forget(&names);
+                    let want = wanted(&registry, &plan.selector, plan.host);
+                    for mntns in cu.unconfirmed(Duration::ZERO) {
+                        if !want.contains(&mntns) {
+                            map.remove(mntns);
+                            tracing::info!(run = %run_id, id = %id, mntns, "a container that never started left the run's filter");
+                        }
+                    }
+                }
+            }
             Ok(Change::Removed(c)) if plan.selector.matches(&c) => {
                 if let Some(cu) = &catchup {
                     cu.forget(&cgroup_names(&c.runtime, &c.id));
+                    awaited.remove(&c.id);
                 }
                 // Another selected record may share the namespace (same
                 // container seen through two runtimes, or the host).
@@ -182,6 +206,37 @@ async fn follow(
                 resync(&registry, &plan, &map);
             }
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// How long a namespace the catch-up added may stay in the filter without
+/// its runtime confirming the container, and a created container be awaited.
+const UNCONFIRMED: Duration = Duration::from_secs(30);
+
+/// A container that died during setup (or whose start event never came):
+/// its namespace leaves the filter (inodes are reused by later namespaces)
+/// and its cgroup names are no longer awaited.
+fn expire(
+    cu: &CatchUp,
+    awaited: &mut HashMap<String, (Vec<String>, Instant)>,
+    registry: &Registry,
+    plan: &Plan,
+    map: &MntnsFilterMap,
+    run_id: &str,
+) {
+    awaited.retain(|_, (names, since)| {
+        let keep = since.elapsed() < UNCONFIRMED;
+        if !keep {
+            cu.forget(names);
+        }
+        keep
+    });
+    let want = wanted(registry, &plan.selector, plan.host);
+    for mntns in cu.unconfirmed(UNCONFIRMED) {
+        if !want.contains(&mntns) {
+            map.remove(mntns);
+            tracing::info!(run = %run_id, mntns, "unconfirmed container namespace removed from the run's filter");
         }
     }
 }

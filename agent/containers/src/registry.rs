@@ -22,6 +22,9 @@ pub enum Change {
     /// A container its runtime created and is about to start: no process
     /// yet (`pid`, `mntns`, `netns` and `cgroup` are empty), not listed.
     Created(Arc<Container>),
+    /// A container that stopped or was deleted without ever being listed
+    /// (it died during setup, or exited before its start was handled): its id.
+    Vanished(String),
 }
 
 #[derive(Default)]
@@ -106,6 +109,8 @@ impl Registry {
     pub fn remove(&self, source: &str, id: &str) {
         let mut inner = self.inner.write().unwrap();
         let Some(old) = inner.records.remove(&(source.to_string(), id.to_string())) else {
+            drop(inner);
+            let _ = self.changes.send(Change::Vanished(id.to_string()));
             return;
         };
         self.reindex(&mut inner);
@@ -255,6 +260,7 @@ mod tests {
                 Change::Added(c) => format!("+{}", c.name),
                 Change::Removed(c) => format!("-{}", c.name),
                 Change::Created(c) => format!("*{}", c.name),
+                Change::Vanished(id) => format!("?{id}"),
             });
         }
         assert_eq!(seen, ["+abc", "+web", "-web"]);

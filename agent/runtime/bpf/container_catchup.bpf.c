@@ -42,6 +42,18 @@ struct {
 	__type(value, __u64);
 } gadget_catchup_caught SEC(".maps");
 
+/*
+ * Mount namespaces never added: the host's and the agent's (a runtime's
+ * helpers, `runc init`, exec in the container's cgroup before they enter
+ * its namespaces).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u64);
+	__type(value, __u8);
+} gadget_catchup_ignore SEC(".maps");
+
 /* The key buffer: too big for comfort on the 512-byte stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -117,11 +129,13 @@ int gadget_catchup_exec(void *ctx)
 	if (!hit)
 		return 0;
 	mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	if (!mntns || bpf_map_lookup_elem(&gadget_mntns_filter_map, &mntns))
+	if (!mntns || bpf_map_lookup_elem(&gadget_mntns_filter_map, &mntns) ||
+	    bpf_map_lookup_elem(&gadget_catchup_ignore, &mntns))
 		return 0;
 	bpf_map_update_elem(&gadget_mntns_filter_map, &mntns, &one, BPF_ANY);
 	now = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&gadget_catchup_caught, &mntns, &now, BPF_NOEXIST);
+	/* Namespace inodes are reused: the latest catch is the one that counts. */
+	bpf_map_update_elem(&gadget_catchup_caught, &mntns, &now, BPF_ANY);
 	return 0;
 }
 

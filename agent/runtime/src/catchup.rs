@@ -27,6 +27,15 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/container_catch
 const NAMES: &str = "gadget_catchup_cgroups";
 const CAUGHT: &str = "gadget_catchup_caught";
 const PROGRAM: &str = "gadget_catchup_exec";
+const IGNORE: &str = "gadget_catchup_ignore";
+
+/// The mount namespace inode of `/proc/<pid>`.
+fn mntns_of(pid: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|m| m.ino())
+}
 /// The key size of [`NAMES`]: a cgroup's name, zero-padded.
 pub const CGROUP_NAME_LEN: usize = 128;
 
@@ -107,6 +116,16 @@ impl CatchUp {
             .map_err(|e| fail("attaching to sched/sched_process_exec", &chain(&e)))?;
         // The program holds the map now; the pin (and its bpffs) can go.
         drop(pins);
+        // Never the host's or the agent's own namespace.
+        if let Some(map) = ebpf.map_mut(IGNORE) {
+            let mut h =
+                HashMap::<_, u64, u8>::try_from(map).map_err(|e| fail(IGNORE, &chain(&e)))?;
+            for pid in ["1", "self"] {
+                if let Some(ino) = mntns_of(pid) {
+                    h.insert(ino, 1, 0).map_err(|e| fail(IGNORE, &chain(&e)))?;
+                }
+            }
+        }
         Ok(CatchUp {
             ebpf: Mutex::new(ebpf),
         })
@@ -146,17 +165,45 @@ impl CatchUp {
         });
     }
 
-    /// When (boot clock, ns since boot) the program added mount namespace
-    /// `mntns`, if it did.
-    pub fn caught_at(&self, mntns: u64) -> Option<u64> {
-        let ebpf = self.ebpf.lock().unwrap_or_else(|p| p.into_inner());
-        let h = HashMap::<_, u64, u64>::try_from(ebpf.map(CAUGHT)?).ok()?;
-        h.get(&mntns, 0).ok()
+    /// When (boot clock, ns since boot) the program last added mount
+    /// namespace `mntns`, if it did; the record is consumed (inodes are
+    /// reused by later namespaces).
+    pub fn take_caught_at(&self, mntns: u64) -> Option<u64> {
+        let mut ebpf = self.ebpf.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = HashMap::<_, u64, u64>::try_from(ebpf.map_mut(CAUGHT)?).ok()?;
+        let at = h.get(&mntns, 0).ok()?;
+        let _ = h.remove(&mntns);
+        Some(at)
     }
 
-    /// How long ago (µs) the program added mount namespace `mntns`, if it did.
+    /// Namespaces the program added more than `age` ago that no runtime
+    /// confirmed since ([`CatchUp::take_caught_at`] consumes confirmed ones);
+    /// their records are consumed.
+    pub fn unconfirmed(&self, age: std::time::Duration) -> Vec<u64> {
+        let mut ebpf = self.ebpf.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(map) = ebpf.map_mut(CAUGHT) else {
+            return Vec::new();
+        };
+        let Ok(mut h) = HashMap::<_, u64, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        let cutoff = boot_ns().saturating_sub(age.as_nanos() as u64);
+        let old: Vec<u64> = h
+            .iter()
+            .filter_map(|kv| kv.ok())
+            .filter(|(_, at)| *at < cutoff)
+            .map(|(mntns, _)| mntns)
+            .collect();
+        for mntns in &old {
+            let _ = h.remove(mntns);
+        }
+        old
+    }
+
+    /// How long ago (µs) the program added mount namespace `mntns`, if it
+    /// did (consumed, as [`CatchUp::take_caught_at`]).
     pub fn caught_us_ago(&self, mntns: u64) -> Option<u64> {
-        let at = self.caught_at(mntns)?;
+        let at = self.take_caught_at(mntns)?;
         Some(boot_ns().saturating_sub(at) / 1000)
     }
 }
