@@ -878,8 +878,8 @@ mod tests {
         // class: ASCII, escapes, UTF-8 leads of every length, continuation
         // bytes, overlong and surrogate leads, bytes never valid in UTF-8.
         let alphabet: &[u8] = &[
-            b'a', b'"', b'\\', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xa9, 0xbf, 0xc0, 0xc3, 0xdf,
-            0xe0, 0xe6, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+            b'a', b'"', b'\\', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xa9, 0xbf, 0xc0, 0xc3, 0xdf, 0xe0,
+            0xe6, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
         ];
         let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
         for a in alphabet {
@@ -952,11 +952,31 @@ mod tests {
             names,
             type_name: type_name.into(),
         };
-        let bits = || vec![(1, "R".to_string()), (2, "W".to_string()), (4, "X".to_string())];
+        let bits = || {
+            vec![
+                (1, "R".to_string()),
+                (2, "W".to_string()),
+                (4, "X".to_string()),
+            ]
+        };
         let cases: Vec<(FieldKind, u32, &str)> = vec![
             // Plain enums: the name, else the number.
-            (kind("state", vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())]), 1, r#""BUSY""#),
-            (kind("state", vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())]), 2, "2"),
+            (
+                kind(
+                    "state",
+                    vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())],
+                ),
+                1,
+                r#""BUSY""#,
+            ),
+            (
+                kind(
+                    "state",
+                    vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())],
+                ),
+                2,
+                "2",
+            ),
             // Every enumerator one bit: an unnamed value prints its bits.
             (kind("perm", bits()), 2, r#""W""#),
             (kind("perm", bits()), 5, r#""R|X""#),
@@ -974,7 +994,9 @@ mod tests {
                 fields: vec![field("f", 0, k.clone())],
             };
             let mut out = Vec::new();
-            Decoder::new(&layout).write_json(&v.to_ne_bytes(), &mut out).unwrap();
+            Decoder::new(&layout)
+                .write_json(&v.to_ne_bytes(), &mut out)
+                .unwrap();
             let line = std::str::from_utf8(&out).unwrap();
             assert_eq!(line, format!("{{\"f\":{want}}}\n"), "{k:?} {v}");
         }
