@@ -50,7 +50,7 @@ run: deps-build build gadgets images
 	./scripts/demo.sh $(BIN) build/gadgets/trace_open.o build/gadgets.tar
 
 # The README's second command: the whole suite, against the real kernel and real daemons.
-test: test-workspace boot-test package-test
+test: test-workspace boot-test package-test decode-check
 
 # The Rust tests (unit and end-to-end); every test binary runs even when one fails.
 test-workspace: deps gadgets test-objects

@@ -316,6 +316,8 @@ def main():
         rss_idle = status_kib(agent.pid, "VmRSS")
         ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: page cache, first-use allocations
         ttfe = time_to_first_event(args.bin_dir, sock, obj, args.runs)
+        # The peak so far comes from loading alone (no event flood yet).
+        peak_loads = status_kib(agent.pid, "VmHWM")
         for _ in range(args.reps):
             results["untraced"].append(loadgen_untraced(loadgen, n, target))
             results["filtered"].append(floor_run(reader, obj, loadgen, n, target, filtered_out=True))
@@ -342,7 +344,8 @@ def main():
     print(f"traced-workload slowdown    {r['gen_seconds'] / untraced:.2f}x")
     print(f"time to first event         median {ttfe[0]:.1f} ms (min {ttfe[1]:.1f}, max {ttfe[2]:.1f}, {args.runs} runs)")
     print(f"agent RSS idle              {rss_idle / 1024:.1f} MiB")
-    print(f"agent RSS, 1 gadget loaded  {r['rss_loaded_kib'] / 1024:.1f} MiB (peak during runs {peak / 1024:.1f} MiB)")
+    print(f"agent RSS, 1 gadget loaded  {r['rss_loaded_kib'] / 1024:.1f} MiB (peak during runs {peak / 1024:.1f} MiB, "
+          f"after {args.runs + 1} loads and no flood {peak_loads / 1024:.1f} MiB)")
     print(f"  of which heap/stacks      {r['anon_loaded_kib'] / 1024:.1f} MiB, "
           f"BPF ring buffer mapping {r['bpf_loaded_kib'] / 1024:.1f} MiB")
     print_floor(n, args.reps, results)

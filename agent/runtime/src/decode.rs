@@ -277,7 +277,7 @@ impl Decoder {
                     write_int(out, IntValue::Unsigned(v));
                 }
             }
-            FieldKind::Str { len } => write_json_bytes(out, until_nul(&d[..*len])),
+            FieldKind::Str { len } => write_json_cstr(out, &d[..*len]),
             FieldKind::DnsName { len } => {
                 write_json_str(out, names::dns_name(&d[..*len]).as_bytes())
             }
@@ -377,7 +377,7 @@ impl Decoder {
 
 /// A flag enum's value with no name of its own, as the JSON string
 /// `A|B` (and `|0x..` for bits no enumerator names), as
-/// [`names::enum_value`] spells it, written in place.
+/// written in place.
 fn write_enum_flags(names: &[(i64, String)], v: i64, out: &mut Vec<u8>) {
     out.push(b'"');
     let start = out.len();
@@ -485,10 +485,6 @@ fn write_int(out: &mut Vec<u8>, v: IntValue) {
     );
 }
 
-fn until_nul(d: &[u8]) -> &[u8] {
-    d.iter().position(|&b| b == 0).map_or(d, |n| &d[..n])
-}
-
 fn trim_trailing_nuls(d: &[u8]) -> &[u8] {
     let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
     &d[..end]
@@ -515,17 +511,27 @@ fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
 /// One pass: runs of bytes that need nothing are copied at once; only
 /// quotes, backslashes, control characters and non-ASCII bytes stop it.
 pub fn write_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
+    write_kernel_bytes(out, s, false);
+}
+
+/// [`write_json_bytes`] of a `char[N]` field: the bytes up to the first NUL,
+/// or all N (found in the same pass).
+pub fn write_json_cstr(out: &mut Vec<u8>, s: &[u8]) {
+    write_kernel_bytes(out, s, true);
+}
+
+fn write_kernel_bytes(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
     out.push(b'"');
     let mut start = 0;
     let mut i = 0;
     while i < s.len() {
-        let b = s[i];
-        if b >= 0x20 && b < 0x80 && b != b'"' && b != b'\\' {
-            i += 1;
-            continue;
-        }
+        i += plain_prefix(&s[i..]);
+        let Some(&b) = s.get(i) else { break };
         out.extend_from_slice(&s[start..i]);
-        if b < 0x80 {
+        if b == 0 && stop_at_nul {
+            start = i;
+            break;
+        } else if b < 0x80 {
             escape_ascii(out, b, br"\\\\"); // a backslash in the value: two, so four in JSON
             i += 1;
         } else {
@@ -543,8 +549,41 @@ pub fn write_json_bytes(out: &mut Vec<u8>, s: &[u8]) {
         }
         start = i;
     }
-    out.extend_from_slice(&s[start..]);
+    if start < i {
+        out.extend_from_slice(&s[start..i]);
+    }
     out.push(b'"');
+}
+
+/// Bytes at the start of `s` that go into a JSON string as they are
+/// (printable ASCII but `"` and `\\`), eight at a time while it can.
+#[inline]
+fn plain_prefix(s: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `x` is zero: the classic (x - 0x01..) & !x & 0x80.. test.
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let x = u64::from_ne_bytes(chunk.try_into().unwrap());
+        // Below 0x20 (x - 0x20.. borrows into the high bit of a byte that
+        // had it clear), non-ASCII (high bit set), a quote, a backslash.
+        let special = (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | (x & HIGH)
+            | has_zero(x ^ (ONES * u64::from(b'"')))
+            | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = s.get(i) {
+        if !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -585,6 +624,11 @@ fn escape_ascii(out: &mut Vec<u8>, b: u8, backslash: &[u8]) {
 /// stays valid JSON whatever the kernel handed us.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    if plain_prefix(s) == s.len() {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     match std::str::from_utf8(s) {
         Ok(text) => escape_into(out, text),
         Err(_) => escape_into(out, &String::from_utf8_lossy(s)),
@@ -803,6 +847,10 @@ mod tests {
         assert_eq!(v["s"], r"a\\\xc3b");
     }
 
+    fn until_nul(d: &[u8]) -> &[u8] {
+        d.iter().position(|&b| b == 0).map_or(d, |n| &d[..n])
+    }
+
     /// The two-pass writer this module had before (from_utf8, then split on
     /// backslashes, then escape): the one-pass writer must print the same.
     fn reference_json_bytes(out: &mut Vec<u8>, mut s: &[u8]) {
@@ -853,8 +901,8 @@ mod tests {
         // class: ASCII, escapes, UTF-8 leads of every length, continuation
         // bytes, overlong and surrogate leads, bytes never valid in UTF-8.
         let alphabet: &[u8] = &[
-            b'a', b'"', b'\\', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xa9, 0xbf, 0xc0, 0xc3, 0xdf,
-            0xe0, 0xe6, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+            b'a', b'"', b'\\', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xa9, 0xbf, 0xc0, 0xc3, 0xdf, 0xe0,
+            0xe6, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
         ];
         let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
         for a in alphabet {
@@ -887,6 +935,35 @@ mod tests {
             );
             let v: serde_json::Value = serde_json::from_slice(&got).unwrap();
             assert!(v.is_string(), "{input:x?}");
+            // A `char[N]` field: the same, up to the first NUL, whatever follows it.
+            for tail in [&b""[..], b"\0", b"\0\xff\"tail"] {
+                got.clear();
+                want.clear();
+                let field = [input.as_slice(), tail].concat();
+                write_json_cstr(&mut got, &field);
+                reference_json_bytes(&mut want, until_nul(&field));
+                assert_eq!(got, want, "{field:x?}");
+            }
+        }
+        // Long runs take the eight-bytes-at-a-time path: every special byte
+        // at every position of a 24-byte string.
+        for special in [0u8, 0x01, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xc3, 0xff] {
+            for at in 0..24 {
+                let mut input = b"abcdefghijklmnopqrstuvwx".to_vec();
+                input[at] = special;
+                got.clear();
+                want.clear();
+                write_json_bytes(&mut got, &input);
+                reference_json_bytes(&mut want, &input);
+                assert_eq!(got, want, "{input:x?}");
+                got.clear();
+                want.clear();
+                write_json_str(&mut got, &input);
+                want.push(b'"');
+                escape_into(&mut want, &String::from_utf8_lossy(&input));
+                want.push(b'"');
+                assert_eq!(got, want, "{input:x?}");
+            }
         }
     }
 
@@ -898,15 +975,36 @@ mod tests {
             names,
             type_name: type_name.into(),
         };
-        let bits = || vec![(1, "R".to_string()), (2, "W".to_string()), (4, "X".to_string())];
+        let bits = || {
+            vec![
+                (1, "R".to_string()),
+                (2, "W".to_string()),
+                (4, "X".to_string()),
+            ]
+        };
         let cases: Vec<(FieldKind, u32, &str)> = vec![
             // Plain enums: the name, else the number.
-            (kind("state", vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())]), 1, r#""BUSY""#),
-            (kind("state", vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())]), 2, "2"),
+            (
+                kind(
+                    "state",
+                    vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())],
+                ),
+                1,
+                r#""BUSY""#,
+            ),
+            (
+                kind(
+                    "state",
+                    vec![(0, "IDLE".into()), (1, "BUSY".into()), (3, "GONE".into())],
+                ),
+                2,
+                "2",
+            ),
             // Every enumerator one bit: an unnamed value prints its bits.
             (kind("perm", bits()), 2, r#""W""#),
             (kind("perm", bits()), 5, r#""R|X""#),
             (kind("perm", bits()), 9, r#""R|0x8""#),
+            (kind("perm", bits()), 0x1d, r#""R|X|0x18""#),
             (kind("perm", bits()), 0, "0"),
             (kind("perm", bits()), 8, r#""0x8""#),
             // `_set`: always the members, even for a named value.
@@ -919,15 +1017,11 @@ mod tests {
                 fields: vec![field("f", 0, k.clone())],
             };
             let mut out = Vec::new();
-            Decoder::new(&layout).write_json(&v.to_ne_bytes(), &mut out).unwrap();
+            Decoder::new(&layout)
+                .write_json(&v.to_ne_bytes(), &mut out)
+                .unwrap();
             let line = std::str::from_utf8(&out).unwrap();
             assert_eq!(line, format!("{{\"f\":{want}}}\n"), "{k:?} {v}");
-            // The same as names::enum_value spells it.
-            if let FieldKind::Enum { names, .. } = &k
-                && !want.starts_with('"')
-            {
-                assert!(!crate::names::enum_value(names, v as i64, &mut String::new()));
-            }
         }
     }
 }

@@ -119,36 +119,6 @@ pub fn interface<R>(index: u64, with: impl FnOnce(&str) -> R) -> R {
     cached(&CACHE, index, resolve, with)
 }
 
-/// An enum value as a name; for flag enums (every member a single bit) a
-/// combination prints as `A|B`, with any unnamed rest in hex.
-pub fn enum_value(names: &[(i64, String)], v: i64, out: &mut String) -> bool {
-    if let Some((_, n)) = names.iter().find(|(k, _)| *k == v) {
-        out.push_str(n);
-        return true;
-    }
-    let is_flags = names.len() > 1 && names.iter().all(|(k, _)| *k > 0 && (*k & (*k - 1)) == 0);
-    if !is_flags || v <= 0 {
-        return false;
-    }
-    let mut rest = v;
-    for (k, n) in names {
-        if rest & k != 0 {
-            if !out.is_empty() {
-                out.push('|');
-            }
-            out.push_str(n);
-            rest &= !k;
-        }
-    }
-    if rest != 0 {
-        if !out.is_empty() {
-            out.push('|');
-        }
-        out.push_str(&format!("{rest:#x}"));
-    }
-    true
-}
-
 /// A DNS name in wire format (length-prefixed labels) as a dotted name.
 pub fn dns_name(wire: &[u8]) -> String {
     let mut out = String::new();
@@ -197,16 +167,5 @@ mod tests {
             dns_name(b"\x03www\x07example\x03com\x00"),
             "www.example.com"
         );
-        let flags = vec![
-            (1, "READ".to_string()),
-            (2, "WRITE".to_string()),
-            (8, "EXEC".to_string()),
-        ];
-        let mut s = String::new();
-        assert!(enum_value(&flags, 3, &mut s));
-        assert_eq!(s, "READ|WRITE");
-        s.clear();
-        assert!(enum_value(&flags, 0x19, &mut s));
-        assert_eq!(s, "READ|EXEC|0x10");
     }
 }

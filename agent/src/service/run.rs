@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use gadgetd_dbus::stream::{self, Control, End, Header, LostCause, SourceCount};
 use gadgetd_dbus::types::{RunSummary, state};
 use tokio::sync::{mpsc, watch};
@@ -287,6 +288,24 @@ pub fn spawn_at(
 /// How often counters are published as PropertiesChanged at most.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
+/// Bytes of the batch buffer the decoder writes into.
+const BATCH_CAPACITY: usize = 512 * 1024;
+
+/// The decoded batch as shared bytes for the clients' queues, which count
+/// what they hold by length: a batch that fills at least half the buffer is
+/// handed over whole (no copy) and the buffer replaced; a smaller one (a
+/// drain tick's few events) is copied out at its size and the buffer kept,
+/// so a queue never pins 512 KiB allocations for a few KiB of events.
+fn take_batch(buf: &mut Vec<u8>) -> Bytes {
+    if buf.len() >= BATCH_CAPACITY / 2 {
+        std::mem::replace(buf, Vec::with_capacity(BATCH_CAPACITY)).into()
+    } else {
+        let data = Bytes::copy_from_slice(buf);
+        buf.clear();
+        data
+    }
+}
+
 async fn pump(
     handle: &Arc<RunHandle>,
     mut running: Running,
@@ -309,7 +328,7 @@ async fn pump(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
-    let mut buf = Vec::with_capacity(512 * 1024);
+    let mut buf = Vec::with_capacity(BATCH_CAPACITY);
     // Loss reports name their data source when there are several.
     let multi = running.counts().len() > 1;
     let reason: &str = loop {
@@ -322,8 +341,7 @@ async fn pump(
                     ledger.saw(events, lost);
                 }
                 if events > 0 {
-                    let data = std::mem::replace(&mut buf, Vec::with_capacity(512 * 1024));
-                    fanout.send(Chunk { data: data.into(), events });
+                    fanout.send(Chunk { data: take_batch(&mut buf), events });
                 }
                 if lost > 0 {
                     handle.stats.count_lost(batch.lost, batch.malformed);
@@ -558,4 +576,32 @@ pub async fn emit_changed(
         std::borrow::Cow::Borrowed(&[]),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_batches_are_copied_out_and_full_ones_handed_over() {
+        let mut buf = Vec::with_capacity(BATCH_CAPACITY);
+        // A drain tick's few events: copied at their size, the buffer kept.
+        for len in [1, 300, BATCH_CAPACITY / 2 - 1] {
+            buf.extend(std::iter::repeat_n(b'x', len));
+            let kept = buf.as_ptr();
+            let data = take_batch(&mut buf);
+            assert_eq!(data.len(), len);
+            assert!(buf.is_empty());
+            assert_eq!(buf.as_ptr(), kept, "{len}: the buffer is reused");
+            assert_ne!(data.as_ptr(), kept, "{len}: the batch is a copy");
+        }
+        // A full batch: the buffer itself, and a fresh one in its place.
+        for len in [BATCH_CAPACITY / 2, BATCH_CAPACITY - 1] {
+            buf.extend(std::iter::repeat_n(b'y', len));
+            let given = buf.as_ptr();
+            let data = take_batch(&mut buf);
+            assert_eq!((data.len(), data.as_ptr()), (len, given));
+            assert!(buf.is_empty() && buf.capacity() >= BATCH_CAPACITY);
+        }
+    }
 }

@@ -61,7 +61,10 @@ fn run() -> Result<(), String> {
         globals: vec![("targ_pid".into(), pid.to_ne_bytes().to_vec())],
         max_entries: Vec::new(),
     };
+    // As the agent does: the parsed kernel BTF is dropped once loaded.
+    let release = load::KernelBtfRelease;
     let mut ebpf = load::load(&req).map_err(|e| format!("loading {object}: {e}"))?;
+    drop(release);
     let _attached = load::attach_all(&mut ebpf, &obj).map_err(|e| format!("attaching: {e}"))?;
     let mut ring = RingBuf::try_from(
         ebpf.take_map(RING)
