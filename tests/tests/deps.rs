@@ -79,6 +79,6 @@ fn make_run_installs_only_what_building_and_running_need() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&bad.stderr)
-            .contains("unknown set `everything`; expected `build` or `test`")
+            .contains("unknown set `everything`; expected `build`, `test` or `bench`")
     );
 }
