@@ -298,7 +298,7 @@ fn filtered_by_name(rt: Rt<'_>) {
 
     for v in &before {
         assert_eq!(
-            v["mntns_id"], mntns,
+            v["proc.mntns_id"], mntns,
             "an event from outside the selected container: {v}"
         );
         let name = v["runtime.containerName"].as_str().unwrap_or_default();
@@ -441,8 +441,8 @@ fn first_event_every_time(rt: Rt<'_>) {
         let (ev, _) = stream.find(Duration::from_secs(10), |v| v["fname"] == file.as_str());
         match ev {
             Some(ev) => {
-                assert_eq!(ev["comm"], "cat", "{ev}");
-                assert_eq!(ev["ret"], -2, "{ev}");
+                assert_eq!(ev["proc.comm"], "cat", "{ev}");
+                assert_eq!(ev["error"], "ENOENT", "{ev}");
                 // Caught before the runtime reported it: the name may come later.
                 let named = ev["runtime.containerName"].as_str().unwrap_or_default();
                 assert!(named.is_empty() || named == name, "{ev}");
