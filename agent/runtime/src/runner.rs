@@ -198,8 +198,15 @@ fn hidden_by_default(name: &str, all: &[String]) -> bool {
 }
 
 impl Gadget {
-    /// Parses an ELF object and an optional definition YAML.
+    /// Parses an ELF object and an optional definition YAML. A panic in a
+    /// dependency is an error ([`crate::contain`]).
     pub fn from_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
+        crate::contain::contain(crate::contain::Stage::Parse, || {
+            Gadget::parse_object(bytes, definition_yaml)
+        })
+    }
+
+    fn parse_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
         let mut definition = Definition::parse(definition_yaml.unwrap_or(""))?;
         let obj = GadgetObject::parse(bytes)?;
         let kind = classify_kind(&obj)?;
@@ -353,6 +360,10 @@ impl Gadget {
     /// Loads and attaches the gadget. Blocking (tens of milliseconds of
     /// syscalls; a snapshot is taken here); must be called within a tokio runtime.
     pub fn start(&self, opts: &RunOptions) -> Result<Running> {
+        crate::contain::contain(crate::contain::Stage::Load, || self.start_contained(opts))
+    }
+
+    fn start_contained(&self, opts: &RunOptions) -> Result<Running> {
         let globals = self.encode_params(opts)?;
         // Check the kind's options before touching the kernel.
         let sort = match &self.kind {
