@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/*.h)
 
-.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds decode-check decode-check-update test-objects build run test bench clean fmt lint packages package-test bench-service boot-test
+.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds decode-check decode-check-update test-objects build run test bench clean fmt lint packages package-test bench-service boot-test fuzz
 
 all: build gadgets images
 
@@ -136,3 +136,11 @@ boot-test: deps gadgets
 bench-service: deps gadgets
 	$(CARGO) build --release -p gadgetd -p gadgetctl --bins
 	./scripts/bench_service.py $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
+
+# Fuzzing (nightly and cargo-fuzz, never in CI): every target of fuzz/ for
+# FUZZ_SECONDS at nice 19; prints executions and crashes per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= object definition oci_index oci_archive reference stream
+fuzz: gadgets test-objects
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	./scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -19,7 +19,8 @@ pub const DEFAULT_PREFIX: &str = "ghcr.io/gadgetd/gadget";
 ///   `ghcr.io/gadgetd/gadget/trace_open`); the first component names a
 ///   registry when it has a `.` or a `:` or is `localhost`;
 /// - the registry host is lower-cased and the default HTTPS port `:443`
-///   dropped (`GHCR.IO:443/x` → `ghcr.io/x`);
+///   dropped (`GHCR.IO:443/x` → `ghcr.io/x`) unless the host has no dot
+///   (`myhost:443/x` stays: `myhost/x` would be a repository path);
 /// - `index.docker.io` is `docker.io`, and a one-component name there is
 ///   an official image (`docker.io/busybox` → `docker.io/library/busybox`);
 /// - `:latest` is added when there is neither tag nor digest; tags and
@@ -142,10 +143,13 @@ fn normalize_host(registry: &str) -> std::result::Result<String, String> {
     } else {
         host
     };
+    // Without its port, a host with no dot (`myhost:443`) would read as a
+    // repository path: such a port stays.
+    let reads_as_host = host.contains('.') || host.starts_with('[') || host == "localhost";
     match port {
         None => Ok(host),
         Some(p) => match p.parse::<u16>() {
-            Ok(443) if p == "443" => Ok(host),
+            Ok(443) if p == "443" && reads_as_host => Ok(host),
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0') => {
                 Ok(format!("{host}:{n}"))
             }
@@ -326,6 +330,34 @@ mod tests {
         assert_eq!(norm("r.io:8443/x"), "r.io:8443/x:latest");
         assert_eq!(norm("[::1]:5000/x"), "[::1]:5000/x:latest");
         assert_eq!(norm("[::1]:443/x"), "[::1]/x:latest");
+        assert_eq!(norm("LocalHost:443/x"), "localhost/x:latest");
+        // Without the port a dotless host would be a repository path.
+        assert_eq!(norm("MYHOST:443/x"), "myhost:443/x:latest");
+    }
+
+    /// Inputs the `reference` fuzz target found (fuzz/regressions/reference):
+    /// each normalizes, or not, the same way twice.
+    #[test]
+    fn fuzzer_findings_normalize_stably() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/regressions/reference"
+        );
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let Ok(input) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            n += 1;
+            if let Ok(r) = normalize(input, DEFAULT_PREFIX) {
+                let name = store_name(&r);
+                assert_eq!(norm(&name), name, "{input:?}");
+            }
+        }
+        assert!(n >= 1, "the findings are in {dir}");
+        // The first finding: a dotless host with the default port.
+        assert_eq!(norm("GHCO:443/metool:v0"), "ghco:443/metool:v0");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::archive;
 use super::credentials::Credentials;
 use super::error::{ImageError, Result};
 use super::format::{self, ANN_CREATED, Descriptor};
-use super::reference::{self, DEFAULT_PREFIX};
+use super::reference;
 use super::registry::Registries;
 use super::store::{Entry, Store};
 use super::{signature, signatures};
@@ -26,9 +26,15 @@ const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 /// `gadgetd` options of the image store.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Options {
-    /// Registry/repository prefix that bare image names (`trace_open`) resolve to.
-    #[arg(long, env = "GADGETD_DEFAULT_REGISTRY", value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
-    pub default_registry: String,
+    /// Registry/repository prefix that bare image names (`trace_open`)
+    /// resolve to [default: `default-registry` in the registry settings
+    /// file, else ghcr.io/gadgetd/gadget].
+    #[arg(long, env = "GADGETD_DEFAULT_REGISTRY", value_name = "PREFIX")]
+    pub default_registry: Option<String>,
+    /// Registry settings (TOML: default-registry, insecure-registries);
+    /// a missing file means the defaults. See docs/images.md.
+    #[arg(long, value_name = "FILE", default_value = super::config::DEFAULT_PATH)]
+    pub registries_config: PathBuf,
     /// A registry (HOST[:PORT]) that may be used over plain HTTP (repeatable).
     /// Loopback registries always may.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
@@ -47,7 +53,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            default_registry: DEFAULT_PREFIX.into(),
+            default_registry: None,
+            registries_config: super::config::DEFAULT_PATH.into(),
             insecure_registries: Vec::new(),
             bundled_images: BUNDLED_IMAGES.into(),
             policy_dir: super::policy::DEFAULT_POLICY_DIR.into(),
@@ -77,15 +84,17 @@ pub struct ImageService {
 impl ImageService {
     /// Opens the store under `state_dir/images` and imports bundled archives.
     pub fn open(state_dir: &Path, opts: &Options) -> Result<Arc<ImageService>> {
+        let (default_prefix, insecure) = super::config::resolve(
+            opts.default_registry.as_deref(),
+            &opts.insecure_registries,
+            &opts.registries_config,
+        )?;
         let store = Store::open(&state_dir.join("images"))?;
         store.clean_staging()?;
         let svc = Arc::new(ImageService {
             store,
-            registries: Registries::new(
-                opts.insecure_registries.clone(),
-                Credentials::new(&state_dir.join("auth.json")),
-            ),
-            default_prefix: opts.default_registry.clone(),
+            registries: Registries::new(insecure, Credentials::new(&state_dir.join("auth.json"))),
+            default_prefix,
             policy: super::policy::PolicyStore::open(&opts.policy_dir),
         });
         svc.import_bundled(&opts.bundled_images);

@@ -60,6 +60,7 @@ mod btf_patch;
 mod btf_table;
 pub mod catchup;
 pub mod classify;
+pub mod contain;
 // Public for the end-to-end tests, which check every bundled gadget's relocations.
 #[doc(hidden)]
 pub mod core_relo;

@@ -133,8 +133,15 @@ fn check_definition_names(
 }
 
 impl Gadget {
-    /// Parses an ELF object and an optional definition YAML.
+    /// Parses an ELF object and an optional definition YAML. A panic in a
+    /// dependency is an error ([`crate::contain`]).
     pub fn from_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
+        crate::contain::contain(crate::contain::Stage::Parse, || {
+            Gadget::parse_object(bytes, definition_yaml)
+        })
+    }
+
+    fn parse_object(bytes: Vec<u8>, definition_yaml: Option<&str>) -> Result<Gadget> {
         let definition = Definition::parse(definition_yaml.unwrap_or(""))?;
         let obj = GadgetObject::parse(bytes)?;
         let sources = datasource::discover(&obj, &definition)?;
@@ -268,6 +275,10 @@ impl Gadget {
     /// (tens of milliseconds of syscalls; snapshots are taken here); must be
     /// called within a tokio runtime.
     pub fn start(&self, opts: &RunOptions) -> Result<Running> {
+        crate::contain::contain(crate::contain::Stage::Load, || self.start_contained(opts))
+    }
+
+    fn start_contained(&self, opts: &RunOptions) -> Result<Running> {
         let globals = self.encode_params(opts)?;
         // Check the sources' options before touching the kernel.
         let sorts = sort::per_source(&self.sources, opts.sort.as_deref())?;
