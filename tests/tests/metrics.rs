@@ -297,7 +297,8 @@ fn a_histogram_type_on_a_single_number_is_a_load_error() {
     let err = fails(&out, "run of a metric map with a one-number histogram");
     assert!(
         err.contains("bad_hist: latency")
-            && err.contains("gadget_histogram_slot__* must be an array of buckets"),
+            && err.contains("a histogram needs an array of buckets")
+            && err.contains("`latency` is a 4-byte integer"),
         "{err}"
     );
 }
@@ -410,4 +411,129 @@ fn a_scrape_during_run_stop_is_whole() {
         text.contains("gadgetd_runs{state=\"stopped\"} 3\n"),
         "{text}"
     );
+}
+
+/// `metrics_annotated.o` next to a gadget.yaml of `yaml`, in `dir`.
+fn annotated_gadget(dir: &TempDir, yaml: &str) -> std::path::PathBuf {
+    let obj = dir.path().join("metrics_annotated.o");
+    std::fs::copy(test_object("metrics_annotated"), &obj).unwrap();
+    std::fs::write(dir.path().join("metrics_annotated.yaml"), yaml).unwrap();
+    obj
+}
+
+const ANNOTATED_YAML: &str = "name: metrics_annotated
+datasources:
+  annot:
+    annotations:
+      metrics.collect: true
+    fields:
+      calls:
+        annotations:
+          metrics.type: counter
+      size:
+        annotations:
+          metrics.type: gauge
+          metrics.unit: bytes
+  getpids:
+    annotations:
+      metrics.collect: true
+";
+
+#[test]
+fn gadget_yaml_annotations_and_plain_integer_values_are_metrics() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let dir = TempDir::new("metrics-annot");
+    let obj = annotated_gadget(&dir, ANNOTATED_YAML);
+    // Everything that asks for this process's pid (temporary directories
+    // do) happens before the run starts: the run sees only the 11 below.
+    let me = std::process::id();
+    let prom = Prometheus::start(addr);
+    let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics", "--name", "annot"]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    agent.wait_running(1);
+    for _ in 0..11 {
+        // SAFETY: getpid has no preconditions (and glibc does not cache it).
+        unsafe { libc::getpid() };
+    }
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    for family in [
+        "# TYPE annot_calls_total counter\n",
+        "# TYPE annot_size_bytes gauge\n",
+        "# TYPE getpids_total counter\n",
+    ] {
+        assert!(text.contains(family), "no `{family}` in:\n{text}");
+    }
+    // Not a metric: `last` is a string nobody annotated.
+    assert!(!text.contains("annot_last"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "getpids_total{{run=\"{id}\",gadget=\"metrics_annotated\",pid=\"{me}\"}} 11\n"
+        )),
+        "{text}"
+    );
+
+    let sel = format!("{{run=\"{id}\",gadget=\"metrics_annotated\",pid=\"{me}\"}}");
+    prom.wait_value(
+        &format!("annot_calls_total{sel}"),
+        11.0,
+        Duration::from_secs(20),
+    );
+    prom.wait_value(
+        &format!("annot_size_bytes{sel}"),
+        11.0 * 4096.0,
+        Duration::from_secs(5),
+    );
+    prom.wait_value(&format!("getpids_total{sel}"), 11.0, Duration::from_secs(5));
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn a_metrics_annotation_on_a_field_that_is_not_a_number_is_a_load_error() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, _addr) = agent_with_metrics(&bus);
+    let cases = [
+        (
+            "fields:\n      last:\n        annotations:\n          metrics.type: counter\n",
+            "metrics.type counter needs a number, but `last` is an array of 16",
+        ),
+        (
+            "fields:\n      comm:\n        annotations:\n          metrics.type: gauge\n",
+            "datasources.annot.fields.comm: metrics.type gauge on a key field",
+        ),
+        (
+            "fields:\n      calls:\n        annotations:\n          metrics.type: histogram\n",
+            "a histogram needs an array of buckets",
+        ),
+        (
+            "fields:\n      calls:\n        annotations:\n          metrics.type: summary\n",
+            "datasources.annot.fields.calls: metrics.type `summary` is not counter, gauge, histogram or key",
+        ),
+        (
+            "annotations:\n      metrics.collect: maybe\n",
+            "datasources.annot.annotations.metrics.collect: `maybe` is not true or false",
+        ),
+        (
+            "fields:\n      nosuch:\n        annotations:\n          metrics.type: counter\n",
+            "datasources.annot.fields.nosuch: names no member of the map's key or value",
+        ),
+    ];
+    for (i, (fragment, expected)) in cases.iter().enumerate() {
+        let dir = TempDir::new(&format!("metrics-bad{i}"));
+        let yaml = format!("name: metrics_annotated\ndatasources:\n  annot:\n    {fragment}");
+        let obj = annotated_gadget(&dir, &yaml);
+        let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics"]);
+        let err = fails(&out, &format!("run with {yaml}"));
+        assert!(
+            err.contains(expected),
+            "case {i}: expected `{expected}` in: {err}"
+        );
+    }
 }

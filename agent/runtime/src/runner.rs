@@ -234,6 +234,8 @@ impl Gadget {
             },
         };
         let params = params::specs(&obj, &definition)?;
+        // Metric types and annotations are checked here, at load.
+        super::metrics::discover(&obj, &definition)?;
         check_definition_names(&definition, &described_fields(&layout, &kind), &params)?;
         Ok(Gadget {
             obj,
@@ -552,6 +554,7 @@ impl Gadget {
         let metrics = Arc::new(super::metrics::RunMetrics::collect(
             &instances.1,
             &self.obj,
+            &self.definition,
         )?);
         Ok(Running {
             metrics,

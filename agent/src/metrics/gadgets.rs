@@ -41,6 +41,8 @@ type Labels = Vec<(String, String)>;
 /// One family, gathered over every run that has it.
 struct Family {
     kind: MetricKind,
+    /// `metrics.unit`, sanitized (the encoder appends `_<unit>` to the name).
+    unit: Option<String>,
     help: String,
     samples: Vec<(Labels, Vec<u64>)>,
 }
@@ -114,9 +116,14 @@ impl GadgetCollector {
                     }
                 };
                 for (i, field) in map.spec.fields.iter().enumerate() {
-                    let name = sanitize(&format!("{}_{}", map.spec.source, field.name));
+                    // A plain-integer value (empty field name) is named after the source.
+                    let name = match field.name.as_str() {
+                        "" => sanitize(&map.spec.source),
+                        f => sanitize(&format!("{}_{f}", map.spec.source)),
+                    };
                     let family = families.entry(name).or_insert_with(|| Family {
                         kind: field.kind.clone(),
+                        unit: field.unit.as_deref().map(sanitize),
                         help: format!(
                             "{} of gadget data source {} ({})",
                             field.name, map.spec.source, map.spec.map
@@ -155,7 +162,11 @@ impl Collector for GadgetCollector {
                 MetricKind::Gauge => MetricType::Gauge,
                 MetricKind::Histogram { .. } => MetricType::Histogram,
             };
-            let mut fam = enc.encode_descriptor(&name, &family.help, None, metric_type)?;
+            let unit = family
+                .unit
+                .clone()
+                .map(prometheus_client::registry::Unit::Other);
+            let mut fam = enc.encode_descriptor(&name, &family.help, unit.as_ref(), metric_type)?;
             for (labels, values) in &family.samples {
                 let sample = fam.encode_family(labels)?;
                 match family.kind {
