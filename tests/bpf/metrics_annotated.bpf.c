@@ -4,8 +4,11 @@
  * has plain __u64 members that the definition annotates (metrics.type
  * counter / gauge, metrics.unit), and map iterator `getpids` has a plain
  * integer value, ebpf_exporter's layout (key fields are labels, the value
- * a counter) with metrics.collect: true. Both count getpid(2) per process
- * (tests/tests/metrics.rs; tests/bpf/metrics_annotated*.yaml).
+ * a counter) with metrics.collect: true. Both count getpid(2) per process.
+ * Map iterator `getpid_ordinals` is ebpf_exporter's histogram layout: the
+ * key's `bucket` is an exp2 bucket index (the n-th getpid of a process goes
+ * to bucket ceil(log2(n))) and the value that bucket's count
+ * (tests/tests/metrics.rs writes the gadget.yaml).
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -43,6 +46,19 @@ struct {
 	__type(value, __u64);
 } getpid_map SEC(".maps");
 
+struct ordinal_key {
+	gadget_pid pid;
+	__u32 bucket;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ordinal_key);
+	__type(value, __u64);
+} ordinal_hist SEC(".maps");
+
+GADGET_MAPITER(getpid_ordinals, ordinal_hist);
 GADGET_MAPITER(annot, annot_map);
 GADGET_MAPITER(getpids, getpid_map);
 GADGET_STATS_KEEP();
@@ -62,8 +78,15 @@ int metrics_annotated_getpid(void *ctx)
 		__sync_fetch_and_add(&v->size, 4096);
 	}
 	n = bpf_map_lookup_or_try_init(&getpid_map, &pkey, &one);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	if (!n)
+		return 0;
+	__u64 ordinal = __sync_fetch_and_add(n, 1) + 1;
+	struct ordinal_key okey = { .pid = key.pid };
+	while (okey.bucket < 63 && (1ULL << okey.bucket) < ordinal)
+		okey.bucket++;
+	__u64 *c = bpf_map_lookup_or_try_init(&ordinal_hist, &okey, &one);
+	if (c)
+		__sync_fetch_and_add(c, 1);
 	return 0;
 }
 

@@ -437,6 +437,13 @@ datasources:
   getpids:
     annotations:
       metrics.collect: true
+  getpid_ordinals:
+    fields:
+      bucket:
+        annotations:
+          metrics.type: bucket
+          metrics.buckets: exp2
+          metrics.bucket_max: 5
 ";
 
 #[test]
@@ -467,6 +474,7 @@ fn gadget_yaml_annotations_and_plain_integer_values_are_metrics() {
         "# TYPE annot_calls_total counter\n",
         "# TYPE annot_size_bytes gauge\n",
         "# TYPE getpids_total counter\n",
+        "# TYPE getpid_ordinals histogram\n",
     ] {
         assert!(text.contains(family), "no `{family}` in:\n{text}");
     }
@@ -491,6 +499,26 @@ fn gadget_yaml_annotations_and_plain_integer_values_are_metrics() {
         Duration::from_secs(5),
     );
     prom.wait_value(&format!("getpids_total{sel}"), 11.0, Duration::from_secs(5));
+    // The n-th call is in bucket ceil(log2(n)), whose bound is 2^i: the
+    // cumulative bucket le=2^i holds exactly min(2^i, 11) calls. (Scraped
+    // as OpenMetrics, `le` is stored in its float form.)
+    for (le, n) in [
+        ("1.0", 1.0),
+        ("2.0", 2.0),
+        ("4.0", 4.0),
+        ("8.0", 8.0),
+        ("16.0", 11.0),
+        ("32.0", 11.0),
+        ("+Inf", 11.0),
+    ] {
+        let q = format!("getpid_ordinals_bucket{{run=\"{id}\",pid=\"{me}\",le=\"{le}\"}}");
+        prom.wait_value(&q, n, Duration::from_secs(5));
+    }
+    prom.wait_value(
+        &format!("getpid_ordinals_count{sel}"),
+        11.0,
+        Duration::from_secs(5),
+    );
     ok(&agent.ctl(&["stop", &id]), "stop");
 }
 
@@ -514,7 +542,7 @@ fn a_metrics_annotation_on_a_field_that_is_not_a_number_is_a_load_error() {
         ),
         (
             "fields:\n      calls:\n        annotations:\n          metrics.type: summary\n",
-            "datasources.annot.fields.calls: metrics.type `summary` is not counter, gauge, histogram or key",
+            "datasources.annot.fields.calls: metrics.type `summary` is not counter, gauge, histogram, key or bucket",
         ),
         (
             "annotations:\n      metrics.collect: maybe\n",

@@ -204,6 +204,43 @@ pub struct MetricMapSpec {
     /// Bytes of one value.
     pub value_size: usize,
     pub fields: Vec<MetricField>,
+    /// ebpf_exporter's histograms: a key field is the bucket index and the
+    /// (plain integer) value the count of that bucket.
+    pub bucket: Option<BucketSpec>,
+}
+
+/// How a key field indexes histogram buckets (`metrics.type: bucket`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSpec {
+    /// The key field holding the bucket index (a label no more).
+    pub field: String,
+    /// `metrics.buckets: exp2` (bucket i counts values up to 2^i ×
+    /// multiplier) or `linear` (up to (i+1) × multiplier).
+    pub exp2: bool,
+    /// `metrics.bucket_multiplier` (default 1).
+    pub multiplier: f64,
+    /// `metrics.bucket_max`: the last bucket index (default: the largest seen).
+    pub max: Option<u64>,
+}
+
+impl BucketSpec {
+    /// The upper bound (`le`) of bucket `i`.
+    pub fn upper_bound(&self, i: u64) -> f64 {
+        if self.exp2 {
+            2f64.powi(i.min(1023) as i32) * self.multiplier
+        } else {
+            (i + 1) as f64 * self.multiplier
+        }
+    }
+
+    /// The lower bound of bucket `i` (for the estimated `_sum`).
+    pub fn lower_bound(&self, i: u64) -> f64 {
+        match (self.exp2, i) {
+            (_, 0) => 0.0,
+            (true, _) => self.upper_bound(i - 1),
+            (false, _) => i as f64 * self.multiplier,
+        }
+    }
 }
 
 /// The metric maps of an object: every IG map iterator whose value has
@@ -254,19 +291,35 @@ pub fn discover(
             }
             let at = format!("datasources.{}.fields.{field}", t.name);
             match kind.as_deref() {
-                None | Some("counter" | "gauge" | "histogram" | "key") => {}
+                None | Some("counter" | "gauge" | "histogram" | "key" | "bucket") => {}
                 Some(other) => {
                     return Err(GadgetError::Definition(format!(
-                        "{at}: metrics.type `{other}` is not counter, gauge, histogram or key"
+                        "{at}: metrics.type `{other}` is not counter, gauge, histogram, key or bucket"
                     )));
                 }
             }
-            annotated.insert(field.clone(), Annotation { at, kind, unit });
+            let all = f
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect();
+            annotated.insert(
+                field.clone(),
+                Annotation {
+                    at,
+                    kind,
+                    unit,
+                    all,
+                },
+            );
         }
         let key = super::layout::build_or_scalar(&obj.btf, t.key_type, "key")?;
+        let bucket = bucket_spec(&key, &annotated)?;
         for f in &key.fields {
             if let Some(a) = annotated.get(&f.name)
-                && a.kind.as_deref().is_some_and(|k| k != "key")
+                && a.kind
+                    .as_deref()
+                    .is_some_and(|k| k != "key" && k != "bucket")
             {
                 return Err(GadgetError::Definition(format!(
                     "{}: metrics.type {} on a key field; key fields are the labels (metrics.type: key)",
@@ -280,11 +333,21 @@ pub fn discover(
             t.value_type,
             &t.map,
             &annotated,
-            collect == Some(true),
+            collect == Some(true) || bucket.is_some(),
         )?;
+        if let Some(b) = &bucket
+            && !(fields.len() == 1 && fields[0].name.is_empty())
+        {
+            return Err(GadgetError::Definition(format!(
+                "datasources.{}.fields.{}: a bucket index needs the map's value to be the bucket's count \
+                 (a plain integer), as in ebpf_exporter",
+                t.name, b.field
+            )));
+        }
         for (name, a) in &annotated {
             let known = key.fields.iter().any(|f| &f.name == name)
-                || fields.iter().any(|f| &f.name == name);
+                || fields.iter().any(|f| &f.name == name)
+                || (name == "value" && fields.iter().any(|f| f.name.is_empty()));
             if !known && a.kind.as_deref() != Some("key") {
                 return Err(GadgetError::Definition(format!(
                     "{}: names no member of the map's key or value (map `{}`)",
@@ -309,9 +372,73 @@ pub fn discover(
             key,
             value_size,
             fields,
+            bucket,
         });
     }
     Ok(out)
+}
+
+/// The key field annotated `metrics.type: bucket`, if any, with its
+/// `metrics.buckets`, `metrics.bucket_multiplier` and `metrics.bucket_max`.
+fn bucket_spec(
+    key: &super::layout::Layout,
+    annotated: &BTreeMap<String, Annotation>,
+) -> super::error::Result<Option<BucketSpec>> {
+    use super::error::GadgetError;
+    use super::layout::FieldKind;
+    let mut found = annotated
+        .iter()
+        .filter(|(_, a)| a.kind.as_deref() == Some("bucket"));
+    let Some((name, a)) = found.next() else {
+        return Ok(None);
+    };
+    if let Some((other, _)) = found.next() {
+        return Err(GadgetError::Definition(format!(
+            "{}: a second bucket field (`{other}` is one too); a histogram has one bucket index",
+            a.at
+        )));
+    }
+    let bad = |why: String| GadgetError::Definition(format!("{}: {why}", a.at));
+    match key.fields.iter().find(|f| &f.name == name).map(|f| &f.kind) {
+        Some(FieldKind::Int { signed: false, .. }) => {}
+        Some(_) => {
+            return Err(bad(format!(
+                "the bucket index `{name}` must be an unsigned integer"
+            )));
+        }
+        None => {
+            return Err(bad(format!(
+                "the bucket index `{name}` is not a field of the map's key"
+            )));
+        }
+    }
+    let exp2 = match a.all.get("metrics.buckets").map(String::as_str) {
+        Some("exp2") => true,
+        Some("linear") => false,
+        other => {
+            return Err(bad(format!(
+                "metrics.buckets must be exp2 or linear, found {}",
+                other.map_or("nothing".to_string(), |o| format!("`{o}`"))
+            )));
+        }
+    };
+    let number = |k: &str| -> super::error::Result<Option<f64>> {
+        match a.all.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .map(Some)
+                .ok_or_else(|| bad(format!("{k}: `{v}` is not a positive number"))),
+        }
+    };
+    Ok(Some(BucketSpec {
+        field: name.clone(),
+        exp2,
+        multiplier: number("metrics.bucket_multiplier")?.unwrap_or(1.0),
+        max: number("metrics.bucket_max")?.map(|m| m as u64),
+    }))
 }
 
 /// A field's `metrics.*` annotations and where they are (for errors).
@@ -319,6 +446,8 @@ struct Annotation {
     at: String,
     kind: Option<String>,
     unit: Option<String>,
+    /// Every annotation of the field (bucket settings).
+    all: BTreeMap<String, String>,
 }
 
 /// What a metric typedef (`gadget_counter__u64`, ...) says: kind and size.
