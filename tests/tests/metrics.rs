@@ -565,3 +565,36 @@ fn a_metrics_annotation_on_a_field_that_is_not_a_number_is_a_load_error() {
         );
     }
 }
+
+#[test]
+fn a_restored_run_exports_its_metrics_again() {
+    require_root();
+    let bus = Bus::start();
+    let addr = prometheus::free_addr();
+    let addr_arg = addr.to_string();
+    let mut svc = gadgetd_tests::system::Service::new(&bus, &["--metrics-listen", &addr_arg]);
+    svc.start();
+    let gadget = gadget("metrics_syscalls");
+    let out = svc.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", "kept"]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    // A crash: the run comes back from the state database, with --metrics.
+    svc.kill9();
+    svc.start();
+    assert!(svc.log().contains("detached run restored"), "{}", svc.log());
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("r{}", random_hex(6));
+    nine_opens(&dir, &comm);
+    let want =
+        format!("syscalls_calls_total{{run=\"{id}\",gadget=\"metrics_syscalls\",comm=\"{comm}\",");
+    let line = prometheus::get(addr, "/metrics", None)
+        .unwrap()
+        .text()
+        .lines()
+        .find(|l| l.starts_with(&want) && l.contains("syscall_name=\"openat\""))
+        .map(str::to_string);
+    assert!(
+        line.as_deref().is_some_and(|l| l.ends_with(" 9")),
+        "{line:?}"
+    );
+    ok(&svc.ctl(&["stop", &id]), "stop");
+}
