@@ -299,4 +299,55 @@ mod tests {
         assert_eq!(count, 6);
         assert_eq!(sum, 0.0 + 2.0 * 2.0 + 8.0 * 3.0);
     }
+
+    fn row(pid: &str, bucket: u64, count: u64) -> MetricRow {
+        MetricRow {
+            labels: vec![
+                ("pid".into(), pid.into()),
+                ("slot".into(), bucket.to_string()),
+            ],
+            values: vec![vec![count]],
+        }
+    }
+
+    #[test]
+    fn bucketed_rows_become_one_histogram_per_label_set() {
+        use gadgetd_runtime::metrics::BucketSpec;
+        let labels = |r: &MetricRow| vec![("pid".to_string(), r.labels[0].1.clone())];
+        let linear = BucketSpec {
+            field: "slot".into(),
+            exp2: false,
+            multiplier: 10.0,
+            max: Some(2),
+        };
+        // pid 1: 3 values in [0,10), 1 in [20,30), 2 beyond the last bucket.
+        let rows = [
+            row("1", 0, 3),
+            row("1", 2, 1),
+            row("1", 5, 2),
+            row("2", 1, 4),
+        ];
+        let out = bucketed(&linear, &rows, labels);
+        assert_eq!(out.len(), 2);
+        let Sample::Histogram(b, sum, count) = &out[0].1 else {
+            panic!()
+        };
+        assert_eq!(out[0].0, vec![("pid".to_string(), "1".to_string())]);
+        assert_eq!(
+            b,
+            &vec![(10.0, 3), (20.0, 0), (30.0, 1), (f64::INFINITY, 2)]
+        );
+        assert_eq!((*sum, *count), (20.0 + 2.0 * 50.0, 6));
+        let exp2 = BucketSpec {
+            field: "slot".into(),
+            exp2: true,
+            multiplier: 1.0,
+            max: None,
+        };
+        let Sample::Histogram(b, sum, count) = &bucketed(&exp2, &rows[3..], labels)[0].1 else {
+            panic!()
+        };
+        assert_eq!(b, &vec![(1.0, 0), (2.0, 4), (f64::INFINITY, 0)]);
+        assert_eq!((*sum, *count), (4.0, 4));
+    }
 }
