@@ -297,7 +297,8 @@ fn a_histogram_type_on_a_single_number_is_a_load_error() {
     let err = fails(&out, "run of a metric map with a one-number histogram");
     assert!(
         err.contains("bad_hist: latency")
-            && err.contains("gadget_histogram_slot__* must be an array of buckets"),
+            && err.contains("a histogram needs an array of buckets")
+            && err.contains("`latency` is a 4-byte integer"),
         "{err}"
     );
 }
@@ -410,4 +411,190 @@ fn a_scrape_during_run_stop_is_whole() {
         text.contains("gadgetd_runs{state=\"stopped\"} 3\n"),
         "{text}"
     );
+}
+
+/// `metrics_annotated.o` next to a gadget.yaml of `yaml`, in `dir`.
+fn annotated_gadget(dir: &TempDir, yaml: &str) -> std::path::PathBuf {
+    let obj = dir.path().join("metrics_annotated.o");
+    std::fs::copy(test_object("metrics_annotated"), &obj).unwrap();
+    std::fs::write(dir.path().join("metrics_annotated.yaml"), yaml).unwrap();
+    obj
+}
+
+const ANNOTATED_YAML: &str = "name: metrics_annotated
+datasources:
+  annot:
+    annotations:
+      metrics.collect: true
+    fields:
+      calls:
+        annotations:
+          metrics.type: counter
+      size:
+        annotations:
+          metrics.type: gauge
+          metrics.unit: bytes
+  getpids:
+    annotations:
+      metrics.collect: true
+  getpid_ordinals:
+    fields:
+      bucket:
+        annotations:
+          metrics.type: bucket
+          metrics.buckets: exp2
+          metrics.bucket_max: 5
+";
+
+#[test]
+fn gadget_yaml_annotations_and_plain_integer_values_are_metrics() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, addr) = agent_with_metrics(&bus);
+    let dir = TempDir::new("metrics-annot");
+    let obj = annotated_gadget(&dir, ANNOTATED_YAML);
+    // Everything that asks for this process's pid (temporary directories
+    // do) happens before the run starts: the run sees only the 11 below.
+    let me = std::process::id();
+    let prom = Prometheus::start(addr);
+    let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics", "--name", "annot"]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    agent.wait_running(1);
+    for _ in 0..11 {
+        // SAFETY: getpid has no preconditions (and glibc does not cache it).
+        unsafe { libc::getpid() };
+    }
+    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
+    let (passed, report) = prometheus::promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+    for family in [
+        "# TYPE annot_calls_total counter\n",
+        "# TYPE annot_size_bytes gauge\n",
+        "# TYPE getpids_total counter\n",
+        "# TYPE getpid_ordinals histogram\n",
+    ] {
+        assert!(text.contains(family), "no `{family}` in:\n{text}");
+    }
+    // Not a metric: `last` is a string nobody annotated.
+    assert!(!text.contains("annot_last"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "getpids_total{{run=\"{id}\",gadget=\"metrics_annotated\",pid=\"{me}\"}} 11\n"
+        )),
+        "{text}"
+    );
+
+    let sel = format!("{{run=\"{id}\",gadget=\"metrics_annotated\",pid=\"{me}\"}}");
+    prom.wait_value(
+        &format!("annot_calls_total{sel}"),
+        11.0,
+        Duration::from_secs(20),
+    );
+    prom.wait_value(
+        &format!("annot_size_bytes{sel}"),
+        11.0 * 4096.0,
+        Duration::from_secs(5),
+    );
+    prom.wait_value(&format!("getpids_total{sel}"), 11.0, Duration::from_secs(5));
+    // The n-th call is in bucket ceil(log2(n)), whose bound is 2^i: the
+    // cumulative bucket le=2^i holds exactly min(2^i, 11) calls. (Scraped
+    // as OpenMetrics, `le` is stored in its float form.)
+    for (le, n) in [
+        ("1.0", 1.0),
+        ("2.0", 2.0),
+        ("4.0", 4.0),
+        ("8.0", 8.0),
+        ("16.0", 11.0),
+        ("32.0", 11.0),
+        ("+Inf", 11.0),
+    ] {
+        let q = format!("getpid_ordinals_bucket{{run=\"{id}\",pid=\"{me}\",le=\"{le}\"}}");
+        prom.wait_value(&q, n, Duration::from_secs(5));
+    }
+    prom.wait_value(
+        &format!("getpid_ordinals_count{sel}"),
+        11.0,
+        Duration::from_secs(5),
+    );
+    ok(&agent.ctl(&["stop", &id]), "stop");
+}
+
+#[test]
+fn a_metrics_annotation_on_a_field_that_is_not_a_number_is_a_load_error() {
+    require_root();
+    let bus = Bus::start();
+    let (agent, _addr) = agent_with_metrics(&bus);
+    let cases = [
+        (
+            "fields:\n      last:\n        annotations:\n          metrics.type: counter\n",
+            "metrics.type counter needs a number, but `last` is an array of 16",
+        ),
+        (
+            "fields:\n      comm:\n        annotations:\n          metrics.type: gauge\n",
+            "datasources.annot.fields.comm: metrics.type gauge on a key field",
+        ),
+        (
+            "fields:\n      calls:\n        annotations:\n          metrics.type: histogram\n",
+            "a histogram needs an array of buckets",
+        ),
+        (
+            "fields:\n      calls:\n        annotations:\n          metrics.type: summary\n",
+            "datasources.annot.fields.calls: metrics.type `summary` is not counter, gauge, histogram, key or bucket",
+        ),
+        (
+            "annotations:\n      metrics.collect: maybe\n",
+            "datasources.annot.annotations.metrics.collect: `maybe` is not true or false",
+        ),
+        (
+            "fields:\n      nosuch:\n        annotations:\n          metrics.type: counter\n",
+            "datasources.annot.fields.nosuch: names no member of the map's key or value",
+        ),
+    ];
+    for (i, (fragment, expected)) in cases.iter().enumerate() {
+        let dir = TempDir::new(&format!("metrics-bad{i}"));
+        let yaml = format!("name: metrics_annotated\ndatasources:\n  annot:\n    {fragment}");
+        let obj = annotated_gadget(&dir, &yaml);
+        let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics"]);
+        let err = fails(&out, &format!("run with {yaml}"));
+        assert!(
+            err.contains(expected),
+            "case {i}: expected `{expected}` in: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_restored_run_exports_its_metrics_again() {
+    require_root();
+    let bus = Bus::start();
+    let addr = prometheus::free_addr();
+    let addr_arg = addr.to_string();
+    let mut svc = gadgetd_tests::system::Service::new(&bus, &["--metrics-listen", &addr_arg]);
+    svc.start();
+    let gadget = gadget("metrics_syscalls");
+    let out = svc.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", "kept"]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    // A crash: the run comes back from the state database, with --metrics.
+    svc.kill9();
+    svc.start();
+    assert!(svc.log().contains("detached run restored"), "{}", svc.log());
+    let dir = TempDir::new("metrics-bb");
+    let comm = format!("r{}", random_hex(6));
+    nine_opens(&dir, &comm);
+    let want =
+        format!("syscalls_calls_total{{run=\"{id}\",gadget=\"metrics_syscalls\",comm=\"{comm}\",");
+    let line = prometheus::get(addr, "/metrics", None)
+        .unwrap()
+        .text()
+        .lines()
+        .find(|l| l.starts_with(&want) && l.contains("syscall_name=\"openat\""))
+        .map(str::to_string);
+    assert!(
+        line.as_deref().is_some_and(|l| l.ends_with(" 9")),
+        "{line:?}"
+    );
+    ok(&svc.ctl(&["stop", &id]), "stop");
 }

@@ -7,6 +7,7 @@
 //! a scrape racing the run's stop still reads valid descriptors, and the
 //! kernel objects go away when the last holder drops it.
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use aya::Ebpf;
@@ -58,8 +59,9 @@ impl RunMetrics {
     pub(crate) fn collect(
         instances: &[Ebpf],
         obj: &super::object::GadgetObject,
+        def: &super::definition::Definition,
     ) -> super::error::Result<RunMetrics> {
-        let specs = discover(obj)?;
+        let specs = discover(obj, def)?;
         let maps = open_metric_maps(instances, &specs);
         let mut programs = Vec::new();
         for ebpf in instances {
@@ -186,6 +188,8 @@ pub struct MetricField {
     /// Bytes of one number (4 or 8).
     pub size: usize,
     pub kind: MetricKind,
+    /// `metrics.unit` from gadget.yaml (appended to the name, `# UNIT`).
+    pub unit: Option<String>,
 }
 
 /// A map whose entries are metrics.
@@ -200,126 +204,420 @@ pub struct MetricMapSpec {
     /// Bytes of one value.
     pub value_size: usize,
     pub fields: Vec<MetricField>,
+    /// ebpf_exporter's histograms: a key field is the bucket index and the
+    /// (plain integer) value the count of that bucket.
+    pub bucket: Option<BucketSpec>,
+}
+
+/// How a key field indexes histogram buckets (`metrics.type: bucket`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSpec {
+    /// The key field holding the bucket index (a label no more).
+    pub field: String,
+    /// `metrics.buckets: exp2` (bucket i counts values up to 2^i ×
+    /// multiplier) or `linear` (up to (i+1) × multiplier).
+    pub exp2: bool,
+    /// `metrics.bucket_multiplier` (default 1).
+    pub multiplier: f64,
+    /// `metrics.bucket_max`: the last bucket index (default: the largest seen).
+    pub max: Option<u64>,
+}
+
+impl BucketSpec {
+    /// The upper bound (`le`) of bucket `i`.
+    pub fn upper_bound(&self, i: u64) -> f64 {
+        if self.exp2 {
+            2f64.powi(i.min(1023) as i32) * self.multiplier
+        } else {
+            (i + 1) as f64 * self.multiplier
+        }
+    }
+
+    /// The lower bound of bucket `i` (for the estimated `_sum`).
+    pub fn lower_bound(&self, i: u64) -> f64 {
+        match (self.exp2, i) {
+            (_, 0) => 0.0,
+            (true, _) => self.upper_bound(i - 1),
+            (false, _) => i as f64 * self.multiplier,
+        }
+    }
 }
 
 /// The metric maps of an object: every IG map iterator whose value has
-/// metric-typed members. A histogram typedef on something that is not an
-/// array of integers is an error naming the field.
-pub fn discover(obj: &super::object::GadgetObject) -> super::error::Result<Vec<MetricMapSpec>> {
+/// metric-typed members, or members `gadget.yaml` annotates
+/// (`datasources.<ds>.fields.<f>.annotations`: `metrics.type` counter,
+/// gauge, histogram or key; `metrics.unit`), or whose value is a plain
+/// integer when the data source says `metrics.collect: true`
+/// (ebpf_exporter's layout: key fields are labels, the value a counter).
+/// `metrics.collect: false` turns a data source off. A metric type on
+/// something that is not a number is an error naming the field.
+pub fn discover(
+    obj: &super::object::GadgetObject,
+    def: &super::definition::Definition,
+) -> super::error::Result<Vec<MetricMapSpec>> {
     use super::classify::SourceKind;
+    use super::error::GadgetError;
     let found = super::classify::data_sources(obj)?;
     let mut out = Vec::new();
     for s in &found.sources {
         let SourceKind::Topper(t) = &s.kind else {
             continue;
         };
-        let (fields, value_size) = metric_fields(&obj.btf, t.value_type, &t.map)?;
-        if fields.is_empty() {
+        let ds = def.datasources.get(&t.name);
+        let collect = ds
+            .and_then(|d| d.annotations.get("metrics.collect"))
+            .map(|v| v.0.clone());
+        let collect = match collect.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(GadgetError::Definition(format!(
+                    "datasources.{}.annotations.metrics.collect: `{other}` is not true or false",
+                    t.name
+                )));
+            }
+        };
+        if collect == Some(false) {
             continue;
         }
+        let mut annotated: BTreeMap<String, Annotation> = BTreeMap::new();
+        for (field, f) in ds.map(|d| &d.fields).into_iter().flatten() {
+            let Some(f) = f else { continue };
+            let kind = f.annotations.get("metrics.type").map(|v| v.0.clone());
+            let unit = f.annotations.get("metrics.unit").map(|v| v.0.clone());
+            if kind.is_none() && unit.is_none() {
+                continue;
+            }
+            let at = format!("datasources.{}.fields.{field}", t.name);
+            match kind.as_deref() {
+                None | Some("counter" | "gauge" | "histogram" | "key" | "bucket") => {}
+                Some(other) => {
+                    return Err(GadgetError::Definition(format!(
+                        "{at}: metrics.type `{other}` is not counter, gauge, histogram, key or bucket"
+                    )));
+                }
+            }
+            let all = f
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect();
+            annotated.insert(
+                field.clone(),
+                Annotation {
+                    at,
+                    kind,
+                    unit,
+                    all,
+                },
+            );
+        }
         let key = super::layout::build_or_scalar(&obj.btf, t.key_type, "key")?;
+        let bucket = bucket_spec(&key, &annotated)?;
+        for f in &key.fields {
+            if let Some(a) = annotated.get(&f.name)
+                && a.kind
+                    .as_deref()
+                    .is_some_and(|k| k != "key" && k != "bucket")
+            {
+                return Err(GadgetError::Definition(format!(
+                    "{}: metrics.type {} on a key field; key fields are the labels (metrics.type: key)",
+                    a.at,
+                    a.kind.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let (fields, value_size) = metric_fields(
+            &obj.btf,
+            t.value_type,
+            &t.map,
+            &annotated,
+            collect == Some(true) || bucket.is_some(),
+        )?;
+        if let Some(b) = &bucket
+            && !(fields.len() == 1 && fields[0].name.is_empty())
+        {
+            return Err(GadgetError::Definition(format!(
+                "datasources.{}.fields.{}: a bucket index needs the map's value to be the bucket's count \
+                 (a plain integer), as in ebpf_exporter",
+                t.name, b.field
+            )));
+        }
+        for (name, a) in &annotated {
+            let known = key.fields.iter().any(|f| &f.name == name)
+                || fields.iter().any(|f| &f.name == name)
+                || (name == "value" && fields.iter().any(|f| f.name.is_empty()));
+            if !known && a.kind.as_deref() != Some("key") {
+                return Err(GadgetError::Definition(format!(
+                    "{}: names no member of the map's key or value (map `{}`)",
+                    a.at, t.map
+                )));
+            }
+        }
+        if fields.is_empty() {
+            if collect == Some(true) {
+                return Err(GadgetError::Definition(format!(
+                    "datasources.{}: metrics.collect is true but no value member of map `{}` is a number \
+                     (type it gadget_counter__u64, gadget_gauge__u64 or gadget_histogram_slot__u32[N], \
+                     or annotate it with metrics.type)",
+                    t.name, t.map
+                )));
+            }
+            continue;
+        }
         out.push(MetricMapSpec {
             source: t.name.clone(),
             map: t.map.clone(),
             key,
             value_size,
             fields,
+            bucket,
         });
     }
     Ok(out)
 }
 
-/// The metric-typed members of a value struct, and its size.
+/// The key field annotated `metrics.type: bucket`, if any, with its
+/// `metrics.buckets`, `metrics.bucket_multiplier` and `metrics.bucket_max`.
+fn bucket_spec(
+    key: &super::layout::Layout,
+    annotated: &BTreeMap<String, Annotation>,
+) -> super::error::Result<Option<BucketSpec>> {
+    use super::error::GadgetError;
+    use super::layout::FieldKind;
+    let mut found = annotated
+        .iter()
+        .filter(|(_, a)| a.kind.as_deref() == Some("bucket"));
+    let Some((name, a)) = found.next() else {
+        return Ok(None);
+    };
+    if let Some((other, _)) = found.next() {
+        return Err(GadgetError::Definition(format!(
+            "{}: a second bucket field (`{other}` is one too); a histogram has one bucket index",
+            a.at
+        )));
+    }
+    let bad = |why: String| GadgetError::Definition(format!("{}: {why}", a.at));
+    match key.fields.iter().find(|f| &f.name == name).map(|f| &f.kind) {
+        Some(FieldKind::Int { signed: false, .. }) => {}
+        Some(_) => {
+            return Err(bad(format!(
+                "the bucket index `{name}` must be an unsigned integer"
+            )));
+        }
+        None => {
+            return Err(bad(format!(
+                "the bucket index `{name}` is not a field of the map's key"
+            )));
+        }
+    }
+    let exp2 = match a.all.get("metrics.buckets").map(String::as_str) {
+        Some("exp2") => true,
+        Some("linear") => false,
+        other => {
+            return Err(bad(format!(
+                "metrics.buckets must be exp2 or linear, found {}",
+                other.map_or("nothing".to_string(), |o| format!("`{o}`"))
+            )));
+        }
+    };
+    let number = |k: &str| -> super::error::Result<Option<f64>> {
+        match a.all.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .map(Some)
+                .ok_or_else(|| bad(format!("{k}: `{v}` is not a positive number"))),
+        }
+    };
+    Ok(Some(BucketSpec {
+        field: name.clone(),
+        exp2,
+        multiplier: number("metrics.bucket_multiplier")?.unwrap_or(1.0),
+        max: number("metrics.bucket_max")?.map(|m| m as u64),
+    }))
+}
+
+/// A field's `metrics.*` annotations and where they are (for errors).
+struct Annotation {
+    at: String,
+    kind: Option<String>,
+    unit: Option<String>,
+    /// Every annotation of the field (bucket settings).
+    all: BTreeMap<String, String>,
+}
+
+/// What a metric typedef (`gadget_counter__u64`, ...) says: kind and size.
+fn typedef_kind(typedef: &str) -> Option<(MetricKind, usize)> {
+    let (kind, size) = typedef.strip_prefix("gadget_")?.split_once("__")?;
+    let size = match size {
+        "u32" => 4,
+        "u64" => 8,
+        _ => return None,
+    };
+    match kind {
+        "counter" => Some((MetricKind::Counter, size)),
+        "gauge" => Some((MetricKind::Gauge, size)),
+        "histogram_slot" => Some((MetricKind::Histogram { slots: 0 }, size)),
+        _ => None,
+    }
+}
+
+/// A member's type: the first typedef on the way, and the concrete type.
+fn resolve_member(
+    btf: &btf_rs::Btf,
+    type_id: u32,
+) -> std::result::Result<(Option<String>, btf_rs::Type), String> {
+    use btf_rs::Type;
+    let mut ty = btf.resolve_type_by_id(type_id).map_err(|e| e.to_string())?;
+    let mut typedef = None;
+    for _ in 0..16 {
+        let next = match &ty {
+            Type::Typedef(t) => {
+                typedef.get_or_insert_with(|| super::object::name_of(btf, t));
+                btf.resolve_chained_type(t)
+            }
+            Type::Const(t) => btf.resolve_chained_type(t),
+            Type::Volatile(t) => btf.resolve_chained_type(t),
+            _ => break,
+        };
+        ty = next.map_err(|e| e.to_string())?;
+    }
+    Ok((typedef, ty))
+}
+
+/// The metric members of a value type, and its size: typed members, and
+/// members annotated with `metrics.type`; a plain-integer value is one
+/// counter (or what its `value` annotation says) when `scalar` is allowed.
 fn metric_fields(
     btf: &btf_rs::Btf,
     type_id: u32,
     map: &str,
+    annotated: &BTreeMap<String, Annotation>,
+    scalar: bool,
 ) -> super::error::Result<(Vec<MetricField>, usize)> {
     use btf_rs::{BtfType, Type};
     let bad = |field: &str, reason: String| super::error::GadgetError::UnsupportedType {
         field: format!("{map}: {field}"),
         reason,
     };
-    let mut ty = btf
-        .resolve_type_by_id(type_id)
-        .map_err(|e| bad("value", e.to_string()))?;
-    for _ in 0..16 {
-        let next = match &ty {
-            Type::Typedef(t) => btf.resolve_chained_type(t),
-            Type::Const(t) => btf.resolve_chained_type(t),
-            Type::Volatile(t) => btf.resolve_chained_type(t),
-            _ => break,
+    let (_, ty) = resolve_member(btf, type_id).map_err(|e| bad("value", e))?;
+    // Annotated metric type and unit of a member, checked against its type.
+    let classify = |name: &str,
+                    typedef: Option<&str>,
+                    ty: &Type|
+     -> super::error::Result<Option<MetricField>> {
+        let a = annotated.get(name);
+        let from_typedef = typedef.and_then(typedef_kind);
+        let wanted = match a.and_then(|a| a.kind.as_deref()) {
+            Some("counter") => Some(MetricKind::Counter),
+            Some("gauge") => Some(MetricKind::Gauge),
+            Some("histogram") => Some(MetricKind::Histogram { slots: 0 }),
+            Some(_) => return Ok(None), // key
+            None => from_typedef.as_ref().map(|(k, _)| k.clone()),
         };
-        ty = next.map_err(|e| bad("value", e.to_string()))?;
-    }
-    let Type::Struct(s) = ty else {
-        return Ok((Vec::new(), 0));
+        let Some(wanted) = wanted else {
+            return Ok(None);
+        };
+        let at = a.map(|a| a.at.clone()).unwrap_or_else(|| name.to_string());
+        let what = |ty: &Type| match ty {
+            Type::Int(i) => format!("a {}-byte integer", i.size()),
+            Type::Array(a) => format!("an array of {}", a.len()),
+            other => format!("a {}", other.name()),
+        };
+        let unit = a.and_then(|a| a.unit.clone());
+        match (&wanted, ty) {
+            (MetricKind::Counter | MetricKind::Gauge, Type::Int(i))
+                if [1, 2, 4, 8].contains(&i.size()) && !i.is_bool() =>
+            {
+                Ok(Some(MetricField {
+                    name: name.into(),
+                    offset: 0,
+                    size: i.size(),
+                    kind: wanted,
+                    unit,
+                }))
+            }
+            (MetricKind::Histogram { .. }, Type::Array(arr)) => {
+                let elem = arr
+                    .get_type_id()
+                    .ok_or_else(|| bad(name, "array without element type".into()))?;
+                let (_, et) = resolve_member(btf, elem).map_err(|e| bad(name, e))?;
+                match et {
+                    Type::Int(i) if i.size() == 4 || i.size() == 8 => Ok(Some(MetricField {
+                        name: name.into(),
+                        offset: 0,
+                        size: i.size(),
+                        kind: MetricKind::Histogram { slots: arr.len() },
+                        unit,
+                    })),
+                    other => Err(bad(
+                        &at,
+                        format!(
+                            "a histogram needs an array of 4- or 8-byte integers (buckets), but `{name}` is an array of {}",
+                            what(&other)
+                        ),
+                    )),
+                }
+            }
+            (MetricKind::Histogram { .. }, other) => Err(bad(
+                &at,
+                format!(
+                    "a histogram needs an array of buckets (e.g. `gadget_histogram_slot__u32 {name}[32]`), but `{name}` is {}",
+                    what(other)
+                ),
+            )),
+            (_, other) => Err(bad(
+                &at,
+                format!(
+                    "metrics.type {} needs a number, but `{name}` is {}",
+                    match wanted {
+                        MetricKind::Counter => "counter",
+                        _ => "gauge",
+                    },
+                    what(other)
+                ),
+            )),
+        }
+    };
+    let Type::Struct(s) = &ty else {
+        // ebpf_exporter's layout: the whole value is the number.
+        if !scalar {
+            return Ok((Vec::new(), 0));
+        }
+        let size = match &ty {
+            Type::Int(i) => i.size(),
+            _ => 0,
+        };
+        // Named after the data source alone (an empty field name).
+        let value = match classify("value", Some("gadget_counter__u64"), &ty)? {
+            Some(f) => vec![MetricField {
+                name: String::new(),
+                ..f
+            }],
+            None => Vec::new(),
+        };
+        return Ok((value, size));
     };
     let mut fields = Vec::new();
     for m in &s.members {
         let name = super::object::name_of(btf, m);
         let Some(id) = m.get_type_id() else { continue };
-        let t = btf
-            .resolve_type_by_id(id)
-            .map_err(|e| bad(&name, e.to_string()))?;
-        let offset = (m.bit_offset() / 8) as usize;
-        let kind_of = |typedef: &str| -> Option<(MetricKind, usize)> {
-            let (kind, size) = typedef.strip_prefix("gadget_")?.split_once("__")?;
-            let size = match size {
-                "u32" => 4,
-                "u64" => 8,
-                _ => return None,
-            };
-            match kind {
-                "counter" => Some((MetricKind::Counter, size)),
-                "gauge" => Some((MetricKind::Gauge, size)),
-                "histogram_slot" => Some((MetricKind::Histogram { slots: 0 }, size)),
-                _ => None,
-            }
+        let (typedef, mty) = resolve_member(btf, id).map_err(|e| bad(&name, e))?;
+        // An array of metric-typed elements: the typedef is on the element.
+        let typedef = match (&typedef, &mty) {
+            (None, Type::Array(a)) => a
+                .get_type_id()
+                .and_then(|e| resolve_member(btf, e).ok())
+                .and_then(|(t, _)| t),
+            _ => typedef,
         };
-        match &t {
-            Type::Typedef(td) => {
-                let Some((kind, size)) = kind_of(&super::object::name_of(btf, td)) else {
-                    continue;
-                };
-                if let MetricKind::Histogram { .. } = kind {
-                    return Err(bad(
-                        &name,
-                        "gadget_histogram_slot__* must be an array of buckets (e.g. `gadget_histogram_slot__u32 latency[32]`)".into(),
-                    ));
-                }
-                fields.push(MetricField {
-                    name,
-                    offset,
-                    size,
-                    kind,
-                });
-            }
-            Type::Array(a) => {
-                let Some(elem) = a.get_type_id() else {
-                    continue;
-                };
-                let et = btf
-                    .resolve_type_by_id(elem)
-                    .map_err(|e| bad(&name, e.to_string()))?;
-                let Type::Typedef(td) = &et else { continue };
-                let Some((kind, size)) = kind_of(&super::object::name_of(btf, td)) else {
-                    continue;
-                };
-                if kind != (MetricKind::Histogram { slots: 0 }) {
-                    return Err(bad(
-                        &name,
-                        "an array of counters or gauges is not a metric; use gadget_histogram_slot__* for buckets".into(),
-                    ));
-                }
-                fields.push(MetricField {
-                    name,
-                    offset,
-                    size,
-                    kind: MetricKind::Histogram { slots: a.len() },
-                });
-            }
-            _ => {}
+        if let Some(mut f) = classify(&name, typedef.as_deref(), &mty)? {
+            f.offset = (m.bit_offset() / 8) as usize;
+            fields.push(f);
         }
     }
     Ok((fields, s.size()))
@@ -376,6 +674,8 @@ impl MetricMap {
 
 fn read_uint(value: &[u8], at: usize, size: usize) -> u64 {
     match (size, value.get(at..at + size)) {
+        (1, Some(b)) => b[0] as u64,
+        (2, Some(b)) => u16::from_ne_bytes(b.try_into().unwrap()) as u64,
         (4, Some(b)) => u32::from_ne_bytes(b.try_into().unwrap()) as u64,
         (8, Some(b)) => u64::from_ne_bytes(b.try_into().unwrap()),
         _ => 0,

@@ -146,6 +146,8 @@ impl Gadget {
         let obj = GadgetObject::parse(bytes)?;
         let sources = datasource::discover(&obj, &definition)?;
         let params = params::specs(&obj, &definition)?;
+        // Metric types and annotations are checked here, at load.
+        super::metrics::discover(&obj, &definition)?;
         // The gadget-wide columns may name a field of any source; a source's
         // own `datasources.<name>` entries must name one of its fields.
         let all: Vec<Described> = sources.iter().flat_map(|s| s.described()).collect();
@@ -497,6 +499,7 @@ impl Gadget {
         let metrics = Arc::new(super::metrics::RunMetrics::collect(
             &instances.1,
             &self.obj,
+            &self.definition,
         )?);
         Ok(Running {
             sources: live,

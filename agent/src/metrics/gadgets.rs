@@ -38,11 +38,21 @@ impl GadgetCollector {
 
 type Labels = Vec<(String, String)>;
 
+/// One sample's value.
+enum Sample {
+    Number(u64),
+    /// Per-bucket (not cumulative) counts with upper bounds, then +Inf;
+    /// the sum and the count.
+    Histogram(Vec<(f64, u64)>, f64, u64),
+}
+
 /// One family, gathered over every run that has it.
 struct Family {
     kind: MetricKind,
+    /// `metrics.unit`, sanitized (the encoder appends `_<unit>` to the name).
+    unit: Option<String>,
     help: String,
-    samples: Vec<(Labels, Vec<u64>)>,
+    samples: Vec<(Labels, Sample)>,
 }
 
 /// A metric or label name as Prometheus allows it: `[a-zA-Z_:][a-zA-Z0-9_:]*`
@@ -80,6 +90,55 @@ pub fn snake_case(name: &str) -> String {
     out
 }
 
+/// ebpf_exporter's histograms: rows whose key has a bucket index and whose
+/// value is that bucket's count, grouped by their other labels. Buckets
+/// 0..=max (the annotation's, else the largest seen) get their upper bound;
+/// counts beyond the last bucket land in +Inf only.
+fn bucketed(
+    b: &gadgetd_runtime::metrics::BucketSpec,
+    rows: &[MetricRow],
+    labels_of: impl Fn(&MetricRow) -> Labels,
+) -> Vec<(Labels, Sample)> {
+    let mut groups: BTreeMap<Labels, BTreeMap<u64, u64>> = BTreeMap::new();
+    for row in rows {
+        let Some(index) = row
+            .labels
+            .iter()
+            .find(|(k, _)| *k == b.field)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        *groups
+            .entry(labels_of(row))
+            .or_default()
+            .entry(index)
+            .or_default() += row.values[0][0];
+    }
+    groups
+        .into_iter()
+        .map(|(labels, counts)| {
+            let seen = counts.keys().next_back().copied().unwrap_or(0);
+            let max = b.max.unwrap_or(seen).min(1023);
+            let mut buckets = Vec::with_capacity(max as usize + 2);
+            let (mut sum, mut count, mut beyond) = (0f64, 0u64, 0u64);
+            for i in 0..=max {
+                let n = counts.get(&i).copied().unwrap_or(0);
+                buckets.push((b.upper_bound(i), n));
+            }
+            for (&i, &n) in &counts {
+                sum += b.lower_bound(i) * n as f64;
+                count += n;
+                if i > max {
+                    beyond += n;
+                }
+            }
+            buckets.push((f64::INFINITY, beyond));
+            (labels, Sample::Histogram(buckets, sum, count))
+        })
+        .collect()
+}
+
 /// The buckets of a log2 histogram: (upper bound, count) per slot, then +Inf;
 /// the sum estimated from the slots' lower bounds; the count.
 pub fn log2_buckets(slots: &[u64]) -> (Vec<(f64, u64)>, f64, u64) {
@@ -113,10 +172,47 @@ impl GadgetCollector {
                         continue;
                     }
                 };
+                let labels_of = |row: &MetricRow, skip: Option<&str>| -> Labels {
+                    let mut labels: Labels = vec![
+                        ("run".into(), r.id.clone()),
+                        ("gadget".into(), r.gadget.clone()),
+                    ];
+                    for (k, v) in row.labels.iter().filter(|(k, _)| Some(k.as_str()) != skip) {
+                        let mut k = snake_case(&sanitize(k));
+                        if k == "run" || k == "gadget" || k == "le" {
+                            k.insert_str(0, "key_");
+                        }
+                        labels.push((k, v.clone()));
+                    }
+                    labels
+                };
+                if let Some(b) = &map.spec.bucket {
+                    let family = families
+                        .entry(sanitize(&map.spec.source))
+                        .or_insert_with(|| Family {
+                            kind: MetricKind::Histogram { slots: 0 },
+                            unit: map.spec.fields[0].unit.as_deref().map(sanitize),
+                            help: format!(
+                                "gadget data source {} ({}), bucketed by {}",
+                                map.spec.source, map.spec.map, b.field
+                            ),
+                            samples: Vec::new(),
+                        });
+                    for (labels, sample) in bucketed(b, &rows, |row| labels_of(row, Some(&b.field)))
+                    {
+                        family.samples.push((labels, sample));
+                    }
+                    continue;
+                }
                 for (i, field) in map.spec.fields.iter().enumerate() {
-                    let name = sanitize(&format!("{}_{}", map.spec.source, field.name));
+                    // A plain-integer value (empty field name) is named after the source.
+                    let name = match field.name.as_str() {
+                        "" => sanitize(&map.spec.source),
+                        f => sanitize(&format!("{}_{f}", map.spec.source)),
+                    };
                     let family = families.entry(name).or_insert_with(|| Family {
                         kind: field.kind.clone(),
+                        unit: field.unit.as_deref().map(sanitize),
                         help: format!(
                             "{} of gadget data source {} ({})",
                             field.name, map.spec.source, map.spec.map
@@ -127,18 +223,15 @@ impl GadgetCollector {
                         continue; // another gadget's field of another type under the same name
                     }
                     for row in &rows {
-                        let mut labels: Labels = vec![
-                            ("run".into(), r.id.clone()),
-                            ("gadget".into(), r.gadget.clone()),
-                        ];
-                        for (k, v) in &row.labels {
-                            let mut k = snake_case(&sanitize(k));
-                            if k == "run" || k == "gadget" || k == "le" {
-                                k.insert_str(0, "key_");
+                        let values = &row.values[i];
+                        let sample = match field.kind {
+                            MetricKind::Histogram { .. } => {
+                                let (buckets, sum, count) = log2_buckets(values);
+                                Sample::Histogram(buckets, sum, count)
                             }
-                            labels.push((k, v.clone()));
-                        }
-                        family.samples.push((labels, row.values[i].clone()));
+                            _ => Sample::Number(values[0]),
+                        };
+                        family.samples.push((labels_of(row, None), sample));
                     }
                 }
             }
@@ -155,17 +248,24 @@ impl Collector for GadgetCollector {
                 MetricKind::Gauge => MetricType::Gauge,
                 MetricKind::Histogram { .. } => MetricType::Histogram,
             };
-            let mut fam = enc.encode_descriptor(&name, &family.help, None, metric_type)?;
-            for (labels, values) in &family.samples {
-                let sample = fam.encode_family(labels)?;
-                match family.kind {
-                    MetricKind::Counter => ConstCounter::new(values[0]).encode(sample)?,
-                    MetricKind::Gauge => ConstGauge::new(values[0] as i64).encode(sample)?,
-                    MetricKind::Histogram { .. } => {
-                        let (buckets, sum, count) = log2_buckets(values);
-                        let mut sample = sample;
+            let unit = family
+                .unit
+                .clone()
+                .map(prometheus_client::registry::Unit::Other);
+            let mut fam = enc.encode_descriptor(&name, &family.help, unit.as_ref(), metric_type)?;
+            for (labels, value) in &family.samples {
+                let mut sample = fam.encode_family(labels)?;
+                match (&family.kind, value) {
+                    (MetricKind::Counter, Sample::Number(n)) => {
+                        ConstCounter::new(*n).encode(sample)?
+                    }
+                    (MetricKind::Gauge, Sample::Number(n)) => {
+                        ConstGauge::new(*n as i64).encode(sample)?
+                    }
+                    (_, Sample::Number(_)) => {}
+                    (_, Sample::Histogram(buckets, sum, count)) => {
                         sample.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                            sum, count, &buckets, None,
+                            *sum, *count, buckets, None,
                         )?;
                     }
                 }
@@ -198,5 +298,56 @@ mod tests {
         );
         assert_eq!(count, 6);
         assert_eq!(sum, 0.0 + 2.0 * 2.0 + 8.0 * 3.0);
+    }
+
+    fn row(pid: &str, bucket: u64, count: u64) -> MetricRow {
+        MetricRow {
+            labels: vec![
+                ("pid".into(), pid.into()),
+                ("slot".into(), bucket.to_string()),
+            ],
+            values: vec![vec![count]],
+        }
+    }
+
+    #[test]
+    fn bucketed_rows_become_one_histogram_per_label_set() {
+        use gadgetd_runtime::metrics::BucketSpec;
+        let labels = |r: &MetricRow| vec![("pid".to_string(), r.labels[0].1.clone())];
+        let linear = BucketSpec {
+            field: "slot".into(),
+            exp2: false,
+            multiplier: 10.0,
+            max: Some(2),
+        };
+        // pid 1: 3 values in [0,10), 1 in [20,30), 2 beyond the last bucket.
+        let rows = [
+            row("1", 0, 3),
+            row("1", 2, 1),
+            row("1", 5, 2),
+            row("2", 1, 4),
+        ];
+        let out = bucketed(&linear, &rows, labels);
+        assert_eq!(out.len(), 2);
+        let Sample::Histogram(b, sum, count) = &out[0].1 else {
+            panic!()
+        };
+        assert_eq!(out[0].0, vec![("pid".to_string(), "1".to_string())]);
+        assert_eq!(
+            b,
+            &vec![(10.0, 3), (20.0, 0), (30.0, 1), (f64::INFINITY, 2)]
+        );
+        assert_eq!((*sum, *count), (20.0 + 2.0 * 50.0, 6));
+        let exp2 = BucketSpec {
+            field: "slot".into(),
+            exp2: true,
+            multiplier: 1.0,
+            max: None,
+        };
+        let Sample::Histogram(b, sum, count) = &bucketed(&exp2, &rows[3..], labels)[0].1 else {
+            panic!()
+        };
+        assert_eq!(b, &vec![(1.0, 0), (2.0, 4), (f64::INFINITY, 0)]);
+        assert_eq!((*sum, *count), (4.0, 4));
     }
 }

@@ -63,5 +63,14 @@ pub fn render(agent: &Arc<Agent>, format: Format) -> String {
     if let Err(e) = encoded {
         tracing::error!(error = %e, "encoding the metrics failed");
     }
+    drop(registry);
+    // A big scrape's decoded rows and labels are freed by now: give their
+    // pages back instead of keeping them resident until the next scrape.
+    if out.len() > TRIM_ABOVE {
+        gadgetd_runtime::load::trim_heap();
+    }
     out
 }
+
+/// Expositions larger than this trim the heap after rendering (~3,500 series).
+const TRIM_ABOVE: usize = 1 << 20;

@@ -148,7 +148,7 @@ pub(super) struct ParsedOptions {
     pub(super) containers: gadgetd_containers::Selector,
     detach: bool,
     /// Export the gadget's metrics (`metrics` option).
-    metrics: bool,
+    pub(super) metrics: bool,
     /// sha256 of the stored object of a detached run (state database).
     object: Option<String>,
     pub(super) kinds: super::kind_options::KindOptions,
@@ -173,7 +173,8 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
     };
     for (key, value) in opts {
         let scoping = gadgetd_containers::selector::KEYS.contains(&key.as_str());
-        if scoping || super::kind_options::KEYS.contains(&key.as_str()) {
+        // `metrics` is kept with the scope too: a restored run exports again.
+        if scoping || super::kind_options::KEYS.contains(&key.as_str()) || key == options::METRICS {
             let copy = value
                 .try_clone()
                 .map_err(|e| fdo::Error::InvalidArgs(format!("option {key}: {e}")))?;

@@ -86,7 +86,7 @@ fn spec(rec: &RunRecord, header: Header) -> RunSpec {
         params: rec.params.clone(),
         header,
         timeout: None,
-        // Not stored yet: a restored run exports no gadget metrics.
+        // Set from the stored options when the run is restored live.
         metrics: false,
         ledger: None,
     }
@@ -260,6 +260,7 @@ async fn restore_one(
     let mut spec = spec(rec, header);
     spec.timeout = timeout;
     spec.ledger = ledger;
+    spec.metrics = parsed.metrics;
     let on_end = super::record::on_end(agent.clone());
     let (log_attacher, pipe) = super::detached::pipe().map_err(|e| e.to_string())?;
     let handle = run::spawn_at(
