@@ -25,8 +25,8 @@ use super::object::{GadgetObject, ProgramDef};
 use super::pin_dir::{self, PinDir};
 use super::prog_array;
 use super::sections;
-use super::tc;
 use super::socket_enricher;
+use super::tc;
 use super::uprobe_target;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
