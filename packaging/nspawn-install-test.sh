@@ -70,8 +70,10 @@ ok "bob (not in group gadget) is denied: $(head -1 "$work/bob.err")"
 
 [ "$(inside systemctl is-enabled gadgetd-metrics.socket || true)" = disabled ] \
   || fail "gadgetd-metrics.socket is not installed disabled (metrics are off until enabled)"
-inside systemctl enable --now gadgetd-metrics.socket >/dev/null 2>&1 || fail "cannot enable gadgetd-metrics.socket"
-inside systemctl restart gadgetd.service || fail "gadgetd did not restart with the metrics socket"
+# systemd refuses to start a socket whose service is already running.
+inside systemctl stop gadgetd.service
+out=$(inside systemctl enable --now gadgetd-metrics.socket 2>&1) || fail "cannot enable gadgetd-metrics.socket: $out"
+inside systemctl start gadgetd.service || fail "gadgetd did not start with the metrics socket"
 scrape=$(inside bash -c 'exec 3<>/dev/tcp/127.0.0.1/2224 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>&1 || true)
 echo "$scrape" | grep -q '^gadgetd_runs{state="running"}' \
   || fail "no gadgetd_runs on http://127.0.0.1:2224/metrics: $(echo "$scrape" | head -5)"
