@@ -3,7 +3,7 @@
 
 Usage: scripts/decode_cost.py DECODE_COST_BIN FIXTURE_DIR [--update] [--tolerance 0.10]
 
-FIXTURE_DIR holds trace_open.o (the object the records were recorded from, so
+FIXTURE_DIR holds trace_open.bpf.c (the source of the object the records were recorded from, so
 the fixture stays valid whatever becomes of gadgets/) and trace_open.records
 (raw ring records, see benches/src/bin/floor-reader.rs), and baseline.txt: the
 committed instructions per event. Runs the decode workload under callgrind
@@ -35,12 +35,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("fixtures")
+    ap.add_argument("object", help="trace_open.o built from FIXTURE_DIR/trace_open.bpf.c (make decode-check)")
     ap.add_argument("--update", action="store_true", help="write the measured cost as the new baseline")
     ap.add_argument("--tolerance", type=float, default=0.10)
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: `.ci/install-deps test`")
-    obj = os.path.join(args.fixtures, "trace_open.o")
+    obj = args.object
     records = os.path.join(args.fixtures, "trace_open.records")
     baseline_file = os.path.join(args.fixtures, "baseline.txt")
     one, n = instructions(args.binary, obj, records, 1)

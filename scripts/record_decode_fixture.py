@@ -5,8 +5,8 @@ the floor reader (which writes each record it sees).
 
 Usage: scripts/record_decode_fixture.py FLOOR_READER OBJECT OUT_DIR
 
-Copies OBJECT to OUT_DIR/trace_open.o (the records follow its event layout)
-and writes OUT_DIR/trace_open.records. The calls cover what the decoder
+OBJECT is built from OUT_DIR/trace_open.bpf.c (`make build/fixtures/trace_open.o`;
+the records follow its event layout); writes OUT_DIR/trace_open.records. The calls cover what the decoder
 formats differently: successful and failed opens (errno names), several
 flags and modes, file names with quotes, backslashes, control characters,
 multi-byte UTF-8, bytes that are not UTF-8, and a long name. Run once; the
@@ -41,7 +41,6 @@ def main():
         raise SystemExit(__doc__)
     reader, obj, out = sys.argv[1:]
     os.makedirs(out, exist_ok=True)
-    shutil.copyfile(obj, os.path.join(out, "trace_open.o"))
     records = os.path.join(out, "trace_open.records")
     d = tempfile.mkdtemp(prefix="fixture-", dir="/tmp").encode()
     calls = opens(d)
