@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/debug
 ARCH_DEFINE := -D__TARGET_ARCH_x86
 GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
-HEADERS := $(wildcard include/gadget/*.h include/*.h)
+HEADERS := $(wildcard include/gadget/*.h include/bpf/*.h include/*.h)
 
 .PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds decode-check decode-check-update test-objects build run test bench clean fmt lint packages package-test bench-service boot-test fuzz
 

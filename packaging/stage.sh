@@ -42,6 +42,9 @@ put 0644 packaging/common/sysusers.conf /usr/lib/sysusers.d/gadgetd.conf
 # The C API: <gadget/types.h> from the default path; -I/usr/include/gadget
 # gives the seed's bare "types.h" and <vmlinux/vmlinux.h>.
 for h in include/gadget/*.h include/*.h; do put 0644 "$h" "/usr/include/gadget/$(basename "$h")"; done
+# <bpf/bpf_tracing.h> filling in what an older libbpf-dev lacks; found before
+# the system's through -I/usr/include/gadget (it #include_next's the system one).
+for h in include/bpf/*.h; do put 0644 "$h" "/usr/include/gadget/bpf/$(basename "$h")"; done
 (cd include && find vmlinux -type f -name '*.h') | while read -r h; do
   put 0644 "include/$h" "/usr/include/gadget/$h"
 done

@@ -232,6 +232,49 @@ fn tool(env: &str, default: &str) -> String {
     std::env::var(env).unwrap_or_else(|_| default.to_string())
 }
 
+/// The clang to compile with: `$CLANG`, else the newest versioned `clang-N`
+/// (N >= 15) on `PATH`, else `clang`. Gadgets written for Inspektor Gadget's
+/// builder (clang 18+) use CO-RE intrinsics that clang 14 (Debian 12's
+/// default `clang`) crashes on, so a newer one wins when it is installed.
+fn clang() -> String {
+    if let Ok(explicit) = std::env::var("CLANG") {
+        return explicit;
+    }
+    newest_versioned_clang(std::env::var_os("PATH").as_deref()).unwrap_or_else(|| "clang".into())
+}
+
+fn newest_versioned_clang(path: Option<&std::ffi::OsStr>) -> Option<String> {
+    const OLDEST: u32 = 15;
+    let dirs = std::env::split_paths(path?);
+    dirs.filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let major: u32 = name.strip_prefix("clang-")?.parse().ok()?;
+            (major >= OLDEST).then_some((major, name))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+/// The multiarch header directory (where `<asm/types.h>` lives on
+/// Debian/Ubuntu) for `arch`, else the host's: clang does not search it for
+/// `-target bpf`, and gadgets that include `<linux/*.h>` need it. The UAPI
+/// `asm/` headers BPF programs use (types, errno, byte order) are the same on
+/// amd64 and arm64, so a cross build can borrow the host's.
+fn multiarch_include(arch: &str) -> Option<PathBuf> {
+    let triple = |a: &str| match a {
+        "amd64" | "x86_64" => Some("x86_64-linux-gnu"),
+        "arm64" | "aarch64" => Some("aarch64-linux-gnu"),
+        _ => None,
+    };
+    [triple(arch), triple(std::env::consts::ARCH)]
+        .into_iter()
+        .flatten()
+        .map(|t| Path::new("/usr/include").join(t))
+        .find(|dir| dir.is_dir())
+}
+
 /// Links the source directory and the headers into `work` as `src` and
 /// `include`, so clang sees the same relative paths wherever the files are:
 /// file names in BTF line info (and the source lines clang reads back through
@@ -253,13 +296,17 @@ fn stage_sources(plan: &Plan, work: &Path) -> Result<PathBuf> {
 
 fn compile(plan: &Plan, source: &Path, work: &Path, arch: &str, out: &Path) -> Result<Vec<u8>> {
     let (define, _) = arch_define(arch)?;
-    let clang = tool("CLANG", "clang");
-    let status = Command::new(&clang)
-        .current_dir(work)
+    let clang = clang();
+    let mut cmd = Command::new(&clang);
+    cmd.current_dir(work)
         .args(["-g", "-O2", "-target", "bpf"])
         .arg(format!("-D__TARGET_ARCH_{define}"))
         // include/gadget: the installed layout's <vmlinux/...> and bare "types.h".
-        .args(["-I", "include", "-I", "include/gadget", "-I", "src"])
+        .args(["-I", "include", "-I", "include/gadget", "-I", "src"]);
+    if let Some(dir) = multiarch_include(arch) {
+        cmd.arg("-idirafter").arg(dir);
+    }
+    let status = cmd
         .arg("-fdebug-compilation-dir=.")
         .arg("-c")
         .arg(source)
@@ -423,6 +470,28 @@ impl Drop for TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_clang_15_or_later_on_path_is_chosen() {
+        let root = std::env::temp_dir().join(format!("gadgetctl-clang-{}", std::process::id()));
+        let (a, b) = (root.join("a"), root.join("b"));
+        for (dir, names) in [
+            (&a, &["clang-14", "clang-16", "clang-foo", "clang"][..]),
+            (&b, &["clang-19", "clang-9", "clang-19.1"][..]),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+            for n in names {
+                std::fs::write(dir.join(n), "").unwrap();
+            }
+        }
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(newest_versioned_clang(Some(&path)).as_deref(), Some("clang-19"));
+        let only_a = std::env::join_paths([&a]).unwrap();
+        assert_eq!(newest_versioned_clang(Some(&only_a)).as_deref(), Some("clang-16"));
+        std::fs::remove_file(a.join("clang-16")).unwrap();
+        assert_eq!(newest_versioned_clang(Some(&only_a)), None, "clang-14 is too old");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn image_names_from_inspektor_gadget_metadata_and_directories() {

@@ -167,6 +167,12 @@ struct inode___older_v611 {
 	struct timespec64 __i_ctime;
 };
 
+/* Spelled out so the newest layout compiles against any vmlinux.h (arm64's is older). */
+struct inode___v611 {
+	time64_t i_ctime_sec;
+	u32 i_ctime_nsec;
+};
+
 /* Since 6.13 the top bit of i_ctime_nsec is a flag, not part of the time. */
 #define I_CTIME_QUERIED (1U << 31)
 
@@ -176,10 +182,12 @@ static __always_inline u64 gadget_get_ctime_nanosec_from_inode(struct inode *ino
 	time64_t sec;
 	long nsec;
 
-	if (bpf_core_field_exists(inode->i_ctime_sec) &&
-	    bpf_core_field_exists(inode->i_ctime_nsec)) {
-		sec = BPF_CORE_READ(inode, i_ctime_sec);
-		nsec = BPF_CORE_READ(inode, i_ctime_nsec);
+	struct inode___v611 *v611_new = (void *)inode;
+
+	if (bpf_core_field_exists(v611_new->i_ctime_sec) &&
+	    bpf_core_field_exists(v611_new->i_ctime_nsec)) {
+		sec = BPF_CORE_READ(v611_new, i_ctime_sec);
+		nsec = BPF_CORE_READ(v611_new, i_ctime_nsec);
 	} else if (bpf_core_field_exists(((struct inode___older_v611 *)inode)->__i_ctime)) {
 		struct inode___older_v611 *v611 = (void *)inode;
 

@@ -40,7 +40,7 @@ struct {
 } bufs SEC(".maps");
 
 /* The full path of `path` (a struct path in kernel memory); NULL when no buffer. */
-static __always_inline void *get_path_str(struct path *path)
+static __always_inline void *get_path_str(const struct path *path)
 {
 	u32 zero = 0;
 	struct gadget_path_buf *out = bpf_map_lookup_elem(&bufs, &zero);
