@@ -435,6 +435,65 @@ fn uprobe_targets_as_users_write_them_and_the_per_program_policy() {
     });
 }
 
+/// `BPF_UPROBE` with six arguments and `BPF_URETPROBE` (libbpf 1.2/1.3 macros,
+/// supplied by include/bpf/bpf_tracing.h over an older system libbpf): mmap()'s
+/// six arguments, the sixth from its own register, and its return value.
+#[test]
+fn uprobe_macros_read_six_arguments_and_the_return_value() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("uprobe_args");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        // Unusual values in every argument so none can match by accident; the
+        // offset is page-aligned (glibc checks it) and ignored for anonymous maps.
+        const LEN: usize = 12_345;
+        const OFF: i64 = 0x7000;
+        // SAFETY: an anonymous private mapping, unmapped right after.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                LEN,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                OFF,
+            )
+        };
+        assert_ne!(
+            addr,
+            libc::MAP_FAILED,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: the mapping made above.
+        unsafe { libc::munmap(addr, LEN) };
+        let evs = events_until(&mut run, |evs| {
+            evs.iter()
+                .any(|e| e["probe"] == 1 && e["len"] == LEN as u64)
+                && evs
+                    .iter()
+                    .any(|e| e["probe"] == 2 && e["ret"] == addr as i64)
+        })
+        .await;
+        let entry = evs
+            .iter()
+            .find(|e| e["probe"] == 1 && e["len"] == LEN as u64)
+            .unwrap();
+        assert_eq!(entry["pid"], pid);
+        assert_eq!(entry["addr"], 0);
+        assert_eq!(entry["prot"], libc::PROT_READ as i64);
+        assert_eq!(
+            entry["flags"],
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as i64
+        );
+        assert_eq!(entry["fd"], -1);
+        assert_eq!(entry["off"], OFF, "the sixth argument (r9 on x86-64)");
+    });
+}
+
 /// BPF LSM: where the kernel runs BPF LSM programs, one reports our own open
 /// with its flags; where it does not (this VM refuses tracing programs with
 /// EPERM), the error names the program, the hook and why.
