@@ -503,3 +503,68 @@ fn maps_inspektor_gadget_sizes_at_run_time_get_their_size() {
         );
     }
 }
+
+/// IG's trailing data (`ebpf.rest.name`/`ebpf.rest.len`, what tcpdump uses
+/// for packet bytes): the bytes after the event struct are one more field in
+/// lowercase hex, cut at the length field when there is one, whole otherwise;
+/// a length naming no field is an error naming it.
+#[test]
+fn trailing_bytes_after_the_event_are_a_hex_field() {
+    require_root();
+    let name = format!("/nonexistent-rest-{}", random_hex(6));
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let dir = std::env::temp_dir().join(format!("gadgetd-rest-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |yaml: &str| {
+        let def = dir.join("gadget.yaml");
+        std::fs::write(&def, yaml).unwrap();
+        let test = GadgetTest::from_files(test_object("ig_rest"), Some(def.as_path()))?
+            .param("targ_pid", std::process::id());
+        let path = name.clone();
+        let capture = test.trace(move || {
+            let _ = std::fs::File::open(&path);
+        })?;
+        Ok::<_, gadgetd::runtime::GadgetError>(capture.events)
+    };
+
+    let cut = run(&yaml("ig_rest")).unwrap();
+    let ev = cut
+        .iter()
+        .find(|e| e["name_len"] == name.len())
+        .unwrap_or_else(|| panic!("no event for {name}: {cut:?}"));
+    assert_eq!(ev["name_bytes"], hex(name.as_bytes()), "{ev:?}");
+    assert_eq!(ev["pid"], std::process::id());
+
+    // No length field: all 64 trailing bytes (the name, its NUL, the fill).
+    let whole =
+        run("datasources:\n  opens:\n    annotations:\n      ebpf.rest.name: tail\n").unwrap();
+    let ev = whole
+        .iter()
+        .find(|e| e["name_len"] == name.len())
+        .unwrap_or_else(|| panic!("no event for {name}: {whole:?}"));
+    // The kernel may zero the rest of the 8-byte word it copied the NUL in.
+    let tail = ev["tail"].as_str().unwrap();
+    let named = format!("{}00", hex(name.as_bytes()));
+    assert_eq!(tail.len(), 128, "{ev:?}");
+    assert!(tail.starts_with(&named), "{ev:?}");
+    let word_end = (name.len() + 1).next_multiple_of(8) * 2;
+    assert!(
+        tail[named.len()..word_end].chars().all(|c| c == '0')
+            || tail[named.len()..word_end].chars().all(|c| c == 'e'),
+        "{ev:?}"
+    );
+    assert_eq!(&tail[word_end..], "ee".repeat(64 - word_end / 2), "{ev:?}");
+
+    let err = run(
+        "datasources:\n  opens:\n    annotations:\n      ebpf.rest.name: tail\n      ebpf.rest.len: nosuch\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(
+            "`ebpf.rest.len: nosuch` names no integer field of the event (fields: pid, name_len)"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -56,6 +56,9 @@ pub struct DataSource {
     pub layout: Layout,
     /// The definition with this source's `datasources.<name>` annotations.
     definition: Definition,
+    /// Tracers: IG's trailing bytes after the event (`ebpf.rest.*`), as
+    /// (field name, decoder part).
+    pub rest: Option<(String, crate::decode::Rest)>,
 }
 
 /// A field of the stream header before the definition applies: name, type,
@@ -110,11 +113,16 @@ impl DataSource {
             // Only warns when the source is missing, which it is not.
             definition.select_datasource(&found.name)?;
         }
+        let rest = match &kind {
+            Kind::Tracer(_) => rest_of(&definition, &found.name, &layout)?,
+            _ => None,
+        };
         Ok(DataSource {
             name: found.name.clone(),
             kind,
             layout,
             definition,
+            rest,
         })
     }
 
@@ -176,6 +184,9 @@ impl DataSource {
                 }
             }
             _ => {}
+        }
+        if let Some((name, _)) = &self.rest {
+            described.push((name.clone(), "bytes".into(), 32, false));
         }
         described
     }
@@ -317,4 +328,44 @@ pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataS
         sources.iter_mut().for_each(DataSource::rename_reserved);
     }
     Ok(sources)
+}
+
+/// IG's `ebpf.rest.name` / `ebpf.rest.len` annotations of data source `ds`:
+/// the trailing bytes' field name and the integer field that holds their
+/// length. Errors: the length names no integer field of the event.
+fn rest_of(
+    definition: &Definition,
+    ds: &str,
+    layout: &Layout,
+) -> Result<Option<(String, crate::decode::Rest)>> {
+    let Some(def) = definition.datasources.get(ds) else {
+        return Ok(None);
+    };
+    let Some(name) = def.annotations.get("ebpf.rest.name").map(|v| v.0.trim()) else {
+        return Ok(None);
+    };
+    let len_field = match def.annotations.get("ebpf.rest.len").map(|v| v.0.trim()) {
+        None => None,
+        Some(len) => {
+            let field = layout.fields.iter().find(|f| f.name == len);
+            match field.map(|f| (f.offset, &f.kind)) {
+                Some((offset, layout::FieldKind::Int { size, .. })) => Some((offset, *size)),
+                _ => {
+                    return Err(GadgetError::Definition(format!(
+                        "gadget.yaml: data source `{ds}`: `ebpf.rest.len: {len}` names no integer field of the event (fields: {}); name the field that holds the trailing data's length, or drop the annotation",
+                        layout
+                            .fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Some((
+        name.to_string(),
+        crate::decode::Rest::new(name, len_field),
+    )))
 }

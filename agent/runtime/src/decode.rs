@@ -73,6 +73,54 @@ pub struct Decoder {
     stacks: Option<Arc<super::stacks::KernelStacks>>,
     /// How an object of a struct with no fields opens (`{`, or `{` and the tag).
     empty_open: Vec<u8>,
+    /// Bytes after the struct, shown as one more field.
+    rest: Option<Rest>,
+}
+
+/// Inspektor Gadget's trailing data (`datasources.<ds>.annotations`
+/// `ebpf.rest.name` and `ebpf.rest.len`): the bytes a tracer appends after its
+/// event struct (`bpf_perf_event_output(skb, …, len << 32 | …)` puts packet
+/// bytes there) become one more field, written as lowercase hex as IG's JSON
+/// writes byte fields. With a length field, at most that many bytes are shown
+/// (the rest of the record is padding); without, all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rest {
+    /// `"NAME":` (the separator before it is written per event).
+    key: Vec<u8>,
+    /// Offset and size in bytes (1, 2, 4 or 8) of the unsigned length field.
+    len_field: Option<(usize, u8)>,
+}
+
+impl Rest {
+    /// `name` is the field's JSON name; `len_field` the offset and size of the
+    /// integer field holding the length, if the gadget names one.
+    pub fn new(name: &str, len_field: Option<(usize, u8)>) -> Rest {
+        let mut key = Vec::with_capacity(name.len() + 3);
+        write_json_str(&mut key, name.as_bytes());
+        key.push(b':');
+        Rest { key, len_field }
+    }
+
+    fn write(&self, data: &[u8], size: usize, out: &mut Vec<u8>) {
+        let trailing = &data[size.min(data.len())..];
+        let n = match self.len_field {
+            Some((offset, width)) => match read_int(&data[offset..], width, false) {
+                IntValue::Unsigned(v) => (v.min(trailing.len() as u64)) as usize,
+                IntValue::Signed(v) => (v.clamp(0, trailing.len() as i64)) as usize,
+            },
+            None => trailing.len(),
+        };
+        if out.last() != Some(&b'{') {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.key);
+        out.push(b'"');
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for &b in &trailing[..n] {
+            out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+        out.push(b'"');
+    }
 }
 
 /// The event is shorter than its type: counted, never decoded from garbage.
@@ -118,7 +166,14 @@ impl Decoder {
             empty_enrichment: enrich::empty_fragment(),
             stacks: None,
             empty_open: b"{".to_vec(),
+            rest: None,
         }
+    }
+
+    /// Writes the bytes after the struct as one more field (see [`Rest`]).
+    pub fn with_rest(mut self, rest: Option<Rest>) -> Decoder {
+        self.rest = rest;
+        self
     }
 
     /// Starts every object [`Decoder::write_json`] writes with `tag`
@@ -165,6 +220,9 @@ impl Decoder {
             out.extend_from_slice(&self.empty_open);
         }
         self.write_fields(data, out);
+        if let Some(rest) = &self.rest {
+            rest.write(data, self.size, out);
+        }
         out.extend_from_slice(b"}\n");
         Ok(())
     }

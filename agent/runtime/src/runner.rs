@@ -271,6 +271,7 @@ impl Gadget {
         Decoder::new(&source.layout)
             .with_stacks(stacks.clone())
             .with_enricher(enricher.clone())
+            .with_rest(source.rest.as_ref().map(|(_, r)| r.clone()))
     }
 
     /// Loads and attaches the gadget: every data source at once. Blocking
@@ -473,7 +474,9 @@ impl Gadget {
             let mut readers = Vec::new();
             for (i, ds) in self.sources.iter().enumerate() {
                 if let Kind::Tracer(t) = &ds.kind {
-                    let mut decoder = Decoder::new(&ds.layout).with_enricher(enricher.clone());
+                    let mut decoder = Decoder::new(&ds.layout)
+                        .with_enricher(enricher.clone())
+                        .with_rest(ds.rest.as_ref().map(|(_, r)| r.clone()));
                     if let Some(tag) = tag(ds) {
                         decoder = decoder.with_tag(&tag);
                     }
