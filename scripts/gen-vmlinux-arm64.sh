@@ -5,7 +5,7 @@
 # and bpftool turns it into C.
 #   scripts/gen-vmlinux-arm64.sh [DEB_URL]
 set -euo pipefail
-url=${1:-http://deb.debian.org/debian/pool/main/l/linux-signed-arm64/linux-image-6.1.0-50-arm64_6.1.176-1_arm64.deb}
+url=${1:-http://deb.debian.org/debian/pool/main/l/linux-signed-arm64/linux-image-6.12.107+deb13-arm64_6.12.107-1_arm64.deb}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 curl -fsSL -o "$work/k.deb" "$url"
