@@ -9,6 +9,7 @@
 //! (default `target/debug`), objects from `GADGETD_GADGETS` (default `build/gadgets`).
 
 pub mod cri;
+pub mod hostile_registry;
 pub mod prometheus;
 pub mod registry;
 pub mod runtimes;

@@ -44,6 +44,7 @@ pub mod policy;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod registry_http;
 pub mod service;
 pub mod signature;
 pub mod signature_registry;

@@ -28,7 +28,9 @@ pub fn to_fdo(e: ImageError) -> fdo::Error {
     let msg = e.to_string();
     match e {
         ImageError::NotFound(_) => fdo::Error::FileNotFound(msg),
-        ImageError::Registry { .. } => fdo::Error::Failed(msg),
+        ImageError::Registry { .. } | ImageError::CredentialsRejected { .. } => {
+            fdo::Error::Failed(msg)
+        }
         ImageError::Io { .. } => fdo::Error::IOError(msg),
         _ => fdo::Error::InvalidArgs(msg),
     }
