@@ -32,6 +32,7 @@
 //! ```
 
 pub mod archive;
+pub mod atomic_file;
 pub mod config;
 pub mod cosign_key;
 pub mod credentials;
