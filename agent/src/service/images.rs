@@ -236,7 +236,7 @@ impl Images {
     ) -> fdo::Result<String> {
         self.0
             .authorized_blocking(conn, &hdr, ACTION_READ, move |svc| {
-                inspect(&svc, &reference).map(|v| v.to_string())
+                inspect(svc, &reference).map(|v| v.to_string())
             })
             .await
     }

@@ -87,8 +87,8 @@ impl Signatures {
     ) -> fdo::Result<(String, String, Vec<u8>)> {
         self.0
             .authorized_blocking(conn, &hdr, ACTION_READ, move |svc| {
-                let (name, digest) = target(&svc, &image)?;
-                let r = parsed(&svc, &name)?;
+                let (name, digest) = target(svc, &image)?;
+                let r = parsed(svc, &name)?;
                 let repo = format!("{}/{}", r.registry(), r.repository());
                 Ok((name, digest.to_string(), signature::payload(&repo, &digest)))
             })
