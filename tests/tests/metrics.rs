@@ -598,3 +598,66 @@ fn a_restored_run_exports_its_metrics_again() {
     );
     ok(&svc.ctl(&["stop", &id]), "stop");
 }
+
+/// The ids of the BPF maps this process holds descriptors of, one entry
+/// per descriptor (`/proc/self/fdinfo`'s `map_id`).
+fn own_map_fds() -> Vec<u32> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_map = std::fs::read_link(fd.path())
+            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-map");
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ));
+        if let (true, Ok(info)) = (is_map, info) {
+            ids.extend(
+                info.lines()
+                    .find_map(|l| l.strip_prefix("map_id:"))
+                    .and_then(|v| v.trim().parse::<u32>().ok()),
+            );
+        }
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// A run's metric maps are found and opened only when first read: a run
+/// whose metrics nobody exports (no `--metrics`) opens none. Gadgets with
+/// a counter map, a histogram map, a gauge map, and none.
+#[test]
+fn a_runs_metric_maps_are_opened_only_when_read() {
+    require_root();
+    // The run's pollers are tokio timers.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = rt.enter();
+    for (name, maps) in [
+        ("metrics_syscalls", &["syscall_counts"][..]),
+        ("metrics_openat_latency", &["openat_latency"][..]),
+        ("metrics_inflight", &["inflight_calls"][..]),
+        ("trace_open", &[][..]),
+    ] {
+        let object = gadget(name);
+        let yaml = std::fs::read_to_string(object.with_extension("yaml")).unwrap();
+        let g = gadgetd_runtime::Gadget::from_object(std::fs::read(&object).unwrap(), Some(&yaml))
+            .unwrap();
+        let running = g.start(&gadgetd_runtime::RunOptions::default()).unwrap();
+        let metrics = running.metrics();
+        let started = own_map_fds();
+        assert!(!metrics.maps_opened(), "{name}: opened at start");
+        let opened: Vec<&str> = metrics.maps().iter().map(|m| m.spec.map.as_str()).collect();
+        assert_eq!(opened, maps, "{name}");
+        assert!(metrics.maps_opened());
+        // One more descriptor per metric map, of a map the run already had.
+        let mut added = own_map_fds();
+        for id in &started {
+            let at = added.iter().position(|a| a == id).unwrap();
+            added.remove(at);
+        }
+        assert_eq!(added.len(), maps.len(), "{name}: new map fds {added:?}");
+        assert!(added.iter().all(|id| started.contains(id)), "{name}");
+        // A second read opens nothing more.
+        assert_eq!(metrics.maps().len(), maps.len());
+        assert_eq!(own_map_fds().len(), started.len() + maps.len(), "{name}");
+    }
+}
