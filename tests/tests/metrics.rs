@@ -31,21 +31,11 @@ fn failed_opens(n: usize, tag: &str) {
 
 /// Starts trace_open detached, seeing only this process's failed opens.
 fn detached_trace_open(agent: &Agent, name: &str) -> String {
-    let gadget = gadget("trace_open");
-    let pid = format!("targ_pid={}", std::process::id());
-    let out = agent.ctl(&[
-        "run",
-        s(&gadget),
-        "--detach",
-        "--name",
-        name,
-        "-p",
-        &pid,
-        "-p",
-        "targ_failed=true",
-    ]);
-    let id = ok(&out, "run --detach").trim().to_string();
-    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
+    let id = detach_trace_open(
+        |a| agent.ctl(a),
+        std::process::id(),
+        &["--name", name, "-p", "targ_failed=true"],
+    );
     agent.wait_running(1);
     id
 }
