@@ -441,3 +441,55 @@ impl<'a> Session<'a> {
         Ok(resp.status() != StatusCode::UNAUTHORIZED)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(text: &str) -> Challenge {
+        parse_challenge(Some(&HeaderValue::from_str(text).unwrap()))
+    }
+
+    #[test]
+    fn a_bearer_challenge_gives_its_realm_and_service() {
+        match challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull""#,
+        ) {
+            Challenge::Bearer { realm, service } => {
+                assert_eq!(realm, "https://auth.example/token");
+                assert_eq!(service.as_deref(), Some("registry.example"));
+            }
+            _ => panic!("not a bearer challenge"),
+        }
+        // Scheme names are case-insensitive; a Basic one before it is passed over.
+        match challenge(r#"Basic realm="x", bearer realm="https://a/t""#) {
+            Challenge::Bearer { realm, service } => {
+                assert_eq!(realm, "https://a/t");
+                assert_eq!(service, None);
+            }
+            _ => panic!("not a bearer challenge"),
+        }
+    }
+
+    #[test]
+    fn basic_missing_realm_and_garbage_are_not_bearer() {
+        assert!(matches!(
+            challenge(r#"Basic realm="Registry""#),
+            Challenge::Basic
+        ));
+        assert!(matches!(
+            challenge(r#"Bearer service="x""#),
+            Challenge::None
+        ));
+        assert!(matches!(challenge("Negotiate"), Challenge::None));
+        assert!(matches!(challenge(",,,=\""), Challenge::None));
+        assert!(matches!(parse_challenge(None), Challenge::None));
+    }
+
+    #[test]
+    fn registry_text_reaches_messages_as_printable_ascii_only() {
+        assert_eq!(printable("ok: fine"), "ok: fine");
+        assert_eq!(printable("a\x1b[31mb\nc\u{202e}d"), "a?[31mb?c?d");
+        assert_eq!(printable(&"x".repeat(500)).len(), 200);
+    }
+}
