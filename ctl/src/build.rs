@@ -366,10 +366,12 @@ pub async fn build(address: Option<&str>, a: BuildArgs) -> Result<ExitCode> {
     let mut tar = Vec::new();
     archive::write(&mut tar, &blobs, &images, epoch.unwrap_or(0))?;
     if let Some(out) = &a.output {
-        let tmp_out = out.with_extension("tar.partial");
-        std::fs::write(&tmp_out, &tar)
-            .with_context(|| format!("cannot write {}", tmp_out.display()))?;
-        std::fs::rename(&tmp_out, out)
+        use std::io::Write as _;
+        let mut f = gadgetd_images::atomic_file::AtomicFile::create(out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        f.write_all(&tar)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        f.commit()
             .with_context(|| format!("cannot write {}", out.display()))?;
         for (name, index) in &images {
             println!(

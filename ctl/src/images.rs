@@ -239,29 +239,31 @@ async fn export(
         .export(images.iter().map(String::as_str).collect())
         .await?;
     let mut src = std::fs::File::from(std::os::fd::OwnedFd::from(fd));
-    // Never leave a partial archive under the final name.
-    let tmp = file.with_extension("tar.partial");
-    let mut dst =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    // Never a partial archive under the final name: written unnamed, named
+    // only when whole (a killed gadgetctl leaves nothing behind).
+    let mut dst = gadgetd_images::atomic_file::AtomicFile::create(file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
     let n = std::io::copy(&mut src, &mut dst).context("reading the archive from gadgetd")?;
-    dst.sync_all()?;
     // The stream has no length up front: only a tar with its end blocks
     // after whole members is complete (gadgetd never writes them after an
     // error, and a killed agent cannot).
-    let whole = std::fs::File::open(&tmp)
+    use std::io::Seek as _;
+    let whole = dst
+        .file()
+        .rewind()
         .map_err(anyhow::Error::from)
-        .and_then(|f| {
-            gadgetd_images::archive::check_complete(std::io::BufReader::new(f))
+        .and_then(|()| {
+            gadgetd_images::archive::check_complete(std::io::BufReader::new(dst.file()))
                 .map_err(anyhow::Error::from)
         });
     if let Err(e) = whole {
-        let _ = std::fs::remove_file(&tmp);
         anyhow::bail!(
             "the export broke off after {n} bytes ({e:#}); {} was not written",
             file.display()
         );
     }
-    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    dst.commit()
+        .with_context(|| format!("cannot write {}", file.display()))?;
     eprintln!("wrote {} ({n} bytes)", file.display());
     Ok(ExitCode::SUCCESS)
 }

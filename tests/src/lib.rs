@@ -9,6 +9,7 @@
 //! (default `target/debug`), objects from `GADGETD_GADGETS` (default `build/gadgets`).
 
 pub mod cri;
+pub mod hostile_registry;
 pub mod prometheus;
 pub mod registry;
 pub mod runtimes;
@@ -114,6 +115,34 @@ pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) 
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Calls `f` every 100 ms until it gives a value, and returns that; fails
+/// naming `what` after `timeout`.
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `run trace_open --detach -p targ_pid=PID EXTRA...` through `ctl` (an
+/// agent's or a service's `ctl`); returns the run id, asserted to be one.
+pub fn detach_trace_open(ctl: impl Fn(&[&str]) -> Output, pid: u32, extra: &[&str]) -> String {
+    let gadget = gadget("trace_open");
+    let pid = format!("targ_pid={pid}");
+    let mut args = vec!["run", gadget.to_str().unwrap(), "--detach", "-p", &pid];
+    args.extend_from_slice(extra);
+    let id = ok(&ctl(&args), "run --detach").trim().to_string();
+    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
+    id
 }
 
 /// SIGTERM, then SIGKILL after `grace`; always reaps the child.

@@ -209,3 +209,24 @@ pub fn promtool_check(exposition: &str) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// A text-format scrape of `addr`'s `/metrics`, after asserting it
+/// answered 200 and `promtool check metrics` passed without a remark.
+pub fn scrape_clean(addr: SocketAddr) -> String {
+    let r = get(addr, "/metrics", None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let (passed, report) = promtool_check(&text);
+    assert!(
+        passed && report.is_empty(),
+        "promtool check metrics:\n{report}\n---\n{text}"
+    );
+    text
+}
+
+/// Asserts that exposition `text` has each of `lines` (e.g. `# TYPE x counter\n`).
+pub fn assert_has(text: &str, lines: &[&str]) {
+    for l in lines {
+        assert!(text.contains(l), "no `{l}` in:\n{text}");
+    }
+}

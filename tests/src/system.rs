@@ -76,6 +76,18 @@ impl Journald {
     }
 }
 
+impl Journald {
+    /// A started [`Service`] on `bus` whose detached runs log to this
+    /// journal (`--journal-namespace`), with `extra` arguments.
+    pub fn service(&self, bus: &Bus, extra: &[&str]) -> Service {
+        let mut args = vec!["--journal-namespace", self.namespace.as_str()];
+        args.extend_from_slice(extra);
+        let mut svc = Service::new(bus, &args);
+        svc.start();
+        svc
+    }
+}
+
 impl Drop for Journald {
     fn drop(&mut self) {
         terminate(&mut self.child, Duration::from_secs(5));
@@ -343,6 +355,18 @@ impl Service {
 
     pub fn ctl(&self, args: &[&str]) -> Output {
         crate::ctl(&self.bus_address, args)
+    }
+
+    /// Every run the agent lists, stopped ones too (`list -a -o json`).
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        let out = self.ctl(&["list", "-a", "-o", "json"]);
+        assert!(out.status.success(), "list failed: {}", crate::stderr(&out));
+        crate::json_lines(&out)
+    }
+
+    /// Run `id` as [`Service::runs`] lists it, if it does.
+    pub fn run(&self, id: &str) -> Option<serde_json::Value> {
+        self.runs().into_iter().find(|r| r["id"] == id)
     }
 }
 

@@ -6,7 +6,7 @@
 //! trial prints its numbers.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gadgetd_tests::system::{Journald, Service};
 use gadgetd_tests::*;
@@ -37,28 +37,9 @@ impl Drop for Busy {
     }
 }
 
-fn run_of(svc: &Service, id: &str) -> Option<Value> {
-    let out = svc.ctl(&["list", "-a", "-o", "json"]);
-    assert!(out.status.success(), "list failed: {}", stderr(&out));
-    json_lines(&out).into_iter().find(|r| r["id"] == id)
-}
-
-fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn seen(svc: &Service, id: &str) -> u64 {
-    run_of(svc, id).map_or(0, |r| r["events_seen"].as_u64().unwrap())
+    svc.run(id)
+        .map_or(0, |r| r["events_seen"].as_u64().unwrap())
 }
 
 fn u(v: &Value, key: &str) -> u64 {
@@ -82,24 +63,10 @@ fn trial(n: u32) -> Trial {
     let bus = Bus::start();
     // No rate limit of our own: the writer pushes to journald as fast as it
     // can, so a backlog builds up behind it.
-    let mut svc = Service::new(
-        &bus,
-        &[
-            "--journal-namespace",
-            &journal.namespace,
-            "--log-rate",
-            "10000000",
-            "--log-burst",
-            "10000000",
-        ],
-    );
-    svc.start();
+    let mut svc = journal.service(&bus, &["--log-rate", "10000000", "--log-burst", "10000000"]);
     let dir = TempDir::new("crash-accounting");
     let busy = Busy::start(&dir);
-    let pid = format!("targ_pid={}", busy.0.id());
-    let gadget = gadget("trace_open");
-    let out = svc.ctl(&["run", gadget.to_str().unwrap(), "--detach", "-p", &pid]);
-    let id = ok(&out, "run --detach").trim().to_string();
+    let id = detach_trace_open(|a| svc.ctl(a), busy.0.id(), &[]);
 
     // Heavy: tens of thousands of events, then the agent dies mid-flight.
     poll("20000 events seen", Duration::from_secs(60), || {
@@ -195,7 +162,7 @@ fn trial(n: u32) -> Trial {
         assert!(crash_lines.is_empty(), "{crash_lines:?}");
     }
     // The run's counters say the same as its log's end line.
-    let run = run_of(&svc, &id).unwrap();
+    let run = svc.run(&id).unwrap();
     assert_eq!(
         (u(&run, "events_seen"), u(&run, "events_lost")),
         (t.seen, t.lost)
@@ -203,7 +170,7 @@ fn trial(n: u32) -> Trial {
     // And so does the next agent, from the state it restores.
     svc.stop();
     svc.start();
-    let run = run_of(&svc, &id).unwrap();
+    let run = svc.run(&id).unwrap();
     assert_eq!(run["state"], "stopped");
     assert_eq!(
         (u(&run, "events_seen"), u(&run, "events_lost")),

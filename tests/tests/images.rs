@@ -909,3 +909,168 @@ fn extra_layers_are_stored_and_named_and_a_platformless_entry_runs() {
     );
     assert_eq!(snapshot(&agent), before);
 }
+
+/// An image whose export takes long enough to be cut: a hand-made layout
+/// with a 48 MiB program layer, imported as `local/big:v1`.
+fn import_big_image(agent: &Agent) -> u64 {
+    let dir = TempDir::new("big-layout");
+    let program: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    craft_layout(dir.path(), &program);
+    let tar = agent.state.path().join("big-in.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .arg("-cf")
+        .arg(&tar)
+        .args(["oci-layout", "index.json", "blobs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {}", stderr(&out));
+    ok(
+        &agent.ctl(&[
+            "image",
+            "import",
+            "-t",
+            "local/big:v1",
+            tar.to_str().unwrap(),
+        ]),
+        "import of the big image",
+    );
+    std::fs::remove_file(&tar).unwrap();
+    program.len() as u64
+}
+
+/// The size of the unnamed file (`O_TMPFILE`, shown as `DIR/#INODE
+/// (deleted)`) process `pid` is writing in `dir`, once it has one.
+fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
+    let prefix = format!("{}/#", dir.display());
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with(&prefix))
+        })
+        .and_then(|fd| std::fs::metadata(fd.path()).ok())
+        .map(|m| m.len())
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+/// Starts `image export local/big:v1 OUT` and stops it (SIGSTOP) once it
+/// has written part of the archive, but not all of it (`total` bytes or
+/// more); retries when the export outran the check. Returns the stopped
+/// client and the bytes it had written.
+fn export_stopped_midway(agent: &Agent, out: &Path, total: u64) -> (std::process::Child, u64) {
+    use nix::sys::signal::Signal;
+    let dir = out.parent().unwrap();
+    for _ in 0..5 {
+        let mut client =
+            agent.ctl_spawn(&["image", "export", "local/big:v1", out.to_str().unwrap()]);
+        let pid = client.id();
+        let start = Instant::now();
+        let written = loop {
+            if unnamed_file_size(pid, dir).is_some_and(|n| n > 0) {
+                signal(pid, Signal::SIGSTOP);
+                break unnamed_file_size(pid, dir);
+            }
+            if client.try_wait().unwrap().is_some() || start.elapsed() > Duration::from_secs(20) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        match written {
+            Some(n) if n < total => return (client, n),
+            _ => {
+                let _ = client.kill();
+                let _ = client.wait();
+                let _ = std::fs::remove_file(out);
+            }
+        }
+    }
+    panic!("five exports finished before they could be stopped midway");
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// `image export` cut off mid-stream never leaves a file under its name,
+/// nor a partial one beside it: the client killed by SIGKILL, SIGTERM or
+/// SIGINT, and the agent killed (SIGKILL) while it sends. A file already
+/// under the name stays as it was. The agent lets go of each cut export
+/// (its fds come back) and a whole export afterwards is named and complete.
+#[test]
+fn an_export_cut_off_midway_never_leaves_a_file_under_its_name() {
+    use nix::sys::signal::Signal;
+    let bus = Bus::start();
+    let mut agent = Agent::start(&bus);
+    let size = import_big_image(&agent);
+    let out_dir = TempDir::new("export-out");
+    let out = out_dir.path().join("exp.tar");
+    let agent_fds = fd_count(agent.pid());
+
+    for sig in [Signal::SIGKILL, Signal::SIGTERM, Signal::SIGINT] {
+        let (mut client, written) = export_stopped_midway(&agent, &out, size);
+        signal(client.id(), sig);
+        signal(client.id(), Signal::SIGCONT);
+        let status = client.wait().unwrap();
+        assert!(!status.success(), "{sig}: the client exited with {status}");
+        assert_eq!(
+            names_in(out_dir.path()),
+            Vec::<String>::new(),
+            "{sig} after {written} of {size} bytes"
+        );
+        eprintln!("measured: client {sig} after {written} of {size} bytes: nothing left");
+        wait_for(
+            "the agent to let go of the cut export",
+            Duration::from_secs(10),
+            || fd_count(agent.pid()) <= agent_fds,
+        );
+    }
+
+    // A whole export is named, complete, and replaces an older file.
+    std::fs::write(&out, "older").unwrap();
+    let said = stderr(&agent.ctl(&["image", "export", "local/big:v1", out.to_str().unwrap()]));
+    assert!(
+        said.starts_with(&format!("wrote {}", out.display())),
+        "{said}"
+    );
+    let archive = std::fs::read(&out).unwrap();
+    gadgetd::images::archive::check_complete(archive.as_slice()).unwrap();
+    assert!(archive.len() as u64 > size);
+    assert_eq!(names_in(out_dir.path()), vec!["exp.tar".to_string()]);
+
+    // The agent killed mid-export: the client says so, the older file stays.
+    std::fs::write(&out, "older").unwrap();
+    let (client, written) = export_stopped_midway(&agent, &out, size);
+    signal(agent.pid(), Signal::SIGKILL);
+    let _ = agent.stop();
+    signal(client.id(), Signal::SIGCONT);
+    let result = client.wait_with_output().unwrap();
+    let err = fails(&result, "an export whose agent was killed");
+    assert!(
+        err.contains("the export broke off after")
+            && err.contains("the archive is incomplete")
+            && err.contains(&format!("{} was not written", out.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "older");
+    assert_eq!(names_in(out_dir.path()), vec!["exp.tar".to_string()]);
+    eprintln!(
+        "measured: agent SIGKILL after {written} of {size} bytes: {}",
+        err.trim()
+    );
+}

@@ -20,6 +20,47 @@ fn load(name: &str) -> Gadget {
     Gadget::from_object(std::fs::read(test_object(name)).unwrap(), None).unwrap()
 }
 
+/// One getcwd(2) of this process (what most test objects trace).
+fn getcwd() {
+    let mut buf = [0u8; 256];
+    // SAFETY: getcwd(2) into a buffer we own.
+    unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+}
+
+/// The first event of `gadget` run for this process after one getcwd(2).
+async fn first_getcwd_event(gadget: &Gadget) -> Value {
+    let mut run = gadget.start(&mine()).unwrap();
+    getcwd();
+    let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
+    evs.into_iter().next().unwrap()
+}
+
+/// Options of a run that sees only this process (`targ_pid`).
+fn mine() -> RunOptions {
+    let mut opts = RunOptions::default();
+    opts.params
+        .insert("targ_pid".into(), std::process::id().to_string());
+    opts
+}
+
+/// The error `gadget` fails to start with under `opts` (`why` says why it
+/// must fail, should it start).
+fn start_error(gadget: &Gadget, opts: &RunOptions, why: &str) -> String {
+    rt().block_on(async {
+        match gadget.start(opts) {
+            Ok(_) => panic!("{why}"),
+            Err(e) => e.to_string(),
+        }
+    })
+}
+
+/// Asserts that `err` says each of `parts`.
+fn assert_says(err: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+}
+
 /// Events of `run` until `done` says it has them all, or 10 s pass.
 async fn events_until(run: &mut Running, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -40,13 +81,11 @@ async fn events_until(run: &mut Running, mut done: impl FnMut(&[Value]) -> bool)
 fn flexible_array_members_and_type_matches_resolve_against_the_kernel() {
     require_root();
     rt().block_on(async {
-        let gadget = load("core_flex");
-        let mut opts = RunOptions::default();
+        let mut opts = mine();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
         opts.params
             .insert("targ_nr".into(), libc::SYS_getcwd.to_string());
-        let mut run = gadget.start(&opts).unwrap();
+        let mut run = load("core_flex").start(&opts).unwrap();
 
         let dir = TempDir::new("core-flex");
         let path = dir.path().join("flex-probe");
@@ -57,9 +96,7 @@ fn flexible_array_members_and_type_matches_resolve_against_the_kernel() {
         assert!(fd >= 0);
         // SAFETY: fd is ours.
         unsafe { libc::close(fd) };
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        getcwd();
 
         let want = path.to_str().unwrap();
         let evs = events_until(&mut run, |evs| {
@@ -88,22 +125,21 @@ fn flexible_array_members_and_type_matches_resolve_against_the_kernel() {
 #[test]
 fn an_unresolvable_relocation_is_named_not_a_bare_verifier_code() {
     require_root();
-    let gadget = load("bad_core");
-    let err = rt().block_on(async {
-        match gadget.start(&RunOptions::default()) {
-            Ok(_) => panic!("a read of a field no kernel has must not load"),
-            Err(e) => e.to_string(),
-        }
-    });
-    for part in [
-        "program `bad_core_getcwd` (section `tracepoint/syscalls/sys_enter_getcwd`)",
-        "(field byte offset) of `task_struct___gone.gadgetd_no_such_field`",
-        "access string 0:0",
-        "Guard the access with bpf_core_field_exists()",
-        "the verifier stopped at instruction",
-    ] {
-        assert!(err.contains(part), "`{part}` missing from: {err}");
-    }
+    let err = start_error(
+        &load("bad_core"),
+        &RunOptions::default(),
+        "a read of a field no kernel has must not load",
+    );
+    assert_says(
+        &err,
+        &[
+            "program `bad_core_getcwd` (section `tracepoint/syscalls/sys_enter_getcwd`)",
+            "(field byte offset) of `task_struct___gone.gadgetd_no_such_field`",
+            "access string 0:0",
+            "Guard the access with bpf_core_field_exists()",
+            "the verifier stopped at instruction",
+        ],
+    );
     assert!(!err.contains("195896080"), "{err}");
 }
 
@@ -111,16 +147,8 @@ fn an_unresolvable_relocation_is_named_not_a_bare_verifier_code() {
 fn every_kind_of_byte_array_decodes_as_a_string() {
     require_root();
     rt().block_on(async {
-        let gadget = load("strings");
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = gadget.start(&opts).unwrap();
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
-        let ev = &evs[0];
+        let ev = &first_getcwd_event(&load("strings")).await;
         assert_eq!(ev["pid"], pid);
         assert_eq!(ev["comm"], own_comm());
         assert_eq!(ev["tcomm"], own_comm());
@@ -193,14 +221,9 @@ fn bundled_gadgets_have_no_unresolvable_relocations() {
 fn a_declarative_program_array_is_filled_and_its_tail_call_runs() {
     require_root();
     rt().block_on(async {
-        let gadget = load("prog_array");
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = gadget.start(&opts).unwrap();
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let mut run = load("prog_array").start(&mine()).unwrap();
+        getcwd();
         let evs = events_until(&mut run, |evs| evs.len() >= 2).await;
         // Slot 0 is empty: the entry program goes on (2); slot 1 runs tail_getcwd (1).
         let ran: Vec<_> = evs.iter().map(|e| e["ran"].clone()).collect();
@@ -213,14 +236,9 @@ fn a_declarative_program_array_is_filled_and_its_tail_call_runs() {
 fn integer_enum_float_and_array_shapes_decode_exactly() {
     require_root();
     rt().block_on(async {
-        let gadget = load("shapes");
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = gadget.start(&opts).unwrap();
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let mut run = load("shapes").start(&mine()).unwrap();
+        getcwd();
         // The raw line: 128-bit numbers do not survive a parse into f64.
         let mut raw = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -265,16 +283,8 @@ fn integer_enum_float_and_array_shapes_decode_exactly() {
 fn endpoints_of_an_older_layout_decode_by_member_name() {
     require_root();
     rt().block_on(async {
-        let gadget = load("endpoints_old");
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = gadget.start(&opts).unwrap();
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
-        let ev = &evs[0];
+        let ev = &first_getcwd_event(&load("endpoints_old")).await;
         assert_eq!(ev["pid"], pid);
         assert_eq!(ev["host"], "10.0.0.1");
         assert_eq!(ev["src"], "127.0.0.1:8080");
@@ -286,20 +296,16 @@ fn endpoints_of_an_older_layout_decode_by_member_name() {
 fn sections_spelled_as_libbpf_reads_them_load_and_attach() {
     require_root();
     rt().block_on(async {
-        let gadget = load("sections");
-        let mut opts = RunOptions::default();
+        let mut opts = mine();
         let pid = std::process::id();
         const PAYLOAD: usize = 1234;
         // Ethernet (loopback too), IPv4 and UDP headers.
         let frame = 14 + 20 + 8 + PAYLOAD;
-        opts.params.insert("targ_pid".into(), pid.to_string());
         opts.params
             .insert("targ_nr".into(), libc::SYS_getcwd.to_string());
         opts.params.insert("targ_len".into(), frame.to_string());
-        let mut run = gadget.start(&opts).unwrap();
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+        let mut run = load("sections").start(&opts).unwrap();
+        getcwd();
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         tx.send_to(&[7u8; PAYLOAD], rx.local_addr().unwrap())
@@ -319,21 +325,20 @@ fn sections_spelled_as_libbpf_reads_them_load_and_attach() {
 #[test]
 fn a_section_gadgetd_cannot_attach_is_named_with_the_known_ones() {
     require_root();
-    let gadget = load("bad_section");
-    let err = rt().block_on(async {
-        match gadget.start(&RunOptions::default()) {
-            Ok(_) => panic!("ksyscall/ must not load"),
-            Err(e) => e.to_string(),
-        }
-    });
-    for part in [
-        "program `bad_section_getcwd` (section `ksyscall/getcwd`)",
-        "not a program type gadgetd can attach",
-        "tracepoint/<category>/<name>",
-        "tp_btf/<name>",
-    ] {
-        assert!(err.contains(part), "`{part}` missing from: {err}");
-    }
+    let err = start_error(
+        &load("bad_section"),
+        &RunOptions::default(),
+        "ksyscall/ must not load",
+    );
+    assert_says(
+        &err,
+        &[
+            "program `bad_section_getcwd` (section `ksyscall/getcwd`)",
+            "not a program type gadgetd can attach",
+            "tracepoint/<category>/<name>",
+            "tp_btf/<name>",
+        ],
+    );
 }
 
 /// A burst that overflows one CPU's perf buffer, with no later event on that
@@ -343,11 +348,7 @@ fn a_section_gadgetd_cannot_attach_is_named_with_the_known_ones() {
 fn a_perf_buffer_overflow_with_no_later_event_is_counted() {
     require_root();
     rt().block_on(async {
-        let gadget = load("perf_open");
-        let mut opts = RunOptions::default();
-        opts.params
-            .insert("targ_pid".into(), std::process::id().to_string());
-        let mut run = gadget.start(&opts).unwrap();
+        let mut run = load("perf_open").start(&mine()).unwrap();
         let dir = TempDir::new("perf-lost");
         let path = dir.path().join("burst");
         std::fs::write(&path, b"").unwrap();
@@ -397,11 +398,8 @@ fn uprobe_targets_as_users_write_them_and_the_per_program_policy() {
     use gadgetd::runtime::load::ProgramStatus;
     require_root();
     rt().block_on(async {
-        let gadget = load("uprobes");
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = gadget.start(&opts).unwrap();
+        let mut run = load("uprobes").start(&mine()).unwrap();
         let status: Vec<(String, ProgramStatus)> = run
             .programs()
             .iter()
@@ -501,11 +499,8 @@ fn uprobe_macros_read_six_arguments_and_the_return_value() {
 fn an_lsm_program_runs_or_says_why_it_cannot() {
     require_root();
     rt().block_on(async {
-        let gadget = load("lsm_open");
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = match gadget.start(&opts) {
+        let mut run = match load("lsm_open").start(&mine()) {
             Ok(run) => run,
             Err(e) => {
                 let e = e.to_string();
@@ -546,14 +541,7 @@ fn pinned_maps_live_in_a_bpffs_of_the_run_and_go_with_it() {
     require_root();
     rt().block_on(async {
         let gadget = load("pinned");
-        let mut opts = RunOptions::default();
-        let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let getcwd = || {
-            let mut buf = [0u8; 256];
-            // SAFETY: getcwd(2) into a buffer we own.
-            unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-        };
+        let opts = mine();
         let before = pins_of("pin_counts");
         for run_no in 0..2 {
             let mut run = gadget.start(&opts).unwrap();
@@ -865,12 +853,11 @@ fn a_tc_program_without_an_interface_says_how_to_name_one() {
     require_root();
     let gadget = load("tc_count");
     let start = |opts: RunOptions| {
-        rt().block_on(async {
-            match gadget.start(&opts) {
-                Ok(_) => panic!("tc programs must not attach without an interface"),
-                Err(e) => e.to_string(),
-            }
-        })
+        start_error(
+            &gadget,
+            &opts,
+            "tc programs must not attach without an interface",
+        )
     };
     let err = start(RunOptions::default());
     assert!(
@@ -1099,9 +1086,8 @@ fn a_map_element_iterator_walks_the_map_its_marker_names() {
     rt().block_on(async {
         let gadget = load("mapelem_iter");
         for count in [3u64, 7] {
-            let mut opts = RunOptions::default();
+            let mut opts = mine();
             let pid = std::process::id();
-            opts.params.insert("targ_pid".into(), pid.to_string());
             opts.params.insert("targ_count".into(), count.to_string());
             let mut run = gadget.start(&opts).unwrap();
             let rows = loop {
@@ -1131,13 +1117,11 @@ fn a_map_element_iterator_walks_the_map_its_marker_names() {
 #[test]
 fn a_map_element_iterator_reading_past_its_maps_values_names_the_map() {
     require_root();
-    let gadget = load("bad_mapelem");
-    let err = rt().block_on(async {
-        match gadget.start(&RunOptions::default()) {
-            Ok(_) => panic!("reading 16 bytes of 4-byte values must be refused"),
-            Err(e) => e.to_string(),
-        }
-    });
+    let err = start_error(
+        &load("bad_mapelem"),
+        &RunOptions::default(),
+        "reading 16 bytes of 4-byte values must be refused",
+    );
     assert!(
         err.starts_with(
             "program `read_too_much` (section `iter/bpf_map_elem`): walking map `small`: "
@@ -1355,16 +1339,9 @@ fn every_member_of_a_union_is_decoded_from_the_same_bytes() {
                 "w.word"
             ]
         );
-        let mut opts = RunOptions::default();
         let pid = std::process::id();
-        opts.params.insert("targ_pid".into(), pid.to_string());
-        let mut run = gadget.start(&opts).unwrap();
-        let mut buf = [0u8; 256];
-        // SAFETY: getcwd(2) into a buffer we own.
-        unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-        let evs = events_until(&mut run, |evs| !evs.is_empty()).await;
         assert_eq!(
-            evs[0],
+            first_getcwd_event(&gadget).await,
             serde_json::json!({
                 "pid": pid,
                 "u.a": 0x3fc0_0000u32,

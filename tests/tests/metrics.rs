@@ -31,21 +31,11 @@ fn failed_opens(n: usize, tag: &str) {
 
 /// Starts trace_open detached, seeing only this process's failed opens.
 fn detached_trace_open(agent: &Agent, name: &str) -> String {
-    let gadget = gadget("trace_open");
-    let pid = format!("targ_pid={}", std::process::id());
-    let out = agent.ctl(&[
-        "run",
-        s(&gadget),
-        "--detach",
-        "--name",
-        name,
-        "-p",
-        &pid,
-        "-p",
-        "targ_failed=true",
-    ]);
-    let id = ok(&out, "run --detach").trim().to_string();
-    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
+    let id = detach_trace_open(
+        |a| agent.ctl(a),
+        std::process::id(),
+        &["--name", name, "-p", "targ_failed=true"],
+    );
     agent.wait_running(1);
     id
 }
@@ -72,22 +62,20 @@ fn prometheus_scrapes_the_agents_own_metrics() {
         passed,
         "promtool check metrics failed:\n{report}\n---\n{body}"
     );
-    for family in [
-        "# TYPE gadgetd_runs gauge",
-        "# TYPE gadgetd_run_events_total counter",
-        "# TYPE gadgetd_run_events_lost_total counter",
-        "# TYPE gadgetd_run_clients gauge",
-        "# TYPE gadgetd_program_runs_total counter",
-        "# TYPE gadgetd_program_run_time_seconds_total counter",
-        "# TYPE gadgetd_image_store_bytes gauge",
-        "# TYPE process_resident_memory_bytes gauge",
-        "# TYPE process_cpu_seconds_total counter",
-    ] {
-        assert!(body.contains(family), "no `{family}` in:\n{body}");
-    }
-    assert!(
-        body.contains("gadgetd_runs{state=\"running\"} 1\n"),
-        "{body}"
+    prometheus::assert_has(
+        &body,
+        &[
+            "# TYPE gadgetd_runs gauge",
+            "# TYPE gadgetd_run_events_total counter",
+            "# TYPE gadgetd_run_events_lost_total counter",
+            "# TYPE gadgetd_run_clients gauge",
+            "# TYPE gadgetd_program_runs_total counter",
+            "# TYPE gadgetd_program_run_time_seconds_total counter",
+            "# TYPE gadgetd_image_store_bytes gauge",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_cpu_seconds_total counter",
+            "gadgetd_runs{state=\"running\"} 1\n",
+        ],
     );
 
     // OpenMetrics when asked (Prometheus asks for it first).
@@ -133,15 +121,19 @@ fn prometheus_scrapes_the_agents_own_metrics() {
 }
 
 /// A copy of busybox-static named `comm`: a static binary opens nothing at start.
-fn busybox_named(dir: &TempDir, comm: &str) -> std::path::PathBuf {
-    let path = dir.path().join(comm);
+fn busybox_named(dir: &TempDir, comm: impl AsRef<std::ffi::OsStr>) -> std::path::PathBuf {
+    let path = dir.path().join(comm.as_ref());
     std::fs::copy("/bin/busybox", &path).expect("busybox-static is installed");
     path
 }
 
 /// Runs busybox applet `applet` under the unique command name `comm`
 /// (comm is the file's name; busybox picks the applet from argv[0]).
-fn busybox_cmd(dir: &TempDir, comm: &str, applet: &str) -> std::process::Command {
+fn busybox_cmd(
+    dir: &TempDir,
+    comm: impl AsRef<std::ffi::OsStr>,
+    applet: &str,
+) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(busybox_named(dir, comm));
     cmd.arg0(applet).stderr(std::process::Stdio::null());
@@ -149,7 +141,7 @@ fn busybox_cmd(dir: &TempDir, comm: &str, applet: &str) -> std::process::Command
 }
 
 /// Nine failed openat calls from a process named `comm`.
-fn nine_opens(dir: &TempDir, comm: &str) {
+fn nine_opens(dir: &TempDir, comm: impl AsRef<std::ffi::OsStr>) {
     let script =
         "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true";
     let status = busybox_cmd(dir, comm, "sh")
@@ -159,18 +151,21 @@ fn nine_opens(dir: &TempDir, comm: &str) {
     assert!(status.success());
 }
 
+/// `run OBJECT --detach --metrics --name NAME` through `ctl`; returns the run id.
+fn detach_with_metrics(
+    ctl: impl Fn(&[&str]) -> std::process::Output,
+    object: &std::path::Path,
+    name: &str,
+) -> String {
+    let out = ctl(&["run", s(object), "--detach", "--metrics", "--name", name]);
+    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
+    id
+}
+
 /// Starts `gadget` detached with --metrics; returns the run id.
 fn run_with_metrics(agent: &Agent, gadget_name: &str) -> String {
-    let gadget = gadget(gadget_name);
-    let out = agent.ctl(&[
-        "run",
-        s(&gadget),
-        "--detach",
-        "--metrics",
-        "--name",
-        gadget_name,
-    ]);
-    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    let id = detach_with_metrics(|a| agent.ctl(a), &gadget(gadget_name), gadget_name);
     agent.wait_running(1);
     id
 }
@@ -185,16 +180,8 @@ fn prometheus_counts_a_gadgets_counter_per_label() {
     let comm = format!("m{}", random_hex(6));
     nine_opens(&dir, &comm);
 
-    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
-    let (passed, report) = prometheus::promtool_check(&text);
-    assert!(
-        passed && report.is_empty(),
-        "promtool check metrics:\n{report}"
-    );
-    assert!(
-        text.contains("# TYPE syscalls_calls_total counter\n"),
-        "{text}"
-    );
+    let text = prometheus::scrape_clean(addr);
+    prometheus::assert_has(&text, &["# TYPE syscalls_calls_total counter\n"]);
 
     let prom = Prometheus::start(addr);
     prom.wait_value(
@@ -224,10 +211,7 @@ fn prometheus_reads_a_gadgets_gauge() {
     // Killed, the sleep returned (interrupted); exit_group is never counted.
     prom.wait_value(&q, 0.0, Duration::from_secs(20));
     let text = prometheus::get(addr, "/metrics", None).unwrap().text();
-    assert!(
-        text.contains("# TYPE syscalls_inflight_calls gauge\n"),
-        "{text}"
-    );
+    prometheus::assert_has(&text, &["# TYPE syscalls_inflight_calls gauge\n"]);
     let (passed, report) = prometheus::promtool_check(&text);
     assert!(
         passed && report.is_empty(),
@@ -246,13 +230,8 @@ fn prometheus_reads_a_gadgets_histogram() {
     let comm = format!("h{}", random_hex(6));
     nine_opens(&dir, &comm);
 
-    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
-    let (passed, report) = prometheus::promtool_check(&text);
-    assert!(
-        passed && report.is_empty(),
-        "promtool check metrics:\n{report}"
-    );
-    assert!(text.contains("# TYPE openat_latency histogram\n"), "{text}");
+    let text = prometheus::scrape_clean(addr);
+    prometheus::assert_has(&text, &["# TYPE openat_latency histogram\n"]);
     // Cumulative buckets: never decreasing, +Inf equals _count.
     let mine: Vec<&str> = text
         .lines()
@@ -315,26 +294,9 @@ fn label_values_with_quotes_newlines_and_invalid_utf8_are_escaped() {
     // comm: e"\<newline><0xff>TAG (the file's name, at most 15 bytes).
     let mut name = b"e\"\\\n\xff".to_vec();
     name.extend_from_slice(tag.as_bytes());
-    let comm = std::ffi::OsStr::from_bytes(&name).to_os_string();
-    let path = dir.path().join(&comm);
-    std::fs::copy("/bin/busybox", &path).unwrap();
-    use std::os::unix::process::CommandExt;
-    let script =
-        "i=0; while [ $i -lt 9 ]; do true < /nonexistent-gadgetd-metrics; i=$((i+1)); done; true";
-    let status = std::process::Command::new(&path)
-        .arg0("sh")
-        .args(["-c", script])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    nine_opens(&dir, std::ffi::OsStr::from_bytes(&name));
 
-    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
-    let (passed, report) = prometheus::promtool_check(&text);
-    assert!(
-        passed && report.is_empty(),
-        "promtool check metrics:\n{report}"
-    );
+    let text = prometheus::scrape_clean(addr);
     let mine: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -364,9 +326,11 @@ fn a_scrape_during_run_stop_is_whole() {
     let gadget = gadget("metrics_syscalls");
     let mut ids = Vec::new();
     for i in 0..3 {
-        let name = format!("stop{i}");
-        let out = agent.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", &name]);
-        ids.push(ok(&out, "run --detach --metrics").trim().to_string());
+        ids.push(detach_with_metrics(
+            |a| agent.ctl(a),
+            &gadget,
+            &format!("stop{i}"),
+        ));
     }
     agent.wait_running(3);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -457,27 +421,22 @@ fn gadget_yaml_annotations_and_plain_integer_values_are_metrics() {
     // do) happens before the run starts: the run sees only the 11 below.
     let me = std::process::id();
     let prom = Prometheus::start(addr);
-    let out = agent.ctl(&["run", s(&obj), "--detach", "--metrics", "--name", "annot"]);
-    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    let id = detach_with_metrics(|a| agent.ctl(a), &obj, "annot");
     agent.wait_running(1);
     for _ in 0..11 {
         // SAFETY: getpid has no preconditions (and glibc does not cache it).
         unsafe { libc::getpid() };
     }
-    let text = prometheus::get(addr, "/metrics", None).unwrap().text();
-    let (passed, report) = prometheus::promtool_check(&text);
-    assert!(
-        passed && report.is_empty(),
-        "promtool check metrics:\n{report}"
+    let text = prometheus::scrape_clean(addr);
+    prometheus::assert_has(
+        &text,
+        &[
+            "# TYPE annot_calls_total counter\n",
+            "# TYPE annot_size_bytes gauge\n",
+            "# TYPE getpids_total counter\n",
+            "# TYPE getpid_ordinals histogram\n",
+        ],
     );
-    for family in [
-        "# TYPE annot_calls_total counter\n",
-        "# TYPE annot_size_bytes gauge\n",
-        "# TYPE getpids_total counter\n",
-        "# TYPE getpid_ordinals histogram\n",
-    ] {
-        assert!(text.contains(family), "no `{family}` in:\n{text}");
-    }
     // Not a metric: `last` is a string nobody annotated.
     assert!(!text.contains("annot_last"), "{text}");
     assert!(
@@ -574,9 +533,7 @@ fn a_restored_run_exports_its_metrics_again() {
     let addr_arg = addr.to_string();
     let mut svc = gadgetd_tests::system::Service::new(&bus, &["--metrics-listen", &addr_arg]);
     svc.start();
-    let gadget = gadget("metrics_syscalls");
-    let out = svc.ctl(&["run", s(&gadget), "--detach", "--metrics", "--name", "kept"]);
-    let id = ok(&out, "run --detach --metrics").trim().to_string();
+    let id = detach_with_metrics(|a| svc.ctl(a), &gadget("metrics_syscalls"), "kept");
     // A crash: the run comes back from the state database, with --metrics.
     svc.kill9();
     svc.start();
@@ -597,4 +554,67 @@ fn a_restored_run_exports_its_metrics_again() {
         "{line:?}"
     );
     ok(&svc.ctl(&["stop", &id]), "stop");
+}
+
+/// The ids of the BPF maps this process holds descriptors of, one entry
+/// per descriptor (`/proc/self/fdinfo`'s `map_id`).
+fn own_map_fds() -> Vec<u32> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_map = std::fs::read_link(fd.path())
+            .is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-map");
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ));
+        if let (true, Ok(info)) = (is_map, info) {
+            ids.extend(
+                info.lines()
+                    .find_map(|l| l.strip_prefix("map_id:"))
+                    .and_then(|v| v.trim().parse::<u32>().ok()),
+            );
+        }
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// A run's metric maps are found and opened only when first read: a run
+/// whose metrics nobody exports (no `--metrics`) opens none. Gadgets with
+/// a counter map, a histogram map, a gauge map, and none.
+#[test]
+fn a_runs_metric_maps_are_opened_only_when_read() {
+    require_root();
+    // The run's pollers are tokio timers.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = rt.enter();
+    for (name, maps) in [
+        ("metrics_syscalls", &["syscall_counts"][..]),
+        ("metrics_openat_latency", &["openat_latency"][..]),
+        ("metrics_inflight", &["inflight_calls"][..]),
+        ("trace_open", &[][..]),
+    ] {
+        let object = gadget(name);
+        let yaml = std::fs::read_to_string(object.with_extension("yaml")).unwrap();
+        let g = gadgetd_runtime::Gadget::from_object(std::fs::read(&object).unwrap(), Some(&yaml))
+            .unwrap();
+        let running = g.start(&gadgetd_runtime::RunOptions::default()).unwrap();
+        let metrics = running.metrics();
+        let started = own_map_fds();
+        assert!(!metrics.maps_opened(), "{name}: opened at start");
+        let opened: Vec<&str> = metrics.maps().iter().map(|m| m.spec.map.as_str()).collect();
+        assert_eq!(opened, maps, "{name}");
+        assert!(metrics.maps_opened());
+        // One more descriptor per metric map, of a map the run already had.
+        let mut added = own_map_fds();
+        for id in &started {
+            let at = added.iter().position(|a| a == id).unwrap();
+            added.remove(at);
+        }
+        assert_eq!(added.len(), maps.len(), "{name}: new map fds {added:?}");
+        assert!(added.iter().all(|id| started.contains(id)), "{name}");
+        // A second read opens nothing more.
+        assert_eq!(metrics.maps().len(), maps.len());
+        assert_eq!(own_map_fds().len(), started.len() + maps.len(), "{name}");
+    }
 }

@@ -486,34 +486,6 @@ fn other_users_runs_are_read_with_run_gadget_and_controlled_by_their_owner() {
     serves(&svc);
 }
 
-/// A registry that answers every manifest request with an endless body,
-/// with (`/sized/`) or without (`/chunked/`) a Content-Length.
-const HOSTILE_REGISTRY: &str = r#"
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def do_GET(self):
-        if self.path == "/v2/":
-            self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
-            self.wfile.write(b"{}"); return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
-        sized = "/sized/" in self.path
-        if sized: self.send_header("Content-Length", str(2 << 30))
-        else: self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        block = b" " * (1 << 20)
-        try:
-            for _ in range(2048):
-                if sized: self.wfile.write(block)
-                else: self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
-        except OSError: pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-
 fn peak_rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -524,44 +496,104 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// Every body a hostile registry sends is bounded before it is buffered:
+/// its token endpoint's answer (endless, or claiming 2 GiB), its refusal
+/// of a login (an endless error body), its manifests (endless, claiming
+/// 2 GiB) and its manifest errors. Each fails that pull or login with an
+/// error naming the registry and the limit; the agent's peak memory stays
+/// flat, it stops reading early, and it keeps serving.
 #[test]
-fn a_hostile_registrys_endless_manifest_is_cut_off_as_it_arrives() {
+fn a_hostile_registrys_endless_bodies_are_cut_off_as_they_arrive() {
+    use gadgetd_tests::hostile_registry::{Answer, HostileRegistry};
+    const GIB2: u64 = 2 << 30;
     let users = Users::create();
     let bus = Bus::start();
     let svc = start(&users, &bus);
-    let mut registry = Command::new("python3")
-        .args(["-c", HOSTILE_REGISTRY])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let port = next_line(&mut BufReader::new(registry.stdout.take().unwrap()));
+    let reg = HostileRegistry::start();
+    let addr = reg.addr();
+    let token_limit = "at most 65536 are accepted";
+    let manifest_limit = "at most 4194304 are accepted";
+    let realm = format!("its token endpoint http://{addr}/token");
+    let cases: Vec<(&str, Answer, Answer, &[&str], String)> = vec![
+        (
+            "endless token",
+            Answer::endless(200, r#"{"token":""#),
+            Answer::token(),
+            &["pull"],
+            format!("{realm} sent a response of more than 65536 bytes; {token_limit}"),
+        ),
+        (
+            "2 GiB token",
+            Answer::claimed(200, GIB2, r#"{"token":""#),
+            Answer::token(),
+            &["pull"],
+            format!("{realm} sent a response of {GIB2} bytes; {token_limit}"),
+        ),
+        (
+            "token refused with an endless body",
+            Answer::endless(401, r#"{"errors":[{"message":""#),
+            Answer::token(),
+            &["login", "-u", "someone", "-p", "secret"],
+            "login as `someone` failed: wrong username or password".into(),
+        ),
+        (
+            "token failing with an endless body",
+            Answer::endless(500, r#"{"errors":[{"message":""#),
+            Answer::token(),
+            &["pull"],
+            format!("{realm} failed: HTTP 500 Internal Server Error"),
+        ),
+        (
+            "endless manifest",
+            Answer::token(),
+            Answer::endless(200, r#"{"manifests":["#),
+            &["pull"],
+            format!("the manifest is more than 4194304 bytes; {manifest_limit}"),
+        ),
+        (
+            "2 GiB manifest",
+            Answer::token(),
+            Answer::claimed(200, GIB2, r#"{"manifests":["#),
+            &["pull"],
+            format!("the manifest is {GIB2} bytes; {manifest_limit}"),
+        ),
+        (
+            "missing manifest with an endless error body",
+            Answer::token(),
+            Answer::endless(404, r#"{"errors":[{"message":""#),
+            &["pull"],
+            "HTTP 404 Not Found (no such image or tag)".into(),
+        ),
+    ];
     let before = peak_rss_kb(svc.pid());
-    for (repo, expected) in [
-        (
-            "chunked",
-            "the manifest is more than 4194304 bytes; at most 4194304 are accepted",
-        ),
-        (
-            "sized",
-            "the manifest is 2147483648 bytes; at most 4194304 are accepted",
-        ),
-    ] {
-        let reference = format!("127.0.0.1:{port}/big/{repo}:v1");
+    for (what, token, manifest, verb, expected) in cases {
+        reg.set_token(token);
+        reg.set_manifest(manifest);
+        reg.take_sent();
+        let target = match verb[0] {
+            "login" => addr.clone(),
+            _ => format!("{addr}/big/image:v1"),
+        };
+        let mut args = vec!["--address", s(&svc.socket)];
+        args.extend_from_slice(verb);
+        args.push(&target);
         let started = Instant::now();
-        let out = Users::run_as(
-            &users.member,
-            &bin("gadgetctl"),
-            &["--address", s(&svc.socket), "pull", &reference],
-        );
+        let out = Users::run_as(&users.member, &bin("gadgetctl"), &args);
         let err = stderr(&out);
         assert!(
-            !out.status.success() && err.contains(expected),
-            "{repo}: {err}"
+            !out.status.success()
+                && err.contains(&format!("registry {addr}: "))
+                && err.contains(&expected),
+            "{what}: expected `{expected}` in: {err}"
         );
+        let sent = reg.take_sent();
         eprintln!(
-            "measured: {repo} 2 GiB manifest refused in {} ms",
+            "measured: {what}: refused in {} ms, {sent} bytes sent before the agent stopped reading",
             started.elapsed().as_millis()
         );
+        // The limit, plus what loopback socket buffers hold.
+        assert!(sent < 48 << 20, "{what}: the agent read {sent} bytes");
+        serves(&svc);
     }
     let after = peak_rss_kb(svc.pid());
     eprintln!("measured: agent peak RSS {before} -> {after} kB");
@@ -569,9 +601,13 @@ fn a_hostile_registrys_endless_manifest_is_cut_off_as_it_arrives() {
         after < before + 64 * 1024,
         "peak RSS {before} -> {after} kB"
     );
-    let _ = registry.kill();
-    registry.wait().unwrap();
-    serves(&svc);
+    // Each pull and login asked the token endpoint once.
+    let token_requests = reg
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /token?"))
+        .count();
+    assert_eq!(token_requests, 7, "{:?}", reg.requests());
 }
 
 /// Unmounts on drop.
@@ -725,7 +761,11 @@ fn exports_are_limited_per_user_and_streamed_not_buffered() {
     assert!(member.status.success(), "{}", stderr(&member));
     let bytes = std::fs::read(&file).unwrap();
     gadgetd::images::archive::check_complete(bytes.as_slice()).unwrap();
-    assert!(!dir.path().join("exp.tar.partial").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only exp.tar in the directory"
+    );
     // Letting go frees the slots.
     drop(hold.stdin.take());
     hold.wait().unwrap();

@@ -22,47 +22,6 @@ fn probe(dir: &TempDir, tag: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
-fn list(svc: &Service) -> Vec<Value> {
-    let out = svc.ctl(&["list", "-a", "-o", "json"]);
-    assert!(out.status.success(), "list failed: {}", stderr(&out));
-    json_lines(&out)
-}
-
-fn run_of(svc: &Service, id: &str) -> Option<Value> {
-    list(svc).into_iter().find(|r| r["id"] == id)
-}
-
-fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn detach(svc: &Service, extra: &[&str]) -> String {
-    let gadget = gadget("trace_open");
-    let me = std::process::id().to_string();
-    let pid = format!("targ_pid={me}");
-    let mut args = vec!["run", s(&gadget), "--detach", "-p", &pid];
-    args.extend_from_slice(extra);
-    let out = svc.ctl(&args);
-    assert!(
-        out.status.success(),
-        "run --detach failed: {}",
-        stderr(&out)
-    );
-    let id = stdout(&out).trim().to_string();
-    assert_eq!(id.len(), 16, "run --detach prints the run id, got {id:?}");
-    id
-}
-
 /// Event lines of `gadgetctl logs` (control lines are not printed in json mode).
 fn logs(svc: &Service, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["logs"];
@@ -135,7 +94,7 @@ fn polkit_lets_the_gadget_group_run_gadgets_and_denies_everyone_else() {
             && err.contains("org.gadgetd.run-gadget"),
         "outsider's stop: {err}"
     );
-    assert_eq!(run_of(&svc, &id).unwrap()["state"], "running");
+    assert_eq!(svc.run(&id).unwrap()["state"], "running");
     let out = Users::run_as(&users.member, &ctl, &[&bus_addr, "stop", &id]);
     assert!(
         out.status.success(),
@@ -143,11 +102,11 @@ fn polkit_lets_the_gadget_group_run_gadgets_and_denies_everyone_else() {
         stderr(&out)
     );
     poll("the run to stop", Duration::from_secs(10), || {
-        (run_of(&svc, &id)?["state"] == "stopped").then_some(())
+        (svc.run(&id)?["state"] == "stopped").then_some(())
     });
 
     // The outsider's run is refused and nothing starts.
-    let before = list(&svc).len();
+    let before = svc.runs().len();
     let out = Users::run_as(
         &users.outsider,
         &ctl,
@@ -160,7 +119,7 @@ fn polkit_lets_the_gadget_group_run_gadgets_and_denies_everyone_else() {
             && err.contains("org.gadgetd.run-gadget"),
         "outsider's run: {err}"
     );
-    assert_eq!(list(&svc).len(), before);
+    assert_eq!(svc.runs().len(), before);
     let outsider_uid = Users::uid(&users.outsider);
     assert!(
         !svc.log().contains(&format!("uid={outsider_uid} ")),
@@ -233,7 +192,7 @@ fn a_forged_sender_on_the_socket_is_denied_every_privileged_method() {
     let _polkit = Polkit::start(&bus, &users.group);
     let mut svc = Service::new(&bus, &["--group", &users.group]);
     svc.start();
-    let id = detach(&svc, &["--name", "roots-run"]);
+    let id = detach_trace_open(|a| svc.ctl(a), std::process::id(), &["--name", "roots-run"]);
     let forged = std::path::Path::new(env!("CARGO_BIN_EXE_forged-sender"));
 
     let out = Users::run_as(&users.outsider, forged, &[s(&svc.socket), &id]);
@@ -261,9 +220,9 @@ fn a_forged_sender_on_the_socket_is_denied_every_privileged_method() {
         );
     }
     // Root's run is untouched, no image was tagged, no run started for "root".
-    let run = run_of(&svc, &id).expect("root's run is still listed");
+    let run = svc.run(&id).expect("root's run is still listed");
     assert_eq!(run["state"], "running");
-    assert_eq!(list(&svc).len(), 1, "no run was started: {:?}", list(&svc));
+    assert_eq!(svc.runs().len(), 1, "no run was started: {:?}", svc.runs());
     let images = svc.ctl(&["image", "list"]);
     assert!(
         !stdout(&images).contains("forged/evil"),
@@ -288,16 +247,15 @@ fn a_forged_sender_on_the_socket_is_denied_every_privileged_method() {
 fn detached_run_logs_to_journald_and_survives_kill_9() {
     let journal = Journald::start();
     let bus = Bus::start();
-    let mut svc = Service::new(&bus, &["--journal-namespace", &journal.namespace]);
-    svc.start();
+    let mut svc = journal.service(&bus, &[]);
     assert!(
         svc.log().contains("detached runs log to journald"),
         "{}",
         svc.log()
     );
     let dir = TempDir::new("detach");
-    let id = detach(&svc, &["--name", "survivor"]);
-    assert_eq!(run_of(&svc, &id).unwrap()["detached"], true);
+    let id = detach_trace_open(|a| svc.ctl(a), std::process::id(), &["--name", "survivor"]);
+    assert_eq!(svc.run(&id).unwrap()["detached"], true);
 
     // The event is in the journal with the design's fields.
     let first = probe(&dir, "before-crash");
@@ -344,7 +302,7 @@ fn detached_run_logs_to_journald_and_survives_kill_9() {
     )
     .unwrap();
     assert!(wait_child(&mut attached, Duration::from_secs(10)).success());
-    assert_eq!(run_of(&svc, &id).unwrap()["state"], "running");
+    assert_eq!(svc.run(&id).unwrap()["state"], "running");
 
     // Crash: the run comes back with the same id and keeps producing events.
     let old_pid = svc.pid();
@@ -352,7 +310,7 @@ fn detached_run_logs_to_journald_and_survives_kill_9() {
     svc.start();
     assert_ne!(svc.pid(), old_pid);
     assert!(svc.log().contains("detached run restored"), "{}", svc.log());
-    let run = run_of(&svc, &id).expect("the run is listed after the restart");
+    let run = svc.run(&id).expect("the run is listed after the restart");
     assert_eq!(run["state"], "running");
     assert_eq!(run["name"], "survivor");
     assert_eq!(run["detached"], true);
@@ -371,7 +329,7 @@ fn detached_run_logs_to_journald_and_survives_kill_9() {
     let events = logs(&svc, &[&id]);
     assert!(events.iter().any(|e| e["fname"] == first.as_str()));
     assert!(events.iter().any(|e| e["fname"] == second.as_str()));
-    assert!(run_of(&svc, &id).unwrap()["events_seen"].as_u64().unwrap() >= 2);
+    assert!(svc.run(&id).unwrap()["events_seen"].as_u64().unwrap() >= 2);
 
     // logs -f follows new events and ends when the run stops.
     let mut follower = svc.ctl_spawn_json(&["logs", &id, "-f"]);
@@ -388,16 +346,16 @@ fn detached_run_logs_to_journald_and_survives_kill_9() {
     let status = svc.stop();
     assert!(status.success());
     svc.start();
-    let run = run_of(&svc, &id).expect("an ended detached run stays listed");
+    let run = svc.run(&id).expect("an ended detached run stays listed");
     assert_eq!(run["state"], "stopped");
     assert_eq!(run["exit_reason"], "stopped");
     // rm forgets it, also across restarts; its journal entries stay.
     let out = svc.ctl(&["rm", &id]);
     assert!(out.status.success(), "rm: {}", stderr(&out));
-    assert!(run_of(&svc, &id).is_none());
+    assert!(svc.run(&id).is_none());
     svc.stop();
     svc.start();
-    assert!(run_of(&svc, &id).is_none());
+    assert!(svc.run(&id).is_none());
     assert!(!journal.entries(&id).is_empty());
 }
 
@@ -405,9 +363,8 @@ fn detached_run_logs_to_journald_and_survives_kill_9() {
 fn shutdown_keeps_detached_runs_for_the_next_start_and_detaches_programs() {
     let journal = Journald::start();
     let bus = Bus::start();
-    let mut svc = Service::new(&bus, &["--journal-namespace", &journal.namespace]);
-    svc.start();
-    let id = detach(&svc, &[]);
+    let mut svc = journal.service(&bus, &[]);
+    let id = detach_trace_open(|a| svc.ctl(a), std::process::id(), &[]);
     let ours = poll("the run's programs", Duration::from_secs(5), || {
         let ids = agent_programs(svc.pid());
         (!ids.is_empty()).then_some(ids)
@@ -419,7 +376,7 @@ fn shutdown_keeps_detached_runs_for_the_next_start_and_detaches_programs() {
         "programs {ours:?} stayed loaded after gadgetd stopped"
     );
     svc.start();
-    let run = run_of(&svc, &id).expect("restored");
+    let run = svc.run(&id).expect("restored");
     assert_eq!(run["state"], "running");
     let out = svc.ctl(&["rm", &id]);
     assert!(!out.status.success());
@@ -446,7 +403,7 @@ fn without_journald_the_agent_says_so_and_keeps_a_bounded_log() {
         svc.log()
     );
     let dir = TempDir::new("memlog");
-    let id = detach(&svc, &[]);
+    let id = detach_trace_open(|a| svc.ctl(a), std::process::id(), &[]);
     let mut last = String::new();
     for i in 0..10 {
         last = probe(&dir, &format!("probe-{i}"));
@@ -473,20 +430,9 @@ fn without_journald_the_agent_says_so_and_keeps_a_bounded_log() {
 fn the_log_rate_limit_is_reported_not_silent() {
     let journal = Journald::start();
     let bus = Bus::start();
-    let mut svc = Service::new(
-        &bus,
-        &[
-            "--journal-namespace",
-            &journal.namespace,
-            "--log-rate",
-            "10",
-            "--log-burst",
-            "5",
-        ],
-    );
-    svc.start();
+    let svc = journal.service(&bus, &["--log-rate", "10", "--log-burst", "5"]);
     let dir = TempDir::new("rate");
-    let id = detach(&svc, &[]);
+    let id = detach_trace_open(|a| svc.ctl(a), std::process::id(), &[]);
     for i in 0..200 {
         probe(&dir, &format!("flood-{i}"));
     }
@@ -509,7 +455,7 @@ fn the_log_rate_limit_is_reported_not_silent() {
         "EventsLost to count the drops",
         Duration::from_secs(10),
         || {
-            let r = run_of(&svc, &id)?;
+            let r = svc.run(&id)?;
             (r["events_lost"].as_u64()? > 0).then_some(r)
         },
     );
@@ -729,7 +675,7 @@ fn a_full_disk_gives_errors_not_a_crash() {
         "{err}"
     );
     // The agent keeps serving, lists nothing new, and attached runs still work.
-    assert!(list(&svc).is_empty());
+    assert!(svc.runs().is_empty());
     let out = svc.ctl(&["run", s(&gadget), "--timeout", "300ms", "-o", "json"]);
     assert!(
         out.status.success(),
@@ -738,8 +684,8 @@ fn a_full_disk_gives_errors_not_a_crash() {
     );
     // With room again, detached runs work.
     std::fs::remove_file(&filler).unwrap();
-    let id = detach(&svc, &[]);
-    assert_eq!(run_of(&svc, &id).unwrap()["state"], "running");
+    let id = detach_trace_open(|a| svc.ctl(a), std::process::id(), &[]);
+    assert_eq!(svc.run(&id).unwrap()["state"], "running");
     assert!(svc.ctl(&["stop", &id]).status.success());
     assert!(svc.stop().success());
 }
@@ -820,8 +766,7 @@ fn wait_line(
 fn a_detached_image_run_is_restored_with_its_digest() {
     let journal = Journald::start();
     let bus = Bus::start();
-    let mut svc = Service::new(&bus, &["--journal-namespace", &journal.namespace]);
-    svc.start();
+    let mut svc = journal.service(&bus, &[]);
     let include = repo_root().join("include");
     let dir = repo_root().join("gadgets/trace_open");
     let out = svc.ctl(&["build", "--include", s(&include), s(&dir)]);
@@ -838,7 +783,7 @@ fn a_detached_image_run_is_restored_with_its_digest() {
     ]);
     assert!(out.status.success(), "run IMAGE --detach: {}", stderr(&out));
     let id = stdout(&out).trim().to_string();
-    let run = run_of(&svc, &id).unwrap();
+    let run = svc.run(&id).unwrap();
     let digest = run["digest"].as_str().unwrap().to_string();
     assert!(digest.starts_with("sha256:"), "{run}");
     assert!(
@@ -851,7 +796,7 @@ fn a_detached_image_run_is_restored_with_its_digest() {
 
     svc.kill9();
     svc.start();
-    let run = run_of(&svc, &id).expect("restored");
+    let run = svc.run(&id).expect("restored");
     assert_eq!(run["state"], "running");
     assert_eq!(run["digest"], digest.as_str());
     let tmp = TempDir::new("imgprobe");
@@ -879,15 +824,16 @@ fn a_restored_run_keeps_its_container_selection() {
     let mut svc = Service::new(&bus, &["--container-runtime", "none"]);
     svc.start();
     let dir = TempDir::new("scope");
-    let scoped = detach(
-        &svc,
+    let scoped = detach_trace_open(
+        |a| svc.ctl(a),
+        std::process::id(),
         &["--name", "scoped", "--containername", "no-such-container"],
     );
-    let open = detach(&svc, &["--name", "unscoped"]);
+    let open = detach_trace_open(|a| svc.ctl(a), std::process::id(), &["--name", "unscoped"]);
     svc.kill9();
     svc.start();
     for id in [&scoped, &open] {
-        assert_eq!(run_of(&svc, id).expect("restored")["state"], "running");
+        assert_eq!(svc.run(id).expect("restored")["state"], "running");
     }
     let after = probe(&dir, "after-restore");
     poll("the unscoped run's event", Duration::from_secs(15), || {

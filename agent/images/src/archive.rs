@@ -404,9 +404,12 @@ pub fn write_file(
 ) -> Result<()> {
     let mut buf = Vec::new();
     write(&mut buf, blobs, images, mtime)?;
-    let tmp = path.with_extension("tar.partial");
-    std::fs::write(&tmp, &buf).ctx(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("cannot write {}", path.display()))
+    let mut f = super::atomic_file::AtomicFile::create(path)
+        .ctx(|| format!("cannot create {}", path.display()))?;
+    f.write_all(&buf)
+        .ctx(|| format!("cannot write {}", path.display()))?;
+    f.commit()
+        .ctx(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub enum ImageError {
     Archive(String),
     #[error("registry {registry}: {reason}")]
     Registry { registry: String, reason: String },
+    /// The registry (its token endpoint) refused the credentials given.
+    #[error("registry {registry}: {reason}")]
+    CredentialsRejected { registry: String, reason: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod archive;
+pub mod atomic_file;
 pub mod config;
 pub mod cosign_key;
 pub mod credentials;
@@ -44,6 +45,7 @@ pub mod policy;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod registry_http;
 pub mod service;
 pub mod signature;
 pub mod signature_registry;

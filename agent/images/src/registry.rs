@@ -1,18 +1,15 @@
-//! Talking to OCI registries (oci-client): pull, push and login. Manifests
-//! travel as raw bytes both ways, so digests never change in transit (the
-//! client's own manifest types re-serialize them). Pulled blobs go to a
-//! staging area and reach the store only when the whole image is there.
+//! Talking to OCI registries: pull, push and login, over
+//! [`registry_http`](super::registry_http) sessions whose every read is
+//! bounded. Manifests travel as raw bytes both ways, so digests never
+//! change in transit. Pulled blobs go to a staging area and reach the
+//! store only when the whole image is there.
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use gadgetd_dbus::images::progress_state as state;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::Reference;
+use reqwest::{Method, StatusCode, header};
 
 use super::credentials::Credentials;
 use super::digest::{self, Digest};
@@ -20,6 +17,7 @@ use super::error::{ImageError, Result};
 use super::format::{self, Descriptor};
 use super::progress::ProgressSink;
 use super::reference::{self, is_loopback};
+use super::registry_http::{Access, Session, failed};
 use super::store::{Entry, Staging, Store};
 
 const ACCEPTED_MANIFESTS: &[&str] = &[
@@ -33,82 +31,8 @@ pub struct Registries {
     /// Registries the admin allows over plain HTTP (besides loopback ones).
     insecure: Vec<String>,
     pub credentials: Credentials,
-    /// For manifests, which are read with a size limit (manifest_fetch).
+    /// Every registry request (registry_http), reads bounded.
     http: reqwest::Client,
-}
-
-/// Turns a client error into one that says what to do.
-pub(super) fn registry_error(registry: &str, e: OciDistributionError) -> ImageError {
-    let reason = match &e {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => {
-            format!(
-                "authentication required or credentials rejected (run `gadgetctl login {registry}`)"
-            )
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => {
-            "no such image or tag in the registry".into()
-        }
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let unknown = envelope.errors.iter().any(|e| {
-                matches!(
-                    e.code,
-                    OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                        | OciErrorCode::NotFound
-                )
-            });
-            if unknown {
-                format!("no such image or tag in the registry ({envelope})")
-            } else if envelope
-                .errors
-                .iter()
-                .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-            {
-                format!("access denied ({envelope}); run `gadgetctl login {registry}`")
-            } else {
-                format!("the registry refused the request: {envelope}")
-            }
-        }
-        OciDistributionError::RequestError(re)
-            if re
-                .status()
-                .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
-        {
-            format!(
-                "authentication required or credentials rejected (run `gadgetctl login {registry}`)"
-            )
-        }
-        OciDistributionError::RequestError(re) => {
-            let mut msg = format!("cannot talk to the registry: {}", oci_chain(re));
-            if re.is_connect() {
-                msg.push_str(" (is it running and reachable? plain HTTP is used only for loopback registries and those given to gadgetd --insecure-registry)");
-            }
-            msg
-        }
-        OciDistributionError::DigestError(d) => {
-            format!("downloaded content does not match its digest: {d}")
-        }
-        other => other.to_string(),
-    };
-    ImageError::Registry {
-        registry: registry.to_string(),
-        reason,
-    }
-}
-
-fn oci_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// The `mediaType` a manifest's JSON declares, or what its shape says.
@@ -123,15 +47,6 @@ fn media_type_of(bytes: &[u8]) -> Result<String> {
     } else {
         format::MANIFEST_MEDIA_TYPE.into()
     })
-}
-
-fn oci_descriptor(d: &Descriptor) -> OciDescriptor {
-    OciDescriptor {
-        media_type: d.media_type.clone(),
-        digest: d.digest.clone(),
-        size: d.size as i64,
-        ..Default::default()
-    }
 }
 
 /// Before any layer is downloaded: the image holds at least one gadget
@@ -213,40 +128,34 @@ impl Registries {
         is_loopback(registry) || self.insecure.iter().any(|r| r == registry)
     }
 
-    pub(super) fn client(&self, registry: &str) -> Client {
-        let plain = if self.plain_http_allowed(registry) {
-            vec![registry.to_string()]
-        } else {
-            Vec::new()
-        };
-        Client::new(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(plain),
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
-            ..Default::default()
-        })
+    /// The stored credentials (user, password) of `registry`, if any.
+    fn credentials_of(&self, registry: &str) -> Result<Option<(String, String)>> {
+        self.credentials.get(registry)
     }
 
-    pub(super) fn auth(&self, registry: &str) -> Result<RegistryAuth> {
-        Ok(match self.credentials.get(registry)? {
-            Some((u, p)) => RegistryAuth::Basic(u, p),
-            None => RegistryAuth::Anonymous,
-        })
+    /// An authorized session with `r`'s repository, with the stored
+    /// credentials of its registry.
+    pub(super) async fn session(&self, r: &Reference, access: Access) -> Result<Session<'_>> {
+        let creds = self.credentials_of(r.registry())?;
+        Session::open(
+            &self.http,
+            self.plain_http_allowed(r.registry()),
+            r,
+            creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            access,
+        )
+        .await
     }
 
     async fn fetch_manifest(
         &self,
-        client: &Client,
+        session: &Session<'_>,
         r: &Reference,
-        auth: &RegistryAuth,
         expected: Option<&Digest>,
     ) -> Result<(Vec<u8>, Digest)> {
         let fetched = super::manifest_fetch::fetch(
-            client,
-            &self.http,
-            self.plain_http_allowed(r.registry()),
+            session,
             r,
-            auth,
             ACCEPTED_MANIFESTS,
             format::MAX_MANIFEST_BYTES,
         )
@@ -266,13 +175,9 @@ impl Registries {
         r: &Reference,
         progress: &mut ProgressSink,
     ) -> Result<Entry> {
-        let registry = r.registry().to_string();
-        let client = self.client(&registry);
-        let auth = self.auth(&registry)?;
+        let session = self.session(r, Access::Pull).await?;
         let expected = r.digest().map(Digest::parse).transpose()?;
-        let (top_bytes, top_digest) = self
-            .fetch_manifest(&client, r, &auth, expected.as_ref())
-            .await?;
+        let (top_bytes, top_digest) = self.fetch_manifest(&session, r, expected.as_ref()).await?;
         let media_type = media_type_of(&top_bytes)?;
         let mut staging = store.staging()?;
         staging.put(&top_bytes)?;
@@ -299,8 +204,7 @@ impl Registries {
                         d.clone(),
                     )
                 } else {
-                    self.fetch_manifest(&client, &child_ref, &auth, Some(&d))
-                        .await?
+                    self.fetch_manifest(&session, &child_ref, Some(&d)).await?
                 };
                 staging.put(&bytes)?;
                 progress.send(
@@ -328,7 +232,7 @@ impl Registries {
         // of other artifacts in the index: the image stays whole for a push.
         for (_, m) in &manifests {
             for blob in std::iter::once(&m.config).chain(m.layers.iter()) {
-                self.pull_blob(&client, r, blob, store, &mut staging, progress)
+                self.pull_blob(&session, blob, store, &mut staging, progress)
                     .await?;
             }
         }
@@ -342,8 +246,7 @@ impl Registries {
 
     pub(super) async fn pull_blob(
         &self,
-        client: &Client,
-        r: &Reference,
+        session: &Session<'_>,
         blob: &Descriptor,
         store: &Store,
         staging: &mut Staging,
@@ -356,31 +259,35 @@ impl Registries {
             return Ok(());
         }
         format::check_size(blob)?;
-        let registry = r.registry();
-        let mut stream = client
-            .pull_blob_stream(r, &oci_descriptor(blob))
-            .await
-            .map_err(|e| registry_error(registry, e))?;
+        let registry = session.registry();
+        let url = session.url(&format!("blobs/{d}"));
+        let mut resp = session
+            .send(
+                session.request(Method::GET, &url),
+                &url,
+                &[StatusCode::OK],
+                " (no such blob)",
+            )
+            .await?;
+        if let Some(len) = resp.content_length()
+            && len > blob.size
+        {
+            return Err(ImageError::Invalid(format!(
+                "blob {d} is {len} bytes, larger than its descriptor says ({} bytes)",
+                blob.size
+            )));
+        }
         let mut w = staging.writer()?;
         let io_err = |e: std::io::Error| ImageError::Io {
             context: format!("cannot write blob {d}"),
             source: e,
         };
         progress.send(d.as_str(), kind, state::DOWNLOADING, 0, blob.size);
-        while let Some(chunk) = stream.next().await {
-            // The client checks the digest at the end of the stream.
-            let chunk = chunk.map_err(|e| match e.to_string() {
-                m if m.contains("Invalid digest") => ImageError::Registry {
-                    registry: registry.to_string(),
-                    reason: format!(
-                        "downloaded content does not match its digest ({m}); nothing was stored"
-                    ),
-                },
-                m => ImageError::Registry {
-                    registry: registry.to_string(),
-                    reason: format!("download of {d} broke off: {m}"),
-                },
-            })?;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| failed(registry, format!("download of {d} broke off: {e}")))?
+        {
             if w.written() + chunk.len() as u64 > blob.size {
                 return Err(ImageError::Invalid(format!(
                     "blob {d} is larger than its descriptor says ({} bytes)",
@@ -390,8 +297,86 @@ impl Registries {
             w.write_all(&chunk).map_err(io_err)?;
             progress.send(d.as_str(), kind, state::DOWNLOADING, w.written(), blob.size);
         }
+        // The writer checks the digest and size before the blob is staged.
         w.finish(&d, Some(blob.size))?;
         progress.send(d.as_str(), kind, state::DONE, blob.size, blob.size);
+        Ok(())
+    }
+
+    /// Whether the registry holds blob `d` in the session's repository.
+    async fn blob_exists(&self, session: &Session<'_>, d: &Digest) -> Result<bool> {
+        let url = session.url(&format!("blobs/{d}"));
+        let resp = session
+            .send(
+                session.request(Method::HEAD, &url),
+                &url,
+                &[StatusCode::OK, StatusCode::NOT_FOUND],
+                "",
+            )
+            .await?;
+        Ok(resp.status() == StatusCode::OK)
+    }
+
+    /// Uploads `data` as blob `d` (a monolithic upload: POST, then PUT).
+    async fn push_blob(&self, session: &Session<'_>, d: &Digest, data: Vec<u8>) -> Result<()> {
+        let start = session.url("blobs/uploads/");
+        let resp = session
+            .send(
+                session.request(Method::POST, &start),
+                &start,
+                &[StatusCode::ACCEPTED],
+                "",
+            )
+            .await?;
+        let location = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+            .ok_or_else(|| {
+                failed(
+                    session.registry(),
+                    format!("{start}: the upload was accepted without a usable Location"),
+                )
+            })?;
+        drop(resp);
+        let mut put = location;
+        put.query_pairs_mut().append_pair("digest", d.as_str());
+        let url = put.to_string();
+        session
+            .send(
+                session
+                    .request(Method::PUT, &url)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(data),
+                &format!("upload of {d}"),
+                &[StatusCode::CREATED],
+                "",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// PUTs manifest `bytes` under `key` (a tag or digest).
+    async fn push_manifest(
+        &self,
+        session: &Session<'_>,
+        key: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let url = session.url(&format!("manifests/{key}"));
+        session
+            .send(
+                session
+                    .request(Method::PUT, &url)
+                    .header(header::CONTENT_TYPE, media_type)
+                    .body(bytes),
+                &url,
+                &[StatusCode::CREATED],
+                "",
+            )
+            .await?;
         Ok(())
     }
 
@@ -404,26 +389,12 @@ impl Registries {
         r: &Reference,
         progress: &mut ProgressSink,
     ) -> Result<String> {
-        let registry = r.registry().to_string();
-        let client = self.client(&registry);
-        let auth = self.auth(&registry)?;
-        let err = |e| registry_error(&registry, e);
-        client
-            .store_auth_if_needed(r.resolve_registry(), &auth)
-            .await;
-        client
-            .auth(r, &auth, RegistryOperation::Push)
-            .await
-            .map_err(err)?;
+        let session = self.session(r, Access::Push).await?;
         let top = &entry.descriptor;
         let top_bytes = store.read_blob(&top.digest()?)?;
-        let children: Vec<Descriptor> = if top.is_index() {
-            format::parse_index(&top_bytes)?.manifests
-        } else {
-            Vec::new()
-        };
         let manifests: Vec<(Descriptor, Vec<u8>)> = if top.is_index() {
-            children
+            format::parse_index(&top_bytes)?
+                .manifests
                 .iter()
                 .map(|c| Ok((c.clone(), store.read_blob(&c.digest()?)?)))
                 .collect::<Result<_>>()?
@@ -435,42 +406,24 @@ impl Registries {
             for blob in std::iter::once(&m.config).chain(m.layers.iter()) {
                 let d = blob.digest()?;
                 let kind = kind_of(blob);
-                if client.blob_exists(r, d.as_str()).await.map_err(err)? {
+                if self.blob_exists(&session, &d).await? {
                     progress.send(d.as_str(), kind, state::EXISTS, blob.size, blob.size);
                     continue;
                 }
                 progress.send(d.as_str(), kind, state::UPLOADING, 0, blob.size);
                 let data = store.read_blob(&d)?;
-                client.push_blob(r, data, d.as_str()).await.map_err(err)?;
+                self.push_blob(&session, &d, data).await?;
                 progress.send(d.as_str(), kind, state::DONE, blob.size, blob.size);
             }
             if top.is_index() {
-                let content_type = desc.media_type.parse().map_err(|_| {
-                    ImageError::Invalid(format!("bad media type {}", desc.media_type))
-                })?;
-                client
-                    .push_manifest_raw(
-                        &r.clone_with_digest(desc.digest.clone()),
-                        bytes.clone(),
-                        content_type,
-                    )
-                    .await
-                    .map_err(err)?;
+                self.push_manifest(&session, &desc.digest, &desc.media_type, bytes.clone())
+                    .await?;
                 progress.send(&desc.digest, "manifest", state::DONE, desc.size, desc.size);
             }
         }
-        let content_type = top
-            .media_type
-            .parse()
-            .map_err(|_| ImageError::Invalid(format!("bad media type {}", top.media_type)))?;
-        let tag_ref = match r.tag() {
-            Some(t) => Reference::with_tag(r.registry().into(), r.repository().into(), t.into()),
-            None => r.clone(),
-        };
-        client
-            .push_manifest_raw(&tag_ref, top_bytes, content_type)
-            .await
-            .map_err(err)?;
+        let key = r.tag().or(r.digest()).unwrap_or("latest");
+        self.push_manifest(&session, key, &top.media_type, top_bytes)
+            .await?;
         progress.send(
             &top.digest,
             if top.is_index() { "index" } else { "manifest" },
@@ -483,36 +436,37 @@ impl Registries {
 
     /// Checks `user`/`password` against `registry` and stores them.
     pub async fn login(&self, registry: &str, user: &str, password: &str) -> Result<()> {
-        let client = self.client(registry);
-        let auth = RegistryAuth::Basic(user.into(), password.into());
-        let err = |e| registry_error(registry, e);
-        // A repository that need not exist: 401 means bad credentials, 404 good ones.
+        // A repository that need not exist: the registry's challenge and
+        // `/v2/` decide whether the credentials are good.
         let probe = Reference::with_tag(
             registry.into(),
             "gadgetd/login-check".into(),
             "latest".into(),
         );
-        client
-            .auth(&probe, &auth, RegistryOperation::Pull)
-            .await
-            .map_err(err)?;
-        match client
-            .pull_manifest_raw(&probe, &auth, ACCEPTED_MANIFESTS)
-            .await
+        let rejected = || {
+            failed(
+                registry,
+                format!("login as `{user}` failed: wrong username or password"),
+            )
+        };
+        let session = match Session::open(
+            &self.http,
+            self.plain_http_allowed(registry),
+            &probe,
+            Some((user, password)),
+            Access::Pull,
+        )
+        .await
         {
-            Ok(_) => {}
-            Err(
-                e @ (OciDistributionError::UnauthorizedError { .. }
-                | OciDistributionError::AuthenticationFailure(_)),
-            ) => {
-                tracing::debug!(error = %e, "login rejected");
-                return Err(ImageError::Registry {
-                    registry: registry.into(),
-                    reason: format!("login as `{user}` failed: wrong username or password"),
-                });
+            Ok(s) => s,
+            Err(ImageError::CredentialsRejected { reason, .. }) => {
+                tracing::debug!(%reason, "login rejected");
+                return Err(rejected());
             }
-            Err(e @ OciDistributionError::RequestError(_)) => return Err(err(e)),
-            Err(_) => {}
+            Err(e) => return Err(e),
+        };
+        if !session.authorized().await? {
+            return Err(rejected());
         }
         self.credentials.set(registry, user, password)
     }

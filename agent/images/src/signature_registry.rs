@@ -3,13 +3,13 @@
 //! has one, a push also pushes the signature images the store holds for it.
 
 use oci_client::Reference;
-use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::format::{self, Descriptor};
 use super::progress::ProgressSink;
-use super::registry::{Registries, registry_error};
+use super::registry::Registries;
+use super::registry_http::Access;
 use super::signature::{self, MAX_PAYLOAD_BYTES};
 use super::signatures;
 use super::store::{Entry, Store};
@@ -17,20 +17,7 @@ use super::store::{Entry, Store};
 /// Most signatures one signature image may hold.
 const MAX_SIGNATURES: usize = 64;
 /// Largest signature manifest accepted.
-const MAX_SIGNATURE_MANIFEST: usize = 256 << 10;
-
-fn not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
-            matches!(
-                e.code,
-                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound
-            )
-        }),
-        _ => false,
-    }
-}
+const MAX_SIGNATURE_MANIFEST: u64 = 256 << 10;
 
 /// The signature image tag of `digest` in `r`'s repository.
 pub fn signature_ref(r: &Reference, digest: &Digest) -> Reference {
@@ -51,23 +38,20 @@ impl Registries {
         r: &Reference,
         digest: &Digest,
     ) -> Result<Option<Entry>> {
-        let registry = r.registry().to_string();
-        let client = self.client(&registry);
-        let auth = self.auth(&registry)?;
+        let session = self.session(r, Access::Pull).await?;
         let sig_ref = signature_ref(r, digest);
-        let bytes = match client
-            .pull_manifest_raw(&sig_ref, &auth, &[format::MANIFEST_MEDIA_TYPE])
-            .await
-        {
-            Ok((bytes, _)) => bytes,
-            Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(registry_error(&registry, e)),
+        let Some(fetched) = super::manifest_fetch::fetch_if_present(
+            &session,
+            &sig_ref,
+            &[format::MANIFEST_MEDIA_TYPE],
+            MAX_SIGNATURE_MANIFEST,
+            "",
+        )
+        .await?
+        else {
+            return Ok(None);
         };
-        if bytes.len() > MAX_SIGNATURE_MANIFEST {
-            return Err(ImageError::Invalid(format!(
-                "{sig_ref}: signature manifest larger than {MAX_SIGNATURE_MANIFEST} bytes"
-            )));
-        }
+        let bytes = fetched.bytes;
         let m = format::parse_manifest(&bytes)
             .map_err(|e| ImageError::Invalid(format!("{sig_ref}: {e}")))?;
         if m.layers.len() > MAX_SIGNATURES {
@@ -86,7 +70,7 @@ impl Registries {
                     blob.digest, blob.size
                 )));
             }
-            self.pull_blob(&client, &sig_ref, blob, store, &mut staging, &mut sink)
+            self.pull_blob(&session, blob, store, &mut staging, &mut sink)
                 .await?;
         }
         let name = signature::store_name(&format!("{}/{}", r.registry(), r.repository()), digest);

@@ -3,9 +3,12 @@
 //! [`enable_run_time_stats`] is held), read through the run's own program
 //! descriptors, so a scrape never touches the run's event path.
 //!
-//! A [`RunMetrics`] is built once when the run starts and shared (`Arc`):
-//! a scrape racing the run's stop still reads valid descriptors, and the
-//! kernel objects go away when the last holder drops it.
+//! A [`RunMetrics`] is built when the run starts and shared (`Arc`): a
+//! scrape racing the run's stop still reads valid descriptors, and the
+//! kernel objects go away when the last holder drops it. Starting a run
+//! costs one descriptor copy per program; the metric maps are found and
+//! opened by the first reader of [`RunMetrics::maps`] (a run whose
+//! metrics nobody exports never opens them).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,55 +37,84 @@ pub struct ProgramStats {
 struct ProgramHandle {
     name: String,
     fd: OwnedFd,
+    /// Which instance of the run loaded it (socket filters have one per
+    /// network namespace; metric maps are read from the first).
+    instance: usize,
 }
 
 /// The metrics sources of one live run. Built by [`crate::Gadget::start`];
 /// get it with [`crate::Running::metrics`].
 pub struct RunMetrics {
     programs: Vec<ProgramHandle>,
-    maps: Vec<MetricMap>,
+    /// The gadget's metric maps, as found at load ([`discover`]).
+    specs: std::sync::Arc<[MetricMapSpec]>,
+    /// Opened on first use.
+    maps: std::sync::OnceLock<Vec<MetricMap>>,
 }
 
 impl std::fmt::Debug for RunMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunMetrics")
             .field("programs", &self.programs.len())
-            .field("maps", &self.maps.len())
+            .field("maps", &self.specs.len())
+            .field("maps_open", &self.maps.get().is_some())
             .finish()
     }
 }
 
 impl RunMetrics {
     /// Duplicates the descriptors of every loaded program of `instances`
-    /// (programs that were not loaded, disabled ones, are left out) and
-    /// opens the metric maps of `obj` ([`discover`]).
+    /// (programs that were not loaded, disabled ones, are left out); the
+    /// metric maps of `specs` are opened later, by [`RunMetrics::maps`].
     pub(crate) fn collect(
         instances: &[Ebpf],
-        obj: &super::object::GadgetObject,
-        def: &super::definition::Definition,
-    ) -> super::error::Result<RunMetrics> {
-        let specs = discover(obj, def)?;
-        let maps = open_metric_maps(instances, &specs);
+        specs: std::sync::Arc<[MetricMapSpec]>,
+    ) -> RunMetrics {
         let mut programs = Vec::new();
-        for ebpf in instances {
+        for (instance, ebpf) in instances.iter().enumerate() {
             for (name, program) in ebpf.programs() {
                 let Ok(fd) = program.fd() else { continue };
                 match fd.as_fd().try_clone_to_owned() {
                     Ok(fd) => programs.push(ProgramHandle {
                         name: name.to_string(),
                         fd,
+                        instance,
                     }),
                     Err(e) => tracing::debug!(program = name, error = %e,
                         "no program statistics: cannot duplicate its descriptor"),
                 }
             }
         }
-        Ok(RunMetrics { programs, maps })
+        RunMetrics {
+            programs,
+            specs,
+            maps: std::sync::OnceLock::new(),
+        }
     }
 
-    /// The run's metric maps (IG's metric-typed map iterators).
+    /// The run's metric maps (IG's metric-typed map iterators), opened by
+    /// the first call through the maps the run's first instance uses.
     pub fn maps(&self) -> &[MetricMap] {
-        &self.maps
+        self.maps.get_or_init(|| {
+            if self.specs.is_empty() {
+                return Vec::new();
+            }
+            let mut ids: Vec<u32> = self
+                .programs
+                .iter()
+                .filter(|p| p.instance == 0)
+                .filter_map(|p| prog_map_ids(&p.fd).ok())
+                .flatten()
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            open_metric_maps(&ids, &self.specs)
+        })
+    }
+
+    /// Whether [`RunMetrics::maps`] has opened the metric maps yet.
+    pub fn maps_opened(&self) -> bool {
+        self.maps.get().is_some()
     }
 
     /// The current statistics of each program, one entry per name, in
@@ -120,13 +152,34 @@ struct InfoAttr {
 fn prog_info(fd: &OwnedFd) -> std::io::Result<bpf_prog_info> {
     // SAFETY: bpf_prog_info is plain integers and arrays; all-zero is valid.
     let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    get_prog_info(fd, &mut info)?;
+    Ok(info)
+}
+
+/// The ids of the maps program `fd` uses.
+fn prog_map_ids(fd: &OwnedFd) -> std::io::Result<Vec<u32>> {
+    let n = prog_info(fd)?.nr_map_ids;
+    let mut ids = vec![0u32; n as usize];
+    // SAFETY: as in prog_info.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    info.nr_map_ids = n;
+    info.map_ids = ids.as_mut_ptr() as u64;
+    get_prog_info(fd, &mut info)?;
+    ids.truncate(info.nr_map_ids.min(n) as usize);
+    Ok(ids)
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` into `info` (whose array pointers, if set,
+/// point at buffers of the lengths its counts say).
+fn get_prog_info(fd: &OwnedFd, info: &mut bpf_prog_info) -> std::io::Result<()> {
     let mut attr = InfoAttr {
         bpf_fd: fd.as_raw_fd() as u32,
         info_len: std::mem::size_of::<bpf_prog_info>() as u32,
-        info: &mut info as *mut bpf_prog_info as u64,
+        info: info as *mut bpf_prog_info as u64,
     };
     // SAFETY: attr is the `info` member of union bpf_attr; the kernel writes
-    // at most info_len bytes into `info`, which lives through the call.
+    // at most info_len bytes into `info`, and at most the counts `info`
+    // gives into the arrays it points at, all of which outlive the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -138,7 +191,7 @@ fn prog_info(fd: &OwnedFd) -> std::io::Result<bpf_prog_info> {
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(info)
+    Ok(())
 }
 
 /// Keeps the kernel counting every program's runs and run time
@@ -702,19 +755,8 @@ fn labels_of(json: &[u8]) -> Vec<(String, String)> {
 /// Opens the maps of `specs` through the programs of `instances` (by map
 /// id, so it works after the run's readers took their maps). A map that
 /// cannot be opened is logged and left out.
-fn open_metric_maps(instances: &[Ebpf], specs: &[MetricMapSpec]) -> Vec<MetricMap> {
-    let mut ids = Vec::new();
-    for ebpf in instances.iter().take(1) {
-        for (_, program) in ebpf.programs() {
-            if let Ok(info) = program.info()
-                && let Ok(Some(map_ids)) = info.map_ids()
-            {
-                ids.extend(map_ids);
-            }
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
+/// Opens the map of each of `specs` among the maps `ids`.
+fn open_metric_maps(ids: &[u32], specs: &[MetricMapSpec]) -> Vec<MetricMap> {
     let mut out = Vec::new();
     for spec in specs {
         // The kernel keeps 15 bytes of a map's name.

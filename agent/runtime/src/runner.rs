@@ -39,6 +39,8 @@ pub struct Gadget {
     /// Every data source, in the object's order; never empty.
     sources: Vec<DataSource>,
     params: Vec<ParamSpec>,
+    /// Its metric maps, found (and checked) at load.
+    metric_maps: Arc<[super::metrics::MetricMapSpec]>,
 }
 
 /// How to run a gadget.
@@ -147,7 +149,7 @@ impl Gadget {
         let sources = datasource::discover(&obj, &definition)?;
         let params = params::specs(&obj, &definition)?;
         // Metric types and annotations are checked here, at load.
-        super::metrics::discover(&obj, &definition)?;
+        let metric_maps = super::metrics::discover(&obj, &definition)?.into();
         // The gadget-wide columns may name a field of any source; a source's
         // own `datasources.<name>` entries must name one of its fields.
         let all: Vec<Described> = sources.iter().flat_map(|s| s.described()).collect();
@@ -175,6 +177,7 @@ impl Gadget {
             definition,
             sources,
             params,
+            metric_maps,
         })
     }
 
@@ -501,9 +504,8 @@ impl Gadget {
         instances.1.insert(0, ebpf);
         let metrics = Arc::new(super::metrics::RunMetrics::collect(
             &instances.1,
-            &self.obj,
-            &self.definition,
-        )?);
+            self.metric_maps.clone(),
+        ));
         Ok(Running {
             sources: live,
             next: 0,

@@ -11,7 +11,7 @@ use zbus::zvariant::{Fd, OwnedFd as ZOwnedFd, OwnedValue};
 use zbus::{Connection, fdo, interface};
 
 use crate::service::Agent;
-use gadgetd_images::error::{ImageError, Result};
+use gadgetd_images::error::Result;
 use gadgetd_images::format;
 use gadgetd_images::progress::ProgressSink;
 use gadgetd_images::service::ImageService;
@@ -19,30 +19,10 @@ use gadgetd_runtime::object::GadgetObject;
 use gadgetd_runtime::{Gadget, GadgetError};
 use serde_json::json;
 
-/// polkit action of every image change (design.md).
-pub const ACTION_MANAGE_IMAGES: &str = "org.gadgetd.manage-images";
-const ACTION_READ: &str = "org.gadgetd.read";
-
-/// D-Bus errors that name what failed.
-pub fn to_fdo(e: ImageError) -> fdo::Error {
-    let msg = e.to_string();
-    match e {
-        ImageError::NotFound(_) => fdo::Error::FileNotFound(msg),
-        ImageError::Registry { .. } => fdo::Error::Failed(msg),
-        ImageError::Io { .. } => fdo::Error::IOError(msg),
-        _ => fdo::Error::InvalidArgs(msg),
-    }
-}
-
-/// Runs blocking store work off the async executor.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> fdo::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| fdo::Error::Failed(format!("image task failed: {e}")))?
-        .map_err(to_fdo)
-}
+pub use super::authz::ACTION_MANAGE_IMAGES;
+use super::authz::ACTION_READ;
+pub use super::image_calls::to_fdo;
+use super::image_calls::{ImageCalls, blocking};
 
 fn dup(fd: &Fd<'_>, what: &str) -> fdo::Result<OwnedFd> {
     fd.as_fd()
@@ -62,25 +42,12 @@ fn string_option(opts: &HashMap<String, OwnedValue>, key: &str) -> fdo::Result<O
     }
 }
 
-fn no_unknown_options(opts: &HashMap<String, OwnedValue>, known: &[&str]) -> fdo::Result<()> {
-    match opts.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(fdo::Error::InvalidArgs(format!("unknown option `{k}`"))),
-        None => Ok(()),
-    }
-}
-
 /// `org.gadgetd.Agent1.Images` on `/org/gadgetd/Agent1`.
-pub struct Images {
-    agent: Arc<Agent>,
-    svc: Arc<ImageService>,
-}
+pub struct Images(ImageCalls);
 
 impl Images {
     pub fn new(agent: &Arc<Agent>, svc: &Arc<ImageService>) -> Images {
-        Images {
-            agent: agent.clone(),
-            svc: svc.clone(),
-        }
+        Images(ImageCalls::new(agent, svc))
     }
 }
 
@@ -97,21 +64,20 @@ impl Images {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(String, String)> {
         let caller = self
-            .agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .0
+            .authorize_options(conn, &hdr, ACTION_MANAGE_IMAGES, &options, &[])
             .await?;
-        no_unknown_options(&options, &[])?;
-        let r = self.svc.normalize(&reference).map_err(to_fdo)?;
+        let r = self.0.svc.normalize(&reference).map_err(to_fdo)?;
         let mut sink = ProgressSink::new(Some(dup(&progress, "progress")?));
         let started = std::time::Instant::now();
         let entry = self
+            .0
             .svc
             .registries
-            .pull(&self.svc.store, &r, &mut sink)
+            .pull(&self.0.svc.store, &r, &mut sink)
             .await
             .map_err(to_fdo)?;
-        crate::images::signature_registry::pull_signatures_logged(&self.svc, &r, &entry).await;
+        crate::images::signature_registry::pull_signatures_logged(&self.0.svc, &r, &entry).await;
         tracing::info!(image = %r, digest = %entry.descriptor.digest, uid = caller.uid, ms = started.elapsed().as_millis() as u64, "pulled");
         Ok((entry.name.unwrap_or_default(), entry.descriptor.digest))
     }
@@ -127,14 +93,12 @@ impl Images {
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
         let caller = self
-            .agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+            .0
+            .authorize_options(conn, &hdr, ACTION_MANAGE_IMAGES, &options, &[])
             .await?;
-        no_unknown_options(&options, &[])?;
-        let (entry, by_name) = self.svc.resolve_local(&reference).map_err(to_fdo)?;
+        let (entry, by_name) = self.0.svc.resolve_local(&reference).map_err(to_fdo)?;
         let target = match (&entry.name, by_name) {
-            (Some(name), true) => self.svc.normalize(name).map_err(to_fdo)?,
+            (Some(name), true) => self.0.svc.normalize(name).map_err(to_fdo)?,
             _ => {
                 return Err(fdo::Error::InvalidArgs(format!(
                     "`{reference}` names an image by digest; tag it with the registry to push to (`gadgetctl tag {reference} REGISTRY/NAME:TAG`)"
@@ -143,12 +107,13 @@ impl Images {
         };
         let mut sink = ProgressSink::new(Some(dup(&progress, "progress")?));
         let digest = self
+            .0
             .svc
             .registries
-            .push(&self.svc.store, &entry, &target, &mut sink)
+            .push(&self.0.svc.store, &entry, &target, &mut sink)
             .await
             .map_err(to_fdo)?;
-        crate::images::signature_registry::push_signatures_logged(&self.svc, &target, &digest)
+        crate::images::signature_registry::push_signatures_logged(&self.0.svc, &target, &digest)
             .await
             .map_err(to_fdo)?;
         tracing::info!(image = %target, digest = %digest, uid = caller.uid, "pushed");
@@ -164,11 +129,15 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<(String, String)>> {
-        self.agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
+        self.0
+            .authorize_options(
+                conn,
+                &hdr,
+                ACTION_MANAGE_IMAGES,
+                &options,
+                &[image_options::TAG],
+            )
             .await?;
-        no_unknown_options(&options, &[image_options::TAG])?;
         let tag = string_option(&options, image_options::TAG)?;
         let file = std::fs::File::from(dup(&archive, "archive")?);
         // A FIFO or socket could be held open forever, pinning a thread.
@@ -178,7 +147,7 @@ impl Images {
                 "the archive must be passed as an fd of a regular file (not a pipe or socket); save it to a file first".into(),
             ));
         }
-        let svc = self.svc.clone();
+        let svc = self.0.svc.clone();
         blocking(move || svc.import(file, tag.as_deref(), false)).await
     }
 
@@ -189,19 +158,20 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<ZOwnedFd> {
-        let caller = self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        let caller = self.0.authorize(conn, &hdr, ACTION_READ).await?;
         if references.is_empty() {
             return Err(fdo::Error::InvalidArgs(
                 "name at least one image to export".into(),
             ));
         }
         let permit = self
+            .0
             .agent
             .limits
             .exports
             .acquire(caller.uid)
             .map_err(fdo::Error::LimitsExceeded)?;
-        let svc = self.svc.clone();
+        let svc = self.0.svc.clone();
         blocking(move || svc.export(&references, permit))
             .await
             .map(ZOwnedFd::from)
@@ -215,12 +185,11 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        self.agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
-            .await?;
-        let svc = self.svc.clone();
-        blocking(move || svc.tag(&source, &target)).await
+        self.0
+            .authorized_blocking(conn, &hdr, ACTION_MANAGE_IMAGES, move |svc| {
+                svc.tag(&source, &target)
+            })
+            .await
     }
 
     /// Removes names (by digest: every name of that image), then deletes
@@ -231,12 +200,11 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(Vec<String>, u64)> {
-        self.agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
-            .await?;
-        let svc = self.svc.clone();
-        blocking(move || svc.remove(&references)).await
+        self.0
+            .authorized_blocking(conn, &hdr, ACTION_MANAGE_IMAGES, move |svc| {
+                svc.remove(&references)
+            })
+            .await
     }
 
     /// Local images: reference, digest, media type, size, architectures, created.
@@ -245,18 +213,17 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<Vec<ImageSummary>> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        let svc = self.svc.clone();
-        blocking(move || {
-            Ok(svc
-                .store
-                .entries()?
-                .iter()
-                .filter(|e| !crate::images::signatures::is_signature_entry(e))
-                .map(|e| svc.summary(e))
-                .collect())
-        })
-        .await
+        self.0
+            .authorized_blocking(conn, &hdr, ACTION_READ, move |svc| {
+                Ok(svc
+                    .store
+                    .entries()?
+                    .iter()
+                    .filter(|e| !crate::images::signatures::is_signature_entry(e))
+                    .map(|e| svc.summary(e))
+                    .collect())
+            })
+            .await
     }
 
     /// JSON describing a local image: index, host manifest, definition,
@@ -267,9 +234,11 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        let svc = self.svc.clone();
-        blocking(move || inspect(&svc, &reference).map(|v| v.to_string())).await
+        self.0
+            .authorized_blocking(conn, &hdr, ACTION_READ, move |svc| {
+                inspect(svc, &reference).map(|v| v.to_string())
+            })
+            .await
     }
 
     /// The local image a name, digest or digest prefix means (no pull):
@@ -280,13 +249,12 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(String, String)> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        let svc = self.svc.clone();
-        blocking(move || {
-            let (e, _) = svc.resolve_local(&reference)?;
-            Ok((e.name.unwrap_or_default(), e.descriptor.digest))
-        })
-        .await
+        self.0
+            .authorized_blocking(conn, &hdr, ACTION_READ, move |svc| {
+                let (e, _) = svc.resolve_local(&reference)?;
+                Ok((e.name.unwrap_or_default(), e.descriptor.digest))
+            })
+            .await
     }
 
     /// Checks the credentials against `registry` (HOST[:PORT]) and stores them
@@ -299,17 +267,14 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        let caller = self
-            .agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
-            .await?;
+        let caller = self.0.authorize(conn, &hdr, ACTION_MANAGE_IMAGES).await?;
         if registry.is_empty() || registry.contains('/') {
             return Err(fdo::Error::InvalidArgs(format!(
                 "`{registry}`: give a registry as HOST[:PORT]"
             )));
         }
-        self.svc
+        self.0
+            .svc
             .registries
             .login(&registry, &username, &password)
             .await
@@ -325,11 +290,8 @@ impl Images {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<()> {
-        self.agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
-            .await?;
-        let svc = self.svc.clone();
+        self.0.authorize(conn, &hdr, ACTION_MANAGE_IMAGES).await?;
+        let svc = self.0.svc.clone();
         let found = blocking(move || svc.registries.credentials.remove(&registry)).await?;
         if !found {
             return Err(fdo::Error::InvalidArgs(
@@ -342,7 +304,7 @@ impl Images {
     /// The prefix bare names (`trace_open`) resolve against.
     #[zbus(property)]
     fn default_registry(&self) -> String {
-        self.svc.default_prefix.clone()
+        self.0.svc.default_prefix.clone()
     }
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod containers;
 pub(crate) mod describe;
 pub mod detached;
 pub(crate) mod fdread;
+pub(crate) mod image_calls;
 pub(crate) mod images;
 pub(crate) mod kind_options;
 pub(crate) mod lifecycle;

@@ -12,7 +12,8 @@ use zbus::message::Header as MsgHeader;
 use zbus::zvariant::OwnedValue;
 use zbus::{Connection, fdo, interface};
 
-use super::images::{ACTION_MANAGE_IMAGES, to_fdo};
+use super::authz::{ACTION_MANAGE_IMAGES, ACTION_READ};
+use super::image_calls::{ImageCalls, blocking, to_fdo};
 use crate::images::digest::Digest;
 use crate::images::error::{ImageError, Result};
 use crate::images::keys::PublicKey;
@@ -23,22 +24,15 @@ use crate::images::signature;
 use crate::images::signatures::{self, TrustedKey};
 use crate::service::Agent;
 
-const ACTION_READ: &str = "org.gadgetd.read";
 /// Most public keys one Verify call takes.
 const MAX_KEYS: usize = 64;
 
 /// `org.gadgetd.Agent1.Signatures`.
-pub struct Signatures {
-    agent: Arc<Agent>,
-    svc: Arc<ImageService>,
-}
+pub struct Signatures(ImageCalls);
 
 impl Signatures {
     pub fn new(agent: &Arc<Agent>, svc: &Arc<ImageService>) -> Signatures {
-        Signatures {
-            agent: agent.clone(),
-            svc: svc.clone(),
-        }
+        Signatures(ImageCalls::new(agent, svc))
     }
 }
 
@@ -81,16 +75,6 @@ pub fn policy_json(svc: &ImageService, name: &str, digest: &Digest) -> serde_jso
     }
 }
 
-/// Runs blocking store work off the async executor.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> fdo::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| fdo::Error::Failed(format!("signature task failed: {e}")))?
-        .map_err(to_fdo)
-}
-
 #[interface(name = "org.gadgetd.Agent1.Signatures")]
 impl Signatures {
     /// The cosign payload to sign for local image `image`: (reference,
@@ -101,15 +85,14 @@ impl Signatures {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<(String, String, Vec<u8>)> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
-        let svc = self.svc.clone();
-        blocking(move || {
-            let (name, digest) = target(&svc, &image)?;
-            let r = parsed(&svc, &name)?;
-            let repo = format!("{}/{}", r.registry(), r.repository());
-            Ok((name, digest.to_string(), signature::payload(&repo, &digest)))
-        })
-        .await
+        self.0
+            .authorized_blocking(conn, &hdr, ACTION_READ, move |svc| {
+                let (name, digest) = target(svc, &image)?;
+                let r = parsed(svc, &name)?;
+                let repo = format!("{}/{}", r.registry(), r.repository());
+                Ok((name, digest.to_string(), signature::payload(&repo, &digest)))
+            })
+            .await
     }
 
     /// Stores `signature` (raw: DER ECDSA or 64-byte Ed25519) of `payload`
@@ -125,11 +108,7 @@ impl Signatures {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        let caller = self
-            .agent
-            .auth
-            .check(conn, &hdr, ACTION_MANAGE_IMAGES)
-            .await?;
+        let caller = self.0.authorize(conn, &hdr, ACTION_MANAGE_IMAGES).await?;
         let mut upload = false;
         for (k, v) in &options {
             match k.as_str() {
@@ -141,7 +120,7 @@ impl Signatures {
                 other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
             }
         }
-        let svc = self.svc.clone();
+        let svc = self.0.svc.clone();
         let (entry, r, digest) = blocking(move || {
             let (name, digest) = target(&svc, &image)?;
             let r = parsed(&svc, &name)?;
@@ -158,9 +137,15 @@ impl Signatures {
                 r.repository().into(),
                 signature::tag_for(&digest),
             );
-            self.svc
+            self.0
+                .svc
                 .registries
-                .push(&self.svc.store, &entry, &target, &mut ProgressSink::none())
+                .push(
+                    &self.0.svc.store,
+                    &entry,
+                    &target,
+                    &mut ProgressSink::none(),
+                )
                 .await
                 .map_err(to_fdo)?;
             tracing::info!(signatures = %target, "signature uploaded");
@@ -179,7 +164,7 @@ impl Signatures {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<String> {
-        self.agent.auth.check(conn, &hdr, ACTION_READ).await?;
+        self.0.authorize(conn, &hdr, ACTION_READ).await?;
         if public_keys.len() > MAX_KEYS {
             return Err(fdo::Error::InvalidArgs(format!(
                 "at most {MAX_KEYS} keys per call"
@@ -197,7 +182,7 @@ impl Signatures {
                     .map_err(|e| fdo::Error::InvalidArgs(format!("key {}: {e}", i + 1)))
             })
             .collect::<fdo::Result<Vec<_>>>()?;
-        let svc = self.svc.clone();
+        let svc = self.0.svc.clone();
         blocking(move || {
             let (name, digest) = target(&svc, &image)?;
             let keys = if keys.is_empty() {
