@@ -71,9 +71,11 @@ mod direct;
 pub mod endpoint;
 pub mod enrich;
 pub mod error;
+mod externs;
 mod formats;
 #[cfg(feature = "oci")]
 pub mod image;
+mod kconfig;
 mod kernel_enums;
 pub mod kinds;
 pub mod layout;

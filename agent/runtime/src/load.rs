@@ -21,6 +21,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use super::btf_patch;
 use super::core_relo;
 use super::error::{GadgetError, Result, chain};
+use super::externs;
 use super::object::{GadgetObject, ProgramDef};
 use super::pin_dir::{self, PinDir};
 use super::prog_array;
@@ -122,6 +123,9 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
         let btf = btf_patch::rewrite_maps(&req.obj.btf_bytes, &ids, &prog_arrays)?;
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
+    // Externs: `.kconfig` values defined in the object, anything else named (externs.rs).
+    externs::check_undefined(&bytes, &req.obj.btf)?;
+    let bytes = externs::place_kconfig(&bytes, &req.obj.btf)?.unwrap_or(bytes);
     // Section names as libbpf spells them, which aya-obj 0.3 rejects (sections.rs).
     let bytes = sections::rename(&bytes)?.unwrap_or(bytes);
     // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
