@@ -1,6 +1,8 @@
-//! Extern symbols of gadget objects (issue 13): `.kconfig` externs get the
-//! running kernel's values as libbpf gives them; undefined symbols the
-//! loader cannot resolve are named with the program that uses them.
+//! Extern symbols and calls of gadget objects (issue 13): `.kconfig` externs
+//! get the running kernel's values as libbpf gives them; BPF-to-BPF calls
+//! into shared subprograms run from several programs of one section;
+//! undefined symbols the loader cannot resolve are named with the program
+//! that uses them.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -112,4 +114,149 @@ fn a_strong_kconfig_extern_the_kernel_lacks_is_named() {
         err,
         "loading the object into the kernel failed: extern `CONFIG_GADGETD_NO_SUCH_OPTION` (__kconfig): this kernel does not define it: declare it `__weak` to read 0 when it is missing"
     );
+}
+
+const SUBPROGS_WHO: libc::id_t = 0x53554200;
+
+#[test]
+fn programs_of_one_section_share_noinline_subprograms() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("subprogs");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let ns = [0u32, 1, 5, 200];
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The first calls may come before the programs see them: repeat
+        // until every n has its two events, then compare what came.
+        while !ns.iter().all(|&n| {
+            [1, 2]
+                .iter()
+                .all(|&p| events.iter().any(|e: &Value| e["n"] == n && e["prog"] == p))
+        }) {
+            for n in ns {
+                // SAFETY: getpriority(2) with a `who` no process has: it only fails.
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, SUBPROGS_WHO + n) };
+            }
+            while let Ok(rec) =
+                tokio::time::timeout(Duration::from_millis(100), run.next_record()).await
+            {
+                if let Some(Record::Event(ev)) = rec.unwrap() {
+                    events.push(Value::Object(ev));
+                }
+            }
+            assert!(Instant::now() < deadline, "events so far: {events:?}");
+        }
+        for e in &events {
+            let n = e["n"].as_u64().unwrap();
+            let value = match e["prog"].as_u64().unwrap() {
+                1 => n * 3 + 7,
+                2 => (n * 3 + 7) ^ 0x5a,
+                other => panic!("prog {other}"),
+            };
+            assert_eq!(
+                *e,
+                json!({"pid": pid, "prog": e["prog"], "n": n, "value": value, "global": n * 2})
+            );
+        }
+    });
+}
+
+#[test]
+fn a_call_to_a_function_the_object_lacks_is_named() {
+    require_root();
+    let gadget = load("bad_libcall");
+    let err = gadget
+        .start(&RunOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "program `libcall_getpriority` (section `tracepoint/syscalls/sys_enter_getpriority`): it calls `memcmp`, which the object does not define: clang emitted a C library call"
+        ),
+        "{err}"
+    );
+}
+
+/// The build id of an ELF file, as `readelf -n` prints it.
+fn build_id(path: &str) -> String {
+    let out = Command::new("readelf").args(["-n", path]).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("{path} has no build id"))
+}
+
+#[test]
+fn a_uprobe_symbol_only_a_missing_debug_file_has_is_skipped_and_the_rest_runs() {
+    use gadgetd::runtime::load::ProgramStatus;
+    require_root();
+    // The library the probes name, as the dynamic linker finds it.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ldconfig -p | awk '/libc.so.6 .*(x86-64|AArch64)/ {print $NF; exit}'",
+        ])
+        .output()
+        .unwrap();
+    let libc_path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let id = build_id(&libc_path);
+    let debug_file = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+    if std::path::Path::new(&debug_file).exists() {
+        eprintln!(
+            "skipped: libc's debug file {debug_file} is installed here, so its static functions resolve"
+        );
+        return;
+    }
+    let sections = Command::new("readelf")
+        .args(["-SW", &libc_path])
+        .output()
+        .unwrap();
+    let sections = String::from_utf8(sections.stdout).unwrap();
+    assert!(
+        sections.contains(".gnu_debuglink"),
+        "{libc_path} names no debug file"
+    );
+    assert!(
+        !sections.contains(" .symtab "),
+        "{libc_path} is not stripped"
+    );
+
+    rt().block_on(async {
+        let gadget = load("uprobe_debuglink");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        let mut run = gadget.start(&opts).unwrap();
+        let status: Vec<(String, ProgramStatus)> = run
+            .programs()
+            .iter()
+            .map(|p| (p.program.clone(), p.status.clone()))
+            .collect();
+        assert_eq!(status[0], ("debuglink_getsid".to_string(), ProgramStatus::Attached));
+        let ProgramStatus::Skipped(why) = &status[1].1 else {
+            panic!("{status:?}")
+        };
+        let head = format!(
+            "symbol `__libc_start_call_main` is not in {libc_path} (neither its .dynsym nor its .symtab; no debug file has it ({debug_file}, "
+        );
+        assert!(why.starts_with(&head), "{why}\nwanted: {head}");
+        assert!(why.ends_with("): install the library's debug symbols to probe it"), "{why}");
+        // SAFETY: getsid(0) only reads the caller's session.
+        let sid = unsafe { libc::getsid(0) };
+        assert!(sid > 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let event = loop {
+            let rec = tokio::time::timeout_at(deadline.into(), run.next_record()).await.unwrap();
+            if let Some(Record::Event(ev)) = rec.unwrap() {
+                break Value::Object(ev);
+            }
+        };
+        assert_eq!(event, json!({"pid": pid, "probe": 1}));
+    });
 }

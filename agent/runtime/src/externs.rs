@@ -13,7 +13,7 @@
 //!
 //! **Other undefined symbols** ([`check_undefined`]): typed `__ksym`
 //! variables and calls to functions the object does not define (a kfunc, or
-//! `memcmp` that clang < 18 emits for an uninlined `__builtin_memcmp`) get an
+//! `memcmp` that clang 14 emits for an uninlined `__builtin_memcmp`) get an
 //! error naming the symbol and the program, instead of aya's `function 0x220
 //! not found`.
 
@@ -315,7 +315,7 @@ pub fn check_undefined(elf_bytes: &[u8], btf: &Btf) -> Result<()> {
                 )
             } else if matches!(name, "memcmp" | "memcpy" | "memset" | "memmove" | "bcmp") {
                 format!(
-                    "it calls `{name}`, which the object does not define: clang emitted a C library call for a `__builtin_{name}` it did not inline (clang before 18 does this for BPF, for instance when one operand is a mutable global); rebuild with a newer clang, or compare/copy with a bounded loop"
+                    "it calls `{name}`, which the object does not define: clang emitted a C library call for a `__builtin_{name}` it did not inline (clang 14 does this for BPF, for instance when one operand is a mutable global); rebuild with a newer clang, or compare/copy with a bounded loop"
                 )
             } else {
                 format!(

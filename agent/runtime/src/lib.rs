@@ -120,6 +120,7 @@ mod topper;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod topper;
+mod uprobe_symbol;
 mod uprobe_target;
 mod walltime;
 
