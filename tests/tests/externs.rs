@@ -4,7 +4,7 @@
 //! undefined symbols the loader cannot resolve are named with the program
 //! that uses them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -259,4 +259,94 @@ fn a_uprobe_symbol_only_a_missing_debug_file_has_is_skipped_and_the_rest_runs() 
         };
         assert_eq!(event, json!({"pid": pid, "probe": 1}));
     });
+}
+
+const HIST_WHO_BASE: libc::id_t = 0x48000000;
+
+/// Counts by bucket (start, end).
+type Buckets = BTreeMap<(u64, u64), u64>;
+
+/// The histogram object a `gadget_histogram_slot__*` array of values
+/// `values` prints as: slot 0 counts 0, slot n values in [2^(n-1), 2^n).
+fn slot_histogram(values: &[u64]) -> Value {
+    let slot = |v: u64| (64 - v.leading_zeros()) as usize;
+    let mut counts = vec![0u64; values.iter().map(|&v| slot(v) + 1).max().unwrap_or(0)];
+    for &v in values {
+        counts[slot(v)] += 1;
+    }
+    let buckets: Vec<Value> = counts
+        .iter()
+        .enumerate()
+        .map(|(n, &count)| {
+            let (start, end) = if n == 0 {
+                (0, 0)
+            } else {
+                (1u64 << (n - 1), (1u64 << n) - 1)
+            };
+            json!({"start": start, "end": end, "count": count})
+        })
+        .collect();
+    json!({"scale": "log2", "total": values.len(), "buckets": buckets})
+}
+
+#[test]
+fn histogram_slot_arrays_of_a_map_iterator_decode_as_histograms() {
+    require_root();
+    let mut test =
+        gadgetd::runtime::testing::GadgetTest::from_files(test_object("ig_hist_slots"), None)
+            .unwrap()
+            .param("targ_pid", std::process::id());
+    test.options.interval = Some(Duration::from_millis(200));
+    test.settle = Duration::from_millis(700);
+    let values: [u64; 9] = [0, 1, 1, 3, 6, 1000, 70000, 7, (1 << 23) + 1];
+    let capture = test
+        .trace(move || {
+            for v in values {
+                // SAFETY: getpriority(2) with a `who` no process has: it only fails.
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, HIST_WHO_BASE + v as libc::id_t) };
+            }
+        })
+        .unwrap();
+    // Each read clears the map, so a row may come in parts: every part is a
+    // whole histogram, and the parts add up to the calls made.
+    let mut sums: BTreeMap<(u64, &str), Buckets> = BTreeMap::new();
+    let rows: Vec<&serde_json::Map<String, Value>> = capture.tables.iter().flatten().collect();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let keys: Vec<&str> = row.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["big", "kind", "small"], "{row:?}");
+        let kind = row["kind"].as_u64().unwrap();
+        for field in ["small", "big"] {
+            let h = &row[field];
+            assert_eq!(h["scale"], "log2");
+            let buckets = h["buckets"].as_array().unwrap();
+            let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+            assert_eq!(h["total"].as_u64().unwrap(), counted, "{h}");
+            assert_ne!(buckets.last().unwrap()["count"], 0, "{h}");
+            let sum = sums.entry((kind, field)).or_default();
+            for b in buckets {
+                let range = (b["start"].as_u64().unwrap(), b["end"].as_u64().unwrap());
+                *sum.entry(range).or_default() += b["count"].as_u64().unwrap();
+            }
+        }
+    }
+    let as_map = |h: Value| -> Buckets {
+        h["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let n = |k: &str| b[k].as_u64().unwrap();
+                ((n("start"), n("end")), n("count"))
+            })
+            .collect()
+    };
+    let even: Vec<u64> = values.iter().copied().filter(|v| v % 2 == 0).collect();
+    let odd: Vec<u64> = values.iter().copied().filter(|v| v % 2 == 1).collect();
+    let mut want = BTreeMap::new();
+    for field in ["small", "big"] {
+        want.insert((1, field), as_map(slot_histogram(&even)));
+        want.insert((2, field), as_map(slot_histogram(&odd)));
+    }
+    assert_eq!(sums, want);
 }
