@@ -3,8 +3,9 @@
  * Histogram-slot arrays in a GADGET_MAPITER map, as IG's profile_blockio
  * keeps them (tests/tests/externs.rs): every getpriority(2) of targ_pid
  * whose `who` is HIST_WHO_BASE + v (v < 2^24) counts v in slot
- * get_slot_idx(v) of both arrays (u32 and u64 slots) of the row of key
- * `kind` = 1 (v even) or 2 (v odd).
+ * floor(log2(v)) (0 for v = 0) of both arrays (u32 and u64 slots) of the row
+ * of key `kind` = 1 (v even) or 2 (v odd): slot n is [2^n, 2^(n+1)), as IG
+ * prints these arrays.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -60,7 +61,7 @@ int ig_hist_slots_getpriority(struct trace_event_raw_sys_enter *ctx)
 		if (!h)
 			return 0;
 	}
-	slot = get_slot_idx(v);
+	slot = log2(v);
 	if (slot < SMALL_SLOTS)
 		__sync_fetch_and_add(&h->small[slot], 1);
 	if (slot < BIG_SLOTS)

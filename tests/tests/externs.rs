@@ -267,9 +267,9 @@ const HIST_WHO_BASE: libc::id_t = 0x48000000;
 type Buckets = BTreeMap<(u64, u64), u64>;
 
 /// The histogram object a `gadget_histogram_slot__*` array of values
-/// `values` prints as: slot 0 counts 0, slot n values in [2^(n-1), 2^n).
+/// `values` prints as: slot n counts [2^n, 2^(n+1)), slot 0 also 0.
 fn slot_histogram(values: &[u64]) -> Value {
-    let slot = |v: u64| (64 - v.leading_zeros()) as usize;
+    let slot = |v: u64| v.max(1).ilog2() as usize;
     let mut counts = vec![0u64; values.iter().map(|&v| slot(v) + 1).max().unwrap_or(0)];
     for &v in values {
         counts[slot(v)] += 1;
@@ -279,9 +279,9 @@ fn slot_histogram(values: &[u64]) -> Value {
         .enumerate()
         .map(|(n, &count)| {
             let (start, end) = if n == 0 {
-                (0, 0)
+                (0, 1)
             } else {
-                (1u64 << (n - 1), (1u64 << n) - 1)
+                (1u64 << n, (1u64 << (n + 1)) - 1)
             };
             json!({"start": start, "end": end, "count": count})
         })

@@ -101,10 +101,10 @@ pub enum FieldKind {
         /// Elements.
         count: usize,
     },
-    /// `gadget_histogram_slot__u32/u64[N]` (Inspektor Gadget's histogram
-    /// slots, filled with `get_slot_idx`: slot 0 counts 0, slot n values in
-    /// [2^(n-1), 2^n)): printed as a histogram object like a `hist_*`
-    /// profiler's, `{"scale":"log2","total":T,"buckets":[{"start","end","count"},...]}`,
+    /// `gadget_histogram_slot__u32/u64[N]` (Inspektor Gadget's log2
+    /// histogram slots: slot n counts [2^n, 2^(n+1)), slot 0 also 0):
+    /// printed as a histogram object like a `hist_*` profiler's,
+    /// `{"scale":"log2","total":T,"buckets":[{"start","end","count"},...]}`,
     /// buckets up to the highest non-empty slot.
     HistogramSlots {
         /// Bytes of one slot (4 or 8).

@@ -73,21 +73,12 @@ impl HistReader {
     }
 }
 
-/// Inclusive value range of slot `slot` of an Inspektor Gadget histogram
-/// slot array (`gadget_histogram_slot__*`, filled by `get_slot_idx`): slot 0
-/// holds 0, slot n values in [2^(n-1), 2^n).
-pub fn slot_range(slot: u32) -> (u64, u64) {
-    match slot {
-        0 => (0, 0),
-        64.. => (1u64 << 63, u64::MAX),
-        n => (1u64 << (n - 1), (1u64 << (n - 1)) * 2 - 1),
-    }
-}
-
 /// Writes a `gadget_histogram_slot__*[count]` array (`elem_size`-byte
 /// native-endian slots in `d`) as a histogram object like a profiler's:
-/// `{"scale":"log2","total":T,"buckets":[{"start":0,"end":0,"count":C},...]}`,
+/// `{"scale":"log2","total":T,"buckets":[{"start":0,"end":1,"count":C},...]}`,
 /// buckets up to the highest non-empty slot (none when all are empty).
+/// Slot n is [2^n, 2^(n+1)) and slot 0 is [0, 1], as Inspektor Gadget's
+/// histogram package prints these arrays (and as our `hist_*` log2 slots).
 /// Allocation-free: it is on the event path of map iterators.
 pub fn write_slot_histogram(d: &[u8], elem_size: u8, count: usize, out: &mut Vec<u8>) {
     let size = elem_size as usize;
@@ -104,7 +95,7 @@ pub fn write_slot_histogram(d: &[u8], elem_size: u8, count: usize, out: &mut Vec
     let total: u64 = (0..count).map(slot).fold(0, u64::saturating_add);
     let _ = write!(out, "{{\"scale\":\"log2\",\"total\":{total},\"buckets\":[");
     for i in 0..last.map_or(0, |l| l + 1) {
-        let (start, end) = slot_range(i as u32);
+        let (start, end) = bucket_range(Scale::Log2, i as u32, 0);
         if i > 0 {
             out.push(b',');
         }
@@ -140,12 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn histogram_slot_arrays_print_as_get_slot_idx_fills_them() {
-        assert_eq!(slot_range(0), (0, 0));
-        assert_eq!(slot_range(1), (1, 1));
-        assert_eq!(slot_range(2), (2, 3));
-        assert_eq!(slot_range(11), (1024, 2047));
-        assert_eq!(slot_range(64), (1 << 63, u64::MAX));
+    fn histogram_slot_arrays_print_as_log2_buckets() {
         let mut d = Vec::new();
         for v in [0u32, 2, 0, 5, 0, 0] {
             d.extend_from_slice(&v.to_ne_bytes());
@@ -154,7 +140,7 @@ mod tests {
         write_slot_histogram(&d, 4, 6, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"{"scale":"log2","total":7,"buckets":[{"start":0,"end":0,"count":0},{"start":1,"end":1,"count":2},{"start":2,"end":3,"count":0},{"start":4,"end":7,"count":5}]}"#
+            r#"{"scale":"log2","total":7,"buckets":[{"start":0,"end":1,"count":0},{"start":2,"end":3,"count":2},{"start":4,"end":7,"count":0},{"start":8,"end":15,"count":5}]}"#
         );
         let mut out = Vec::new();
         write_slot_histogram(&[0u8; 16], 8, 2, &mut out);
