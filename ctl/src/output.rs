@@ -155,6 +155,15 @@ impl Printer {
                 .collect();
             let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
             self.row(view, &refs, out)?;
+            // Histogram fields (gadget_histogram_slot__* arrays) are drawn
+            // under their row, named by their column.
+            for c in &v.columns {
+                if let Some(h) = r.get(&c.name).filter(|h| is_histogram(h)) {
+                    let mut named = h.clone();
+                    named["histogram"] = serde_json::Value::from(c.name.clone());
+                    out.write_all(crate::histogram::render(&named).as_bytes())?;
+                }
+            }
         }
         // Tracer events after a table get their titles again.
         self.titled = None;
@@ -397,9 +406,16 @@ fn project(view: &View, v: &mut serde_json::Value) {
     }
 }
 
+/// A histogram field's value: `{"scale":..,"total":..,"buckets":[..]}`.
+fn is_histogram(v: &serde_json::Value) -> bool {
+    v.get("buckets").is_some_and(serde_json::Value::is_array) && v.get("total").is_some()
+}
+
 fn cell_text(v: Option<&serde_json::Value>) -> String {
     match v {
         None | Some(serde_json::Value::Null) => String::new(),
+        // Drawn under the row; the cell says how many it counts.
+        Some(h) if is_histogram(h) => format!("total {}", h["total"]),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(serde_json::Value::Array(items)) => items
             .iter()
@@ -452,6 +468,51 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "  PID COMM FNAME\n   42 bas… /etc/passwd\n"
         );
+    }
+
+    #[test]
+    fn histogram_fields_of_a_row_are_drawn_under_it() {
+        let header = Header {
+            fields: vec![
+                field("kind", 4, Alignment::Right),
+                field("latency", 10, Alignment::Left),
+            ],
+            ..Header::default()
+        };
+        let mut p = Printer::new(Format::Columns);
+        p.limit = None;
+        p.tty = false;
+        let mut out = Vec::new();
+        p.header(&header, &mut out).unwrap();
+        p.event(
+            br#"[{"kind":1,"latency":{"scale":"log2","total":3,"buckets":[{"start":0,"end":1,"count":1},{"start":2,"end":3,"count":2}]}}]"#,
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            ["KIND LATENCY", "   1 total 3", "latency:"],
+            "{text}"
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["value", ":", "count", "distribution"]
+        );
+        assert!(
+            lines[4].ends_with(&format!(
+                ": 1        |{}{}|",
+                "*".repeat(20),
+                " ".repeat(20)
+            )),
+            "{text}"
+        );
+        assert!(
+            lines[5].ends_with(&format!(": 2        |{}|", "*".repeat(40))),
+            "{text}"
+        );
+        assert_eq!(lines.len(), 6, "{text}");
     }
 
     #[test]

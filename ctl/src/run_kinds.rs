@@ -12,9 +12,10 @@ pub struct KindArgs {
     #[arg(long, value_name = "FIELDS", allow_hyphen_values = true)]
     pub sort: Option<String>,
     /// Toppers: print every INTERVAL (default 1s). Profilers: also print a
-    /// histogram every INTERVAL, not only at the end.
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "INTERVAL")]
-    pub interval: Option<Duration>,
+    /// histogram every INTERVAL, not only at the end. `SOURCE:INTERVAL` for
+    /// one data source (`2s,totals:500ms`: totals every 500 ms).
+    #[arg(long, value_parser = parse_interval, value_name = "INTERVAL")]
+    pub interval: Option<Intervals>,
     /// Toppers, snapshotters: at most N rows per table (toppers default to
     /// 20); `SOURCE:N` for one data source (`10,totals:5`: 5 for totals).
     #[arg(long, value_name = "N", value_parser = parse_max_rows)]
@@ -55,11 +56,19 @@ impl KindArgs {
         if let Some(s) = &self.sort {
             opts.insert(options::SORT, Value::from(s.clone()));
         }
-        if let Some(i) = self.interval {
-            opts.insert(
-                options::INTERVAL_MS,
-                Value::U64((i.as_millis() as u64).max(1)),
-            );
+        if let Some(i) = &self.interval {
+            let ms = |d: &Duration| (d.as_millis() as u64).max(1);
+            if let Some(all) = &i.all {
+                opts.insert(options::INTERVAL_MS, Value::U64(ms(all)));
+            }
+            if !i.per_source.is_empty() {
+                let per: HashMap<String, u64> = i
+                    .per_source
+                    .iter()
+                    .map(|(s, d)| (s.clone(), ms(d)))
+                    .collect();
+                opts.insert(options::INTERVAL_MS_PER_SOURCE, Value::from(per));
+            }
         }
         if let Some(m) = &self.max_rows {
             if let Some(n) = m.all {
@@ -85,6 +94,49 @@ impl KindArgs {
             opts.insert(options::CGROUP, Value::from(cgroup.clone()));
         }
     }
+}
+
+/// `--interval`: a period for every periodic source and/or per data source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Intervals {
+    pub all: Option<Duration>,
+    pub per_source: HashMap<String, Duration>,
+}
+
+/// `DURATION`, `SOURCE:DURATION`, or several of them comma-separated.
+fn parse_interval(text: &str) -> Result<Intervals, String> {
+    let mut i = Intervals::default();
+    for item in text.split(',').map(str::trim) {
+        let (source, d) = match item.split_once(':') {
+            Some((s, d)) => (Some(s), d),
+            None => (None, item),
+        };
+        let d = humantime::parse_duration(d.trim()).map_err(|e| {
+            format!(
+                "`{}`: expected a duration (500ms, 2s) or SOURCE:DURATION (e.g. 2s,totals:500ms): {e}",
+                crate::escape::terminal(item)
+            )
+        })?;
+        if d.is_zero() {
+            return Err(format!(
+                "`{}`: the interval must be longer than 0",
+                crate::escape::terminal(item)
+            ));
+        }
+        match source {
+            Some(s) if !s.is_empty() => {
+                i.per_source.insert(s.to_string(), d);
+            }
+            Some(_) => {
+                return Err(format!(
+                    "`{}`: no data source before `:`",
+                    crate::escape::terminal(item)
+                ));
+            }
+            None => i.all = Some(d),
+        }
+    }
+    Ok(i)
 }
 
 /// `--max-rows`: a limit for every table source and/or per data source.
@@ -127,6 +179,41 @@ fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interval_takes_a_duration_and_durations_per_source() {
+        assert_eq!(
+            parse_interval("2s").unwrap(),
+            Intervals {
+                all: Some(Duration::from_secs(2)),
+                ..Intervals::default()
+            }
+        );
+        let i = parse_interval("2s,totals:500ms, whos:1m").unwrap();
+        assert_eq!(i.all, Some(Duration::from_secs(2)));
+        assert_eq!(
+            i.per_source,
+            HashMap::from([
+                ("totals".to_string(), Duration::from_millis(500)),
+                ("whos".to_string(), Duration::from_secs(60)),
+            ])
+        );
+        assert!(
+            parse_interval("totals:0s")
+                .unwrap_err()
+                .contains("longer than 0")
+        );
+        assert!(
+            parse_interval(":1s")
+                .unwrap_err()
+                .contains("no data source")
+        );
+        assert!(
+            parse_interval("totals:soon")
+                .unwrap_err()
+                .starts_with("`totals:soon`: expected a duration")
+        );
+    }
 
     #[test]
     fn max_rows_takes_a_count_and_counts_per_source() {

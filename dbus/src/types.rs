@@ -51,6 +51,9 @@ pub mod options {
     /// `t`: toppers print every this many milliseconds (default 1000);
     /// profilers also print this often (default: only when stopped).
     pub const INTERVAL_MS: &str = "interval-ms";
+    /// `a{st}`: the named data sources (toppers, profilers) print every
+    /// this many milliseconds (wins over `interval-ms` for them).
+    pub const INTERVAL_MS_PER_SOURCE: &str = "interval-ms-per-source";
     /// `s`: sort order of toppers and snapshots, `FIELD[,-FIELD]`.
     pub const SORT: &str = "sort";
     /// `u`: at most this many rows per table.

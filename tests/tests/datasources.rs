@@ -523,6 +523,14 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
             vec!["--max-rows", "totals:many"],
             "`totals:many`: expected a row count N or SOURCE:N",
         ),
+        (
+            vec!["--interval", "2s,calls:1s"],
+            "parameter `interval`: `calls:DURATION` names no data source that prints every interval (map iterators, histograms: totals, whos)",
+        ),
+        (
+            vec!["--interval", "totals:soon"],
+            "`totals:soon`: expected a duration (500ms, 2s) or SOURCE:DURATION",
+        ),
     ] {
         let mut all = vec!["run", obj.to_str().unwrap(), "--timeout", "1s"];
         all.extend_from_slice(&args);
@@ -542,4 +550,72 @@ fn gadgetctl_prints_a_labelled_table_per_source_and_json_names_each() {
     ] {
         assert!(help.contains(want), "{help}");
     }
+}
+
+/// Runs multi_source for 1.2 s with `options`, making [`CALLS`] every 50 ms:
+/// (tables of `totals`, histograms of `whos`) it printed.
+fn periods_with(set: impl FnOnce(&mut gadgetd::runtime::RunOptions)) -> (usize, usize) {
+    let mut test = GadgetTest::from_files(test_object("multi_source"), None)
+        .unwrap()
+        .param("targ_pid", std::process::id());
+    set(&mut test.options);
+    test.settle = Duration::from_millis(100);
+    let capture = test
+        .trace(|| {
+            let end = std::time::Instant::now() + Duration::from_millis(1200);
+            while std::time::Instant::now() < end {
+                make_calls();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .unwrap();
+    let tables = capture
+        .tables
+        .iter()
+        .filter(|t| t.iter().any(|r| r["datasource"] == "totals"))
+        .count();
+    let hists = capture
+        .events
+        .iter()
+        .filter(|e| e["datasource"] == "whos")
+        .count();
+    (tables, hists)
+}
+
+#[test]
+fn an_interval_can_name_its_data_source() {
+    require_root();
+    let long = Duration::from_secs(60);
+    let short = Duration::from_millis(150);
+    // The map iterator every 150 ms; the histogram at the end only (60 s).
+    let (tables, hists) = periods_with(|o| {
+        o.interval = Some(long);
+        o.interval_per_source.insert("totals".into(), short);
+    });
+    assert!(tables >= 4, "{tables} tables in 1.2 s at 150 ms");
+    assert_eq!(hists, 1, "the histogram prints at the end only");
+    // The other way round: no table in 1.2 s at 60 s, histograms every 150 ms.
+    let (tables, hists) = periods_with(|o| {
+        o.interval = Some(long);
+        o.interval_per_source.insert("whos".into(), short);
+    });
+    assert_eq!(tables, 0);
+    assert!(
+        hists >= 5,
+        "{hists} histograms in 1.2 s at 150 ms, and the last"
+    );
+    // A tracer prints no intervals: naming one is an error listing those that do.
+    let err = GadgetTest::from_files(test_object("multi_source"), None)
+        .unwrap()
+        .gadget
+        .start(&gadgetd::runtime::RunOptions {
+            interval_per_source: [("calls".to_string(), short)].into(),
+            ..Default::default()
+        })
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "parameter `interval`: `calls:DURATION` names no data source that prints every interval (map iterators, histograms: totals, whos)"
+    );
 }

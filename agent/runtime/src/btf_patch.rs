@@ -23,6 +23,7 @@ const KIND_PTR: u32 = 2;
 const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_VAR: u32 = 14;
 
 /// One BTF type record located in the raw bytes.
 struct Record {
@@ -221,6 +222,46 @@ pub fn rewrite_maps(btf: &[u8], map_struct_ids: &[u32], prog_array_ids: &[u32]) 
     out.extend_from_slice(&types);
     out.extend_from_slice(&strings);
     Ok(out)
+}
+
+/// BTF kind number of a DATASEC.
+const KIND_DATASEC: u32 = 15;
+/// `BTF_VAR_GLOBAL_ALLOCATED`: the only non-static linkage the kernel takes.
+const VAR_GLOBAL_ALLOCATED: u32 = 1;
+
+/// Renames DATASEC `from` to `to` and turns its VARs' extern linkage into
+/// global, as if the variables were defined in section `to`; its size is
+/// zeroed so the loader takes it (and the offsets) from the ELF. Returns
+/// `None` when `btf` has no DATASEC `from`. Used for `.kconfig` externs
+/// (externs.rs): the kernel refuses extern VARs.
+pub fn rename_datasec(btf: &[u8], from: &str, to: &str) -> Result<Option<Vec<u8>>> {
+    let raw = RawBtf::parse(btf)?;
+    let Some(rec) = raw.records.iter().find(|r| {
+        r.kind == KIND_DATASEC
+            && raw.string(u32_at(raw.bytes, raw.type_start + r.at).unwrap_or(0)) == from
+    }) else {
+        return Ok(None);
+    };
+    let (at, vlen) = (rec.at, rec.vlen);
+    let (grown, offs) = append_strings(btf, &[to])?;
+    // append_strings keeps the type section where it was relative to the
+    // header (type_off 0) and its length: record offsets stay valid.
+    let raw = RawBtf::parse(&grown)?;
+    let mut out = grown.clone();
+    let base = raw.type_start;
+    out[base + at..base + at + 4].copy_from_slice(&offs[0].to_le_bytes());
+    out[base + at + 8..base + at + 12].copy_from_slice(&0u32.to_le_bytes());
+    for i in 0..vlen {
+        let var_id = u32_at(&out, base + at + 12 + 12 * i)? as usize;
+        let var = raw
+            .records
+            .get(var_id)
+            .filter(|r| r.kind == KIND_VAR)
+            .ok_or_else(|| GadgetError::Btf(format!("DATASEC `{from}` entry {i} is not a VAR")))?;
+        let linkage = base + var.at + 12;
+        out[linkage..linkage + 4].copy_from_slice(&VAR_GLOBAL_ALLOCATED.to_le_bytes());
+    }
+    Ok(Some(out))
 }
 
 /// Appends `names` to the string section of BTF blob `btf`; returns the new

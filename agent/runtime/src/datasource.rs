@@ -45,6 +45,47 @@ impl Kind {
     }
 }
 
+/// How often each source prints: `per_source` (by data source name) wins
+/// over `all`, for the sources that print every interval (toppers,
+/// profilers); `None` for the others and where neither says (toppers then
+/// print every second, profilers only at the end). A name that is no
+/// topper or profiler is an error naming the ones there are.
+pub fn intervals(
+    sources: &[DataSource],
+    all: Option<std::time::Duration>,
+    per_source: &std::collections::BTreeMap<String, std::time::Duration>,
+) -> Result<Vec<Option<std::time::Duration>>> {
+    let periodic = |s: &DataSource| matches!(s.kind, Kind::Topper(..) | Kind::Profiler(_));
+    if let Some(name) = per_source
+        .keys()
+        .find(|n| !sources.iter().any(|s| &s.name == *n && periodic(s)))
+    {
+        let names: Vec<&str> = sources
+            .iter()
+            .filter(|s| periodic(s))
+            .map(|s| s.name.as_str())
+            .collect();
+        return Err(GadgetError::Param {
+            name: "interval".into(),
+            reason: format!(
+                "`{name}:DURATION` names no data source that prints every interval (map iterators, histograms: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        });
+    }
+    Ok(sources
+        .iter()
+        .map(|s| match periodic(s) {
+            true => per_source.get(&s.name).copied().or(all),
+            false => None,
+        })
+        .collect())
+}
+
 /// One named data source of a gadget.
 #[derive(Debug, Clone)]
 pub struct DataSource {

@@ -379,6 +379,9 @@ impl Decoder {
                     None => write_int(out, raw),
                 }
             }
+            FieldKind::HistogramSlots { elem_size, count } => {
+                super::profiler::write_slot_histogram(d, *elem_size, *count, out);
+            }
             FieldKind::IntArray {
                 elem_size,
                 signed,

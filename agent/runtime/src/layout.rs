@@ -101,6 +101,17 @@ pub enum FieldKind {
         /// Elements.
         count: usize,
     },
+    /// `gadget_histogram_slot__u32/u64[N]` (Inspektor Gadget's log2
+    /// histogram slots: slot n counts [2^n, 2^(n+1)), slot 0 also 0):
+    /// printed as a histogram object like a `hist_*` profiler's,
+    /// `{"scale":"log2","total":T,"buckets":[{"start","end","count"},...]}`,
+    /// buckets up to the highest non-empty slot.
+    HistogramSlots {
+        /// Bytes of one slot (4 or 8).
+        elem_size: u8,
+        /// Slots.
+        count: usize,
+    },
     /// A pointer: printed as a hex string (`"0x..."`).
     Pointer,
     /// `gadget_timestamp`: ns since boot, printed as RFC 3339 wall time.
@@ -182,6 +193,7 @@ impl FieldKind {
             FieldKind::DnsName { .. } => "string".into(),
             FieldKind::Enum { .. } => "enum".into(),
             FieldKind::IntArray { .. } => "array".into(),
+            FieldKind::HistogramSlots { .. } => "histogram".into(),
             FieldKind::Pointer => "pointer".into(),
             FieldKind::Timestamp => "timestamp".into(),
             FieldKind::L3Endpoint(_) => "l3endpoint".into(),
@@ -215,6 +227,7 @@ impl FieldKind {
                 .unwrap_or(6)
                 .clamp(4, 24),
             FieldKind::IntArray { .. } => 24,
+            FieldKind::HistogramSlots { .. } => 40,
             FieldKind::Pointer => 18,
             FieldKind::Timestamp => 30,
             FieldKind::L3Endpoint(_) => 16,
@@ -416,7 +429,8 @@ pub fn build_or_scalar(btf: &Btf, type_id: u32, scalar_name: &str) -> Result<Lay
                 | FieldKind::DnsName { len } => *len,
                 FieldKind::IntArray {
                     elem_size, count, ..
-                } => *elem_size as usize * count,
+                }
+                | FieldKind::HistogramSlots { elem_size, count } => *elem_size as usize * count,
                 _ => size,
             };
             Ok(Layout {
@@ -658,6 +672,17 @@ fn classify(btf: &Btf, type_id: u32, field: &str) -> Result<Classified> {
                 // signed 1-byte INT without the CHAR bit, so any 1-byte
                 // integer array is text.
                 Type::Int(i) if i.size() == 1 && !i.is_bool() => FieldKind::Str { len: count },
+                Type::Int(i)
+                    if [4, 8].contains(&i.size())
+                        && elem_typedef
+                            .as_deref()
+                            .is_some_and(|t| t.starts_with("gadget_histogram_slot__")) =>
+                {
+                    FieldKind::HistogramSlots {
+                        elem_size: i.size() as u8,
+                        count,
+                    }
+                }
                 Type::Int(i) if [1, 2, 4, 8].contains(&i.size()) => FieldKind::IntArray {
                     elem_size: i.size() as u8,
                     signed: i.is_signed(),

@@ -71,9 +71,11 @@ mod direct;
 pub mod endpoint;
 pub mod enrich;
 pub mod error;
+mod externs;
 mod formats;
 #[cfg(feature = "oci")]
 pub mod image;
+mod kconfig;
 mod kernel_enums;
 pub mod kinds;
 pub mod layout;
@@ -118,6 +120,7 @@ mod topper;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod topper;
+mod uprobe_symbol;
 mod uprobe_target;
 mod walltime;
 

@@ -21,12 +21,14 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use super::btf_patch;
 use super::core_relo;
 use super::error::{GadgetError, Result, chain};
+use super::externs;
 use super::object::{GadgetObject, ProgramDef};
 use super::pin_dir::{self, PinDir};
 use super::prog_array;
 use super::sections;
 use super::socket_enricher;
 use super::tc;
+use super::uprobe_symbol;
 use super::uprobe_target;
 
 /// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
@@ -122,6 +124,9 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
         let btf = btf_patch::rewrite_maps(&req.obj.btf_bytes, &ids, &prog_arrays)?;
         btf_patch::replace_btf_section(&req.obj.bytes, &btf)?
     };
+    // Externs: `.kconfig` values defined in the object, anything else named (externs.rs).
+    externs::check_undefined(&bytes, &req.obj.btf)?;
+    let bytes = externs::place_kconfig(&bytes, &req.obj.btf)?.unwrap_or(bytes);
     // Section names as libbpf spells them, which aya-obj 0.3 rejects (sections.rs).
     let bytes = sections::rename(&bytes)?.unwrap_or(bytes);
     // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
@@ -220,8 +225,9 @@ pub enum ProgramStatus {
     Disabled,
     /// Runs only as a tail call from a program array.
     TailCall,
-    /// A uprobe whose target binary or library does not exist here: skipped
-    /// with a warning, as Inspektor Gadget does. The reason says which.
+    /// A uprobe whose target binary or library does not exist here, or
+    /// lacks the symbol (no debug file has it either): skipped with a
+    /// warning, as Inspektor Gadget does. The reason says which.
     Skipped(String),
 }
 
@@ -568,24 +574,31 @@ fn attach_one(
                 return Ok(ProgramStatus::Skipped(absent));
             }
             let parsed = uprobe_target::parse(symbol)?;
-            let location = || match parsed {
-                uprobe_target::Location::Symbol { name, offset: 0 } => {
-                    UProbeAttachLocation::Symbol(name)
-                }
-                uprobe_target::Location::Symbol { name, offset } => {
-                    UProbeAttachLocation::SymbolOffset(name, offset)
-                }
-                uprobe_target::Location::FileOffset(off) => {
-                    UProbeAttachLocation::AbsoluteOffset(off)
-                }
-            };
             let p: &mut UProbe = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
             let mut attached = 0;
+            // Symbols are resolved here, not by aya: it fails where a
+            // library names a debug file that is not installed (uprobe_symbol.rs).
+            let mut missing = None;
             for path in &paths {
-                match p.attach(location(), path, UProbeScope::AllProcesses) {
+                let location = match parsed {
+                    uprobe_target::Location::Symbol { name, offset } => {
+                        match uprobe_symbol::resolve(path, name)? {
+                            Ok(at) => UProbeAttachLocation::AbsoluteOffset(at + offset),
+                            // A symbol one copy lacks is that copy's problem.
+                            Err(why) => {
+                                missing.get_or_insert(why);
+                                continue;
+                            }
+                        }
+                    }
+                    uprobe_target::Location::FileOffset(off) => {
+                        UProbeAttachLocation::AbsoluteOffset(off)
+                    }
+                };
+                match p.attach(location, path, UProbeScope::AllProcesses) {
                     Ok(_) => attached += 1,
-                    // A symbol one container's copy lacks is that copy's problem.
+                    // A target one container's copy lacks is that copy's problem.
                     Err(aya::programs::ProgramError::UProbeError(
                         aya::programs::uprobe::UProbeError::InvalidTarget { .. },
                     )) => {}
@@ -593,7 +606,7 @@ fn attach_one(
                 }
             }
             if attached == 0 {
-                return Ok(ProgramStatus::Skipped(absent));
+                return Ok(ProgramStatus::Skipped(missing.unwrap_or(absent)));
             }
         }
         AttachPoint::FEntry(func) => {

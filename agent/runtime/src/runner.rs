@@ -57,6 +57,9 @@ pub struct RunOptions {
     /// Toppers: how often to print (default 1 s). Profilers: print this
     /// often as well as at the end (default: only at the end).
     pub interval: Option<Duration>,
+    /// How often the named toppers and profilers print (wins over
+    /// `interval` for them); a name that is no topper or profiler is an error.
+    pub interval_per_source: BTreeMap<String, Duration>,
     /// Toppers and snapshotters: `FIELD[,-FIELD]` (`-`: descending). With
     /// several table sources, `SOURCE:FIELD` (or `-SOURCE:FIELD`) sorts that
     /// source only; a bare field sorts every table source that has it.
@@ -289,6 +292,8 @@ impl Gadget {
         // Check the sources' options before touching the kernel.
         let sorts = sort::per_source(&self.sources, opts.sort.as_deref())?;
         let max_rows = sort::max_rows(&self.sources, opts.max_rows, &opts.max_rows_per_source)?;
+        let intervals =
+            datasource::intervals(&self.sources, opts.interval, &opts.interval_per_source)?;
         let mut globals = globals;
         let has_mntns_filter = self.obj.rodata.contains_key("gadget_filter_by_mntns");
         // Network gadgets select containers by network namespace (netns_ids);
@@ -360,7 +365,13 @@ impl Gadget {
         // write the key themselves; the other kinds' output is tagged by copying.
         let tag = |ds: &DataSource| (self.sources.len() > 1).then(|| tag::key(&ds.name));
         let mut live = Vec::with_capacity(self.sources.len());
-        for ((ds, sort), max_rows) in self.sources.iter().zip(&sorts).zip(&max_rows) {
+        for (((ds, sort), max_rows), every) in self
+            .sources
+            .iter()
+            .zip(&sorts)
+            .zip(&max_rows)
+            .zip(&intervals)
+        {
             let named = |e: GadgetError| e.in_datasource(&ds.name);
             let source = match &ds.kind {
                 Kind::Tracer(t) => {
@@ -387,14 +398,14 @@ impl Gadget {
                     .with_enricher(enricher.clone());
                     Source::Topper {
                         reader,
-                        tick: interval(opts.interval.unwrap_or(Duration::from_secs(1))),
+                        tick: interval(every.unwrap_or(Duration::from_secs(1))),
                     }
                 }
                 Kind::Profiler(p) => {
                     let map = take_raw(&mut ebpf, &p.map, 4, p.value_size).map_err(named)?;
                     Source::Profiler {
                         reader: HistReader::new(p.clone(), map),
-                        tick: opts.interval.map(interval),
+                        tick: every.map(interval),
                     }
                 }
                 Kind::Snapshotter(s) => {

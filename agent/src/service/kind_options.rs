@@ -12,6 +12,7 @@ use gadgetd_runtime::RunOptions;
 /// The option keys [`KindOptions::accept`] takes.
 pub const KEYS: &[&str] = &[
     options::INTERVAL_MS,
+    options::INTERVAL_MS_PER_SOURCE,
     options::SORT,
     options::MAX_ROWS,
     options::MAX_ROWS_PER_SOURCE,
@@ -25,6 +26,7 @@ pub const KEYS: &[&str] = &[
 #[derive(Debug, Clone, Default)]
 pub struct KindOptions {
     pub interval: Option<Duration>,
+    pub interval_per_source: std::collections::BTreeMap<String, Duration>,
     pub sort: Option<String>,
     pub max_rows: Option<usize>,
     pub max_rows_per_source: std::collections::BTreeMap<String, usize>,
@@ -49,6 +51,22 @@ impl KindOptions {
                     )));
                 }
                 self.interval = Some(Duration::from_millis(ms));
+            }
+            options::INTERVAL_MS_PER_SOURCE => {
+                let map: std::collections::HashMap<String, u64> = value
+                    .try_clone()
+                    .ok()
+                    .and_then(|v| std::collections::HashMap::try_from(v).ok())
+                    .ok_or_else(|| bad("a dict of data source to milliseconds (a{st})"))?;
+                if let Some((source, _)) = map.iter().find(|(_, ms)| **ms == 0) {
+                    return Err(fdo::Error::InvalidArgs(format!(
+                        "option {key}: the interval of `{source}` must be at least 1 ms"
+                    )));
+                }
+                self.interval_per_source = map
+                    .into_iter()
+                    .map(|(k, ms)| (k, Duration::from_millis(ms)))
+                    .collect();
             }
             options::SORT => {
                 self.sort = Some(string(value).ok_or_else(|| bad("a string (s)"))?);
@@ -95,6 +113,7 @@ impl KindOptions {
 
     pub fn apply(&self, opts: &mut RunOptions) {
         opts.interval = self.interval;
+        opts.interval_per_source = self.interval_per_source.clone();
         opts.sort = self.sort.clone();
         opts.max_rows = self.max_rows;
         opts.max_rows_per_source = self.max_rows_per_source.clone();
