@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
@@ -13,15 +14,26 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::supervise::{Reporter, SessionEnd};
-use super::{Discovered, K8s, Registry, RuntimeEndpoint, RuntimeKind};
+use super::{Discovered, K8s, Registry, RuntimeEndpoint, RuntimeKind, podman_events};
 
 /// Both dockerd 20.10 and podman 4 speak it.
 const API: &str = "/v1.40";
 
 async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, String> {
+    Ok(get_from(socket, path).await?.0)
+}
+
+/// [`get`], and the pid of the process serving the socket (its listener's
+/// owner, from the peer credentials).
+async fn get_from(socket: &Path, path: &str) -> Result<(Response<Incoming>, Option<u32>), String> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+    let server = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .and_then(|p| u32::try_from(p).ok());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;
@@ -36,7 +48,7 @@ async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, String> {
         .send_request(req)
         .await
         .map_err(|e| format!("GET {path}: {e}"))?;
-    Ok(resp)
+    Ok((resp, server))
 }
 
 async fn get_json<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<Option<T>, String> {
@@ -200,9 +212,9 @@ pub async fn session(
     .name();
     // Subscribe before listing so a container starting in between is seen.
     let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D"; // {"type":["container"]}
-    let events = match get(socket, &format!("/events?filters={filters}")).await {
-        Ok(r) if r.status().is_success() => r,
-        Ok(r) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
+    let (events, server) = match get_from(socket, &format!("/events?filters={filters}")).await {
+        Ok((r, pid)) if r.status().is_success() => (r, pid),
+        Ok((r, _)) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
         Err(e) => return SessionEnd::lost(e),
     };
     let list = match get_json::<Vec<Summary>>(socket, "/containers/json").await {
@@ -220,7 +232,32 @@ pub async fn session(
     let count = now.len();
     registry.replace_source(source, now);
     reporter.connected(runtime, &version.version, count);
-    follow(events.into_body(), socket, registry, source, runtime).await
+    // podman: its events file announces containers the CLI creates earlier
+    // than the service's stream does (podman_events.rs).
+    let file_follower = AtomicBool::new(false);
+    let api = follow(
+        events.into_body(),
+        socket,
+        registry,
+        source,
+        runtime,
+        &file_follower,
+    );
+    match server.filter(|_| podman) {
+        None => api.await,
+        Some(pid) => {
+            let file = async {
+                if let Err(e) = podman_events::follow(pid, registry, &file_follower).await {
+                    tracing::info!(runtime, error = %e, "stopped following podman's events file; containers are announced by the /events stream only");
+                }
+                std::future::pending::<SessionEnd>().await
+            };
+            tokio::select! {
+                end = api => end,
+                end = file => end,
+            }
+        }
+    }
 }
 
 async fn follow(
@@ -229,6 +266,7 @@ async fn follow(
     registry: &Registry,
     source: &str,
     runtime: &str,
+    file_follower: &AtomicBool,
 ) -> SessionEnd {
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -272,7 +310,10 @@ async fn follow(
                     }
                 },
                 // Before it starts: its cgroup is awaited (filter.rs, catch-up).
-                "create" => registry.created(ev.actor.created().created(runtime)),
+                // (podman's own events file said so earlier, when followed.)
+                "create" if !file_follower.load(Ordering::Relaxed) => {
+                    registry.created(ev.actor.created().created(runtime))
+                }
                 "die" | "died" | "destroy" | "remove" | "cleanup" => {
                     registry.remove(source, &ev.actor.id)
                 }

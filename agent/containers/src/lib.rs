@@ -32,6 +32,7 @@ mod cri;
 mod docker;
 mod enrich;
 pub mod filter;
+mod podman_events;
 mod procinfo;
 mod registry;
 pub mod selector;
