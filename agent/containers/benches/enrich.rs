@@ -75,6 +75,7 @@ fn registry(n: u64) -> Arc<Registry> {
                 cgroup: String::new(),
                 namespace: String::new(),
                 k8s: K8s::default(),
+                ips: vec![std::net::Ipv4Addr::from(0x0a80_0000 + i as u32).into()],
             },
         );
     }

@@ -106,6 +106,43 @@ struct Inspect {
     config: Config,
     #[serde(rename = "ImageName", default)]
     image_name: String,
+    #[serde(rename = "NetworkSettings", default)]
+    network: NetworkSettings,
+}
+
+/// Where a container's addresses are: the default network's at the top
+/// (`IPAddress`), every network's under `Networks`.
+#[derive(Deserialize, Default)]
+struct NetworkSettings {
+    #[serde(rename = "IPAddress", default)]
+    ip: String,
+    #[serde(rename = "GlobalIPv6Address", default)]
+    ipv6: String,
+    #[serde(rename = "Networks", default)]
+    networks: Option<HashMap<String, Network>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Network {
+    #[serde(rename = "IPAddress", default)]
+    ip: String,
+    #[serde(rename = "GlobalIPv6Address", default)]
+    ipv6: String,
+}
+
+impl NetworkSettings {
+    /// Every address, once; unparsable ones are left out.
+    fn ips(&self) -> Vec<std::net::IpAddr> {
+        let nets = self.networks.iter().flat_map(|n| n.values());
+        let mut out: Vec<std::net::IpAddr> = [&self.ip, &self.ipv6]
+            .into_iter()
+            .chain(nets.flat_map(|n| [&n.ip, &n.ipv6]))
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[derive(Deserialize)]
@@ -156,6 +193,7 @@ impl Actor {
             pid: 0,
             namespace: String::new(),
             k8s: K8s::from_labels(|k| attrs.get(k).map(String::as_str)),
+            ips: Vec::new(),
         }
     }
 }
@@ -179,6 +217,7 @@ async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> 
         pid: i.state.pid,
         namespace: String::new(),
         k8s: K8s::from_labels(|k| labels.get(k).map(String::as_str)),
+        ips: i.network.ips(),
         id: i.id,
     }))
 }
@@ -211,7 +250,9 @@ pub async fn session(
     }
     .name();
     // Subscribe before listing so a container starting in between is seen.
-    let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D"; // {"type":["container"]}
+    // {"type":["container","network"]}: network events say when a running
+    // container's addresses change.
+    let filters = "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D";
     let (events, server) = match get_from(socket, &format!("/events?filters={filters}")).await {
         Ok((r, pid)) if r.status().is_success() => (r, pid),
         Ok((r, _)) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
@@ -294,11 +335,30 @@ async fn follow(
         };
         buf.drain(..consumed);
         for ev in events {
-            if ev.kind != "container" || ev.actor.id.is_empty() {
+            // A network (dis)connected a container: inspect that container again.
+            let network_change =
+                ev.kind == "network" && matches!(ev.action.as_str(), "connect" | "disconnect");
+            let id = match network_change {
+                true => ev
+                    .actor
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("container"))
+                    .cloned()
+                    .unwrap_or_default(),
+                false if ev.kind == "container" => ev.actor.id.clone(),
+                false => continue,
+            };
+            if id.is_empty() {
                 continue;
             }
-            match ev.action.as_str() {
-                "start" | "restart" | "unpause" => match inspect(socket, &ev.actor.id).await {
+            let action = if network_change {
+                "start"
+            } else {
+                ev.action.as_str()
+            };
+            match action {
+                "start" | "restart" | "unpause" => match inspect(socket, &id).await {
                     Ok(Some(d)) => {
                         if let Some(c) = d.resolve(runtime) {
                             registry.upsert(source, c);
@@ -306,7 +366,7 @@ async fn follow(
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a started container")
+                        tracing::warn!(runtime, id = %id, error = %e, "cannot inspect a started container")
                     }
                 },
                 // Before it starts: its cgroup is awaited (filter.rs, catch-up).
@@ -314,9 +374,7 @@ async fn follow(
                 "create" if !file_follower.load(Ordering::Relaxed) => {
                     registry.created(ev.actor.created().created(runtime))
                 }
-                "die" | "died" | "destroy" | "remove" | "cleanup" => {
-                    registry.remove(source, &ev.actor.id)
-                }
+                "die" | "died" | "destroy" | "remove" | "cleanup" => registry.remove(source, &id),
                 _ => {}
             }
         }

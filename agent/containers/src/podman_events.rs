@@ -55,6 +55,7 @@ impl FileEvent {
         let labels = self.attributes.unwrap_or_default();
         Discovered {
             k8s: K8s::from_labels(|k| labels.get(k).map(String::as_str)),
+            ips: Vec::new(),
             id: self.id,
             name: self.name,
             image: self.image,

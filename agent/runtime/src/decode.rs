@@ -28,6 +28,8 @@ struct CompiledField {
     companion: Option<(Vec<u8>, FieldKind)>,
     /// For enums: how a value prints (decided from the type, once).
     enum_style: EnumStyle,
+    /// For endpoints: the keys of the fields the enricher adds after them.
+    endpoint: Option<enrich::EndpointKeys>,
 }
 
 /// How an enum's value prints beside its enumerators.
@@ -102,6 +104,8 @@ impl Decoder {
                 let kind = f.value_kind();
                 CompiledField {
                     enum_style: EnumStyle::of(&kind),
+                    endpoint: enrich::is_endpoint(&f.kind)
+                        .then(|| enrich::EndpointKeys::new(&f.name)),
                     key,
                     kind,
                     offset: f.offset,
@@ -208,6 +212,12 @@ impl Decoder {
                 && at == i
             {
                 self.write_enrichment(ns, d, out);
+            }
+            if let (Some(keys), Some(e)) = (&field.endpoint, &self.enricher) {
+                match endpoint_ip(&field.kind, d) {
+                    Some(ip) => e.endpoint(ip, keys, out),
+                    None => keys.write_raw(out),
+                }
             }
         }
     }
@@ -488,6 +498,20 @@ fn write_int(out: &mut Vec<u8>, v: IntValue) {
 fn trim_trailing_nuls(d: &[u8]) -> &[u8] {
     let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
     &d[..end]
+}
+
+/// The address of an endpoint field (`None`: not an endpoint, or a version
+/// byte that is neither 4 nor 6).
+fn endpoint_ip(kind: &FieldKind, d: &[u8]) -> Option<std::net::IpAddr> {
+    let (FieldKind::L3Endpoint(at) | FieldKind::L4Endpoint(at)) = kind else {
+        return None;
+    };
+    let addr = &d[at.addr..at.addr + 16];
+    match d[at.version] {
+        4 => Some(std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).into()),
+        6 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(addr).ok()?).into()),
+        _ => None,
+    }
 }
 
 fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
