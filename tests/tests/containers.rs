@@ -1019,3 +1019,136 @@ fn socket_snapshot_runs_in_the_selected_containers_netns() {
     );
     p.remove(&name);
 }
+
+/// `docker` CLI output, or a panic naming what failed.
+fn docker_ok(d: &Dockerd, args: &[&str]) -> String {
+    let out = d.cli(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        stderr(&out)
+    );
+    stdout(&out).trim().to_string()
+}
+
+/// Issue 14 item 3: a container on a bridge network of its own sends DNS
+/// queries to the host's end of that bridge; `trace_dns` (a socket filter
+/// in the host's namespace) shows the query with `src` naming the container
+/// (its address from docker's NetworkSettings) and `dst` the host.
+#[test]
+fn endpoints_name_the_container_and_the_host() {
+    require_root();
+    if let Some(why) = runtimes::missing(DOCKER) {
+        return skip(&why);
+    }
+    let d = Dockerd::start();
+    let tag = random_hex(2);
+    let octet = u16::from_str_radix(&tag, 16).unwrap() % 200 + 20;
+    let (host_ip, container_ip) = (format!("10.213.{octet}.1"), format!("10.213.{octet}.2"));
+    let net = unique("net");
+    docker_ok(
+        &d,
+        &[
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            &format!("10.213.{octet}.0/24"),
+            "--gateway",
+            &host_ip,
+            "-o",
+            &format!("com.docker.network.bridge.name=gdbr{tag}"),
+            &net,
+        ],
+    );
+    /// Removes the network (and its bridge), its containers first, even
+    /// when the test fails.
+    struct Network<'a>(&'a Dockerd, String);
+    impl Drop for Network<'_> {
+        fn drop(&mut self) {
+            let on = self
+                .0
+                .cli(&["ps", "-aq", "--filter", &format!("network={}", self.1)]);
+            for id in stdout(&on).split_whitespace() {
+                let _ = self.0.cli(&["rm", "-f", id]);
+            }
+            let _ = self.0.cli(&["network", "rm", &self.1]);
+        }
+    }
+    let _net = Network(&d, net.clone());
+
+    let bus = Bus::start();
+    let agent = Agent::start_with(
+        &bus,
+        &[
+            "--container-runtime",
+            &format!("docker={}", d.socket.display()),
+        ],
+    );
+    wait_log(
+        &agent,
+        "watching container runtime",
+        Duration::from_secs(20),
+    );
+    let trace_dns = gadget("trace_dns");
+    let stream = Stream::start(
+        &agent,
+        &[
+            "run",
+            trace_dns.to_str().unwrap(),
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+        ],
+    );
+    agent.wait_running(1);
+    let web = unique("web");
+    let id = docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            &net,
+            "--ip",
+            &container_ip,
+            "--name",
+            &web,
+            IMAGE,
+            "/bin/sh",
+            "-c",
+            &format!("while true; do nslookup gadgetd-endpoint.example {host_ip}; sleep 0.3; done"),
+        ],
+    );
+    let (ev, _) = stream.until(Duration::from_secs(20), |v| {
+        v["name"] == "gadgetd-endpoint.example"
+            && v["src"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("{container_ip}:")))
+            && v["dst"] == format!("{host_ip}:53").as_str()
+    });
+    let fields = |side: &str| {
+        [
+            "kind",
+            "k8s.namespace",
+            "k8s.name",
+            "runtime.containerName",
+            "runtime.containerId",
+            "runtime.name",
+        ]
+        .map(|f| ev[format!("{side}.{f}")].clone())
+    };
+    assert_eq!(
+        fields("src"),
+        ["container", "", "", web.as_str(), id.as_str(), "docker"].map(Value::from),
+        "{ev}"
+    );
+    assert_eq!(
+        fields("dst"),
+        ["host", "", "", "", "", ""].map(Value::from),
+        "{ev}"
+    );
+    d.remove(&web);
+}
