@@ -847,6 +847,79 @@ mod tests {
         assert_eq!(v["pid"], 9);
     }
 
+    /// Knows one address: 10.0.0.7 is container `web`.
+    struct OneAddress;
+
+    impl crate::enrich::Enricher for OneAddress {
+        fn mntns(&self, _: u64, _: &mut Vec<u8>) {}
+        fn netns(&self, _: u64, _: &mut Vec<u8>) {}
+        fn endpoint(
+            &self,
+            ip: std::net::IpAddr,
+            keys: &crate::enrich::EndpointKeys,
+            out: &mut Vec<u8>,
+        ) {
+            if ip == std::net::Ipv4Addr::new(10, 0, 0, 7) {
+                let v = [
+                    r#""container""#,
+                    r#""""#,
+                    r#""""#,
+                    r#""web""#,
+                    r#""abc""#,
+                    r#""docker""#,
+                ];
+                keys.write(&v, out);
+            } else {
+                keys.write_raw(out);
+            }
+        }
+    }
+
+    #[test]
+    fn endpoint_fields_follow_each_endpoint_with_an_enricher() {
+        let at = crate::endpoint::EndpointLayout {
+            addr: 0,
+            version: 16,
+            port: Some(18),
+        };
+        let layout = Layout {
+            type_name: "e".into(),
+            size: 40,
+            fields: vec![
+                field("src", 0, FieldKind::L4Endpoint(at)),
+                field("dst", 20, FieldKind::L4Endpoint(at)),
+            ],
+        };
+        let mut ev = vec![0u8; 40];
+        ev[..4].copy_from_slice(&[10, 0, 0, 7]);
+        ev[16] = 4;
+        ev[18..20].copy_from_slice(&53u16.to_ne_bytes());
+        ev[20..24].copy_from_slice(&[192, 0, 2, 1]);
+        ev[36] = 4;
+        let mut out = Vec::new();
+        let d = Decoder::new(&layout).with_enricher(Some(std::sync::Arc::new(OneAddress)));
+        d.write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"src":"10.0.0.7:53","src.kind":"container","src.k8s.namespace":"","src.k8s.name":"",
+                "src.runtime.containerName":"web","src.runtime.containerId":"abc","src.runtime.name":"docker",
+                "dst":"192.0.2.1:0","dst.kind":"raw","dst.k8s.namespace":"","dst.k8s.name":"",
+                "dst.runtime.containerName":"","dst.runtime.containerId":"","dst.runtime.name":""})
+        );
+        // A version byte that is neither 4 nor 6: not an address, `raw`.
+        ev[16] = 9;
+        out.clear();
+        d.write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["src.kind"], "raw");
+        // Without an enricher (gadget tests in-process): the endpoints alone.
+        out.clear();
+        Decoder::new(&layout).write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    }
+
     #[test]
     fn short_events_and_bad_utf8_do_not_break_the_stream() {
         let layout = Layout {
