@@ -5,7 +5,7 @@ Usage: busybox-oci.py OUT_DIR"""
 import hashlib, io, json, os, sys, tarfile
 
 BUSYBOX = "/bin/busybox"
-APPLETS = ["sh", "cat", "sleep", "echo", "true", "ls", "touch"]
+APPLETS = ["sh", "cat", "sleep", "echo", "true", "ls", "touch", "nslookup"]
 
 def blob(layout, data):
     digest = hashlib.sha256(data).hexdigest()

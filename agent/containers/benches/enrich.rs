@@ -75,6 +75,7 @@ fn registry(n: u64) -> Arc<Registry> {
                 cgroup: String::new(),
                 namespace: String::new(),
                 k8s: K8s::default(),
+                ips: vec![std::net::Ipv4Addr::from(0x0a80_0000 + i as u32).into()],
             },
         );
     }
@@ -127,4 +128,44 @@ fn main() {
     run("no enricher (empty fields)", &plain, &known);
     run("registry, container known", &enriched, &known);
     run("registry, namespace unknown", &enriched, &unknown);
+
+    // Endpoints (a trace_dns-shaped pair): each is followed by whose
+    // address it is, one hash lookup per endpoint.
+    let at = gadgetd_runtime::endpoint::EndpointLayout {
+        addr: 0,
+        version: 16,
+        port: Some(18),
+    };
+    let net = Layout {
+        type_name: "event".into(),
+        size: 40,
+        fields: vec![
+            field("src", 0, FieldKind::L4Endpoint(at)),
+            field("dst", 20, FieldKind::L4Endpoint(at)),
+        ],
+    };
+    let pair = |src: [u8; 4], dst: [u8; 4]| {
+        let mut ev = vec![0u8; 40];
+        ev[..4].copy_from_slice(&src);
+        ev[16] = 4;
+        ev[18..20].copy_from_slice(&40000u16.to_ne_bytes());
+        ev[20..24].copy_from_slice(&dst);
+        ev[36] = 4;
+        ev[38..40].copy_from_slice(&53u16.to_ne_bytes());
+        ev
+    };
+    let container_to_host = pair([10, 128, 0, 17], [127, 0, 0, 1]);
+    let raw_to_raw = pair([192, 0, 2, 1], [192, 0, 2, 2]);
+    let net_enriched = Decoder::new(&net).with_enricher(Some(reg as Arc<dyn Enricher>));
+    run(
+        "endpoints, no enricher",
+        &Decoder::new(&net),
+        &container_to_host,
+    );
+    run(
+        "endpoints, container -> host",
+        &net_enriched,
+        &container_to_host,
+    );
+    run("endpoints, raw -> raw", &net_enriched, &raw_to_raw);
 }

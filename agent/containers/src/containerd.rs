@@ -65,6 +65,7 @@ async fn describe(
         pid,
         namespace: ns.to_string(),
         k8s: K8s::from_labels(|k| c.labels.get(k).map(String::as_str)),
+        ips: Vec::new(),
         id: c.id,
     }))
 }
@@ -110,6 +111,7 @@ async fn list_all(channel: &Channel) -> Result<Vec<super::Container>, String> {
                 pid: t.pid,
                 namespace: ns.name.clone(),
                 k8s: K8s::from_labels(|k| c.labels.get(k).map(String::as_str)),
+                ips: Vec::new(),
             };
             out.extend(d.resolve(RUNTIME));
         }

@@ -164,6 +164,7 @@ async fn discover(channel: &Channel, c: &CriContainer) -> Result<Option<Discover
         pid,
         namespace: String::new(),
         k8s: K8s::from_labels(|k| c.labels.get(k).map(String::as_str)),
+        ips: Vec::new(),
     }))
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
@@ -13,15 +14,26 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::supervise::{Reporter, SessionEnd};
-use super::{Discovered, K8s, Registry, RuntimeEndpoint, RuntimeKind};
+use super::{Discovered, K8s, Registry, RuntimeEndpoint, RuntimeKind, podman_events};
 
 /// Both dockerd 20.10 and podman 4 speak it.
 const API: &str = "/v1.40";
 
 async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, String> {
+    Ok(get_from(socket, path).await?.0)
+}
+
+/// [`get`], and the pid of the process serving the socket (its listener's
+/// owner, from the peer credentials).
+async fn get_from(socket: &Path, path: &str) -> Result<(Response<Incoming>, Option<u32>), String> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+    let server = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .and_then(|p| u32::try_from(p).ok());
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;
@@ -36,7 +48,7 @@ async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, String> {
         .send_request(req)
         .await
         .map_err(|e| format!("GET {path}: {e}"))?;
-    Ok(resp)
+    Ok((resp, server))
 }
 
 async fn get_json<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<Option<T>, String> {
@@ -94,6 +106,43 @@ struct Inspect {
     config: Config,
     #[serde(rename = "ImageName", default)]
     image_name: String,
+    #[serde(rename = "NetworkSettings", default)]
+    network: NetworkSettings,
+}
+
+/// Where a container's addresses are: the default network's at the top
+/// (`IPAddress`), every network's under `Networks`.
+#[derive(Deserialize, Default)]
+struct NetworkSettings {
+    #[serde(rename = "IPAddress", default)]
+    ip: String,
+    #[serde(rename = "GlobalIPv6Address", default)]
+    ipv6: String,
+    #[serde(rename = "Networks", default)]
+    networks: Option<HashMap<String, Network>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Network {
+    #[serde(rename = "IPAddress", default)]
+    ip: String,
+    #[serde(rename = "GlobalIPv6Address", default)]
+    ipv6: String,
+}
+
+impl NetworkSettings {
+    /// Every address, once; unparsable ones are left out.
+    fn ips(&self) -> Vec<std::net::IpAddr> {
+        let nets = self.networks.iter().flat_map(|n| n.values());
+        let mut out: Vec<std::net::IpAddr> = [&self.ip, &self.ipv6]
+            .into_iter()
+            .chain(nets.flat_map(|n| [&n.ip, &n.ipv6]))
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[derive(Deserialize)]
@@ -144,6 +193,7 @@ impl Actor {
             pid: 0,
             namespace: String::new(),
             k8s: K8s::from_labels(|k| attrs.get(k).map(String::as_str)),
+            ips: Vec::new(),
         }
     }
 }
@@ -167,6 +217,7 @@ async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> 
         pid: i.state.pid,
         namespace: String::new(),
         k8s: K8s::from_labels(|k| labels.get(k).map(String::as_str)),
+        ips: i.network.ips(),
         id: i.id,
     }))
 }
@@ -199,10 +250,12 @@ pub async fn session(
     }
     .name();
     // Subscribe before listing so a container starting in between is seen.
-    let filters = "%7B%22type%22%3A%5B%22container%22%5D%7D"; // {"type":["container"]}
-    let events = match get(socket, &format!("/events?filters={filters}")).await {
-        Ok(r) if r.status().is_success() => r,
-        Ok(r) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
+    // {"type":["container","network"]}: network events say when a running
+    // container's addresses change.
+    let filters = "%7B%22type%22%3A%5B%22container%22%2C%22network%22%5D%7D";
+    let (events, server) = match get_from(socket, &format!("/events?filters={filters}")).await {
+        Ok((r, pid)) if r.status().is_success() => (r, pid),
+        Ok((r, _)) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
         Err(e) => return SessionEnd::lost(e),
     };
     let list = match get_json::<Vec<Summary>>(socket, "/containers/json").await {
@@ -220,7 +273,32 @@ pub async fn session(
     let count = now.len();
     registry.replace_source(source, now);
     reporter.connected(runtime, &version.version, count);
-    follow(events.into_body(), socket, registry, source, runtime).await
+    // podman: its events file announces containers the CLI creates earlier
+    // than the service's stream does (podman_events.rs).
+    let file_follower = AtomicBool::new(false);
+    let api = follow(
+        events.into_body(),
+        socket,
+        registry,
+        source,
+        runtime,
+        &file_follower,
+    );
+    match server.filter(|_| podman) {
+        None => api.await,
+        Some(pid) => {
+            let file = async {
+                if let Err(e) = podman_events::follow(pid, registry, &file_follower).await {
+                    tracing::info!(runtime, error = %e, "stopped following podman's events file; containers are announced by the /events stream only");
+                }
+                std::future::pending::<SessionEnd>().await
+            };
+            tokio::select! {
+                end = api => end,
+                end = file => end,
+            }
+        }
+    }
 }
 
 async fn follow(
@@ -229,6 +307,7 @@ async fn follow(
     registry: &Registry,
     source: &str,
     runtime: &str,
+    file_follower: &AtomicBool,
 ) -> SessionEnd {
     let mut buf: Vec<u8> = Vec::new();
     loop {
@@ -256,11 +335,30 @@ async fn follow(
         };
         buf.drain(..consumed);
         for ev in events {
-            if ev.kind != "container" || ev.actor.id.is_empty() {
+            // A network (dis)connected a container: inspect that container again.
+            let network_change =
+                ev.kind == "network" && matches!(ev.action.as_str(), "connect" | "disconnect");
+            let id = match network_change {
+                true => ev
+                    .actor
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get("container"))
+                    .cloned()
+                    .unwrap_or_default(),
+                false if ev.kind == "container" => ev.actor.id.clone(),
+                false => continue,
+            };
+            if id.is_empty() {
                 continue;
             }
-            match ev.action.as_str() {
-                "start" | "restart" | "unpause" => match inspect(socket, &ev.actor.id).await {
+            let action = if network_change {
+                "start"
+            } else {
+                ev.action.as_str()
+            };
+            match action {
+                "start" | "restart" | "unpause" => match inspect(socket, &id).await {
                     Ok(Some(d)) => {
                         if let Some(c) = d.resolve(runtime) {
                             registry.upsert(source, c);
@@ -268,14 +366,15 @@ async fn follow(
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(runtime, id = %ev.actor.id, error = %e, "cannot inspect a started container")
+                        tracing::warn!(runtime, id = %id, error = %e, "cannot inspect a started container")
                     }
                 },
                 // Before it starts: its cgroup is awaited (filter.rs, catch-up).
-                "create" => registry.created(ev.actor.created().created(runtime)),
-                "die" | "died" | "destroy" | "remove" | "cleanup" => {
-                    registry.remove(source, &ev.actor.id)
+                // (podman's own events file said so earlier, when followed.)
+                "create" if !file_follower.load(Ordering::Relaxed) => {
+                    registry.created(ev.actor.created().created(runtime))
                 }
+                "die" | "died" | "destroy" | "remove" | "cleanup" => registry.remove(source, &id),
                 _ => {}
             }
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::{Change, Registry, Selector, procinfo};
-use gadgetd_runtime::catchup::{CatchUp, cgroup_names};
+use gadgetd_runtime::catchup::{CatchUp, boot_ns, cgroup_names};
 use gadgetd_runtime::mntns_filter::MntnsFilterMap;
 
 /// A selection taken before the gadget loads: the ids to fill in before
@@ -134,8 +134,9 @@ async fn follow(
     catchup: Option<CatchUp>,
     run_id: String,
 ) {
-    // Containers awaited since their create event: id → (cgroup names, since).
-    let mut awaited: HashMap<String, (Vec<String>, Instant)> = HashMap::new();
+    // Containers awaited since their create event: id → (cgroup names,
+    // since, since on the boot clock in ns).
+    let mut awaited: HashMap<String, Awaited> = HashMap::new();
     // Changes that happened while the gadget loaded are in the queue.
     loop {
         let change = match tokio::time::timeout(IDLE_CHECK, plan.changes.recv()).await {
@@ -155,7 +156,7 @@ async fn follow(
                     let names = cgroup_names(&c.runtime, &c.id);
                     match cu.watch(&names) {
                         Ok(()) => {
-                            awaited.insert(c.id.clone(), (names, Instant::now()));
+                            awaited.insert(c.id.clone(), (names, Instant::now(), boot_ns()));
                         }
                         Err(e) => {
                             tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot await the container's first exec")
@@ -165,10 +166,15 @@ async fn follow(
             }
             Ok(Change::Added(c)) if plan.selector.matches(&c) => match map.insert(c.mntns) {
                 Ok(()) => {
-                    // How long the start event came after the container's
-                    // first exec, when the catch-up got there first.
-                    let early = catchup.as_ref().and_then(|cu| cu.caught_us_ago(c.mntns));
-                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, caught_at_exec_us_before = ?early, "container added to the run's filter")
+                    // When the catch-up got there first: how long the start
+                    // event came after the container's first exec, and how
+                    // long before that exec the catch-up awaited it.
+                    let exec = catchup.as_ref().and_then(|cu| cu.take_caught_at(c.mntns));
+                    let early = exec.map(|at| boot_ns().saturating_sub(at) / 1000);
+                    let armed = exec
+                        .zip(awaited.get(&c.id).map(|a| a.2))
+                        .map(|(at, armed)| at.saturating_sub(armed) / 1000);
+                    tracing::info!(run = %run_id, container = %c.name, id = %c.id, mntns = c.mntns, caught_at_exec_us_before = ?early, awaited_us_before_exec = ?armed, "container added to the run's filter")
                 }
                 Err(e) => {
                     tracing::warn!(run = %run_id, container = %c.name, error = %e, "cannot add the container to the run's filter (map full?)")
@@ -177,7 +183,7 @@ async fn follow(
             // Awaited but never listed: whatever the catch-up added for it goes.
             Ok(Change::Vanished(id)) if awaited.contains_key(&id) => {
                 if let Some(cu) = &catchup {
-                    let (names, _) = awaited.remove(&id).expect("checked");
+                    let (names, ..) = awaited.remove(&id).expect("checked");
                     cu.forget(&names);
                     let want = wanted(&registry, &plan.selector, plan.host);
                     for mntns in cu.unconfirmed(Duration::ZERO) {
@@ -210,6 +216,10 @@ async fn follow(
     }
 }
 
+/// A container awaited since its create event: its cgroup names, and since
+/// when (monotonic, and on the boot clock in ns as the catch-up records).
+type Awaited = (Vec<String>, Instant, u64);
+
 /// How long a namespace the catch-up added may stay in the filter without
 /// its runtime confirming the container, and a created container be awaited.
 const UNCONFIRMED: Duration = Duration::from_secs(30);
@@ -219,13 +229,13 @@ const UNCONFIRMED: Duration = Duration::from_secs(30);
 /// and its cgroup names are no longer awaited.
 fn expire(
     cu: &CatchUp,
-    awaited: &mut HashMap<String, (Vec<String>, Instant)>,
+    awaited: &mut HashMap<String, Awaited>,
     registry: &Registry,
     plan: &Plan,
     map: &MntnsFilterMap,
     run_id: &str,
 ) {
-    awaited.retain(|_, (names, since)| {
+    awaited.retain(|_, (names, since, _)| {
         let keep = since.elapsed() < UNCONFIRMED;
         if !keep {
             cu.forget(names);

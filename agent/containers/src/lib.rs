@@ -32,6 +32,7 @@ mod cri;
 mod docker;
 mod enrich;
 pub mod filter;
+mod podman_events;
 mod procinfo;
 mod registry;
 pub mod selector;
@@ -61,6 +62,10 @@ pub struct Container {
     /// containerd namespace (`default`, `k8s.io`, `moby`...), empty elsewhere.
     pub namespace: String,
     pub k8s: K8s,
+    /// The container's own IP addresses (none when it shares the host's
+    /// network namespace): from its runtime (Docker/podman
+    /// `NetworkSettings`), else read from its network namespace.
+    pub ips: Vec<std::net::IpAddr>,
 }
 
 /// What the CRI labels say about a Kubernetes container.
@@ -92,6 +97,8 @@ pub(crate) struct Discovered {
     pub pid: u32,
     pub namespace: String,
     pub k8s: K8s,
+    /// Addresses the runtime reports (empty: read from the network namespace).
+    pub ips: Vec<std::net::IpAddr>,
 }
 
 impl Discovered {
@@ -108,6 +115,7 @@ impl Discovered {
             cgroup: String::new(),
             namespace: self.namespace,
             k8s: self.k8s,
+            ips: self.ips,
         }
     }
 
@@ -115,6 +123,13 @@ impl Discovered {
     /// already gone (the container exited meanwhile).
     pub fn resolve(self, runtime: &str) -> Option<Container> {
         let ns = procinfo::namespaces(self.pid)?;
+        let ips = if !self.ips.is_empty() {
+            self.ips
+        } else if Some(ns.net) == procinfo::host_netns() {
+            Vec::new() // the host's network: its addresses are the host's
+        } else {
+            procinfo::addresses(self.pid)
+        };
         Some(Container {
             id: self.id,
             name: self.name,
@@ -126,6 +141,7 @@ impl Discovered {
             cgroup: procinfo::cgroup(self.pid).unwrap_or_default(),
             namespace: self.namespace,
             k8s: self.k8s,
+            ips,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! What /proc says about a container's init process.
 
+use std::net::IpAddr;
+
 /// Namespace inodes of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Namespaces {
@@ -61,9 +63,81 @@ pub fn host_netns() -> Option<u64> {
     ns_inode(1, "net").or_else(|| ns_inode(std::process::id(), "net"))
 }
 
+/// The addresses of the network namespace process `pid` is in, loopback
+/// left out: IPv4 from `/proc/PID/net/fib_trie` (its `/32 host LOCAL`
+/// entries), IPv6 from `/proc/PID/net/if_inet6` (global scope). Empty when
+/// the process is gone.
+pub fn addresses(pid: u32) -> Vec<IpAddr> {
+    let read =
+        |f: &str| std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default();
+    let mut out = local_v4(&read("fib_trie"));
+    out.extend(global_v6(&read("if_inet6")));
+    out
+}
+
+/// The host's addresses: those of PID 1's network namespace, else the agent's.
+pub fn host_addresses() -> Vec<IpAddr> {
+    let pid = if ns_inode(1, "net").is_some() {
+        1
+    } else {
+        std::process::id()
+    };
+    addresses(pid)
+}
+
+fn local_v4(fib_trie: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut last: Option<std::net::Ipv4Addr> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim_start();
+        if let Some(ip) = t.strip_prefix("|-- ") {
+            last = ip.trim().parse().ok();
+        } else if t.starts_with("/32 host LOCAL")
+            && let Some(ip) = last
+            && !ip.is_loopback()
+            && !out.contains(&IpAddr::V4(ip))
+        {
+            out.push(IpAddr::V4(ip));
+        }
+    }
+    out
+}
+
+fn global_v6(if_inet6: &str) -> Vec<IpAddr> {
+    if_inet6
+        .lines()
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            let hex = cols.next()?;
+            let scope = cols.nth(2)?;
+            if scope != "00" || hex.len() != 32 {
+                return None;
+            }
+            let v = u128::from_str_radix(hex, 16).ok()?;
+            let ip = std::net::Ipv6Addr::from(v);
+            (!ip.is_loopback()).then_some(IpAddr::V6(ip))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_local_addresses() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n     |-- 10.213.7.2\n        /32 host LOCAL\n     |-- 127.0.0.1\n        /32 host LOCAL\n     |-- 10.213.7.255\n        /32 link BROADCAST\nLocal:\n     |-- 10.213.7.2\n        /32 host LOCAL\n";
+        assert_eq!(local_v4(trie), [IpAddr::from([10, 213, 7, 2])]);
+        let v6 = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                  fe800000000000000000000000000001 02 40 20 80     eth0\n\
+                  20010db8000000000000000000000002 02 40 00 80     eth0\n";
+        assert_eq!(global_v6(v6), ["2001:db8::2".parse::<IpAddr>().unwrap()]);
+        assert!(local_v4("garbage\n|-- not-an-ip\n/32 host LOCAL").is_empty());
+        assert!(
+            addresses(u32::MAX).is_empty(),
+            "no such process: no addresses"
+        );
+    }
 
     #[test]
     fn parses_namespace_links_and_cgroups() {

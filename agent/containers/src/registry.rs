@@ -5,13 +5,14 @@
 //! containerd's `moby` namespace. Readers get one record per id, from the
 //! most specific runtime (the one that knows the container's name).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::broadcast;
 
 use super::Container;
-use super::enrich::Fragments;
+use super::enrich::{EndpointValues, Fragments};
 use gadgetd_runtime::enrich::NsKind;
 
 /// A container started or stopped (as seen by one source).
@@ -35,6 +36,10 @@ struct Inner {
     by_mntns: HashMap<u64, Arc<[u8]>>,
     /// network namespace → pre-rendered enrichment fields.
     by_netns: HashMap<u64, Arc<[u8]>>,
+    /// container address → pre-rendered endpoint values.
+    by_ip: HashMap<IpAddr, Arc<EndpointValues>>,
+    /// The host's own addresses (loopback is always the host's).
+    host_ips: HashSet<IpAddr>,
 }
 
 pub struct Registry {
@@ -154,6 +159,36 @@ impl Registry {
         self.inner.read().unwrap().by_netns.get(&netns).cloned()
     }
 
+    /// Appends the endpoint fields of address `ip` under `keys`: the
+    /// container (or pod) that holds it, else `host` for the host's own
+    /// addresses, else `raw`. On the event hot path: no allocation.
+    pub fn write_endpoint(
+        &self,
+        ip: IpAddr,
+        keys: &gadgetd_runtime::enrich::EndpointKeys,
+        out: &mut Vec<u8>,
+    ) {
+        let inner = self.inner.read().unwrap();
+        if let Some(v) = inner.by_ip.get(&ip) {
+            keys.write(&v.0, out);
+        } else if ip.is_loopback() || inner.host_ips.contains(&ip) {
+            keys.write(&self.fragments.host().0, out);
+        } else {
+            keys.write_raw(out);
+        }
+    }
+
+    /// Reads the host's addresses again (they change as networks come and
+    /// go, a runtime's bridge for one); done on every container change too.
+    pub fn refresh_host_addresses(&self) {
+        let now: HashSet<IpAddr> = super::procinfo::host_addresses().into_iter().collect();
+        let mut inner = self.inner.write().unwrap();
+        if inner.host_ips != now {
+            inner.host_ips = now;
+            self.reindex(&mut inner);
+        }
+    }
+
     /// Appends the enrichment fields of a namespace (empty values when no
     /// container owns it). On the event hot path: no allocation.
     pub fn write_fields(&self, ns: NsKind, id: u64, out: &mut Vec<u8>) {
@@ -191,7 +226,18 @@ impl Registry {
         let list = dedup(inner.records.values());
         inner.by_mntns.clear();
         inner.by_netns.clear();
+        inner.by_ip.clear();
+        // Containers come with networks (a runtime's bridge): read the
+        // host's addresses again.
+        inner.host_ips = super::procinfo::host_addresses().into_iter().collect();
         for c in &list {
+            let values = Arc::new(self.fragments.endpoint(c));
+            for ip in &c.ips {
+                // An address the host holds too is the host's.
+                if !inner.host_ips.contains(ip) {
+                    inner.by_ip.entry(*ip).or_insert_with(|| values.clone());
+                }
+            }
             let frag: Arc<[u8]> = self.fragments.render(c).into();
             inner
                 .by_mntns
@@ -234,7 +280,71 @@ mod tests {
             cgroup: String::new(),
             namespace: String::new(),
             k8s: K8s::default(),
+            ips: Vec::new(),
         }
+    }
+
+    fn endpoint_json(r: &Registry, ip: &str) -> serde_json::Value {
+        let keys = gadgetd_runtime::enrich::EndpointKeys::new("dst");
+        let mut out = b"{\"dst\":\"x\"".to_vec();
+        r.write_endpoint(ip.parse().unwrap(), &keys, &mut out);
+        out.push(b'}');
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn endpoints_are_containers_pods_the_host_or_raw() {
+        let r = Registry::default();
+        let mut web = c("abc", "web", "docker", 7);
+        web.ips = vec![
+            "10.213.7.2".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        ];
+        let mut pod = c("def", "app", "cri-o", 9);
+        pod.ips = vec!["10.244.0.5".parse().unwrap()];
+        pod.k8s = K8s {
+            namespace: "demo".into(),
+            pod_name: "mypod".into(),
+            container_name: "app".into(),
+        };
+        r.upsert("docker:/a", web);
+        r.upsert("cri:/b", pod);
+        let v = endpoint_json(&r, "10.213.7.2");
+        assert_eq!(
+            v,
+            serde_json::json!({"dst":"x","dst.kind":"container","dst.k8s.namespace":"","dst.k8s.name":"",
+                "dst.runtime.containerName":"web","dst.runtime.containerId":"abc","dst.runtime.name":"docker"})
+        );
+        assert_eq!(
+            endpoint_json(&r, "2001:db8::2")["dst.runtime.containerName"],
+            "web"
+        );
+        let v = endpoint_json(&r, "10.244.0.5");
+        assert_eq!(
+            (
+                &v["dst.kind"],
+                &v["dst.k8s.namespace"],
+                &v["dst.k8s.name"],
+                &v["dst.runtime.name"]
+            ),
+            (
+                &"pod".into(),
+                &"demo".into(),
+                &"mypod".into(),
+                &"cri-o".into()
+            )
+        );
+        for host in ["127.0.0.1", "127.0.0.53", "::1"] {
+            let v = endpoint_json(&r, host);
+            assert_eq!(v["dst.kind"], "host", "{host}");
+            assert_eq!(v["dst.runtime.containerName"], "", "{host}");
+        }
+        let v = endpoint_json(&r, "192.0.2.1");
+        assert_eq!(v["dst.kind"], "raw");
+        assert_eq!(v["dst.runtime.containerId"], "");
+        // A container that stopped: its address is nobody's now, not stale.
+        r.remove("docker:/a", "abc");
+        assert_eq!(endpoint_json(&r, "10.213.7.2")["dst.kind"], "raw");
     }
 
     #[test]

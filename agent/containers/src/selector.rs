@@ -172,6 +172,7 @@ mod tests {
                 pod_name: "pod".into(),
                 container_name: name.into(),
             },
+            ips: Vec::new(),
         }
     }
 

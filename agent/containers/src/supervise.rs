@@ -51,8 +51,19 @@ impl Reporter {
     }
 }
 
-/// Starts a watcher task per endpoint.
+/// How often the host's own addresses are read again between container
+/// changes (endpoint enrichment's `host`).
+const HOST_ADDRESSES_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts a watcher task per endpoint, and one keeping the host's addresses.
 pub fn start(endpoints: Vec<RuntimeEndpoint>, registry: Arc<Registry>) {
+    let r = registry.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HOST_ADDRESSES_EVERY).await;
+            r.refresh_host_addresses();
+        }
+    });
     for ep in endpoints {
         let registry = registry.clone();
         tokio::spawn(async move { supervise(ep, registry).await });

@@ -199,13 +199,6 @@ impl CatchUp {
         }
         old
     }
-
-    /// How long ago (µs) the program added mount namespace `mntns`, if it
-    /// did (consumed, as [`CatchUp::take_caught_at`]).
-    pub fn caught_us_ago(&self, mntns: u64) -> Option<u64> {
-        let at = self.take_caught_at(mntns)?;
-        Some(boot_ns().saturating_sub(at) / 1000)
-    }
 }
 
 /// Nanoseconds since boot (`CLOCK_BOOTTIME`, eBPF's `bpf_ktime_get_boot_ns`).

@@ -276,19 +276,29 @@ impl DataSource {
                 .find(|f| &f.name == at_name)
                 .map_or(0, |f| f.order);
             for (i, (name, visible)) in enrich::FIELDS.iter().enumerate() {
-                let col = def.column(name);
-                fields.push(Field {
-                    name: name.to_string(),
-                    kind: "string".into(),
-                    width: col.and_then(|c| c.width).unwrap_or(16),
-                    min_width: col.and_then(|c| c.min_width),
-                    max_width: col.and_then(|c| c.max_width),
-                    alignment: col.and_then(|c| c.alignment).unwrap_or(Alignment::Left),
-                    visible: col.and_then(|c| c.visible).unwrap_or(*visible),
-                    order: col.and_then(|c| c.order).unwrap_or(base + 1 + i as i32),
-                    ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
-                    description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
-                });
+                fields.push(added_field(
+                    def,
+                    name.to_string(),
+                    *visible,
+                    base + 1 + i as i32,
+                ));
+            }
+        }
+        // With the agent's enricher, endpoints are followed by whose address
+        // they are (enrich::ENDPOINT_FIELDS).
+        for f in self
+            .layout
+            .fields
+            .iter()
+            .filter(|f| enrich::is_endpoint(&f.kind))
+        {
+            let base = fields
+                .iter()
+                .find(|h| h.name == f.name)
+                .map_or(0, |h| h.order);
+            for (i, (suffix, visible)) in enrich::ENDPOINT_FIELDS.iter().enumerate() {
+                let name = format!("{}.{suffix}", f.name);
+                fields.push(added_field(def, name, *visible, base + 1 + i as i32));
             }
         }
         fields.sort_by_key(|f| f.order);
@@ -302,6 +312,24 @@ impl DataSource {
             kind: self.kind.name().into(),
             fields: self.fields(),
         }
+    }
+}
+
+/// A string field the agent adds (enrichment), placed at `order` unless the
+/// definition's column says otherwise.
+fn added_field(def: &Definition, name: String, visible: bool, order: i32) -> Field {
+    let col = def.column(&name);
+    Field {
+        kind: "string".into(),
+        width: col.and_then(|c| c.width).unwrap_or(16),
+        min_width: col.and_then(|c| c.min_width),
+        max_width: col.and_then(|c| c.max_width),
+        alignment: col.and_then(|c| c.alignment).unwrap_or(Alignment::Left),
+        visible: col.and_then(|c| c.visible).unwrap_or(visible),
+        order: col.and_then(|c| c.order).unwrap_or(order),
+        ellipsis: col.and_then(|c| c.ellipsis).unwrap_or_default(),
+        description: col.and_then(|c| c.description.clone()).unwrap_or_default(),
+        name,
     }
 }
 

@@ -28,6 +28,8 @@ struct CompiledField {
     companion: Option<(Vec<u8>, FieldKind)>,
     /// For enums: how a value prints (decided from the type, once).
     enum_style: EnumStyle,
+    /// For endpoints: the keys of the fields the enricher adds after them.
+    endpoint: Option<enrich::EndpointKeys>,
 }
 
 /// How an enum's value prints beside its enumerators.
@@ -150,6 +152,8 @@ impl Decoder {
                 let kind = f.value_kind();
                 CompiledField {
                     enum_style: EnumStyle::of(&kind),
+                    endpoint: enrich::is_endpoint(&f.kind)
+                        .then(|| enrich::EndpointKeys::new(&f.name)),
                     key,
                     kind,
                     offset: f.offset,
@@ -266,6 +270,12 @@ impl Decoder {
                 && at == i
             {
                 self.write_enrichment(ns, d, out);
+            }
+            if let (Some(keys), Some(e)) = (&field.endpoint, &self.enricher) {
+                match endpoint_ip(&field.kind, d) {
+                    Some(ip) => e.endpoint(ip, keys, out),
+                    None => keys.write_raw(out),
+                }
             }
         }
     }
@@ -549,6 +559,20 @@ fn write_int(out: &mut Vec<u8>, v: IntValue) {
 fn trim_trailing_nuls(d: &[u8]) -> &[u8] {
     let end = d.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
     &d[..end]
+}
+
+/// The address of an endpoint field (`None`: not an endpoint, or a version
+/// byte that is neither 4 nor 6).
+fn endpoint_ip(kind: &FieldKind, d: &[u8]) -> Option<std::net::IpAddr> {
+    let (FieldKind::L3Endpoint(at) | FieldKind::L4Endpoint(at)) = kind else {
+        return None;
+    };
+    let addr = &d[at.addr..at.addr + 16];
+    match d[at.version] {
+        4 => Some(std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).into()),
+        6 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(addr).ok()?).into()),
+        _ => None,
+    }
 }
 
 fn write_ip(out: &mut Vec<u8>, addr: &[u8], version: u8) {
@@ -882,6 +906,79 @@ mod tests {
             assert_eq!(v[key], "", "{key}");
         }
         assert_eq!(v["pid"], 9);
+    }
+
+    /// Knows one address: 10.0.0.7 is container `web`.
+    struct OneAddress;
+
+    impl crate::enrich::Enricher for OneAddress {
+        fn mntns(&self, _: u64, _: &mut Vec<u8>) {}
+        fn netns(&self, _: u64, _: &mut Vec<u8>) {}
+        fn endpoint(
+            &self,
+            ip: std::net::IpAddr,
+            keys: &crate::enrich::EndpointKeys,
+            out: &mut Vec<u8>,
+        ) {
+            if ip == std::net::Ipv4Addr::new(10, 0, 0, 7) {
+                let v = [
+                    r#""container""#,
+                    r#""""#,
+                    r#""""#,
+                    r#""web""#,
+                    r#""abc""#,
+                    r#""docker""#,
+                ];
+                keys.write(&v, out);
+            } else {
+                keys.write_raw(out);
+            }
+        }
+    }
+
+    #[test]
+    fn endpoint_fields_follow_each_endpoint_with_an_enricher() {
+        let at = crate::endpoint::EndpointLayout {
+            addr: 0,
+            version: 16,
+            port: Some(18),
+        };
+        let layout = Layout {
+            type_name: "e".into(),
+            size: 40,
+            fields: vec![
+                field("src", 0, FieldKind::L4Endpoint(at)),
+                field("dst", 20, FieldKind::L4Endpoint(at)),
+            ],
+        };
+        let mut ev = vec![0u8; 40];
+        ev[..4].copy_from_slice(&[10, 0, 0, 7]);
+        ev[16] = 4;
+        ev[18..20].copy_from_slice(&53u16.to_ne_bytes());
+        ev[20..24].copy_from_slice(&[192, 0, 2, 1]);
+        ev[36] = 4;
+        let mut out = Vec::new();
+        let d = Decoder::new(&layout).with_enricher(Some(std::sync::Arc::new(OneAddress)));
+        d.write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"src":"10.0.0.7:53","src.kind":"container","src.k8s.namespace":"","src.k8s.name":"",
+                "src.runtime.containerName":"web","src.runtime.containerId":"abc","src.runtime.name":"docker",
+                "dst":"192.0.2.1:0","dst.kind":"raw","dst.k8s.namespace":"","dst.k8s.name":"",
+                "dst.runtime.containerName":"","dst.runtime.containerId":"","dst.runtime.name":""})
+        );
+        // A version byte that is neither 4 nor 6: not an address, `raw`.
+        ev[16] = 9;
+        out.clear();
+        d.write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["src.kind"], "raw");
+        // Without an enricher (gadget tests in-process): the endpoints alone.
+        out.clear();
+        Decoder::new(&layout).write_json(&ev, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     }
 
     #[test]
