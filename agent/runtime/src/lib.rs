@@ -84,6 +84,7 @@ pub mod metrics;
 pub mod mntns_filter;
 mod name_tables;
 mod names;
+pub mod net_dispatch;
 pub mod object;
 pub mod params;
 mod perf_ring;

@@ -175,6 +175,8 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
 #[derive(Default)]
 pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
+    /// Socket filters: their dispatchers, per network namespace (net_dispatch.rs).
+    pub net: std::sync::Arc<super::net_dispatch::NetDispatch>,
     /// clsact qdiscs this run added for tc programs (kernels before 6.6),
     /// removed when the run ends. Declared before `pins`, dropped first.
     pub qdiscs: Vec<tc::Clsact>,
@@ -611,15 +613,20 @@ fn attach_one(
             p.attach().map_err(|x| e(&x))?;
         }
         AttachPoint::SocketFilter => {
+            // Behind a dispatcher that tells it the namespace (net_dispatch.rs).
             let p: &mut SocketFilter = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            let sock = match targets.netns {
-                None => packet_socket(),
-                Some(ns) => packet_socket_in(ns),
-            }
-            .map_err(|x| format!("opening a packet socket: {x}"))?;
-            p.attach(&sock).map_err(|x| e(&x))?;
-            att.sockets.push(sock);
+            let fd = p.fd().and_then(|fd| fd.try_clone().map_err(Into::into));
+            att.net.add_program(&prog.name, fd.map_err(|x| e(&x))?);
+            let own = super::snapshot::own_netns();
+            let ns = match targets.netns {
+                Some(ns) => ns,
+                None => &own.as_ref().map_err(|x| format!("opening /proc/self/ns/net: {x}"))?.file,
+            };
+            let inode = std::os::unix::fs::MetadataExt::ino(
+                &ns.metadata().map_err(|x| format!("reading the network namespace: {x}"))?,
+            );
+            att.net.attach_one(&prog.name, inode, ns)?;
         }
         // Snapshotters load and run their iterators themselves (snapshot.rs).
         AttachPoint::Iter(_) => {}
@@ -788,7 +795,7 @@ fn active_lsms() -> Option<String> {
 
 /// A packet socket of another network namespace: a socket belongs to the
 /// namespace it was created in, so create it from a thread that joined it.
-fn packet_socket_in(netns: &std::fs::File) -> std::io::Result<OwnedFd> {
+pub(crate) fn packet_socket_in(netns: &std::fs::File) -> std::io::Result<OwnedFd> {
     use std::os::fd::AsFd;
     std::thread::scope(|s| {
         s.spawn(|| {

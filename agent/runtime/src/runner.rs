@@ -19,6 +19,7 @@ use super::kinds;
 use super::layout::Layout;
 use super::load::{self, Attachments, LoadRequest};
 use super::mntns_filter::MntnsFilterMap;
+use super::net_dispatch;
 use super::object::GadgetObject;
 use super::params::{self, ParamSpec};
 use super::profiler::HistReader;
@@ -452,8 +453,23 @@ impl Gadget {
             *malformed = collected.malformed;
             *line = snapshot_line(&collected, &decoder, sort.as_ref(), *max_rows);
         }
-        // One more instance per other network namespace, each tagged with it.
-        for ns in filter_netns.into_iter().filter(|_| !tracer_maps.is_empty()) {
+        // Socket filters: one dispatcher per other network namespace, which
+        // tells the gadget's programs the namespace in skb->cb[0]
+        // (net_dispatch.rs); a namespace gone meanwhile is skipped.
+        let net = instances.0[0].net.clone();
+        let legacy_netns = self.obj.rodata.contains_key(NETNS_GLOBAL);
+        if !legacy_netns {
+            for ns in &filter_netns {
+                if let Err(e) = net.attach(ns.inode, &ns.file) {
+                    tracing::warn!(netns = ns.inode, error = %e, "not watching a network namespace");
+                }
+            }
+        }
+        // Objects that take their namespace from the `.rodata` global
+        // gadget_current_netns (GADGET_NETNS_ID) get one more instance per
+        // other network namespace instead, each with its own value.
+        let legacy_netns = legacy_netns && !tracer_maps.is_empty();
+        for ns in filter_netns.into_iter().filter(|_| legacy_netns) {
             let mut globals = base_globals.clone();
             for (name, value) in globals.iter_mut() {
                 if name == NETNS_GLOBAL {
@@ -510,6 +526,7 @@ impl Gadget {
             _ebpf: instances.1,
             _sockets: sockets,
             mntns_filter,
+            net: (net.has_programs() && !legacy_netns).then_some(net),
             pending: Vec::new(),
             pending_at: 0,
             finished: false,
@@ -853,6 +870,9 @@ pub struct Running {
     _ebpf: Vec<Ebpf>,
     _sockets: Option<Arc<socket_enricher::SocketEnricher>>,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
+    /// Socket filters' dispatchers, when namespaces can be added while it
+    /// runs ([`Running::net_dispatch`]).
+    net: Option<Arc<net_dispatch::NetDispatch>>,
     /// What a metrics scrape reads ([`Running::metrics`]).
     metrics: Arc<super::metrics::RunMetrics>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
@@ -887,6 +907,15 @@ pub struct SourceCounts {
 }
 
 impl Running {
+    /// The dispatchers of the gadget's socket filters, to attach it in
+    /// network namespaces that appear while it runs and detach it from those
+    /// that go (`follow_netns.rs`). `None` without socket filters, and for
+    /// objects that take their namespace from `gadget_current_netns`
+    /// (loaded once per namespace at start; they do not follow).
+    pub fn net_dispatch(&self) -> Option<Arc<net_dispatch::NetDispatch>> {
+        self.net.clone()
+    }
+
     /// The live filter map, when the run was started with a filter.
     pub fn mntns_filter(&self) -> Option<Arc<MntnsFilterMap>> {
         self.mntns_filter.clone()
