@@ -1,0 +1,171 @@
+//! Socket filters behind the agent's network dispatcher
+//! (`agent/runtime/src/net_dispatch.rs`): a gadget written in Inspektor
+//! Gadget's style reads the packet's network namespace from `skb->cb[0]`
+//! and finds the owner of the local socket with `gadget_socket_lookup(skb)`;
+//! and a run follows network namespaces that appear after it started.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use gadgetd::testing::{Event, GadgetTest, Workload};
+use gadgetd_tests::*;
+
+fn ig_socket_owner() -> GadgetTest {
+    require_root();
+    GadgetTest::from_files(test_object("ig_socket_owner"), None).unwrap()
+}
+
+/// The packet fields of an event: (program, IP version, L4 protocol, source port, destination port).
+fn packet(e: &Event) -> (u64, u64, u64, u64, u64) {
+    let n = |k: &str| {
+        e[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {e:?}"))
+    };
+    (n("prog"), n("version"), n("l4proto"), n("sport"), n("dport"))
+}
+
+/// The owner fields of an event: (pid, tid, comm, uid, gid, mount namespace).
+fn owner(e: &Event) -> (u64, u64, String, u64, u64, u64) {
+    let n = |k: &str| e[k].as_u64().unwrap();
+    (
+        n("proc.pid"),
+        n("proc.tid"),
+        e["proc.comm"].as_str().unwrap().to_string(),
+        n("proc.creds.uid"),
+        n("proc.creds.gid"),
+        n("proc.mntns_id"),
+    )
+}
+
+/// A python3 workload in a network namespace of its own: brings `lo` up,
+/// drops to nobody/nogroup, binds its sockets, says ready, and on `go`
+/// sends one UDP datagram over IPv4 and one over IPv6 and makes one TCP
+/// connection, all between sockets it owns (ports 40901-40912).
+fn workload(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
+    let (ready, go) = (dir.path().join("ready"), dir.path().join("go"));
+    // nobody writes the readiness file.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let script = format!(
+        "import socket,subprocess,os,time\n\
+         subprocess.run(['ip','link','set','lo','up'],check=True)\n\
+         os.setgid(65534); os.setuid(65534)\n\
+         a=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); a.bind(('127.0.0.1',40901))\n\
+         b=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); b.bind(('127.0.0.1',40902))\n\
+         c=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); c.bind(('::1',40903))\n\
+         d=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); d.bind(('::1',40904))\n\
+         l=socket.socket(); l.bind(('127.0.0.1',40910)); l.listen()\n\
+         t=socket.socket(); t.bind(('127.0.0.1',40911))\n\
+         open('{r}','w').close()\n\
+         while not os.path.exists('{g}'): time.sleep(0.01)\n\
+         a.sendto(b'v4',('127.0.0.1',40902)); b.recv(16)\n\
+         c.sendto(b'v6',('::1',40904)); d.recv(16)\n\
+         t.connect(('127.0.0.1',40910)); s,_=l.accept(); t.send(b'tcp'); s.recv(16)\n\
+         t.close(); s.close()\n\
+         time.sleep(0.2)\n",
+        r = ready.display(),
+        g = go.display()
+    );
+    let child = Workload::new("python3")
+        .args(["-c", &script])
+        .in_new_netns()
+        .spawn();
+    wait_for("the workload's sockets", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    (child, go)
+}
+
+/// Checks the events of the workload's namespace: every packet of the
+/// workload seen by both programs, each owned by the workload's process.
+fn check_workload_events(capture: &gadgetd::testing::Capture, netns: u64, pid: u32, mntns: u64) {
+    let ours = capture.all(|e| e["netns_id"] == netns);
+    let nobody_owner = (pid as u64, pid as u64, "python3".to_string(), 65534, 65534, mntns);
+    // Every UDP packet; TCP's handshake (the first four packets on lo per
+    // program: SYN and SYN-ACK, each out and in). The last ones come after
+    // close, when the sockets have no owner any more.
+    for prog in [1, 2] {
+        let udp = ours.iter().filter(|e| e["prog"] == prog && e["l4proto"] == 17);
+        let handshake = ours
+            .iter()
+            .filter(|e| e["prog"] == prog && e["l4proto"] == 6)
+            .take(4);
+        for e in udp.chain(handshake) {
+            assert_eq!(owner(e), nobody_owner, "owner of {e:?}");
+        }
+    }
+    let udp: Vec<_> = ours
+        .iter()
+        .map(|e| packet(e))
+        .filter(|p| p.2 == 17)
+        .collect();
+    // On lo each datagram passes twice (out, then in), seen by each program.
+    let mut want = Vec::new();
+    for prog in [1, 2] {
+        for _ in 0..2 {
+            want.push((prog, 4, 17, 40901, 40902));
+            want.push((prog, 6, 17, 40903, 40904));
+        }
+    }
+    let mut got = udp.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "UDP packets of the workload");
+    let tcp: BTreeSet<_> = ours
+        .iter()
+        .map(|e| packet(e))
+        .filter(|p| p.2 == 6)
+        .collect();
+    let want: BTreeSet<_> = [1, 2]
+        .into_iter()
+        .flat_map(|prog| [(prog, 4, 6, 40911, 40910), (prog, 4, 6, 40910, 40911)])
+        .collect();
+    assert_eq!(tcp, want, "TCP packets of the workload (both directions)");
+    // Every packet says the namespace it was seen in.
+    assert_eq!(
+        capture.events.iter().find(|e| e["netns_id"] == 0),
+        None,
+        "an event without its namespace"
+    );
+}
+
+/// A selected namespace (as a container selection picks it): the
+/// IG-style gadget's two socket filters both see every packet with the
+/// namespace in cb[0] and the process that owns each local socket.
+#[test]
+fn an_ig_style_socket_filter_sees_the_namespace_and_owner_of_each_packet() {
+    let mut test = ig_socket_owner();
+    let dir = TempDir::new("netdisp");
+    let (mut child, go) = workload(&dir);
+    let (pid, netns) = (child.id(), ns_of(child.id(), "net"));
+    test.options.netns_ids = Some(vec![netns]);
+    let capture = test
+        .trace(|| {
+            std::fs::write(&go, b"").unwrap();
+            assert!(child.wait().unwrap().success());
+        })
+        .unwrap();
+    assert!(
+        capture.events.iter().all(|e| e["netns_id"] == netns),
+        "only the selected namespace: {:?}",
+        capture.events
+    );
+    check_workload_events(&capture, netns, pid, own_ns("mnt"));
+}
+
+/// Every namespace of the host at once: one loaded gadget, one dispatcher
+/// per namespace, and the workload's events still say its namespace.
+#[test]
+fn an_ig_style_socket_filter_tells_namespaces_apart_with_all_netns() {
+    let mut test = ig_socket_owner();
+    test.options.all_netns = true;
+    let dir = TempDir::new("netdisp-all");
+    let (mut child, go) = workload(&dir);
+    let (pid, netns) = (child.id(), ns_of(child.id(), "net"));
+    let capture = test
+        .trace(|| {
+            std::fs::write(&go, b"").unwrap();
+            assert!(child.wait().unwrap().success());
+        })
+        .unwrap();
+    check_workload_events(&capture, netns, pid, own_ns("mnt"));
+}
