@@ -21,7 +21,13 @@ fn packet(e: &Event) -> (u64, u64, u64, u64, u64) {
         e[k].as_u64()
             .unwrap_or_else(|| panic!("{k} missing in {e:?}"))
     };
-    (n("prog"), n("version"), n("l4proto"), n("sport"), n("dport"))
+    (
+        n("prog"),
+        n("version"),
+        n("l4proto"),
+        n("sport"),
+        n("dport"),
+    )
 }
 
 /// The owner fields of an event: (pid, tid, comm, uid, gid, mount namespace).
@@ -44,7 +50,11 @@ fn owner(e: &Event) -> (u64, u64, String, u64, u64, u64) {
 fn workload(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
     let (ready, go) = (dir.path().join("ready"), dir.path().join("go"));
     // nobody writes the readiness file.
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let script = format!(
         "import socket,subprocess,os,time\n\
          subprocess.run(['ip','link','set','lo','up'],check=True)\n\
@@ -79,12 +89,21 @@ fn workload(dir: &TempDir) -> (std::process::Child, std::path::PathBuf) {
 /// workload seen by both programs, each owned by the workload's process.
 fn check_workload_events(capture: &gadgetd::testing::Capture, netns: u64, pid: u32, mntns: u64) {
     let ours = capture.all(|e| e["netns_id"] == netns);
-    let nobody_owner = (pid as u64, pid as u64, "python3".to_string(), 65534, 65534, mntns);
+    let nobody_owner = (
+        pid as u64,
+        pid as u64,
+        "python3".to_string(),
+        65534,
+        65534,
+        mntns,
+    );
     // Every UDP packet; TCP's handshake (the first four packets on lo per
     // program: SYN and SYN-ACK, each out and in). The last ones come after
     // close, when the sockets have no owner any more.
     for prog in [1, 2] {
-        let udp = ours.iter().filter(|e| e["prog"] == prog && e["l4proto"] == 17);
+        let udp = ours
+            .iter()
+            .filter(|e| e["prog"] == prog && e["l4proto"] == 17);
         let handshake = ours
             .iter()
             .filter(|e| e["prog"] == prog && e["l4proto"] == 6)
@@ -168,4 +187,135 @@ fn an_ig_style_socket_filter_tells_namespaces_apart_with_all_netns() {
         })
         .unwrap();
     check_workload_events(&capture, netns, pid, own_ns("mnt"));
+}
+
+/// Runs `ip ARGS`, panicking with its stderr on failure.
+fn ip(args: &[&str]) {
+    let o = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    ok(&o, &format!("ip {}", args.join(" ")));
+}
+
+/// Waits (on the run's runtime, whose tasks follow namespaces) until the
+/// run's dispatchers are in namespace `inode` (`attached`) or not.
+async fn wait_attached(
+    net: &gadgetd::runtime::net_dispatch::NetDispatch,
+    inode: u64,
+    attached: bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while net.netns().contains(&inode) != attached {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "namespace {inode} attached should be {attached}; attached: {:?}",
+            net.netns()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Events of the run until `n` of them are in namespace `netns` (5 s at most).
+async fn events_in(run: &mut gadgetd::runtime::Running, netns: u64, n: usize) -> Vec<Event> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, run.next_record()).await {
+            Ok(Ok(Some(gadgetd::runtime::Record::Event(e)))) if e["netns_id"] == netns => {
+                got.push(e)
+            }
+            Ok(Ok(Some(_))) => {}
+            other => panic!(
+                "{} of {n} events in namespace {netns}, then {other:?}",
+                got.len()
+            ),
+        }
+    }
+    got
+}
+
+/// A process in the namespace `ip netns exec NAME` enters: one UDP
+/// datagram between two sockets it binds (40921 → 40922); its pid.
+fn udp_in_named_netns(name: &str) -> u32 {
+    let script = "import socket,os\n\
+         a=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); a.bind(('127.0.0.1',40921))\n\
+         b=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); b.bind(('127.0.0.1',40922))\n\
+         a.sendto(b'x',('127.0.0.1',40922)); b.recv(8)\n\
+         print(os.getpid())\n";
+    let o = std::process::Command::new("ip")
+        .args(["netns", "exec", name, "python3", "-c", script])
+        .output()
+        .unwrap();
+    ok(&o, "python3 in the new namespace")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// With every namespace of the host (`--all-netns`), a namespace created
+/// after the run started (`ip netns add`, held by a bind mount; and
+/// `unshare --net`, held by a process) is attached within a scan, its
+/// packets say it and their owner, and it is detached when it goes.
+#[test]
+fn namespaces_created_after_the_start_are_followed_until_they_go() {
+    let mut test = ig_socket_owner();
+    test.options.all_netns = true;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut run = test.gadget.start(&test.options).unwrap();
+        let net = run
+            .net_dispatch()
+            .expect("socket filters run behind dispatchers");
+        assert!(net.netns().contains(&own_ns("net")), "{net:?}");
+
+        // A bind-mounted namespace.
+        let name = format!("gdnd-{}", random_hex(4));
+        ip(&["netns", "add", &name]);
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &self.0])
+                    .output();
+            }
+        }
+        let del = Del(name.clone());
+        let inode = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(format!("/run/netns/{name}")).unwrap(),
+        );
+        assert!(!net.netns().contains(&inode));
+        wait_attached(&net, inode, true).await;
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        let pid = udp_in_named_netns(&name);
+        let evs = events_in(&mut run, inode, 4).await;
+        let mut packets: Vec<_> = evs.iter().map(packet).collect();
+        packets.sort();
+        assert_eq!(
+            packets,
+            [
+                (1, 4, 17, 40921, 40922),
+                (1, 4, 17, 40921, 40922),
+                (2, 4, 17, 40921, 40922),
+                (2, 4, 17, 40921, 40922)
+            ]
+        );
+        for e in &evs {
+            assert_eq!(e["proc.pid"], pid, "{e:?}");
+            assert_eq!(e["proc.comm"], "python3", "{e:?}");
+        }
+        drop(del);
+        wait_attached(&net, inode, false).await;
+
+        // A namespace only a process holds.
+        let mut child = Workload::new("sleep").arg("30").in_new_netns().spawn();
+        let inode = ns_of(child.id(), "net");
+        wait_attached(&net, inode, true).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        wait_attached(&net, inode, false).await;
+    });
 }

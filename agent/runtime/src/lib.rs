@@ -71,6 +71,7 @@ mod direct;
 pub mod endpoint;
 pub mod enrich;
 pub mod error;
+pub mod follow_netns;
 mod formats;
 #[cfg(feature = "oci")]
 pub mod image;

@@ -621,10 +621,15 @@ fn attach_one(
             let own = super::snapshot::own_netns();
             let ns = match targets.netns {
                 Some(ns) => ns,
-                None => &own.as_ref().map_err(|x| format!("opening /proc/self/ns/net: {x}"))?.file,
+                None => {
+                    &own.as_ref()
+                        .map_err(|x| format!("opening /proc/self/ns/net: {x}"))?
+                        .file
+                }
             };
             let inode = std::os::unix::fs::MetadataExt::ino(
-                &ns.metadata().map_err(|x| format!("reading the network namespace: {x}"))?,
+                &ns.metadata()
+                    .map_err(|x| format!("reading the network namespace: {x}"))?,
             );
             att.net.attach_one(&prog.name, inode, ns)?;
         }

@@ -15,6 +15,7 @@ use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
 use super::error::{GadgetError, Result};
+use super::follow_netns;
 use super::kinds;
 use super::layout::Layout;
 use super::load::{self, Attachments, LoadRequest};
@@ -468,8 +469,8 @@ impl Gadget {
         // Objects that take their namespace from the `.rodata` global
         // gadget_current_netns (GADGET_NETNS_ID) get one more instance per
         // other network namespace instead, each with its own value.
-        let legacy_netns = legacy_netns && !tracer_maps.is_empty();
-        for ns in filter_netns.into_iter().filter(|_| legacy_netns) {
+        let instances_per_netns = legacy_netns && !tracer_maps.is_empty();
+        for ns in filter_netns.into_iter().filter(|_| instances_per_netns) {
             let mut globals = base_globals.clone();
             for (name, value) in globals.iter_mut() {
                 if name == NETNS_GLOBAL {
@@ -517,6 +518,11 @@ impl Gadget {
             &self.obj,
             &self.definition,
         )?);
+        let net = (net.has_programs() && !legacy_netns).then_some(net);
+        // Every namespace of the host: those that appear later too.
+        if let (Some(net), true, None) = (&net, opts.all_netns, &opts.netns_ids) {
+            follow_netns::follow_host(net);
+        }
         Ok(Running {
             sources: live,
             next: 0,
@@ -526,7 +532,7 @@ impl Gadget {
             _ebpf: instances.1,
             _sockets: sockets,
             mntns_filter,
-            net: (net.has_programs() && !legacy_netns).then_some(net),
+            net,
             pending: Vec::new(),
             pending_at: 0,
             finished: false,
