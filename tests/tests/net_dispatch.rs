@@ -319,3 +319,91 @@ fn namespaces_created_after_the_start_are_followed_until_they_go() {
         wait_attached(&net, inode, false).await;
     });
 }
+
+/// A run selecting a container by name that does not exist yet (podman):
+/// its socket filters start attached nowhere, get the container's network
+/// namespace when its runtime reports it started, see its packets with
+/// their namespace and owner, and let the namespace go when it stops.
+#[test]
+fn a_container_started_after_the_run_gets_its_network_namespace_watched() {
+    use gadgetd_tests::runtimes::{self, Podman};
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman"]) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let p = Podman::start();
+    let bus = Bus::start();
+    let flag = format!("podman={}", p.socket.display());
+    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    let name = format!("gd-nd-{}", random_hex(4));
+    let object = test_object("ig_socket_owner");
+    let run = agent.ctl_spawn(&[
+        "run",
+        object.to_str().unwrap(),
+        "--containername",
+        &name,
+        "-o",
+        "json",
+        "--timeout",
+        "12s",
+    ]);
+    agent.wait_running(1);
+    // The container listens on TCP 40950 and, once the agent had time to
+    // hear of it, connects to itself (busybox nc has no UDP).
+    p.run(
+        &name,
+        "nc -l -p 40950 >/dev/null & sleep 3; echo hello | nc -w1 127.0.0.1 40950; sleep 1",
+    );
+    let pid = p.pid(&name);
+    let (netns, mntns) = (ns_of(pid, "net"), ns_of(pid, "mnt"));
+    // The harness runs podman without networking: lo starts down.
+    let o = std::process::Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "ip",
+            "link",
+            "set",
+            "lo",
+            "up",
+        ])
+        .output()
+        .unwrap();
+    ok(&o, "nsenter ip link set lo up");
+    let out = run.wait_with_output().unwrap();
+    let evs = json_lines(&out);
+    assert!(
+        !evs.is_empty() && evs.iter().all(|e| e["netns_id"] == netns),
+        "only the container's namespace {netns}: {evs:?} {}\n{}",
+        stderr(&out),
+        agent.log_text()
+    );
+    // Both programs see the connection both ways, each starting with the
+    // client's SYN, whose socket is the container's nc.
+    for prog in [1, 2] {
+        let ours: Vec<_> = evs.iter().filter(|e| e["prog"] == prog).collect();
+        assert!(ours.iter().all(|e| e["l4proto"] == 6 && e["version"] == 4));
+        assert!(ours.iter().any(|e| e["sport"] == 40950), "{ours:?}");
+        let syn = ours
+            .first()
+            .unwrap_or_else(|| panic!("program {prog}: {evs:?}"));
+        assert_eq!(syn["dport"], 40950, "{syn:?}");
+        assert_eq!(syn["proc.comm"], "nc", "{syn:?}");
+        assert_eq!(syn["proc.mntns_id"], mntns, "{syn:?}");
+        assert_eq!(syn["runtime.containerName"], name.as_str(), "{syn:?}");
+    }
+    let log = agent.log_text();
+    assert!(
+        log.contains("network namespace attached: a selected container started")
+            && log.contains(&format!("netns={netns}")),
+        "{log}"
+    );
+    // The container ended (its script did) before the run: its namespace went.
+    assert!(
+        log.contains("network namespace detached: its last selected container went"),
+        "{log}"
+    );
+    p.remove(&name);
+}

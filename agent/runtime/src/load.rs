@@ -269,6 +269,9 @@ pub struct Targets<'a> {
     /// Socket filters: a packet socket of this network namespace (an open
     /// `/proc/PID/ns/net`) instead of the agent's.
     pub netns: Option<&'a std::fs::File>,
+    /// Socket filters: loaded but attached in no namespace yet (a container
+    /// selection that matches none so far); `Attachments::net` attaches them later.
+    pub netns_later: bool,
     /// Cgroup programs: on each of these cgroup2 directories; none: the cgroup2 root.
     pub cgroups: &'a [std::path::PathBuf],
     /// tc programs: on each of these interfaces (of the agent's namespace).
@@ -618,6 +621,9 @@ fn attach_one(
             p.load().map_err(|x| e(&x))?;
             let fd = p.fd().and_then(|fd| fd.try_clone().map_err(Into::into));
             att.net.add_program(&prog.name, fd.map_err(|x| e(&x))?);
+            if targets.netns_later {
+                return Ok(ProgramStatus::Attached);
+            }
             let own = super::snapshot::own_netns();
             let ns = match targets.netns {
                 Some(ns) => ns,

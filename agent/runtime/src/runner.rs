@@ -308,8 +308,15 @@ impl Gadget {
             None => Vec::new(),
         };
         max_entries.extend(kinds::runtime_max_entries(&self.obj, &globals));
-        // Socket filters watch the first namespace of interest; more get instances of their own.
-        let mut filter_netns = match self.has_socket_filters() {
+        // Socket filters watch the first namespace of interest; more get
+        // dispatchers (or, for gadget_current_netns, instances) of their own.
+        let legacy_netns = self.obj.rodata.contains_key(NETNS_GLOBAL);
+        // A container selection that matches no container yet: socket
+        // filters start attached nowhere and get the containers' namespaces
+        // as they start (follow_netns.rs).
+        let netns_later =
+            !legacy_netns && opts.netns_ids.as_ref().is_some_and(|ids| ids.is_empty());
+        let mut filter_netns = match self.has_socket_filters() && !netns_later {
             true => netns_of_interest(opts)?,
             false => Vec::new(),
         };
@@ -413,6 +420,7 @@ impl Gadget {
         let ifaces = self.tc_interfaces(opts)?;
         let targets = load::Targets {
             netns: first_netns.as_ref().map(|ns| &ns.file),
+            netns_later,
             cgroups: &opts.cgroups,
             ifaces: &ifaces,
             roots: &opts.container_pids,
@@ -458,7 +466,6 @@ impl Gadget {
         // tells the gadget's programs the namespace in skb->cb[0]
         // (net_dispatch.rs); a namespace gone meanwhile is skipped.
         let net = instances.0[0].net.clone();
-        let legacy_netns = self.obj.rodata.contains_key(NETNS_GLOBAL);
         if !legacy_netns {
             for ns in &filter_netns {
                 if let Err(e) = net.attach(ns.inode, &ns.file) {
