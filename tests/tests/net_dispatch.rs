@@ -198,6 +198,35 @@ fn ip(args: &[&str]) {
     ok(&o, &format!("ip {}", args.join(" ")));
 }
 
+/// A network namespace `ip netns add` made (held by its bind mount under
+/// /run/netns), with `lo` up; deleted on drop.
+struct NamedNetns(String);
+
+impl NamedNetns {
+    fn add() -> NamedNetns {
+        let ns = NamedNetns(format!("gdnd-{}", random_hex(4)));
+        ip(&["netns", "add", &ns.0]);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    fn inode(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(self.path()).unwrap())
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .output();
+    }
+}
+
 /// Waits (on the run's runtime, whose tasks follow namespaces) until the
 /// run's dispatchers are in namespace `inode` (`attached`) or not.
 async fn wait_attached(
@@ -273,24 +302,10 @@ fn namespaces_created_after_the_start_are_followed_until_they_go() {
         assert!(net.netns().contains(&own_ns("net")), "{net:?}");
 
         // A bind-mounted namespace.
-        let name = format!("gdnd-{}", random_hex(4));
-        ip(&["netns", "add", &name]);
-        struct Del(String);
-        impl Drop for Del {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", &self.0])
-                    .output();
-            }
-        }
-        let del = Del(name.clone());
-        let inode = std::os::unix::fs::MetadataExt::ino(
-            &std::fs::metadata(format!("/run/netns/{name}")).unwrap(),
-        );
-        assert!(!net.netns().contains(&inode));
+        let named = NamedNetns::add();
+        let inode = named.inode();
         wait_attached(&net, inode, true).await;
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        let pid = udp_in_named_netns(&name);
+        let pid = udp_in_named_netns(&named.0);
         let evs = events_in(&mut run, inode, 4).await;
         let mut packets: Vec<_> = evs.iter().map(packet).collect();
         packets.sort();
@@ -307,7 +322,7 @@ fn namespaces_created_after_the_start_are_followed_until_they_go() {
             assert_eq!(e["proc.pid"], pid, "{e:?}");
             assert_eq!(e["proc.comm"], "python3", "{e:?}");
         }
-        drop(del);
+        drop(named);
         wait_attached(&net, inode, false).await;
 
         // A namespace only a process holds.
@@ -406,4 +421,58 @@ fn a_container_started_after_the_run_gets_its_network_namespace_watched() {
         "{log}"
     );
     p.remove(&name);
+}
+
+/// Bad input: a namespace whose process exited between discovery and
+/// attach, and a pid reused by a process of another namespace, are named
+/// in the error; nothing stays half-attached, and the run goes on to
+/// attach a live namespace and see its packets.
+#[test]
+fn a_vanished_namespace_is_named_and_the_run_goes_on() {
+    use gadgetd::runtime::follow_netns::attach_pid;
+    let mut test = ig_socket_owner();
+    // A container selection that matches nothing yet.
+    test.options.netns_ids = Some(Vec::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut run = test.gadget.start(&test.options).unwrap();
+        let net = run.net_dispatch().expect("socket filters run behind dispatchers");
+        assert_eq!(net.netns(), Vec::<u64>::new(), "attached nowhere yet");
+
+        let mut child = Workload::new("sleep").arg("30").in_new_netns().spawn();
+        let (pid, inode) = (child.id(), ns_of(child.id(), "net"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            attach_pid(&net, inode, pid).unwrap_err(),
+            format!(
+                "network namespace {inode} of process {pid}: cannot open /proc/{pid}/ns/net \
+                 (No such file or directory (os error 2)); the process exited before it could be attached"
+            )
+        );
+        let me = std::process::id();
+        assert_eq!(
+            attach_pid(&net, inode, me).unwrap_err(),
+            format!(
+                "network namespace {inode} of process {me}: the process is now in namespace {} \
+                 (it exited and its pid was reused)",
+                own_ns("net")
+            )
+        );
+        assert_eq!(net.netns(), Vec::<u64>::new(), "nothing half-attached");
+
+        let named = NamedNetns::add();
+        let inode = named.inode();
+        let file = std::fs::File::open(named.path()).unwrap();
+        assert_eq!(net.attach(inode, &file), Ok(true));
+        assert_eq!(net.attach(inode, &file), Ok(false), "once per namespace");
+        let pid = udp_in_named_netns(&named.0);
+        let evs = events_in(&mut run, inode, 4).await;
+        assert!(evs.iter().all(|e| e["proc.pid"] == pid), "{evs:?}");
+        assert!(net.detach(inode));
+        assert!(!net.detach(inode));
+    });
 }
