@@ -476,3 +476,90 @@ fn a_vanished_namespace_is_named_and_the_run_goes_on() {
         assert!(!net.detach(inode));
     });
 }
+
+/// tc programs of a run selecting a container that does not exist yet
+/// (podman): attached on the host side of the container's veth once it
+/// starts and has one (the harness gives it one just after the start, as a
+/// network plugin would), they count the test's datagrams to it on egress.
+#[test]
+fn tc_programs_follow_a_container_started_after_the_run() {
+    use gadgetd_tests::runtimes::{self, Podman};
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman"]) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let p = Podman::start();
+    let bus = Bus::start();
+    let flag = format!("podman={}", p.socket.display());
+    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    let name = format!("gd-ndtc-{}", random_hex(4));
+    let port = 42_000 + (std::process::id() % 20_000) as u16;
+    let object = test_object("tc_count");
+    let run = agent.ctl_spawn(&[
+        "run",
+        object.to_str().unwrap(),
+        "--containername",
+        &name,
+        "-p",
+        &format!("targ_port={port}"),
+        "-o",
+        "json",
+        "--timeout",
+        "10s",
+    ]);
+    agent.wait_running(1);
+    p.run(&name, "sleep 1000");
+    let pid = p.pid(&name).to_string();
+    let id = std::process::id() % 100_000;
+    let host = format!("gdndtc{id}");
+    let net = (id % 200) as u8;
+    let (host_ip, ctr_ip) = (format!("10.215.{net}.1"), format!("10.215.{net}.2"));
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .output();
+        }
+    }
+    ip(&[
+        "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &pid,
+    ]);
+    let _del = DelLink(host.clone());
+    ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host]);
+    ip(&["link", "set", &host, "up"]);
+    for args in [
+        vec!["addr", "add", &format!("{ctr_ip}/24"), "dev", "eth0"],
+        vec!["link", "set", "eth0", "up"],
+    ] {
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-n", "ip"])
+            .args(&args)
+            .output()
+            .unwrap();
+        ok(&o, &format!("nsenter ip {args:?}"));
+    }
+    wait_for(
+        "tc programs on the container's veth",
+        Duration::from_secs(10),
+        || {
+            agent
+                .log_text()
+                .contains("tc programs attached on a selected container's veths")
+        },
+    );
+    let sock = std::net::UdpSocket::bind((host_ip.as_str(), 0)).unwrap();
+    for _ in 0..3 {
+        sock.send_to(&[3u8; 100], (ctr_ip.as_str(), port)).unwrap();
+    }
+    let out = run.wait_with_output().unwrap();
+    let evs = json_lines(&out);
+    let per_source: Vec<usize> = (1..=7)
+        .map(|s| evs.iter().filter(|e| e["source"] == s).count())
+        .collect();
+    // Egress of the host-side veth only: tc/egress, tcx/egress, classifier/egress/….
+    assert_eq!(per_source, [0, 3, 0, 3, 0, 3, 0], "{}", stderr(&out));
+    assert!(evs.iter().all(|e| e["len"] == 14 + 20 + 8 + 100), "{evs:?}");
+    p.remove(&name);
+}

@@ -114,6 +114,7 @@ mod table_sort;
 mod tag;
 /// tc classifier attachment (public for the tests' clsact check).
 pub mod tc;
+pub mod tc_follow;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]
 mod topper;

@@ -269,8 +269,9 @@ pub struct Targets<'a> {
     /// Socket filters: a packet socket of this network namespace (an open
     /// `/proc/PID/ns/net`) instead of the agent's.
     pub netns: Option<&'a std::fs::File>,
-    /// Socket filters: loaded but attached in no namespace yet (a container
-    /// selection that matches none so far); `Attachments::net` attaches them later.
+    /// Socket filters and tc programs: loaded but attached nowhere yet (a
+    /// container selection that matches none so far); `Attachments::net`
+    /// and `tc_follow.rs` attach them later.
     pub netns_later: bool,
     /// Cgroup programs: on each of these cgroup2 directories; none: the cgroup2 root.
     pub cgroups: &'a [std::path::PathBuf],
@@ -713,6 +714,11 @@ fn attach_one(
             }
         }
         AttachPoint::Tc => {
+            if targets.ifaces.is_empty() && targets.netns_later {
+                let p: &mut SchedClassifier = program.try_into().map_err(|x| e(&x))?;
+                p.load().map_err(|x| e(&x))?;
+                return Ok(ProgramStatus::Attached); // on containers' veths later (tc_follow.rs)
+            }
             if targets.ifaces.is_empty() {
                 return Err("tc programs need an interface: name one (--iface, the `iface` run option) or select containers (their host-side veths)".into());
             }

@@ -32,6 +32,7 @@ use super::stacks;
 use super::table_sort as sort;
 use super::tag;
 use super::tc;
+use super::tc_follow::TcFollow;
 use super::topper::{self, SortSpec, TopperReader};
 
 /// A parsed and classified gadget, ready to start any number of times.
@@ -427,6 +428,12 @@ impl Gadget {
         };
         let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;
         attachments.pins = pins;
+        // tc programs of a container selection: handles to attach them for
+        // containers started later.
+        let tc = match (&opts.iface, &opts.netns_ids) {
+            (None, Some(ids)) => TcFollow::new(&mut ebpf, &self.obj, ids)?.map(Arc::new),
+            _ => None,
+        };
         let mut instances = (vec![attachments], Vec::new());
         for (((ds, sort), max_rows), l) in self
             .sources
@@ -531,6 +538,7 @@ impl Gadget {
             follow_netns::follow_host(net);
         }
         Ok(Running {
+            tc,
             sources: live,
             next: 0,
             scratch: Vec::new(),
@@ -552,6 +560,8 @@ impl Gadget {
         Ok(match (self.has_tc(), &opts.iface, &opts.netns_ids) {
             (false, ..) | (true, None, None) => Vec::new(),
             (true, Some(iface), _) => vec![iface.clone()],
+            // No container selected yet: they come later (tc_follow.rs).
+            (true, None, Some(ids)) if ids.is_empty() => Vec::new(),
             (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,
         })
     }
@@ -886,6 +896,8 @@ pub struct Running {
     /// Socket filters' dispatchers, when namespaces can be added while it
     /// runs ([`Running::net_dispatch`]).
     net: Option<Arc<net_dispatch::NetDispatch>>,
+    /// tc programs of a container selection ([`Running::tc_follow`]).
+    tc: Option<Arc<TcFollow>>,
     /// What a metrics scrape reads ([`Running::metrics`]).
     metrics: Arc<super::metrics::RunMetrics>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
@@ -927,6 +939,13 @@ impl Running {
     /// (loaded once per namespace at start; they do not follow).
     pub fn net_dispatch(&self) -> Option<Arc<net_dispatch::NetDispatch>> {
         self.net.clone()
+    }
+
+    /// The tc programs of a run with a container selection, to attach them
+    /// on the veths of containers that start while it runs; `None` without
+    /// tc programs or with an interface named.
+    pub fn tc_follow(&self) -> Option<Arc<TcFollow>> {
+        self.tc.clone()
     }
 
     /// The live filter map, when the run was started with a filter.

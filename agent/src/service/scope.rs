@@ -76,11 +76,12 @@ pub fn follow(agent: &Agent, following: Option<Following>, running: &Running, ru
     let Some(Following { plan, netns }) = following else {
         return;
     };
-    if let (true, Some(net)) = (netns, running.net_dispatch()) {
+    if netns {
         super::netns_follow::follow(
             agent.containers.clone(),
             plan.selector().clone(),
-            &net,
+            running.net_dispatch(),
+            running.tc_follow(),
             run_id.to_string(),
         );
     }
