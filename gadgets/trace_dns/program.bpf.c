@@ -44,8 +44,6 @@ struct event {
 	struct gadget_process proc;
 };
 
-GADGET_NETNS_ID();
-
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(dns, events, event);
 
@@ -93,7 +91,7 @@ int ig_dns(struct __sk_buff *skb)
 	__builtin_memset(&event->src, 0, sizeof(event->src));
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
-	event->netns_id = gadget_current_netns;
+	event->netns_id = skb->cb[0]; /* set by the agent's dispatcher */
 	event->pkt_type = skb->pkt_type;
 	event->ifindex = skb->ifindex;
 	event->src.port = sport;
@@ -127,8 +125,7 @@ int ig_dns(struct __sk_buff *skb)
 		event->qtype = bpf_ntohs(qtype);
 	else
 		event->qtype = 0;
-	/* sockets-map.h takes the namespace from cb[0], as IG's dispatcher sets it. */
-	skb->cb[0] = gadget_current_netns;
+	/* sockets-map.h takes the namespace from cb[0] too. */
 	__builtin_memset(&event->proc, 0, sizeof(event->proc));
 	gadget_process_populate_from_socket(gadget_socket_lookup(skb), &event->proc);
 	gadget_submit_buf(skb, &events, event, sizeof(*event));

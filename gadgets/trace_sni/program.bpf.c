@@ -38,8 +38,6 @@ struct event {
 	struct gadget_process proc;
 };
 
-GADGET_NETNS_ID();
-
 GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(sni, events, event);
 
@@ -110,7 +108,7 @@ int ig_sni(struct __sk_buff *skb)
 	__builtin_memset(&event->src, 0, sizeof(event->src));
 	__builtin_memset(&event->dst, 0, sizeof(event->dst));
 	event->timestamp_raw = bpf_ktime_get_boot_ns();
-	event->netns_id = gadget_current_netns;
+	event->netns_id = skb->cb[0]; /* set by the agent's dispatcher */
 	event->pkt_type = skb->pkt_type;
 	event->src.port = load16(skb, l4);
 	event->dst.port = load16(skb, l4 + 2);
@@ -129,8 +127,7 @@ int ig_sni(struct __sk_buff *skb)
 			break;
 	}
 	event->name[i & MAX_NAME] = 0;
-	/* sockets-map.h takes the namespace from cb[0], as IG's dispatcher sets it. */
-	skb->cb[0] = gadget_current_netns;
+	/* sockets-map.h takes the namespace from cb[0] too. */
 	__builtin_memset(&event->proc, 0, sizeof(event->proc));
 	gadget_process_populate_from_socket(gadget_socket_lookup(skb), &event->proc);
 	gadget_submit_buf(skb, &events, event, sizeof(*event));

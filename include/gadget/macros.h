@@ -98,9 +98,11 @@
 #define GADGET_STATS_KEEP() const void *gadget_stats_keep __attribute__((unused))
 
 /*
- * Socket filters see the packets of one network namespace. The agent sets
- * gadget_current_netns to that namespace's inode before loading (once per
- * namespace with --all-netns), so events can say where they were seen.
+ * The older way for a socket filter to know its network namespace: the agent
+ * sets gadget_current_netns to the namespace's inode and loads the object once
+ * per namespace (such objects do not follow namespaces created later). Read
+ * skb->cb[0] instead: the agent's dispatcher puts the namespace there, as
+ * Inspektor Gadget's does.
  */
 #define GADGET_NETNS_ID() const volatile __u64 gadget_current_netns = 0
 

@@ -21,7 +21,8 @@ pub struct Plan {
     pub initial: Vec<u64>,
     /// The selected containers' network namespaces (and the host's with
     /// `--host`), where socket filters and network iterators run. Taken at
-    /// start: containers started later get mount-namespace filtering only.
+    /// start; socket filters follow containers started later
+    /// (`agent/src/service/netns_follow.rs`, with [`Plan::selector`]).
     pub netns: Vec<u64>,
     /// The selected containers' cgroups (v2 paths as in `/proc/PID/cgroup`),
     /// where cgroup programs attach. Taken at start, like `netns`.
@@ -33,6 +34,13 @@ pub struct Plan {
     changes: broadcast::Receiver<Change>,
     selector: Selector,
     host: Option<u64>,
+}
+
+impl Plan {
+    /// The selection this plan was made from.
+    pub fn selector(&self) -> &Selector {
+        &self.selector
+    }
 }
 
 /// `None` when the selector is empty (no filtering at all).

@@ -72,6 +72,7 @@ pub mod endpoint;
 pub mod enrich;
 pub mod error;
 mod externs;
+pub mod follow_netns;
 mod formats;
 #[cfg(feature = "oci")]
 pub mod image;
@@ -86,6 +87,7 @@ pub mod metrics;
 pub mod mntns_filter;
 mod name_tables;
 mod names;
+pub mod net_dispatch;
 pub mod object;
 pub mod params;
 mod perf_ring;
@@ -114,6 +116,7 @@ mod table_sort;
 mod tag;
 /// tc classifier attachment (public for the tests' clsact check).
 pub mod tc;
+pub mod tc_follow;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]
 mod topper;

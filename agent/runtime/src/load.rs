@@ -180,6 +180,8 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
 #[derive(Default)]
 pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
+    /// Socket filters: their dispatchers, per network namespace (net_dispatch.rs).
+    pub net: std::sync::Arc<super::net_dispatch::NetDispatch>,
     /// clsact qdiscs this run added for tc programs (kernels before 6.6),
     /// removed when the run ends. Declared before `pins`, dropped first.
     pub qdiscs: Vec<tc::Clsact>,
@@ -273,6 +275,10 @@ pub struct Targets<'a> {
     /// Socket filters: a packet socket of this network namespace (an open
     /// `/proc/PID/ns/net`) instead of the agent's.
     pub netns: Option<&'a std::fs::File>,
+    /// Socket filters and tc programs: loaded but attached nowhere yet (a
+    /// container selection that matches none so far); `Attachments::net`
+    /// and `tc_follow.rs` attach them later.
+    pub netns_later: bool,
     /// Cgroup programs: on each of these cgroup2 directories; none: the cgroup2 root.
     pub cgroups: &'a [std::path::PathBuf],
     /// tc programs: on each of these interfaces (of the agent's namespace).
@@ -624,15 +630,28 @@ fn attach_one(
             p.attach().map_err(|x| e(&x))?;
         }
         AttachPoint::SocketFilter => {
+            // Behind a dispatcher that tells it the namespace (net_dispatch.rs).
             let p: &mut SocketFilter = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
-            let sock = match targets.netns {
-                None => packet_socket(),
-                Some(ns) => packet_socket_in(ns),
+            let fd = p.fd().and_then(|fd| fd.try_clone().map_err(Into::into));
+            att.net.add_program(&prog.name, fd.map_err(|x| e(&x))?);
+            if targets.netns_later {
+                return Ok(ProgramStatus::Attached);
             }
-            .map_err(|x| format!("opening a packet socket: {x}"))?;
-            p.attach(&sock).map_err(|x| e(&x))?;
-            att.sockets.push(sock);
+            let own = super::snapshot::own_netns();
+            let ns = match targets.netns {
+                Some(ns) => ns,
+                None => {
+                    &own.as_ref()
+                        .map_err(|x| format!("opening /proc/self/ns/net: {x}"))?
+                        .file
+                }
+            };
+            let inode = std::os::unix::fs::MetadataExt::ino(
+                &ns.metadata()
+                    .map_err(|x| format!("reading the network namespace: {x}"))?,
+            );
+            att.net.attach_one(&prog.name, inode, ns)?;
         }
         // Snapshotters load and run their iterators themselves (snapshot.rs).
         AttachPoint::Iter(_) => {}
@@ -708,6 +727,11 @@ fn attach_one(
             }
         }
         AttachPoint::Tc => {
+            if targets.ifaces.is_empty() && targets.netns_later {
+                let p: &mut SchedClassifier = program.try_into().map_err(|x| e(&x))?;
+                p.load().map_err(|x| e(&x))?;
+                return Ok(ProgramStatus::Attached); // on containers' veths later (tc_follow.rs)
+            }
             if targets.ifaces.is_empty() {
                 return Err("tc programs need an interface: name one (--iface, the `iface` run option) or select containers (their host-side veths)".into());
             }
@@ -801,7 +825,7 @@ fn active_lsms() -> Option<String> {
 
 /// A packet socket of another network namespace: a socket belongs to the
 /// namespace it was created in, so create it from a thread that joined it.
-fn packet_socket_in(netns: &std::fs::File) -> std::io::Result<OwnedFd> {
+pub(crate) fn packet_socket_in(netns: &std::fs::File) -> std::io::Result<OwnedFd> {
     use std::os::fd::AsFd;
     std::thread::scope(|s| {
         s.spawn(|| {

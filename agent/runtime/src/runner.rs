@@ -15,10 +15,12 @@ use super::decode::Decoder;
 use super::definition::Definition;
 use super::enrich::{self, SharedEnricher};
 use super::error::{GadgetError, Result};
+use super::follow_netns;
 use super::kinds;
 use super::layout::Layout;
 use super::load::{self, Attachments, LoadRequest};
 use super::mntns_filter::MntnsFilterMap;
+use super::net_dispatch;
 use super::object::GadgetObject;
 use super::params::{self, ParamSpec};
 use super::profiler::HistReader;
@@ -30,6 +32,7 @@ use super::stacks;
 use super::table_sort as sort;
 use super::tag;
 use super::tc;
+use super::tc_follow::TcFollow;
 use super::topper::{self, SortSpec, TopperReader};
 
 /// A parsed and classified gadget, ready to start any number of times.
@@ -315,8 +318,15 @@ impl Gadget {
             None => Vec::new(),
         };
         max_entries.extend(kinds::runtime_max_entries(&self.obj, &globals));
-        // Socket filters watch the first namespace of interest; more get instances of their own.
-        let mut filter_netns = match self.has_socket_filters() {
+        // Socket filters watch the first namespace of interest; more get
+        // dispatchers (or, for gadget_current_netns, instances) of their own.
+        let legacy_netns = self.obj.rodata.contains_key(NETNS_GLOBAL);
+        // A container selection that matches no container yet: socket
+        // filters start attached nowhere and get the containers' namespaces
+        // as they start (follow_netns.rs).
+        let netns_later =
+            !legacy_netns && opts.netns_ids.as_ref().is_some_and(|ids| ids.is_empty());
+        let mut filter_netns = match self.has_socket_filters() && !netns_later {
             true => netns_of_interest(opts)?,
             false => Vec::new(),
         };
@@ -426,12 +436,19 @@ impl Gadget {
         let ifaces = self.tc_interfaces(opts)?;
         let targets = load::Targets {
             netns: first_netns.as_ref().map(|ns| &ns.file),
+            netns_later,
             cgroups: &opts.cgroups,
             ifaces: &ifaces,
             roots: &opts.container_pids,
         };
         let mut attachments = load::attach_all_with(&mut ebpf, &self.obj, &targets)?;
         attachments.pins = pins;
+        // tc programs of a container selection: handles to attach them for
+        // containers started later.
+        let tc = match (&opts.iface, &opts.netns_ids) {
+            (None, Some(ids)) => TcFollow::new(&mut ebpf, &self.obj, ids)?.map(Arc::new),
+            _ => None,
+        };
         let mut instances = (vec![attachments], Vec::new());
         for (((ds, sort), max_rows), l) in self
             .sources
@@ -467,8 +484,22 @@ impl Gadget {
             *malformed = collected.malformed;
             *line = snapshot_line(&collected, &decoder, sort.as_ref(), *max_rows);
         }
-        // One more instance per other network namespace, each tagged with it.
-        for ns in filter_netns.into_iter().filter(|_| !tracer_maps.is_empty()) {
+        // Socket filters: one dispatcher per other network namespace, which
+        // tells the gadget's programs the namespace in skb->cb[0]
+        // (net_dispatch.rs); a namespace gone meanwhile is skipped.
+        let net = instances.0[0].net.clone();
+        if !legacy_netns {
+            for ns in &filter_netns {
+                if let Err(e) = net.attach(ns.inode, &ns.file) {
+                    tracing::warn!(netns = ns.inode, error = %e, "not watching a network namespace");
+                }
+            }
+        }
+        // Objects that take their namespace from the `.rodata` global
+        // gadget_current_netns (GADGET_NETNS_ID) get one more instance per
+        // other network namespace instead, each with its own value.
+        let instances_per_netns = legacy_netns && !tracer_maps.is_empty();
+        for ns in filter_netns.into_iter().filter(|_| instances_per_netns) {
             let mut globals = base_globals.clone();
             for (name, value) in globals.iter_mut() {
                 if name == NETNS_GLOBAL {
@@ -517,7 +548,13 @@ impl Gadget {
             &instances.1,
             self.metric_maps.clone(),
         ));
+        let net = (net.has_programs() && !legacy_netns).then_some(net);
+        // Every namespace of the host: those that appear later too.
+        if let (Some(net), true, None) = (&net, opts.all_netns, &opts.netns_ids) {
+            follow_netns::follow_host(net);
+        }
         Ok(Running {
+            tc,
             sources: live,
             next: 0,
             scratch: Vec::new(),
@@ -526,6 +563,7 @@ impl Gadget {
             _ebpf: instances.1,
             _sockets: sockets,
             mntns_filter,
+            net,
             pending: Vec::new(),
             pending_at: 0,
             finished: false,
@@ -538,6 +576,8 @@ impl Gadget {
         Ok(match (self.has_tc(), &opts.iface, &opts.netns_ids) {
             (false, ..) | (true, None, None) => Vec::new(),
             (true, Some(iface), _) => vec![iface.clone()],
+            // No container selected yet: they come later (tc_follow.rs).
+            (true, None, Some(ids)) if ids.is_empty() => Vec::new(),
             (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,
         })
     }
@@ -869,6 +909,11 @@ pub struct Running {
     _ebpf: Vec<Ebpf>,
     _sockets: Option<Arc<socket_enricher::SocketEnricher>>,
     mntns_filter: Option<Arc<MntnsFilterMap>>,
+    /// Socket filters' dispatchers, when namespaces can be added while it
+    /// runs ([`Running::net_dispatch`]).
+    net: Option<Arc<net_dispatch::NetDispatch>>,
+    /// tc programs of a container selection ([`Running::tc_follow`]).
+    tc: Option<Arc<TcFollow>>,
     /// What a metrics scrape reads ([`Running::metrics`]).
     metrics: Arc<super::metrics::RunMetrics>,
     /// For [`Running::next_record`]: decoded lines not yet handed out.
@@ -903,6 +948,22 @@ pub struct SourceCounts {
 }
 
 impl Running {
+    /// The dispatchers of the gadget's socket filters, to attach it in
+    /// network namespaces that appear while it runs and detach it from those
+    /// that go (`follow_netns.rs`). `None` without socket filters, and for
+    /// objects that take their namespace from `gadget_current_netns`
+    /// (loaded once per namespace at start; they do not follow).
+    pub fn net_dispatch(&self) -> Option<Arc<net_dispatch::NetDispatch>> {
+        self.net.clone()
+    }
+
+    /// The tc programs of a run with a container selection, to attach them
+    /// on the veths of containers that start while it runs; `None` without
+    /// tc programs or with an interface named.
+    pub fn tc_follow(&self) -> Option<Arc<TcFollow>> {
+        self.tc.clone()
+    }
+
     /// The live filter map, when the run was started with a filter.
     pub fn mntns_filter(&self) -> Option<Arc<MntnsFilterMap>> {
         self.mntns_filter.clone()

@@ -37,8 +37,17 @@ fn open_netns(path: &str) -> std::io::Result<Netns> {
 /// Every network namespace on the host that a process lives in, plus those
 /// bind-mounted under /run/netns (`ip netns add`), once each.
 pub fn all_netns() -> Vec<Netns> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
+    netns_paths()
+        .values()
+        .filter_map(|path| open_netns(path).ok())
+        .collect()
+}
+
+/// The inode of every network namespace on the host that a process lives
+/// in or that is bind-mounted under /run/netns, with one path that names
+/// it. Only stats (opening every process's namespace would be wasteful).
+pub fn netns_paths() -> std::collections::BTreeMap<u64, String> {
+    use std::os::unix::fs::MetadataExt;
     let mut candidates: Vec<String> = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
@@ -54,20 +63,18 @@ pub fn all_netns() -> Vec<Netns> {
                 .map(|e| e.path().to_string_lossy().into_owned()),
         );
     }
+    let mut out = std::collections::BTreeMap::new();
     for path in candidates {
-        use std::os::unix::fs::MetadataExt;
-        // stat first: opening every process's namespace would be wasteful.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if !seen.insert(meta.ino()) {
-            continue;
-        }
-        if let Ok(ns) = open_netns(&path) {
-            out.push(ns);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            out.entry(meta.ino()).or_insert(path);
         }
     }
     out
+}
+
+/// Opens the network namespace at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`).
+pub fn open_netns_at(path: &str) -> std::io::Result<Netns> {
+    open_netns(path)
 }
 
 /// The kernel BTF names each iterator type's target `bpf_iter_<type>`.

@@ -18,6 +18,7 @@ pub mod limits;
 pub(crate) mod listen;
 pub(crate) mod logs;
 pub(crate) mod manager;
+pub(crate) mod netns_follow;
 pub(crate) mod options_ext;
 pub(crate) mod ownership;
 pub(crate) mod policy;

@@ -13,6 +13,14 @@ use gadgetd_containers::Selector;
 use gadgetd_containers::filter::{self, Plan};
 use gadgetd_runtime::{RunOptions, Running};
 
+/// A container selection to follow once the gadget is running.
+pub struct Following {
+    plan: Plan,
+    /// The run's network namespaces are the selected containers' (the
+    /// caller named none, nor all): socket filters follow them too.
+    netns: bool,
+}
+
 /// The run options of a scope, and the container plan to follow once the
 /// gadget is running (`None`: no container selection).
 pub fn run_options(
@@ -20,7 +28,7 @@ pub fn run_options(
     params: BTreeMap<String, String>,
     containers: Selector,
     kinds: &KindOptions,
-) -> (RunOptions, Option<Plan>) {
+) -> (RunOptions, Option<Following>) {
     let plan = filter::plan(&agent.containers, containers);
     let mut opts = RunOptions {
         params,
@@ -33,9 +41,9 @@ pub fn run_options(
     kinds.apply(&mut opts);
     // A container selection also picks the network namespaces socket
     // filters and network iterators run in, unless the caller named them.
+    let netns_from_plan = opts.netns_ids.is_none() && !opts.all_netns;
     if let Some(plan) = &plan
-        && opts.netns_ids.is_none()
-        && !opts.all_netns
+        && netns_from_plan
     {
         opts.netns_ids = Some(plan.netns.clone());
     }
@@ -55,12 +63,29 @@ pub fn run_options(
             .map(|c| root.join(c.trim_start_matches('/')))
             .collect();
     }
-    (opts, plan)
+    let following = plan.map(|plan| Following {
+        plan,
+        netns: netns_from_plan,
+    });
+    (opts, following)
 }
 
-/// Keeps the running gadget's container filter in step with the registry.
-pub fn follow(agent: &Agent, plan: Option<Plan>, running: &Running, run_id: &str) {
-    if let (Some(plan), Some(map)) = (plan, running.mntns_filter()) {
+/// Keeps the running gadget's container filter, and the network namespaces
+/// of its socket filters, in step with the registry.
+pub fn follow(agent: &Agent, following: Option<Following>, running: &Running, run_id: &str) {
+    let Some(Following { plan, netns }) = following else {
+        return;
+    };
+    if netns {
+        super::netns_follow::follow(
+            agent.containers.clone(),
+            plan.selector().clone(),
+            running.net_dispatch(),
+            running.tc_follow(),
+            run_id.to_string(),
+        );
+    }
+    if let Some(map) = running.mntns_filter() {
         filter::keep_in_sync(plan, agent.containers.clone(), &map, run_id.to_string());
     }
 }
