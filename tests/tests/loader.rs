@@ -769,6 +769,12 @@ async fn events_settled(run: &mut Running, done: impl FnMut(&[Value]) -> bool) -
     evs
 }
 
+/// tc_count started with `opts`, counting the TCP packets to `port`.
+fn start_tc_count(mut opts: RunOptions, port: u16) -> Running {
+    opts.params.insert("targ_port".into(), port.to_string());
+    load("tc_count").start(&opts).unwrap()
+}
+
 /// Sends 3 datagrams out of the host side and 5 into it, and checks that
 /// each tc program saw exactly its direction's packets on that interface.
 async fn tc_traffic_counted(run: &mut Running, pair: &VethPair, port: u16) {
@@ -798,14 +804,14 @@ fn tc_programs_count_packets_on_the_interface_the_run_names() {
     require_root();
     let pair = VethPair::new("i");
     rt().block_on(async {
-        let gadget = load("tc_count");
         let port = 40_000 + (std::process::id() % 20_000) as u16;
-        let mut opts = RunOptions {
-            iface: Some(pair.host.clone()),
-            ..RunOptions::default()
-        };
-        opts.params.insert("targ_port".into(), port.to_string());
-        let mut run = gadget.start(&opts).unwrap();
+        let mut run = start_tc_count(
+            RunOptions {
+                iface: Some(pair.host.clone()),
+                ..RunOptions::default()
+            },
+            port,
+        );
         assert_eq!(run.programs().len(), 7);
         assert!(
             run.programs()
@@ -836,14 +842,14 @@ fn tc_programs_attach_to_each_selected_containers_host_side_veth() {
     require_root();
     let pair = VethPair::new("c");
     rt().block_on(async {
-        let gadget = load("tc_count");
         let port = 40_001 + (std::process::id() % 20_000) as u16;
-        let mut opts = RunOptions {
-            netns_ids: Some(vec![pair.netns_inode()]),
-            ..RunOptions::default()
-        };
-        opts.params.insert("targ_port".into(), port.to_string());
-        let mut run = gadget.start(&opts).unwrap();
+        let mut run = start_tc_count(
+            RunOptions {
+                netns_ids: Some(vec![pair.netns_inode()]),
+                ..RunOptions::default()
+            },
+            port,
+        );
         tc_traffic_counted(&mut run, &pair, port).await;
     });
 }
