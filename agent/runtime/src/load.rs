@@ -638,20 +638,7 @@ fn attach_one(
             if targets.netns_later {
                 return Ok(ProgramStatus::Attached);
             }
-            let own = super::snapshot::own_netns();
-            let ns = match targets.netns {
-                Some(ns) => ns,
-                None => {
-                    &own.as_ref()
-                        .map_err(|x| format!("opening /proc/self/ns/net: {x}"))?
-                        .file
-                }
-            };
-            let inode = std::os::unix::fs::MetadataExt::ino(
-                &ns.metadata()
-                    .map_err(|x| format!("reading the network namespace: {x}"))?,
-            );
-            att.net.attach_one(&prog.name, inode, ns)?;
+            att.net.attach_one(&prog.name, targets.netns)?;
         }
         // Snapshotters load and run their iterators themselves (snapshot.rs).
         AttachPoint::Iter(_) => {}

@@ -134,9 +134,24 @@ impl NetDispatch {
     }
 
     /// Attaches the program `name` (added before) in the network namespace
-    /// `netns` (inode `inode`), beside whatever is attached there already:
-    /// the loader does this for each program as it loads it.
-    pub fn attach_one(&self, name: &str, inode: u64, netns: &std::fs::File) -> Result<(), String> {
+    /// `netns` (an open `/proc/PID/ns/net`; `None`: the agent's), beside
+    /// whatever is attached there already: the loader does this for each
+    /// program as it loads it.
+    pub fn attach_one(&self, name: &str, netns: Option<&std::fs::File>) -> Result<(), String> {
+        let own;
+        let netns = match netns {
+            Some(ns) => ns,
+            None => {
+                own = std::fs::File::open("/proc/self/ns/net")
+                    .map_err(|e| format!("opening /proc/self/ns/net: {e}"))?;
+                &own
+            }
+        };
+        let inode = std::os::unix::fs::MetadataExt::ino(
+            &netns
+                .metadata()
+                .map_err(|e| format!("reading the network namespace: {e}"))?,
+        );
         let mut inner = self.lock();
         if !inner.attached.contains_key(&inode) && inner.attached.len() >= MAX_NETNS {
             return Err(too_many(inode));
