@@ -141,20 +141,19 @@ pub fn kconfig_externs(
     Ok(out)
 }
 
-/// The running kernel's value of a `.kconfig` extern name.
-pub fn kernel_lookup(name: &str) -> std::result::Result<Option<String>, String> {
-    if name.starts_with("LINUX_") {
-        return Ok(kconfig::linux_value(name));
-    }
-    let config = kconfig::kernel_config().map_err(str::to_string)?;
-    Ok(config.get(name).map(str::to_string))
-}
-
 /// The object with its `.kconfig` externs defined in a new
 /// [`KCONFIG_SECTION`] holding their values on this kernel; `None` when it
-/// has none.
+/// has none. The kernel's config is read once, if a `CONFIG_*` needs it.
 pub fn place_kconfig(elf_bytes: &[u8], btf: &Btf) -> Result<Option<Vec<u8>>> {
-    let externs = kconfig_externs(elf_bytes, btf, &kernel_lookup)?;
+    let config = std::cell::OnceCell::new();
+    let lookup = |name: &str| -> std::result::Result<Option<String>, String> {
+        if name.starts_with("LINUX_") {
+            return Ok(kconfig::linux_value(name));
+        }
+        let config = config.get_or_init(kconfig::kernel_config).as_ref()?;
+        Ok(config.get(name).map(str::to_string))
+    };
+    let externs = kconfig_externs(elf_bytes, btf, &lookup)?;
     if externs.is_empty() {
         return Ok(None);
     }

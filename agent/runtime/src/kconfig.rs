@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::OnceLock;
 
 /// The C type of an extern, as far as its value's encoding goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,31 +60,25 @@ pub struct KernelConfig {
     values: HashMap<String, String>,
 }
 
-static CONFIG: OnceLock<Result<KernelConfig, String>> = OnceLock::new();
-
-/// The running kernel's configuration, read once. Errors name the files
-/// tried and why each failed.
-pub fn kernel_config() -> Result<&'static KernelConfig, &'static str> {
-    CONFIG
-        .get_or_init(|| {
-            let release = kernel_release();
-            let boot = format!("/boot/config-{release}");
-            let mut tried = Vec::new();
-            match read_gz("/proc/config.gz") {
-                Ok(text) => return Ok(KernelConfig::parse(&text)),
-                Err(e) => tried.push(format!("/proc/config.gz: {e}")),
-            }
-            match std::fs::read_to_string(&boot) {
-                Ok(text) => return Ok(KernelConfig::parse(&text)),
-                Err(e) => tried.push(format!("{boot}: {e}")),
-            }
-            Err(format!(
-                "the kernel's configuration is unreadable ({}); load the `configs` module (CONFIG_IKCONFIG_PROC) or install the kernel's config in /boot",
-                tried.join("; ")
-            ))
-        })
-        .as_ref()
-        .map_err(String::as_str)
+/// The running kernel's configuration, read now (a few milliseconds; not
+/// kept: a load that needs it reads it once, and the agent does not carry
+/// its ~10,000 entries). Errors name the files tried and why each failed.
+pub fn kernel_config() -> Result<KernelConfig, String> {
+    let release = kernel_release();
+    let boot = format!("/boot/config-{release}");
+    let mut tried = Vec::new();
+    match read_gz("/proc/config.gz") {
+        Ok(text) => return Ok(KernelConfig::parse(&text)),
+        Err(e) => tried.push(format!("/proc/config.gz: {e}")),
+    }
+    match std::fs::read_to_string(&boot) {
+        Ok(text) => return Ok(KernelConfig::parse(&text)),
+        Err(e) => tried.push(format!("{boot}: {e}")),
+    }
+    Err(format!(
+        "the kernel's configuration is unreadable ({}); load the `configs` module (CONFIG_IKCONFIG_PROC) or install the kernel's config in /boot",
+        tried.join("; ")
+    ))
 }
 
 fn read_gz(path: &str) -> std::io::Result<String> {
