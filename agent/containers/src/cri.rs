@@ -7,6 +7,7 @@
 //! the rest, so this stays compatible with every CRI v1 runtime.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use containerd_client::tonic::{self, codegen::http::uri::PathAndQuery, transport::Channel};
@@ -65,6 +66,8 @@ struct ImageSpec {
 struct CriContainer {
     #[prost(string, tag = "1")]
     id: String,
+    #[prost(string, tag = "2")]
+    pod_sandbox_id: String,
     #[prost(message, optional, tag = "3")]
     metadata: Option<ContainerMetadata>,
     #[prost(message, optional, tag = "4")]
@@ -93,6 +96,71 @@ struct ContainerStatusRequest {
 struct ContainerStatusResponse {
     #[prost(map = "string, string", tag = "2")]
     info: HashMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodSandboxStatusRequest {
+    #[prost(string, tag = "1")]
+    pod_sandbox_id: String,
+    #[prost(bool, tag = "2")]
+    verbose: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodSandboxStatusResponse {
+    #[prost(message, optional, tag = "1")]
+    status: Option<PodSandboxStatus>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodSandboxStatus {
+    #[prost(message, optional, tag = "5")]
+    network: Option<PodSandboxNetworkStatus>,
+}
+
+/// The pod's addresses (empty for a host-network pod).
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodSandboxNetworkStatus {
+    #[prost(string, tag = "1")]
+    ip: String,
+    #[prost(message, repeated, tag = "2")]
+    additional_ips: Vec<PodIp>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PodIp {
+    #[prost(string, tag = "1")]
+    ip: String,
+}
+
+impl PodSandboxNetworkStatus {
+    /// Every address, once; unparsable ones are left out.
+    fn ips(&self) -> Vec<IpAddr> {
+        super::parse_ips(std::iter::once(&self.ip).chain(self.additional_ips.iter().map(|p| &p.ip)))
+    }
+}
+
+/// The addresses of the pod `sandbox` as the runtime reports them; empty
+/// when it cannot say (then they are read from the pod's namespace).
+async fn pod_ips(channel: &Channel, sandbox: &str) -> Vec<IpAddr> {
+    if sandbox.is_empty() {
+        return Vec::new();
+    }
+    let req = PodSandboxStatusRequest {
+        pod_sandbox_id: sandbox.to_string(),
+        verbose: false,
+    };
+    match call::<_, PodSandboxStatusResponse>(channel, const_path::POD_STATUS, req).await {
+        Ok(r) => r
+            .status
+            .and_then(|s| s.network)
+            .map(|n| n.ips())
+            .unwrap_or_default(),
+        Err(s) => {
+            tracing::debug!(sandbox, error = %status("PodSandboxStatus", s), "no pod addresses from the runtime");
+            Vec::new()
+        }
+    }
 }
 
 /// `CONTAINER_RUNNING` of the CRI's ContainerState.
@@ -164,7 +232,7 @@ async fn discover(channel: &Channel, c: &CriContainer) -> Result<Option<Discover
         pid,
         namespace: String::new(),
         k8s: K8s::from_labels(|k| c.labels.get(k).map(String::as_str)),
-        ips: Vec::new(),
+        ips: pod_ips(channel, &c.pod_sandbox_id).await,
     }))
 }
 
@@ -172,6 +240,7 @@ mod const_path {
     pub const VERSION: &str = "/runtime.v1.RuntimeService/Version";
     pub const LIST: &str = "/runtime.v1.RuntimeService/ListContainers";
     pub const STATUS: &str = "/runtime.v1.RuntimeService/ContainerStatus";
+    pub const POD_STATUS: &str = "/runtime.v1.RuntimeService/PodSandboxStatus";
 }
 
 pub async fn session(
@@ -274,5 +343,40 @@ mod tests {
         info.insert("info".to_string(), r#"{"pid":0}"#.to_string());
         assert_eq!(pid_from_info(&info), None);
         assert_eq!(pid_from_info(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn pod_addresses_come_from_the_sandbox_network_status() {
+        use prost::Message;
+        let status = PodSandboxStatusResponse {
+            status: Some(PodSandboxStatus {
+                network: Some(PodSandboxNetworkStatus {
+                    ip: "10.244.0.5".into(),
+                    additional_ips: vec![
+                        PodIp {
+                            ip: "fd00::5".into(),
+                        },
+                        PodIp {
+                            ip: "10.244.0.5".into(),
+                        },
+                        PodIp {
+                            ip: "not an address".into(),
+                        },
+                    ],
+                }),
+            }),
+        };
+        // Through the wire format, as a runtime would send it.
+        let back = PodSandboxStatusResponse::decode(status.encode_to_vec().as_slice()).unwrap();
+        let ips = back.status.unwrap().network.unwrap().ips();
+        assert_eq!(
+            ips,
+            [
+                "10.244.0.5".parse::<IpAddr>().unwrap(),
+                "fd00::5".parse().unwrap()
+            ]
+        );
+        // A host-network pod: no addresses of its own.
+        assert!(PodSandboxNetworkStatus::default().ips().is_empty());
     }
 }

@@ -134,14 +134,11 @@ impl NetworkSettings {
     /// Every address, once; unparsable ones are left out.
     fn ips(&self) -> Vec<std::net::IpAddr> {
         let nets = self.networks.iter().flat_map(|n| n.values());
-        let mut out: Vec<std::net::IpAddr> = [&self.ip, &self.ipv6]
-            .into_iter()
-            .chain(nets.flat_map(|n| [&n.ip, &n.ipv6]))
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+        super::parse_ips(
+            [&self.ip, &self.ipv6]
+                .into_iter()
+                .chain(nets.flat_map(|n| [&n.ip, &n.ipv6])),
+        )
     }
 }
 

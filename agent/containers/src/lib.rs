@@ -88,6 +88,15 @@ impl K8s {
     }
 }
 
+/// The addresses among `texts` (as runtimes report them), sorted, once
+/// each; anything that is not an address is left out.
+pub(crate) fn parse_ips<'a>(texts: impl Iterator<Item = &'a String>) -> Vec<std::net::IpAddr> {
+    let mut out: Vec<std::net::IpAddr> = texts.filter_map(|s| s.parse().ok()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// What a watcher learned about a container before its namespaces are read.
 #[derive(Debug, Clone)]
 pub(crate) struct Discovered {
