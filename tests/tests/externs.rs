@@ -350,3 +350,53 @@ fn histogram_slot_arrays_of_a_map_iterator_decode_as_histograms() {
     }
     assert_eq!(sums, want);
 }
+
+const KSYM_WHO: libc::id_t = 0x4b53594d;
+
+#[test]
+fn a_typed_ksym_extern_is_the_kernels_variable() {
+    require_root();
+    rt().block_on(async {
+        let gadget = load("ksym_percpu");
+        let mut opts = RunOptions::default();
+        let pid = std::process::id();
+        opts.params.insert("targ_pid".into(), pid.to_string());
+        // The kernel takes the variable's BTF id from the program and its
+        // address from kallsyms, which lists variables only with
+        // CONFIG_KALLSYMS_ALL.
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+        let listed = kallsyms.lines().any(|l| l.split_whitespace().nth(2) == Some("runqueues"));
+        if !listed {
+            let err = gadget.start(&opts).err().unwrap().to_string();
+            assert!(
+                err.starts_with("program `ksym_getpriority` (section `tracepoint/syscalls/sys_enter_getpriority`): the BPF_PROG_LOAD syscall returned No such file or directory (os error 2). Verifier output: ldimm64 failed to find the address for kernel symbol 'runqueues'."),
+                "{err}"
+            );
+            eprintln!(
+                "partly skipped: this kernel has no CONFIG_KALLSYMS_ALL, so it accepted the variable's BTF id but has no address for it; the values are checked where it has"
+            );
+            return;
+        }
+        let mut run = gadget.start(&opts).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Vec::new();
+        while events.len() < 20 {
+            // SAFETY: getpriority(2) with a `who` no process has: it only fails.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, KSYM_WHO) };
+            if let Ok(rec) =
+                tokio::time::timeout(Duration::from_millis(50), run.next_record()).await
+                && let Some(Record::Event(ev)) = rec.unwrap()
+            {
+                events.push(ev);
+            }
+            assert!(Instant::now() < deadline, "events so far: {events:?}");
+        }
+        for e in &events {
+            // The run queue of the CPU the program ran on.
+            assert_eq!(
+                Value::Object(e.clone()),
+                json!({"pid": pid, "rq_cpu": e["cpu"], "cpu": e["cpu"]})
+            );
+        }
+    });
+}

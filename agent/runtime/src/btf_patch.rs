@@ -264,6 +264,51 @@ pub fn rename_datasec(btf: &[u8], from: &str, to: &str) -> Result<Option<Vec<u8>
     Ok(Some(out))
 }
 
+/// Lays out DATASEC `name` as if its variables were defined: each VAR made
+/// global, entry i at the next 8-byte boundary with `sizes[i]` bytes, the
+/// section's size their total (non-zero, so the loader leaves it alone).
+/// `None` when there is no such DATASEC; an error when an entry is not a
+/// variable (a kfunc in `.ksyms`) or `sizes` does not match.
+pub fn lay_out_datasec(btf: &[u8], name: &str, sizes: &[u32]) -> Result<Option<Vec<u8>>> {
+    let raw = RawBtf::parse(btf)?;
+    let Some(rec) = raw.records.iter().find(|r| {
+        r.kind == KIND_DATASEC
+            && raw.string(u32_at(raw.bytes, raw.type_start + r.at).unwrap_or(0)) == name
+    }) else {
+        return Ok(None);
+    };
+    if rec.vlen != sizes.len() {
+        return Err(GadgetError::Btf(format!(
+            "DATASEC `{name}` has {} entries, {} variables were sized",
+            rec.vlen,
+            sizes.len()
+        )));
+    }
+    let mut out = btf.to_vec();
+    let base = raw.type_start + rec.at;
+    let mut at = 0u32;
+    for (i, size) in sizes.iter().enumerate() {
+        let entry = base + 12 + 12 * i;
+        let var_id = u32_at(&out, entry)? as usize;
+        let var = raw
+            .records
+            .get(var_id)
+            .filter(|r| r.kind == KIND_VAR)
+            .ok_or_else(|| {
+                GadgetError::Btf(format!(
+                    "DATASEC `{name}` entry {i} is not a variable (a kfunc?): only typed variables are resolved"
+                ))
+            })?;
+        let linkage = raw.type_start + var.at + 12;
+        out[linkage..linkage + 4].copy_from_slice(&VAR_GLOBAL_ALLOCATED.to_le_bytes());
+        out[entry + 4..entry + 8].copy_from_slice(&at.to_le_bytes());
+        out[entry + 8..entry + 12].copy_from_slice(&size.to_le_bytes());
+        at = (at + size).next_multiple_of(8);
+    }
+    out[base + 8..base + 12].copy_from_slice(&at.max(8).to_le_bytes());
+    Ok(Some(out))
+}
+
 /// Appends `names` to the string section of BTF blob `btf`; returns the new
 /// blob and each name's offset.
 pub fn append_strings(btf: &[u8], names: &[&str]) -> Result<(Vec<u8>, Vec<u32>)> {

@@ -11,11 +11,14 @@
 //! offset, and the BTF DATASEC is renamed to match with its VARs made
 //! global (the kernel refuses extern VARs).
 //!
-//! **Other undefined symbols** ([`check_undefined`]): typed `__ksym`
-//! variables and calls to functions the object does not define (a kfunc, or
-//! `memcmp` that clang 14 emits for an uninlined `__builtin_memcmp`) get an
-//! error naming the symbol and the program, instead of aya's `function 0x220
-//! not found`.
+//! **Typed `__ksym` externs** (`extern const struct rq runqueues __ksym;`,
+//! [`place_ksyms`]): their `ld_imm64`s carry the kernel BTF id of the
+//! variable, as libbpf does, and the kernel fills in the address.
+//!
+//! **Other undefined symbols** ([`check_undefined`]): a call to a function
+//! the object does not define (a kfunc, or `memcmp` that clang 14 emits for
+//! an uninlined `__builtin_memcmp`) gets an error naming the symbol and the
+//! program, instead of aya's `function 0x220 not found`.
 
 use btf_rs::{Btf, BtfType, Type};
 use object::elf;
@@ -205,6 +208,98 @@ pub fn place(elf_bytes: &[u8], externs: &[KconfigExtern]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `BPF_PSEUDO_BTF_ID`: an `ld_imm64` whose imm is a kernel BTF id.
+const PSEUDO_BTF_ID: u8 = 3;
+/// Opcode of `ld_imm64` (`BPF_LD | BPF_IMM | BPF_DW`).
+const LD_IMM64: u8 = 0x18;
+
+/// The object with its typed `__ksym` externs (`extern const struct rq
+/// runqueues __ksym;`) resolved as libbpf does: each `ld_imm64` of the
+/// variable's address carries the kernel BTF id of the variable
+/// (`BPF_PSEUDO_BTF_ID`), and the kernel puts the address in; the BTF
+/// DATASEC `.ksyms` gets global VARs and a size. `None` when there are
+/// none. Errors name a variable the kernel's BTF lacks (only per-CPU
+/// variables are in most kernels' BTF) or an untyped (`void`) one.
+pub fn place_ksyms(elf_bytes: &[u8], btf: &Btf) -> Result<Option<Vec<u8>>> {
+    let vars = datasec_vars(btf, ".ksyms")?;
+    if vars.is_empty() {
+        return Ok(None);
+    }
+    let ksym_err =
+        |name: &str, why: String| GadgetError::Load(format!("extern `{name}` (__ksym): {why}"));
+    let btf_section = section_data(elf_bytes, ".BTF")?;
+    let own = super::btf_table::BtfTable::parse(&btf_section)?;
+    let kernel = super::core_relo::kernel_table()?;
+    let mut sizes = Vec::with_capacity(vars.len());
+    let mut ids = Vec::with_capacity(vars.len());
+    for (name, type_id) in &vars {
+        let size = own.size_of(*type_id).unwrap_or(0);
+        if size == 0 {
+            return Err(ksym_err(
+                name,
+                "an untyped (`void`) kernel symbol needs its address from /proc/kallsyms, which gadgetd does not read: declare it with its type".into(),
+            ));
+        }
+        let id = kernel
+            .iter()
+            .find(|(_, t)| {
+                matches!(t.kind, super::btf_table::Kind::Var(_)) && kernel.str_at(t.name_off) == name
+            })
+            .map(|(id, _)| id)
+            .ok_or_else(|| {
+                ksym_err(
+                    name,
+                    "the running kernel's BTF has no such variable (most kernels describe only per-CPU variables)".into(),
+                )
+            })?;
+        sizes.push(u32::try_from(size).unwrap_or(u32::MAX));
+        ids.push(id);
+    }
+    let btf =
+        super::btf_patch::lay_out_datasec(&btf_section, ".ksyms", &sizes)?.ok_or_else(|| {
+            GadgetError::Btf("no DATASEC `.ksyms` for the object's __ksym externs".into())
+        })?;
+    let mut out = super::btf_patch::replace_btf_section(elf_bytes, &btf)?;
+    let file = object::File::parse(elf_bytes).map_err(|e| GadgetError::NotElf(e.to_string()))?;
+    for section in file
+        .sections()
+        .filter(|s| s.kind() == object::SectionKind::Text)
+    {
+        let Some((start, len)) = section.file_range() else {
+            continue;
+        };
+        for (offset, rel) in section.relocations() {
+            let RelocationTarget::Symbol(index) = rel.target() else {
+                continue;
+            };
+            let Ok(sym) = file.symbol_by_index(index) else {
+                continue;
+            };
+            let Some(i) = vars
+                .iter()
+                .position(|(n, _)| sym.is_undefined() && sym.name() == Ok(n.as_str()))
+            else {
+                continue;
+            };
+            let at = (start + offset) as usize;
+            if offset + 16 > len || out[at] != LD_IMM64 {
+                return Err(ksym_err(
+                    &vars[i].0,
+                    format!(
+                        "instruction {} of section `{}` uses it other than by its address",
+                        offset / 8,
+                        section.name().unwrap_or("?")
+                    ),
+                ));
+            }
+            out[at + 1] = (out[at + 1] & 0x0f) | (PSEUDO_BTF_ID << 4);
+            out[at + 4..at + 8].copy_from_slice(&ids[i].to_le_bytes());
+            out[at + 12..at + 16].copy_from_slice(&0u32.to_le_bytes());
+        }
+    }
+    Ok(Some(out))
+}
+
 fn section_data(elf_bytes: &[u8], name: &str) -> Result<Vec<u8>> {
     let file = object::File::parse(elf_bytes).map_err(|e| GadgetError::NotElf(e.to_string()))?;
     file.section_by_name(name)
@@ -276,8 +371,8 @@ pub fn add_section(elf_bytes: &[u8], name: &str, data: &[u8]) -> Result<(Vec<u8>
 }
 
 /// Fails, naming the symbol and the program, when a program refers to a
-/// symbol the object leaves undefined other than a `.kconfig` extern: a
-/// typed `__ksym` variable, or a call to a function defined nowhere.
+/// symbol the object leaves undefined other than a `.kconfig` or typed
+/// `__ksym` extern: a call to a function defined nowhere.
 pub fn check_undefined(elf_bytes: &[u8], btf: &Btf) -> Result<()> {
     let kconfig: Vec<String> = datasec_vars(btf, ".kconfig")?
         .into_iter()
@@ -303,16 +398,15 @@ pub fn check_undefined(elf_bytes: &[u8], btf: &Btf) -> Result<()> {
                 continue;
             }
             let Ok(name) = sym.name() else { continue };
-            if name.is_empty() || kconfig.iter().any(|k| k == name) {
+            if name.is_empty()
+                || kconfig.iter().any(|k| k == name)
+                || ksyms.iter().any(|k| k == name)
+            {
                 continue;
             }
             let program = program_at(&file, section.index(), offset);
             let section_name = section.name().unwrap_or("?").to_string();
-            let reason = if ksyms.iter().any(|k| k == name) {
-                format!(
-                    "it reads the kernel symbol `{name}` (a typed `__ksym` extern), which gadgetd does not resolve yet: read it with bpf_probe_read_kernel from an address, or drop it"
-                )
-            } else if matches!(name, "memcmp" | "memcpy" | "memset" | "memmove" | "bcmp") {
+            let reason = if matches!(name, "memcmp" | "memcpy" | "memset" | "memmove" | "bcmp") {
                 format!(
                     "it calls `{name}`, which the object does not define: clang emitted a C library call for a `__builtin_{name}` it did not inline (clang 14 does this for BPF, for instance when one operand is a mutable global); rebuild with a newer clang, or compare/copy with a bounded loop"
                 )

@@ -127,6 +127,7 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
     // Externs: `.kconfig` values defined in the object, anything else named (externs.rs).
     externs::check_undefined(&bytes, &req.obj.btf)?;
     let bytes = externs::place_kconfig(&bytes, &req.obj.btf)?.unwrap_or(bytes);
+    let bytes = externs::place_ksyms(&bytes, &req.obj.btf)?.unwrap_or(bytes);
     // Section names as libbpf spells them, which aya-obj 0.3 rejects (sections.rs).
     let bytes = sections::rename(&bytes)?.unwrap_or(bytes);
     // CO-RE relocations aya-obj 0.3 cannot resolve (core_relo.rs).
