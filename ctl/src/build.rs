@@ -487,11 +487,21 @@ mod tests {
             }
         }
         let path = std::env::join_paths([&a, &b]).unwrap();
-        assert_eq!(newest_versioned_clang(Some(&path)).as_deref(), Some("clang-19"));
+        assert_eq!(
+            newest_versioned_clang(Some(&path)).as_deref(),
+            Some("clang-19")
+        );
         let only_a = std::env::join_paths([&a]).unwrap();
-        assert_eq!(newest_versioned_clang(Some(&only_a)).as_deref(), Some("clang-16"));
+        assert_eq!(
+            newest_versioned_clang(Some(&only_a)).as_deref(),
+            Some("clang-16")
+        );
         std::fs::remove_file(a.join("clang-16")).unwrap();
-        assert_eq!(newest_versioned_clang(Some(&only_a)), None, "clang-14 is too old");
+        assert_eq!(
+            newest_versioned_clang(Some(&only_a)),
+            None,
+            "clang-14 is too old"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 
