@@ -83,9 +83,7 @@ pub fn new<'a>() -> EbpfLoader<'a> {
             return loader;
         }
         UNAVAILABLE.store(true, Ordering::Relaxed);
-        tracing::debug!(
-            "Landlock is unavailable: each load parses the kernel BTF once more (aya)"
-        );
+        tracing::debug!("Landlock is unavailable: each load parses the kernel BTF once more (aya)");
     }
     let mut loader = EbpfLoader::new();
     loader.btf(None);

@@ -184,7 +184,8 @@ impl BtfTable {
         let strings = &self.bytes[self.strings.clone()];
         let name = name.as_bytes();
         let header = |at: usize| {
-            let word = |i: usize| u32::from_le_bytes(self.bytes[at + i..at + i + 4].try_into().unwrap());
+            let word =
+                |i: usize| u32::from_le_bytes(self.bytes[at + i..at + i + 4].try_into().unwrap());
             (word(0) as usize, word(4))
         };
         (1..self.offsets.len())

@@ -983,9 +983,7 @@ fn fix_up_some(
     };
     for relo in &ext.relos {
         match local_spec(&local, relo) {
-            Ok(spec)
-                if all || relo.kind == TYPE_MATCHES || spec.flex || in_extra(relo.type_id) =>
-            {
+            Ok(spec) if all || relo.kind == TYPE_MATCHES || spec.flex || in_extra(relo.type_id) => {
                 mine.push((relo, spec))
             }
             Ok(_) => out.left_to_aya += 1,

@@ -69,13 +69,22 @@ fn run() -> Result<(), String> {
     let bytes = std::fs::read(object).map_err(|e| format!("reading {object}: {e}"))?;
     let obj = GadgetObject::parse(bytes).map_err(|e| format!("{object}: {e}"))?;
     let (rss, hwm) = rss_mib();
-    println!("{:<34} RSS {rss:5.1} MiB  HWM {hwm:5.1} MiB", "start (object parsed)");
+    println!(
+        "{:<34} RSS {rss:5.1} MiB  HWM {hwm:5.1} MiB",
+        "start (object parsed)"
+    );
     let mut whole = Vec::new();
     let mut attach = Vec::new();
     for _ in 0..loads {
         let req = LoadRequest {
             obj: &obj,
-            tracer_maps: vec![RING],
+            tracer_maps: obj
+                .maps
+                .iter()
+                .any(|m| m.name == RING)
+                .then_some(RING)
+                .into_iter()
+                .collect(),
             globals: vec![("targ_pid".into(), 1i32.to_ne_bytes().to_vec())],
             max_entries: Vec::new(),
         };
