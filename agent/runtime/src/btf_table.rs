@@ -468,3 +468,122 @@ pub fn kind_name(kind: &Kind) -> &'static str {
         Kind::TypeTag(_) => "type_tag",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BTF blob of `types` (each: name offset, info, size/type, body
+    /// words) over `strings`.
+    fn blob(types: &[(u32, u32, u32, &[u32])], strings: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for (name, info, size, body) in types {
+            for w in [*name, *info, *size].iter().chain(body.iter()) {
+                t.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        let mut b = Vec::new();
+        b.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        b.extend_from_slice(&[1, 0]);
+        for w in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b.extend_from_slice(&t);
+        b.extend_from_slice(strings);
+        b
+    }
+
+    const STRINGS: &[u8] = b"\0foo___v1\0foo\0fo\0bar\0x\0";
+    const FOO_V1: u32 = 1;
+    const FOO: u32 = 10;
+    const FO: u32 = 14;
+    const BAR: u32 = 17;
+    const X: u32 = 21;
+
+    fn table() -> BtfTable {
+        let st = |vlen: u32| (4 << 24) | vlen;
+        BtfTable::parse(&blob(
+            &[
+                // 1: int (4 bytes, signed)
+                (0, 1 << 24, 4, &[(1 << 24) | 32]),
+                // 2: struct foo___v1 { int x; }
+                (FOO_V1, st(1), 4, &[X, 1, 0]),
+                // 3: struct foo {}
+                (FOO, st(0), 0, &[]),
+                // 4: union foo {}
+                (FOO, 5 << 24, 0, &[]),
+                // 5: struct fo {}
+                (FO, st(0), 0, &[]),
+                // 6: enum64 bar { x = 2^32 }
+                (BAR, (19 << 24) | 1, 8, &[X, 0, 1]),
+            ],
+            STRINGS,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn candidates_are_found_by_kind_and_name_without_the_flavor() {
+        let t = table();
+        let strukt = Kind::Struct {
+            size: 0,
+            members: Vec::new(),
+        };
+        assert_eq!(t.ids_named(&strukt, "foo"), [2, 3]);
+        assert_eq!(t.ids_named(&strukt, "fo"), [5]);
+        assert_eq!(
+            t.ids_named(
+                &Kind::Union {
+                    size: 0,
+                    members: Vec::new()
+                },
+                "foo"
+            ),
+            [4]
+        );
+        // ENUM and ENUM64 are one kind for CO-RE.
+        let enum32 = Kind::Enum {
+            size: 4,
+            signed: false,
+            is64: false,
+            values: Vec::new(),
+        };
+        assert_eq!(t.ids_named(&enum32, "bar"), [6]);
+        assert!(t.ids_named(&strukt, "ba").is_empty());
+    }
+
+    #[test]
+    fn types_decode_on_demand() {
+        let t = table();
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.name(2), "foo___v1");
+        assert_eq!(t.name(0), "");
+        let Kind::Struct { size: 4, members } = t.get(2).unwrap().kind else {
+            panic!("not the struct");
+        };
+        assert_eq!(t.str_at(members[0].name_off), "x");
+        assert_eq!(members[0].type_id, 1);
+        let Kind::Enum {
+            is64: true, values, ..
+        } = t.get(6).unwrap().kind
+        else {
+            panic!("not the enum64");
+        };
+        assert_eq!(values[0].value, 1 << 32);
+        assert_eq!(t.size_of(2).unwrap(), 4);
+        assert_eq!(
+            t.get(7).unwrap_err().to_string(),
+            GadgetError::Btf("no BTF type with id 7".into()).to_string()
+        );
+    }
+
+    #[test]
+    fn a_truncated_or_unknown_record_is_an_error_naming_it() {
+        let cut = blob(&[(FOO, (4 << 24) | 2, 8, &[X, 1, 0])], STRINGS);
+        let err = BtfTable::parse(&cut).err().unwrap().to_string();
+        assert!(err.contains("truncated BTF") && err.contains("type 1"), "{err}");
+        let unknown = blob(&[(FOO, 31 << 24, 0, &[])], STRINGS);
+        let err = BtfTable::parse(&unknown).err().unwrap().to_string();
+        assert!(err.contains("unknown BTF kind 31 (type 1)"), "{err}");
+    }
+}

@@ -1206,6 +1206,23 @@ mod tests {
     }
 
     #[test]
+    fn ld_imm64_takes_the_value_in_both_halves() {
+        // r1 = 0 ll: the enum value of an ENUMVAL_VALUE relocation.
+        let mut insn = [LD_IMM64, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let plain = |value| Value { value, field: None };
+        let res = Resolution::Value {
+            local: plain(131),
+            target: plain(0x1_0000_0083),
+        };
+        patch_insn(&mut insn, res, 0).unwrap();
+        assert_eq!(u32::from_le_bytes(insn[4..8].try_into().unwrap()), 0x83);
+        assert_eq!(u32::from_le_bytes(insn[12..16].try_into().unwrap()), 1);
+        // Given one slot only, it is an error, not a half-written value.
+        let err = patch_insn(&mut insn[..8], res, 0).unwrap_err();
+        assert!(err.contains("cannot take a relocated value"), "{err}");
+    }
+
+    #[test]
     fn field_loads_get_the_target_offset_and_width() {
         // r2 = *(u64 *)(r1 + 16): ldxdw
         let mut insn = [0x79u8, 0x12, 16, 0, 0, 0, 0, 0];
