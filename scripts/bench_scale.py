@@ -19,9 +19,9 @@ Starts a release gadgetd on a private p2p socket and measures:
 Needs root (loads eBPF).
 """
 import argparse
+import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,13 +29,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import Loadgen, cpu_seconds, ctl, rss_breakdown_kib, status_kib  # noqa: E402
+from bench import time_to_first_event as ttfe  # noqa: E402
 
 # Gadgets that end by themselves (snapshots) do not stay live.
 ONE_SHOT = ("snapshot_",)
 
 
 def runs_json(bin_dir, sock):
-    import json
     out = ctl(bin_dir, sock, "list", "-o", "json").stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -71,35 +71,6 @@ class Runs:
         for _, p in self.clients:
             p.wait()
         self.clients = []
-
-
-def ttfe(bin_dir, sock, obj, runs):
-    """Median ms from spawning `gadgetctl run` to its first event (this process opens a file every ms)."""
-    import threading
-    stop = threading.Event()
-    probe = tempfile.NamedTemporaryFile(prefix="gadgetd-ttfe-")
-
-    def opener():
-        while not stop.is_set():
-            open(probe.name).close()
-            time.sleep(0.001)
-
-    t = threading.Thread(target=opener, daemon=True)
-    t.start()
-    samples = []
-    for _ in range(runs):
-        t0 = time.monotonic()
-        p = subprocess.Popen([f"{bin_dir}/gadgetctl", "--address", sock, "run", obj, "-o", "json",
-                              "-p", f"targ_pid={os.getpid()}", "--timeout", "5s"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        p.stdout.readline()
-        samples.append((time.monotonic() - t0) * 1000)
-        p.terminate()
-        p.wait()
-        time.sleep(0.2)
-    stop.set()
-    t.join()
-    return statistics.median(samples), min(samples), max(samples)
 
 
 def memory(agent_pid):
