@@ -9,7 +9,7 @@ GADGETS := $(notdir $(patsubst %/,%,$(dir $(wildcard gadgets/*/program.bpf.c))))
 GADGET_OBJS := $(GADGETS:%=build/gadgets/%.o)
 HEADERS := $(wildcard include/gadget/*.h include/bpf/*.h include/*.h)
 
-.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-kinds decode-check decode-check-update test-objects build run test bench clean fmt lint packages package-test bench-service boot-test fuzz
+.PHONY: test-workspace all deps deps-build gadgets images bench-images bench-scale bench-kinds decode-check decode-check-update test-objects build run test bench clean fmt lint packages package-test bench-service boot-test fuzz
 
 all: build gadgets images
 
@@ -64,6 +64,12 @@ bench: gadgets
 	@./.ci/install-deps bench
 	$(CARGO) build --release $(RELEASE_BINS)
 	./scripts/bench.py $(CARGO_TARGET_DIR)/release build/gadgets/trace_open.o
+
+# The agent with 1, 10 and 50 runs (trace_open, then different gadgets) and 20
+# attachers: RSS, time to first event, agent CPU per event (docs/benchmarks.md).
+bench-scale: gadgets
+	$(CARGO) build --release -p gadgetd -p gadgetctl
+	./scripts/bench_scale.py $(CARGO_TARGET_DIR)/release build/gadgets
 
 # Instructions per decoded event (callgrind, on the committed records in
 # benches/fixtures) against the committed baseline: fails on a >10% rise.

@@ -118,8 +118,16 @@ async fn shutdown_signal() {
 fn main() -> std::process::ExitCode {
     // One malloc arena: the event path barely allocates, and per-thread
     // arenas kept ~20 MiB of freed load-time memory (kernel BTF) resident.
+    // A fixed mmap threshold: a block of 128 KiB or more (a load's kernel
+    // BTF bytes, ~5.5 MiB; ring batch buffers) is its own mapping, returned
+    // to the system when freed. glibc's default raises the threshold to the
+    // largest block freed so far, after which such blocks come from the heap
+    // and can stay resident.
     // SAFETY: called before any other thread exists.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

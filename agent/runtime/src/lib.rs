@@ -56,6 +56,7 @@
 //! ```
 
 pub mod attach_target;
+mod bare_loader;
 mod btf_patch;
 mod btf_table;
 pub mod catchup;

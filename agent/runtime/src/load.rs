@@ -16,8 +16,9 @@ use aya::programs::{
     SocketFilter, TracePoint, UProbe,
     uprobe::{UProbeAttachLocation, UProbeScope},
 };
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Btf, Ebpf};
 
+use super::bare_loader;
 use super::btf_patch;
 use super::core_relo;
 use super::error::{GadgetError, Result, chain};
@@ -31,9 +32,11 @@ use super::tc;
 use super::uprobe_symbol;
 use super::uprobe_target;
 
-/// The kernel's BTF, parsed on demand (about 45 ms) and shared by the loads
-/// in flight. Parsed, it takes ~20 MiB of heap, so it is not kept for the
-/// agent's lifetime: [`release_kernel_btf`] drops it once a gadget is attached.
+/// The kernel's BTF as aya parses it, on demand (about 45 ms) and shared by
+/// the loads in flight: only for what needs aya's own (fentry, fexit,
+/// tp_btf, lsm and iterator programs, a relocation [`core_relo`] leaves to
+/// aya). Parsed, it takes ~20 MiB of heap, so it is not kept for the agent's
+/// lifetime: [`KernelBtfRelease`] drops it once a gadget is attached.
 static KERNEL_BTF: Mutex<Option<Arc<Btf>>> = Mutex::new(None);
 
 pub(crate) fn kernel_btf() -> Option<Arc<Btf>> {
@@ -138,7 +141,9 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
     } else {
         None
     };
-    let fixed = core_relo::fix_up_with(&bytes, core_relo::kernel_table, extra.as_deref())?;
+    // Every relocation is resolved here when it can be, so aya gets no
+    // kernel BTF: its parse cost ~45 ms and ~25 MiB per load.
+    let fixed = core_relo::fix_up_all(&bytes, core_relo::kernel_table, extra.as_deref())?;
     for p in &fixed.poisoned {
         tracing::debug!(relocation = %p, "CO-RE relocation unresolved; the instruction is poisoned");
     }
@@ -149,14 +154,16 @@ pub fn load_pinned(req: &LoadRequest<'_>) -> Result<(Ebpf, Option<PinDir>)> {
         .then(socket_enricher::current)
         .flatten()
         .map(|e| e.map_path());
-    let mut loader = EbpfLoader::new();
+    let mut loader = bare_loader::new();
     match &sockets_map {
         Some(path) => loader.map_pin_path(socket_enricher::MAP, path.as_path()),
         None if sockets => loader.map_max_entries(socket_enricher::MAP, 1),
         None => &mut loader,
     };
-    let kbtf = kernel_btf();
-    loader.btf(kbtf.as_deref());
+    let kbtf = (fixed.left_to_aya > 0).then(kernel_btf).flatten();
+    if kbtf.is_some() {
+        loader.btf(kbtf.as_deref());
+    }
     for (name, value) in &req.globals {
         loader.override_global(name, value.as_slice(), true);
     }
@@ -522,7 +529,16 @@ fn attach_one(
     if point == AttachPoint::Disabled {
         return Ok(ProgramStatus::Disabled);
     }
-    let kbtf = kernel_btf();
+    // Only BTF-typed attachments need aya's parse of the kernel's BTF.
+    let kbtf = matches!(
+        point,
+        AttachPoint::BtfTracePoint(_)
+            | AttachPoint::FEntry(_)
+            | AttachPoint::FExit(_)
+            | AttachPoint::Lsm(_)
+    )
+    .then(kernel_btf)
+    .flatten();
     let btf = kbtf.as_deref();
     let program = ebpf
         .program_mut(&prog.name)

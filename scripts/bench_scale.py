@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Scale benchmark: the agent with many runs and many clients (issue 19 items 4 and 5).
+
+Usage: scripts/bench_scale.py BIN_DIR GADGETS_DIR [--counts 1,10,50] [--attachers 20]
+                              [--events N] [--runs R]
+
+Starts a release gadgetd on a private p2p socket and measures:
+  * agent RSS idle, and with 1, 10 and 50 concurrent runs of trace_open (each with its
+    own `gadgetctl run -o json` client writing to /dev/null): total, anonymous (heap and
+    stacks) and BPF map mappings (ring buffers: a ring of B bytes is mapped twice, so
+    it counts 2*B), and the peak (VmHWM);
+  * the same with 1, 10 and 50 concurrent runs of different gadgets (every long-running
+    gadget in GADGETS_DIR in turn; snapshots end by themselves and are left out);
+  * time to first event of one more trace_open run with those runs live (median of R);
+  * agent CPU per event with N openat calls by the load generator (CPU 0), traced by
+    one trace_open run: alone, beside the 50 runs of different gadgets, and with 20
+    attachers to the one run (`gadgetctl attach`): per event read from the kernel and
+    per event delivered to a client.
+Needs root (loads eBPF).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import Loadgen, cpu_seconds, ctl, rss_breakdown_kib, status_kib  # noqa: E402
+from bench import time_to_first_event as ttfe  # noqa: E402
+
+# Gadgets that end by themselves (snapshots) do not stay live.
+ONE_SHOT = ("snapshot_",)
+
+
+def runs_json(bin_dir, sock):
+    out = ctl(bin_dir, sock, "list", "-o", "json").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class Runs:
+    """Runs started with their own `gadgetctl run` clients, output discarded."""
+
+    def __init__(self, bin_dir, sock):
+        self.bin_dir, self.sock = bin_dir, sock
+        self.clients = []
+
+    def start(self, obj, name, *extra):
+        p = subprocess.Popen([f"{self.bin_dir}/gadgetctl", "--address", self.sock, "run", obj, "-o", "json",
+                              "--name", name, *extra],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.clients.append((name, p))
+        return p
+
+    def wait_live(self, count, timeout=60):
+        """Waits until `count` runs are listed; returns the names of clients that died."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(runs_json(self.bin_dir, self.sock)) >= count:
+                break
+            if all(p.poll() is not None for _, p in self.clients):
+                break
+            time.sleep(0.05)
+        return [(n, p.stderr.read().decode().strip()) for n, p in self.clients if p.poll() is not None]
+
+    def stop_all(self):
+        for name, _ in self.clients:
+            ctl(self.bin_dir, self.sock, "rm", "-f", name)
+        for _, p in self.clients:
+            p.wait()
+        self.clients = []
+
+
+def memory(agent_pid):
+    anon, bpf = rss_breakdown_kib(agent_pid)
+    return {"rss": status_kib(agent_pid, "VmRSS"), "anon": anon, "bpf": bpf, "hwm": status_kib(agent_pid, "VmHWM")}
+
+
+def fmt_mem(m):
+    return (f"RSS {m['rss'] / 1024:6.1f} MiB (heap/stacks {m['anon'] / 1024:5.1f}, BPF maps {m['bpf'] / 1024:6.1f}; "
+            f"peak {m['hwm'] / 1024:6.1f})")
+
+
+def cpu_per_event(bin_dir, sock, obj, loadgen, n, path, agent_pid, attachers=0):
+    """One trace_open run filtered on the load generator, `attachers` more clients attached to it."""
+    gen = Loadgen(loadgen, n, path)
+    name = f"cpu-{os.getpid()}-{attachers}"
+    client = subprocess.Popen([f"{bin_dir}/gadgetctl", "--address", sock, "run", obj, "-o", "json", "--name", name,
+                               "-p", f"targ_pid={gen.pid}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    counters = [subprocess.Popen(["wc", "-l"], stdin=client.stdout, stdout=subprocess.PIPE, text=True)]
+    client.stdout.close()
+    deadline = time.time() + 30
+    while not any(r.get("name") == name for r in runs_json(bin_dir, sock)):
+        if time.time() > deadline:
+            raise SystemExit("the measured run never started")
+        time.sleep(0.02)
+    extra = []
+    for _ in range(attachers):
+        a = subprocess.Popen([f"{bin_dir}/gadgetctl", "--address", sock, "attach", name, "-o", "json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        counters.append(subprocess.Popen(["wc", "-l"], stdin=a.stdout, stdout=subprocess.PIPE, text=True))
+        a.stdout.close()
+        extra.append(a)
+    time.sleep(0.5 if attachers else 0.1)
+    cpu0 = cpu_seconds(agent_pid)
+    gen.run()
+    deadline = time.time() + 60
+    seen = 0
+    while time.time() < deadline:
+        run = next(r for r in runs_json(bin_dir, sock) if r.get("name") == name)
+        seen = run["events_seen"] + run["events_lost"]
+        if seen >= n:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # let the clients' queues drain
+    cpu = cpu_seconds(agent_pid) - cpu0
+    ctl(bin_dir, sock, "rm", "-f", name)
+    client.wait()
+    for a in extra:
+        a.wait()
+    delivered = sum(int(c.communicate()[0].strip() or 0) for c in counters)
+    return {"cpu": cpu, "seen": run["events_seen"], "lost": run["events_lost"], "delivered": delivered}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin_dir")
+    ap.add_argument("gadgets_dir")
+    ap.add_argument("--counts", default="1,10,50", help="concurrent runs to measure at")
+    ap.add_argument("--attachers", type=int, default=20)
+    ap.add_argument("--events", type=int, default=500_000, help="openat calls for the CPU-per-event runs")
+    ap.add_argument("--runs", type=int, default=5, help="time-to-first-event samples")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the benchmark loads eBPF programs")
+    counts = [int(c) for c in args.counts.split(",")]
+    trace_open = os.path.abspath(os.path.join(args.gadgets_dir, "trace_open.o"))
+    kinds = sorted(os.path.abspath(os.path.join(args.gadgets_dir, f)) for f in os.listdir(args.gadgets_dir)
+                   if f.endswith(".o") and not f.startswith(ONE_SHOT))
+    work = tempfile.mkdtemp(prefix="gadgetd-bench-scale-")
+    loadgen = os.path.join(work, "loadgen")
+    subprocess.run(["cc", "-O2", "-o", loadgen,
+                    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "loadgen.c")], check=True)
+    target = os.path.join(work, "probe-file")
+    open(target, "w").close()
+    sock = os.path.join(work, "gadgetd.sock")
+    agent = subprocess.Popen([f"{args.bin_dir}/gadgetd", "--no-bus", "--listen", sock,
+                              "--state-dir", os.path.join(work, "state")], stderr=subprocess.DEVNULL)
+    pid = agent.pid
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock):
+            if time.time() > deadline:
+                raise SystemExit("gadgetd did not start")
+            time.sleep(0.01)
+        time.sleep(0.3)
+        print(f"agent idle                       {fmt_mem(memory(pid))}")
+        ctl(args.bin_dir, sock, "run", trace_open, "--timeout", "300ms")  # warm the page cache
+        t = ttfe(args.bin_dir, sock, trace_open, args.runs)
+        print(f"time to first event, no runs     median {t[0]:6.1f} ms (min {t[1]:.1f}, max {t[2]:.1f})")
+        for label, objs in (("trace_open", [trace_open]), ("different gadgets", kinds)):
+            for k in counts:
+                runs = Runs(args.bin_dir, sock)
+                for i in range(k):
+                    obj = objs[i % len(objs)]
+                    runs.start(obj, f"scale-{i}")
+                failed = runs.wait_live(k)
+                time.sleep(1.0)
+                live = len(runs_json(args.bin_dir, sock))
+                mem = memory(pid)
+                t = ttfe(args.bin_dir, sock, trace_open, args.runs)
+                print(f"{k:3} runs of {label:18} live {live:3}  {fmt_mem(mem)}  first event median {t[0]:6.1f} ms "
+                      f"(min {t[1]:.1f}, max {t[2]:.1f})")
+                for name, err in failed:
+                    print(f"    {name} ended: {err.splitlines()[-1] if err else '(no message)'}", file=sys.stderr)
+                if label == "different gadgets" and k == max(counts):
+                    busy = cpu_per_event(args.bin_dir, sock, trace_open, loadgen, args.events, target, pid)
+                runs.stop_all()
+                time.sleep(0.5)
+        alone = cpu_per_event(args.bin_dir, sock, trace_open, loadgen, args.events, target, pid)
+        many = cpu_per_event(args.bin_dir, sock, trace_open, loadgen, args.events, target, pid,
+                             attachers=args.attachers)
+        print(f"agent after the runs ended       {fmt_mem(memory(pid))}")
+        print()
+        print(f"agent CPU, {args.events} openat traced by one trace_open run (events read / delivered to clients)")
+        for label, r in (("alone, 1 client", alone),
+                         (f"beside {max(counts)} runs of different gadgets", busy),
+                         (f"1 client + {args.attachers} attachers", many)):
+            print(f"  {label:40} {r['cpu']:6.2f} s  {r['cpu'] * 1e6 / max(r['seen'], 1):6.3f} us/event read  "
+                  f"{r['cpu'] * 1e6 / max(r['delivered'], 1):6.3f} us/event delivered  "
+                  f"(read {r['seen']}, lost {r['lost']}, delivered {r['delivered']})")
+    finally:
+        agent.terminate()
+        agent.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
