@@ -577,7 +577,13 @@ fn tc_packet(e: &Event) -> (u64, u64, u64, u64) {
 /// UDP sockets on `src` and `dst_bind`, says ready, and on `go` sends one
 /// datagram from the first to `dst`; with `tcp`, also makes one TCP
 /// connection between two sockets of its own on 127.0.0.1.
-fn tc_script(dir: &TempDir, src: (&str, u16), dst: (&str, u16), dst_bind: bool, tcp: bool) -> String {
+fn tc_script(
+    dir: &TempDir,
+    src: (&str, u16),
+    dst: (&str, u16),
+    dst_bind: bool,
+    tcp: bool,
+) -> String {
     let (ready, go) = (dir.path().join("ready"), dir.path().join("go"));
     std::fs::set_permissions(
         dir.path(),

@@ -133,9 +133,7 @@ pub struct AttachIface {
 
 /// The host-side veths of the selected containers' network namespaces,
 /// each with its container's namespace; an error when none of them has one.
-pub fn container_veths(
-    netns: &[super::snapshot::Netns],
-) -> super::error::Result<Vec<AttachIface>> {
+pub fn container_veths(netns: &[super::snapshot::Netns]) -> super::error::Result<Vec<AttachIface>> {
     let mut all = Vec::new();
     for ns in netns {
         match host_peers(&ns.file) {
