@@ -1,14 +1,19 @@
 //! Builds the agent's own eBPF objects with clang into `OUT_DIR`, where the
 //! crate embeds them: `bpf/socket_enricher.bpf.c` (`src/socket_enricher.rs`),
-//! `bpf/container_catchup.bpf.c` (`src/catchup.rs`) and `bpf/net_dispatch.bpf.c`
-//! (`src/net_dispatch.rs`). clang is a build dependency of gadgetd anyway
-//! (the gadgets need it); without it the crate still builds, with empty
+//! `bpf/container_catchup.bpf.c` (`src/catchup.rs`), `bpf/net_dispatch.bpf.c`
+//! (`src/net_dispatch.rs`) and `bpf/tc_dispatch.bpf.c` (`src/tc_dispatch.rs`).
+//! clang is a build dependency of gadgetd anyway (the gadgets need it); without it the crate still builds, with empty
 //! objects, and each says at run time that it was built without clang.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-const OBJECTS: [&str; 3] = ["socket_enricher", "container_catchup", "net_dispatch"];
+const OBJECTS: [&str; 4] = [
+    "socket_enricher",
+    "container_catchup",
+    "net_dispatch",
+    "tc_dispatch",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

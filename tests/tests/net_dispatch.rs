@@ -563,3 +563,226 @@ fn tc_programs_follow_a_container_started_after_the_run() {
     assert!(evs.iter().all(|e| e["len"] == 14 + 20 + 8 + 100), "{evs:?}");
     p.remove(&name);
 }
+
+/// The fields of an `ig_tc_owner` event: (ingress, L4 protocol, source port, destination port).
+fn tc_packet(e: &Event) -> (u64, u64, u64, u64) {
+    let n = |k: &str| {
+        e[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {e:?}"))
+    };
+    (n("ingress"), n("l4proto"), n("sport"), n("dport"))
+}
+
+/// A python3 script for a tc workload: drops to nobody/nogroup, binds
+/// UDP sockets on `src` and `dst_bind`, says ready, and on `go` sends one
+/// datagram from the first to `dst`; with `tcp`, also makes one TCP
+/// connection between two sockets of its own on 127.0.0.1.
+fn tc_script(
+    dir: &TempDir,
+    src: (&str, u16),
+    dst: (&str, u16),
+    dst_bind: bool,
+    tcp: bool,
+) -> String {
+    let (ready, go) = (dir.path().join("ready"), dir.path().join("go"));
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut s = format!(
+        "import socket,os,time\n\
+         os.setgid(65534); os.setuid(65534)\n\
+         a=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); a.bind(('{}',{}))\n",
+        src.0, src.1
+    );
+    if dst_bind {
+        s += &format!(
+            "b=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); b.bind(('{}',{}))\n",
+            dst.0, dst.1
+        );
+    }
+    if tcp {
+        s += "l=socket.socket(); l.bind(('127.0.0.1',40925)); l.listen()\n\
+              t=socket.socket(); t.bind(('127.0.0.1',40926))\n";
+    }
+    s += &format!(
+        "open('{}','w').close()\n\
+         while not os.path.exists('{}'): time.sleep(0.01)\n\
+         a.sendto(b'tc',('{}',{}))\n",
+        ready.display(),
+        go.display(),
+        dst.0,
+        dst.1
+    );
+    if dst_bind {
+        s += "b.recv(16)\n";
+    }
+    if tcp {
+        s += "t.connect(('127.0.0.1',40925)); c,_=l.accept(); t.send(b'tcp'); c.recv(16)\n\
+              time.sleep(0.2); t.close(); c.close()\n";
+    }
+    s + "time.sleep(0.2)\n"
+}
+
+/// `--iface lo` in the agent's namespace: the tc dispatcher writes that
+/// namespace into cb[0], so an IG-style tc gadget finds the owner of each
+/// packet's local socket (`gadget_socket_lookup_with_direction`) on both
+/// directions, for UDP and TCP.
+#[test]
+fn an_ig_style_tc_program_on_lo_sees_the_owner_of_each_packet() {
+    require_root();
+    let mut test = GadgetTest::from_files(test_object("ig_tc_owner"), None).unwrap();
+    test.options.iface = Some("lo".into());
+    let dir = TempDir::new("tcdisp-lo");
+    let script = tc_script(&dir, ("127.0.0.1", 40921), ("127.0.0.1", 40922), true, true);
+    let mut child = Workload::new("python3").args(["-c", &script]).spawn();
+    let ready = dir.path().join("ready");
+    wait_for("the workload's sockets", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    let pid = child.id();
+    let capture = test
+        .trace(|| {
+            std::fs::write(dir.path().join("go"), b"").unwrap();
+            assert!(child.wait().unwrap().success());
+        })
+        .unwrap();
+    let netns = own_ns("net");
+    assert!(
+        capture.events.iter().all(|e| e["netns_id"] == netns),
+        "cb[0] is the agent's namespace: {:?}",
+        capture.events
+    );
+    let nobody = (
+        pid as u64,
+        pid as u64,
+        "python3".to_string(),
+        65534,
+        65534,
+        own_ns("mnt"),
+    );
+    let udp: Vec<_> = capture
+        .events
+        .iter()
+        .filter(|e| e["l4proto"] == 17)
+        .collect();
+    let mut seen: Vec<_> = udp.iter().map(|e| tc_packet(e)).collect();
+    seen.sort();
+    // On lo the datagram leaves (egress) and arrives (ingress) once each.
+    assert_eq!(seen, [(0, 17, 40921, 40922), (1, 17, 40921, 40922)]);
+    for e in &udp {
+        assert_eq!(owner(e), nobody, "owner of {e:?}");
+    }
+    // TCP: the SYN and the SYN-ACK, each out and in (the sockets are open then).
+    for ingress in [0, 1] {
+        let handshake: Vec<_> = capture
+            .events
+            .iter()
+            .filter(|e| e["l4proto"] == 6 && e["ingress"] == ingress)
+            .take(2)
+            .collect();
+        let ports: Vec<_> = handshake
+            .iter()
+            .map(|e| (e["sport"].as_u64().unwrap(), e["dport"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(ports, [(40926, 40925), (40925, 40926)], "{handshake:?}");
+        for e in handshake {
+            assert_eq!(owner(e), nobody, "owner of {e:?}");
+        }
+    }
+}
+
+/// A selected network namespace with a veth: the tc programs go on the
+/// host side, and the dispatcher writes the selected namespace (not the
+/// agent's) into cb[0], so the lookup finds the sending socket there.
+#[test]
+fn an_ig_style_tc_program_on_a_selected_namespace_veth_sees_its_owner() {
+    require_root();
+    let mut test = GadgetTest::from_files(test_object("ig_tc_owner"), None)
+        .unwrap()
+        .param("reverse", "true");
+    let id = std::process::id() % 100_000;
+    let host = format!("gdtcd{id}");
+    let net = (id % 200) as u8;
+    let (host_ip, ctr_ip) = (format!("10.216.{net}.1"), format!("10.216.{net}.2"));
+    let dir = TempDir::new("tcdisp-veth");
+    let up = dir.path().join("up");
+    // The workload waits for its veth before binding to its address.
+    let script = format!(
+        "import os,time\n\
+         while not os.path.exists('{}'): time.sleep(0.01)\n{}",
+        up.display(),
+        tc_script(&dir, (&ctr_ip, 40931), (&host_ip, 40932), false, false)
+    );
+    let mut child = Workload::new("python3")
+        .args(["-c", &script])
+        .in_new_netns()
+        .spawn();
+    let pid = child.id();
+    struct DelLink(String);
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", &self.0])
+                .output();
+        }
+    }
+    ip(&[
+        "link",
+        "add",
+        &host,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &pid.to_string(),
+    ]);
+    let _del = DelLink(host.clone());
+    ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host]);
+    ip(&["link", "set", &host, "up"]);
+    for args in [
+        vec!["addr", "add", &format!("{ctr_ip}/24"), "dev", "eth0"],
+        vec!["link", "set", "eth0", "up"],
+        vec!["link", "set", "lo", "up"],
+    ] {
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-n", "ip"])
+            .args(&args)
+            .output()
+            .unwrap();
+        ok(&o, &format!("nsenter ip {args:?}"));
+    }
+    std::fs::write(&up, b"").unwrap();
+    let ready = dir.path().join("ready");
+    wait_for("the workload's socket", Duration::from_secs(10), || {
+        ready.exists()
+    });
+    let netns = ns_of(pid, "net");
+    test.options.netns_ids = Some(vec![netns]);
+    let sink = std::net::UdpSocket::bind((host_ip.as_str(), 40932)).unwrap();
+    let capture = test
+        .trace(|| {
+            std::fs::write(dir.path().join("go"), b"").unwrap();
+            assert!(child.wait().unwrap().success());
+        })
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(sink.recv(&mut buf).unwrap(), 2);
+    // The datagram enters the host through the host side's ingress.
+    let seen: Vec<_> = capture.events.iter().map(tc_packet).collect();
+    assert_eq!(seen, [(1, 17, 40931, 40932)], "{:?}", capture.events);
+    let e = &capture.events[0];
+    assert_eq!(e["netns_id"], netns, "{e:?}");
+    let nobody = (
+        pid as u64,
+        pid as u64,
+        "python3".to_string(),
+        65534,
+        65534,
+        own_ns("mnt"),
+    );
+    assert_eq!(owner(e), nobody, "{e:?}");
+}

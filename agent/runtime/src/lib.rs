@@ -117,6 +117,7 @@ mod table_sort;
 mod tag;
 /// tc classifier attachment (public for the tests' clsact check).
 pub mod tc;
+mod tc_dispatch;
 pub mod tc_follow;
 pub mod testing;
 #[cfg(not(feature = "bench-internals"))]

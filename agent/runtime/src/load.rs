@@ -190,6 +190,9 @@ pub struct Attachments {
     pub sockets: Vec<OwnedFd>,
     /// Socket filters: their dispatchers, per network namespace (net_dispatch.rs).
     pub net: std::sync::Arc<super::net_dispatch::NetDispatch>,
+    /// tc programs: their dispatchers, one per interface and program
+    /// (tc_dispatch.rs). Declared before `qdiscs`, dropped first.
+    pub tc: Vec<super::tc_dispatch::TcDispatcher>,
     /// clsact qdiscs this run added for tc programs (kernels before 6.6),
     /// removed when the run ends. Declared before `pins`, dropped first.
     pub qdiscs: Vec<tc::Clsact>,
@@ -289,8 +292,9 @@ pub struct Targets<'a> {
     pub netns_later: bool,
     /// Cgroup programs: on each of these cgroup2 directories; none: the cgroup2 root.
     pub cgroups: &'a [std::path::PathBuf],
-    /// tc programs: on each of these interfaces (of the agent's namespace).
-    pub ifaces: &'a [String],
+    /// tc programs: behind a dispatcher on each of these interfaces (of the
+    /// agent's namespace), each with the namespace its packets are in.
+    pub ifaces: &'a [tc::AttachIface],
     /// Uprobes: targets resolved in the root file systems of these
     /// processes (`/proc/PID/root`); none: the agent's.
     pub roots: &'a [u32],
@@ -741,25 +745,22 @@ fn attach_one(
             }
             let p: &mut SchedClassifier = program.try_into().map_err(|x| e(&x))?;
             p.load().map_err(|x| e(&x))?;
+            // Behind a dispatcher that tells it the namespace (tc_dispatch.rs).
+            let fd = p.fd().and_then(|fd| fd.try_clone().map_err(Into::into));
+            let fd = fd.map_err(|x| e(&x))?;
             let dir = tc::direction(&prog.section);
-            let tcx = tc::has_tcx();
+            let own = super::tc_dispatch::own_netns()?;
             for iface in targets.ifaces {
-                tc::ifindex(iface)?;
-                if !tcx {
-                    att.qdiscs.extend(tc::Clsact::ensure(iface)?);
+                tc::ifindex(&iface.name)?;
+                if !tc::has_tcx() {
+                    att.qdiscs.extend(tc::Clsact::ensure(&iface.name)?);
                 }
-                p.attach(iface, dir).map_err(|x| {
-                    format!(
-                        "on interface `{}` ({}): {}",
-                        iface.escape_debug(),
-                        if tcx {
-                            "tcx link"
-                        } else {
-                            "netlink tc on clsact, kernel older than 6.6"
-                        },
-                        e(&x)
-                    )
-                })?;
+                att.tc.push(super::tc_dispatch::TcDispatcher::attach(
+                    iface.netns.unwrap_or(own),
+                    &fd,
+                    &iface.name,
+                    dir,
+                )?);
             }
         }
         AttachPoint::Lsm(hook) => {

@@ -572,10 +572,13 @@ impl Gadget {
 
     /// Whether any program is a socket filter (they see one network namespace each).
     /// The interfaces tc programs attach on (none when it has none).
-    fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<String>> {
+    fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<tc::AttachIface>> {
         Ok(match (self.has_tc(), &opts.iface, &opts.netns_ids) {
             (false, ..) | (true, None, None) => Vec::new(),
-            (true, Some(iface), _) => vec![iface.clone()],
+            (true, Some(iface), _) => vec![tc::AttachIface {
+                name: iface.clone(),
+                netns: None,
+            }],
             // No container selected yet: they come later (tc_follow.rs).
             (true, None, Some(ids)) if ids.is_empty() => Vec::new(),
             (true, None, Some(_)) => tc::container_veths(&netns_of_interest(opts)?)?,

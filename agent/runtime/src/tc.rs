@@ -121,13 +121,26 @@ pub fn host_peers(netns: &std::fs::File) -> Result<Vec<String>, String> {
     Ok(peers)
 }
 
-/// The host-side veths of the selected containers' network namespaces;
-/// an error when none of them has one.
-pub fn container_veths(netns: &[super::snapshot::Netns]) -> super::error::Result<Vec<String>> {
+/// An interface tc programs attach on, and the network namespace its
+/// packets are counted to (`skb->cb[0]`, `tc_dispatch.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachIface {
+    /// The interface's name in the agent's namespace.
+    pub name: String,
+    /// A network namespace inode; `None`: the agent's own.
+    pub netns: Option<u64>,
+}
+
+/// The host-side veths of the selected containers' network namespaces,
+/// each with its container's namespace; an error when none of them has one.
+pub fn container_veths(netns: &[super::snapshot::Netns]) -> super::error::Result<Vec<AttachIface>> {
     let mut all = Vec::new();
     for ns in netns {
         match host_peers(&ns.file) {
-            Ok(peers) => all.extend(peers),
+            Ok(peers) => all.extend(peers.into_iter().map(|name| AttachIface {
+                name,
+                netns: Some(ns.inode),
+            })),
             // The container went away meanwhile.
             Err(e) => tracing::debug!(netns = ns.inode, error = %e, "no veths found"),
         }
@@ -141,8 +154,8 @@ pub fn container_veths(netns: &[super::snapshot::Netns]) -> super::error::Result
             ),
         });
     }
-    all.sort();
-    all.dedup();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all.dedup_by(|a, b| a.name == b.name);
     Ok(all)
 }
 

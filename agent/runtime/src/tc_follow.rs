@@ -1,6 +1,8 @@
 //! tc programs of a container selection, for containers that start after
 //! the run began: each gets the run's tc programs on the host side of its
 //! veths ([`TcFollow::attach`]), removed when it goes ([`TcFollow::detach`]).
+//! Each program goes behind a dispatcher that tells it the container's
+//! network namespace (`tc_dispatch.rs`).
 //!
 //! The run's loaded object belongs to the run's reader, so the follower
 //! holds handles of its own on the same kernel programs: each tc program is
@@ -11,11 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use aya::Ebpf;
-use aya::programs::tc::{SchedClassifier, SchedClassifierLinkId, TcAttachType};
+use aya::programs::tc::{SchedClassifier, TcAttachType};
 
 use super::error::{GadgetError, Result, chain};
 use super::object::GadgetObject;
 use super::pin_dir::PinDir;
+use super::tc_dispatch::TcDispatcher;
 use super::{load, tc};
 
 /// The tc programs of one run and the network namespaces (containers)
@@ -39,7 +42,8 @@ struct Program {
 
 #[derive(Default)]
 struct Attached {
-    links: Vec<(usize, SchedClassifierLinkId)>,
+    /// One per interface and program; declared before `qdiscs`, dropped first.
+    dispatchers: Vec<TcDispatcher>,
     /// clsact qdiscs added for them (kernels before 6.6).
     qdiscs: Vec<tc::Clsact>,
 }
@@ -135,16 +139,11 @@ impl TcFollow {
                 if !tcx {
                     done.qdiscs.extend(tc::Clsact::ensure(iface)?);
                 }
-                for (i, p) in inner.programs.iter_mut().enumerate() {
-                    let link = p.program.attach(iface, p.direction).map_err(|e| {
-                        format!(
-                            "program `{}` on interface `{}`: {}",
-                            p.name,
-                            iface.escape_debug(),
-                            chain(&e)
-                        )
-                    })?;
-                    done.links.push((i, link));
+                for p in &inner.programs {
+                    let fd = p.program.fd().map_err(|e| chain(&e))?;
+                    let d = TcDispatcher::attach(inode, fd, iface, p.direction)
+                        .map_err(|e| format!("program `{}`: {e}", p.name))?;
+                    done.dispatchers.push(d);
                 }
             }
             Ok::<(), String>(())
@@ -154,30 +153,16 @@ impl TcFollow {
                 inner.attached.insert(inode, done);
                 Ok(true)
             }
-            Err(e) => {
-                detach_links(&mut inner.programs, done);
-                Err(format!("network namespace {inode}: {e}"))
-            }
+            // Dropping `done` detaches what was attached.
+            Err(e) => Err(format!("network namespace {inode}: {e}")),
         }
     }
 
     /// Detaches what [`TcFollow::attach`] attached for namespace `inode`;
     /// false when nothing was attached for it.
     pub fn detach(&self, inode: u64) -> bool {
-        let mut inner = self.lock();
-        match inner.attached.remove(&inode) {
-            Some(done) => {
-                detach_links(&mut inner.programs, done);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// The veth may be gone with its container: its links went with it.
-fn detach_links(programs: &mut [Program], done: Attached) {
-    for (i, link) in done.links {
-        let _ = programs[i].program.detach(link);
+        // Dropping the dispatchers detaches them; the veth may be gone with
+        // its container, and they with it.
+        self.lock().attached.remove(&inode).is_some()
     }
 }
