@@ -60,8 +60,8 @@ pub fn start(endpoints: Vec<RuntimeEndpoint>, registry: Arc<Registry>) {
     let r = registry.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(HOST_ADDRESSES_EVERY).await;
             r.refresh_host_addresses();
+            tokio::time::sleep(HOST_ADDRESSES_EVERY).await;
         }
     });
     for ep in endpoints {
