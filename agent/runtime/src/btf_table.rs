@@ -485,7 +485,13 @@ mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
             b.extend_from_slice(&w.to_le_bytes());
         }
         b.extend_from_slice(&t);
@@ -581,7 +587,10 @@ mod tests {
     fn a_truncated_or_unknown_record_is_an_error_naming_it() {
         let cut = blob(&[(FOO, (4 << 24) | 2, 8, &[X, 1, 0])], STRINGS);
         let err = BtfTable::parse(&cut).err().unwrap().to_string();
-        assert!(err.contains("truncated BTF") && err.contains("type 1"), "{err}");
+        assert!(
+            err.contains("truncated BTF") && err.contains("type 1"),
+            "{err}"
+        );
         let unknown = blob(&[(FOO, 31 << 24, 0, &[])], STRINGS);
         let err = BtfTable::parse(&unknown).err().unwrap().to_string();
         assert!(err.contains("unknown BTF kind 31 (type 1)"), "{err}");
