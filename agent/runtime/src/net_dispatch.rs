@@ -180,35 +180,71 @@ fn too_many(inode: u64) -> String {
     )
 }
 
+/// One of our dispatcher objects: what it is called in errors, its bytes
+/// (empty when gadgetd was built without clang), the `.rodata` global that
+/// holds the namespace inode and its one-slot program array.
+pub(crate) struct DispatcherObject {
+    pub what: &'static str,
+    pub object: &'static [u8],
+    pub netns_global: &'static str,
+    pub target_map: &'static str,
+    /// The kind of gadget program its array takes, for the error when the
+    /// kernel refuses one (`a tc (`classifier`) program`).
+    pub program_kind: &'static str,
+}
+
+/// Loads `d`'s maps with namespace inode `inode` in its global and the
+/// gadget's program `target` in slot 0 of its program array; the caller
+/// loads and attaches the dispatcher program. Errors say which step failed.
+pub(crate) fn load_with_target(
+    d: DispatcherObject,
+    inode: u64,
+    target: &ProgramFd,
+) -> Result<Ebpf, String> {
+    let what = d.what;
+    if d.object.is_empty() {
+        return Err(format!(
+            "gadgetd was built without clang, so it has no {what} (install clang and rebuild gadgetd)"
+        ));
+    }
+    // Namespace inodes are 32-bit (proc_inum); cb[0] holds 32 bits, as in
+    // Inspektor Gadget's key.
+    let netns_id = u32::try_from(inode)
+        .map_err(|_| format!("the namespace inode {inode} does not fit skb->cb[0]"))?;
+    let mut ebpf = EbpfLoader::new()
+        .override_global(d.netns_global, &netns_id, true)
+        .load(d.object)
+        .map_err(|e| format!("loading the {what}: {}", chain(&e)))?;
+    let map = ebpf
+        .map_mut(d.target_map)
+        .ok_or_else(|| format!("the {what} object has no program array (a broken build)"))?;
+    let mut array = ProgramArray::try_from(map).map_err(|e| chain(&e))?;
+    let clone = target
+        .try_clone()
+        .map_err(|e| format!("duplicating the program's fd: {e}"))?;
+    array.set(0, &clone, 0).map_err(|e| {
+        format!(
+            "the {what}'s program array refused the gadget's program ({}); is it {}?",
+            chain(&e),
+            d.program_kind
+        )
+    })?;
+    Ok(ebpf)
+}
+
 impl Dispatcher {
     fn attach(inode: u64, netns: &std::fs::File, target: &ProgramFd) -> Result<Dispatcher, String> {
-        if OBJECT.is_empty() {
-            return Err(
-                "gadgetd was built without clang, so it has no network dispatcher (install clang and rebuild gadgetd)"
-                    .into(),
-            );
-        }
-        // Namespace inodes are 32-bit (proc_inum); cb[0] holds 32 bits, as in
-        // Inspektor Gadget's key.
-        let netns_id = u32::try_from(inode)
-            .map_err(|_| format!("the namespace inode {inode} does not fit skb->cb[0]"))?;
-        let mut ebpf = EbpfLoader::new()
-            .override_global(NETNS_GLOBAL, &netns_id, true)
-            .load(OBJECT)
-            .map_err(|e| format!("loading the dispatcher: {}", chain(&e)))?;
-        let map = ebpf
-            .map_mut(TARGET_MAP)
-            .ok_or("the dispatcher object has no program array (a broken build)")?;
-        let mut array = ProgramArray::try_from(map).map_err(|e| chain(&e))?;
-        let clone = target
-            .try_clone()
-            .map_err(|e| format!("duplicating the program's fd: {e}"))?;
-        array.set(0, &clone, 0).map_err(|e| {
-            format!(
-                "the dispatcher's program array refused the gadget's program ({}); is it a `socket` program?",
-                chain(&e)
-            )
-        })?;
+        let mut ebpf = load_with_target(
+            DispatcherObject {
+                what: "dispatcher",
+                object: OBJECT,
+                netns_global: NETNS_GLOBAL,
+                target_map: TARGET_MAP,
+                program_kind: "a `socket` program",
+            },
+            inode,
+            target,
+        )?;
         let prog: &mut SocketFilter = ebpf
             .program_mut(PROGRAM)
             .ok_or("the dispatcher object has no program (a broken build)")?

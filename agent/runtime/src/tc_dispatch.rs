@@ -16,10 +16,9 @@
 //! of a container's veth (the sockets that send and receive its packets
 //! live there).
 
-use aya::maps::ProgramArray;
+use aya::Ebpf;
 use aya::programs::ProgramFd;
 use aya::programs::tc::{SchedClassifier, TcAttachType};
-use aya::{Ebpf, EbpfLoader};
 
 use super::error::chain;
 
@@ -61,32 +60,17 @@ impl TcDispatcher {
         iface: &str,
         dir: TcAttachType,
     ) -> Result<TcDispatcher, String> {
-        if OBJECT.is_empty() {
-            return Err(
-                "gadgetd was built without clang, so it has no tc dispatcher (install clang and rebuild gadgetd)"
-                    .into(),
-            );
-        }
-        // Namespace inodes are 32-bit (proc_inum); cb[0] holds 32 bits.
-        let netns_id = u32::try_from(netns)
-            .map_err(|_| format!("the namespace inode {netns} does not fit skb->cb[0]"))?;
-        let mut ebpf = EbpfLoader::new()
-            .override_global(NETNS_GLOBAL, &netns_id, true)
-            .load(OBJECT)
-            .map_err(|e| format!("loading the tc dispatcher: {}", chain(&e)))?;
-        let map = ebpf
-            .map_mut(TARGET_MAP)
-            .ok_or("the tc dispatcher object has no program array (a broken build)")?;
-        let mut array = ProgramArray::try_from(map).map_err(|e| chain(&e))?;
-        let clone = target
-            .try_clone()
-            .map_err(|e| format!("duplicating the program's fd: {e}"))?;
-        array.set(0, &clone, 0).map_err(|e| {
-            format!(
-                "the tc dispatcher's program array refused the gadget's program ({}); is it a tc (`classifier`) program?",
-                chain(&e)
-            )
-        })?;
+        let mut ebpf = super::net_dispatch::load_with_target(
+            super::net_dispatch::DispatcherObject {
+                what: "tc dispatcher",
+                object: OBJECT,
+                netns_global: NETNS_GLOBAL,
+                target_map: TARGET_MAP,
+                program_kind: "a tc (`classifier`) program",
+            },
+            netns,
+            target,
+        )?;
         let prog: &mut SchedClassifier = ebpf
             .program_mut(PROGRAM)
             .ok_or("the tc dispatcher object has no program (a broken build)")?
