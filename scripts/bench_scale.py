@@ -104,6 +104,7 @@ def cpu_per_event(bin_dir, sock, obj, loadgen, n, path, agent_pid, attachers=0):
         a.stdout.close()
         extra.append(a)
     time.sleep(0.5 if attachers else 0.1)
+    all_seen0 = sum(r["events_seen"] for r in runs_json(bin_dir, sock))
     cpu0 = cpu_seconds(agent_pid)
     gen.run()
     deadline = time.time() + 60
@@ -116,12 +117,14 @@ def cpu_per_event(bin_dir, sock, obj, loadgen, n, path, agent_pid, attachers=0):
         time.sleep(0.05)
     time.sleep(0.3)  # let the clients' queues drain
     cpu = cpu_seconds(agent_pid) - cpu0
+    all_seen = sum(r["events_seen"] for r in runs_json(bin_dir, sock)) - all_seen0
     ctl(bin_dir, sock, "rm", "-f", name)
     client.wait()
     for a in extra:
         a.wait()
     delivered = sum(int(c.communicate()[0].strip() or 0) for c in counters)
-    return {"cpu": cpu, "seen": run["events_seen"], "lost": run["events_lost"], "delivered": delivered}
+    return {"cpu": cpu, "seen": run["events_seen"], "lost": run["events_lost"], "delivered": delivered,
+            "all_seen": all_seen}
 
 
 def main():
@@ -184,13 +187,15 @@ def main():
                              attachers=args.attachers)
         print(f"agent after the runs ended       {fmt_mem(memory(pid))}")
         print()
-        print(f"agent CPU, {args.events} openat traced by one trace_open run (events read / delivered to clients)")
+        print(f"agent CPU, {args.events} openat traced by one trace_open run: per event read from the kernel by "
+          "every live run (tracers' records), per event line delivered to a client")
         for label, r in (("alone, 1 client", alone),
                          (f"beside {max(counts)} runs of different gadgets", busy),
                          (f"1 client + {args.attachers} attachers", many)):
-            print(f"  {label:40} {r['cpu']:6.2f} s  {r['cpu'] * 1e6 / max(r['seen'], 1):6.3f} us/event read  "
+            print(f"  {label:40} {r['cpu']:6.2f} s  {r['cpu'] * 1e6 / max(r['all_seen'], 1):6.3f} us/event read  "
                   f"{r['cpu'] * 1e6 / max(r['delivered'], 1):6.3f} us/event delivered  "
-                  f"(read {r['seen']}, lost {r['lost']}, delivered {r['delivered']})")
+                  f"(read {r['seen']} by this run, {r['all_seen']} by all runs, lost {r['lost']}, "
+                  f"delivered {r['delivered']})")
     finally:
         agent.terminate()
         agent.wait()

@@ -21,7 +21,9 @@ use aya::maps::{PerCpuArray, RingBuf};
 use gadgetd_runtime::load::{self, LoadRequest};
 use gadgetd_runtime::object::GadgetObject;
 
-const RING: &str = "print_events";
+/// `BPF_MAP_TYPE_RINGBUF`: the tracer's ring is the object's first one
+/// (`print_events` in the decode fixture, `events` in gadgets/trace_open).
+const RINGBUF: u32 = 27;
 const DRAIN_TICK_MS: i32 = 20;
 
 fn main() -> ExitCode {
@@ -55,9 +57,16 @@ fn run() -> Result<(), String> {
         .map_err(|_| format!("EVENTS must be a count, not {events:?}"))?;
     let bytes = std::fs::read(object).map_err(|e| format!("reading {object}: {e}"))?;
     let obj = GadgetObject::parse(bytes).map_err(|e| format!("{object}: {e}"))?;
+    let ring_name = obj
+        .maps
+        .iter()
+        .find(|m| m.map_type == RINGBUF)
+        .map(|m| m.name.clone())
+        .ok_or_else(|| format!("{object} has no ring buffer map"))?;
+    let ring_name = ring_name.as_str();
     let req = LoadRequest {
         obj: &obj,
-        tracer_maps: vec![RING],
+        tracer_maps: vec![ring_name],
         globals: vec![("targ_pid".into(), pid.to_ne_bytes().to_vec())],
         max_entries: Vec::new(),
     };
@@ -67,12 +76,12 @@ fn run() -> Result<(), String> {
     drop(release);
     let _attached = load::attach_all(&mut ebpf, &obj).map_err(|e| format!("attaching: {e}"))?;
     let mut ring = RingBuf::try_from(
-        ebpf.take_map(RING)
-            .ok_or_else(|| format!("{object} has no map {RING}"))?,
+        ebpf.take_map(ring_name)
+            .ok_or_else(|| format!("{object} has no map {ring_name}"))?,
     )
-    .map_err(|e| format!("{RING}: {e}"))?;
+    .map_err(|e| format!("{ring_name}: {e}"))?;
     let lost_map: Option<PerCpuArray<_, u64>> = ebpf
-        .take_map(&format!("{RING}_lost_samples"))
+        .take_map(&format!("{ring_name}_lost_samples"))
         .and_then(|m| PerCpuArray::try_from(m).ok());
     let lost = || -> u64 {
         lost_map

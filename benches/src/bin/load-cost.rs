@@ -12,7 +12,8 @@ use std::time::Instant;
 use gadgetd_runtime::load::{self, LoadRequest};
 use gadgetd_runtime::object::GadgetObject;
 
-const RING: &str = "print_events";
+/// `BPF_MAP_TYPE_RINGBUF`: a tracer's ring, rewritten as the agent does.
+const RINGBUF: u32 = 27;
 
 fn main() -> std::process::ExitCode {
     match run() {
@@ -81,9 +82,9 @@ fn run() -> Result<(), String> {
             tracer_maps: obj
                 .maps
                 .iter()
-                .any(|m| m.name == RING)
-                .then_some(RING)
-                .into_iter()
+                .filter(|m| m.map_type == RINGBUF)
+                .map(|m| m.name.as_str())
+                .take(1)
                 .collect(),
             globals: vec![("targ_pid".into(), 1i32.to_ne_bytes().to_vec())],
             max_entries: Vec::new(),
