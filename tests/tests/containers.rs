@@ -1164,3 +1164,94 @@ fn endpoints_name_the_container_and_the_host() {
     }
     d.remove(&web);
 }
+
+/// Issue 14, bad input: a container that dies during setup (its entrypoint
+/// does not exist, so the runtime's exec fails after create) leaves the run
+/// and the agent working: the next container of the selection is seen from
+/// its first event, and the agent still answers.
+fn dies_during_setup(rt: Rt<'_>, cli: &dyn Fn(&[&str]) -> std::process::Output, net: &[&str]) {
+    let bus = Bus::start();
+    let mut args = Vec::new();
+    for f in &rt.flags {
+        args.extend(["--container-runtime", f.as_str()]);
+    }
+    let agent = Agent::start_with(&bus, &args);
+    wait_log(
+        &agent,
+        "watching container runtime",
+        Duration::from_secs(20),
+    );
+    let tag = unique("dies");
+    let glob = format!("{tag}-*");
+    let trace_open = gadget("trace_open");
+    let stream = Stream::start(
+        &agent,
+        &[
+            "run",
+            trace_open.to_str().unwrap(),
+            "--containername",
+            &glob,
+            "-o",
+            "json",
+            "--timeout",
+            "120s",
+        ],
+    );
+    agent.wait_running(1);
+    let dead = format!("{tag}-dead");
+    let mut run = vec!["run", "-d"];
+    run.extend(net);
+    run.extend(["--name", &dead, IMAGE, "/gadgetd-no-such-entrypoint"]);
+    let out = cli(&run);
+    assert!(
+        !out.status.success(),
+        "{}: the broken container started",
+        rt.name
+    );
+    let alive = format!("{tag}-alive");
+    let file = format!("/gadgetd-after-{tag}");
+    (rt.run)(&alive, &format!("cat {file}; sleep 3"));
+    let (ev, seen) = stream.find(Duration::from_secs(15), |v| v["fname"] == file.as_str());
+    let ev = ev.unwrap_or_else(|| {
+        panic!(
+            "{}: no open of {file} after a container died in setup: {seen:?}\n{}",
+            rt.name,
+            agent.log_text()
+        )
+    });
+    assert_eq!(ev["proc.comm"], "cat", "{ev}");
+    assert_eq!(ev["error"], "ENOENT", "{ev}");
+    (rt.remove)(&alive);
+    (rt.remove)(&dead);
+    // Still serving, and nothing died in it.
+    assert!(
+        containers(&agent)
+            .iter()
+            .all(|c| c["name"] != dead.as_str())
+    );
+    assert!(
+        !agent.log_text().contains("panicked"),
+        "{}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn docker_container_dying_in_setup_leaves_the_run_working() {
+    require_root();
+    if let Some(why) = runtimes::missing(DOCKER) {
+        return skip(&why);
+    }
+    let d = Dockerd::start();
+    dies_during_setup(Rt::docker(&d), &|a| d.cli(a), &["--network=none"]);
+}
+
+#[test]
+fn podman_container_dying_in_setup_leaves_the_run_working() {
+    require_root();
+    if let Some(why) = runtimes::missing(PODMAN) {
+        return skip(&why);
+    }
+    let p = Podman::start();
+    dies_during_setup(Rt::podman(&p), &|a| p.cli(a), &[]);
+}
