@@ -105,7 +105,13 @@ impl Registry {
     }
 
     /// Announces a container about to start (not recorded: it is not running).
+    /// Containers that already exited are forgotten first: the new one's
+    /// namespaces may reuse their inode numbers, and a runtime can report an
+    /// exit after the next container's first exec (podman's event stream lags
+    /// its CLI), which would give the new container's first events the old
+    /// one's name.
     pub fn created(&self, c: Container) {
+        self.forget_exited();
         tracing::debug!(id = %c.id, name = %c.name, runtime = %c.runtime, "container created");
         let _ = self.changes.send(Change::Created(Arc::new(c)));
     }
@@ -203,6 +209,26 @@ impl Registry {
         }
     }
 
+    /// Drops every record whose process is gone or left the container's
+    /// mount namespace (records without a pid are kept).
+    fn forget_exited(&self) {
+        let exited: Vec<(String, String)> = {
+            let inner = self.inner.read().unwrap();
+            inner
+                .records
+                .iter()
+                .filter(|(_, c)| {
+                    c.pid != 0 && super::procinfo::ns_inode(c.pid, "mnt") != Some(c.mntns)
+                })
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        for (source, id) in exited {
+            tracing::debug!(source, id, "container exited before its runtime said so");
+            self.remove(&source, &id);
+        }
+    }
+
     /// Drops `source`'s records whose process is gone or changed namespace
     /// (used while the source's runtime is unreachable).
     pub fn prune_dead(&self, source: &str) {
@@ -282,6 +308,32 @@ mod tests {
             k8s: K8s::default(),
             ips: Vec::new(),
         }
+    }
+
+    /// A container created while the record of one that exited is still
+    /// there (its runtime reports the exit late) must not inherit that
+    /// record's names through a reused namespace inode: exited records go.
+    #[test]
+    fn a_created_container_forgets_those_that_exited() {
+        let own = crate::procinfo::ns_inode(std::process::id(), "mnt").unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let r = Registry::default();
+        let mut alive = c("live", "alive", "docker", own);
+        alive.pid = std::process::id();
+        let mut exited = c("gone", "exited", "podman", own + 100);
+        exited.pid = dead_pid;
+        r.upsert("docker", alive);
+        r.upsert("podman", exited);
+        assert!(r.mntns_fields(own + 100).is_some());
+        r.created(c("new", "new", "podman", 0));
+        assert!(
+            r.mntns_fields(own + 100).is_none(),
+            "the exited container is forgotten"
+        );
+        assert!(r.mntns_fields(own).is_some(), "the live one stays");
+        assert_eq!(r.list().len(), 1);
     }
 
     fn endpoint_json(r: &Registry, ip: &str) -> serde_json::Value {
