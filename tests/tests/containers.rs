@@ -394,13 +394,13 @@ const FIRST_EVENT_STARTS: usize = 20;
 /// very first action and exits. Every one of those opens must be seen: the
 /// container is in the run's filter before its first process runs user code
 /// (runtime create events plus the kernel-side catch-up at exec).
-fn first_event_every_time(rt: Rt<'_>) {
-    let bus = Bus::start();
+/// An agent watching `rt`'s runtimes, once every watcher has connected.
+fn agent_watching(bus: &Bus, rt: &Rt<'_>) -> Agent {
     let mut args = Vec::new();
     for f in &rt.flags {
         args.extend(["--container-runtime", f.as_str()]);
     }
-    let agent = Agent::start_with(&bus, &args);
+    let agent = Agent::start_with(bus, &args);
     let start = Instant::now();
     while count_log(&agent, "watching container runtime") < rt.flags.len() {
         assert!(
@@ -410,6 +410,12 @@ fn first_event_every_time(rt: Rt<'_>) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    agent
+}
+
+fn first_event_every_time(rt: Rt<'_>) {
+    let bus = Bus::start();
+    let agent = agent_watching(&bus, &rt);
     let tag = unique("first");
     let glob = format!("{tag}-*");
     let trace_open = gadget("trace_open");
@@ -1171,16 +1177,7 @@ fn endpoints_name_the_container_and_the_host() {
 /// its first event, and the agent still answers.
 fn dies_during_setup(rt: Rt<'_>, cli: &dyn Fn(&[&str]) -> std::process::Output, net: &[&str]) {
     let bus = Bus::start();
-    let mut args = Vec::new();
-    for f in &rt.flags {
-        args.extend(["--container-runtime", f.as_str()]);
-    }
-    let agent = Agent::start_with(&bus, &args);
-    wait_log(
-        &agent,
-        "watching container runtime",
-        Duration::from_secs(20),
-    );
+    let agent = agent_watching(&bus, &rt);
     let tag = unique("dies");
     let glob = format!("{tag}-*");
     let trace_open = gadget("trace_open");
