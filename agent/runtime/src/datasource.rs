@@ -25,13 +25,16 @@ pub enum Kind {
     Topper(Topper, Layout, Layout),
     /// One histogram (a `hist_*` map).
     Profiler(Profiler),
+    /// Inspektor Gadget's traceloop flight recorder: rows made from its
+    /// per-namespace buffers when the run stops ([`crate::traceloop`]).
+    Traceloop(crate::traceloop::Abi),
 }
 
 impl Kind {
     /// `tracer`, `snapshotter`, `topper` or `profiler`.
     pub fn name(&self) -> &'static str {
         match self {
-            Kind::Tracer(_) => "tracer",
+            Kind::Tracer(_) | Kind::Traceloop(_) => "tracer",
             Kind::Snapshotter(_) => "snapshotter",
             Kind::Topper(..) => "topper",
             Kind::Profiler(_) => "profiler",
@@ -107,6 +110,23 @@ pub struct DataSource {
 pub(crate) type Described = (String, String, u32, bool);
 
 impl DataSource {
+    /// The `traceloop` source of an object speaking that ABI, with the
+    /// definition's `datasources.traceloop` annotations.
+    pub fn traceloop(abi: crate::traceloop::Abi, definition: &Definition) -> Result<DataSource> {
+        let name = crate::traceloop::DATASOURCE;
+        let mut definition = definition.clone();
+        if definition.datasources.contains_key(name) {
+            definition.select_datasource(name)?;
+        }
+        Ok(DataSource {
+            name: name.into(),
+            kind: Kind::Traceloop(abi),
+            layout: crate::traceloop::layout(),
+            definition,
+            rest: None,
+        })
+    }
+
     /// Builds a classified source's layout; `definition` is the gadget's
     /// (this source's IG annotations are added to a copy of it).
     pub fn new(
@@ -352,7 +372,9 @@ pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataS
     for w in &found.warnings {
         tracing::warn!("{w}");
     }
-    if found.sources.is_empty() {
+    // Inspektor Gadget's traceloop declares no marker: its ABI says it.
+    let traceloop = crate::traceloop::recognise(obj)?;
+    if found.sources.is_empty() && traceloop.is_none() {
         return Err(GadgetError::NoDataSource);
     }
     let names = || {
@@ -373,7 +395,8 @@ pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataS
         }
     }
     for ds in definition.datasources.keys() {
-        if !found.sources.iter().any(|s| &s.name == ds) {
+        let recorder = traceloop.is_some() && ds == crate::traceloop::DATASOURCE;
+        if !recorder && !found.sources.iter().any(|s| &s.name == ds) {
             tracing::warn!(
                 "gadget.yaml describes data source `{ds}`, which the gadget does not have (data sources: {}); its field annotations are not used",
                 names()
@@ -385,6 +408,9 @@ pub fn discover(obj: &GadgetObject, definition: &Definition) -> Result<Vec<DataS
         .iter()
         .map(|s| DataSource::new(obj, s, definition))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(abi) = traceloop {
+        sources.push(DataSource::traceloop(abi, definition)?);
+    }
     // The definition's order first; the others keep the object's (stable sort).
     let order = &definition.datasource_order;
     sources.sort_by_key(|s| {

@@ -125,6 +125,7 @@ mod topper;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod topper;
+pub mod traceloop;
 mod uprobe_symbol;
 mod uprobe_target;
 mod walltime;

@@ -2,7 +2,7 @@
 //! can change while the programs run (containers start and stop).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aya::Ebpf;
 use aya::maps::{HashMap, MapData};
@@ -11,8 +11,14 @@ use super::error::{GadgetError, Result};
 
 pub const MAP_NAME: &str = "gadget_mntns_filter_map";
 
+/// Told of each id added (`true`) or removed (`false`) through
+/// [`MntnsFilterMap::insert`] and [`MntnsFilterMap::remove`] (traceloop's
+/// per-namespace buffers follow the selection this way).
+pub type Observer = Arc<dyn Fn(u64, bool) + Send + Sync>;
+
 pub struct MntnsFilterMap {
     map: Mutex<HashMap<MapData, u64, u32>>,
+    observer: OnceLock<Observer>,
     /// The same map, for programs that write it too (`catchup.rs`).
     fd: OwnedFd,
 }
@@ -39,6 +45,7 @@ impl MntnsFilterMap {
             .map_err(|e| err(format!("{MAP_NAME}: {e}")))?;
         let filter = MntnsFilterMap {
             map: Mutex::new(hash),
+            observer: OnceLock::new(),
             fd,
         };
         for id in ids {
@@ -53,12 +60,24 @@ impl MntnsFilterMap {
             .lock()
             .unwrap()
             .insert(id, 1, 0)
-            .map_err(|e| GadgetError::Load(format!("{MAP_NAME}: adding {id}: {e}")))
+            .map_err(|e| GadgetError::Load(format!("{MAP_NAME}: adding {id}: {e}")))?;
+        if let Some(o) = self.observer.get() {
+            o(id, true);
+        }
+        Ok(())
+    }
+
+    /// Sets the one observer of later changes (a second is ignored).
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
     }
 
     /// Stops events of mount namespace `id` (absent ids are fine).
     pub fn remove(&self, id: u64) {
         let _ = self.map.lock().unwrap().remove(&id);
+        if let Some(o) = self.observer.get() {
+            o(id, false);
+        }
     }
 
     /// The map's fd (programs that add to the filter from the kernel reuse it).

@@ -108,7 +108,9 @@ fn btf_err(e: impl std::fmt::Display) -> GadgetError {
 }
 
 /// Parameters of an object, in declaration order of `.rodata`.
-pub fn specs(obj: &GadgetObject, def: &Definition) -> Result<Vec<ParamSpec>> {
+/// `only_marked`: only `gadget_param_*`-marked variables are parameters,
+/// even when the object has no IG marker (objects an operator recognises).
+pub fn specs(obj: &GadgetObject, def: &Definition, only_marked: bool) -> Result<Vec<ParamSpec>> {
     let markers = Markers::parse(obj)?;
     for var in &markers.params {
         if !obj.rodata.contains_key(var) {
@@ -124,7 +126,7 @@ pub fn specs(obj: &GadgetObject, def: &Definition) -> Result<Vec<ParamSpec>> {
         .rodata
         .values()
         .filter(|v| {
-            if markers.any() {
+            if markers.any() || only_marked {
                 markers.params.contains(&v.name)
             } else {
                 !v.name.starts_with("gadget_")

@@ -153,7 +153,14 @@ impl Gadget {
         let definition = Definition::parse(definition_yaml.unwrap_or(""))?;
         let obj = GadgetObject::parse(bytes)?;
         let sources = datasource::discover(&obj, &definition)?;
-        let params = params::specs(&obj, &definition)?;
+        // traceloop: only marked variables are parameters (its constants
+        // and templates are not), and the operator adds `--syscall-filters`.
+        let traceloop = sources.iter().find_map(|s| match &s.kind {
+            Kind::Traceloop(abi) => Some(abi),
+            _ => None,
+        });
+        let mut params = params::specs(&obj, &definition, traceloop.is_some())?;
+        params.extend(traceloop.and_then(crate::traceloop::param));
         // Metric types and annotations are checked here, at load.
         let metric_maps = super::metrics::discover(&obj, &definition)?.into();
         // The gadget-wide columns may name a field of any source; a source's
@@ -301,8 +308,10 @@ impl Gadget {
         let has_mntns_filter = self.obj.rodata.contains_key("gadget_filter_by_mntns");
         // Network gadgets select containers by network namespace (netns_ids);
         // they need no mount-namespace filter.
-        let filtering =
-            opts.mntns_filter.is_some() && (has_mntns_filter || !self.scoped_by_netns());
+        // traceloop selects namespaces by its buffers; the filter map, when
+        // the object has one, only tells it of the selection's changes.
+        let filtering = opts.mntns_filter.is_some()
+            && (has_mntns_filter || !(self.scoped_by_netns() || self.traceloop().is_some()));
         if filtering {
             if !has_mntns_filter {
                 return Err(GadgetError::Param {
@@ -417,6 +426,27 @@ impl Gadget {
                         reader: HistReader::new(p.clone(), map),
                         tick: every.map(interval),
                     }
+                }
+                Kind::Traceloop(abi) => {
+                    let mntns = match &opts.mntns_filter {
+                        Some(ids) => ids.clone(),
+                        None => vec![crate::traceloop::host_mntns()?],
+                    };
+                    let filters = self.operator_param(opts, crate::traceloop::FILTER_PARAM);
+                    let decoder = self.decoder(ds, &stacks, &enricher);
+                    let recorder = crate::traceloop::Recorder::start(
+                        &mut ebpf,
+                        abi,
+                        filters.as_deref(),
+                        &mntns,
+                        decoder,
+                    )
+                    .map(Arc::new)
+                    .map_err(named)?;
+                    if let Some(filter) = &mntns_filter {
+                        filter.observe(crate::traceloop::observer(&recorder));
+                    }
+                    Source::Traceloop { recorder }
                 }
                 Kind::Snapshotter(s) => {
                     snapshot::load_programs(&mut ebpf, s).map_err(named)?;
@@ -570,6 +600,25 @@ impl Gadget {
         })
     }
 
+    /// The traceloop ABI, when the gadget speaks it.
+    fn traceloop(&self) -> Option<&crate::traceloop::Abi> {
+        self.sources.iter().find_map(|s| match &s.kind {
+            Kind::Traceloop(abi) => Some(abi),
+            _ => None,
+        })
+    }
+
+    /// The value of an operator's parameter `key` (by flag name or key),
+    /// else the definition's default.
+    fn operator_param(&self, opts: &RunOptions, key: &str) -> Option<String> {
+        let spec = self.params.iter().find(|p| p.key == key)?;
+        opts.params
+            .get(&spec.name)
+            .or_else(|| opts.params.get(&spec.key))
+            .cloned()
+            .or_else(|| self.definition.param(key).and_then(|p| p.default.clone()))
+    }
+
     /// Whether any program is a socket filter (they see one network namespace each).
     /// The interfaces tc programs attach on (none when it has none).
     fn tc_interfaces(&self, opts: &RunOptions) -> Result<Vec<tc::AttachIface>> {
@@ -624,9 +673,16 @@ impl Gadget {
                         }
                     ),
                 })?;
+            if spec.key == crate::traceloop::FILTER_PARAM {
+                continue; // the operator's, not a .rodata variable
+            }
             globals.push((spec.key.clone(), params::encode(spec, value)?));
         }
-        for spec in &self.params {
+        for spec in self
+            .params
+            .iter()
+            .filter(|p| p.key != crate::traceloop::FILTER_PARAM)
+        {
             let given = globals.iter().any(|(k, _)| *k == spec.key);
             let def_default = self
                 .definition
@@ -749,6 +805,10 @@ enum Source {
         reader: HistReader,
         tick: Option<tokio::time::Interval>,
     },
+    /// Rows only when the run stops.
+    Traceloop {
+        recorder: Arc<crate::traceloop::Recorder>,
+    },
 }
 
 impl Source {
@@ -825,7 +885,7 @@ impl Source {
                 std::task::ready!(tick.poll_tick(cx));
                 Poll::Ready(write_histogram(reader, out))
             }
-            Source::Profiler { tick: None, .. } => Poll::Pending,
+            Source::Profiler { tick: None, .. } | Source::Traceloop { .. } => Poll::Pending,
         }
     }
 
@@ -843,6 +903,7 @@ impl Source {
                 batch
             }
             Source::Profiler { reader, .. } => write_histogram(reader, out),
+            Source::Traceloop { recorder } => recorder.finish(out),
             _ => Batch::default(),
         }
     }

@@ -1,0 +1,188 @@
+//! One overwritable perf buffer per traced mount namespace: a
+//! `BPF_MAP_TYPE_PERF_EVENT_ARRAY` of one backward ring per CPU, put in the
+//! gadget's `map_of_perf_buffers` under the namespace's inode, where the
+//! programs look it up. A namespace that goes (its container exited) leaves
+//! the outer map but keeps its rings, so what it did last is still read at
+//! the end, as a flight recorder should.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+use super::ring::BackwardRing;
+use crate::error::{GadgetError, Result};
+
+/// Data pages of each CPU's ring (Inspektor Gadget's 64 pages).
+pub const PAGES: usize = 64;
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
+
+/// One namespace's rings.
+struct Namespace {
+    /// The inner map, kept open while the rings are.
+    _inner: OwnedFd,
+    rings: Vec<BackwardRing>,
+    /// In the outer map now.
+    traced: bool,
+}
+
+/// The buffers of a run, by mount namespace inode.
+pub struct Buffers {
+    /// `map_of_perf_buffers`.
+    outer: OwnedFd,
+    /// CPUs rings are opened on.
+    cpus: Vec<u32>,
+    /// Slots of each inner map (possible CPUs).
+    slots: u32,
+    namespaces: Mutex<BTreeMap<u64, Namespace>>,
+}
+
+fn sys_bpf(cmd: libc::c_long, attr: &mut [u64]) -> io::Result<i64> {
+    // SAFETY: attr is a zeroed prefix of union bpf_attr laid out for `cmd`;
+    // the pointers in it refer to live locals of the caller.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn err(what: String) -> GadgetError {
+    GadgetError::Load(format!("traceloop: {what}"))
+}
+
+impl Buffers {
+    /// Buffers for the outer map `outer` (a duplicate of its fd).
+    pub fn new(outer: OwnedFd) -> Result<Buffers> {
+        let cpus =
+            aya::util::online_cpus().map_err(|(path, e)| err(format!("reading {path}: {e}")))?;
+        let slots =
+            aya::util::nr_cpus().map_err(|(path, e)| err(format!("reading {path}: {e}")))? as u32;
+        Ok(Buffers {
+            outer,
+            cpus,
+            slots,
+            namespaces: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Starts recording mount namespace `mntns` (again, if it was before:
+    /// its old rings are kept). Errors name the step that failed.
+    pub fn insert(&self, mntns: u64) -> Result<()> {
+        let mut namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if namespaces.get(&mntns).is_some_and(|n| n.traced) {
+            return Ok(());
+        }
+        let ns = match namespaces.remove(&mntns) {
+            Some(ns) => ns,
+            None => self.create(mntns)?,
+        };
+        let inner = ns._inner.as_raw_fd() as u32;
+        let mut attr = [0u64; 4];
+        attr[0] = self.outer.as_raw_fd() as u32 as u64;
+        attr[1] = &mntns as *const u64 as u64;
+        attr[2] = &inner as *const u32 as u64;
+        sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| {
+            err(format!(
+                "adding the perf buffer of mount namespace {mntns} to map_of_perf_buffers: {e}"
+            ))
+        })?;
+        namespaces.insert(mntns, Namespace { traced: true, ..ns });
+        Ok(())
+    }
+
+    fn create(&self, mntns: u64) -> Result<Namespace> {
+        // union bpf_attr for BPF_MAP_CREATE: map_type, key_size,
+        // value_size, max_entries (then flags, inner_map_fd, ... zero).
+        let mut attr = [0u64; 9];
+        attr[0] = BPF_MAP_TYPE_PERF_EVENT_ARRAY as u64 | (4u64 << 32);
+        attr[1] = 4 | ((self.slots as u64) << 32);
+        let fd = sys_bpf(BPF_MAP_CREATE, &mut attr).map_err(|e| {
+            err(format!(
+                "creating the perf event array of mount namespace {mntns}: {e}"
+            ))
+        })?;
+        // SAFETY: a fresh descriptor the kernel gave us.
+        let inner = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let mut rings = Vec::with_capacity(self.cpus.len());
+        for &cpu in &self.cpus {
+            let ring = BackwardRing::open(cpu, PAGES).map_err(|e| {
+                err(format!(
+                    "opening an overwritable perf ring on CPU {cpu} for mount namespace {mntns}: {e}"
+                ))
+            })?;
+            let key = cpu;
+            let value = ring.as_raw_fd() as u32;
+            let mut attr = [0u64; 4];
+            attr[0] = inner.as_raw_fd() as u32 as u64;
+            attr[1] = &key as *const u32 as u64;
+            attr[2] = &value as *const u32 as u64;
+            sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| {
+                err(format!(
+                    "installing the ring of CPU {cpu} (mount namespace {mntns}): {e}"
+                ))
+            })?;
+            rings.push(ring);
+        }
+        Ok(Namespace {
+            _inner: inner,
+            rings,
+            traced: false,
+        })
+    }
+
+    /// Stops recording `mntns` (absent ones are fine); what it recorded stays.
+    pub fn remove(&self, mntns: u64) {
+        let mut namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ns) = namespaces.get_mut(&mntns) {
+            let mut attr = [0u64; 4];
+            attr[0] = self.outer.as_raw_fd() as u32 as u64;
+            attr[1] = &mntns as *const u64 as u64;
+            let _ = sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr);
+            ns.traced = false;
+        }
+    }
+
+    /// The namespaces being recorded now.
+    pub fn traced(&self) -> Vec<u64> {
+        let namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        namespaces
+            .iter()
+            .filter(|(_, n)| n.traced)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Pauses every ring, then calls `f` with each namespace's records
+    /// (newest first per CPU). Returns the samples the kernel dropped.
+    pub fn read_all(&self, mut f: impl FnMut(u64, &[u8])) -> u64 {
+        let namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        for ns in namespaces.values() {
+            for ring in &ns.rings {
+                if let Err(e) = ring.pause() {
+                    tracing::warn!(error = %e, "traceloop: pausing a perf ring failed; its last records may be torn");
+                }
+            }
+        }
+        let mut lost = 0;
+        for (id, ns) in namespaces.iter() {
+            for ring in &ns.rings {
+                ring.read_all(|d| f(*id, d));
+                lost += ring.lost_total().unwrap_or(0);
+            }
+        }
+        lost
+    }
+}
