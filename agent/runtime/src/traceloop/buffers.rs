@@ -166,21 +166,21 @@ impl Buffers {
     }
 
     /// Pauses every ring, then calls `f` with each namespace's records
-    /// (newest first per CPU). Returns the samples the kernel dropped.
+    /// (newest first per CPU). Returns the samples the kernel could not
+    /// store while recording (read before the pause, which drops the
+    /// syscalls made after it).
     pub fn read_all(&self, mut f: impl FnMut(u64, &[u8])) -> u64 {
         let namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
-        for ns in namespaces.values() {
-            for ring in &ns.rings {
-                if let Err(e) = ring.pause() {
-                    tracing::warn!(error = %e, "traceloop: pausing a perf ring failed; its last records may be torn");
-                }
+        let rings = || namespaces.values().flat_map(|ns| ns.rings.iter());
+        let lost = rings().map(|r| r.lost_total().unwrap_or(0)).sum();
+        for ring in rings() {
+            if let Err(e) = ring.pause() {
+                tracing::warn!(error = %e, "traceloop: pausing a perf ring failed; its last records may be torn");
             }
         }
-        let mut lost = 0;
         for (id, ns) in namespaces.iter() {
             for ring in &ns.rings {
                 ring.read_all(|d| f(*id, d));
-                lost += ring.lost_total().unwrap_or(0);
             }
         }
         lost

@@ -54,7 +54,7 @@ pub struct Abi {
 
 /// Whether `obj` is a traceloop object: a hash of maps
 /// `map_of_perf_buffers` (perf event arrays by mount namespace), a
-/// `syscalls` hash of `struct syscall_def_t`, and the 160-byte
+/// `syscalls` hash map (of `struct syscall_def_t`), and the 160-byte
 /// `syscall_event_t` / `syscall_event_cont_t` types. `None` when it has
 /// no `map_of_perf_buffers`; an error naming what is off when it has one
 /// but the rest does not fit.
@@ -62,36 +62,40 @@ pub fn recognise(obj: &GadgetObject) -> Result<Option<Abi>> {
     let Some(outer) = obj.map(OUTER_MAP) else {
         return Ok(None);
     };
-    let bad = |reason: String| {
-        GadgetError::Definition(format!(
-            "traceloop ABI: {reason}; a traceloop gadget declares `map_of_perf_buffers` (BPF_MAP_TYPE_HASH_OF_MAPS of perf event arrays by mount namespace), a `syscalls` hash of `struct syscall_def_t` and the 160-byte `struct syscall_event_t` and `struct syscall_event_cont_t`"
-        ))
+    let bad = |reason: String| GadgetError::MapConvention {
+        map: OUTER_MAP.into(),
+        reason: format!(
+            "the traceloop ABI: {reason}; a traceloop gadget declares `{OUTER_MAP}` (BPF_MAP_TYPE_HASH_OF_MAPS of perf event arrays by mount namespace), a `{SYSCALLS_MAP}` hash map of `struct syscall_def_t` and the 160-byte `struct syscall_event_t` and `struct syscall_event_cont_t`"
+        ),
     };
     if outer.map_type != BPF_MAP_TYPE_HASH_OF_MAPS {
         return Err(bad(format!(
-            "`{OUTER_MAP}` is a {}, not a hash of maps",
+            "it is a {}, not a hash of maps",
             map_type::name(outer.map_type)
         )));
     }
     match obj.map(SYSCALLS_MAP) {
         Some(m) if m.map_type == map_type::HASH => {}
-        _ => return Err(bad(format!("no `{SYSCALLS_MAP}` hash map"))),
+        _ => return Err(bad(format!("there is no `{SYSCALLS_MAP}` hash map"))),
     }
-    for name in ["syscall_event_t", "syscall_event_cont_t", "syscall_def_t"] {
+    for name in ["syscall_event_t", "syscall_event_cont_t"] {
         let size =
             kinds::struct_by_name(obj, name).and_then(|id| match obj.btf.resolve_type_by_id(id) {
                 Ok(Type::Struct(s)) => Some(s.size()),
                 _ => None,
             });
-        let want = if name == "syscall_def_t" {
-            48
-        } else {
-            RECORD_SIZE
-        };
         match size {
-            Some(s) if s == want => {}
-            Some(s) => return Err(bad(format!("`struct {name}` is {s} bytes, not {want}"))),
-            None => return Err(bad(format!("no `struct {name}` in the object's BTF"))),
+            Some(RECORD_SIZE) => {}
+            Some(s) => {
+                return Err(bad(format!(
+                    "`struct {name}` is {s} bytes, not {RECORD_SIZE}"
+                )));
+            }
+            None => {
+                return Err(bad(format!(
+                    "there is no `struct {name}` in the object's BTF"
+                )));
+            }
         }
     }
     let filters = obj.map(FILTERS_MAP).is_some() && obj.map(ENABLE_FILTERS_MAP).is_some();
