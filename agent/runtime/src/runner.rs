@@ -433,13 +433,12 @@ impl Gadget {
                         None => vec![crate::traceloop::host_mntns()?],
                     };
                     let filters = self.operator_param(opts, crate::traceloop::FILTER_PARAM);
-                    let decoder = self.decoder(ds, &stacks, &enricher);
                     let recorder = crate::traceloop::Recorder::start(
                         &mut ebpf,
                         abi,
                         filters.as_deref(),
                         &mntns,
-                        decoder,
+                        enricher.clone(),
                     )
                     .map(Arc::new)
                     .map_err(named)?;

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use aya::Ebpf;
 use btf_rs::Type;
 
-use crate::decode::Decoder;
+use crate::decode::{Decoder, write_json_str};
+use crate::enrich::Enricher;
 use crate::error::{GadgetError, Result};
 use crate::kinds;
 use crate::layout::{FieldKind, FieldLayout, Layout, Semantic};
@@ -107,15 +108,17 @@ pub fn recognise(obj: &GadgetObject) -> Result<Option<Abi>> {
 const PARAMETERS_LEN: usize = 2048;
 
 /// Offsets of the row the decoder reads (one per reassembled syscall).
+/// `parameters` and `ret` are written after it as JSON strings as they are
+/// (already quoted IG's way), not as raw bytes.
 mod row {
     pub const MNTNS: usize = 0;
     pub const CPU: usize = 8;
     pub const PID: usize = 12;
     pub const COMM: usize = 16;
     pub const SYSCALL: usize = 32;
-    pub const PARAMETERS: usize = 64;
+    pub const SIZE: usize = 64;
+    pub const PARAMETERS: usize = SIZE;
     pub const RET: usize = PARAMETERS + super::PARAMETERS_LEN;
-    pub const SIZE: usize = RET + 64;
 }
 
 /// The rows' layout: IG's fields in IG's order, `mntns_id` a
@@ -133,7 +136,7 @@ pub fn layout() -> Layout {
     };
     Layout {
         type_name: DATASOURCE.into(),
-        size: row::SIZE,
+        size: row::RET + 64,
         fields: vec![
             field("mntns_id", row::MNTNS, int(8, Semantic::MntnsId)),
             field("cpu", row::CPU, int(2, Semantic::None)),
@@ -152,6 +155,14 @@ pub fn layout() -> Layout {
     }
 }
 
+/// The fields the decoder writes: [`layout`]'s up to `syscall`.
+fn head_layout() -> Layout {
+    let mut l = layout();
+    l.fields.retain(|f| f.offset < row::SIZE);
+    l.size = row::SIZE;
+    l
+}
+
 /// The parameter the operator adds (not a `.rodata` variable).
 pub fn param(abi: &Abi) -> Option<ParamSpec> {
     abi.filters.then(|| ParamSpec {
@@ -168,7 +179,8 @@ pub fn param(abi: &Abi) -> Option<ParamSpec> {
 pub struct Recorder {
     buffers: Buffers,
     names: SyscallTable,
-    decoder: Decoder,
+    /// Writes a row's fields up to `syscall` (with the container fields).
+    head: Decoder,
     /// Read once: a second stop has nothing more to say.
     done: std::sync::atomic::AtomicBool,
 }
@@ -182,7 +194,7 @@ impl Recorder {
         abi: &Abi,
         filters: Option<&str>,
         mntns: &[u64],
-        decoder: Decoder,
+        enricher: Option<Arc<dyn Enricher>>,
     ) -> Result<Recorder> {
         let names = SyscallTable::host()?;
         let filters = match filters {
@@ -247,7 +259,7 @@ impl Recorder {
         Ok(Recorder {
             buffers,
             names,
-            decoder,
+            head: Decoder::new(&head_layout()).with_enricher(enricher),
             done: Default::default(),
         })
     }
@@ -294,15 +306,14 @@ impl Recorder {
             buf[row::CPU..row::CPU + 2].copy_from_slice(&r.cpu.to_ne_bytes());
             buf[row::PID..row::PID + 4].copy_from_slice(&r.pid.to_ne_bytes());
             put_str(&mut buf[row::COMM..row::COMM + 16], &r.comm);
-            put_str(
-                &mut buf[row::SYSCALL..row::PARAMETERS],
-                r.syscall.as_bytes(),
-            );
-            put_str(&mut buf[row::PARAMETERS..row::RET], r.parameters.as_bytes());
-            put_str(&mut buf[row::RET..row::SIZE], r.ret.as_bytes());
-            if self.decoder.write_json(&buf, out).is_ok() {
-                batch.events += 1;
-            }
+            put_str(&mut buf[row::SYSCALL..row::SIZE], r.syscall.as_bytes());
+            self.head.write_fields(&buf, out);
+            out.extend_from_slice(b",\"parameters\":");
+            write_json_str(out, r.parameters.as_bytes());
+            out.extend_from_slice(b",\"ret\":");
+            write_json_str(out, r.ret.as_bytes());
+            out.extend_from_slice(b"}\n");
+            batch.events += 1;
         }
         batch
     }

@@ -1,0 +1,354 @@
+//! The traceloop operator (issue 13): Inspektor Gadget's syscall flight
+//! recorder ABI, run with our own gadget (gadgets/traceloop) in a mount
+//! namespace the test creates, rows asserted exactly; the host selection and
+//! a missing tracefs through the agent.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use gadgetd::runtime::Gadget;
+use gadgetd::testing::GadgetTest;
+use gadgetd_tests::*;
+
+/// Unshares its mount namespace, says `ready`, waits for a line, then makes
+/// the syscalls the tests assert and prints the descriptors it got; then
+/// blocks in a read of stdin until the test closes it.
+const SCRIPT: &str = r#"
+import ctypes, os, socket, sys
+assert ctypes.CDLL(None, use_errno=True).unshare(0x00020000) == 0
+print("ready", flush=True)
+sys.stdin.readline()
+missing, present, payload, port, name = sys.argv[1:6]
+try:
+    os.open(missing, os.O_RDONLY)
+except FileNotFoundError:
+    pass
+fd = os.open(present, os.O_RDWR)
+os.write(fd, payload.encode())
+os.lseek(fd, 0, os.SEEK_SET)
+os.read(fd, 100)
+tcp = socket.socket()
+try:
+    tcp.connect(("127.0.0.1", int(port)))
+except ConnectionRefusedError:
+    pass
+unix = socket.socket(socket.AF_UNIX)
+try:
+    unix.connect("\0" + name)
+except ConnectionRefusedError:
+    pass
+print(fd, tcp.fileno(), unix.fileno(), flush=True)
+sys.stdin.readline()
+"#;
+
+/// A workload in its own mount namespace, waiting for [`Recorded::go`].
+struct Recorded {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    mntns: u64,
+    missing: String,
+    present: String,
+    payload: String,
+    port: u16,
+    name: String,
+    _dir: TempDir,
+}
+
+impl Recorded {
+    fn start() -> Recorded {
+        let dir = TempDir::new("traceloop");
+        let tag = random_hex(4);
+        let missing = dir
+            .path()
+            .join(format!("missing-{tag}"))
+            .display()
+            .to_string();
+        let present = dir.path().join("present").display().to_string();
+        std::fs::write(&present, b"").unwrap();
+        let payload = format!("tl-{tag}\t\"quoted\"\n");
+        // A port nothing listens on: bound and closed again.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let name = format!("traceloop-{tag}");
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                SCRIPT,
+                &missing,
+                &present,
+                &payload,
+                &port.to_string(),
+                &name,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let mntns = ns_of(child.id(), "mnt");
+        assert_ne!(mntns, own_ns("mnt"));
+        Recorded {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            mntns,
+            missing,
+            present,
+            payload,
+            port,
+            name,
+            _dir: dir,
+        }
+    }
+
+    /// Lets it make its syscalls; returns its (file, tcp, unix) descriptors.
+    fn go(&mut self) -> (u64, u64, u64) {
+        writeln!(self.stdin.as_mut().unwrap(), "go").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let fds: Vec<u64> = line
+            .split_whitespace()
+            .map(|f| f.parse().unwrap())
+            .collect();
+        (fds[0], fds[1], fds[2])
+    }
+
+    fn comm(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/comm", self.child.id()))
+            .unwrap()
+            .trim_end()
+            .to_string()
+    }
+
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+fn traceloop(rec: &Recorded) -> GadgetTest {
+    require_root();
+    let mut test = GadgetTest::from_files(gadget("traceloop"), None).unwrap();
+    test.options.mntns_filter = Some(vec![rec.mntns]);
+    test
+}
+
+/// (syscall, parameters, ret) of the rows.
+fn calls(rows: &[&serde_json::Map<String, serde_json::Value>]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("syscall"), s("parameters"), s("ret"))
+        })
+        .collect()
+}
+
+fn row(syscall: &str, parameters: String, ret: &str) -> (String, String, String) {
+    (syscall.into(), parameters, ret.into())
+}
+
+/// The payload as Go's strconv.Quote writes it (IG's rows).
+fn quoted(payload: &str) -> String {
+    format!(
+        "\"{}\"",
+        payload
+            .replace('\t', "\\t")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    )
+}
+
+/// `AT_FDCWD` (-100) as glibc passes it (a 32-bit int, zero-extended) and
+/// IG prints it (the register as an unsigned number).
+const AT_FDCWD: u64 = 4294967196;
+const O_CLOEXEC: u64 = 0o2000000;
+
+#[test]
+fn records_the_namespace_syscalls_as_inspektor_gadget_prints_them() {
+    let mut rec = Recorded::start();
+    let test = traceloop(&rec);
+    let (capture, (fd, tcp, unix)) = test.trace_with(|| rec.go()).unwrap();
+    let pid = rec.child.id();
+    let comm = rec.comm();
+    // Every row is the workload's: the only process in the namespace.
+    assert!(!capture.events.is_empty());
+    for e in &capture.events {
+        assert_eq!(e["mntns_id"], rec.mntns, "{e:?}");
+        assert_eq!(e["pid"], pid, "{e:?}");
+        assert_eq!(e["comm"], comm.as_str(), "{e:?}");
+    }
+    let ours = |s: &str| ["openat", "write", "lseek", "read", "connect"].contains(&s);
+    // Its stdin and stdout (the test's lines) are not what we assert.
+    let rows: Vec<_> = capture.all(|e| {
+        let p = e["parameters"].as_str().unwrap();
+        let std = p.starts_with("fd=0,") || p.starts_with("fd=1,");
+        ours(e["syscall"].as_str().unwrap()) && !std && e["ret"] != "unfinished"
+    });
+    let n = rec.payload.len();
+    let payload = quoted(&rec.payload);
+    assert_eq!(
+        calls(&rows),
+        [
+            row(
+                "openat",
+                format!(
+                    "dfd={AT_FDCWD}, filename=\"{}\", flags={O_CLOEXEC}, mode=0",
+                    rec.missing
+                ),
+                "-1 (no such file or directory)"
+            ),
+            row(
+                "openat",
+                format!(
+                    "dfd={AT_FDCWD}, filename=\"{}\", flags={}, mode=0",
+                    rec.present,
+                    O_CLOEXEC | 2
+                ),
+                &fd.to_string()
+            ),
+            row(
+                "write",
+                format!("fd={fd}, buf={payload}, count={n}"),
+                &n.to_string()
+            ),
+            row("lseek", format!("fd={fd}, offset=0, whence=0"), "0"),
+            row(
+                "read",
+                format!("fd={fd}, buf={payload}, count=100"),
+                &n.to_string()
+            ),
+            row(
+                "connect",
+                format!("fd={tcp}, uservaddr=127.0.0.1:{}, addrlen=16", rec.port),
+                "-1 (connection refused)"
+            ),
+            row(
+                "connect",
+                format!(
+                    "fd={unix}, uservaddr=unix:@{}, addrlen={}",
+                    rec.name,
+                    3 + rec.name.len()
+                ),
+                "-1 (connection refused)"
+            ),
+        ]
+    );
+    // Blocked in its last read of stdin when the run stopped: IG's
+    // `unfinished`, with no parameters.
+    let last = capture.events.last().unwrap();
+    assert_eq!(calls(&[last]), [row("read", String::new(), "unfinished")]);
+    rec.finish();
+}
+
+#[test]
+fn syscall_filters_keep_only_the_named_syscalls() {
+    let mut rec = Recorded::start();
+    let test = traceloop(&rec).param("syscall-filters", "openat,connect");
+    let (capture, (fd, tcp, unix)) = test.trace_with(|| rec.go()).unwrap();
+    let all: Vec<_> = capture.all(|_| true);
+    assert_eq!(
+        calls(&all),
+        [
+            row(
+                "openat",
+                format!(
+                    "dfd={AT_FDCWD}, filename=\"{}\", flags={O_CLOEXEC}, mode=0",
+                    rec.missing
+                ),
+                "-1 (no such file or directory)"
+            ),
+            row(
+                "openat",
+                format!(
+                    "dfd={AT_FDCWD}, filename=\"{}\", flags={}, mode=0",
+                    rec.present,
+                    O_CLOEXEC | 2
+                ),
+                &fd.to_string()
+            ),
+            row(
+                "connect",
+                format!("fd={tcp}, uservaddr=127.0.0.1:{}, addrlen=16", rec.port),
+                "-1 (connection refused)"
+            ),
+            row(
+                "connect",
+                format!(
+                    "fd={unix}, uservaddr=unix:@{}, addrlen={}",
+                    rec.name,
+                    3 + rec.name.len()
+                ),
+                "-1 (connection refused)"
+            ),
+        ]
+    );
+    rec.finish();
+}
+
+#[test]
+fn bad_syscall_filters_are_named() {
+    require_root();
+    let test = GadgetTest::from_files(gadget("traceloop"), None).unwrap();
+    let start = |filters: &str| {
+        let test = GadgetTest {
+            gadget: Gadget::from_object(std::fs::read(gadget("traceloop")).unwrap(), None).unwrap(),
+            options: test.options.clone(),
+            settle: test.settle,
+        }
+        .param("syscall-filters", filters);
+        test.trace(|| ())
+            .err()
+            .expect("the run started")
+            .to_string()
+    };
+    let e = start("openat,frobnicate");
+    assert!(
+        e.contains("syscall-filters") && e.contains("syscall `frobnicate` does not exist"),
+        "{e}"
+    );
+    let e = start(&["read"; 17].join(","));
+    assert!(e.contains("17 syscalls given; at most 16"), "{e}");
+}
+
+#[test]
+fn describes_one_traceloop_source_with_inspektor_gadgets_fields() {
+    let yaml = std::fs::read_to_string(repo_root().join("gadgets/traceloop/gadget.yaml")).unwrap();
+    let g = Gadget::from_object(std::fs::read(gadget("traceloop")).unwrap(), Some(&yaml)).unwrap();
+    let infos = g.datasource_infos();
+    assert_eq!(infos.len(), 1);
+    assert_eq!(
+        (infos[0].name.as_str(), infos[0].kind.as_str()),
+        ("traceloop", "tracer")
+    );
+    let fields: Vec<(&str, bool)> = infos[0]
+        .fields
+        .iter()
+        .filter(|f| !f.name.contains('.'))
+        .map(|f| (f.name.as_str(), f.visible))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("mntns_id", true),
+            ("cpu", false),
+            ("pid", true),
+            ("comm", true),
+            ("syscall", true),
+            ("parameters", true),
+            ("ret", true),
+        ]
+    );
+    let params: Vec<(&str, &str)> = g
+        .params()
+        .iter()
+        .map(|p| (p.name.as_str(), p.default.as_str()))
+        .collect();
+    assert_eq!(params, [("syscall-filters", "")]);
+}
