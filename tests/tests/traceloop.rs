@@ -352,3 +352,140 @@ fn describes_one_traceloop_source_with_inspektor_gadgets_fields() {
         .collect();
     assert_eq!(params, [("syscall-filters", "")]);
 }
+
+/// Rows of a gadgetctl run's JSON output (control lines left out).
+fn rows_of(out: &std::process::Output) -> Vec<serde_json::Value> {
+    json_lines(out)
+        .into_iter()
+        .filter(|v| v.get("gadgetd").is_none())
+        .collect()
+}
+
+/// Fails `chdir` into a missing directory every 100 ms until dropped: a
+/// syscall with a path argument the host rarely makes.
+struct FailingChdir {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    path: String,
+    _dir: TempDir,
+}
+
+impl FailingChdir {
+    fn start() -> FailingChdir {
+        use std::sync::atomic::Ordering;
+        let dir = TempDir::new("traceloop-chdir");
+        let path = dir.path().join(format!("nowhere-{}", random_hex(4)));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, p) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                assert!(nix::unistd::chdir(&p).is_err());
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        FailingChdir {
+            stop,
+            path: path.display().to_string(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for FailingChdir {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Through the agent: `--host`, and no selection at all (the host too),
+/// record the host's mount namespace; the rows come when the run stops
+/// (timeout here, `gadgetctl stop` below).
+#[test]
+fn the_host_is_recorded_with_host_or_no_selection() {
+    require_root();
+    let bus = Bus::start();
+    let agent = Agent::start_with(&bus, &["--container-runtime", "none"]);
+    let obj = gadget("traceloop");
+    for selection in [&["--host"][..], &[]] {
+        let mut args = vec![obj.to_str().unwrap(), "--syscall-filters", "chdir"];
+        args.extend(selection);
+        let mut run = vec!["run"];
+        run.extend(&args);
+        run.extend(["-o", "json", "--timeout", "3s"]);
+        let client = agent.ctl_spawn(&run);
+        agent.wait_running(1);
+        let noise = FailingChdir::start();
+        let out = client.wait_with_output().unwrap();
+        let path = noise.path.clone();
+        drop(noise);
+        assert!(out.status.success(), "{selection:?}: {}", stderr(&out));
+        let rows = rows_of(&out);
+        let ours: Vec<_> = rows
+            .iter()
+            .filter(|r| r["pid"] == std::process::id())
+            .collect();
+        assert!(
+            !ours.is_empty(),
+            "{selection:?}: no row of ours in {rows:?}"
+        );
+        for r in &ours {
+            assert_eq!(r["mntns_id"], own_ns("mnt"), "{r}");
+            assert_eq!(r["syscall"], "chdir", "{r}");
+            assert_eq!(r["parameters"], format!("filename=\"{path}\""), "{r}");
+            assert_eq!(r["ret"], "-1 (no such file or directory)", "{r}");
+            assert_eq!(r["runtime.containerName"], "", "{r}");
+        }
+        // Only the filtered syscall, from every process of the host.
+        assert!(rows.iter().all(|r| r["syscall"] == "chdir"), "{rows:?}");
+    }
+}
+
+/// An agent whose mount namespace has no tracefs, only an empty `events`
+/// directory where it should be (so the agent does not mount tracefs
+/// itself): the run fails saying where it looked and what to mount.
+#[test]
+fn missing_tracefs_is_named() {
+    require_root();
+    let state = TempDir::new("traceloop-notracefs");
+    let socket = state.path().join("gadgetd.sock");
+    let log = state.path().join("gadgetd.log");
+    let script = format!(
+        "mount -t tmpfs none /sys/kernel/tracing && mkdir /sys/kernel/tracing/events && {{ mount -t tmpfs none /sys/kernel/debug 2>/dev/null; true; }} && exec {} --no-bus --listen {} --state-dir {}",
+        bin("gadgetd").display(),
+        socket.display(),
+        state.path().display()
+    );
+    let mut agent = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "gadgetd to serve",
+        std::time::Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("serving on the peer-to-peer socket"))
+        },
+    );
+    let address = socket.display().to_string();
+    let out = ctl(
+        &address,
+        &[
+            "run",
+            gadget("traceloop").to_str().unwrap(),
+            "--timeout",
+            "1s",
+        ],
+    );
+    let err = fails(&out, "traceloop without tracefs");
+    assert!(
+        err.contains(
+            "/sys/kernel/tracing/events/syscalls, /sys/kernel/debug/tracing/events/syscalls"
+        ) && err.contains("mount -t tracefs nodev /sys/kernel/tracing"),
+        "{err}"
+    );
+    // The agent keeps serving.
+    ok(&ctl(&address, &["list"]), "list after the failed run");
+    terminate(&mut agent, std::time::Duration::from_secs(10));
+}
