@@ -489,3 +489,91 @@ fn missing_tracefs_is_named() {
     ok(&ctl(&address, &["list"]), "list after the failed run");
     terminate(&mut agent, std::time::Duration::from_secs(10));
 }
+
+/// Through the agent with podman: a container selection gets a buffer for
+/// each matching container as it starts (not for others, nor the host),
+/// and a container that exits before the run stops still has its syscalls
+/// printed (the flight recorder's point); `gadgetctl stop` prints them.
+#[test]
+fn follows_the_selected_containers_and_keeps_what_exited_ones_did() {
+    use gadgetd_tests::runtimes::{self, MARKER, OPEN_LOOP, Podman};
+    require_root();
+    if let Some(why) = runtimes::missing(&["podman", "python3"]) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let p = Podman::start();
+    let bus = Bus::start();
+    let runtime = format!("podman={}", p.socket.display());
+    let agent = Agent::start_with(&bus, &["--container-runtime", &runtime]);
+    wait_for(
+        "the podman watcher",
+        std::time::Duration::from_secs(20),
+        || agent.log_text().contains("watching container runtime"),
+    );
+    let tag = format!("gd-tl-{}", random_hex(4));
+    let (kept, gone) = (format!("{tag}-kept"), format!("{tag}-gone"));
+    let other = format!("gd-other-{}", random_hex(4));
+    let obj = gadget("traceloop");
+    let selection = format!("{tag}-*");
+    let client = agent.ctl_spawn(&[
+        "run",
+        obj.to_str().unwrap(),
+        "--name",
+        &tag,
+        "--containername",
+        &selection,
+        "--syscall-filters",
+        "openat",
+        "-o",
+        "json",
+    ]);
+    agent.wait_running(1);
+    for name in [&kept, &gone, &other] {
+        p.run(name, OPEN_LOOP);
+    }
+    let ns = |name: &str| ns_of(p.pid(name), "mnt");
+    let (kept_ns, gone_ns, other_ns) = (ns(&kept), ns(&gone), ns(&other));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    p.remove(&gone);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    ok(&agent.ctl(&["stop", &tag]), "stop");
+    let out = client.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = rows_of(&out);
+    let marker = format!("filename=\"{MARKER}\"");
+    for (name, id) in [(&kept, kept_ns), (&gone, gone_ns)] {
+        let theirs: Vec<_> = rows
+            .iter()
+            .filter(|r| r["mntns_id"] == id && r["parameters"].as_str().unwrap().contains(&marker))
+            .collect();
+        assert!(
+            !theirs.is_empty(),
+            "{name}: no open of {MARKER} in {rows:?}"
+        );
+        for r in theirs {
+            assert_eq!(r["comm"], "cat", "{r}");
+            assert_eq!(r["syscall"], "openat", "{r}");
+            assert_eq!(
+                r["parameters"],
+                format!("dfd={AT_FDCWD}, {marker}, flags=0, mode=0"),
+                "{r}"
+            );
+            assert_eq!(r["ret"], "3", "{r}");
+        }
+    }
+    let kept_rows: Vec<_> = rows.iter().filter(|r| r["mntns_id"] == kept_ns).collect();
+    assert!(
+        kept_rows
+            .iter()
+            .all(|r| r["runtime.containerName"] == kept.as_str()),
+        "{kept_rows:?}"
+    );
+    // Nothing of the container outside the selection, nor of the host.
+    assert!(
+        rows.iter()
+            .all(|r| r["mntns_id"] == kept_ns || r["mntns_id"] == gone_ns),
+        "other: {other_ns}, host: {}: {rows:?}",
+        own_ns("mnt")
+    );
+}
