@@ -577,3 +577,21 @@ fn follows_the_selected_containers_and_keeps_what_exited_ones_did() {
         own_ns("mnt")
     );
 }
+
+/// An object with a `map_of_perf_buffers` that is not the traceloop ABI:
+/// the error names the map and what is off, and what the ABI is.
+#[test]
+fn a_map_of_perf_buffers_of_the_wrong_kind_is_named() {
+    let bytes = std::fs::read(test_object("bad_traceloop")).unwrap();
+    let err = Gadget::from_object(bytes, None)
+        .err()
+        .expect("it parsed")
+        .to_string();
+    assert!(
+        err.starts_with(
+            "map `map_of_perf_buffers`: the traceloop ABI: it is a BPF_MAP_TYPE_HASH, not a hash of maps; "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("160-byte `struct syscall_event_t`"), "{err}");
+}
