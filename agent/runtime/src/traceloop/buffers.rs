@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
-use super::ring::BackwardRing;
 use crate::error::{GadgetError, Result};
+use crate::perf_ring::{self, PerfRing};
 
 /// Data pages of each CPU's ring (Inspektor Gadget's 64 pages).
 pub const PAGES: usize = 64;
@@ -25,7 +25,7 @@ const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 struct Namespace {
     /// The inner map, kept open while the rings are.
     _inner: OwnedFd,
-    rings: Vec<BackwardRing>,
+    rings: Vec<PerfRing>,
     /// In the outer map now.
     traced: bool,
 }
@@ -118,18 +118,12 @@ impl Buffers {
         let inner = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         let mut rings = Vec::with_capacity(self.cpus.len());
         for &cpu in &self.cpus {
-            let ring = BackwardRing::open(cpu, PAGES).map_err(|e| {
+            let ring = PerfRing::open_overwritable(cpu, PAGES).map_err(|e| {
                 err(format!(
                     "opening an overwritable perf ring on CPU {cpu} for mount namespace {mntns}: {e}"
                 ))
             })?;
-            let key = cpu;
-            let value = ring.as_raw_fd() as u32;
-            let mut attr = [0u64; 4];
-            attr[0] = inner.as_raw_fd() as u32 as u64;
-            attr[1] = &key as *const u32 as u64;
-            attr[2] = &value as *const u32 as u64;
-            sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map_err(|e| {
+            perf_ring::install(inner.as_fd(), cpu, &ring).map_err(|e| {
                 err(format!(
                     "installing the ring of CPU {cpu} (mount namespace {mntns}): {e}"
                 ))
@@ -178,9 +172,10 @@ impl Buffers {
                 tracing::warn!(error = %e, "traceloop: pausing a perf ring failed; its last records may be torn");
             }
         }
+        let mut scratch = Vec::new();
         for (id, ns) in namespaces.iter() {
             for ring in &ns.rings {
-                ring.read_all(|d| f(*id, d));
+                ring.read_backward(&mut scratch, |d| f(*id, d));
             }
         }
         lost

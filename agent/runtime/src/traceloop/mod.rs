@@ -7,13 +7,12 @@
 //! all when the run stops.
 //!
 //! Modules, one job each: [`syscalls`] (names, numbers, tracefs
-//! declarations, length rules), [`ring`] (one backward perf ring),
-//! [`buffers`] (a buffer per namespace in `map_of_perf_buffers`),
+//! declarations, length rules), [`buffers`] (a buffer per namespace in
+//! `map_of_perf_buffers`, overwritable [`crate::perf_ring::PerfRing`]s),
 //! [`records`] (records into rows).
 
 pub mod buffers;
 pub mod records;
-pub mod ring;
 pub mod syscalls;
 
 use std::os::fd::AsFd;
