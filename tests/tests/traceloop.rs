@@ -120,6 +120,36 @@ impl Recorded {
         (fds[0], fds[1], fds[2])
     }
 
+    /// The rows of its two opens (`fd`: the one that worked), as IG prints them.
+    fn opens(&self, fd: u64) -> Vec<(String, String, String)> {
+        let open = |path: &str, flags: u64, ret: &str| {
+            let p = format!("dfd={AT_FDCWD}, filename=\"{path}\", flags={flags}, mode=0");
+            row("openat", p, ret)
+        };
+        vec![
+            open(&self.missing, O_CLOEXEC, "-1 (no such file or directory)"),
+            open(&self.present, O_CLOEXEC | 2, &fd.to_string()),
+        ]
+    }
+
+    /// The rows of its two refused connects (TCP, abstract unix socket).
+    fn connects(&self, tcp: u64, unix: u64) -> Vec<(String, String, String)> {
+        let refused = "-1 (connection refused)";
+        let len = 3 + self.name.len();
+        vec![
+            row(
+                "connect",
+                format!("fd={tcp}, uservaddr=127.0.0.1:{}, addrlen=16", self.port),
+                refused,
+            ),
+            row(
+                "connect",
+                format!("fd={unix}, uservaddr=unix:@{}, addrlen={len}", self.name),
+                refused,
+            ),
+        ]
+    }
+
     fn comm(&self) -> String {
         std::fs::read_to_string(format!("/proc/{}/comm", self.child.id()))
             .unwrap()
@@ -193,53 +223,22 @@ fn records_the_namespace_syscalls_as_inspektor_gadget_prints_them() {
     });
     let n = rec.payload.len();
     let payload = quoted(&rec.payload);
-    assert_eq!(
-        calls(&rows),
-        [
-            row(
-                "openat",
-                format!(
-                    "dfd={AT_FDCWD}, filename=\"{}\", flags={O_CLOEXEC}, mode=0",
-                    rec.missing
-                ),
-                "-1 (no such file or directory)"
-            ),
-            row(
-                "openat",
-                format!(
-                    "dfd={AT_FDCWD}, filename=\"{}\", flags={}, mode=0",
-                    rec.present,
-                    O_CLOEXEC | 2
-                ),
-                &fd.to_string()
-            ),
-            row(
-                "write",
-                format!("fd={fd}, buf={payload}, count={n}"),
-                &n.to_string()
-            ),
-            row("lseek", format!("fd={fd}, offset=0, whence=0"), "0"),
-            row(
-                "read",
-                format!("fd={fd}, buf={payload}, count=100"),
-                &n.to_string()
-            ),
-            row(
-                "connect",
-                format!("fd={tcp}, uservaddr=127.0.0.1:{}, addrlen=16", rec.port),
-                "-1 (connection refused)"
-            ),
-            row(
-                "connect",
-                format!(
-                    "fd={unix}, uservaddr=unix:@{}, addrlen={}",
-                    rec.name,
-                    3 + rec.name.len()
-                ),
-                "-1 (connection refused)"
-            ),
-        ]
-    );
+    let mut want = rec.opens(fd);
+    want.extend([
+        row(
+            "write",
+            format!("fd={fd}, buf={payload}, count={n}"),
+            &n.to_string(),
+        ),
+        row("lseek", format!("fd={fd}, offset=0, whence=0"), "0"),
+        row(
+            "read",
+            format!("fd={fd}, buf={payload}, count=100"),
+            &n.to_string(),
+        ),
+    ]);
+    want.extend(rec.connects(tcp, unix));
+    assert_eq!(calls(&rows), want);
     // Blocked in its last read of stdin when the run stopped: IG's
     // `unfinished`, with no parameters.
     let last = capture.events.last().unwrap();
@@ -253,42 +252,9 @@ fn syscall_filters_keep_only_the_named_syscalls() {
     let test = traceloop(&rec).param("syscall-filters", "openat,connect");
     let (capture, (fd, tcp, unix)) = test.trace_with(|| rec.go()).unwrap();
     let all: Vec<_> = capture.all(|_| true);
-    assert_eq!(
-        calls(&all),
-        [
-            row(
-                "openat",
-                format!(
-                    "dfd={AT_FDCWD}, filename=\"{}\", flags={O_CLOEXEC}, mode=0",
-                    rec.missing
-                ),
-                "-1 (no such file or directory)"
-            ),
-            row(
-                "openat",
-                format!(
-                    "dfd={AT_FDCWD}, filename=\"{}\", flags={}, mode=0",
-                    rec.present,
-                    O_CLOEXEC | 2
-                ),
-                &fd.to_string()
-            ),
-            row(
-                "connect",
-                format!("fd={tcp}, uservaddr=127.0.0.1:{}, addrlen=16", rec.port),
-                "-1 (connection refused)"
-            ),
-            row(
-                "connect",
-                format!(
-                    "fd={unix}, uservaddr=unix:@{}, addrlen={}",
-                    rec.name,
-                    3 + rec.name.len()
-                ),
-                "-1 (connection refused)"
-            ),
-        ]
-    );
+    let mut want = rec.opens(fd);
+    want.extend(rec.connects(tcp, unix));
+    assert_eq!(calls(&all), want);
     rec.finish();
 }
 
