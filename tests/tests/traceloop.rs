@@ -359,23 +359,27 @@ impl Drop for FailingChdir {
 }
 
 /// Through the agent: `--host`, and no selection at all (the host too),
-/// record the host's mount namespace; the rows come when the run stops
-/// (timeout here, `gadgetctl stop` below).
+/// record the host's mount namespace; the rows come when the run stops:
+/// at its timeout, and at Ctrl-C (gadgetctl stops the run and prints what
+/// comes); `gadgetctl stop` below.
 #[test]
 fn the_host_is_recorded_with_host_or_no_selection() {
     require_root();
     let bus = Bus::start();
     let agent = Agent::start_with(&bus, &["--container-runtime", "none"]);
     let obj = gadget("traceloop");
-    for selection in [&["--host"][..], &[]] {
-        let mut args = vec![obj.to_str().unwrap(), "--syscall-filters", "chdir"];
-        args.extend(selection);
-        let mut run = vec!["run"];
-        run.extend(&args);
-        run.extend(["-o", "json", "--timeout", "3s"]);
+    for (selection, stop) in [(&["--host", "--timeout", "3s"][..], None), (&[], Some(()))] {
+        let mut run = vec!["run", obj.to_str().unwrap(), "--syscall-filters", "chdir"];
+        run.extend(selection);
+        run.extend(["-o", "json"]);
         let client = agent.ctl_spawn(&run);
         agent.wait_running(1);
         let noise = FailingChdir::start();
+        if stop.is_some() {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            let pid = nix::unistd::Pid::from_raw(client.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        }
         let out = client.wait_with_output().unwrap();
         let path = noise.path.clone();
         drop(noise);

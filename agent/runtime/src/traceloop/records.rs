@@ -139,6 +139,11 @@ impl Collected {
     pub fn rows(mut self, mntns_id: u64, names: &SyscallTable) -> Vec<Row> {
         let mut rows = Vec::new();
         let mut exit_used = vec![false; self.exits.len()];
+        // Exits by the enter's timestamp they carry.
+        let mut exits_at: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (i, (x, _)) in self.exits.iter().enumerate() {
+            exits_at.entry(x.monotonic).or_default().push(i);
+        }
         let row = |c: &Call, comm: &[u8], syscall: String| Row {
             timestamp: c.boot,
             mntns_id,
@@ -152,32 +157,23 @@ impl Collected {
         for (enter, comm) in &self.enters {
             let syscall = names.name(enter.id as u64);
             let mut r = row(enter, comm, syscall.clone());
+            let decl = names.declaration(&syscall);
             if matches!(syscall.as_str(), "exit" | "exit_group" | "rt_sigreturn") {
-                r.parameters = parameters(
-                    enter,
-                    &syscall,
-                    names.declaration(&syscall).as_deref(),
-                    &self.conts,
-                );
+                r.parameters = parameters(enter, &syscall, decl.as_deref(), &self.conts);
                 r.ret = "X".into();
                 rows.push(r);
                 continue;
             }
-            let exit = self.exits.iter().enumerate().position(|(i, (x, _))| {
-                !exit_used[i]
-                    && x.monotonic == enter.monotonic
-                    && x.id == enter.id
-                    && x.pid == enter.pid
+            let exit = exits_at.get(&enter.monotonic).and_then(|at| {
+                at.iter().copied().find(|&i| {
+                    let x = &self.exits[i].0;
+                    !exit_used[i] && x.id == enter.id && x.pid == enter.pid
+                })
             });
             match exit {
                 Some(i) => {
                     exit_used[i] = true;
-                    r.parameters = parameters(
-                        enter,
-                        &syscall,
-                        names.declaration(&syscall).as_deref(),
-                        &self.conts,
-                    );
+                    r.parameters = parameters(enter, &syscall, decl.as_deref(), &self.conts);
                     r.ret = ret_to_string(self.exits[i].0.args[0]);
                 }
                 // IG prints an enter without its exit with no parameters.
@@ -353,6 +349,137 @@ pub fn go_quote(s: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An enter or exit record of syscall `nr`.
+    fn call(kind: u32, nr: u16, mono: u64, boot: u64, args: [u64; 6]) -> Vec<u8> {
+        let mut r = vec![0u8; RECORD_SIZE];
+        r[0..4].copy_from_slice(&kind.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            r[8 + 8 * i..16 + 8 * i].copy_from_slice(&a.to_ne_bytes());
+        }
+        r[56..64].copy_from_slice(&mono.to_ne_bytes());
+        r[64..72].copy_from_slice(&boot.to_ne_bytes());
+        r[72..76].copy_from_slice(&42u32.to_ne_bytes());
+        r[76..78].copy_from_slice(&1u16.to_ne_bytes());
+        r[78..80].copy_from_slice(&nr.to_ne_bytes());
+        r[80..84].copy_from_slice(b"demo");
+        r
+    }
+
+    fn cont(mono: u64, index: u8, param: &[u8], length: u64, failed: bool) -> Vec<u8> {
+        let mut r = vec![0u8; RECORD_SIZE];
+        r[0..4].copy_from_slice(&CONT.to_ne_bytes());
+        r[4..4 + param.len()].copy_from_slice(param);
+        r[136..144].copy_from_slice(&mono.to_ne_bytes());
+        r[144..152].copy_from_slice(&length.to_ne_bytes());
+        r[152] = index;
+        r[153] = failed as u8;
+        r
+    }
+
+    /// A tracefs with the declarations of a few syscalls.
+    fn tracefs() -> (std::path::PathBuf, SyscallTable) {
+        let root = std::env::temp_dir().join(format!("traceloop-unit-{}", std::process::id()));
+        let decls: &[(&str, &[&str])] = &[
+            (
+                "openat",
+                &[
+                    "int dfd",
+                    "const char * filename",
+                    "int flags",
+                    "umode_t mode",
+                ],
+            ),
+            ("read", &["unsigned int fd", "char * buf", "size_t count"]),
+            ("exit_group", &["int error_code"]),
+        ];
+        for (name, params) in decls {
+            let dir = root.join(format!("events/syscalls/sys_enter_{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut f = String::from("format:\n\tfield:int __syscall_nr;\toffset:8;\n");
+            for p in *params {
+                f.push_str(&format!("\tfield:{p};\toffset:16;\n"));
+            }
+            std::fs::write(dir.join("format"), f).unwrap();
+        }
+        let table = SyscallTable::open(&[root.as_path()]).unwrap();
+        (root, table)
+    }
+
+    #[test]
+    fn records_become_rows_as_inspektor_gadget_makes_them() {
+        let (root, names) = tracefs();
+        let nr = |n: &str| names.number(n).unwrap() as u16;
+        let (openat, read, exit_group) = (nr("openat"), nr("read"), nr("exit_group"));
+        let mut c = Collected::default();
+        // Newest first, as the ring gives them; rows come out by boot time.
+        c.push(&call(EXIT, read, 300, 310, [5, 0, 0, 0, 0, 0]));
+        c.push(&cont(300, 1, b"hello", 5, false));
+        c.push(&call(ENTER, read, 300, 301, [3, 0x7f00, 64, 0, 0, 0]));
+        c.push(&call(ENTER, exit_group, 400, 401, [0; 6]));
+        c.push(&call(ENTER, read, 500, 501, [0, 0x10, 8, 0, 0, 0]));
+        c.push(&call(EXIT, openat, 50, 60, [-2i64 as u64, 0, 0, 0, 0, 0]));
+        c.push(&cont(200, 1, b"/etc\0junk", USE_NULL_BYTE_LENGTH, false));
+        c.push(&call(
+            EXIT,
+            openat,
+            200,
+            210,
+            [-13i64 as u64, 0, 0, 0, 0, 0],
+        ));
+        c.push(&call(
+            ENTER,
+            openat,
+            200,
+            201,
+            [-100i32 as u32 as u64, 0x1000, 0, 0, 0, 0],
+        ));
+        c.push(&cont(600, 1, b"", 0, true));
+        c.push(&call(ENTER, openat, 600, 601, [1, 0x2000, 0, 0, 0, 0]));
+        c.push(&call(EXIT, openat, 600, 610, [3, 0, 0, 0, 0, 0]));
+        c.push(&[0u8; 12]);
+        assert_eq!(c.malformed, 1);
+        let rows = c.rows(7, &names);
+        let got: Vec<(u64, &str, &str, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.timestamp,
+                    r.syscall.as_str(),
+                    r.parameters.as_str(),
+                    r.ret.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // An exit whose enter was overwritten: no parameters.
+                (60, "openat", "", "-1 (no such file or directory)"),
+                (
+                    201,
+                    "openat",
+                    "dfd=4294967196, filename=\"/etc\", flags=0, mode=0",
+                    "-1 (permission denied)"
+                ),
+                (301, "read", "fd=3, buf=\"hello\", count=64", "5"),
+                (401, "exit_group", "error_code=0", "X"),
+                (501, "read", "", "unfinished"),
+                (
+                    601,
+                    "openat",
+                    "dfd=1, filename=\"(Failed to dereference pointer)\", flags=0, mode=0",
+                    "3"
+                ),
+            ]
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.mntns_id == 7 && r.pid == 42 && r.cpu == 1)
+        );
+        assert_eq!(rows[0].comm, b"demo");
+        std::fs::remove_dir_all(root).unwrap();
+    }
 
     #[test]
     fn quotes_as_go_does() {
