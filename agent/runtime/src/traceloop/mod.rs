@@ -169,7 +169,7 @@ pub fn param(abi: &Abi) -> Option<ParamSpec> {
         key: FILTER_PARAM.into(),
         kind: ParamKind::String { len: 256 },
         default: String::new(),
-        description: "Filter out by syscall names. Join multiple names with ','".into(),
+        description: "Record only these syscalls: names, comma-separated (at most 16)".into(),
         possible_values: Vec::new(),
     })
 }
