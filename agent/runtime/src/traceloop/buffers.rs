@@ -3,7 +3,9 @@
 //! gadget's `map_of_perf_buffers` under the namespace's inode, where the
 //! programs look it up. A namespace that goes (its container exited) leaves
 //! the outer map but keeps its rings, so what it did last is still read at
-//! the end, as a flight recorder should.
+//! the end, as a flight recorder should; only the last [`KEPT_STOPPED`]
+//! such namespaces are kept, so a long run over many short-lived
+//! containers does not grow without bound.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -15,6 +17,10 @@ use crate::perf_ring::{self, PerfRing};
 
 /// Data pages of each CPU's ring (Inspektor Gadget's 64 pages).
 pub const PAGES: usize = 64;
+
+/// Namespaces no longer recorded whose rings are kept for the end (the
+/// most recently stopped ones).
+pub const KEPT_STOPPED: usize = 64;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
@@ -28,6 +34,8 @@ struct Namespace {
     rings: Vec<PerfRing>,
     /// In the outer map now.
     traced: bool,
+    /// When it stopped being recorded (a count of removals), if it did.
+    stopped: u64,
 }
 
 /// The buffers of a run, by mount namespace inode.
@@ -38,7 +46,11 @@ pub struct Buffers {
     cpus: Vec<u32>,
     /// Slots of each inner map (possible CPUs).
     slots: u32,
+    /// Data pages of each ring.
+    pages: usize,
     namespaces: Mutex<BTreeMap<u64, Namespace>>,
+    /// Removals so far ([`Namespace::stopped`]).
+    removals: std::sync::atomic::AtomicU64,
 }
 
 fn sys_bpf(cmd: libc::c_long, attr: &mut [u64]) -> io::Result<i64> {
@@ -64,8 +76,14 @@ fn err(what: String) -> GadgetError {
 }
 
 impl Buffers {
-    /// Buffers for the outer map `outer` (a duplicate of its fd).
+    /// Buffers of [`PAGES`] pages per CPU for the outer map `outer` (a
+    /// duplicate of its fd).
     pub fn new(outer: OwnedFd) -> Result<Buffers> {
+        Buffers::with_pages(outer, PAGES)
+    }
+
+    /// Like [`Buffers::new`] with `pages` data pages per ring (a power of two).
+    pub fn with_pages(outer: OwnedFd, pages: usize) -> Result<Buffers> {
         let cpus =
             aya::util::online_cpus().map_err(|(path, e)| err(format!("reading {path}: {e}")))?;
         let slots =
@@ -74,7 +92,9 @@ impl Buffers {
             outer,
             cpus,
             slots,
+            pages,
             namespaces: Mutex::new(BTreeMap::new()),
+            removals: Default::default(),
         })
     }
 
@@ -118,7 +138,7 @@ impl Buffers {
         let inner = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         let mut rings = Vec::with_capacity(self.cpus.len());
         for &cpu in &self.cpus {
-            let ring = PerfRing::open_overwritable(cpu, PAGES).map_err(|e| {
+            let ring = PerfRing::open_overwritable(cpu, self.pages).map_err(|e| {
                 err(format!(
                     "opening an overwritable perf ring on CPU {cpu} for mount namespace {mntns}: {e}"
                 ))
@@ -134,6 +154,7 @@ impl Buffers {
             _inner: inner,
             rings,
             traced: false,
+            stopped: 0,
         })
     }
 
@@ -146,7 +167,26 @@ impl Buffers {
             attr[1] = &mntns as *const u64 as u64;
             let _ = sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr);
             ns.traced = false;
+            ns.stopped = 1 + self
+                .removals
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let stopped = namespaces.values().filter(|n| !n.traced).count();
+        if stopped > KEPT_STOPPED
+            && let Some(oldest) = namespaces
+                .iter()
+                .filter(|(_, n)| !n.traced)
+                .min_by_key(|(_, n)| n.stopped)
+                .map(|(id, _)| *id)
+        {
+            namespaces.remove(&oldest);
+        }
+    }
+
+    /// The namespaces whose rings are kept, recorded now or not.
+    pub fn kept(&self) -> Vec<u64> {
+        let namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        namespaces.keys().copied().collect()
     }
 
     /// The namespaces being recorded now.
@@ -179,5 +219,69 @@ impl Buffers {
             }
         }
         lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    const BPF_MAP_TYPE_HASH_OF_MAPS: u64 = 13;
+
+    /// A `map_of_perf_buffers` as the gadget declares it.
+    fn outer_map() -> OwnedFd {
+        let slots = aya::util::nr_cpus().unwrap() as u64;
+        let mut attr = [0u64; 9];
+        attr[0] = BPF_MAP_TYPE_PERF_EVENT_ARRAY as u64 | (4 << 32);
+        attr[1] = 4 | (slots << 32);
+        // SAFETY: a fresh descriptor from the kernel.
+        let inner =
+            unsafe { OwnedFd::from_raw_fd(sys_bpf(BPF_MAP_CREATE, &mut attr).unwrap() as RawFd) };
+        let mut attr = [0u64; 9];
+        attr[0] = BPF_MAP_TYPE_HASH_OF_MAPS | (8 << 32);
+        attr[1] = 4 | (1024 << 32);
+        attr[2] = (inner.as_raw_fd() as u64) << 32; // map_flags 0, inner_map_fd
+        // SAFETY: as above.
+        unsafe { OwnedFd::from_raw_fd(sys_bpf(BPF_MAP_CREATE, &mut attr).unwrap() as RawFd) }
+    }
+
+    fn in_outer(outer: &OwnedFd, mntns: u64) -> bool {
+        let mut id = 0u32;
+        let mut attr = [0u64; 4];
+        attr[0] = outer.as_raw_fd() as u32 as u64;
+        attr[1] = &mntns as *const u64 as u64;
+        attr[2] = &mut id as *mut u32 as u64;
+        sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr).is_ok()
+    }
+
+    /// Namespaces come and go in the outer map; stopped ones keep their
+    /// rings, the most recent [`KEPT_STOPPED`] of them.
+    #[test]
+    fn namespaces_come_and_go_and_the_latest_stopped_are_kept() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: creating BPF maps needs root");
+            return;
+        }
+        let outer = outer_map();
+        let buffers = Buffers::with_pages(outer.try_clone().unwrap(), 1).unwrap();
+        let n = KEPT_STOPPED as u64 + 6;
+        for id in 1..=n {
+            buffers.insert(id).unwrap();
+            assert!(in_outer(&outer, id));
+        }
+        assert_eq!(buffers.traced(), (1..=n).collect::<Vec<_>>());
+        for id in 1..=n {
+            buffers.remove(id);
+            assert!(!in_outer(&outer, id));
+        }
+        assert!(buffers.traced().is_empty());
+        assert_eq!(buffers.kept(), (7..=n).collect::<Vec<_>>());
+        // Back again (an inode reused): recorded, its old rings kept.
+        buffers.insert(n).unwrap();
+        assert!(in_outer(&outer, n));
+        assert_eq!(buffers.traced(), [n]);
+        buffers.remove(12345); // never recorded: nothing happens
+        assert_eq!(buffers.kept().len(), KEPT_STOPPED);
     }
 }
