@@ -420,12 +420,21 @@ fn missing_tracefs_is_named() {
         socket.display(),
         state.path().display()
     );
-    let mut agent = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    // Stopped however the test ends (`unshare` and `sh` exec into gadgetd).
+    struct Stopped(Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            terminate(&mut self.0, std::time::Duration::from_secs(10));
+        }
+    }
+    let _agent = Stopped(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     wait_for(
         "gadgetd to serve",
         std::time::Duration::from_secs(10),
@@ -453,7 +462,6 @@ fn missing_tracefs_is_named() {
     );
     // The agent keeps serving.
     ok(&ctl(&address, &["list"]), "list after the failed run");
-    terminate(&mut agent, std::time::Duration::from_secs(10));
 }
 
 /// Through the agent with podman: a container selection gets a buffer for
