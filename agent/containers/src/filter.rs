@@ -265,7 +265,11 @@ fn resync(registry: &Registry, plan: &Plan, map: &MntnsFilterMap) {
     for gone in have.difference(&want) {
         map.remove(*gone);
     }
-    for new in want.difference(&have) {
-        let _ = map.insert(*new);
+    // Every wanted id is inserted again, not only the missing ones: the
+    // kernel-side catch-up may have added an id already, and the map's
+    // observer (traceloop's per-namespace buffers) must still hear of it.
+    // Inserting an id already there is an idempotent update.
+    for id in &want {
+        let _ = map.insert(*id);
     }
 }
