@@ -195,6 +195,8 @@ impl Registry {
 
     /// Reads the host's addresses again (they change as networks come and
     /// go, a runtime's bridge for one); done on every container change too.
+    // The write lock orders this index after any other change's.
+    #[allow(clippy::readonly_write_lock)]
     pub fn refresh_host_addresses(&self) {
         let records = self.records.write().unwrap();
         let now: HashSet<IpAddr> = super::procinfo::host_addresses().into_iter().collect();
