@@ -1263,7 +1263,7 @@ fn oversized_answer(
     rt: Rt<'_>,
     cli: &dyn Fn(&[&str]) -> std::process::Output,
     net: &[&str],
-    inspects_after_start: bool,
+    docker_events: bool,
 ) {
     let tag = unique("big");
     let dir = TempDir::new("labels");
@@ -1296,20 +1296,16 @@ fn oversized_answer(
     (rt.run)(&small_after, "sleep 120");
     // Its events carry its labels too: those are skipped. dockerd's
     // `start` event does not, and the inspect it leads to is refused.
-    wait_log(
-        &agent,
-        "GET /events: skipped events longer than 1048576 bytes, the most gadgetd reads (their containers are not watched)",
-        Duration::from_secs(30),
-    );
-    if inspects_after_start {
-        wait_log(&agent, &said(&big_after_id), Duration::from_secs(30));
-    } else {
-        std::thread::sleep(Duration::from_secs(1));
-        assert!(
-            !agent.log_text().contains(&said(&big_after_id)),
-            "{}",
-            agent.log_text()
+    // podman's API stream has a CLI container's events only after it
+    // ran (the agent follows podman's events file for its start): there,
+    // only that it stays out is checked.
+    if docker_events {
+        wait_log(
+            &agent,
+            "GET /events: skipped events longer than 1048576 bytes, the most gadgetd reads (their containers are not watched)",
+            Duration::from_secs(30),
         );
+        wait_log(&agent, &said(&big_after_id), Duration::from_secs(30));
     }
     let start = Instant::now();
     let names = loop {
