@@ -335,6 +335,45 @@ fn advise_seccomp_prints_a_profile_of_what_the_workload_called() {
     );
 }
 
+/// `-o seccomp` with several data sources: the syscalls of every source
+/// with a syscall field, each by its own fields. The first source has none
+/// (its `which` numbers are no syscalls); `get` names getpriority in `nr`,
+/// `set` setpriority in `syscall`.
+#[test]
+fn seccomp_output_takes_every_source_with_syscalls() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let me = std::process::id().to_string();
+    let param = format!("targ_pid={me}");
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&test_object("seccomp_sources")),
+        "-p",
+        &param,
+        "-o",
+        "seccomp",
+        "--timeout",
+        "2500ms",
+    ]);
+    agent.wait_running(1);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain syscalls on this process, its priority set to what it is.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        assert_eq!(*libc::__errno_location(), 0);
+        assert_eq!(libc::setpriority(libc::PRIO_PROCESS, 0, nice), 0);
+    }
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let profile: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert_eq!(
+        profile["syscalls"],
+        serde_json::json!([{"names": ["getpriority", "setpriority"], "action": "SCMP_ACT_ALLOW"}])
+    );
+}
+
 #[test]
 fn a_profiler_with_an_interval_prints_and_resets_its_histogram_each_time() {
     let bus = Bus::start();
