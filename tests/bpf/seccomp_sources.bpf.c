@@ -52,38 +52,27 @@ static __always_inline int call(void *ctx, __u32 which)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_getpriority")
-int seccomp_sources_get(struct trace_event_raw_sys_enter *ctx)
-{
-	struct get_event *e;
+/* Program `prog` on syscall `sc`: a `calls` event, and its number in
+ * member `member` of an event of `type` in ring `ring`. */
+#define SYSCALL_SOURCE(prog, sc, ring, type, member)                            \
+	SEC("tracepoint/syscalls/sys_enter_" #sc)                               \
+	int prog(struct trace_event_raw_sys_enter *ctx)                         \
+	{                                                                       \
+		struct type *e;                                                 \
+                                                                                \
+		if ((bpf_get_current_pid_tgid() >> 32) != targ_pid)            \
+			return 0;                                               \
+		call(ctx, (__u32)ctx->args[0]);                                 \
+		e = gadget_reserve_buf(&ring, sizeof(*e));                      \
+		if (!e)                                                         \
+			return 0;                                               \
+		e->pid = targ_pid;                                              \
+		e->member = (__u32)ctx->id;                                     \
+		gadget_submit_buf(ctx, &ring, e, sizeof(*e));                   \
+		return 0;                                                       \
+	}
 
-	if ((bpf_get_current_pid_tgid() >> 32) != targ_pid)
-		return 0;
-	call(ctx, (__u32)ctx->args[0]);
-	e = gadget_reserve_buf(&get_events, sizeof(*e));
-	if (!e)
-		return 0;
-	e->pid = targ_pid;
-	e->nr = (__u32)ctx->id;
-	gadget_submit_buf(ctx, &get_events, e, sizeof(*e));
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_setpriority")
-int seccomp_sources_set(struct trace_event_raw_sys_enter *ctx)
-{
-	struct set_event *e;
-
-	if ((bpf_get_current_pid_tgid() >> 32) != targ_pid)
-		return 0;
-	call(ctx, (__u32)ctx->args[0]);
-	e = gadget_reserve_buf(&set_events, sizeof(*e));
-	if (!e)
-		return 0;
-	e->pid = targ_pid;
-	e->syscall = (__u32)ctx->id;
-	gadget_submit_buf(ctx, &set_events, e, sizeof(*e));
-	return 0;
-}
+SYSCALL_SOURCE(seccomp_sources_get, getpriority, get_events, get_event, nr)
+SYSCALL_SOURCE(seccomp_sources_set, setpriority, set_events, set_event, syscall)
 
 char LICENSE[] SEC("license") = "GPL";
