@@ -124,7 +124,7 @@ clean:
 # Objects the tests use for edge cases (bad conventions, perf arrays, kprobes).
 TEST_OBJS := $(patsubst tests/bpf/%.bpf.c,build/tests/%.o,$(wildcard tests/bpf/*.bpf.c))
 test-objects: $(TEST_OBJS) build/tests/no_btf.o
-build/tests/%.o: tests/bpf/%.bpf.c $(HEADERS)
+build/tests/%.o: tests/bpf/%.bpf.c $(HEADERS) $(wildcard tests/bpf/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O2 -target bpf $(ARCH_DEFINE) -I include -c $< -o $@
 # clang 14 cannot compile bpf_core_type_matches() (CO-RE relocation kind 12);

@@ -209,7 +209,7 @@ impl Printer {
             self.fit(&mut view);
             self.views.push(view);
         }
-        self.seccomp.header(&header.fields);
+        self.seccomp.header(&sources);
         let _ = out;
         Ok(())
     }

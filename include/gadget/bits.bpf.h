@@ -25,8 +25,15 @@ static __always_inline u64 log2(u32 v)
 }
 
 /*
- * The slot of `v` in a gadget_histogram_slot__* array: 0 for 0, else
- * floor(log2(v)) + 1, so slot n counts values in [2^(n-1), 2^n).
+ * Inspektor Gadget's slot of `v` in a gadget_histogram_slot__* array, as IG
+ * computes it (kept identical so IG gadgets count the same here): 0 for 0,
+ * else floor(log2(v)) + 1. Slot n thus holds values in [2^(n-1), 2^n).
+ *
+ * Mind the printing: IG's histogram package, and gadgetd after it, label
+ * slot n as [2^n, 2^(n+1) - 1] (slot 0 as [0, 1]), so a value counted with
+ * get_slot_idx() shows one range higher than the value (IG's profile_blockio
+ * does that). For printed ranges that hold the value, use log2(v) instead
+ * (floor(log2(v)); 0 for 0 and 1).
  */
 static __always_inline u64 get_slot_idx(u64 v)
 {

@@ -20,18 +20,11 @@
 #include <gadget/types.h>
 #include <gadget/sockets-map.h>
 
-#define ETH_HLEN 14
-#define ETH_P_IP 0x0800
+#include "owner_packet.h"
+
 #define TC_ACT_OK 0
 
-struct event_t {
-	gadget_netns_id netns_id;
-	struct gadget_process proc;
-	__u8 ingress;
-	__u8 l4proto;
-	__u16 sport;
-	__u16 dport;
-};
+OWNER_EVENT(__u8 ingress;);
 
 GADGET_TRACER_MAP(events, 1024 * 256);
 GADGET_TRACER(packets, events, event_t);
@@ -46,41 +39,13 @@ GADGET_PARAM(reverse);
 
 static __always_inline int report(struct __sk_buff *skb, __u8 ingress)
 {
-	struct event_t *event;
-	__u16 h_proto, sport, dport;
-	__u8 l4proto, ihl;
-	int l4;
+	struct l4_packet p = {};
 
-	if (bpf_skb_load_bytes(skb, 12, &h_proto, 2) < 0 || h_proto != bpf_htons(ETH_P_IP))
+	if (!l4_packet_read(skb, false, port_min, port_max, &p))
 		return TC_ACT_OK;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ihl, 1) < 0 ||
-	    bpf_skb_load_bytes(skb, ETH_HLEN + 9, &l4proto, 1) < 0)
-		return TC_ACT_OK;
-	if (l4proto != IPPROTO_TCP && l4proto != IPPROTO_UDP)
-		return TC_ACT_OK;
-	l4 = ETH_HLEN + (ihl & 0x0f) * 4;
-	if (bpf_skb_load_bytes(skb, l4, &sport, 2) < 0 ||
-	    bpf_skb_load_bytes(skb, l4 + 2, &dport, 2) < 0)
-		return TC_ACT_OK;
-	sport = bpf_ntohs(sport);
-	dport = bpf_ntohs(dport);
-	if ((sport < port_min || sport > port_max) && (dport < port_min || dport > port_max))
-		return TC_ACT_OK;
-
-	event = gadget_reserve_buf(&events, sizeof(*event));
-	if (!event)
-		return TC_ACT_OK;
-	__builtin_memset(event, 0, sizeof(*event));
-	event->netns_id = skb->cb[0]; // cb[0] initialized by the dispatcher
-	event->ingress = ingress;
-	event->l4proto = l4proto;
-	event->sport = sport;
-	event->dport = dport;
-	struct gadget_socket_value *skb_val =
-		gadget_socket_lookup_with_direction(skb, reverse ? !ingress : ingress);
-	if (skb_val != NULL)
-		gadget_process_populate_from_socket(skb_val, &event->proc);
-	gadget_submit_buf(skb, &events, event, sizeof(*event));
+	OWNER_EVENT_SUBMIT(skb, events, &p,
+			   gadget_socket_lookup_with_direction(skb, reverse ? !ingress : ingress),
+			   event->ingress = ingress);
 	return TC_ACT_OK;
 }
 

@@ -10,6 +10,7 @@
 
 pub mod cri;
 pub mod hostile_registry;
+pub mod net;
 pub mod prometheus;
 pub mod registry;
 pub mod runtimes;

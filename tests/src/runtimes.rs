@@ -483,3 +483,27 @@ impl Drop for Containerd {
         unmount_below(self.dir.path());
     }
 }
+
+/// A podman of the test's own and an agent watching it
+/// (`--container-runtime podman=SOCKET`); dropped whole, the agent goes
+/// first and podman last (keep the value, not only some of its fields).
+pub struct PodmanAgent {
+    pub agent: crate::Agent,
+    pub bus: crate::Bus,
+    pub podman: Podman,
+}
+
+/// Starts a [`PodmanAgent`] (as root); `None` when podman is missing, after
+/// saying that the test is skipped and why.
+pub fn podman_agent() -> Option<PodmanAgent> {
+    crate::require_root();
+    if let Some(why) = missing(&["podman"]) {
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    let podman = Podman::start();
+    let bus = crate::Bus::start();
+    let flag = format!("podman={}", podman.socket.display());
+    let agent = crate::Agent::start_with(&bus, &["--container-runtime", &flag]);
+    Some(PodmanAgent { agent, bus, podman })
+}

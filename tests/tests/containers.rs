@@ -1252,3 +1252,109 @@ fn podman_container_dying_in_setup_leaves_the_run_working() {
     let p = Podman::start();
     dies_during_setup(Rt::podman(&p), &|a| p.cli(a), &[]);
 }
+
+/// A container whose inspect answer is longer than the agent reads
+/// (`MAX_OBJECT_BYTES`, 1 MiB; here ~1.2 MiB of labels, given with
+/// `--label-file`) is named in the log with the endpoint and the limit and
+/// left out, whether it ran before the agent connected (the initial list)
+/// or started after (the event stream, whose events about it are as long
+/// and skipped); the others are watched.
+fn oversized_answer(
+    rt: Rt<'_>,
+    cli: &dyn Fn(&[&str]) -> std::process::Output,
+    net: &[&str],
+    docker_events: bool,
+) {
+    let tag = unique("big");
+    let dir = TempDir::new("labels");
+    let labels = dir.path().join("labels");
+    let value = "v".repeat(1000);
+    let text: String = (0..1200).map(|i| format!("gd.big.{i}={value}\n")).collect();
+    std::fs::write(&labels, text).unwrap();
+    let start_big = |name: &str| -> String {
+        let mut run = vec!["run", "-d"];
+        run.extend(net);
+        run.extend(["--label-file", labels.to_str().unwrap(), "--name", name]);
+        run.extend([IMAGE, "/bin/sh", "-c", "sleep 120"]);
+        let out = cli(&run);
+        assert!(out.status.success(), "{}: {}", rt.name, stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    let (big_before, small_before) = (format!("{tag}-before"), format!("{tag}-small-before"));
+    let big_before_id = start_big(&big_before);
+    (rt.run)(&small_before, "sleep 120");
+    let bus = Bus::start();
+    let agent = agent_watching(&bus, &rt);
+    let said = |id: &str| {
+        format!(
+            "GET /containers/{id}/json: the answer is longer than 1048576 bytes, the most gadgetd reads from"
+        )
+    };
+    wait_log(&agent, &said(&big_before_id), Duration::from_secs(30));
+    let (big_after, small_after) = (format!("{tag}-after"), format!("{tag}-small-after"));
+    let big_after_id = start_big(&big_after);
+    (rt.run)(&small_after, "sleep 120");
+    // Its events carry its labels too: those are skipped. dockerd's
+    // `start` event does not, and the inspect it leads to is refused.
+    // podman's API stream has a CLI container's events only after it
+    // ran (the agent follows podman's events file for its start): there,
+    // only that it stays out is checked.
+    if docker_events {
+        wait_log(
+            &agent,
+            "GET /events: skipped events longer than 1048576 bytes, the most gadgetd reads (their containers are not watched)",
+            Duration::from_secs(30),
+        );
+        wait_log(&agent, &said(&big_after_id), Duration::from_secs(30));
+    }
+    let start = Instant::now();
+    let names = loop {
+        let mut names: Vec<String> = containers(&agent)
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .filter(|n| n.starts_with(&tag))
+            .map(String::from)
+            .collect();
+        names.sort();
+        if names.len() >= 2 || start.elapsed() > Duration::from_secs(15) {
+            break names;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        names,
+        [small_after.clone(), small_before.clone()],
+        "{}",
+        rt.name
+    );
+    // The session was never lost over it.
+    assert_eq!(
+        count_log(&agent, "watching container runtime"),
+        1,
+        "{}",
+        agent.log_text()
+    );
+    for name in [&big_before, &small_before, &big_after, &small_after] {
+        (rt.remove)(name);
+    }
+}
+
+#[test]
+fn docker_container_with_an_oversized_answer_is_named_and_left_out() {
+    require_root();
+    if let Some(why) = runtimes::missing(DOCKER) {
+        return skip(&why);
+    }
+    let d = Dockerd::start();
+    oversized_answer(Rt::docker(&d), &|a| d.cli(a), &["--network=none"], true);
+}
+
+#[test]
+fn podman_container_with_an_oversized_answer_is_named_and_left_out() {
+    require_root();
+    if let Some(why) = runtimes::missing(PODMAN) {
+        return skip(&why);
+    }
+    let p = Podman::start();
+    oversized_answer(Rt::podman(&p), &|a| p.cli(a), &[], false);
+}

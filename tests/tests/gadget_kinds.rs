@@ -245,30 +245,52 @@ fn parameters_are_typed_flags_with_help() {
     assert_eq!(ours[0]["error"], "ENOENT");
 }
 
+/// A profiler (seed `hist_*` map) prints its histogram once, at stop: 3
+/// getpid calls counted with value 5 are the 4-7 bucket, full bar.
 #[test]
 fn a_profiler_prints_its_histogram_at_stop() {
     let bus = Bus::start();
     let agent = Agent::start(&bus);
-    let dir = TempDir::new("prof");
-    let client = agent.ctl_spawn(&["run", s(&gadget("profile_blockio")), "--timeout", "1500ms"]);
-    std::thread::sleep(Duration::from_millis(500));
-    let f = dir.path().join("sync.bin");
-    std::fs::write(&f, vec![1u8; 1 << 20]).unwrap();
-    std::fs::File::open(&f).unwrap().sync_all().unwrap();
+    let me = std::process::id().to_string();
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&test_object("hist_log2")),
+        "--timeout",
+        "1500ms",
+        "--targ_pid",
+        &me,
+        "--targ_value",
+        "5",
+    ]);
+    agent.wait_running(1);
+    for _ in 0..3 {
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::syscall(libc::SYS_getpid) };
+    }
     let out = client.wait_with_output().unwrap();
     assert_ok(&out);
     let text = stdout(&out);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "blockio:", "{text}");
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(
-        lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["usecs", ":", "count", "distribution"],
+        lines,
+        [
+            vec!["values:"],
+            vec!["usecs", ":", "count", "distribution"],
+            vec!["0", "->", "1", ":", "0", "|", "|"],
+            vec!["2", "->", "3", ":", "0", "|", "|"],
+            vec![
+                "4",
+                "->",
+                "7",
+                ":",
+                "3",
+                "|****************************************|"
+            ],
+        ],
         "{text}"
-    );
-    assert!(lines[2].trim_start().starts_with("0 -> 1 "), "{text}");
-    assert!(
-        text.contains("|****************************************|"),
-        "the largest bucket fills the bar: {text}"
     );
 }
 
@@ -332,6 +354,45 @@ fn advise_seccomp_prints_a_profile_of_what_the_workload_called() {
         stderr(&out).contains("-o seccomp needs a gadget with a syscall field"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// `-o seccomp` with several data sources: the syscalls of every source
+/// with a syscall field, each by its own fields. The first source has none
+/// (its `which` numbers are no syscalls); `get` names getpriority in `nr`,
+/// `set` setpriority in `syscall`.
+#[test]
+fn seccomp_output_takes_every_source_with_syscalls() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let me = std::process::id().to_string();
+    let param = format!("targ_pid={me}");
+    let client = agent.ctl_spawn(&[
+        "run",
+        s(&test_object("seccomp_sources")),
+        "-p",
+        &param,
+        "-o",
+        "seccomp",
+        "--timeout",
+        "2500ms",
+    ]);
+    agent.wait_running(1);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: plain syscalls on this process, its priority set to what it is.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        assert_eq!(*libc::__errno_location(), 0);
+        assert_eq!(libc::setpriority(libc::PRIO_PROCESS, 0, nice), 0);
+    }
+    let out = client.wait_with_output().unwrap();
+    assert_ok(&out);
+    let profile: Value =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    assert_eq!(
+        profile["syscalls"],
+        serde_json::json!([{"names": ["getpriority", "setpriority"], "action": "SCMP_ACT_ALLOW"}])
     );
 }
 

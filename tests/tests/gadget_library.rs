@@ -234,7 +234,10 @@ fn profile_blockio_counts_our_direct_writes_in_a_log2_histogram() {
     // Only the disk our temporary directory lives on.
     let (maj, min) = disk_of(std::fs::metadata(dir.path()).unwrap().dev());
     let dev = ((maj as u64) << 20) | min as u64;
-    let test = lib_gadget("profile_blockio").param("dev", dev);
+    let mut test = lib_gadget("profile_blockio").param("dev", dev);
+    // A table every 200 ms; the last requests complete within the settle.
+    test.options.interval = Some(Duration::from_millis(200));
+    test.settle = Duration::from_millis(500);
     const WRITES: u64 = 64;
     let path = dir.path().join("direct.bin");
     // Allocate the blocks first: ext4 turns extending O_DIRECT writes into buffered ones.
@@ -266,35 +269,47 @@ fn profile_blockio_counts_our_direct_writes_in_a_log2_histogram() {
         );
         return;
     }
-    let hist = capture.events.last().expect("no histogram at stop");
-    assert_eq!(hist["histogram"], "blockio");
-    assert_eq!(hist["unit"], "usecs");
-    assert_eq!(hist["scale"], "log2");
-    let buckets = hist["buckets"].as_array().unwrap();
-    let total = hist["total"].as_u64().unwrap();
+    // Inspektor Gadget's layout: a table per interval, a row per device
+    // (only ours: --dev), its `latency` a log2 histogram of microseconds.
+    let rows: Vec<&gadgetd::testing::Event> = capture.tables.iter().flatten().collect();
+    assert!(!rows.is_empty(), "no table: {:?}", capture.events);
+    assert!(rows.iter().all(|r| r["dev"] == dev), "{rows:?}");
+    let mut total = 0;
+    for row in &rows {
+        let hist = &row["latency"];
+        assert_eq!(hist["scale"], "log2", "{row:?}");
+        let buckets = hist["buckets"].as_array().unwrap();
+        let row_total = hist["total"].as_u64().unwrap();
+        assert_eq!(
+            buckets
+                .iter()
+                .map(|b| b["count"].as_u64().unwrap())
+                .sum::<u64>(),
+            row_total
+        );
+        // Contiguous log2 ranges from 0, ending at the highest non-empty one.
+        for (i, b) in buckets.iter().enumerate() {
+            let want = if i == 0 {
+                (0, 1)
+            } else {
+                (1 << i, (1 << (i + 1)) - 1)
+            };
+            assert_eq!(
+                (b["start"].as_u64().unwrap(), b["end"].as_u64().unwrap()),
+                want
+            );
+        }
+        if let Some(last) = buckets.last() {
+            assert_ne!(last["count"], 0);
+        }
+        total += row_total;
+    }
+    // Each interval's counts are cleared after it is printed: the sum over
+    // the tables counts each request once.
     assert!(
         total >= WRITES,
         "{total} requests counted, we made at least {WRITES}"
     );
-    assert_eq!(
-        buckets
-            .iter()
-            .map(|b| b["count"].as_u64().unwrap())
-            .sum::<u64>(),
-        total
-    );
-    // Buckets are contiguous log2 ranges from 0, ending at the highest non-empty one.
-    assert_eq!(
-        (buckets[0]["start"].as_u64(), buckets[0]["end"].as_u64()),
-        (Some(0), Some(1))
-    );
-    for (i, b) in buckets.iter().enumerate().skip(1) {
-        assert_eq!(
-            (b["start"].as_u64().unwrap(), b["end"].as_u64().unwrap()),
-            (1 << i, (1 << (i + 1)) - 1)
-        );
-    }
-    assert_ne!(buckets.last().unwrap()["count"], 0);
 }
 
 /// An event as a JSON value without its timestamp (checked separately).

@@ -671,11 +671,7 @@ struct VethPair {
 }
 
 fn ip(args: &str) {
-    let o = std::process::Command::new("ip")
-        .args(args.split(' '))
-        .output()
-        .unwrap();
-    ok(&o, &format!("ip {args}"));
+    gadgetd_tests::net::ip(&args.split(' ').collect::<Vec<_>>());
 }
 
 impl VethPair {
@@ -1368,50 +1364,16 @@ fn every_member_of_a_union_is_decoded_from_the_same_bytes() {
 /// egress, and nothing else is counted.
 #[test]
 fn tc_programs_follow_a_podman_containers_veth() {
-    use gadgetd_tests::runtimes::{self, Podman};
-    require_root();
-    if let Some(why) = runtimes::missing(&["podman"]) {
-        eprintln!("SKIPPED: {why}");
+    // Dropped last, in its order: the agent, its bus, podman.
+    let Some(env) = gadgetd_tests::runtimes::podman_agent() else {
         return;
-    }
-    let p = Podman::start();
-    let bus = Bus::start();
-    let flag = format!("podman={}", p.socket.display());
-    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    };
+    let (agent, p) = (&env.agent, &env.podman);
     let name = format!("gd-tc-{}", random_hex(4));
     p.run(&name, "sleep 1000");
     // The harness runs podman without networking: give the container a veth
     // the way a network plugin does (its end is eth0 in the container).
-    let pid = p.pid(&name).to_string();
-    let id = std::process::id() % 100_000;
-    let host = format!("gdpod{id}");
-    let net = (id % 200) as u8;
-    let (host_ip, ctr_ip) = (format!("10.214.{net}.1"), format!("10.214.{net}.2"));
-    struct DelLink(String);
-    impl Drop for DelLink {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", &self.0])
-                .output();
-        }
-    }
-    ip(&format!(
-        "link add {host} type veth peer name eth0 netns {pid}"
-    ));
-    let _del = DelLink(host.clone());
-    ip(&format!("addr add {host_ip}/24 dev {host}"));
-    ip(&format!("link set {host} up"));
-    for args in [
-        format!("addr add {ctr_ip}/24 dev eth0"),
-        "link set eth0 up".to_string(),
-    ] {
-        let o = std::process::Command::new("nsenter")
-            .args(["-t", &pid, "-n", "ip"])
-            .args(args.split(' '))
-            .output()
-            .unwrap();
-        ok(&o, &format!("nsenter ip {args}"));
-    }
+    let veth = gadgetd_tests::net::ContainerVeth::add(p.pid(&name), "gdpod", 214);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !json_lines(&agent.ctl(&["containers", "-o", "json"]))
         .iter()
@@ -1433,18 +1395,10 @@ fn tc_programs_follow_a_podman_containers_veth() {
         "--timeout",
         "3s",
     ]);
-    wait_started(&agent, &mut child);
-    let sock = std::net::UdpSocket::bind((host_ip.as_str(), 0)).unwrap();
-    for _ in 0..3 {
-        sock.send_to(&[3u8; 100], (ctr_ip.as_str(), port)).unwrap();
-    }
+    wait_started(agent, &mut child);
+    veth.send_to_container(port, 3, 100);
     let out = child.wait_with_output().unwrap();
-    let evs = json_lines(&out);
-    let per_source: Vec<usize> = (1..=7)
-        .map(|s| evs.iter().filter(|e| e["source"] == s).count())
-        .collect();
-    // Egress of the host-side veth only: tc/egress, tcx/egress, classifier/egress/….
-    assert_eq!(per_source, [0, 3, 0, 3, 0, 3, 0], "{}", stderr(&out));
-    assert!(evs.iter().all(|e| e["len"] == 14 + 20 + 8 + 100), "{evs:?}");
+    // Egress of the host-side veth only.
+    gadgetd_tests::net::assert_tc_count_egress(&out, 3, 100);
     p.remove(&name);
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gadgetd::testing::{Event, GadgetTest, Workload};
+use gadgetd_tests::net::ip;
 use gadgetd_tests::*;
 
 fn ig_socket_owner() -> GadgetTest {
@@ -190,14 +191,6 @@ fn an_ig_style_socket_filter_tells_namespaces_apart_with_all_netns() {
 }
 
 /// Runs `ip ARGS`, panicking with its stderr on failure.
-fn ip(args: &[&str]) {
-    let o = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap();
-    ok(&o, &format!("ip {}", args.join(" ")));
-}
-
 /// A network namespace `ip netns add` made (held by its bind mount under
 /// /run/netns), with `lo` up; deleted on drop.
 struct NamedNetns(String);
@@ -341,16 +334,11 @@ fn namespaces_created_after_the_start_are_followed_until_they_go() {
 /// their namespace and owner, and let the namespace go when it stops.
 #[test]
 fn a_container_started_after_the_run_gets_its_network_namespace_watched() {
-    use gadgetd_tests::runtimes::{self, Podman};
-    require_root();
-    if let Some(why) = runtimes::missing(&["podman"]) {
-        eprintln!("SKIPPED: {why}");
+    // Dropped last, in its order: the agent, its bus, podman.
+    let Some(env) = gadgetd_tests::runtimes::podman_agent() else {
         return;
-    }
-    let p = Podman::start();
-    let bus = Bus::start();
-    let flag = format!("podman={}", p.socket.display());
-    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    };
+    let (agent, p) = (&env.agent, &env.podman);
     let name = format!("gd-nd-{}", random_hex(4));
     let object = test_object("ig_socket_owner");
     let run = agent.ctl_spawn(&[
@@ -483,16 +471,11 @@ fn a_vanished_namespace_is_named_and_the_run_goes_on() {
 /// network plugin would), they count the test's datagrams to it on egress.
 #[test]
 fn tc_programs_follow_a_container_started_after_the_run() {
-    use gadgetd_tests::runtimes::{self, Podman};
-    require_root();
-    if let Some(why) = runtimes::missing(&["podman"]) {
-        eprintln!("SKIPPED: {why}");
+    // Dropped last, in its order: the agent, its bus, podman.
+    let Some(env) = gadgetd_tests::runtimes::podman_agent() else {
         return;
-    }
-    let p = Podman::start();
-    let bus = Bus::start();
-    let flag = format!("podman={}", p.socket.display());
-    let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
+    };
+    let (agent, p) = (&env.agent, &env.podman);
     let name = format!("gd-ndtc-{}", random_hex(4));
     let port = 42_000 + (std::process::id() % 20_000) as u16;
     let object = test_object("tc_count");
@@ -510,36 +493,7 @@ fn tc_programs_follow_a_container_started_after_the_run() {
     ]);
     agent.wait_running(1);
     p.run(&name, "sleep 1000");
-    let pid = p.pid(&name).to_string();
-    let id = std::process::id() % 100_000;
-    let host = format!("gdndtc{id}");
-    let net = (id % 200) as u8;
-    let (host_ip, ctr_ip) = (format!("10.215.{net}.1"), format!("10.215.{net}.2"));
-    struct DelLink(String);
-    impl Drop for DelLink {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", &self.0])
-                .output();
-        }
-    }
-    ip(&[
-        "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &pid,
-    ]);
-    let _del = DelLink(host.clone());
-    ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host]);
-    ip(&["link", "set", &host, "up"]);
-    for args in [
-        vec!["addr", "add", &format!("{ctr_ip}/24"), "dev", "eth0"],
-        vec!["link", "set", "eth0", "up"],
-    ] {
-        let o = std::process::Command::new("nsenter")
-            .args(["-t", &pid, "-n", "ip"])
-            .args(&args)
-            .output()
-            .unwrap();
-        ok(&o, &format!("nsenter ip {args:?}"));
-    }
+    let veth = gadgetd_tests::net::ContainerVeth::add(p.pid(&name), "gdndtc", 215);
     wait_for(
         "tc programs on the container's veth",
         Duration::from_secs(10),
@@ -549,18 +503,10 @@ fn tc_programs_follow_a_container_started_after_the_run() {
                 .contains("tc programs attached on a selected container's veths")
         },
     );
-    let sock = std::net::UdpSocket::bind((host_ip.as_str(), 0)).unwrap();
-    for _ in 0..3 {
-        sock.send_to(&[3u8; 100], (ctr_ip.as_str(), port)).unwrap();
-    }
+    veth.send_to_container(port, 3, 100);
     let out = run.wait_with_output().unwrap();
-    let evs = json_lines(&out);
-    let per_source: Vec<usize> = (1..=7)
-        .map(|s| evs.iter().filter(|e| e["source"] == s).count())
-        .collect();
-    // Egress of the host-side veth only: tc/egress, tcx/egress, classifier/egress/….
-    assert_eq!(per_source, [0, 3, 0, 3, 0, 3, 0], "{}", stderr(&out));
-    assert!(evs.iter().all(|e| e["len"] == 14 + 20 + 8 + 100), "{evs:?}");
+    // Egress of the host-side veth only.
+    gadgetd_tests::net::assert_tc_count_egress(&out, 3, 100);
     p.remove(&name);
 }
 
@@ -702,10 +648,8 @@ fn an_ig_style_tc_program_on_a_selected_namespace_veth_sees_its_owner() {
     let mut test = GadgetTest::from_files(test_object("ig_tc_owner"), None)
         .unwrap()
         .param("reverse", "true");
-    let id = std::process::id() % 100_000;
-    let host = format!("gdtcd{id}");
-    let net = (id % 200) as u8;
-    let (host_ip, ctr_ip) = (format!("10.216.{net}.1"), format!("10.216.{net}.2"));
+    let veth = gadgetd_tests::net::ContainerVeth::plan("gdtcd", 216);
+    let (host_ip, ctr_ip) = (veth.host_ip.clone(), veth.ctr_ip.clone());
     let dir = TempDir::new("tcdisp-veth");
     let up = dir.path().join("up");
     // The workload waits for its veth before binding to its address.
@@ -720,41 +664,7 @@ fn an_ig_style_tc_program_on_a_selected_namespace_veth_sees_its_owner() {
         .in_new_netns()
         .spawn();
     let pid = child.id();
-    struct DelLink(String);
-    impl Drop for DelLink {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", &self.0])
-                .output();
-        }
-    }
-    ip(&[
-        "link",
-        "add",
-        &host,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &pid.to_string(),
-    ]);
-    let _del = DelLink(host.clone());
-    ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host]);
-    ip(&["link", "set", &host, "up"]);
-    for args in [
-        vec!["addr", "add", &format!("{ctr_ip}/24"), "dev", "eth0"],
-        vec!["link", "set", "eth0", "up"],
-        vec!["link", "set", "lo", "up"],
-    ] {
-        let o = std::process::Command::new("nsenter")
-            .args(["-t", &pid.to_string(), "-n", "ip"])
-            .args(&args)
-            .output()
-            .unwrap();
-        ok(&o, &format!("nsenter ip {args:?}"));
-    }
+    veth.connect(pid);
     std::fs::write(&up, b"").unwrap();
     let ready = dir.path().join("ready");
     wait_for("the workload's socket", Duration::from_secs(10), || {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -51,27 +51,86 @@ async fn get_from(socket: &Path, path: &str) -> Result<(Response<Incoming>, Opti
     Ok((resp, server))
 }
 
-async fn get_json<T: DeserializeOwned>(socket: &Path, path: &str) -> Result<Option<T>, String> {
+/// Largest answer read about one thing (`/version`, one container's
+/// `/containers/{id}/json`; real ones are a few KiB, labels and
+/// environment included). The runtime is a local daemon, but whatever it
+/// sends is buffered whole, so it is bounded.
+pub const MAX_OBJECT_BYTES: usize = 1 << 20;
+/// Largest container list read (`/containers/json`: ~1-2 KiB per container).
+pub const MAX_LIST_BYTES: usize = 64 << 20;
+/// Largest single event of the `/events` stream (real ones are < 2 KiB).
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+/// How much of an error answer is quoted in messages.
+const QUOTED_ERROR_BYTES: usize = 512;
+
+/// Why a `GET` failed, in words naming the endpoint.
+#[derive(Debug)]
+struct GetError {
+    message: String,
+    /// The answer was longer than the limit: the runtime is fine, this one
+    /// thing cannot be read.
+    too_long: bool,
+}
+
+impl From<String> for GetError {
+    fn from(message: String) -> GetError {
+        GetError {
+            message,
+            too_long: false,
+        }
+    }
+}
+
+impl std::fmt::Display for GetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<GetError> for String {
+    fn from(e: GetError) -> String {
+        e.message
+    }
+}
+
+/// The JSON answer of `GET path`, `None` on 404, read up to `limit`
+/// bytes: a longer answer is an error naming the endpoint and the limit.
+async fn get_json<T: DeserializeOwned>(
+    socket: &Path,
+    path: &str,
+    limit: usize,
+) -> Result<Option<T>, GetError> {
     let resp = get(socket, path).await?;
     let status = resp.status();
-    let body = resp
-        .into_body()
+    let body = Limited::new(resp.into_body(), limit)
         .collect()
         .await
-        .map_err(|e| format!("GET {path}: reading the body: {e}"))?
+        .map_err(|e| GetError {
+            too_long: e.is::<LengthLimitError>(),
+            message: if e.is::<LengthLimitError>() {
+                format!(
+                    "GET {path}: the answer is longer than {limit} bytes, the most gadgetd reads from {}",
+                    socket.display()
+                )
+            } else {
+                format!("GET {path}: reading the body: {e}")
+            },
+        })?
         .to_bytes();
     if status == StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if !status.is_success() {
+        let quoted = &body[..body.len().min(QUOTED_ERROR_BYTES)];
         return Err(format!(
             "GET {path}: {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        ));
+            String::from_utf8_lossy(quoted).trim().escape_debug()
+        )
+        .into());
     }
     serde_json::from_slice(&body)
         .map(Some)
-        .map_err(|e| format!("GET {path}: bad JSON: {e}"))
+        .map_err(|e| format!("GET {path}: bad JSON: {e}").into())
 }
 
 #[derive(Deserialize)]
@@ -196,8 +255,10 @@ impl Actor {
 }
 
 /// The container, if it runs (not found / not running: `None`).
-async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, String> {
-    let Some(i) = get_json::<Inspect>(socket, &format!("/containers/{id}/json")).await? else {
+async fn inspect(socket: &Path, id: &str) -> Result<Option<Discovered>, GetError> {
+    let Some(i) =
+        get_json::<Inspect>(socket, &format!("/containers/{id}/json"), MAX_OBJECT_BYTES).await?
+    else {
         return Ok(None);
     };
     if !i.state.running || i.state.pid == 0 {
@@ -227,7 +288,7 @@ pub async fn session(
     reporter: &mut Reporter,
 ) -> SessionEnd {
     let socket = ep.socket.as_path();
-    let version = match get_json::<Version>(socket, "/version").await {
+    let version = match get_json::<Version>(socket, "/version", MAX_OBJECT_BYTES).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             return SessionEnd::unavailable("GET /version: 404 (not a Docker Engine API socket?)");
@@ -255,7 +316,7 @@ pub async fn session(
         Ok((r, _)) => return SessionEnd::lost(format!("GET /events: {}", r.status())),
         Err(e) => return SessionEnd::lost(e),
     };
-    let list = match get_json::<Vec<Summary>>(socket, "/containers/json").await {
+    let list = match get_json::<Vec<Summary>>(socket, "/containers/json", MAX_LIST_BYTES).await {
         Ok(l) => l.unwrap_or_default(),
         Err(e) => return SessionEnd::lost(e),
     };
@@ -264,6 +325,11 @@ pub async fn session(
         match inspect(socket, &s.id).await {
             Ok(Some(d)) => now.extend(d.resolve(runtime)),
             Ok(None) => {}
+            // One container the agent cannot read (an oversized answer)
+            // is left out; the others are watched.
+            Err(e) if e.too_long => {
+                tracing::warn!(runtime, id = %s.id.escape_debug(), error = %e, "cannot inspect a running container; it is not watched")
+            }
             Err(e) => return SessionEnd::lost(e),
         }
     }
@@ -307,6 +373,9 @@ async fn follow(
     file_follower: &AtomicBool,
 ) -> SessionEnd {
     let mut buf: Vec<u8> = Vec::new();
+    // In an event longer than MAX_EVENT_BYTES: its bytes are dropped up to
+    // the newline that ends it (the stream is one JSON event per line).
+    let mut skipping = false;
     loop {
         let frame = match body.frame().await {
             None => return SessionEnd::lost("the event stream ended"),
@@ -316,21 +385,52 @@ async fn follow(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        buf.extend_from_slice(&data);
+        let data = if skipping {
+            match data.iter().position(|b| *b == b'\n') {
+                Some(end) => {
+                    skipping = false;
+                    &data[end + 1..]
+                }
+                None => continue,
+            }
+        } else {
+            &data[..]
+        };
+        buf.extend_from_slice(data);
         let mut events = Vec::new();
+        // Events longer than MAX_EVENT_BYTES are skipped whether they came
+        // whole (here) or are still coming (below, up to their newline).
+        let mut skipped = 0;
         let consumed = {
             let mut stream = serde_json::Deserializer::from_slice(&buf).into_iter::<Event>();
+            let mut start = 0;
             loop {
                 match stream.next() {
+                    Some(Ok(_)) if stream.byte_offset() - start > MAX_EVENT_BYTES => skipped += 1,
                     Some(Ok(ev)) => events.push(ev),
                     Some(Err(e)) if e.is_eof() => break,
                     Some(Err(e)) => return SessionEnd::lost(format!("bad event JSON: {e}")),
                     None => break,
                 }
+                start = stream.byte_offset();
             }
-            stream.byte_offset()
+            start
         };
         buf.drain(..consumed);
+        if buf.len() > MAX_EVENT_BYTES {
+            buf.clear();
+            skipping = true;
+            skipped += 1;
+        }
+        if skipped > 0 {
+            // Container events carry the container's labels: only a
+            // container with about this much of them makes one so long.
+            tracing::warn!(
+                runtime,
+                skipped,
+                "GET /events: skipped events longer than {MAX_EVENT_BYTES} bytes, the most gadgetd reads (their containers are not watched)"
+            );
+        }
         for ev in events {
             // A network (dis)connected a container: inspect that container again.
             let network_change =

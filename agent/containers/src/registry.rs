@@ -4,11 +4,16 @@
 //! container can be seen twice: dockerd's containers also live in
 //! containerd's `moby` namespace. Readers get one record per id, from the
 //! most specific runtime (the one that knows the container's name).
+//!
+//! The event path reads only the [`Index`], rebuilt whole on each change
+//! and published with [`ArcSwap`]: an enrichment takes no lock and
+//! allocates nothing, and never waits behind a watcher's update.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
+use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
 use super::Container;
@@ -28,10 +33,12 @@ pub enum Change {
     Vanished(String),
 }
 
+/// (source, id) → record.
+type Records = BTreeMap<(String, String), Arc<Container>>;
+
+/// What enrichment reads, derived from the records.
 #[derive(Default)]
-struct Inner {
-    /// (source, id) → record.
-    records: BTreeMap<(String, String), Arc<Container>>,
+struct Index {
     /// mount namespace → pre-rendered enrichment fields.
     by_mntns: HashMap<u64, Arc<[u8]>>,
     /// network namespace → pre-rendered enrichment fields.
@@ -43,7 +50,10 @@ struct Inner {
 }
 
 pub struct Registry {
-    inner: RwLock<Inner>,
+    /// Written by the watchers; each change publishes a new `index`
+    /// while the lock is held, so indexes follow the records' order.
+    records: RwLock<Records>,
+    index: ArcSwap<Index>,
     changes: broadcast::Sender<Change>,
     fragments: Fragments,
     /// Whether each runtime watcher is connected (for metrics).
@@ -62,7 +72,8 @@ fn priority(runtime: &str) -> u8 {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
-            inner: RwLock::default(),
+            records: RwLock::default(),
+            index: ArcSwap::default(),
             changes: broadcast::channel(4096).0,
             fragments: Fragments::default(),
             watcher_states: Default::default(),
@@ -89,14 +100,14 @@ impl Registry {
     /// Adds or replaces a container seen by `source`.
     pub fn upsert(&self, source: &str, c: Container) {
         let c = Arc::new(c);
-        let mut inner = self.inner.write().unwrap();
+        let mut records = self.records.write().unwrap();
         let key = (source.to_string(), c.id.clone());
-        let old = inner.records.insert(key, c.clone());
+        let old = records.insert(key, c.clone());
         if old.as_deref() == Some(&*c) {
             return;
         }
-        self.reindex(&mut inner);
-        drop(inner);
+        self.reindex(&records);
+        drop(records);
         if let Some(old) = old {
             let _ = self.changes.send(Change::Removed(old));
         }
@@ -118,14 +129,14 @@ impl Registry {
 
     /// Forgets a container of `source` (it stopped).
     pub fn remove(&self, source: &str, id: &str) {
-        let mut inner = self.inner.write().unwrap();
-        let Some(old) = inner.records.remove(&(source.to_string(), id.to_string())) else {
-            drop(inner);
+        let mut records = self.records.write().unwrap();
+        let Some(old) = records.remove(&(source.to_string(), id.to_string())) else {
+            drop(records);
             let _ = self.changes.send(Change::Vanished(id.to_string()));
             return;
         };
-        self.reindex(&mut inner);
-        drop(inner);
+        self.reindex(&records);
+        drop(records);
         tracing::debug!(source, id, name = %old.name, "container removed");
         let _ = self.changes.send(Change::Removed(old));
     }
@@ -134,9 +145,8 @@ impl Registry {
     pub fn replace_source(&self, source: &str, now: Vec<Container>) {
         let keep: std::collections::HashSet<String> = now.iter().map(|c| c.id.clone()).collect();
         let gone: Vec<String> = {
-            let inner = self.inner.read().unwrap();
-            inner
-                .records
+            let records = self.records.read().unwrap();
+            records
                 .keys()
                 .filter(|(s, id)| s == source && !keep.contains(id))
                 .map(|(_, id)| id.clone())
@@ -152,32 +162,31 @@ impl Registry {
 
     /// One record per container id, the most specific runtime's.
     pub fn list(&self) -> Vec<Arc<Container>> {
-        let inner = self.inner.read().unwrap();
-        dedup(inner.records.values())
+        dedup(self.records.read().unwrap().values())
     }
 
     /// Pre-rendered `,"runtime.containerName":...` fields for a mount namespace.
     pub fn mntns_fields(&self, mntns: u64) -> Option<Arc<[u8]>> {
-        self.inner.read().unwrap().by_mntns.get(&mntns).cloned()
+        self.index.load().by_mntns.get(&mntns).cloned()
     }
 
     pub fn netns_fields(&self, netns: u64) -> Option<Arc<[u8]>> {
-        self.inner.read().unwrap().by_netns.get(&netns).cloned()
+        self.index.load().by_netns.get(&netns).cloned()
     }
 
     /// Appends the endpoint fields of address `ip` under `keys`: the
     /// container (or pod) that holds it, else `host` for the host's own
-    /// addresses, else `raw`. On the event hot path: no allocation.
+    /// addresses, else `raw`. On the event hot path: no lock, no allocation.
     pub fn write_endpoint(
         &self,
         ip: IpAddr,
         keys: &gadgetd_runtime::enrich::EndpointKeys,
         out: &mut Vec<u8>,
     ) {
-        let inner = self.inner.read().unwrap();
-        if let Some(v) = inner.by_ip.get(&ip) {
+        let index = self.index.load();
+        if let Some(v) = index.by_ip.get(&ip) {
             keys.write(&v.0, out);
-        } else if ip.is_loopback() || inner.host_ips.contains(&ip) {
+        } else if ip.is_loopback() || index.host_ips.contains(&ip) {
             keys.write(&self.fragments.host().0, out);
         } else {
             keys.write_raw(out);
@@ -186,24 +195,25 @@ impl Registry {
 
     /// Reads the host's addresses again (they change as networks come and
     /// go, a runtime's bridge for one); done on every container change too.
+    // The write lock orders this index after any other change's.
+    #[allow(clippy::readonly_write_lock)]
     pub fn refresh_host_addresses(&self) {
+        let records = self.records.write().unwrap();
         let now: HashSet<IpAddr> = super::procinfo::host_addresses().into_iter().collect();
-        let mut inner = self.inner.write().unwrap();
-        if inner.host_ips != now {
-            inner.host_ips = now;
-            self.reindex(&mut inner);
+        if self.index.load().host_ips != now {
+            self.reindex_with(&records, now);
         }
     }
 
     /// Appends the enrichment fields of a namespace (empty values when no
-    /// container owns it). On the event hot path: no allocation.
+    /// container owns it). On the event hot path: no lock, no allocation.
     pub fn write_fields(&self, ns: NsKind, id: u64, out: &mut Vec<u8>) {
-        let inner = self.inner.read().unwrap();
-        let index = match ns {
-            NsKind::Mnt => &inner.by_mntns,
-            NsKind::Net => &inner.by_netns,
+        let index = self.index.load();
+        let by_ns = match ns {
+            NsKind::Mnt => &index.by_mntns,
+            NsKind::Net => &index.by_netns,
         };
-        match index.get(&id) {
+        match by_ns.get(&id) {
             Some(f) => out.extend_from_slice(f),
             None => out.extend_from_slice(self.fragments.empty()),
         }
@@ -213,9 +223,8 @@ impl Registry {
     /// mount namespace (records without a pid are kept).
     fn forget_exited(&self) {
         let exited: Vec<(String, String)> = {
-            let inner = self.inner.read().unwrap();
-            inner
-                .records
+            let records = self.records.read().unwrap();
+            records
                 .iter()
                 .filter(|(_, c)| {
                     c.pid != 0 && super::procinfo::ns_inode(c.pid, "mnt") != Some(c.mntns)
@@ -233,9 +242,8 @@ impl Registry {
     /// (used while the source's runtime is unreachable).
     pub fn prune_dead(&self, source: &str) {
         let dead: Vec<String> = {
-            let inner = self.inner.read().unwrap();
-            inner
-                .records
+            let records = self.records.read().unwrap();
+            records
                 .iter()
                 .filter(|((s, _), c)| {
                     s == source && super::procinfo::ns_inode(c.pid, "mnt") != Some(c.mntns)
@@ -248,30 +256,37 @@ impl Registry {
         }
     }
 
-    fn reindex(&self, inner: &mut Inner) {
-        let list = dedup(inner.records.values());
-        inner.by_mntns.clear();
-        inner.by_netns.clear();
-        inner.by_ip.clear();
+    /// Publishes the index of `records` (the caller holds their write lock).
+    fn reindex(&self, records: &Records) {
         // Containers come with networks (a runtime's bridge): read the
         // host's addresses again.
-        inner.host_ips = super::procinfo::host_addresses().into_iter().collect();
+        let host_ips = super::procinfo::host_addresses().into_iter().collect();
+        self.reindex_with(records, host_ips);
+    }
+
+    fn reindex_with(&self, records: &Records, host_ips: HashSet<IpAddr>) {
+        let list = dedup(records.values());
+        let mut index = Index {
+            host_ips,
+            ..Index::default()
+        };
         for c in &list {
             let values = Arc::new(self.fragments.endpoint(c));
             for ip in &c.ips {
                 // An address the host holds too is the host's.
-                if !inner.host_ips.contains(ip) {
-                    inner.by_ip.entry(*ip).or_insert_with(|| values.clone());
+                if !index.host_ips.contains(ip) {
+                    index.by_ip.entry(*ip).or_insert_with(|| values.clone());
                 }
             }
             let frag: Arc<[u8]> = self.fragments.render(c).into();
-            inner
+            index
                 .by_mntns
                 .entry(c.mntns)
                 .or_insert_with(|| frag.clone());
             // Pods share one network namespace; the first container names it.
-            inner.by_netns.entry(c.netns).or_insert(frag);
+            index.by_netns.entry(c.netns).or_insert(frag);
         }
+        self.index.store(Arc::new(index));
     }
 }
 
@@ -429,5 +444,32 @@ mod tests {
         r.remove("containerd:/a", "abc");
         assert!(r.list().is_empty());
         assert!(r.mntns_fields(7).is_none());
+    }
+
+    /// Enrichment never waits for the records' lock: with a writer holding
+    /// it, every kind of lookup (mount and network namespace, endpoint)
+    /// still answers, from the last published index.
+    #[test]
+    fn enrichment_reads_while_a_writer_holds_the_records() {
+        let r = Registry::default();
+        let mut web = c("abc", "web", "docker", 7);
+        web.ips = vec!["10.213.7.2".parse().unwrap()];
+        r.upsert("docker:/a", web);
+        let writer = r.records.write().unwrap();
+        let mut out = Vec::new();
+        r.write_fields(NsKind::Mnt, 7, &mut out);
+        r.write_fields(NsKind::Net, 8, &mut out);
+        let fields = String::from_utf8(out).unwrap();
+        assert_eq!(
+            fields.matches("\"runtime.containerName\":\"web\"").count(),
+            2,
+            "{fields}"
+        );
+        assert_eq!(
+            endpoint_json(&r, "10.213.7.2")["dst.runtime.containerName"],
+            "web"
+        );
+        assert_eq!(endpoint_json(&r, "127.0.0.1")["dst.kind"], "host");
+        drop(writer);
     }
 }

@@ -14,15 +14,15 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use aya::Ebpf;
 use aya::maps::{HashMap, MapData};
 use aya::programs::TracePoint;
-use aya::{Ebpf, EbpfLoader};
 
 use super::error::{GadgetError, Result, chain};
 use super::mntns_filter::{MAP_NAME, MntnsFilterMap};
 use super::pin_dir::PinDir;
 
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/container_catchup.o"));
+pub(crate) static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/container_catchup.o"));
 
 const NAMES: &str = "gadget_catchup_cgroups";
 const CAUGHT: &str = "gadget_catchup_caught";
@@ -90,7 +90,7 @@ impl CatchUp {
             return Err(fail("object", &"gadgetd was built without clang"));
         }
         super::load::ensure_tracefs();
-        let btf = super::load::kernel_btf();
+        let object = super::bare_loader::own_object("container catch-up", OBJECT)?;
         let pins = PinDir::create()?;
         let path = pins.path().join(MAP_NAME);
         let fd = filter
@@ -101,10 +101,9 @@ impl CatchUp {
             .map_err(|e| fail("the filter map", &chain(&e)))?
             .pin(&path)
             .map_err(|e| fail("pinning the filter map", &chain(&e)))?;
-        let mut ebpf = EbpfLoader::new()
-            .btf(btf.as_deref())
+        let mut ebpf = super::bare_loader::new()
             .map_pin_path(MAP_NAME, Path::new(&path))
-            .load(OBJECT)
+            .load(&object)
             .map_err(|e| fail("loading", &chain(&e)))?;
         let prog: &mut TracePoint = ebpf
             .program_mut(PROGRAM)

@@ -853,14 +853,28 @@ pub fn kernel_table() -> Result<Arc<BtfTable>> {
     if let Some(t) = &*cached {
         return Ok(t.clone());
     }
-    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| {
-        GadgetError::Load(format!(
-            "CO-RE relocation needs the kernel's BTF: reading /sys/kernel/btf/vmlinux: {e} (a kernel built with CONFIG_DEBUG_INFO_BTF=y has it)"
-        ))
-    })?;
-    let table = Arc::new(BtfTable::parse_owned(bytes)?);
+    let table = Arc::new(read_kernel_table()?);
     *cached = Some(table.clone());
     Ok(table)
+}
+
+/// The kernel's BTF: the shared table while one is kept (a gadget load in
+/// progress), else one parsed for this caller only, freed with its last
+/// reference, for loads outside a gadget's (the agent's own objects).
+pub fn kernel_table_transient() -> Result<Arc<BtfTable>> {
+    if let Some(t) = &*KERNEL_TABLE.lock().unwrap_or_else(|p| p.into_inner()) {
+        return Ok(t.clone());
+    }
+    Ok(Arc::new(read_kernel_table()?))
+}
+
+fn read_kernel_table() -> Result<BtfTable> {
+    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| {
+        GadgetError::Load(format!(
+            "reading the kernel's BTF, /sys/kernel/btf/vmlinux: {e} (CO-RE relocations and iterators need it; a kernel built with CONFIG_DEBUG_INFO_BTF=y has it)"
+        ))
+    })?;
+    BtfTable::parse_owned(bytes)
 }
 
 /// Drops the kernel BTF (the file's bytes and 4 bytes per type).

@@ -23,15 +23,15 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
+use aya::Ebpf;
 use aya::maps::ProgramArray;
 use aya::programs::{ProgramFd, SocketFilter};
-use aya::{Ebpf, EbpfLoader};
 
 use super::error::chain;
 
 /// The dispatcher's object, built from `bpf/net_dispatch.bpf.c` by
 /// `build.rs` (empty when clang was missing at build time).
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/net_dispatch.o"));
+pub(crate) static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/net_dispatch.o"));
 
 const PROGRAM: &str = "gadget_dispatch";
 const TARGET_MAP: &str = "gadget_dispatch_target";
@@ -211,9 +211,11 @@ pub(crate) fn load_with_target(
     // Inspektor Gadget's key.
     let netns_id = u32::try_from(inode)
         .map_err(|_| format!("the namespace inode {inode} does not fit skb->cb[0]"))?;
-    let mut ebpf = EbpfLoader::new()
+    let object = super::bare_loader::own_object(&format!("the {what}"), d.object)
+        .map_err(|e| e.to_string())?;
+    let mut ebpf = super::bare_loader::new()
         .override_global(d.netns_global, &netns_id, true)
-        .load(d.object)
+        .load(&object)
         .map_err(|e| format!("loading the {what}: {}", chain(&e)))?;
     let map = ebpf
         .map_mut(d.target_map)

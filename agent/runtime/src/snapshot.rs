@@ -77,28 +77,23 @@ pub fn open_netns_at(path: &str) -> std::io::Result<Netns> {
     open_netns(path)
 }
 
-/// The kernel BTF names each iterator type's target `bpf_iter_<type>`.
-fn kernel_has_iter(btf: &aya::Btf, kind: &str) -> bool {
-    btf.id_by_type_name_kind(&format!("bpf_iter_{kind}"), aya_obj::btf::BtfKind::Func)
-        .is_ok()
-}
-
 /// Loads every iterator program (the kernel checks its target type here).
+/// aya gets only the target's id from the kernel's BTF
+/// ([`super::bare_loader::kernel_function`]), not its parse of it all.
 pub fn load_programs(ebpf: &mut Ebpf, snap: &Snapshotter) -> Result<()> {
-    let btf = super::load::kernel_btf().ok_or_else(|| {
-        GadgetError::Load("iterators need the kernel's BTF (/sys/kernel/btf/vmlinux)".into())
-    })?;
     for (name, kind) in &snap.programs {
         let err = |reason: String| GadgetError::Program {
             program: name.clone(),
             section: format!("iter/{kind}"),
             reason,
         };
-        if !kernel_has_iter(&btf, kind) {
-            return Err(err(format!(
-                "this kernel has no `{kind}` iterator (no bpf_iter_{kind} in its BTF)"
-            )));
-        }
+        // The kernel BTF names each iterator type's target `bpf_iter_<type>`.
+        let btf =
+            super::bare_loader::kernel_function(&format!("bpf_iter_{kind}"))?.ok_or_else(|| {
+                err(format!(
+                    "this kernel has no `{kind}` iterator (no bpf_iter_{kind} in its BTF)"
+                ))
+            })?;
         let prog: &mut Iter = ebpf
             .program_mut(name)
             .ok_or_else(|| err("aya did not load this program from the object".into()))?

@@ -22,8 +22,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use aya::Ebpf;
 use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, Iter};
-use aya::{Ebpf, EbpfLoader};
 use object::{Object, ObjectSection};
 
 use super::btf_table::BtfTable;
@@ -33,7 +33,7 @@ use super::pin_dir::PinDir;
 
 /// The enricher's object, built from `bpf/socket_enricher.bpf.c` by
 /// `build.rs` (empty when clang was missing at build time).
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/socket_enricher.o"));
+pub(crate) static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/socket_enricher.o"));
 
 /// The map gadgets look sockets up in.
 pub const MAP: &str = "gadget_sockets";
@@ -146,18 +146,13 @@ impl SocketEnricher {
         })?;
         let cgroup_fd = std::fs::File::open(&cgroup)
             .map_err(|e| fail(&format!("opening {}", cgroup.display()), &e))?;
-        let btf = super::load::kernel_btf().ok_or_else(|| {
-            fail(
-                "kernel BTF",
-                &"/sys/kernel/btf/vmlinux is missing or unreadable",
-            )
-        })?;
+        let object = super::bare_loader::own_object("the socket enricher", bytes)
+            .map_err(|e| fail("object", &e))?;
         let pins = PinDir::create()?;
         let map_path = pins.path().join(MAP);
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
+        let mut ebpf = super::bare_loader::new()
             .map_pin_path(MAP, map_path.as_path())
-            .load(bytes)
+            .load(&object)
             .map_err(|e| fail("loading", &chain(&e)))?;
         // Hooks first, then the sweep: a socket made in between is seen by
         // the hooks (the sweep never overwrites what they published).
@@ -177,6 +172,14 @@ impl SocketEnricher {
             )
             .map_err(|e| fail(&format!("{EGRESS} on {}", cgroup.display()), &chain(&e)))?;
         let sweep: &mut Iter = program(&mut ebpf, SWEEP)?;
+        let btf = super::bare_loader::kernel_function("bpf_iter_task_file")
+            .map_err(|e| fail(SWEEP, &e))?
+            .ok_or_else(|| {
+                fail(
+                    SWEEP,
+                    &"this kernel has no task_file iterator (no bpf_iter_task_file in its BTF; Linux 5.8 or later has it)",
+                )
+            })?;
         sweep
             .load("task_file", &btf)
             .map_err(|e| fail(SWEEP, &chain(&e)))?;

@@ -24,7 +24,7 @@ use super::error::chain;
 
 /// The dispatcher's object, built from `bpf/tc_dispatch.bpf.c` by
 /// `build.rs` (empty when clang was missing at build time).
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tc_dispatch.o"));
+pub(crate) static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tc_dispatch.o"));
 
 const PROGRAM: &str = "gadget_tc_dispatch";
 const TARGET_MAP: &str = "gadget_tc_dispatch_target";
