@@ -60,8 +60,12 @@ fn ring_size_sets_the_tracers_ring_and_the_gadgets_own_stands_without_it() {
     let agent = Agent::start(&bus);
     let dir = TempDir::new("ring-size");
     let me = std::process::id().to_string();
-    // Two gadgets that declare different sizes (GADGET_TRACER_MAP).
-    for (name, declared) in [("trace_open", 1u64 << 20), ("trace_exec", 4 << 20)] {
+    // Gadgets that declare different sizes (GADGET_TRACER_MAP).
+    for (name, declared) in [
+        ("trace_open", 1u64 << 20),
+        ("trace_exec", 1 << 20),
+        ("trace_oomkill", 256 << 10),
+    ] {
         let obj = gadget(name);
         let base = ["run", s(&obj), "--timeout", "2s", "-o", "json"];
         let (sizes, out) = sizes_during(&agent, &base, || {});
