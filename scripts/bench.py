@@ -108,6 +108,44 @@ def rss_breakdown_kib(pid):
     return anon, bpf
 
 
+class PeakSampler:
+    """Samples the agent's RSS every 10 ms while a run floods it and keeps the
+    composition at the highest sample: anonymous memory (heap, stacks) and
+    the rest (the binary's and libraries' file pages, BPF ring mappings).
+    VmHWM gives the peak's size only; this says what it was made of."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = {"rss": 0, "anon": 0}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        fields = {}
+        with open(f"/proc/{self.pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    fields[parts[0].rstrip(":")] = int(parts[1])
+        rss = fields.get("Rss", 0)
+        if rss > self.peak["rss"]:
+            self.peak = {"rss": rss, "anon": fields.get("Anonymous", 0)}
+
+    def _loop(self):
+        while not self.stop.is_set():
+            try:
+                self._sample()
+            except OSError:
+                return
+            time.sleep(0.01)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
 # The load generator runs on CPU 0 only; the tracers' consumers go where the
 # scheduler puts them (on this 2-CPU machine, mostly CPU 1).
 PIN = ["taskset", "-c", "0"]
@@ -201,8 +239,11 @@ def bpftrace_run(script, loadgen, n, path):
 
 def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     gen = Loadgen(loadgen, n, path)
+    # The client's stderr (one line per loss report: many in a long flood)
+    # goes to a file: a pipe read only at the end would fill and stall it.
+    client_err = tempfile.TemporaryFile()
     client = subprocess.Popen([f"{bin_dir}/gadgetctl", "--address", sock, "run", obj, "-o", "json",
-                               "-p", f"targ_pid={gen.pid}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               "-p", f"targ_pid={gen.pid}"], stdout=subprocess.PIPE, stderr=client_err)
     counter = subprocess.Popen(["wc", "-l"], stdin=client.stdout, stdout=subprocess.PIPE, text=True)
     client.stdout.close()
     run = wait_running(bin_dir, sock)
@@ -210,6 +251,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     anon_loaded, bpf_loaded = rss_breakdown_kib(agent_pid)
     cpu0 = cpu_seconds(agent_pid)
     client_cpu0 = cpu_seconds(client.pid)
+    sampler = PeakSampler(agent_pid)
     t0 = time.monotonic()
     gen_seconds = gen.run()
     # Let the agent drain what the kernel still holds.
@@ -220,6 +262,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
             break
         time.sleep(0.05)
     elapsed = time.monotonic() - t0
+    peak = sampler.finish()
     cpu1 = cpu_seconds(agent_pid)
     client_cpu = cpu_seconds(client.pid) - client_cpu0
     ctl(bin_dir, sock, "stop", run["id"])
@@ -238,8 +281,17 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
         "anon_loaded_kib": anon_loaded,
         "bpf_loaded_kib": bpf_loaded,
         "rss_peak_kib": status_kib(agent_pid, "VmHWM"),
-        "client_stderr": client.stderr.read().decode().strip(),
+        "flood_peak": peak,
+        "client_stderr": client_stderr(client_err),
     }
+
+
+def client_stderr(f):
+    """The last lines of what the client wrote on stderr (its loss reports)."""
+    f.seek(0)
+    lines = f.read().decode(errors="replace").strip().splitlines()
+    f.close()
+    return "\n".join(lines[-3:])
 
 
 def median_run(runs):
@@ -348,6 +400,10 @@ def main():
           f"after {args.runs + 1} loads and no flood {peak_loads / 1024:.1f} MiB)")
     print(f"  of which heap/stacks      {r['anon_loaded_kib'] / 1024:.1f} MiB, "
           f"BPF ring buffer mapping {r['bpf_loaded_kib'] / 1024:.1f} MiB")
+    fp = max((x["flood_peak"] for x in results["gadgetd"]), key=lambda p: p["rss"])
+    print(f"  highest sample in a flood {fp['rss'] / 1024:.1f} MiB: heap/stacks {fp['anon'] / 1024:.1f} MiB, "
+          f"ring {r['bpf_loaded_kib'] / 1024:.1f} MiB, files {(fp['rss'] - fp['anon'] - r['bpf_loaded_kib']) / 1024:.1f} MiB"
+          f"  (10 ms samples)")
     print_floor(n, args.reps, results)
     for i, x in enumerate(results["gadgetd"]):
         if x["client_stderr"]:

@@ -1,4 +1,5 @@
-//! `gadgetctl run` flags of toppers, profilers and snapshotters.
+//! `gadgetctl run` flags of toppers, profilers and snapshotters, and the
+//! tracers' ring buffer size.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,6 +38,12 @@ pub struct KindArgs {
     /// or absolute under it (default: the selected containers' cgroups, else the root).
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
+    /// Tracers: a BPF ring buffer of SIZE bytes (a power of two: 256K, 1M,
+    /// 16M) instead of the gadget's own. Smaller costs the agent less
+    /// memory (twice SIZE) and holds a shorter burst; raise it when a run
+    /// reports events lost in the kernel.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub ring_size: Option<u32>,
 }
 
 impl KindArgs {
@@ -93,6 +100,9 @@ impl KindArgs {
         if let Some(cgroup) = &self.cgroup {
             opts.insert(options::CGROUP, Value::from(cgroup.clone()));
         }
+        if let Some(bytes) = self.ring_size {
+            opts.insert(options::RING_BUFFER_BYTES, Value::U32(bytes));
+        }
     }
 }
 
@@ -139,6 +149,34 @@ fn parse_interval(text: &str) -> Result<Intervals, String> {
     Ok(i)
 }
 
+/// `--ring-size`: bytes, or a number with a binary unit (`512K`, `1M`,
+/// `1MiB`, `1G`). The agent checks that it is a power of two in range.
+fn parse_size(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KIB" => 10,
+        "M" | "MIB" => 20,
+        "G" | "GIB" => 30,
+        _ => return Err(size_err(text)),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| size_err(text))
+}
+
+fn size_err(text: &str) -> String {
+    format!(
+        "`{}`: expected a size in bytes, or with K, M or G (e.g. 256K, 1M), below 4G",
+        crate::escape::terminal(text)
+    )
+}
+
 /// `--max-rows`: a limit for every table source and/or per data source.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MaxRows {
@@ -179,6 +217,37 @@ fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_size_takes_bytes_and_binary_units() {
+        for (text, bytes) in [
+            ("4096", 4096),
+            ("256K", 256 * 1024),
+            ("256k", 256 * 1024),
+            ("1M", 1 << 20),
+            ("1MiB", 1 << 20),
+            ("16M", 16 << 20),
+            ("1G", 1 << 30),
+            ("3G", 3 << 30),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for text in [
+            "",
+            "M",
+            "1.5M",
+            "1MB",
+            "-1",
+            "4G",
+            "99999999999",
+            "1 M",
+            "1M\x1b[2J",
+        ] {
+            let e = parse_size(text).unwrap_err();
+            assert!(e.contains("expected a size in bytes"), "{text}: {e}");
+            assert!(!e.contains('\x1b'), "{e}");
+        }
+    }
 
     #[test]
     fn interval_takes_a_duration_and_durations_per_source() {

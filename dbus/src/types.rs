@@ -73,6 +73,10 @@ pub mod options {
     /// the cgroup2 root or absolute under it (default: the selected
     /// containers' cgroups, else the root).
     pub const CGROUP: &str = "cgroup";
+    /// `u`: the tracers' BPF ring buffers are this many bytes (a power of
+    /// two, 4096 to 1 GiB) instead of the size the gadget declares. Perf
+    /// event arrays keep their per-CPU size.
+    pub const RING_BUFFER_BYTES: &str = "ring-buffer-bytes";
 }
 
 /// Container selection keys of the `options` dictionary (docs/containers.md).

@@ -53,7 +53,7 @@ struct {
 	__type(value, struct event);
 } empty_event SEC(".maps");
 
-GADGET_TRACER_MAP(events, 1024 * 1024 * 16);
+GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(exec, events, event);
 
 SEC("tracepoint/syscalls/sys_enter_execve")

@@ -51,7 +51,7 @@ struct {
 	__type(value, struct args_t);
 } start SEC(".maps");
 
-GADGET_TRACER_MAP(events, 1024 * 1024 * 4);
+GADGET_TRACER_MAP(events, 1024 * 1024);
 GADGET_TRACER(open, events, event);
 
 SEC("tracepoint/syscalls/sys_enter_openat")

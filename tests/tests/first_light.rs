@@ -543,7 +543,7 @@ fn a_slow_reader_is_told_what_it_missed() {
     let dir = TempDir::new("slow");
     let path = dir.path().join("f");
     std::fs::write(&path, b"").unwrap();
-    // Not reading while we open: ~60k events of ~300 bytes overflow the 8 MiB queue.
+    // Not reading while we open: ~60k events of ~300 bytes overflow the 4 MiB queue.
     let opens = 60_000u64;
     let me = std::process::id().to_string();
     let lines = raw_stream(&bus, &gadget, Some(("targ_pid", &me)), 4000, || {

@@ -92,6 +92,7 @@ pub mod net_dispatch;
 pub mod object;
 pub mod params;
 mod perf_ring;
+pub mod ring_size;
 mod rtnl;
 // Public for the end-to-end tests, which check that runs leave no pins behind.
 #[doc(hidden)]

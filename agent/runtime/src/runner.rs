@@ -267,6 +267,19 @@ impl Gadget {
     }
 
     /// The tracer maps of every tracer source.
+    /// The tracers' maps that are BPF ring buffers.
+    fn ring_buffer_maps(&self) -> Vec<&str> {
+        self.sources
+            .iter()
+            .filter_map(|s| match &s.kind {
+                Kind::Tracer(t) if t.buffer == crate::classify::BufferKind::RingBuf => {
+                    Some(t.map.as_str())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn tracer_maps(&self) -> Vec<&str> {
         self.sources
             .iter()
@@ -322,8 +335,14 @@ impl Gadget {
             globals.push(("gadget_filter_by_mntns".into(), vec![1]));
         }
         let tracer_maps = self.tracer_maps();
+        // A ring size applies to BPF ring buffers only: a perf event
+        // array's entries are CPUs, its per-CPU buffers the reader's.
         let mut max_entries: Vec<(String, u32)> = match opts.ring_buffer_bytes {
-            Some(b) => tracer_maps.iter().map(|m| (m.to_string(), b)).collect(),
+            Some(b) => self
+                .ring_buffer_maps()
+                .into_iter()
+                .map(|m| (m.to_string(), b))
+                .collect(),
             None => Vec::new(),
         };
         max_entries.extend(kinds::runtime_max_entries(&self.obj, &globals));

@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Bytes a slow client may have queued before it starts losing batches:
-/// a few hundred milliseconds of a busy gadget, so a client that is briefly descheduled
-/// loses nothing, and a stuck one costs bounded memory.
-const QUEUE_BYTES: usize = 8 << 20;
+/// ~50 ms of a flood (trace_open at 300k events/s is ~75 MB/s of JSON), so
+/// a client that is briefly descheduled loses nothing, and a stuck one
+/// costs bounded memory: at most twice this per client, since a queued
+/// batch may hold a buffer up to twice its length (docs/benchmarks.md).
+const QUEUE_BYTES: usize = 4 << 20;
 
 /// The agent's end of a stream socket pair.
 pub struct Attacher {

@@ -20,6 +20,7 @@ pub const KEYS: &[&str] = &[
     options::NETNS_IDS,
     options::IFACE,
     options::CGROUP,
+    options::RING_BUFFER_BYTES,
 ];
 
 /// Options for [`RunOptions`] beyond parameters.
@@ -36,6 +37,8 @@ pub struct KindOptions {
     pub iface: Option<String>,
     /// Cgroup programs' cgroup2 directory, resolved inside the hierarchy.
     pub cgroup: Option<std::path::PathBuf>,
+    /// Tracers' ring buffer size in bytes, checked (a power of two in range).
+    pub ring_buffer_bytes: Option<u32>,
 }
 
 impl KindOptions {
@@ -106,6 +109,12 @@ impl KindOptions {
                     .map_err(|e| fdo::Error::InvalidArgs(format!("option {key}: {e}")))?;
                 self.cgroup = Some(dir);
             }
+            options::RING_BUFFER_BYTES => {
+                let bytes = u32::try_from(value).map_err(|_| bad("a u32 (u)"))?;
+                gadgetd_runtime::ring_size::check(bytes)
+                    .map_err(|e| fdo::Error::InvalidArgs(format!("option {key}: {e}")))?;
+                self.ring_buffer_bytes = Some(bytes);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -121,6 +130,7 @@ impl KindOptions {
         opts.netns_ids = self.netns_ids.clone();
         opts.iface = self.iface.clone();
         opts.cgroups = self.cgroup.iter().cloned().collect();
+        opts.ring_buffer_bytes = self.ring_buffer_bytes;
     }
 }
 
