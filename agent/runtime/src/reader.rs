@@ -193,17 +193,19 @@ impl EventReader {
             due,
             ..
         } = self;
+        // Each fd is polled until it is pending, so its next wake-up wakes
+        // this task even when this one is not acted on (paused).
         let mut woken = false;
         match source {
             Source::Ring { ring, .. } => {
-                if let Poll::Ready(Ok(mut guard)) = ring.poll_read_ready(cx) {
+                while let Poll::Ready(Ok(mut guard)) = ring.poll_read_ready(cx) {
                     guard.clear_ready();
                     woken = true;
                 }
             }
             Source::Perf { buffers, .. } => {
                 for b in buffers.iter() {
-                    if let Poll::Ready(Ok(mut guard)) = b.poll_read_ready(cx) {
+                    while let Poll::Ready(Ok(mut guard)) = b.poll_read_ready(cx) {
                         guard.clear_ready();
                         woken = true;
                     }
