@@ -16,6 +16,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::attach::{Attacher, Chunk, Fanout};
+use super::batch_pool::BatchPool;
 use super::bus::Connections;
 use gadgetd_runtime::Running;
 
@@ -291,14 +292,18 @@ pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// Bytes of the batch buffer the decoder writes into.
 const BATCH_CAPACITY: usize = 512 * 1024;
 
+/// Batch buffers kept for reuse per run (besides the one being filled).
+const POOLED_BATCHES: usize = 2;
+
 /// The decoded batch as shared bytes for the clients' queues, which count
 /// what they hold by length: a batch that fills at least half the buffer is
-/// handed over whole (no copy) and the buffer replaced; a smaller one (a
-/// drain tick's few events) is copied out at its size and the buffer kept,
-/// so a queue never pins 512 KiB allocations for a few KiB of events.
-fn take_batch(buf: &mut Vec<u8>) -> Bytes {
+/// handed over whole (no copy) and the buffer replaced by one from `pool`
+/// (it returns there once written to every client); a smaller one (a few
+/// events) is copied out at its size and the buffer kept, so a queue never
+/// pins 512 KiB allocations for a few KiB of events.
+fn take_batch(buf: &mut Vec<u8>, pool: &BatchPool) -> Bytes {
     if buf.len() >= BATCH_CAPACITY / 2 {
-        std::mem::replace(buf, Vec::with_capacity(BATCH_CAPACITY)).into()
+        pool.share(std::mem::replace(buf, pool.take()))
     } else {
         let data = Bytes::copy_from_slice(buf);
         buf.clear();
@@ -328,7 +333,8 @@ async fn pump(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
-    let mut buf = Vec::with_capacity(BATCH_CAPACITY);
+    let pool = BatchPool::new(BATCH_CAPACITY, POOLED_BATCHES);
+    let mut buf = pool.take();
     // Loss reports name their data source when there are several.
     let multi = running.counts().len() > 1;
     let reason: &str = loop {
@@ -341,7 +347,7 @@ async fn pump(
                     ledger.saw(events, lost);
                 }
                 if events > 0 {
-                    fanout.send(Chunk { data: take_batch(&mut buf), events });
+                    fanout.send(Chunk { data: take_batch(&mut buf, &pool), events });
                 }
                 if lost > 0 {
                     handle.stats.count_lost(batch.lost, batch.malformed);
@@ -584,24 +590,34 @@ mod tests {
 
     #[test]
     fn small_batches_are_copied_out_and_full_ones_handed_over() {
-        let mut buf = Vec::with_capacity(BATCH_CAPACITY);
+        let pool = BatchPool::new(BATCH_CAPACITY, POOLED_BATCHES);
+        let mut buf = pool.take();
         // A drain tick's few events: copied at their size, the buffer kept.
         for len in [1, 300, BATCH_CAPACITY / 2 - 1] {
             buf.extend(std::iter::repeat_n(b'x', len));
             let kept = buf.as_ptr();
-            let data = take_batch(&mut buf);
+            let data = take_batch(&mut buf, &pool);
             assert_eq!(data.len(), len);
             assert!(buf.is_empty());
             assert_eq!(buf.as_ptr(), kept, "{len}: the buffer is reused");
             assert_ne!(data.as_ptr(), kept, "{len}: the batch is a copy");
         }
-        // A full batch: the buffer itself, and a fresh one in its place.
+        // A full batch: the buffer itself, and another in its place; once
+        // written (dropped), it is the one the batch after next is decoded into.
+        let mut handed = Vec::new();
         for len in [BATCH_CAPACITY / 2, BATCH_CAPACITY - 1] {
             buf.extend(std::iter::repeat_n(b'y', len));
             let given = buf.as_ptr();
-            let data = take_batch(&mut buf);
+            let data = take_batch(&mut buf, &pool);
             assert_eq!((data.len(), data.as_ptr()), (len, given));
             assert!(buf.is_empty() && buf.capacity() >= BATCH_CAPACITY);
+            assert_ne!(buf.as_ptr(), given);
+            handed.push((given, data));
         }
+        let (first, data) = handed.remove(0);
+        drop(data);
+        buf.extend_from_slice(&[b'z'; BATCH_CAPACITY / 2]);
+        let _ = take_batch(&mut buf, &pool);
+        assert_eq!(buf.as_ptr(), first, "the written batch's buffer is reused");
     }
 }
