@@ -106,7 +106,10 @@ fn run() -> Result<(), String> {
     // SAFETY: plain syscalls on fds this process owns; results checked.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epoll < 0 {
-        return Err(format!("epoll_create1: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "epoll_create1: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     for (fd, flags) in [(ring.as_raw_fd(), libc::EPOLLET), (0, 0)] {
         let mut ev = libc::epoll_event {
@@ -126,7 +129,10 @@ fn run() -> Result<(), String> {
     let mut events_buf = [libc::epoll_event { events: 0, u64: 0 }; 2];
     while records + lost_now < events {
         let timeout = match paused_until {
-            Some(end) => end.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000) as i32,
+            Some(end) => end
+                .saturating_duration_since(Instant::now())
+                .as_micros()
+                .div_ceil(1000) as i32,
             None => SAFETY_TICK_MS,
         };
         // SAFETY: `events_buf` has room for the 2 events asked for.
