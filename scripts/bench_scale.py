@@ -83,6 +83,14 @@ def fmt_mem(m):
             f"peak {m['hwm'] / 1024:6.1f})")
 
 
+def idle_cpu_ms_per_s(agent_pid, seconds=3.0):
+    """Agent CPU per second with the runs live and no workload of ours: their
+    timers, and whatever the machine's other processes make them trace."""
+    cpu0 = cpu_seconds(agent_pid)
+    time.sleep(seconds)
+    return (cpu_seconds(agent_pid) - cpu0) * 1000 / seconds
+
+
 def cpu_per_event(bin_dir, sock, obj, loadgen, n, path, agent_pid, attachers=0):
     """One trace_open run filtered on the load generator, `attachers` more clients attached to it."""
     gen = Loadgen(loadgen, n, path)
@@ -173,9 +181,10 @@ def main():
                 time.sleep(1.0)
                 live = len(runs_json(args.bin_dir, sock))
                 mem = memory(pid)
+                idle = idle_cpu_ms_per_s(pid)
                 t = ttfe(args.bin_dir, sock, trace_open, args.runs)
                 print(f"{k:3} runs of {label:18} live {live:3}  {fmt_mem(mem)}  first event median {t[0]:6.1f} ms "
-                      f"(min {t[1]:.1f}, max {t[2]:.1f})")
+                      f"(min {t[1]:.1f}, max {t[2]:.1f})  agent CPU with no workload {idle:5.1f} ms/s")
                 for name, err in failed:
                     print(f"    {name} ended: {err.splitlines()[-1] if err else '(no message)'}", file=sys.stderr)
                 if label == "different gadgets" and k == max(counts):

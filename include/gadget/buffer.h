@@ -20,9 +20,12 @@
  * GADGET_TRACER_MAP(name, event_struct, bytes) is gadgetd's older form: the
  * map's value type names the event struct (the seed's `print_` maps).
  *
- * gadget_submit_buf() batches wake-ups: it wakes the agent only when the
- * ring holds GADGET_WAKEUP_BYTES or more (the agent also drains on a short
- * timer), so a busy tracepoint does not pay one wake-up per event.
+ * gadget_submit_buf() batches wake-ups: the kernel wakes the agent for the
+ * first record after a drain (bpf_ringbuf_submit's default), and this header
+ * also when a record takes the ring past a quarter full (GADGET_WAKEUP_BYTES,
+ * if defined, instead); the agent drains a busy ring every few milliseconds,
+ * so a busy tracepoint does not pay one wake-up per event and an idle agent
+ * has no timer to run.
  */
 #ifndef __GADGET_BUFFER_H
 #define __GADGET_BUFFER_H
@@ -35,9 +38,6 @@
 #define GADGET_MAX_EVENT_SIZE 10240
 #endif
 
-#ifndef GADGET_WAKEUP_BYTES
-#define GADGET_WAKEUP_BYTES (64 * 1024)
-#endif
 
 #define __GADGET_LOST_SAMPLES_MAP(name)                  \
 	struct {                                         \
@@ -77,12 +77,28 @@ static __always_inline void __gadget_count_lost(void *lost_samples)
 		*count += 1; /* per-CPU slot: no atomics needed */
 }
 
-static __always_inline __u64 __gadget_wakeup_flags(void *map)
+/*
+ * Flags for a record of `size` bytes with `before` bytes waiting ahead of it:
+ * a forced wake-up when the record takes the ring past GADGET_WAKEUP_BYTES
+ * (default: a quarter of the ring, the agent's "filling up" mark), once per
+ * crossing rather than per record (each forced wake-up is an interrupt in the
+ * traced task's context); otherwise flags 0, with which the kernel wakes the
+ * reader only if it had read everything before this record.
+ */
+static __always_inline __u64 __gadget_wakeup_flags(void *map, __u64 before, __u64 size)
 {
-	return bpf_ringbuf_query(map, BPF_RB_AVAIL_DATA) >= GADGET_WAKEUP_BYTES ?
-		       BPF_RB_FORCE_WAKEUP :
-		       BPF_RB_NO_WAKEUP;
+	/* The ring's header (8 bytes) and padding to 8 come with every record. */
+	__u64 after = before + ((size + 8 + 7) & ~7ULL);
+#ifdef GADGET_WAKEUP_BYTES
+	__u64 urgent = GADGET_WAKEUP_BYTES;
+#else
+	__u64 urgent = bpf_ringbuf_query(map, BPF_RB_RING_SIZE) / 4;
+#endif
+	return before < urgent && after >= urgent ? BPF_RB_FORCE_WAKEUP : 0;
 }
+
+/* Bytes waiting in the ring (records reserved by anyone included). */
+#define __gadget_ring_waiting(map) bpf_ringbuf_query(map, BPF_RB_AVAIL_DATA)
 
 #ifndef GADGET_NO_BUF_RESERVE
 /* Scratch space for one event per CPU, used where ring buffers are missing. */
@@ -124,7 +140,12 @@ static __always_inline void gadget_discard_buf(void *buf)
 static __always_inline long gadget_submit_buf(void *ctx, void *map, void *buf, __u64 size)
 {
 	if (__GADGET_HAS_RINGBUF(BPF_FUNC_ringbuf_submit)) {
-		bpf_ringbuf_submit(buf, __gadget_wakeup_flags(map));
+		/* Reserved already: the record is among the waiting bytes. */
+		__u64 rec = (size + 8 + 7) & ~7ULL;
+		__u64 waiting = __gadget_ring_waiting(map);
+
+		bpf_ringbuf_submit(buf, __gadget_wakeup_flags(map, waiting > rec ? waiting - rec : 0,
+								size));
 		return 0;
 	}
 	return bpf_perf_event_output(ctx, map, BPF_F_CURRENT_CPU, buf, size);
@@ -135,7 +156,8 @@ static __always_inline long __gadget_output_buf(void *ctx, void *map, void *lost
 						void *buf, __u64 size)
 {
 	if (__GADGET_HAS_RINGBUF(BPF_FUNC_ringbuf_output)) {
-		if (bpf_ringbuf_output(map, buf, size, __gadget_wakeup_flags(map)))
+		if (bpf_ringbuf_output(map, buf, size,
+				       __gadget_wakeup_flags(map, __gadget_ring_waiting(map), size)))
 			__gadget_count_lost(lost_samples);
 		return 0;
 	}

@@ -547,8 +547,15 @@ fn a_slow_reader_is_told_what_it_missed() {
     let opens = 60_000u64;
     let me = std::process::id().to_string();
     let lines = raw_stream(&bus, &gadget, Some(("targ_pid", &me)), 4000, || {
-        for _ in 0..opens {
+        for i in 0..opens {
             drop(std::fs::File::open(&path).unwrap());
+            // At most ~100k opens/s, which even a debug agent decodes: this
+            // test is about the client's queue, not the kernel's ring
+            // (gadgets no longer slow the traced task down with a wake-up
+            // per event when the agent lags).
+            if i % 1000 == 999 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     });
     let want = path.to_str().unwrap();

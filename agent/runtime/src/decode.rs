@@ -18,14 +18,14 @@ use super::walltime;
 /// when the decoder is built.
 struct CompiledField {
     /// `,"name":` (`{"name":` for the first field).
-    key: Vec<u8>,
+    key: Key,
     /// How the value prints.
     kind: FieldKind,
     /// Byte offset in the event.
     offset: usize,
     /// `,"name_name":` and the kind it formats, for semantic numbers that
     /// also print as a name.
-    companion: Option<(Vec<u8>, FieldKind)>,
+    companion: Option<(Key, FieldKind)>,
     /// For enums: how a value prints (decided from the type, once).
     enum_style: EnumStyle,
     /// For endpoints: the keys of the fields the enricher adds after them.
@@ -59,6 +59,57 @@ impl EnumStyle {
             EnumStyle::Flags
         } else {
             EnumStyle::Plain
+        }
+    }
+}
+
+/// A pre-rendered key, copied per event as two fixed 16-byte moves (no call
+/// to `memcpy`, whose dispatch costs more than the copy for a few bytes).
+enum Key {
+    /// Up to 32 bytes, zero-padded to 32.
+    Short {
+        bytes: [u8; 32],
+        len: usize,
+    },
+    Long(Vec<u8>),
+}
+
+impl Key {
+    fn new(key: Vec<u8>) -> Key {
+        if key.len() <= 32 {
+            let mut bytes = [0u8; 32];
+            bytes[..key.len()].copy_from_slice(&key);
+            Key::Short {
+                bytes,
+                len: key.len(),
+            }
+        } else {
+            Key::Long(key)
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Short { bytes, len } => &bytes[..*len],
+            Key::Long(v) => v,
+        }
+    }
+
+    #[inline(always)]
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Key::Short { bytes, len } => {
+                out.reserve(32);
+                let at = out.len();
+                // SAFETY: 32 bytes past `at` are reserved; all 32 are
+                // written (initialised), and only `len` ≤ 32 of them
+                // counted; the rest is spare capacity, overwritten later.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().add(at), 32);
+                    out.set_len(at + len);
+                }
+            }
+            Key::Long(v) => out.extend_from_slice(v),
         }
     }
 }
@@ -147,14 +198,14 @@ impl Decoder {
                     let mut k = vec![b','];
                     write_json_str(&mut k, name.as_bytes());
                     k.push(b':');
-                    (k, f.kind.clone())
+                    (Key::new(k), f.kind.clone())
                 });
                 let kind = f.value_kind();
                 CompiledField {
                     enum_style: EnumStyle::of(&kind),
                     endpoint: enrich::is_endpoint(&f.kind)
                         .then(|| enrich::EndpointKeys::new(&f.name)),
-                    key,
+                    key: Key::new(key),
                     kind,
                     offset: f.offset,
                     companion,
@@ -187,13 +238,13 @@ impl Decoder {
     pub fn with_tag(mut self, tag: &[u8]) -> Decoder {
         match self.fields.first_mut() {
             Some(first) => {
-                let key = &mut first.key;
+                let key = first.key.as_bytes();
                 let mut tagged = Vec::with_capacity(key.len() + tag.len() + 1);
                 tagged.push(b'{');
                 tagged.extend_from_slice(tag);
                 tagged.push(b',');
                 tagged.extend_from_slice(&key[1..]);
-                *key = tagged;
+                first.key = Key::new(tagged);
             }
             None => self.empty_open.extend_from_slice(tag),
         }
@@ -253,11 +304,11 @@ impl Decoder {
     /// `data` must be at least [`Decoder::size`] bytes.
     pub fn write_fields(&self, data: &[u8], out: &mut Vec<u8>) {
         for (i, field) in self.fields.iter().enumerate() {
-            out.extend_from_slice(&field.key);
+            field.key.put(out);
             let d = &data[field.offset..];
             self.write_value(&field.kind, field.enum_style, d, out);
             if let Some((ckey, formatted)) = &field.companion {
-                out.extend_from_slice(ckey);
+                ckey.put(out);
                 match formatted {
                     // `X_raw` timestamps and enums: the formatted value.
                     FieldKind::Timestamp | FieldKind::Enum { .. } => {
@@ -745,6 +796,65 @@ mod tests {
             name: name.into(),
             offset,
             kind,
+        }
+    }
+
+    #[test]
+    fn names_follow_the_value_and_keys_of_every_length_print_whole() {
+        let long = "a_field_name_of_more_than_thirty_two_bytes_uid";
+        let uid = |name: &str, offset| {
+            field(
+                name,
+                offset,
+                FieldKind::Int {
+                    size: 4,
+                    signed: false,
+                    semantic: Semantic::Uid,
+                },
+            )
+        };
+        let layout = Layout {
+            type_name: "event".into(),
+            size: 12,
+            fields: vec![
+                uid("uid", 0),
+                uid(long, 4),
+                field(
+                    "gid",
+                    8,
+                    FieldKind::Int {
+                        size: 4,
+                        signed: false,
+                        semantic: Semantic::Gid,
+                    },
+                ),
+            ],
+        };
+        let d = Decoder::new(&layout);
+        let name = |uid: u32| names::user(uid.into(), |n| n.to_string());
+        let group = |gid: u32| names::group(gid.into(), |n| n.to_string());
+        // The same value twice (the thread's last name), others between, and back.
+        for (a, b, g) in [
+            (0u32, 0u32, 0u32),
+            (0, 0, 0),
+            (65534, 0, 1),
+            (0, 65534, 0),
+            (12345, 12345, 65534),
+            (0, 0, 0),
+        ] {
+            let mut ev = Vec::new();
+            for v in [a, b, g] {
+                ev.extend_from_slice(&v.to_ne_bytes());
+            }
+            let mut out = Vec::new();
+            d.write_json(&ev, &mut out).unwrap();
+            let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let want = serde_json::json!({
+                "uid": a, "uid_name": name(a),
+                long: b, format!("{long}_name"): name(b),
+                "gid": g, "gid_name": group(g),
+            });
+            assert_eq!(line, want, "{a} {b} {g}");
         }
     }
 

@@ -105,6 +105,7 @@ mod rawmap;
 #[doc(hidden)]
 pub mod rawmap;
 mod reader;
+pub mod ring_fill;
 mod runner;
 mod sections;
 #[cfg(not(feature = "bench-internals"))]

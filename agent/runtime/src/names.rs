@@ -59,53 +59,74 @@ impl std::hash::Hasher for IdHasher {
 
 type Cache = Mutex<HashMap<u64, Box<str>, std::hash::BuildHasherDefault<IdHasher>>>;
 
+/// The last id a thread looked up in one cache and a copy of its name: a
+/// stream of events from one user takes neither the lock nor the lookup.
+type Last = std::thread::LocalKey<std::cell::RefCell<(Option<u64>, String)>>;
+
 /// Hands the cached name of `key` to `with`, resolving it once (outside the
-/// lock: NSS lookups can be slow). Called per event: no allocation on a hit.
+/// lock: NSS lookups can be slow). Called per event: no allocation on a hit
+/// (the thread's copy keeps its capacity), no lock when the thread's
+/// previous lookup in this cache was the same id.
 fn cached<R>(
     cache: &'static std::sync::OnceLock<Cache>,
+    last: &'static Last,
     key: u64,
     resolve: impl FnOnce() -> Option<String>,
     with: impl FnOnce(&str) -> R,
 ) -> R {
-    let cache = cache.get_or_init(Default::default);
-    if let Some(v) = cache.lock().unwrap().get(&key) {
-        return with(v);
-    }
-    let name: Box<str> = resolve().unwrap_or_default().into();
-    let mut guard = cache.lock().unwrap();
-    if guard.len() > 65536 {
-        guard.clear(); // bounded: a hostile stream of ids cannot grow it forever
-    }
-    with(guard.entry(key).or_insert(name))
+    last.with_borrow_mut(|(last_key, name)| {
+        if *last_key != Some(key) {
+            let cache = cache.get_or_init(Default::default);
+            name.clear();
+            let guard = cache.lock().unwrap();
+            match guard.get(&key) {
+                Some(v) => name.push_str(v),
+                None => {
+                    drop(guard);
+                    let resolved: Box<str> = resolve().unwrap_or_default().into();
+                    let mut guard = cache.lock().unwrap();
+                    if guard.len() > 65536 {
+                        guard.clear(); // bounded: a hostile stream of ids cannot grow it forever
+                    }
+                    name.push_str(guard.entry(key).or_insert(resolved));
+                }
+            }
+            *last_key = Some(key);
+        }
+        with(name)
+    })
 }
 
 /// The user name of a uid on this host ("" when it has none), given to `with`.
 pub fn user<R>(uid: u64, with: impl FnOnce(&str) -> R) -> R {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    thread_local!(static LAST: std::cell::RefCell<(Option<u64>, String)> = const { std::cell::RefCell::new((None, String::new())) });
     let resolve = || {
         nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid as u32))
             .ok()
             .flatten()
             .map(|u| u.name)
     };
-    cached(&CACHE, uid, resolve, with)
+    cached(&CACHE, &LAST, uid, resolve, with)
 }
 
 /// The group name of a gid on this host ("" when it has none), given to `with`.
 pub fn group<R>(gid: u64, with: impl FnOnce(&str) -> R) -> R {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    thread_local!(static LAST: std::cell::RefCell<(Option<u64>, String)> = const { std::cell::RefCell::new((None, String::new())) });
     let resolve = || {
         nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid as u32))
             .ok()
             .flatten()
             .map(|g| g.name)
     };
-    cached(&CACHE, gid, resolve, with)
+    cached(&CACHE, &LAST, gid, resolve, with)
 }
 
 /// The name of a network interface of the agent's network namespace, given to `with`.
 pub fn interface<R>(index: u64, with: impl FnOnce(&str) -> R) -> R {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    thread_local!(static LAST: std::cell::RefCell<(Option<u64>, String)> = const { std::cell::RefCell::new((None, String::new())) });
     let resolve = || {
         let mut buf = [0u8; libc::IF_NAMESIZE];
         // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
@@ -116,7 +137,7 @@ pub fn interface<R>(index: u64, with: impl FnOnce(&str) -> R) -> R {
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         Some(String::from_utf8_lossy(&buf[..end]).into_owned())
     };
-    cached(&CACHE, index, resolve, with)
+    cached(&CACHE, &LAST, index, resolve, with)
 }
 
 /// A DNS name in wire format (length-prefixed labels) as a dotted name.

@@ -1,14 +1,25 @@
 //! Reading tracer buffers asynchronously and decoding straight into a byte
 //! buffer of JSON lines.
 //!
-//! Gadgets built with `gadget/buffer.h` batch their wake-ups, so the reader
-//! wakes on readiness *or* on a short tick, then drains everything. Losses
-//! are counted from the kernel's per-event lost count for perf arrays
-//! (perf_ring.rs) and from the per-CPU `<map>_lost_samples` counter the
-//! headers maintain for ring buffers.
+//! Ring buffers wake the reader through epoll, with no timer while a run is
+//! idle. The kernel wakes it for the first record after a drain (the default
+//! of `bpf_ringbuf_submit`, which `gadget/buffer.h` and Inspektor Gadget's
+//! headers use) and, with `gadget/buffer.h`, whenever the ring is a quarter
+//! full. After a drain that found events the reader pauses for
+//! [`BUSY_PAUSE`] before the next one, so a busy gadget is drained in
+//! batches, not once per wake-up: a wake-up during the pause is honoured at
+//! once only when the ring is filling up (a quarter full, read from its
+//! position pages, `ring_fill.rs`). A slow [`SAFETY_TICK`] drains rings of
+//! gadgets that never wake anyone (objects built with older headers, which
+//! passed `BPF_RB_NO_WAKEUP` below their threshold). Losses are counted from
+//! the kernel's per-event lost count for perf arrays (perf_ring.rs) and from
+//! the per-CPU `<map>_lost_samples` counter the headers maintain for ring
+//! buffers.
 
 use std::task::Poll;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use aya::Ebpf;
 use std::os::fd::AsFd;
@@ -20,9 +31,15 @@ use super::classify::{BufferKind, Tracer};
 use super::decode::Decoder;
 use super::error::{GadgetError, Result, chain};
 use super::perf_ring::{self, PerfRing};
+use super::ring_fill;
 
-/// How often to drain when the kernel side does not wake us.
-pub const DRAIN_TICK: Duration = Duration::from_millis(20);
+/// After a drain that found events, the next one waits this long unless the
+/// ring fills up first: a busy gadget is read in batches of this many
+/// milliseconds of events, and an event waits at most this long.
+pub const BUSY_PAUSE: Duration = Duration::from_millis(5);
+/// How often a ring is drained when nothing wakes the reader (gadgets that
+/// never wake it); also a bound on how late a lost wake-up is noticed.
+pub const SAFETY_TICK: Duration = Duration::from_millis(250);
 /// Stop decoding into one batch after this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
 /// Pages per CPU for perf buffers (256 KiB with 4 KiB pages).
@@ -52,6 +69,12 @@ enum Source {
         ring: Box<AsyncFd<RingBuf<MapData>>>,
         lost_counter: Option<PerCpuArray<MapData, u64>>,
         lost_reported: u64,
+        /// Bytes waiting in the ring; `None` if its pages could not be
+        /// mapped (then every wake-up is honoured at once).
+        fill: Option<ring_fill::RingFill>,
+        /// A wake-up during the pause is honoured at once from this many
+        /// bytes waiting (a quarter of the ring).
+        urgent_bytes: u64,
     },
     Perf {
         buffers: Vec<AsyncFd<PerfRing>>,
@@ -65,7 +88,12 @@ enum Source {
 pub struct EventReader {
     source: Source,
     decoder: Decoder,
-    tick: tokio::time::Interval,
+    /// Drain at the next call of [`EventReader::drain`] (woken, paused
+    /// long enough, or a batch left records behind).
+    due: bool,
+    /// The end of the pause after a drain that found events, if any.
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    safety: tokio::time::Interval,
 }
 
 /// Registers a map-owned fd with tokio's reactor.
@@ -91,8 +119,18 @@ impl EventReader {
             .ok_or_else(|| reader_err(&tracer.map, "map missing after load"))?;
         let source = match tracer.buffer {
             BufferKind::RingBuf => {
+                let ring_bytes = match &map {
+                    Map::RingBuf(data) => data.info().map_or(0, |i| i.max_entries()),
+                    _ => 0,
+                };
                 let ring =
                     RingBuf::try_from(map).map_err(|e| reader_err(&tracer.map, chain(&e)))?;
+                let fill = ring_fill::RingFill::new(ring.as_fd())
+                    .inspect_err(|e| {
+                        tracing::debug!(map = %tracer.map, error = %e,
+                            "ring positions not mapped: every wake-up drains at once")
+                    })
+                    .ok();
                 let lost_counter = ebpf
                     .take_map(&format!("{}_lost_samples", tracer.map))
                     .and_then(|m| PerCpuArray::<MapData, u64>::try_from(m).ok());
@@ -100,6 +138,8 @@ impl EventReader {
                     ring: Box::new(register(ring)?),
                     lost_counter,
                     lost_reported: 0,
+                    fill,
+                    urgent_bytes: u64::from(ring_bytes / 4),
                 }
             }
             BufferKind::PerfEventArray => {
@@ -126,54 +166,110 @@ impl EventReader {
                 }
             }
         };
-        let mut tick = tokio::time::interval(DRAIN_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let start = Instant::now() + SAFETY_TICK;
+        let mut safety = tokio::time::interval_at(start, SAFETY_TICK);
+        safety.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(EventReader {
             source,
             decoder,
-            tick,
+            // Whatever the programs wrote before the reader existed.
+            due: true,
+            pause: None,
+            safety,
         })
     }
 
-    /// Waits until a buffer is readable or the drain tick fires; polled to
-    /// wait on several readers at once.
+    /// Waits until the buffer should be drained: woken by the kernel (at
+    /// once, or at the end of the pause after a busy drain), or the safety
+    /// tick; polled to wait on several readers at once.
     pub fn poll_wait(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        let EventReader { source, tick, .. } = self;
-        let mut ready = false;
+        if self.due {
+            return Poll::Ready(());
+        }
+        let EventReader {
+            source,
+            safety,
+            pause,
+            due,
+            ..
+        } = self;
+        // Each fd is polled until it is pending, so its next wake-up wakes
+        // this task even when this one is not acted on (paused).
+        let mut woken = false;
         match source {
             Source::Ring { ring, .. } => {
-                if let Poll::Ready(Ok(mut guard)) = ring.poll_read_ready(cx) {
+                while let Poll::Ready(Ok(mut guard)) = ring.poll_read_ready(cx) {
                     guard.clear_ready();
-                    ready = true;
+                    woken = true;
                 }
             }
             Source::Perf { buffers, .. } => {
                 for b in buffers.iter() {
-                    if let Poll::Ready(Ok(mut guard)) = b.poll_read_ready(cx) {
+                    while let Poll::Ready(Ok(mut guard)) = b.poll_read_ready(cx) {
                         guard.clear_ready();
-                        ready = true;
+                        woken = true;
                     }
                 }
             }
         }
-        if tick.poll_tick(cx).is_ready() {
-            ready = true;
-        }
-        if ready {
-            Poll::Ready(())
+        let waiting = source.waiting();
+        if let Some(sleep) = pause {
+            if sleep.as_mut().poll(cx).is_ready() {
+                *pause = None;
+                // Drain when something came during the pause (or when we
+                // cannot tell).
+                *due |= waiting != Some(0);
+            } else if woken {
+                // Paused: only a ring filling up is drained before its end.
+                *due |= match (source, waiting) {
+                    (Source::Ring { urgent_bytes, .. }, Some(w)) => w >= *urgent_bytes,
+                    _ => true,
+                };
+            }
         } else {
-            Poll::Pending
+            *due |= woken;
         }
+        if safety.poll_tick(cx).is_ready() {
+            *due |= waiting != Some(0);
+        }
+        if *due { Poll::Ready(()) } else { Poll::Pending }
     }
 
-    /// Decodes what is buffered (up to a batch) into `out` as JSON lines.
+    /// Decodes what is buffered (up to a batch) into `out` as JSON lines,
+    /// when a drain is due ([`EventReader::poll_wait`]); nothing otherwise.
     pub fn drain(&mut self, out: &mut Vec<u8>) -> Batch {
+        if !self.due {
+            return Batch::default();
+        }
+        let (batch, more) = self.drain_now(out);
+        // A full batch left records behind: drain again at once. Otherwise
+        // the ring is empty; after events, pause before the next drain.
+        self.due = more;
+        if !more && batch.events + batch.malformed > 0 && self.pause.is_none() {
+            self.pause = Some(Box::pin(tokio::time::sleep(BUSY_PAUSE)));
+        }
+        batch
+    }
+
+    /// What is buffered now, whether a drain is due or not (the run's end).
+    pub fn drain_final(&mut self, out: &mut Vec<u8>) -> Batch {
+        self.drain_now(out).0
+    }
+
+    /// Drains into `out`; true when it stopped at [`BATCH_BYTES`] with
+    /// records left.
+    fn drain_now(&mut self, out: &mut Vec<u8>) -> (Batch, bool) {
         let mut batch = Batch::default();
+        let mut more = false;
         let decoder = &self.decoder;
         match &mut self.source {
             Source::Ring { ring, .. } => {
                 let ring = ring.get_mut();
-                while out.len() < BATCH_BYTES {
+                loop {
+                    if out.len() >= BATCH_BYTES {
+                        more = true;
+                        break;
+                    }
                     let Some(item) = ring.next() else { break };
                     match decoder.write_json(&item, out) {
                         Ok(()) => batch.events += 1,
@@ -195,7 +291,7 @@ impl EventReader {
                 }
             }
         }
-        batch
+        (batch, more)
     }
 
     /// Events lost since the last call: for ring buffers the reservation
@@ -233,5 +329,16 @@ impl EventReader {
         let new = total.saturating_sub(*lost_reported);
         *lost_reported = total;
         new
+    }
+}
+
+impl Source {
+    /// Bytes waiting in a ring buffer; `None` for perf arrays and rings
+    /// whose positions are not mapped (unknown).
+    fn waiting(&self) -> Option<u64> {
+        match self {
+            Source::Ring { fill: Some(f), .. } => Some(f.waiting()),
+            _ => None,
+        }
     }
 }

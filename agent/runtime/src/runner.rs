@@ -913,7 +913,7 @@ impl Source {
             Source::Tracer { readers, .. } => {
                 let mut batch = Batch::default();
                 for r in readers.iter_mut() {
-                    let b = r.drain(out);
+                    let b = r.drain_final(out);
                     batch.events += b.events;
                     batch.lost += b.lost;
                     batch.malformed += b.malformed;

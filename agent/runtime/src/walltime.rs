@@ -33,10 +33,40 @@ impl BootClock {
         boot_ns as i128 + self.offset_ns
     }
 
-    /// Appends e.g. `2026-11-24T10:00:00.123456789Z`.
+    /// Appends the stamp as e.g. `2026-11-24T10:00:00.123456789Z`
+    /// ([`write_rfc3339_unix_ns`]). The date and time of day are worked out
+    /// once per second per thread ([`LAST_SECOND`]), so an event within the
+    /// same second as the thread's previous one costs a copy and nine digits.
     pub fn write_rfc3339(&self, boot_ns: u64, out: &mut Vec<u8>) {
-        write_rfc3339_unix_ns(self.to_unix_ns(boot_ns), out);
+        // i64 nanoseconds reach 2262; anything else takes the general path.
+        let Ok(unix_ns) = i64::try_from(self.to_unix_ns(boot_ns)) else {
+            return write_rfc3339_unix_ns(self.to_unix_ns(boot_ns), out);
+        };
+        let secs = unix_ns.div_euclid(1_000_000_000);
+        let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+        let (cached_secs, mut text) = LAST_SECOND.get();
+        if cached_secs != secs || text[0] == 0 {
+            let mut full = Vec::with_capacity(32);
+            write_rfc3339_unix_ns(i128::from(secs) * 1_000_000_000, &mut full);
+            if full.len() != 30 {
+                // A year outside 0000-9999: not cached.
+                return write_rfc3339_unix_ns(i128::from(unix_ns), out);
+            }
+            text.copy_from_slice(&full[..20]);
+            LAST_SECOND.set((secs, text));
+        }
+        let mut b = [0u8; 30];
+        b[..20].copy_from_slice(&text);
+        digits(&mut b[20..29], nanos);
+        b[29] = b'Z';
+        out.extend_from_slice(&b);
     }
+}
+
+thread_local! {
+    /// The last second this thread wrote a stamp for and its date and time
+    /// of day (`2026-11-24T10:00:00.`); all zeros before the first.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((0, [0; 20])) };
 }
 
 /// Appends `unix_ns` as RFC 3339 UTC with nanoseconds. Per event: digits
@@ -111,6 +141,38 @@ mod tests {
             fmt(951_782_400_000_000_001),
             "2000-02-29T00:00:00.000000001Z"
         );
+    }
+
+    #[test]
+    fn the_writer_with_the_last_second_prints_what_the_direct_one_prints() {
+        let clock = BootClock {
+            offset_ns: 1_795_000_000_000_000_000,
+        };
+        // Within one second, across seconds, days and years, and back in time.
+        let stamps = [
+            0u64,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            86_400_000_000_000,
+            365 * 86_400_000_000_000 + 7,
+            5,
+            u64::MAX / 2,
+        ];
+        for boot_ns in stamps {
+            let (mut direct, mut cached) = (Vec::new(), Vec::new());
+            write_rfc3339_unix_ns(clock.to_unix_ns(boot_ns), &mut direct);
+            clock.write_rfc3339(boot_ns, &mut cached);
+            assert_eq!(
+                String::from_utf8(cached).unwrap(),
+                String::from_utf8(direct).unwrap(),
+                "{boot_ns}"
+            );
+        }
+        let mut out = Vec::new();
+        clock.write_rfc3339(500_000_000, &mut out);
+        assert_eq!(out, b"2026-11-18T11:06:40.500000000Z");
     }
 
     #[test]

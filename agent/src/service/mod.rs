@@ -5,6 +5,7 @@ pub(crate) mod activation;
 pub(crate) mod attach;
 pub(crate) mod auth;
 pub mod authz;
+pub(crate) mod batch_pool;
 pub(crate) mod bus;
 pub(crate) mod containers;
 pub(crate) mod describe;

@@ -16,6 +16,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 use super::attach::{Attacher, Chunk, Fanout};
+use super::batch_pool::BatchPool;
 use super::bus::Connections;
 use gadgetd_runtime::Running;
 
@@ -291,14 +292,43 @@ pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// Bytes of the batch buffer the decoder writes into.
 const BATCH_CAPACITY: usize = 512 * 1024;
 
+/// Batch buffers kept for reuse per run (besides the one being filled).
+const POOLED_BATCHES: usize = 2;
+
+/// The per-run pools of batch buffers: whole ones, and half-size ones that
+/// medium batches are copied into.
+struct Pools {
+    whole: BatchPool,
+    half: BatchPool,
+}
+
+impl Pools {
+    fn new() -> Pools {
+        Pools {
+            whole: BatchPool::new(BATCH_CAPACITY, POOLED_BATCHES),
+            half: BatchPool::new(BATCH_CAPACITY / 2, POOLED_BATCHES),
+        }
+    }
+}
+
 /// The decoded batch as shared bytes for the clients' queues, which count
 /// what they hold by length: a batch that fills at least half the buffer is
-/// handed over whole (no copy) and the buffer replaced; a smaller one (a
-/// drain tick's few events) is copied out at its size and the buffer kept,
-/// so a queue never pins 512 KiB allocations for a few KiB of events.
-fn take_batch(buf: &mut Vec<u8>) -> Bytes {
+/// handed over whole (no copy) and the buffer replaced by one from the pool
+/// (it returns there once written to every client); a quarter to a half is
+/// copied into a half-size pooled buffer (freshly mapped memory for it cost
+/// a page fault per page); a smaller one (a few events) is copied out at its
+/// size. The buffer is kept in both cases, and a queue never holds more
+/// than twice what it counts.
+fn take_batch(buf: &mut Vec<u8>, pools: &Pools) -> Bytes {
     if buf.len() >= BATCH_CAPACITY / 2 {
-        std::mem::replace(buf, Vec::with_capacity(BATCH_CAPACITY)).into()
+        pools
+            .whole
+            .share(std::mem::replace(buf, pools.whole.take()))
+    } else if buf.len() >= BATCH_CAPACITY / 4 {
+        let mut half = pools.half.take();
+        half.extend_from_slice(buf);
+        buf.clear();
+        pools.half.share(half)
     } else {
         let data = Bytes::copy_from_slice(buf);
         buf.clear();
@@ -328,7 +358,8 @@ async fn pump(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
-    let mut buf = Vec::with_capacity(BATCH_CAPACITY);
+    let pools = Pools::new();
+    let mut buf = pools.whole.take();
     // Loss reports name their data source when there are several.
     let multi = running.counts().len() > 1;
     let reason: &str = loop {
@@ -341,7 +372,7 @@ async fn pump(
                     ledger.saw(events, lost);
                 }
                 if events > 0 {
-                    fanout.send(Chunk { data: take_batch(&mut buf), events });
+                    fanout.send(Chunk { data: take_batch(&mut buf, &pools), events });
                 }
                 if lost > 0 {
                     handle.stats.count_lost(batch.lost, batch.malformed);
@@ -584,24 +615,49 @@ mod tests {
 
     #[test]
     fn small_batches_are_copied_out_and_full_ones_handed_over() {
-        let mut buf = Vec::with_capacity(BATCH_CAPACITY);
-        // A drain tick's few events: copied at their size, the buffer kept.
-        for len in [1, 300, BATCH_CAPACITY / 2 - 1] {
+        let pools = Pools::new();
+        let mut buf = pools.whole.take();
+        // Small and medium batches: copied, the buffer kept.
+        for len in [
+            1,
+            300,
+            BATCH_CAPACITY / 4 - 1,
+            BATCH_CAPACITY / 4,
+            BATCH_CAPACITY / 2 - 1,
+        ] {
             buf.extend(std::iter::repeat_n(b'x', len));
             let kept = buf.as_ptr();
-            let data = take_batch(&mut buf);
+            let data = take_batch(&mut buf, &pools);
             assert_eq!(data.len(), len);
             assert!(buf.is_empty());
             assert_eq!(buf.as_ptr(), kept, "{len}: the buffer is reused");
             assert_ne!(data.as_ptr(), kept, "{len}: the batch is a copy");
         }
-        // A full batch: the buffer itself, and a fresh one in its place.
+        // Medium batches: copied into the same half-size buffer once it is written.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            buf.extend(std::iter::repeat_n(b'm', BATCH_CAPACITY / 3));
+            let data = take_batch(&mut buf, &pools);
+            assert_eq!(&data[..], &[b'm'; BATCH_CAPACITY / 3][..]);
+            seen.push(data.as_ptr());
+        }
+        assert!(seen.iter().all(|p| *p == seen[0]), "{seen:?}");
+        // A full batch: the buffer itself, and another in its place; once
+        // written (dropped), it is the one the batch after next is decoded into.
+        let mut handed = Vec::new();
         for len in [BATCH_CAPACITY / 2, BATCH_CAPACITY - 1] {
             buf.extend(std::iter::repeat_n(b'y', len));
             let given = buf.as_ptr();
-            let data = take_batch(&mut buf);
+            let data = take_batch(&mut buf, &pools);
             assert_eq!((data.len(), data.as_ptr()), (len, given));
             assert!(buf.is_empty() && buf.capacity() >= BATCH_CAPACITY);
+            assert_ne!(buf.as_ptr(), given);
+            handed.push((given, data));
         }
+        let (first, data) = handed.remove(0);
+        drop(data);
+        buf.extend_from_slice(&[b'z'; BATCH_CAPACITY / 2]);
+        let _ = take_batch(&mut buf, &pools);
+        assert_eq!(buf.as_ptr(), first, "the written batch's buffer is reused");
     }
 }

@@ -5,8 +5,9 @@
 //! Usage: `floor-reader OBJECT TARG_PID EVENTS [RECORD_FILE]`
 //!
 //! Loads OBJECT with the `targ_pid` parameter set to TARG_PID, attaches every
-//! program, prints `ready` on stdout, then drains the tracer ring buffer (woken
-//! by the ring, or every 20 ms as the agent's reader is) until records plus
+//! program, prints `ready` on stdout, then drains the tracer ring buffer as the
+//! agent's reader does (woken by the ring; after a drain that found records,
+//! a pause of 5 ms before the next; a 250 ms safety tick) until records plus
 //! kernel losses reach EVENTS or stdin closes. Last line:
 //! `records LOST CPU_SECONDS` (lost: the gadget's per-CPU `<map>_lost_samples`
 //! sum; CPU: this process, user + system). With RECORD_FILE, the records
@@ -14,17 +15,21 @@
 //! bytes (the decode check's fixture, `benches/fixtures/`).
 
 use std::io::Write as _;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::ExitCode;
 
 use aya::maps::{PerCpuArray, RingBuf};
 use gadgetd_runtime::load::{self, LoadRequest};
 use gadgetd_runtime::object::GadgetObject;
+use gadgetd_runtime::ring_fill::RingFill;
 
 /// `BPF_MAP_TYPE_RINGBUF`: the tracer's ring is the object's first one
 /// (`print_events` in the decode fixture, `events` in gadgets/trace_open).
 const RINGBUF: u32 = 27;
-const DRAIN_TICK_MS: i32 = 20;
+/// The agent reader's `SAFETY_TICK` and `BUSY_PAUSE` (agent/runtime/src/reader.rs).
+const SAFETY_TICK_MS: i32 = 250;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+use std::time::Instant;
 
 fn main() -> ExitCode {
     match run() {
@@ -75,11 +80,15 @@ fn run() -> Result<(), String> {
     let mut ebpf = load::load(&req).map_err(|e| format!("loading {object}: {e}"))?;
     drop(release);
     let _attached = load::attach_all(&mut ebpf, &obj).map_err(|e| format!("attaching: {e}"))?;
-    let mut ring = RingBuf::try_from(
-        ebpf.take_map(ring_name)
-            .ok_or_else(|| format!("{object} has no map {ring_name}"))?,
-    )
-    .map_err(|e| format!("{ring_name}: {e}"))?;
+    let map = ebpf
+        .take_map(ring_name)
+        .ok_or_else(|| format!("{object} has no map {ring_name}"))?;
+    let urgent = match &map {
+        aya::maps::Map::RingBuf(data) => data.info().map_or(0, |i| i.max_entries()) / 4,
+        _ => 0,
+    };
+    let mut ring = RingBuf::try_from(map).map_err(|e| format!("{ring_name}: {e}"))?;
+    let fill = RingFill::new(ring.as_fd()).map_err(|e| format!("mapping {ring_name}: {e}"))?;
     let lost_map: Option<PerCpuArray<_, u64>> = ebpf
         .take_map(&format!("{ring_name}_lost_samples"))
         .and_then(|m| PerCpuArray::try_from(m).ok());
@@ -92,27 +101,56 @@ fn run() -> Result<(), String> {
     println!("ready");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
 
-    let mut fds = [
-        libc::pollfd {
-            fd: ring.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+    // Edge-triggered, as tokio registers the agent's rings: one event per
+    // kernel wake-up, not one per poll while records wait.
+    // SAFETY: plain syscalls on fds this process owns; results checked.
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epoll < 0 {
+        return Err(format!(
+            "epoll_create1: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    for (fd, flags) in [(ring.as_raw_fd(), libc::EPOLLET), (0, 0)] {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | flags) as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the call.
+        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(format!("epoll_ctl: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let urgent = u64::from(urgent);
     let mut records = 0u64;
     let mut lost_now = 0;
+    // The end of the pause after a drain that found records.
+    let mut paused_until: Option<Instant> = None;
+    let mut events_buf = [libc::epoll_event { events: 0, u64: 0 }; 2];
     while records + lost_now < events {
-        // SAFETY: `fds` is a valid array of two pollfds for the call's duration.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, DRAIN_TICK_MS) };
+        let timeout = match paused_until {
+            Some(end) => end
+                .saturating_duration_since(Instant::now())
+                .as_micros()
+                .div_ceil(1000) as i32,
+            None => SAFETY_TICK_MS,
+        };
+        // SAFETY: `events_buf` has room for the 2 events asked for.
+        let n = unsafe { libc::epoll_wait(epoll, events_buf.as_mut_ptr(), 2, timeout) };
         if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("poll: {}", std::io::Error::last_os_error()));
+            return Err(format!("epoll_wait: {}", std::io::Error::last_os_error()));
         }
-        let stop = fds[1].revents != 0; // stdin closed (or a line): drain, then stop
+        let woken = &events_buf[..n.max(0) as usize];
+        // stdin closed (or a line): drain, then stop.
+        let stop = woken.iter().any(|e| e.u64 == 0);
+        if let Some(end) = paused_until {
+            // Paused: drain before its end only when the ring fills up.
+            if !stop && Instant::now() < end && fill.waiting() < urgent {
+                continue;
+            }
+            paused_until = None;
+        }
+        let before = records;
         while let Some(record) = ring.next() {
             std::hint::black_box(&*record);
             records += 1;
@@ -126,7 +164,12 @@ fn run() -> Result<(), String> {
         if stop {
             break;
         }
+        if records > before {
+            paused_until = Some(Instant::now() + BUSY_PAUSE);
+        }
     }
+    // SAFETY: closes the epoll fd made above, once.
+    unsafe { libc::close(epoll) };
     if let Some(mut w) = recording {
         w.flush()
             .map_err(|e| format!("writing the record file: {e}"))?;
