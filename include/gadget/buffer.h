@@ -82,8 +82,10 @@ static __always_inline void __gadget_count_lost(void *lost_samples)
  * a forced wake-up when the record takes the ring past GADGET_WAKEUP_BYTES
  * (default: a quarter of the ring, the agent's "filling up" mark), once per
  * crossing rather than per record (each forced wake-up is an interrupt in the
- * traced task's context); otherwise flags 0, with which the kernel wakes the
- * reader only if it had read everything before this record.
+ * traced task's context), and on every record once more than twice that
+ * waits (the agent is lagging; better a slower task than lost events);
+ * otherwise flags 0, with which the kernel wakes the reader only if it had
+ * read everything before this record.
  */
 static __always_inline __u64 __gadget_wakeup_flags(void *map, __u64 before, __u64 size)
 {
@@ -94,7 +96,9 @@ static __always_inline __u64 __gadget_wakeup_flags(void *map, __u64 before, __u6
 #else
 	__u64 urgent = bpf_ringbuf_query(map, BPF_RB_RING_SIZE) / 4;
 #endif
-	return before < urgent && after >= urgent ? BPF_RB_FORCE_WAKEUP : 0;
+	/* Past half full the agent is lagging: every record wakes it (and so
+	 * slows the traced task a little) rather than the ring overflowing. */
+	return (before < urgent && after >= urgent) || after >= 2 * urgent ? BPF_RB_FORCE_WAKEUP : 0;
 }
 
 /* Bytes waiting in the ring (records reserved by anyone included). */

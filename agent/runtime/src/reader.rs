@@ -4,8 +4,8 @@
 //! Ring buffers wake the reader through epoll, with no timer while a run is
 //! idle. The kernel wakes it for the first record after a drain (the default
 //! of `bpf_ringbuf_submit`, which `gadget/buffer.h` and Inspektor Gadget's
-//! headers use) and, with `gadget/buffer.h`, whenever the ring is a quarter
-//! full. After a drain that found events the reader pauses for
+//! headers use) and, with `gadget/buffer.h`, when a record takes the ring
+//! past a quarter full (and on every record past half full). After a drain that found events the reader pauses for
 //! [`BUSY_PAUSE`] before the next one, so a busy gadget is drained in
 //! batches, not once per wake-up: a wake-up during the pause is honoured at
 //! once only when the ring is filling up (a quarter full, read from its
