@@ -63,6 +63,22 @@ def wait_running(bin_dir, sock, timeout=10):
     raise SystemExit("the run never started")
 
 
+def start_agent(bin_dir, work):
+    """Starts gadgetd on a private socket under `work`; returns (Popen, socket path).
+
+    Raises SystemExit if the socket does not appear within 10 s."""
+    sock = os.path.join(work, "gadgetd.sock")
+    agent = subprocess.Popen([f"{bin_dir}/gadgetd", "--no-bus", "--listen", sock,
+                              "--state-dir", os.path.join(work, "state")], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not os.path.exists(sock):
+        if time.time() > deadline:
+            agent.kill()
+            raise SystemExit("gadgetd did not start")
+        time.sleep(0.01)
+    return agent, sock
+
+
 def time_to_first_event(bin_dir, sock, obj, runs):
     """Median ms from spawning `gadgetctl run` to its first event line, while this process opens a file every ms."""
     stop = threading.Event()
@@ -354,17 +370,10 @@ def main():
     subprocess.run(["cc", "-O2", "-o", loadgen, os.path.join(os.path.dirname(__file__), "..", "bench", "loadgen.c")], check=True)
     target = os.path.join(work, "probe-file")
     open(target, "w").close()
-    sock = os.path.join(work, "gadgetd.sock")
-    agent = subprocess.Popen([f"{args.bin_dir}/gadgetd", "--no-bus", "--listen", sock, "--state-dir", os.path.join(work, "state")],
-                             stderr=subprocess.DEVNULL)
+    agent, sock = start_agent(args.bin_dir, work)
     n = args.events
     results = {k: [] for k in ("untraced", "filtered", "floor", "bpftrace", "gadgetd")}
     try:
-        deadline = time.time() + 10
-        while not os.path.exists(sock):
-            if time.time() > deadline:
-                raise SystemExit("gadgetd did not start")
-            time.sleep(0.01)
         rss_idle = status_kib(agent.pid, "VmRSS")
         ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: page cache, first-use allocations
         ttfe = time_to_first_event(args.bin_dir, sock, obj, args.runs)

@@ -82,17 +82,10 @@ def main():
     target = os.path.join(work, "probe-file")
     open(target, "w").close()
     objs = {s: build_variant(os.path.abspath(args.gadget_dir), s, work) for s in sizes}
-    sock = os.path.join(work, "gadgetd.sock")
-    agent = subprocess.Popen([f"{args.bin_dir}/gadgetd", "--no-bus", "--listen", sock,
-                              "--state-dir", os.path.join(work, "state")], stderr=subprocess.DEVNULL)
+    agent, sock = bench.start_agent(args.bin_dir, work)
     results = {s: [] for s in sizes}
     floods = {}
     try:
-        deadline = time.time() + 10
-        while not os.path.exists(sock):
-            if time.time() > deadline:
-                raise SystemExit("gadgetd did not start")
-            time.sleep(0.01)
         print(f"agent RSS idle {bench.status_kib(agent.pid, 'VmRSS') / 1024:.1f} MiB", flush=True)
         # Interleaved, so a neighbour's build slows every size alike.
         for _ in range(args.reps):

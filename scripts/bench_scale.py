@@ -28,7 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Loadgen, cpu_seconds, ctl, rss_breakdown_kib, status_kib  # noqa: E402
+from bench import Loadgen, cpu_seconds, ctl, rss_breakdown_kib, start_agent, status_kib  # noqa: E402
 from bench import time_to_first_event as ttfe  # noqa: E402
 
 # Gadgets that end by themselves (snapshots) do not stay live.
@@ -156,16 +156,9 @@ def main():
                     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "loadgen.c")], check=True)
     target = os.path.join(work, "probe-file")
     open(target, "w").close()
-    sock = os.path.join(work, "gadgetd.sock")
-    agent = subprocess.Popen([f"{args.bin_dir}/gadgetd", "--no-bus", "--listen", sock,
-                              "--state-dir", os.path.join(work, "state")], stderr=subprocess.DEVNULL)
+    agent, sock = start_agent(args.bin_dir, work)
     pid = agent.pid
     try:
-        deadline = time.time() + 10
-        while not os.path.exists(sock):
-            if time.time() > deadline:
-                raise SystemExit("gadgetd did not start")
-            time.sleep(0.01)
         time.sleep(0.3)
         print(f"agent idle                       {fmt_mem(memory(pid))}")
         ctl(args.bin_dir, sock, "run", trace_open, "--timeout", "300ms")  # warm the page cache
