@@ -132,8 +132,14 @@ pub async fn remove(mgr: &ManagerProxy<'_>, keys: &[String], force: bool) -> Res
             stop_one(mgr, &id, STOP_WAIT).await?;
         }
         // An attached run is gone once it has ended; a detached one stays until removed.
-        if mgr.list_runs().await?.iter().any(|r| r.id == id) {
-            mgr.remove(&id).await?;
+        if mgr.list_runs().await?.iter().any(|r| r.id == id)
+            && let Err(e) = mgr.remove(&id).await
+        {
+            // An ended attached run may be forgotten between the list and
+            // the call: gone is what was asked.
+            if mgr.list_runs().await?.iter().any(|r| r.id == id) {
+                return Err(e.into());
+            }
         }
         println!("{}", escape::terminal(&id));
     }
