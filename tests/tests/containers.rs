@@ -243,20 +243,7 @@ struct Rt<'a> {
 /// second container and the host stay out; the exit leaves the filter.
 fn filtered_by_name(rt: Rt<'_>) {
     let bus = Bus::start();
-    let mut args = Vec::new();
-    for f in &rt.flags {
-        args.extend(["--container-runtime", f.as_str()]);
-    }
-    let agent = Agent::start_with(&bus, &args);
-    let start = Instant::now();
-    while count_log(&agent, "watching container runtime") < rt.flags.len() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "a watcher did not connect:\n{}",
-            agent.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let agent = agent_watching(&bus, &rt);
     let web = unique("web");
     let other = unique("other");
     let trace_open = gadget("trace_open");
@@ -396,13 +383,19 @@ const FIRST_EVENT_STARTS: usize = 20;
 /// (runtime create events plus the kernel-side catch-up at exec).
 /// An agent watching `rt`'s runtimes, once every watcher has connected.
 fn agent_watching(bus: &Bus, rt: &Rt<'_>) -> Agent {
+    agent_watching_flags(bus, &rt.flags)
+}
+
+/// An agent given `--container-runtime F` for each of `flags`, once every
+/// watcher has connected (20 s at most).
+fn agent_watching_flags(bus: &Bus, flags: &[String]) -> Agent {
     let mut args = Vec::new();
-    for f in &rt.flags {
+    for f in flags {
         args.extend(["--container-runtime", f.as_str()]);
     }
     let agent = Agent::start_with(bus, &args);
     let start = Instant::now();
-    while count_log(&agent, "watching container runtime") < rt.flags.len() {
+    while count_log(&agent, "watching container runtime") < flags.len() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "a watcher did not connect:\n{}",
@@ -802,18 +795,7 @@ fn cri_pod_filtered_by_k8s_namespace() {
     let pod = cri.run_pod(&pod_cfg);
 
     let bus = Bus::start();
-    let agent = Agent::start_with(
-        &bus,
-        &[
-            "--container-runtime",
-            &format!("cri-o={}", c.socket.display()),
-        ],
-    );
-    wait_log(
-        &agent,
-        "watching container runtime",
-        Duration::from_secs(20),
-    );
+    let agent = agent_watching_flags(&bus, &[format!("cri-o={}", c.socket.display())]);
     let trace_open = gadget("trace_open");
     let stream = Stream::start(
         &agent,
@@ -876,18 +858,7 @@ fn containerd_killed_and_restarted() {
     }
     let mut c = Containerd::start();
     let bus = Bus::start();
-    let agent = Agent::start_with(
-        &bus,
-        &[
-            "--container-runtime",
-            &format!("containerd={}", c.socket.display()),
-        ],
-    );
-    wait_log(
-        &agent,
-        "watching container runtime",
-        Duration::from_secs(20),
-    );
+    let agent = agent_watching_flags(&bus, &[format!("containerd={}", c.socket.display())]);
     let first = unique("first");
     c.run(&first, "sleep 300");
     let start = Instant::now();
@@ -1095,18 +1066,7 @@ fn endpoints_name_the_container_and_the_host() {
     let _net = Network(&d, net.clone());
 
     let bus = Bus::start();
-    let agent = Agent::start_with(
-        &bus,
-        &[
-            "--container-runtime",
-            &format!("docker={}", d.socket.display()),
-        ],
-    );
-    wait_log(
-        &agent,
-        "watching container runtime",
-        Duration::from_secs(20),
-    );
+    let agent = agent_watching_flags(&bus, &[format!("docker={}", d.socket.display())]);
     let trace_dns = gadget("trace_dns");
     let stream = Stream::start(
         &agent,
