@@ -64,6 +64,21 @@ pub fn test_object(name: &str) -> PathBuf {
     p
 }
 
+/// A current-thread tokio runtime for tests that drive the runtime library
+/// in-process (no agent).
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Test object `build/tests/NAME.o` parsed as a gadget (panics, naming the
+/// error, when it does not parse).
+pub fn load(name: &str) -> gadgetd::runtime::Gadget {
+    gadgetd::runtime::Gadget::from_object(std::fs::read(test_object(name)).unwrap(), None).unwrap()
+}
+
 pub fn require_root() {
     assert_eq!(
         nix::unistd::geteuid().as_raw(),

@@ -8,20 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gadgetd::runtime::{Gadget, Record, RunOptions};
+use gadgetd::runtime::{Record, RunOptions};
 use gadgetd_tests::*;
 use serde_json::{Value, json};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn load(name: &str) -> Gadget {
-    Gadget::from_object(std::fs::read(test_object(name)).unwrap(), None).unwrap()
-}
 
 /// The kernel's config as `zcat /proc/config.gz` prints it, `CONFIG_X` → raw value.
 fn kernel_config() -> HashMap<String, String> {

@@ -9,17 +9,6 @@ use gadgetd::runtime::{Gadget, Record, RunOptions, Running};
 use gadgetd_tests::*;
 use serde_json::Value;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn load(name: &str) -> Gadget {
-    Gadget::from_object(std::fs::read(test_object(name)).unwrap(), None).unwrap()
-}
-
 /// One getcwd(2) of this process (what most test objects trace).
 fn getcwd() {
     let mut buf = [0u8; 256];

@@ -5,13 +5,6 @@ use std::time::{Duration, Instant};
 use gadgetd::runtime::{Gadget, GadgetError, Record, RunOptions};
 use gadgetd_tests::*;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn perf_event_array_tracers_load_and_deliver() {
     require_root();
