@@ -1391,3 +1391,63 @@ fn tc_programs_follow_a_podman_containers_veth() {
     gadgetd_tests::net::assert_tc_count_egress(&out, 3, 100);
     p.remove(&name);
 }
+
+/// getpriority(2) of process `who` as the kernel returns it: `20 - nice`,
+/// or `-errno`.
+fn raw_getpriority(who: u32) -> i64 {
+    // SAFETY: getpriority(2) takes two integers.
+    let r = unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, who) };
+    if r < 0 {
+        -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        r
+    }
+}
+
+#[test]
+fn map_types_aya_does_not_wrap_are_created_and_used() {
+    // Task-local storage (the state an entry passes to its exit) and a
+    // user ring buffer: aya 0.14 refuses both unless told to create maps
+    // it has no type for.
+    require_root();
+    rt().block_on(async {
+        let pid = std::process::id();
+        let mut run = load("local_storage").start(&mine()).unwrap();
+        // Ourselves, by pid and as 0, and a pid that does not exist (ESRCH):
+        // each exit must find what its own entry stored.
+        let whos = [0, pid, 0x7fff_fff0];
+        let expected: Vec<(u32, i64)> = whos.iter().map(|&w| (w, raw_getpriority(w))).collect();
+        assert_eq!(expected[2].1, -i64::from(libc::ESRCH));
+        let evs = events_until(&mut run, |evs| evs.len() >= whos.len()).await;
+        let got: Vec<(u32, i64)> = evs
+            .iter()
+            .map(|e| {
+                assert_eq!(e["pid"], pid);
+                (
+                    e["who"].as_u64().unwrap() as u32,
+                    e["ret"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+        // The two maps nothing uses here were created too, as their types
+        // (Debian's bpftool 7.1 prints an arena's type as its number, 33).
+        let out = std::process::Command::new("bpftool")
+            .args(["-j", "map", "show"])
+            .output()
+            .unwrap();
+        let maps: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        for (name, kind) in [
+            ("calls", "task_storage"),
+            ("requests", "user_ringbuf"),
+            ("arena", "arena"),
+        ] {
+            let is = |m: &Value| m["type"] == kind || (kind == "arena" && m["type"] == 33);
+            assert!(
+                maps.iter().any(|m| m["name"] == name && is(m)),
+                "no {kind} map named {name} in {maps:?}"
+            );
+        }
+        drop(run);
+    });
+}

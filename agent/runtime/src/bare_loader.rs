@@ -80,8 +80,17 @@ fn deny_file_reads_on_this_thread() -> bool {
 
 /// An [`EbpfLoader`] with no kernel BTF, built without parsing it where
 /// Landlock allows (see the module docs); set `.btf(...)` on it if a load
-/// needs aya's CO-RE after all.
+/// needs aya's CO-RE after all. It creates every map type the kernel
+/// knows, also those aya 0.14 has no wrapper for (task, inode and cgroup
+/// local storage, user ring buffers, struct_ops, arenas): the kernel
+/// checks their definitions, and the runtime reaches maps by fd.
 pub fn new<'a>() -> EbpfLoader<'a> {
+    let mut loader = without_kernel_btf();
+    loader.allow_unsupported_maps();
+    loader
+}
+
+fn without_kernel_btf<'a>() -> EbpfLoader<'a> {
     if !UNAVAILABLE.load(Ordering::Relaxed) {
         let built = std::thread::Builder::new()
             .name("bare-loader".into())
