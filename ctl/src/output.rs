@@ -257,16 +257,36 @@ impl Printer {
             .unwrap_or(0)
     }
 
-    pub fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
-        if self.format == Format::Json
+    /// Prints a run of event lines, each ending with a newline (the last
+    /// one's may be missing at the end of a stream).
+    pub fn events(&mut self, run: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        if self.passes_through() {
+            // The fast path: the agent's lines as they are (no parsing),
+            // escaped where a line holds a character escape.rs escapes.
+            crate::escape::write_json_lines(run, out)?;
+            if !run.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+            return Ok(());
+        }
+        let lines = run.strip_suffix(b"\n").unwrap_or(run);
+        for line in lines.split(|&b| b == b'\n') {
+            self.event(line, out)?;
+        }
+        Ok(())
+    }
+
+    /// `-o json` without `--fields`, `--filter` or a table flag: events are
+    /// printed as the agent wrote them.
+    fn passes_through(&self) -> bool {
+        self.format == Format::Json
             && !self.shape.filters()
             && !self.shape.has_fields()
             && self.table_flag.is_none()
-        {
-            // The fast path: the agent's line as it is (no parsing).
-            out.write_all(&crate::escape::json(line))?;
-            return out.write_all(b"\n");
-        }
+    }
+
+    /// Prints one event line (no newline): parsed, shaped, formatted.
+    fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
         let mut v: serde_json::Value =
             serde_json::from_slice(line).map_err(std::io::Error::other)?;
         let table = v.is_array();
@@ -519,8 +539,9 @@ mod tests {
     fn json_passes_lines_through() {
         let mut p = Printer::new(Format::Json);
         let mut out = Vec::new();
-        p.event(br#"{"b":1,"a":2}"#, &mut out).unwrap();
-        assert_eq!(out, b"{\"b\":1,\"a\":2}\n");
+        p.events(b"{\"b\":1,\"a\":2}\n{\"f\":\"\x7f\"}\n{}", &mut out)
+            .unwrap();
+        assert_eq!(out, b"{\"b\":1,\"a\":2}\n{\"f\":\"\\u007f\"}\n{}\n");
     }
 
     fn two_sources() -> Header {
