@@ -40,9 +40,19 @@ pub async fn print(
 ) -> Result<ExitCode> {
     let std_stream = std::os::unix::net::UnixStream::from(fd);
     std_stream.set_nonblocking(true)?;
-    let mut stream = tokio::net::UnixStream::from_std(std_stream)?;
+    let stream = tokio::net::UnixStream::from_std(std_stream)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, stdout.lock());
+    pump(stream, &mut printer, &mut out, stop_on_interrupt).await
+}
+
+/// [`print`]'s loop: reads `stream` to its end line, printing to `out`.
+async fn pump(
+    mut stream: impl tokio::io::AsyncRead + Unpin,
+    printer: &mut Printer,
+    out: &mut impl Write,
+    stop_on_interrupt: Option<(ManagerProxy<'static>, String)>,
+) -> Result<ExitCode> {
     let lines = Lines::new();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut interrupted = false;
@@ -77,7 +87,7 @@ pub async fn print(
                 None => continue,
             }
         };
-        match lines.print(&buf[..complete], &mut printer, &mut out) {
+        match lines.print(&buf[..complete], printer, out) {
             Ok(Some(code)) => return Ok(code),
             Ok(None) => {}
             Err(e) if closed_stdout(&e) => return Ok(ExitCode::SUCCESS),
@@ -221,6 +231,54 @@ fn warn_skipped(programs: &[gadgetd_dbus::stream::ProgramState]) {
 mod tests {
     use super::*;
     use crate::output::Format;
+
+    /// A line cut by a read waits for the rest; the end line ends the pump.
+    #[tokio::test]
+    async fn lines_split_across_reads_come_out_whole() {
+        let (mut writer, reader) = tokio::net::UnixStream::pair().unwrap();
+        let feeder = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let end = stream::encode(&Control::End(stream::End {
+                reason: stream::reason::TIMEOUT.into(),
+                error: None,
+                events_seen: 2,
+                events_lost: 0,
+                datasources: Vec::new(),
+                log: None,
+            }));
+            let (head, tail) = end.split_at(7);
+            let parts: [&[u8]; 5] = [
+                b"{\"fname\":\"/a",
+                b"\x7fb\"}\n{\"n\"",
+                b":2}\n",
+                head,
+                tail,
+            ];
+            for part in parts {
+                writer.write_all(part).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            }
+        });
+        let mut printer = Printer::new(Format::Json);
+        let mut out = Vec::new();
+        let code = pump(reader, &mut printer, &mut out, None).await.unwrap();
+        feeder.await.unwrap();
+        assert_eq!(code, ExitCode::SUCCESS);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"fname\":\"/a\\u007fb\"}\n{\"n\":2}\n"
+        );
+        // A stream that closes without an end line says so.
+        let (writer, reader) = tokio::net::UnixStream::pair().unwrap();
+        drop(writer);
+        let err = pump(reader, &mut printer, &mut Vec::new(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the event stream closed without an end record (did gadgetd stop?)"
+        );
+    }
 
     #[test]
     fn events_pass_between_control_lines_and_the_end_line_ends() {
