@@ -23,9 +23,16 @@ use crate::output::Printer;
 /// line longer than this).
 const READ_SIZE: usize = 1 << 20;
 
-/// Bytes written to stdout per write at most, when a run is not written
-/// directly (columns, shaped JSON).
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Output is gathered up to this many bytes per write; a longer run of
+/// events (`-o json`) is written with one call of its own.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// The kernel buffer asked for a pipe on stdout, in bytes (Linux's default
+/// `pipe-max-size`, which any user may ask). With the default 64 KiB,
+/// `gadgetctl run -o json | wc -l` waited for its reader ~16 times per MiB
+/// written: context switches were most of gadgetctl's CPU, and the agent
+/// dropped events for the slow reader meanwhile.
+const STDOUT_PIPE: usize = 1 << 20;
 
 /// Prints a stream until its end line. With `stop_on_interrupt`, Ctrl-C
 /// stops the run and waits for its end; otherwise Ctrl-C just detaches.
@@ -42,6 +49,7 @@ pub async fn print(
     std_stream.set_nonblocking(true)?;
     let stream = tokio::net::UnixStream::from_std(std_stream)?;
     let stdout = std::io::stdout();
+    widen_pipe(&stdout);
     let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, stdout.lock());
     pump(stream, &mut printer, &mut out, stop_on_interrupt).await
 }
@@ -104,6 +112,19 @@ async fn pump(
             }
             r => r?,
         }
+    }
+}
+
+/// Grows the kernel buffer of `out` to [`STDOUT_PIPE`] bytes when it is a
+/// smaller pipe; anything else (a file, a terminal, a refusal) is left as it is.
+fn widen_pipe(out: &impl std::os::fd::AsFd) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let is_pipe = nix::sys::stat::fstat(out.as_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+    if is_pipe
+        && fcntl(out.as_fd(), FcntlArg::F_GETPIPE_SZ).is_ok_and(|n| (n as usize) < STDOUT_PIPE)
+    {
+        let _ = fcntl(out.as_fd(), FcntlArg::F_SETPIPE_SZ(STDOUT_PIPE as _));
     }
 }
 
