@@ -1,6 +1,7 @@
 //! Printing an event stream: columns aligned from the header's field
 //! attributes, JSON lines passed through as the agent wrote them, or pretty JSON.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use gadgetd_dbus::stream::{Alignment, DATASOURCE_KEY, Field, Header};
@@ -125,8 +126,7 @@ impl Printer {
         self.titled = Some(view);
         let v = &self.views[view];
         let names: Vec<String> = v.columns.iter().map(|c| c.name.to_uppercase()).collect();
-        let cells: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.row(view, &cells, out)
+        self.row(view, &names, out)
     }
 
     /// One table (a topper interval, a snapshot): refreshed in place on a
@@ -148,13 +148,12 @@ impl Printer {
         self.titles(view, out)?;
         let v = &self.views[view];
         for r in rows.iter().filter(|r| v.shape.matches(r)) {
-            let cells: Vec<String> = v
+            let cells: Vec<Cow<str>> = v
                 .columns
                 .iter()
                 .map(|c| cell_text(r.get(&c.name)))
                 .collect();
-            let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-            self.row(view, &refs, out)?;
+            self.row(view, &cells, out)?;
             // Histogram fields (gadget_histogram_slot__* arrays) are drawn
             // under their row, named by their column.
             for c in &v.columns {
@@ -355,20 +354,24 @@ impl Printer {
                     self.titles(at, out)?;
                 }
                 let view = &self.views[at];
-                let cells: Vec<String> = view
+                let cells: Vec<Cow<str>> = view
                     .columns
                     .iter()
                     .map(|c| cell_text(v.get(&c.name)))
                     .collect();
-                let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-                self.row(at, &refs, out)
+                self.row(at, &cells, out)
             }
         }
     }
 
-    fn row(&self, view: usize, cells: &[&str], out: &mut impl Write) -> std::io::Result<()> {
+    fn row(
+        &self,
+        view: usize,
+        cells: &[impl AsRef<str>],
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
         let columns = &self.views[view].columns;
-        let mut line = String::new();
+        let mut line = String::with_capacity(256);
         let mut used = 0;
         for (i, (c, text)) in columns.iter().zip(cells).enumerate() {
             let last = i + 1 == columns.len();
@@ -384,7 +387,7 @@ impl Printer {
                 (true, Some(limit)) => limit.saturating_sub(used),
             };
             // Untrusted text (file names, comms...) is escaped before it is fitted.
-            let text = crate::escape::terminal(text);
+            let text = crate::escape::terminal(text.as_ref());
             let fitted = crate::columns::fit(&text, width, c.ellipsis);
             let pad = (c.width as usize).saturating_sub(crate::columns::cells(&fitted));
             used += c.width as usize;
@@ -401,7 +404,8 @@ impl Printer {
                 }
             }
         }
-        writeln!(out, "{}", line.trim_end())
+        out.write_all(line.trim_end().as_bytes())?;
+        out.write_all(b"\n")
     }
 }
 
@@ -431,18 +435,21 @@ fn is_histogram(v: &serde_json::Value) -> bool {
     v.get("buckets").is_some_and(serde_json::Value::is_array) && v.get("total").is_some()
 }
 
-fn cell_text(v: Option<&serde_json::Value>) -> String {
+/// The text of a cell: strings as they are (borrowed), other values as JSON.
+fn cell_text(v: Option<&serde_json::Value>) -> Cow<'_, str> {
     match v {
-        None | Some(serde_json::Value::Null) => String::new(),
+        None | Some(serde_json::Value::Null) => Cow::Borrowed(""),
         // Drawn under the row; the cell says how many it counts.
-        Some(h) if is_histogram(h) => format!("total {}", h["total"]),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .map(|i| cell_text(Some(i)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Some(other) => other.to_string(),
+        Some(h) if is_histogram(h) => Cow::Owned(format!("total {}", h["total"])),
+        Some(serde_json::Value::String(s)) => Cow::Borrowed(s),
+        Some(serde_json::Value::Array(items)) => Cow::Owned(
+            items
+                .iter()
+                .map(|i| cell_text(Some(i)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Some(other) => Cow::Owned(other.to_string()),
     }
 }
 
