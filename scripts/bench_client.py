@@ -8,7 +8,7 @@ Starts one release gadgetd (from AGENT_BIN_DIR) on a private socket and, K
 times, for each CLIENT_DIR in turn (interleaved), runs
 `CLIENT_DIR/gadgetctl run OBJECT ARGS | wc -l` while the C load generator
 (bench/loadgen.c, pinned to CPU 0) makes N openat calls. Reports per client
-the median of: gadgetctl's CPU per event (utime+stime from /proc), events
+the median of: gadgetctl's CPU per line printed (utime+stime from /proc), events
 delivered, events the agent dropped for the slow reader (the client's
 loss reports), and the workload's seconds. ARGS (default `-o json`) picks
 the output path measured, e.g. `--output "-o columns"` or
@@ -57,7 +57,8 @@ def client_run(agent_dir, client_dir, sock, obj, loadgen, n, path, output):
     err.seek(0)
     # gadgetctl's loss reports: "gadgetctl: C events lost (T in all): ..."; the last has the total.
     totals = [int(t) for t in re.findall(rb"events lost \((\d+) in all\)", err.read())]
-    return {"cpu_us": cpu * 1e6 / max(runs["events_seen"], 1), "delivered": lines,
+    # Per line printed: events the agent dropped for a slow reader cost the client nothing.
+    return {"cpu_us": cpu * 1e6 / max(lines, 1), "delivered": lines,
             "dropped": totals[-1] if totals else 0, "seconds": seconds}
 
 

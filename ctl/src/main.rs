@@ -21,6 +21,7 @@ mod run_params;
 mod seccomp;
 mod shape;
 mod signing;
+mod sparse;
 mod suggest;
 
 use std::collections::HashMap;

@@ -55,6 +55,9 @@ pub struct Printer {
     /// (a host without containers: they would stay empty).
     hide_enrichment: bool,
     seccomp: crate::seccomp::Profile,
+    /// The only members of an event the output uses (columns, `--fields`,
+    /// `--filter`, the source's name), set at the header; `None`: all.
+    keys: Option<Vec<String>>,
 }
 
 impl Printer {
@@ -84,6 +87,7 @@ impl Printer {
             limit: crate::columns::line_limit(),
             hide_enrichment: false,
             seccomp: Default::default(),
+            keys: None,
         }
     }
 
@@ -209,8 +213,33 @@ impl Printer {
             self.views.push(view);
         }
         self.seccomp.header(&sources);
+        self.keys = self.used_keys();
         let _ = out;
         Ok(())
+    }
+
+    /// The members of an event the output uses, when it uses only some:
+    /// columns, and JSON with `--fields` on every source. Histograms are
+    /// drawn from the whole event.
+    fn used_keys(&self) -> Option<Vec<String>> {
+        let some = match self.format {
+            Format::Columns => true,
+            Format::Json => self.views.iter().all(|v| v.shape.has_fields()),
+            _ => false,
+        };
+        if !some || self.views.is_empty() || self.views.iter().any(|v| v.histograms) {
+            return None;
+        }
+        let mut keys = vec![DATASOURCE_KEY.to_string()];
+        for v in &self.views {
+            let names = v.columns.iter().map(|c| c.name.as_str());
+            for name in names.chain(v.shape.filter_fields()) {
+                if !keys.iter().any(|k| k == name) {
+                    keys.push(name.to_string());
+                }
+            }
+        }
+        Some(keys)
     }
 
     /// Hides what `--hide-enrichment` hides and fits the columns' widths.
@@ -286,8 +315,13 @@ impl Printer {
 
     /// Prints one event line (no newline): parsed, shaped, formatted.
     fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(line).map_err(std::io::Error::other)?;
+        let mut v: serde_json::Value = match &self.keys {
+            Some(keys) if line.first() == Some(&b'{') => {
+                crate::sparse::object(line, keys).map(serde_json::Value::Object)
+            }
+            _ => serde_json::from_slice(line),
+        }
+        .map_err(std::io::Error::other)?;
         let table = v.is_array();
         if self.views.is_empty() {
             // A stream without a header (never from gadgetd): show everything.
@@ -540,6 +574,41 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines.len(), 6, "{text}");
+    }
+
+    /// Columns and `--fields` parse only what they use: a filter on a
+    /// field that is not shown still applies, and the other members (here
+    /// nested ones) are skipped.
+    #[test]
+    fn shaped_output_reads_the_columns_and_the_filtered_fields() {
+        let header = Header {
+            fields: vec![
+                field("pid", 3, Alignment::Right),
+                field("comm", 4, Alignment::Left),
+                field("fname", 5, Alignment::Left),
+            ],
+            ..Header::default()
+        };
+        let events = b"{\"pid\":1,\"comm\":\"a\",\"fname\":\"x\"}\n\
+            {\"pid\":2,\"extra\":{\"deep\":[1,\"\\u001b\"]},\"comm\":\"b\",\"fname\":\"y\"}\n";
+        let printed = |format: Format, fields: &str| {
+            let mut p = shaped(format, Some(fields), &["pid>1"]);
+            let mut out = Vec::new();
+            p.header(&header, &mut out).unwrap();
+            p.events(events, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            printed(Format::Columns, "comm,fname"),
+            "COMM FNAME\nb    y\n"
+        );
+        assert_eq!(printed(Format::Json, "fname"), "{\"fname\":\"y\"}\n");
+        // A line that is not JSON is the same error as with a full parse.
+        let mut p = shaped(Format::Columns, Some("pid"), &[]);
+        p.header(&header, &mut Vec::new()).unwrap();
+        let err = p.events(b"{\"pid\":1,\n", &mut Vec::new()).unwrap_err();
+        let full = serde_json::from_slice::<serde_json::Value>(b"{\"pid\":1,").unwrap_err();
+        assert_eq!(err.to_string(), full.to_string());
     }
 
     #[test]
