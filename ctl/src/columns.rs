@@ -55,15 +55,19 @@ pub fn fit_to(columns: &mut [Field], limit: usize) {
     }
 }
 
-/// Terminal cells `text` takes.
+/// Terminal cells `text` takes: printable ASCII takes one cell a byte
+/// (counted without decoding).
 pub fn cells(text: &str) -> usize {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.len();
+    }
     text.width()
 }
 
 /// `text` cut to at most `width` cells, with `…` where `ellipsis` says.
 /// Borrowed when `text` fits (the common case, no allocation).
 pub fn fit(text: &str, width: usize, ellipsis: Ellipsis) -> Cow<'_, str> {
-    if fits(text, width) {
+    if cells(text) <= width {
         return Cow::Borrowed(text);
     }
     if width == 0 {
@@ -80,15 +84,6 @@ pub fn fit(text: &str, width: usize, ellipsis: Ellipsis) -> Cow<'_, str> {
             format!("{head}…{tail}")
         }
     })
-}
-
-/// Whether `text` takes at most `width` cells: ASCII without controls
-/// takes one cell a byte (counted without decoding).
-fn fits(text: &str, width: usize) -> bool {
-    if text.len() <= width && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return true;
-    }
-    cells(text) <= width
 }
 
 /// The longest prefix of `text` that fits `width` cells.

@@ -297,9 +297,13 @@ impl Printer {
             }
             return Ok(());
         }
-        let lines = run.strip_suffix(b"\n").unwrap_or(run);
-        for line in lines.split(|&b| b == b'\n') {
-            self.event(line, out)?;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', run) {
+            self.event(&run[start..end], out)?;
+            start = end + 1;
+        }
+        if start < run.len() {
+            self.event(&run[start..], out)?;
         }
         Ok(())
     }
