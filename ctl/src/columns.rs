@@ -6,6 +6,8 @@
 //! definition's `ellipsis` says. Without a terminal or `COLUMNS`, lines are
 //! as wide as the fields make them and the last column is never cut.
 
+use std::borrow::Cow;
+
 use gadgetd_dbus::stream::{Ellipsis, Field};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -53,21 +55,26 @@ pub fn fit_to(columns: &mut [Field], limit: usize) {
     }
 }
 
-/// Terminal cells `text` takes.
+/// Terminal cells `text` takes: printable ASCII takes one cell a byte
+/// (counted without decoding).
 pub fn cells(text: &str) -> usize {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.len();
+    }
     text.width()
 }
 
 /// `text` cut to at most `width` cells, with `…` where `ellipsis` says.
-pub fn fit(text: &str, width: usize, ellipsis: Ellipsis) -> String {
+/// Borrowed when `text` fits (the common case, no allocation).
+pub fn fit(text: &str, width: usize, ellipsis: Ellipsis) -> Cow<'_, str> {
     if cells(text) <= width {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     if width == 0 {
-        return String::new();
+        return Cow::Borrowed("");
     }
     let room = width - 1; // for the ellipsis
-    match ellipsis {
+    Cow::Owned(match ellipsis {
         Ellipsis::None => take_head(text, width).to_string(),
         Ellipsis::End => format!("{}…", take_head(text, room)),
         Ellipsis::Start => format!("…{}", take_tail(text, room)),
@@ -76,7 +83,7 @@ pub fn fit(text: &str, width: usize, ellipsis: Ellipsis) -> String {
             let tail = take_tail(text, room - cells(head));
             format!("{head}…{tail}")
         }
-    }
+    })
 }
 
 /// The longest prefix of `text` that fits `width` cells.
@@ -153,5 +160,13 @@ mod tests {
         // Wide characters take two cells and are never split.
         assert_eq!(fit("日本語のファイル", 7, Ellipsis::End), "日本語…");
         assert_eq!(cells(&fit("日本語のファイル", 6, Ellipsis::Start)), 5);
+        // Text that fits is not copied; wide text is measured, not counted in bytes.
+        assert!(matches!(
+            fit("/etc/passwd", 11, Ellipsis::End),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(fit("日本語", 6, Ellipsis::End), Cow::Borrowed(_)));
+        assert_eq!(fit("日本語", 5, Ellipsis::End), "日本…");
+        assert_eq!(fit("ab\tc", 4, Ellipsis::End), "ab\tc");
     }
 }

@@ -88,6 +88,34 @@ pub fn json(line: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out.into_bytes())
 }
 
+/// Writes a run of JSON lines (`\n`-separated) to `out`, each line as
+/// [`json`] makes it. A run of plain ASCII without DEL (the common case) is
+/// written with one call after two fast scans; otherwise the lines before
+/// the first suspect byte go out as they are, that line is escaped, and the
+/// rest is handled the same way.
+pub fn write_json_lines(run: &[u8], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut rest = run;
+    while let Some(suspect) = first_suspect(rest) {
+        let start = memchr::memrchr(b'\n', &rest[..suspect]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &rest[suspect..]).map_or(rest.len(), |i| suspect + i);
+        out.write_all(&rest[..start])?;
+        out.write_all(&json(&rest[start..end]))?;
+        rest = &rest[end..];
+    }
+    out.write_all(rest)
+}
+
+/// The first byte of `text` that may start a character [`json`] escapes:
+/// DEL or any byte of a non-ASCII character.
+fn first_suspect(text: &[u8]) -> Option<usize> {
+    let del = memchr::memchr(0x7f, text);
+    let before = &text[..del.unwrap_or(text.len())];
+    if before.is_ascii() {
+        return del;
+    }
+    before.iter().position(|&b| b >= 0x80)
+}
+
 /// A YAML document of `v` that is safe on a terminal. The serializer
 /// escapes control characters but writes bidirectional and invisible
 /// formatting characters as they are; a value holding one is written in flow
@@ -137,6 +165,36 @@ mod tests {
         let a: serde_json::Value = serde_json::from_str(raw).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&safe).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn json_lines_escape_only_the_lines_that_need_it() {
+        let escaped = |run: &[u8]| {
+            let mut out = Vec::new();
+            write_json_lines(run, &mut out).unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(escaped(b"{\"a\":1}\n{\"b\":2}\n"), "{\"a\":1}\n{\"b\":2}\n");
+        // DEL, C1, bidi and zero-width characters, each on its own line
+        // between plain ones; printable non-ASCII stays as it is.
+        let run = "{\"f\":\"x\"}\n{\"f\":\"a\u{7f}\"}\n{\"f\":\"\u{9b}2J\"}\n{\"f\":\"ü\"}\n\
+                   {\"f\":\"evil\u{202e}txt\"}\n{\"f\":\"z\u{200b}\"}\n{\"f\":\"y\"}";
+        assert_eq!(
+            escaped(run.as_bytes()),
+            "{\"f\":\"x\"}\n{\"f\":\"a\\u007f\"}\n{\"f\":\"\\u009b2J\"}\n{\"f\":\"ü\"}\n\
+             {\"f\":\"evil\\u202etxt\"}\n{\"f\":\"z\\u200b\"}\n{\"f\":\"y\"}"
+        );
+        // Each line comes out as `json` makes it, whatever precedes it in the run.
+        for line in run.lines() {
+            let joined = format!("{{}}\n{line}\n{{}}");
+            let want = format!(
+                "{{}}\n{}\n{{}}",
+                String::from_utf8_lossy(&json(line.as_bytes()))
+            );
+            assert_eq!(escaped(joined.as_bytes()), want);
+        }
+        // A line that is not UTF-8 is passed as it is, as `json` does.
+        assert_eq!(escaped(b"{\"f\":\"\xff\"}\n"), "{\"f\":\"\u{fffd}\"}\n");
     }
 
     #[test]

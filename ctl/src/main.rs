@@ -5,6 +5,7 @@ mod columns;
 mod complete;
 mod containers;
 mod escape;
+mod event_stream;
 mod generate;
 mod histogram;
 mod images;
@@ -20,6 +21,7 @@ mod run_params;
 mod seccomp;
 mod shape;
 mod signing;
+mod sparse;
 mod suggest;
 
 use std::collections::HashMap;
@@ -31,10 +33,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use gadgetd_dbus::stream::{self, Control, Line};
 use gadgetd_dbus::types::options;
 use gadgetd_dbus::{Endpoint, ManagerProxy};
-use tokio::io::AsyncBufReadExt;
 use zbus::zvariant::Value;
 
 use output::{Format, Printer};
@@ -195,19 +195,6 @@ async fn async_main() -> ExitCode {
     }
 }
 
-/// Says on stderr which of the gadget's programs did not attach and why
-/// (the agent runs without them, as Inspektor Gadget does).
-fn warn_skipped(programs: &[gadgetd_dbus::stream::ProgramState]) {
-    for p in programs.iter().filter(|p| p.status == "skipped") {
-        eprintln!(
-            "gadgetctl: program `{}` (section `{}`) skipped: {}",
-            escape::terminal(&p.name),
-            escape::terminal(&p.section),
-            escape::terminal(p.reason.as_deref().unwrap_or("no reason given"))
-        );
-    }
-}
-
 /// D-Bus errors carry the agent's message after their name; show it plainly.
 fn describe(e: &anyhow::Error) -> String {
     let text = if let Some(zbus::Error::MethodError(name, Some(msg), _)) =
@@ -269,7 +256,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             let mgr = manager(address).await?;
             let fd = mgr.attach(&id).await?;
-            stream_events(fd.into(), printer, None).await
+            event_stream::print(fd.into(), printer, None).await
         }
         Command::Image { command } => images::image(address, command).await,
         Command::ImageAlias(a) => images::alias(address, a).await,
@@ -284,7 +271,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
             let mgr = manager(address).await?;
             let fd = mgr.logs(&args.id, args.options()?).await?;
-            stream_events(fd.into(), printer, None).await
+            event_stream::print(fd.into(), printer, None).await
         }
         Command::Rm { ids, force } => {
             lifecycle::remove(&manager(address).await?, &ids, force).await
@@ -384,97 +371,7 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    stream_events(fd.into(), printer, Some((mgr, id))).await
-}
-
-/// Prints a stream until its end line. With `stop_on_interrupt`, Ctrl-C
-/// stops the run and waits for its end; otherwise Ctrl-C just detaches.
-async fn stream_events(
-    fd: std::os::fd::OwnedFd,
-    mut printer: Printer,
-    stop_on_interrupt: Option<(ManagerProxy<'static>, String)>,
-) -> Result<ExitCode> {
-    let std_stream = std::os::unix::net::UnixStream::from(fd);
-    std_stream.set_nonblocking(true)?;
-    let stream = tokio::net::UnixStream::from_std(std_stream)?;
-    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, stream);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut line = Vec::with_capacity(4096);
-    let mut interrupted = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        line.clear();
-        let n = tokio::select! {
-            n = reader.read_until(b'\n', &mut line) => n?,
-            _ = &mut ctrl_c, if !interrupted => {
-                interrupted = true;
-                match &stop_on_interrupt {
-                    Some((mgr, id)) => {
-                        if let Err(e) = mgr.stop(id).await {
-                            eprintln!("gadgetctl: stopping run {id}: {e}");
-                            return Ok(ExitCode::FAILURE);
-                        }
-                        continue;
-                    }
-                    None => { out.flush()?; return Ok(ExitCode::SUCCESS); }
-                }
-            }
-        };
-        if n == 0 {
-            out.flush()?;
-            bail!("the event stream closed without an end record (did gadgetd stop?)");
-        }
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        match stream::classify(body).context("malformed control line in the event stream")? {
-            Line::Event(ev) => printer.event(ev, &mut out)?,
-            Line::Control(Control::Header(h)) => {
-                warn_skipped(&h.programs);
-                for note in &h.notes {
-                    eprintln!("gadgetctl: note: {}", escape::terminal(note));
-                }
-                printer.header(&h, &mut out)?
-            }
-            Line::Control(Control::Lost {
-                count,
-                total,
-                cause,
-                ..
-            }) => {
-                out.flush()?;
-                eprintln!(
-                    "gadgetctl: {count} events lost ({total} in all): {}",
-                    cause.explain()
-                );
-            }
-            Line::Control(Control::End(end)) => {
-                printer.finish(&mut out)?;
-                out.flush()?;
-                if end.events_lost > 0 {
-                    eprintln!(
-                        "gadgetctl: run ended ({}): {} events, {} lost",
-                        escape::terminal(&end.reason),
-                        end.events_seen,
-                        end.events_lost
-                    );
-                }
-                if let Some(err) = end.error {
-                    eprintln!("gadgetctl: run failed: {}", escape::message(&err));
-                    return Ok(ExitCode::FAILURE);
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        if reader.buffer().is_empty() {
-            match out.flush() {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                r => r?,
-            }
-        }
-    }
+    event_stream::print(fd.into(), printer, Some((mgr, id))).await
 }
 
 async fn list(address: Option<&str>, format: ListFormat, all: bool) -> Result<ExitCode> {

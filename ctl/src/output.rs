@@ -1,6 +1,7 @@
 //! Printing an event stream: columns aligned from the header's field
 //! attributes, JSON lines passed through as the agent wrote them, or pretty JSON.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use gadgetd_dbus::stream::{Alignment, DATASOURCE_KEY, Field, Header};
@@ -54,6 +55,9 @@ pub struct Printer {
     /// (a host without containers: they would stay empty).
     hide_enrichment: bool,
     seccomp: crate::seccomp::Profile,
+    /// The only members of an event the output uses (columns, `--fields`,
+    /// `--filter`, the source's name), set at the header; `None`: all.
+    keys: Option<Vec<String>>,
 }
 
 impl Printer {
@@ -83,6 +87,7 @@ impl Printer {
             limit: crate::columns::line_limit(),
             hide_enrichment: false,
             seccomp: Default::default(),
+            keys: None,
         }
     }
 
@@ -125,8 +130,7 @@ impl Printer {
         self.titled = Some(view);
         let v = &self.views[view];
         let names: Vec<String> = v.columns.iter().map(|c| c.name.to_uppercase()).collect();
-        let cells: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.row(view, &cells, out)
+        self.row(view, &names, out)
     }
 
     /// One table (a topper interval, a snapshot): refreshed in place on a
@@ -148,13 +152,12 @@ impl Printer {
         self.titles(view, out)?;
         let v = &self.views[view];
         for r in rows.iter().filter(|r| v.shape.matches(r)) {
-            let cells: Vec<String> = v
+            let cells: Vec<Cow<str>> = v
                 .columns
                 .iter()
                 .map(|c| cell_text(r.get(&c.name)))
                 .collect();
-            let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-            self.row(view, &refs, out)?;
+            self.row(view, &cells, out)?;
             // Histogram fields (gadget_histogram_slot__* arrays) are drawn
             // under their row, named by their column.
             for c in &v.columns {
@@ -210,8 +213,33 @@ impl Printer {
             self.views.push(view);
         }
         self.seccomp.header(&sources);
+        self.keys = self.used_keys();
         let _ = out;
         Ok(())
+    }
+
+    /// The members of an event the output uses, when it uses only some:
+    /// columns, and JSON with `--fields` on every source. Histograms are
+    /// drawn from the whole event.
+    fn used_keys(&self) -> Option<Vec<String>> {
+        let some = match self.format {
+            Format::Columns => true,
+            Format::Json => self.views.iter().all(|v| v.shape.has_fields()),
+            _ => false,
+        };
+        if !some || self.views.is_empty() || self.views.iter().any(|v| v.histograms) {
+            return None;
+        }
+        let mut keys = vec![DATASOURCE_KEY.to_string()];
+        for v in &self.views {
+            let names = v.columns.iter().map(|c| c.name.as_str());
+            for name in names.chain(v.shape.filter_fields()) {
+                if !keys.iter().any(|k| k == name) {
+                    keys.push(name.to_string());
+                }
+            }
+        }
+        Some(keys)
     }
 
     /// Hides what `--hide-enrichment` hides and fits the columns' widths.
@@ -257,18 +285,47 @@ impl Printer {
             .unwrap_or(0)
     }
 
-    pub fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
-        if self.format == Format::Json
+    /// Prints a run of event lines, each ending with a newline (the last
+    /// one's may be missing at the end of a stream).
+    pub fn events(&mut self, run: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        if self.passes_through() {
+            // The fast path: the agent's lines as they are (no parsing),
+            // escaped where a line holds a character escape.rs escapes.
+            crate::escape::write_json_lines(run, out)?;
+            if !run.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+            return Ok(());
+        }
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', run) {
+            self.event(&run[start..end], out)?;
+            start = end + 1;
+        }
+        if start < run.len() {
+            self.event(&run[start..], out)?;
+        }
+        Ok(())
+    }
+
+    /// `-o json` without `--fields`, `--filter` or a table flag: events are
+    /// printed as the agent wrote them.
+    fn passes_through(&self) -> bool {
+        self.format == Format::Json
             && !self.shape.filters()
             && !self.shape.has_fields()
             && self.table_flag.is_none()
-        {
-            // The fast path: the agent's line as it is (no parsing).
-            out.write_all(&crate::escape::json(line))?;
-            return out.write_all(b"\n");
+    }
+
+    /// Prints one event line (no newline): parsed, shaped, formatted.
+    fn event(&mut self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        let mut v: serde_json::Value = match &self.keys {
+            Some(keys) if line.first() == Some(&b'{') => {
+                crate::sparse::object(line, keys).map(serde_json::Value::Object)
+            }
+            _ => serde_json::from_slice(line),
         }
-        let mut v: serde_json::Value =
-            serde_json::from_slice(line).map_err(std::io::Error::other)?;
+        .map_err(std::io::Error::other)?;
         let table = v.is_array();
         if self.views.is_empty() {
             // A stream without a header (never from gadgetd): show everything.
@@ -335,20 +392,24 @@ impl Printer {
                     self.titles(at, out)?;
                 }
                 let view = &self.views[at];
-                let cells: Vec<String> = view
+                let cells: Vec<Cow<str>> = view
                     .columns
                     .iter()
                     .map(|c| cell_text(v.get(&c.name)))
                     .collect();
-                let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
-                self.row(at, &refs, out)
+                self.row(at, &cells, out)
             }
         }
     }
 
-    fn row(&self, view: usize, cells: &[&str], out: &mut impl Write) -> std::io::Result<()> {
+    fn row(
+        &self,
+        view: usize,
+        cells: &[impl AsRef<str>],
+        out: &mut impl Write,
+    ) -> std::io::Result<()> {
         let columns = &self.views[view].columns;
-        let mut line = String::new();
+        let mut line = String::with_capacity(256);
         let mut used = 0;
         for (i, (c, text)) in columns.iter().zip(cells).enumerate() {
             let last = i + 1 == columns.len();
@@ -364,7 +425,7 @@ impl Printer {
                 (true, Some(limit)) => limit.saturating_sub(used),
             };
             // Untrusted text (file names, comms...) is escaped before it is fitted.
-            let text = crate::escape::terminal(text);
+            let text = crate::escape::terminal(text.as_ref());
             let fitted = crate::columns::fit(&text, width, c.ellipsis);
             let pad = (c.width as usize).saturating_sub(crate::columns::cells(&fitted));
             used += c.width as usize;
@@ -381,7 +442,8 @@ impl Printer {
                 }
             }
         }
-        writeln!(out, "{}", line.trim_end())
+        out.write_all(line.trim_end().as_bytes())?;
+        out.write_all(b"\n")
     }
 }
 
@@ -411,18 +473,21 @@ fn is_histogram(v: &serde_json::Value) -> bool {
     v.get("buckets").is_some_and(serde_json::Value::is_array) && v.get("total").is_some()
 }
 
-fn cell_text(v: Option<&serde_json::Value>) -> String {
+/// The text of a cell: strings as they are (borrowed), other values as JSON.
+fn cell_text(v: Option<&serde_json::Value>) -> Cow<'_, str> {
     match v {
-        None | Some(serde_json::Value::Null) => String::new(),
+        None | Some(serde_json::Value::Null) => Cow::Borrowed(""),
         // Drawn under the row; the cell says how many it counts.
-        Some(h) if is_histogram(h) => format!("total {}", h["total"]),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .map(|i| cell_text(Some(i)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Some(other) => other.to_string(),
+        Some(h) if is_histogram(h) => Cow::Owned(format!("total {}", h["total"])),
+        Some(serde_json::Value::String(s)) => Cow::Borrowed(s),
+        Some(serde_json::Value::Array(items)) => Cow::Owned(
+            items
+                .iter()
+                .map(|i| cell_text(Some(i)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Some(other) => Cow::Owned(other.to_string()),
     }
 }
 
@@ -515,12 +580,48 @@ mod tests {
         assert_eq!(lines.len(), 6, "{text}");
     }
 
+    /// Columns and `--fields` parse only what they use: a filter on a
+    /// field that is not shown still applies, and the other members (here
+    /// nested ones) are skipped.
+    #[test]
+    fn shaped_output_reads_the_columns_and_the_filtered_fields() {
+        let header = Header {
+            fields: vec![
+                field("pid", 3, Alignment::Right),
+                field("comm", 4, Alignment::Left),
+                field("fname", 5, Alignment::Left),
+            ],
+            ..Header::default()
+        };
+        let events = b"{\"pid\":1,\"comm\":\"a\",\"fname\":\"x\"}\n\
+            {\"pid\":2,\"extra\":{\"deep\":[1,\"\\u001b\"]},\"comm\":\"b\",\"fname\":\"y\"}\n";
+        let printed = |format: Format, fields: &str| {
+            let mut p = shaped(format, Some(fields), &["pid>1"]);
+            let mut out = Vec::new();
+            p.header(&header, &mut out).unwrap();
+            p.events(events, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            printed(Format::Columns, "comm,fname"),
+            "COMM FNAME\nb    y\n"
+        );
+        assert_eq!(printed(Format::Json, "fname"), "{\"fname\":\"y\"}\n");
+        // A line that is not JSON is the same error as with a full parse.
+        let mut p = shaped(Format::Columns, Some("pid"), &[]);
+        p.header(&header, &mut Vec::new()).unwrap();
+        let err = p.events(b"{\"pid\":1,\n", &mut Vec::new()).unwrap_err();
+        let full = serde_json::from_slice::<serde_json::Value>(b"{\"pid\":1,").unwrap_err();
+        assert_eq!(err.to_string(), full.to_string());
+    }
+
     #[test]
     fn json_passes_lines_through() {
         let mut p = Printer::new(Format::Json);
         let mut out = Vec::new();
-        p.event(br#"{"b":1,"a":2}"#, &mut out).unwrap();
-        assert_eq!(out, b"{\"b\":1,\"a\":2}\n");
+        p.events(b"{\"b\":1,\"a\":2}\n{\"f\":\"\x7f\"}\n{}", &mut out)
+            .unwrap();
+        assert_eq!(out, b"{\"b\":1,\"a\":2}\n{\"f\":\"\\u007f\"}\n{}\n");
     }
 
     fn two_sources() -> Header {

@@ -239,6 +239,11 @@ impl Shape {
         !self.fields.is_empty()
     }
 
+    /// The fields `--filter` rules read.
+    pub fn filter_fields(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.field.as_str())
+    }
+
     /// Whether any `--filter` rule is set (events must then be parsed).
     pub fn filters(&self) -> bool {
         !self.rules.is_empty()

@@ -72,11 +72,13 @@ impl ContainerVeth {
     /// `count` UDP datagrams of `size` bytes from the host end to the
     /// container's `port` (nothing needs to listen: tc counts them on the way).
     pub fn send_to_container(&self, port: u16, count: usize, size: usize) {
-        let sock = std::net::UdpSocket::bind((self.host_ip.as_str(), 0)).unwrap();
-        for _ in 0..count {
-            sock.send_to(&vec![3u8; size], (self.ctr_ip.as_str(), port))
-                .unwrap();
-        }
+        let ip = |a: &str| a.parse::<std::net::IpAddr>().unwrap();
+        send_udp(
+            ip(&self.host_ip),
+            (ip(&self.ctr_ip), port).into(),
+            count,
+            size,
+        );
     }
 }
 
@@ -86,6 +88,23 @@ impl Drop for ContainerVeth {
             .args(["link", "del", &self.host])
             .output();
     }
+}
+
+/// `count` UDP datagrams of `size` bytes from a socket bound to `from` (any
+/// port) to `to` (nothing needs to listen).
+pub fn send_udp(from: std::net::IpAddr, to: std::net::SocketAddr, count: usize, size: usize) {
+    let sock = std::net::UdpSocket::bind((from, 0)).unwrap();
+    let payload = vec![3u8; size];
+    for _ in 0..count {
+        sock.send_to(&payload, to).unwrap();
+    }
+}
+
+/// Lets a packet-sending workload go (it waits for the file `go` to
+/// exist) and waits for it to exit successfully.
+pub fn release(go: &std::path::Path, workload: &mut std::process::Child) {
+    std::fs::write(go, b"").unwrap();
+    assert!(workload.wait().unwrap().success());
 }
 
 /// Checks the output of a `tc_count` run (tests/bpf/tc_count.bpf.c, one

@@ -35,6 +35,42 @@ pub fn missing(binaries: &[&str]) -> Option<String> {
     })
 }
 
+/// What each runtime's harness runs (python3 builds the test image).
+pub const DOCKER: &[&str] = &["dockerd", "docker", "skopeo", "python3"];
+pub const PODMAN: &[&str] = &["podman", "python3"];
+pub const CONTAINERD: &[&str] = &["containerd", "ctr", "runc", "python3"];
+
+/// `start()` as root when every one of `binaries` is installed; `None`
+/// after saying that the test is skipped and why.
+fn started<T>(binaries: &[&str], start: impl FnOnce() -> T) -> Option<T> {
+    crate::require_root();
+    if let Some(why) = missing(binaries) {
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    Some(start())
+}
+
+/// [`Dockerd::start`], or `None` (the test skipped) without dockerd.
+pub fn dockerd() -> Option<Dockerd> {
+    started(DOCKER, Dockerd::start)
+}
+
+/// [`Podman::start`], or `None` (the test skipped) without podman.
+pub fn podman() -> Option<Podman> {
+    started(PODMAN, Podman::start)
+}
+
+/// [`Containerd::start`], or `None` (the test skipped) without containerd.
+pub fn containerd() -> Option<Containerd> {
+    started(CONTAINERD, Containerd::start)
+}
+
+/// [`Containerd::start_with_cri`], or `None` (the test skipped) without containerd.
+pub fn containerd_with_cri() -> Option<Containerd> {
+    started(CONTAINERD, Containerd::start_with_cri)
+}
+
 fn check(o: Output, what: &str) -> String {
     assert!(
         o.status.success(),
@@ -496,12 +532,7 @@ pub struct PodmanAgent {
 /// Starts a [`PodmanAgent`] (as root); `None` when podman is missing, after
 /// saying that the test is skipped and why.
 pub fn podman_agent() -> Option<PodmanAgent> {
-    crate::require_root();
-    if let Some(why) = missing(&["podman"]) {
-        eprintln!("SKIPPED: {why}");
-        return None;
-    }
-    let podman = Podman::start();
+    let podman = podman()?;
     let bus = crate::Bus::start();
     let flag = format!("podman={}", podman.socket.display());
     let agent = crate::Agent::start_with(&bus, &["--container-runtime", &flag]);

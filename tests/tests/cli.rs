@@ -241,6 +241,96 @@ fn untrusted_strings_never_reach_the_terminal_raw() {
     }
 }
 
+/// Issue 19: `-o json` prints runs of the agent's lines whole; among
+/// thousands of plain events, a line with DEL, a C1 control, a bidi override
+/// or a zero-width space comes out escaped exactly as `escape::json` escapes
+/// it alone, printable non-ASCII stays as it is, and `--fields` (the parsing
+/// path) escapes the same way.
+#[test]
+fn json_runs_escape_exactly_the_lines_that_need_it() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("jsonrun");
+    let me = std::process::id().to_string();
+    let obj = gadget("trace_open");
+    let names = [
+        ("del\x7fx", "del\\u007fx"),
+        ("c1\u{9b}x", "c1\\u009bx"),
+        ("bidi\u{202e}x", "bidi\\u202ex"),
+        ("zw\u{200b}x", "zw\\u200bx"),
+        ("\u{fc}\u{65e5}\u{672c}", "\u{fc}\u{65e5}\u{672c}"),
+    ];
+    const PLAIN: usize = 3000;
+    const EVERY: usize = 600;
+    let args = [
+        "run",
+        "--timeout",
+        "3s",
+        "-o",
+        "json",
+        s(&obj),
+        "--pid",
+        &me,
+    ];
+    let out = run_during(&agent, &args, || {
+        for i in 0..PLAIN {
+            open(&dir.path().join(format!("plain-{i}")));
+            if i % EVERY == 0 {
+                for (name, _) in names {
+                    open(&dir.path().join(name));
+                }
+            }
+        }
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let bad = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{202e}' | '\u{200b}');
+    assert!(!text.chars().any(bad), "raw characters in {text:?}");
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains(s(dir.path()))).collect();
+    let plain = ours.iter().filter(|l| l.contains("/plain-")).count();
+    assert_eq!(plain, PLAIN, "plain events");
+    for (name, escaped) in names {
+        let field = format!("\"fname\":\"{}/{escaped}\"", s(dir.path()));
+        let lines: Vec<&&str> = ours.iter().filter(|l| l.contains(&field)).collect();
+        assert_eq!(lines.len(), PLAIN / EVERY, "{field} in {ours:?}");
+        for l in lines {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["fname"], s(&dir.path().join(name)));
+        }
+    }
+    assert_eq!(ours.len(), PLAIN + names.len() * PLAIN / EVERY);
+
+    // --fields parses each event and writes it again: the same escapes.
+    let args = [
+        "run",
+        "--timeout",
+        "2s",
+        "-o",
+        "json",
+        "--fields",
+        "fname",
+        s(&obj),
+        "--pid",
+        &me,
+    ];
+    let out = run_during(&agent, &args, || {
+        for (name, _) in names {
+            open(&dir.path().join(name));
+        }
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours: Vec<String> = stdout(&out)
+        .lines()
+        .filter(|l| l.contains(s(dir.path())))
+        .map(str::to_string)
+        .collect();
+    let want: Vec<String> = names
+        .iter()
+        .map(|(_, e)| format!("{{\"fname\":\"{}/{e}\"}}", s(dir.path())))
+        .collect();
+    assert_eq!(ours, want);
+}
+
 fn runs(agent: &Agent, all: bool) -> Vec<Value> {
     let args: &[&str] = if all {
         &["list", "-a", "-o", "json"]

@@ -542,17 +542,11 @@ impl<'a> Rt<'a> {
     }
 }
 
-const DOCKER: &[&str] = &["dockerd", "docker", "skopeo", "python3"];
-const PODMAN: &[&str] = &["podman", "python3"];
-const CONTAINERD: &[&str] = &["containerd", "ctr", "runc", "python3"];
-
 #[test]
 fn docker_container_seen_from_its_first_event() {
-    require_root();
-    if let Some(why) = runtimes::missing(DOCKER) {
-        return skip(&why);
-    }
-    let d = Dockerd::start();
+    let Some(d) = runtimes::dockerd() else {
+        return;
+    };
     first_event_every_time(Rt::docker(&d));
 }
 
@@ -561,21 +555,17 @@ fn docker_container_seen_from_its_first_event() {
 /// only after they ran).
 #[test]
 fn podman_container_seen_from_its_first_event() {
-    require_root();
-    if let Some(why) = runtimes::missing(PODMAN) {
-        return skip(&why);
-    }
-    let p = Podman::start();
+    let Some(p) = runtimes::podman() else {
+        return;
+    };
     first_event_every_time(Rt::podman(&p));
 }
 
 #[test]
 fn containerd_container_seen_from_its_first_event() {
-    require_root();
-    if let Some(why) = runtimes::missing(CONTAINERD) {
-        return skip(&why);
-    }
-    let c = Containerd::start();
+    let Some(c) = runtimes::containerd() else {
+        return;
+    };
     first_event_every_time(Rt::containerd(&c));
 }
 
@@ -593,11 +583,9 @@ fn crio_container_seen_from_its_first_event() {
 
 #[test]
 fn docker_container_filtered_by_name() {
-    require_root();
-    if let Some(why) = runtimes::missing(DOCKER) {
-        return skip(&why);
-    }
-    let d = Dockerd::start();
+    let Some(d) = runtimes::dockerd() else {
+        return;
+    };
     let mut rt = Rt::docker(&d);
     // dockerd's own containerd too: its `moby` namespace holds the same
     // containers, which must be listed once, under their docker names.
@@ -608,21 +596,17 @@ fn docker_container_filtered_by_name() {
 
 #[test]
 fn podman_container_filtered_by_name() {
-    require_root();
-    if let Some(why) = runtimes::missing(PODMAN) {
-        return skip(&why);
-    }
-    let p = Podman::start();
+    let Some(p) = runtimes::podman() else {
+        return;
+    };
     filtered_by_name(Rt::podman(&p));
 }
 
 #[test]
 fn containerd_container_filtered_by_name() {
-    require_root();
-    if let Some(why) = runtimes::missing(CONTAINERD) {
-        return skip(&why);
-    }
-    let c = Containerd::start();
+    let Some(c) = runtimes::containerd() else {
+        return;
+    };
     filtered_by_name(Rt::containerd(&c));
 }
 
@@ -630,11 +614,9 @@ fn containerd_container_filtered_by_name() {
 /// comes back: the agent keeps serving, logs each change once, and resyncs.
 #[test]
 fn runtime_socket_missing_killed_and_back() {
-    require_root();
-    if let Some(why) = runtimes::missing(PODMAN) {
-        return skip(&why);
-    }
-    let mut p = Podman::start();
+    let Some(mut p) = runtimes::podman() else {
+        return;
+    };
     p.kill_service();
     let bus = Bus::start();
     let agent = Agent::start_with(
@@ -783,11 +765,9 @@ fn host_filter_and_bad_selectors() {
 /// namespace and pod name; the event carries the k8s fields.
 #[test]
 fn cri_pod_filtered_by_k8s_namespace() {
-    require_root();
-    if let Some(why) = runtimes::missing(CONTAINERD) {
-        return skip(&why);
-    }
-    let c = Containerd::start_with_cri();
+    let Some(c) = runtimes::containerd_with_cri() else {
+        return;
+    };
     let cri = gadgetd_tests::cri::Cri::connect(&c.socket);
     let ns = unique("ns");
     let pod_name = unique("pod");
@@ -852,11 +832,9 @@ fn cri_pod_filtered_by_k8s_namespace() {
 /// resubscribes, and sees a task started after the restart.
 #[test]
 fn containerd_killed_and_restarted() {
-    require_root();
-    if let Some(why) = runtimes::missing(CONTAINERD) {
-        return skip(&why);
-    }
-    let mut c = Containerd::start();
+    let Some(mut c) = runtimes::containerd() else {
+        return;
+    };
     let bus = Bus::start();
     let agent = agent_watching_flags(&bus, &[format!("containerd={}", c.socket.display())]);
     let first = unique("first");
@@ -928,11 +906,9 @@ fn containerd_killed_and_restarted() {
 /// the container listens on, tagged with its netns, and nothing of the host.
 #[test]
 fn socket_snapshot_runs_in_the_selected_containers_netns() {
-    require_root();
-    if let Some(why) = runtimes::missing(PODMAN) {
-        return skip(&why);
-    }
-    let p = Podman::start();
+    let Some(p) = runtimes::podman() else {
+        return;
+    };
     let bus = Bus::start();
     let flag = format!("podman={}", p.socket.display());
     let agent = Agent::start_with(&bus, &["--container-runtime", &flag]);
@@ -1024,11 +1000,9 @@ fn docker_ok(d: &Dockerd, args: &[&str]) -> String {
 /// (its address from docker's NetworkSettings) and `dst` the host.
 #[test]
 fn endpoints_name_the_container_and_the_host() {
-    require_root();
-    if let Some(why) = runtimes::missing(DOCKER) {
-        return skip(&why);
-    }
-    let d = Dockerd::start();
+    let Some(d) = runtimes::dockerd() else {
+        return;
+    };
     let tag = random_hex(2);
     let octet = u16::from_str_radix(&tag, 16).unwrap() % 200 + 20;
     let (host_ip, container_ip) = (format!("10.213.{octet}.1"), format!("10.213.{octet}.2"));
@@ -1195,21 +1169,17 @@ fn dies_during_setup(rt: Rt<'_>, cli: &dyn Fn(&[&str]) -> std::process::Output, 
 
 #[test]
 fn docker_container_dying_in_setup_leaves_the_run_working() {
-    require_root();
-    if let Some(why) = runtimes::missing(DOCKER) {
-        return skip(&why);
-    }
-    let d = Dockerd::start();
+    let Some(d) = runtimes::dockerd() else {
+        return;
+    };
     dies_during_setup(Rt::docker(&d), &|a| d.cli(a), &["--network=none"]);
 }
 
 #[test]
 fn podman_container_dying_in_setup_leaves_the_run_working() {
-    require_root();
-    if let Some(why) = runtimes::missing(PODMAN) {
-        return skip(&why);
-    }
-    let p = Podman::start();
+    let Some(p) = runtimes::podman() else {
+        return;
+    };
     dies_during_setup(Rt::podman(&p), &|a| p.cli(a), &[]);
 }
 
@@ -1301,20 +1271,16 @@ fn oversized_answer(
 
 #[test]
 fn docker_container_with_an_oversized_answer_is_named_and_left_out() {
-    require_root();
-    if let Some(why) = runtimes::missing(DOCKER) {
-        return skip(&why);
-    }
-    let d = Dockerd::start();
+    let Some(d) = runtimes::dockerd() else {
+        return;
+    };
     oversized_answer(Rt::docker(&d), &|a| d.cli(a), &["--network=none"], true);
 }
 
 #[test]
 fn podman_container_with_an_oversized_answer_is_named_and_left_out() {
-    require_root();
-    if let Some(why) = runtimes::missing(PODMAN) {
-        return skip(&why);
-    }
-    let p = Podman::start();
+    let Some(p) = runtimes::podman() else {
+        return;
+    };
     oversized_answer(Rt::podman(&p), &|a| p.cli(a), &[], false);
 }

@@ -787,8 +787,7 @@ fn trace_dns_sees_a_query_in_another_network_namespace_tagged_with_it() {
     wait_file(&ready);
     let capture = test
         .trace(|| {
-            std::fs::write(&go, b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&go, &mut child);
         })
         .unwrap();
     let ours: Vec<serde_json::Value> = capture
@@ -891,8 +890,7 @@ fn trace_dns_names_the_processes_of_a_query_and_its_response() {
     wait_file(&ready);
     let capture = test
         .trace(|| {
-            std::fs::write(&go, b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&go, &mut child);
         })
         .unwrap();
     let client: u32 = std::fs::read_to_string(&client).unwrap().parse().unwrap();
@@ -984,8 +982,7 @@ fn trace_sni_reports_the_server_name_of_a_tls_client_hello() {
     test.options.netns_ids = Some(vec![netns]);
     let capture = test
         .trace(|| {
-            std::fs::write(&go, b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&go, &mut child);
         })
         .unwrap();
     assert!(

@@ -710,10 +710,7 @@ impl VethPair {
         std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                let sock = std::net::UdpSocket::bind((from, 0)).unwrap();
-                for _ in 0..count {
-                    sock.send_to(&vec![1u8; payload], (to, port)).unwrap();
-                }
+                gadgetd_tests::net::send_udp(from.into(), (to, port).into(), count, payload);
             })
             .join()
             .unwrap()
@@ -721,11 +718,8 @@ impl VethPair {
     }
 
     fn send_from_host(&self, port: u16, count: usize, payload: usize) {
-        let sock = std::net::UdpSocket::bind((self.host_ip, 0)).unwrap();
-        for _ in 0..count {
-            sock.send_to(&vec![2u8; payload], (self.peer_ip, port))
-                .unwrap();
-        }
+        let (from, to) = (self.host_ip, self.peer_ip);
+        gadgetd_tests::net::send_udp(from.into(), (to, port).into(), count, payload);
     }
 }
 

@@ -160,8 +160,7 @@ fn an_ig_style_socket_filter_sees_the_namespace_and_owner_of_each_packet() {
     test.options.netns_ids = Some(vec![netns]);
     let capture = test
         .trace(|| {
-            std::fs::write(&go, b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&go, &mut child);
         })
         .unwrap();
     assert!(
@@ -183,8 +182,7 @@ fn an_ig_style_socket_filter_tells_namespaces_apart_with_all_netns() {
     let (pid, netns) = (child.id(), ns_of(child.id(), "net"));
     let capture = test
         .trace(|| {
-            std::fs::write(&go, b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&go, &mut child);
         })
         .unwrap();
     check_workload_events(&capture, netns, pid, own_ns("mnt"));
@@ -590,8 +588,7 @@ fn an_ig_style_tc_program_on_lo_sees_the_owner_of_each_packet() {
     let pid = child.id();
     let capture = test
         .trace(|| {
-            std::fs::write(dir.path().join("go"), b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&dir.path().join("go"), &mut child);
         })
         .unwrap();
     let netns = own_ns("net");
@@ -675,8 +672,7 @@ fn an_ig_style_tc_program_on_a_selected_namespace_veth_sees_its_owner() {
     let sink = std::net::UdpSocket::bind((host_ip.as_str(), 40932)).unwrap();
     let capture = test
         .trace(|| {
-            std::fs::write(dir.path().join("go"), b"").unwrap();
-            assert!(child.wait().unwrap().success());
+            gadgetd_tests::net::release(&dir.path().join("go"), &mut child);
         })
         .unwrap();
     let mut buf = [0u8; 16];

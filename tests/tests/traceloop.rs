@@ -470,13 +470,10 @@ fn missing_tracefs_is_named() {
 /// printed (the flight recorder's point); `gadgetctl stop` prints them.
 #[test]
 fn follows_the_selected_containers_and_keeps_what_exited_ones_did() {
-    use gadgetd_tests::runtimes::{self, MARKER, OPEN_LOOP, Podman};
-    require_root();
-    if let Some(why) = runtimes::missing(&["podman", "python3"]) {
-        eprintln!("SKIPPED: {why}");
+    use gadgetd_tests::runtimes::{self, MARKER, OPEN_LOOP};
+    let Some(p) = runtimes::podman() else {
         return;
-    }
-    let p = Podman::start();
+    };
     let bus = Bus::start();
     let runtime = format!("podman={}", p.socket.display());
     let agent = Agent::start_with(&bus, &["--container-runtime", &runtime]);

@@ -163,13 +163,10 @@ pub async fn follow(
     // closed while the `AsyncFd` holds it.
     let watch = unsafe { AsyncFd::register(Watch(inotify)) }
         .map_err(|e| format!("inotify: {}", e.into_parts().1))?;
-    let mut file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut offset = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut tail = Tail::at_end(file).map_err(|e| format!("{}: {e}", path.display()))?;
     following.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(pid, path = %path.display(), "following podman's events file");
-    let mut buf: Vec<u8> = Vec::new();
     let end = loop {
         let mut ready = match watch.readable().await {
             Ok(r) => r,
@@ -192,31 +189,122 @@ pub async fn follow(
         }) {
             break format!("{} was moved or deleted", path.display());
         }
-        // Truncated (rotated in place): start over.
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < offset {
-            offset = 0;
-            buf.clear();
-            let _ = file.seek(SeekFrom::Start(0));
-        }
-        let before = buf.len();
-        if let Err(e) = file.read_to_end(&mut buf) {
-            break format!("reading {}: {e}", path.display());
-        }
-        offset += (buf.len() - before) as u64;
-        let complete = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        for line in buf[..complete].split(|b| *b == b'\n') {
+        let skipped = tail.skipped;
+        let read = tail.read(|line| {
             let Some(ev) = FileEvent::parse(line) else {
-                continue;
+                return;
             };
             if ev.kind == "container" && ev.status == "create" && !ev.id.is_empty() {
                 registry.created(ev.created().created("podman"));
             }
+        });
+        if tail.skipped > skipped {
+            tracing::warn!(
+                path = %path.display(),
+                skipped = tail.skipped - skipped,
+                total = tail.skipped,
+                limit = MAX_LINE,
+                "podman's events file: lines longer than the limit (bytes) were skipped"
+            );
         }
-        buf.drain(..complete);
+        if let Err(e) = read {
+            break format!("reading {}: {e}", path.display());
+        }
     };
     following.store(false, std::sync::atomic::Ordering::Relaxed);
     Err(end)
+}
+
+/// Bytes read from the events file per step.
+const READ_STEP: usize = 64 * 1024;
+
+/// The longest line kept, in bytes: a podman event, labels included, is a
+/// few KiB; a longer line is skipped (and counted) rather than buffered.
+const MAX_LINE: usize = 256 * 1024;
+
+/// The complete lines appended to a file, read in steps of [`READ_STEP`]
+/// bytes, holding at most [`MAX_LINE`] bytes of an unfinished line.
+struct Tail {
+    file: std::fs::File,
+    /// Bytes of the file read so far (a shorter file was truncated).
+    offset: u64,
+    /// The start of a line whose newline has not been read yet.
+    partial: Vec<u8>,
+    /// Inside an over-long line: its bytes are dropped up to its newline.
+    skipping: bool,
+    /// Over-long lines skipped so far.
+    skipped: u64,
+    step: Box<[u8]>,
+}
+
+impl Tail {
+    /// Follows `file` from its current end.
+    fn at_end(mut file: std::fs::File) -> std::io::Result<Tail> {
+        let offset = file.seek(SeekFrom::End(0))?;
+        Ok(Tail {
+            file,
+            offset,
+            partial: Vec::new(),
+            skipping: false,
+            skipped: 0,
+            step: vec![0; READ_STEP].into_boxed_slice(),
+        })
+    }
+
+    /// Calls `line` with each line (newline excluded) completed since the
+    /// last call, up to the file's end. A file shorter than what was read
+    /// was truncated (rotated in place): it is read again from its start.
+    fn read(&mut self, mut line: impl FnMut(&[u8])) -> std::io::Result<()> {
+        if self.file.metadata()?.len() < self.offset {
+            self.file.seek(SeekFrom::Start(0))?;
+            self.offset = 0;
+            self.partial.clear();
+            self.skipping = false;
+        }
+        loop {
+            let n = match self.file.read(&mut self.step) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.offset += n as u64;
+            let step = std::mem::take(&mut self.step);
+            self.split(&step[..n], &mut line);
+            self.step = step;
+        }
+    }
+
+    /// Splits the bytes `data` read next into lines.
+    fn split(&mut self, mut data: &[u8], line: &mut impl FnMut(&[u8])) {
+        while let Some(i) = data.iter().position(|b| *b == b'\n') {
+            let (head, rest) = (&data[..i], &data[i + 1..]);
+            data = rest;
+            if std::mem::take(&mut self.skipping) {
+                continue;
+            }
+            if self.partial.len() + head.len() > MAX_LINE {
+                self.partial.clear();
+                self.skipped += 1;
+            } else if self.partial.is_empty() {
+                line(head);
+            } else {
+                self.partial.extend_from_slice(head);
+                line(&self.partial);
+                self.partial.clear();
+            }
+        }
+        if self.skipping || data.is_empty() {
+            return;
+        }
+        if self.partial.len() + data.len() > MAX_LINE {
+            self.partial = Vec::new();
+            self.skipping = true;
+            self.skipped += 1;
+        } else {
+            self.partial.extend_from_slice(data);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +328,109 @@ mod tests {
         assert!(FileEvent::parse(br#"{"level":"info"}"#).is_none());
         assert!(FileEvent::parse(br#"{"ID":"x","Status":"cre"#).is_none());
         assert!(FileEvent::parse(b"\x1b[31mred").is_none());
+    }
+
+    /// A file in a fresh directory, appended to as podman appends.
+    struct Events {
+        dir: PathBuf,
+        path: PathBuf,
+    }
+
+    impl Events {
+        fn new(name: &str) -> Events {
+            let dir =
+                std::env::temp_dir().join(format!("gadgetd-podman-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            // Not `events.log`: find() in the test beside would pick it.
+            let path = dir.join("followed.log");
+            std::fs::write(&path, b"{\"before\":\"following\"}\n").unwrap();
+            Events { dir, path }
+        }
+
+        fn append(&self, data: &[u8]) {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .unwrap();
+            f.write_all(data).unwrap();
+        }
+
+        fn tail(&self) -> Tail {
+            Tail::at_end(std::fs::File::open(&self.path).unwrap()).unwrap()
+        }
+    }
+
+    impl Drop for Events {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn lines(tail: &mut Tail) -> Vec<String> {
+        let mut got = Vec::new();
+        tail.read(|l| got.push(String::from_utf8_lossy(l).into_owned()))
+            .unwrap();
+        got
+    }
+
+    #[test]
+    fn tail_reads_appended_lines_whole_and_starts_over_after_truncation() {
+        let events = Events::new("tail");
+        let mut tail = events.tail();
+        assert!(
+            lines(&mut tail).is_empty(),
+            "what was there before is skipped"
+        );
+        events.append(b"one\ntw");
+        assert_eq!(lines(&mut tail), ["one"]);
+        events.append(b"o\n\nthree\n");
+        assert_eq!(lines(&mut tail), ["two", "", "three"]);
+        // Many lines in one append: read over several steps, none lost.
+        let many: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        assert!(many.len() > 2 * READ_STEP);
+        events.append(many.as_bytes());
+        let got = lines(&mut tail);
+        assert_eq!(got.len(), 20_000);
+        assert_eq!(
+            (got[0].as_str(), got[19_999].as_str()),
+            ("line 0", "line 19999")
+        );
+        // Truncated and written again (rotated in place), with a partial line pending.
+        events.append(b"cut sho");
+        assert!(lines(&mut tail).is_empty());
+        std::fs::write(&events.path, b"new\n").unwrap();
+        assert_eq!(lines(&mut tail), ["new"]);
+        events.append(b"next\n");
+        assert_eq!(lines(&mut tail), ["next"]);
+        assert_eq!(tail.skipped, 0);
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_and_counted_and_nothing_else_is_lost() {
+        let events = Events::new("long");
+        let mut tail = events.tail();
+        let long = vec![b'x'; MAX_LINE + 1];
+        // A line over the limit arriving in one append, between two lines.
+        events.append(&[b"a\n".as_slice(), &long, b"\nb\n"].concat());
+        assert_eq!(lines(&mut tail), ["a", "b"]);
+        assert_eq!(tail.skipped, 1);
+        // One arriving in pieces over several reads: nothing of it is
+        // buffered past the limit, and the line after it is whole.
+        events.append(b"c\n");
+        events.append(&long[..READ_STEP]);
+        assert_eq!(lines(&mut tail), ["c"]);
+        events.append(&long[READ_STEP..]);
+        assert_eq!(lines(&mut tail), Vec::<String>::new());
+        assert!(tail.skipping && tail.partial.is_empty());
+        events.append(b"\nd\n");
+        assert_eq!(lines(&mut tail), ["d"]);
+        assert_eq!(tail.skipped, 2);
+        // A line at the limit exactly is kept.
+        let at_limit = vec![b'y'; MAX_LINE];
+        events.append(&[&at_limit[..], b"\n"].concat());
+        assert_eq!(lines(&mut tail), [String::from_utf8(at_limit).unwrap()]);
+        assert_eq!(tail.skipped, 2);
     }
 
     #[test]
