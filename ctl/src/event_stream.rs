@@ -30,7 +30,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// The kernel buffer asked for a pipe on stdout, in bytes (Linux's default
 /// `pipe-max-size`, which any user may ask). With the default 64 KiB,
 /// `gadgetctl run -o json | wc -l` waited for its reader ~16 times per MiB
-/// written: context switches were most of gadgetctl's CPU, and the agent
+/// written: context switches were about half of its CPU, and the agent
 /// dropped events for the slow reader meanwhile.
 const STDOUT_PIPE: usize = 1 << 20;
 

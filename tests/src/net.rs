@@ -107,6 +107,34 @@ pub fn release(go: &std::path::Path, workload: &mut std::process::Child) {
     assert!(workload.wait().unwrap().success());
 }
 
+/// `test` traced while the packet workload `workload` is released (see
+/// [`release`]); its capture.
+pub fn trace_released(
+    test: &gadgetd::testing::GadgetTest,
+    go: &std::path::Path,
+    workload: &mut std::process::Child,
+) -> gadgetd::testing::Capture {
+    test.trace(|| release(go, workload)).unwrap()
+}
+
+/// [`trace_released`] with the gadget on the network namespace `netns`
+/// only (as for a selected container): every event must come from it.
+pub fn trace_released_in(
+    test: &mut gadgetd::testing::GadgetTest,
+    netns: u64,
+    go: &std::path::Path,
+    workload: &mut std::process::Child,
+) -> gadgetd::testing::Capture {
+    test.options.netns_ids = Some(vec![netns]);
+    let capture = trace_released(test, go, workload);
+    assert!(
+        capture.events.iter().all(|e| e["netns_id"] == netns),
+        "only the selected namespace: {:?}",
+        capture.events
+    );
+    capture
+}
+
 /// Checks the output of a `tc_count` run (tests/bpf/tc_count.bpf.c, one
 /// event source per attach style 1 to 7) that saw `n` UDP datagrams of
 /// `payload` bytes leave the host end of a container's veth: `n` events

@@ -785,11 +785,7 @@ fn trace_dns_sees_a_query_in_another_network_namespace_tagged_with_it() {
         .spawn();
     let netns = ns_of(child.id(), "net");
     wait_file(&ready);
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&go, &mut child);
-        })
-        .unwrap();
+    let capture = gadgetd_tests::net::trace_released(&test, &go, &mut child);
     let ours: Vec<serde_json::Value> = capture
         .all(|e| e["netns_id"] == netns)
         .into_iter()
@@ -888,11 +884,7 @@ fn trace_dns_names_the_processes_of_a_query_and_its_response() {
     let server = child.id();
     let netns = ns_of(server, "net");
     wait_file(&ready);
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&go, &mut child);
-        })
-        .unwrap();
+    let capture = gadgetd_tests::net::trace_released(&test, &go, &mut child);
     let client: u32 = std::fs::read_to_string(&client).unwrap().parse().unwrap();
     let ours: Vec<serde_json::Value> = capture
         .all(|e| e["netns_id"] == netns)
@@ -979,17 +971,7 @@ fn trace_sni_reports_the_server_name_of_a_tls_client_hello() {
     let netns = ns_of(child.id(), "net");
     wait_file(&ready);
     // Only the workload's namespace (as for a selected container): one instance, tagged with it.
-    test.options.netns_ids = Some(vec![netns]);
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&go, &mut child);
-        })
-        .unwrap();
-    assert!(
-        capture.events.iter().all(|e| e["netns_id"] == netns),
-        "{:?}",
-        capture.events
-    );
+    let capture = gadgetd_tests::net::trace_released_in(&mut test, netns, &go, &mut child);
     let ours: Vec<serde_json::Value> = capture
         .all(|e| e["netns_id"] == netns)
         .into_iter()

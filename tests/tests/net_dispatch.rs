@@ -157,17 +157,7 @@ fn an_ig_style_socket_filter_sees_the_namespace_and_owner_of_each_packet() {
     let dir = TempDir::new("netdisp");
     let (mut child, go) = workload(&dir);
     let (pid, netns) = (child.id(), ns_of(child.id(), "net"));
-    test.options.netns_ids = Some(vec![netns]);
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&go, &mut child);
-        })
-        .unwrap();
-    assert!(
-        capture.events.iter().all(|e| e["netns_id"] == netns),
-        "only the selected namespace: {:?}",
-        capture.events
-    );
+    let capture = gadgetd_tests::net::trace_released_in(&mut test, netns, &go, &mut child);
     check_workload_events(&capture, netns, pid, own_ns("mnt"));
 }
 
@@ -180,11 +170,7 @@ fn an_ig_style_socket_filter_tells_namespaces_apart_with_all_netns() {
     let dir = TempDir::new("netdisp-all");
     let (mut child, go) = workload(&dir);
     let (pid, netns) = (child.id(), ns_of(child.id(), "net"));
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&go, &mut child);
-        })
-        .unwrap();
+    let capture = gadgetd_tests::net::trace_released(&test, &go, &mut child);
     check_workload_events(&capture, netns, pid, own_ns("mnt"));
 }
 
@@ -586,11 +572,7 @@ fn an_ig_style_tc_program_on_lo_sees_the_owner_of_each_packet() {
         ready.exists()
     });
     let pid = child.id();
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&dir.path().join("go"), &mut child);
-        })
-        .unwrap();
+    let capture = gadgetd_tests::net::trace_released(&test, &dir.path().join("go"), &mut child);
     let netns = own_ns("net");
     assert!(
         capture.events.iter().all(|e| e["netns_id"] == netns),
@@ -670,11 +652,7 @@ fn an_ig_style_tc_program_on_a_selected_namespace_veth_sees_its_owner() {
     let netns = ns_of(pid, "net");
     test.options.netns_ids = Some(vec![netns]);
     let sink = std::net::UdpSocket::bind((host_ip.as_str(), 40932)).unwrap();
-    let capture = test
-        .trace(|| {
-            gadgetd_tests::net::release(&dir.path().join("go"), &mut child);
-        })
-        .unwrap();
+    let capture = gadgetd_tests::net::trace_released(&test, &dir.path().join("go"), &mut child);
     let mut buf = [0u8; 16];
     assert_eq!(sink.recv(&mut buf).unwrap(), 2);
     // The datagram enters the host through the host side's ingress.
