@@ -60,6 +60,9 @@ pub struct Batch {
     /// Which data source produced it: an index into the gadget's sources
     /// (`Running::source_name`); 0 for readers' own counts.
     pub source: usize,
+    /// A final drain ([`EventReader::drain_final`]) stopped at a full batch
+    /// with records of the run left: call it again.
+    pub more: bool,
 }
 
 enum Source {
@@ -75,6 +78,8 @@ enum Source {
         /// A wake-up during the pause is honoured at once from this many
         /// bytes waiting (a quarter of the ring).
         urgent_bytes: u64,
+        /// The ring's size in bytes.
+        ring_bytes: u64,
     },
     Perf {
         buffers: Vec<AsyncFd<PerfRing>>,
@@ -94,6 +99,9 @@ pub struct EventReader {
     /// The end of the pause after a drain that found events, if any.
     pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     safety: tokio::time::Interval,
+    /// Ring bytes the final drain has still to read: what was waiting when
+    /// it began. Bounds it while programs still produce.
+    final_left: Option<u64>,
 }
 
 /// Registers a map-owned fd with tokio's reactor.
@@ -140,6 +148,7 @@ impl EventReader {
                     lost_reported: 0,
                     fill,
                     urgent_bytes: u64::from(ring_bytes / 4),
+                    ring_bytes: u64::from(ring_bytes),
                 }
             }
             BufferKind::PerfEventArray => {
@@ -176,6 +185,7 @@ impl EventReader {
             due: true,
             pause: None,
             safety,
+            final_left: None,
         })
     }
 
@@ -241,7 +251,7 @@ impl EventReader {
         if !self.due {
             return Batch::default();
         }
-        let (batch, more) = self.drain_now(out);
+        let (batch, more, _) = self.drain_now(out, BATCH_BYTES);
         // A full batch left records behind: drain again at once. Otherwise
         // the ring is empty; after events, pause before the next drain.
         self.due = more;
@@ -251,26 +261,47 @@ impl EventReader {
         batch
     }
 
-    /// What is buffered now, whether a drain is due or not (the run's end).
+    /// The run's end: what was buffered when the first call was made,
+    /// whether a drain is due or not, a batch per call; `more` is set while
+    /// some of it is left (call again). Never more than the ring holds, so
+    /// programs still producing cannot keep it going.
     pub fn drain_final(&mut self, out: &mut Vec<u8>) -> Batch {
-        self.drain_now(out).0
+        let left = match self.final_left {
+            Some(0) => return Batch::default(),
+            Some(left) => left,
+            None => match &self.source {
+                Source::Ring { ring_bytes, .. } => self.source.waiting().unwrap_or(*ring_bytes),
+                Source::Perf { .. } => 0,
+            },
+        };
+        // A batch more than `out` holds: a final drain may append to what
+        // it wrote before.
+        let (mut batch, more, read) = self.drain_now(out, out.len() + BATCH_BYTES);
+        let left = left.saturating_sub(read);
+        self.final_left = Some(left);
+        batch.more = more && left > 0;
+        batch
     }
 
-    /// Drains into `out`; true when it stopped at [`BATCH_BYTES`] with
-    /// records left.
-    fn drain_now(&mut self, out: &mut Vec<u8>) -> (Batch, bool) {
+    /// Drains into `out` until it holds `full` bytes; true when it stopped
+    /// there with records left, and the ring bytes read (record headers
+    /// included).
+    fn drain_now(&mut self, out: &mut Vec<u8>, full: usize) -> (Batch, bool, u64) {
         let mut batch = Batch::default();
         let mut more = false;
+        let mut read = 0u64;
         let decoder = &self.decoder;
         match &mut self.source {
             Source::Ring { ring, .. } => {
                 let ring = ring.get_mut();
                 loop {
-                    if out.len() >= BATCH_BYTES {
+                    if out.len() >= full {
                         more = true;
                         break;
                     }
                     let Some(item) = ring.next() else { break };
+                    // An 8-byte header, the record padded to 8 bytes.
+                    read += 8 + (item.len() as u64).next_multiple_of(8);
                     match decoder.write_json(&item, out) {
                         Ok(()) => batch.events += 1,
                         Err(_) => batch.malformed += 1,
@@ -291,7 +322,7 @@ impl EventReader {
                 }
             }
         }
-        (batch, more)
+        (batch, more, read)
     }
 
     /// Events lost since the last call: for ring buffers the reservation

@@ -917,6 +917,7 @@ impl Source {
                     batch.events += b.events;
                     batch.lost += b.lost;
                     batch.malformed += b.malformed;
+                    batch.more |= b.more;
                 }
                 batch
             }
@@ -939,6 +940,9 @@ struct Live {
     lost: u64,
     /// A snapshot handed out: nothing more will come.
     finished: bool,
+    /// Its final drain is over (profilers' last histogram written, rings
+    /// read up to what waited at the end).
+    drained: bool,
 }
 
 impl Live {
@@ -950,6 +954,7 @@ impl Live {
             seen: 0,
             lost: 0,
             finished: false,
+            drained: false,
         }
     }
 
@@ -1103,16 +1108,22 @@ impl Running {
     }
 
     /// What is left when the run stops: buffered events, and profilers'
-    /// final histograms, of every source. Does not wait.
+    /// final histograms, of every source, about a batch per call: call it
+    /// again while the result says `more` (each source's final output is
+    /// written once). Does not wait.
     pub fn drain_final(&mut self, out: &mut Vec<u8>) -> Batch {
         let mut total = Batch::default();
-        for live in &mut self.sources {
+        for live in self.sources.iter_mut().filter(|l| !l.drained) {
             if let Poll::Ready(b) =
                 live.produce(&mut self.scratch, out, |s, o| Poll::Ready(s.drain_final(o)))
             {
                 total.events += b.events;
                 total.lost += b.lost;
                 total.malformed += b.malformed;
+                total.more |= b.more;
+                live.drained = !b.more;
+            } else {
+                live.drained = true;
             }
         }
         total
@@ -1165,7 +1176,7 @@ impl Running {
         let mut out = Vec::new();
         let mut buf = std::mem::take(&mut self.pending);
         buf.drain(..self.pending_at.min(buf.len()));
-        self.drain_final(&mut buf);
+        while self.drain_final(&mut buf).more {}
         self.pending = buf;
         self.pending_at = 0;
         while let Some(rec) = self.pop_pending()? {

@@ -422,9 +422,10 @@ async fn pump(
             }
         }
     };
-    // Drain what the kernel already produced, then count final losses.
-    let mut tail = Vec::new();
-    {
+    // Drain what the kernel already produced, a batch at a time, then
+    // count final losses.
+    loop {
+        let mut tail = Vec::new();
         let batch = running.drain_final(&mut tail);
         handle
             .events_seen
@@ -441,6 +442,9 @@ async fn pump(
                 data: tail.into(),
                 events: batch.events,
             });
+        }
+        if !batch.more {
+            break;
         }
     }
     let late_lost = running.final_losses();
