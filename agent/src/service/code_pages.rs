@@ -172,7 +172,10 @@ Anonymous:           100 kB
         .map(|m| m.rss_kib)
         .sum();
         // What ran between the release and this read faulted back in.
-        assert!(after < released, "after {after} KiB, released {released} KiB");
+        assert!(
+            after < released,
+            "after {after} KiB, released {released} KiB"
+        );
         assert_eq!(format!("{:?}", (1..4).collect::<Vec<_>>()), "[1, 2, 3]");
     }
 }
