@@ -124,6 +124,21 @@ def rss_breakdown_kib(pid):
     return anon, bpf
 
 
+def code_rss_kib(pid):
+    """Resident KiB of the agent's executable file mappings (its binary's and
+    libraries' code): clean, shared page-cache pages, counted in its RSS."""
+    kib = 0
+    code = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+                code = parts[1] == "r-xp" and len(parts) > 5 and parts[5].startswith("/")
+            elif parts[0] == "Rss:" and code:
+                kib += int(parts[1])
+    return kib
+
+
 class PeakSampler:
     """Samples the agent's RSS every 10 ms while a run floods it and keeps the
     composition at the highest sample: anonymous memory (heap, stacks) and
@@ -265,6 +280,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     run = wait_running(bin_dir, sock)
     rss_loaded = status_kib(agent_pid, "VmRSS")
     anon_loaded, bpf_loaded = rss_breakdown_kib(agent_pid)
+    code_loaded = code_rss_kib(agent_pid)
     cpu0 = cpu_seconds(agent_pid)
     client_cpu0 = cpu_seconds(client.pid)
     sampler = PeakSampler(agent_pid)
@@ -296,6 +312,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
         "rss_loaded_kib": rss_loaded,
         "anon_loaded_kib": anon_loaded,
         "bpf_loaded_kib": bpf_loaded,
+        "code_loaded_kib": code_loaded,
         "rss_peak_kib": status_kib(agent_pid, "VmHWM"),
         "flood_peak": peak,
         "client_stderr": client_stderr(client_err),
@@ -408,7 +425,8 @@ def main():
     print(f"agent RSS, 1 gadget loaded  {r['rss_loaded_kib'] / 1024:.1f} MiB (peak during runs {peak / 1024:.1f} MiB, "
           f"after {args.runs + 1} loads and no flood {peak_loads / 1024:.1f} MiB)")
     print(f"  of which heap/stacks      {r['anon_loaded_kib'] / 1024:.1f} MiB, "
-          f"BPF ring buffer mapping {r['bpf_loaded_kib'] / 1024:.1f} MiB")
+          f"BPF ring buffer mapping {r['bpf_loaded_kib'] / 1024:.1f} MiB, "
+          f"code (binary and libraries) {r['code_loaded_kib'] / 1024:.1f} MiB")
     fp = max((x["flood_peak"] for x in results["gadgetd"]), key=lambda p: p["rss"])
     print(f"  highest sample in a flood {fp['rss'] / 1024:.1f} MiB: heap/stacks {fp['anon'] / 1024:.1f} MiB, "
           f"ring {r['bpf_loaded_kib'] / 1024:.1f} MiB, files {(fp['rss'] - fp['anon'] - r['bpf_loaded_kib']) / 1024:.1f} MiB"

@@ -206,6 +206,43 @@ fn bundled_gadgets_have_no_unresolvable_relocations() {
     assert!(missing.iter().all(|(p, _)| p == "bad_core_getcwd"));
 }
 
+/// The kernel's BTF mapped (Linux 6.16+) and read on demand (the fallback
+/// for older kernels) resolve every relocation of every bundled gadget and
+/// test object to the same bytes, with the same counts.
+#[test]
+fn co_re_is_the_same_with_the_kernel_btf_mapped_or_read_on_demand() {
+    use gadgetd::runtime::core_relo;
+    let dir = std::path::PathBuf::from(std::env::var("GADGETD_GADGETS").unwrap());
+    let mut objects: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objects.sort();
+    objects.extend(["core_flex", "bad_core"].map(test_object));
+    assert!(objects.len() >= 7, "objects: {objects:?}");
+    let sockets = gadgetd::runtime::socket_enricher::value_btf().unwrap();
+    let mut resolved = 0;
+    for path in &objects {
+        let bytes = std::fs::read(path).unwrap();
+        let fix = |kernel: fn() -> gadgetd::runtime::Result<_>| {
+            core_relo::fix_up_all(&bytes, kernel, Some(&sockets))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let mapped = fix(core_relo::kernel_table);
+        let read = fix(core_relo::kernel_table_read_on_demand);
+        assert_eq!(mapped.bytes, read.bytes, "{}", path.display());
+        assert_eq!(
+            (mapped.resolved, &mapped.poisoned, mapped.left_to_aya),
+            (read.resolved, &read.poisoned, read.left_to_aya),
+            "{}",
+            path.display()
+        );
+        resolved += mapped.resolved;
+    }
+    assert!(resolved > 50, "{resolved} relocations resolved in all");
+}
+
 #[test]
 fn a_declarative_program_array_is_filled_and_its_tail_call_runs() {
     require_root();

@@ -4,6 +4,12 @@
 //! for the kernel's BTF and aya-obj keeps its type walk private; this reader
 //! takes one pass over the bytes (tens of milliseconds for vmlinux).
 
+use std::borrow::Cow;
+use std::fs::File;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
 use super::error::{GadgetError, Result};
 
 const BTF_MAGIC: u16 = 0xeb9f;
@@ -86,19 +92,38 @@ pub struct Type {
     pub kind: Kind,
 }
 
+/// Where a table's bytes are.
+enum Blob {
+    /// In memory: an object's `.BTF`, or any blob given as bytes.
+    Owned(Vec<u8>),
+    /// A file mapped read-only. The kernel's BTF can be mapped since Linux
+    /// 6.16: the mapping is the kernel's own pages, so it costs this process
+    /// no resident memory.
+    Mapped(memmap2::Mmap),
+    /// A file read on demand (kernels before 6.16 cannot map their BTF):
+    /// each type record is read when asked for; only the string section is
+    /// held (2.3 of the 5.5 MB of a 6.18 kernel's BTF).
+    File { file: File, strings: Vec<u8> },
+}
+
+/// Bytes read at a time from a file while walking its type headers.
+const CHUNK: usize = 64 * 1024;
+
 /// The types of one BTF blob, by id (id 0 is `void`).
 ///
 /// Only the record offsets are indexed up front (4 bytes per type); a type
-/// is decoded when asked for. The kernel's BTF (~150,000 types, ~6 MiB)
-/// is indexed in a few milliseconds and costs its bytes plus the index, where
-/// decoding every type took ~15 MiB of heap; CO-RE relocation looks at a
-/// few hundred of them.
+/// is decoded when asked for. The kernel's BTF (~130,000 types, ~5.5 MB) is
+/// indexed in a few milliseconds; mapped ([`BtfTable::open`]) it then costs
+/// only the index (~0.5 MiB), read whole it cost its bytes too. CO-RE
+/// relocation looks at a few hundred types.
 pub struct BtfTable {
-    /// The whole blob, header included.
-    bytes: Vec<u8>,
-    /// Where the string section starts and ends in `bytes`.
-    strings: std::ops::Range<usize>,
-    /// Byte offset in `bytes` of each type's record, by id; id 0 (`void`)
+    blob: Blob,
+    /// Where the string section is: in the blob for `Owned` and `Mapped`,
+    /// `0..len` of the held strings for `File`.
+    strings: Range<usize>,
+    /// Where the type section ends in the blob (or file).
+    types_end: usize,
+    /// Byte offset in the blob of each type's record, by id; id 0 (`void`)
     /// has none (0).
     offsets: Vec<u32>,
 }
@@ -129,51 +154,246 @@ fn body_len(kind: u32, vlen: usize, id: usize) -> Result<usize> {
     })
 }
 
+/// The type and string sections of a blob of `len` bytes, from its header
+/// (the first 24 bytes at least); errors say what is wrong with it.
+fn sections(header: &[u8], len: usize) -> Result<(Range<usize>, Range<usize>)> {
+    if header.len() < 24 || u16::from_le_bytes([header[0], header[1]]) != BTF_MAGIC {
+        return Err(GadgetError::Btf("bad magic: not little-endian BTF".into()));
+    }
+    let hdr_len = u32_at(header, 4)? as usize;
+    let type_start = hdr_len + u32_at(header, 8)? as usize;
+    let type_end = type_start + u32_at(header, 12)? as usize;
+    let str_start = hdr_len + u32_at(header, 16)? as usize;
+    let str_end = str_start + u32_at(header, 20)? as usize;
+    if type_end > len || str_end > len {
+        return Err(GadgetError::Btf("section lengths exceed the data".into()));
+    }
+    Ok((type_start..type_end, str_start..str_end))
+}
+
+/// `err`, saying which file it is about.
+fn at_path(path: &Path, err: GadgetError) -> GadgetError {
+    GadgetError::Btf(format!("{}: {err}", path.display()))
+}
+
+/// Reads small pieces of a blob at increasing offsets: from memory, or
+/// from a file through one buffer of `chunk` bytes.
+struct Cursor<'a> {
+    src: Src<'a>,
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` in the file.
+    start: usize,
+    chunk: usize,
+}
+
+enum Src<'a> {
+    Mem(&'a [u8]),
+    /// A file and where reading must stop (the end of its type section).
+    File(&'a File, usize),
+}
+
+impl<'a> Cursor<'a> {
+    fn mem(bytes: &'a [u8]) -> Self {
+        Cursor {
+            src: Src::Mem(bytes),
+            buf: Vec::new(),
+            start: 0,
+            chunk: 0,
+        }
+    }
+
+    /// `len` bytes at `at`; past the end is an error naming the byte.
+    fn get(&mut self, at: usize, len: usize) -> Result<&[u8]> {
+        let truncated = || GadgetError::Btf(format!("truncated BTF at byte {}", at + len));
+        match self.src {
+            Src::Mem(b) => b.get(at..at + len).ok_or_else(truncated),
+            Src::File(file, end) => {
+                if at < self.start || at + len > self.start + self.buf.len() {
+                    let n = self.chunk.max(len).min(end.saturating_sub(at));
+                    if n < len {
+                        return Err(truncated());
+                    }
+                    self.buf.resize(n, 0);
+                    file.read_exact_at(&mut self.buf, at as u64)?;
+                    self.start = at;
+                }
+                Ok(&self.buf[at - self.start..at - self.start + len])
+            }
+        }
+    }
+}
+
+/// The offset of every type record in `types`, by id (0 for `void`),
+/// walking the 12-byte record headers through `cur`.
+fn index(cur: &mut Cursor<'_>, types: &Range<usize>) -> Result<Vec<u32>> {
+    // ~24 bytes per type on average in the kernel's BTF.
+    let mut offsets = Vec::with_capacity(1 + types.len() / 24);
+    offsets.push(0);
+    let mut at = types.start;
+    while at < types.end {
+        let id = offsets.len();
+        let info = match cur.get(at, 12) {
+            Ok(h) => u32_at(h, 4)?,
+            Err(_) => {
+                return Err(GadgetError::Btf(format!(
+                    "truncated BTF at byte {} (type {id})",
+                    (at + 12).min(types.end)
+                )));
+            }
+        };
+        let extra = body_len((info >> 24) & 0x1f, (info & 0xffff) as usize, id)?;
+        if at + 12 + extra > types.end {
+            return Err(GadgetError::Btf(format!(
+                "truncated BTF at byte {} (type {id})",
+                at + 12 + extra
+            )));
+        }
+        offsets.push(
+            u32::try_from(at).map_err(|_| {
+                GadgetError::Btf(format!("type {id} starts past 4 GiB (byte {at})"))
+            })?,
+        );
+        at += 12 + extra;
+    }
+    // Not kept growing: the kernel's index is ~0.5 MiB for the whole load.
+    offsets.shrink_to_fit();
+    Ok(offsets)
+}
+
 impl BtfTable {
     /// Parses a little-endian BTF blob. Errors name the byte or kind at fault.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         Self::parse_owned(bytes.to_vec())
     }
 
-    /// Like [`BtfTable::parse`], keeping `bytes` without a copy (the
-    /// kernel's BTF read from `/sys/kernel/btf/vmlinux`).
+    /// Like [`BtfTable::parse`], keeping `bytes` without a copy.
     pub fn parse_owned(bytes: Vec<u8>) -> Result<Self> {
-        if bytes.len() < 24 || u16::from_le_bytes([bytes[0], bytes[1]]) != BTF_MAGIC {
-            return Err(GadgetError::Btf("bad magic: not little-endian BTF".into()));
-        }
-        let hdr_len = u32_at(&bytes, 4)? as usize;
-        let type_start = hdr_len + u32_at(&bytes, 8)? as usize;
-        let type_end = type_start + u32_at(&bytes, 12)? as usize;
-        let str_start = hdr_len + u32_at(&bytes, 16)? as usize;
-        let str_end = str_start + u32_at(&bytes, 20)? as usize;
-        if type_end > bytes.len() || str_end > bytes.len() {
-            return Err(GadgetError::Btf("section lengths exceed the data".into()));
-        }
-        let t = &bytes[..type_end];
-        // ~24 bytes per type on average in the kernel's BTF.
-        let mut offsets = Vec::with_capacity(1 + (type_end - type_start) / 24);
-        offsets.push(0);
-        let mut at = type_start;
-        while at < type_end {
-            let info = u32_at(t, at + 4)?;
-            u32_at(t, at + 8)?;
-            let vlen = (info & 0xffff) as usize;
-            let extra = body_len((info >> 24) & 0x1f, vlen, offsets.len())?;
-            if at + 12 + extra > type_end {
-                return Err(GadgetError::Btf(format!(
-                    "truncated BTF at byte {} (type {})",
-                    at + 12 + extra,
-                    offsets.len()
-                )));
-            }
-            offsets.push(at as u32);
-            at += 12 + extra;
-        }
+        let (types, strings) = sections(&bytes, bytes.len())?;
+        let offsets = index(&mut Cursor::mem(&bytes), &types)?;
         Ok(BtfTable {
-            bytes,
-            strings: str_start..str_end,
+            blob: Blob::Owned(bytes),
+            strings,
+            types_end: types.end,
             offsets,
         })
+    }
+
+    /// The BTF file at `path` (the kernel's is `/sys/kernel/btf/vmlinux`),
+    /// mapped read-only where the file allows it (the kernel's since Linux
+    /// 6.16), else read on demand ([`BtfTable::open_read_on_demand`]).
+    /// Neither holds the whole file in this process's memory. Errors name
+    /// the path.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| at_path(path, e.into()))?;
+        // SAFETY: a private read-only mapping; the kernel's BTF never
+        // changes, and a regular file changed under it could only give wrong
+        // types, which every read here bounds-checks.
+        match unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file) } {
+            Ok(map) => {
+                let (types, strings) = sections(&map, map.len()).map_err(|e| at_path(path, e))?;
+                let offsets =
+                    index(&mut Cursor::mem(&map), &types).map_err(|e| at_path(path, e))?;
+                Ok(BtfTable {
+                    blob: Blob::Mapped(map),
+                    strings,
+                    types_end: types.end,
+                    offsets,
+                })
+            }
+            Err(_) => Self::read_on_demand(path, file, CHUNK),
+        }
+    }
+
+    /// The BTF file at `path`, read on demand: the type headers are read
+    /// in chunks once to index them, then a type's record when it is asked
+    /// for; the string section is held. For kernels before 6.16, whose BTF
+    /// cannot be mapped. Errors name the path.
+    pub fn open_read_on_demand(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| at_path(path, e.into()))?;
+        Self::read_on_demand(path, file, CHUNK)
+    }
+
+    fn read_on_demand(path: &Path, file: File, chunk: usize) -> Result<Self> {
+        let build = || {
+            let len = file.metadata()?.len() as usize;
+            let mut header = [0u8; 24];
+            file.read_exact_at(&mut header, 0)
+                .map_err(|_| GadgetError::Btf("bad magic: not little-endian BTF".into()))?;
+            let (types, strings) = sections(&header, len)?;
+            let mut cur = Cursor {
+                src: Src::File(&file, types.end),
+                buf: Vec::new(),
+                start: 0,
+                chunk,
+            };
+            let offsets = index(&mut cur, &types)?;
+            let mut held = vec![0u8; strings.len()];
+            file.read_exact_at(&mut held, strings.start as u64)?;
+            Ok::<_, GadgetError>((types, held, offsets))
+        };
+        let (types, held, offsets) = build().map_err(|e| at_path(path, e))?;
+        Ok(BtfTable {
+            strings: 0..held.len(),
+            blob: Blob::File {
+                file,
+                strings: held,
+            },
+            types_end: types.end,
+            offsets,
+        })
+    }
+
+    /// True when the blob is mapped rather than held or read on demand.
+    #[allow(dead_code)] // for tests and diagnostics
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.blob, Blob::Mapped(_))
+    }
+
+    /// The whole blob, when it is in memory or mapped.
+    fn whole(&self) -> Option<&[u8]> {
+        match &self.blob {
+            Blob::Owned(b) => Some(b),
+            Blob::Mapped(m) => Some(m),
+            Blob::File { .. } => None,
+        }
+    }
+
+    /// The string section.
+    fn string_bytes(&self) -> &[u8] {
+        match &self.blob {
+            Blob::File { strings, .. } => strings,
+            _ => &self.whole().expect("in memory")[self.strings.clone()],
+        }
+    }
+
+    /// The record of type `id` (1..len): its header and body.
+    fn record(&self, id: usize) -> Result<Cow<'_, [u8]>> {
+        let at = self.offsets[id] as usize;
+        let end = self
+            .offsets
+            .get(id + 1)
+            .map_or(self.types_end, |&next| next as usize);
+        match &self.blob {
+            Blob::File { file, .. } => {
+                let mut rec = vec![0u8; end - at];
+                file.read_exact_at(&mut rec, at as u64)?;
+                Ok(Cow::Owned(rec))
+            }
+            _ => Ok(Cow::Borrowed(&self.whole().expect("in memory")[at..end])),
+        }
+    }
+
+    /// The name offset of type `id`'s record (1..len).
+    fn name_off(&self, id: usize) -> Result<u32> {
+        let at = self.offsets[id] as usize;
+        match &self.blob {
+            Blob::File { file, .. } => {
+                let mut word = [0u8; 4];
+                file.read_exact_at(&mut word, at as u64)?;
+                Ok(u32::from_le_bytes(word))
+            }
+            _ => u32_at(self.whole().expect("in memory"), at),
+        }
     }
 
     /// Ids of the types of `kind`'s kind (ENUM and ENUM64 alike) whose
@@ -181,33 +401,44 @@ impl BtfTable {
     /// found from the record headers without decoding the types.
     pub fn ids_named(&self, kind: &Kind, name: &str) -> Vec<u32> {
         let want = kind_code(kind);
-        let strings = &self.bytes[self.strings.clone()];
+        let strings = self.string_bytes();
         let name = name.as_bytes();
-        let header = |at: usize| {
-            let word =
-                |i: usize| u32::from_le_bytes(self.bytes[at + i..at + i + 4].try_into().unwrap());
-            (word(0) as usize, word(4))
+        let mut cur = match &self.blob {
+            Blob::File { file, .. } => Cursor {
+                src: Src::File(file, self.types_end),
+                buf: Vec::new(),
+                start: 0,
+                chunk: CHUNK,
+            },
+            _ => Cursor::mem(self.whole().expect("in memory")),
         };
-        (1..self.offsets.len())
-            .filter(|&id| {
-                let (name_off, info) = header(self.offsets[id] as usize);
-                let code = match (info >> 24) & 0x1f {
-                    19 => 6,
-                    c => c,
-                };
-                code == want
-                    && strings.get(name_off..).is_some_and(|s| {
-                        s.starts_with(name)
-                            && matches!(&s[name.len()..], [0, ..] | [] | [b'_', b'_', b'_', ..])
-                    })
-            })
-            .map(|id| id as u32)
-            .collect()
+        let mut ids = Vec::new();
+        for id in 1..self.offsets.len() {
+            // Indexed, so readable; a file that shrank since reads as no match.
+            let Ok(header) = cur.get(self.offsets[id] as usize, 8) else {
+                break;
+            };
+            let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap());
+            let (name_off, info) = (word(0) as usize, word(4));
+            let code = match (info >> 24) & 0x1f {
+                19 => 6,
+                c => c,
+            };
+            if code == want
+                && strings.get(name_off..).is_some_and(|s| {
+                    s.starts_with(name)
+                        && matches!(&s[name.len()..], [0, ..] | [] | [b'_', b'_', b'_', ..])
+                })
+            {
+                ids.push(id as u32);
+            }
+        }
+        ids
     }
 
-    /// Decodes the record at byte `at`.
-    fn decode(&self, at: usize) -> Result<Type> {
-        let t = &self.bytes[..];
+    /// Decodes a type's record (its header and body).
+    fn decode(t: &[u8]) -> Result<Type> {
+        let at = 0;
         let name_off = u32_at(t, at)?;
         let info = u32_at(t, at + 4)?;
         let size_or_type = u32_at(t, at + 8)?;
@@ -337,7 +568,7 @@ impl BtfTable {
                 name_off: 0,
                 kind: Kind::Void,
             }),
-            Some(&at) => self.decode(at as usize),
+            Some(_) => Self::decode(&self.record(id as usize)?),
             None => Err(GadgetError::Btf(format!("no BTF type with id {id}"))),
         }
     }
@@ -350,7 +581,7 @@ impl BtfTable {
 
     /// The string at `off` in the string section ("" when out of range or not UTF-8).
     pub fn str_at(&self, off: u32) -> &str {
-        let strings = &self.bytes[self.strings.clone()];
+        let strings = self.string_bytes();
         let start = (off as usize).min(strings.len());
         let rest = &strings[start..];
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
@@ -360,12 +591,9 @@ impl BtfTable {
     /// The name of type `id` ("" for anonymous types).
     pub fn name(&self, id: u32) -> &str {
         match self.offsets.get(id as usize) {
-            Some(&at) if id != 0 => {
-                let at = at as usize;
-                self.str_at(u32::from_le_bytes(
-                    self.bytes[at..at + 4].try_into().unwrap(),
-                ))
-            }
+            Some(_) if id != 0 => self
+                .name_off(id as usize)
+                .map_or("", |off| self.str_at(off)),
             _ => "",
         }
     }
@@ -506,9 +734,9 @@ mod tests {
     const BAR: u32 = 17;
     const X: u32 = 21;
 
-    fn table() -> BtfTable {
+    fn test_types() -> Vec<u8> {
         let st = |vlen: u32| (4 << 24) | vlen;
-        BtfTable::parse(&blob(
+        blob(
             &[
                 // 1: int (4 bytes, signed)
                 (0, 1 << 24, 4, &[(1 << 24) | 32]),
@@ -524,19 +752,70 @@ mod tests {
                 (BAR, (19 << 24) | 1, 8, &[X, 0, 1]),
             ],
             STRINGS,
-        ))
-        .unwrap()
+        )
+    }
+
+    /// A file of this test's own holding `bytes`, removed when dropped.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(bytes: &[u8]) -> Self {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "btf-table-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, bytes).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// `bytes` parsed every way a table can hold them: in memory, mapped,
+    /// and read on demand through a 13-byte buffer (so that nearly every
+    /// header read refills it, and headers straddle its ends).
+    fn every_way(bytes: &[u8]) -> Vec<(&'static str, Result<BtfTable>)> {
+        let file = TempFile::new(bytes);
+        let on_demand = File::open(&file.0)
+            .map_err(GadgetError::from)
+            .and_then(|f| BtfTable::read_on_demand(&file.0, f, 13));
+        vec![
+            ("in memory", BtfTable::parse(bytes)),
+            ("mapped", BtfTable::open(&file.0)),
+            ("on demand", on_demand),
+            ("on demand, 64 KiB", BtfTable::open_read_on_demand(&file.0)),
+        ]
+    }
+
+    fn tables() -> Vec<(&'static str, BtfTable)> {
+        every_way(&test_types())
+            .into_iter()
+            .map(|(how, t)| (how, t.unwrap()))
+            .collect()
     }
 
     #[test]
     fn candidates_are_found_by_kind_and_name_without_the_flavor() {
-        let t = table();
+        for (how, t) in tables() {
+            candidates_in(how, &t);
+        }
+    }
+
+    fn candidates_in(how: &str, t: &BtfTable) {
+        assert_eq!(t.is_mapped(), how == "mapped", "{how}");
         let strukt = Kind::Struct {
             size: 0,
             members: Vec::new(),
         };
-        assert_eq!(t.ids_named(&strukt, "foo"), [2, 3]);
-        assert_eq!(t.ids_named(&strukt, "fo"), [5]);
+        assert_eq!(t.ids_named(&strukt, "foo"), [2, 3], "{how}");
+        assert_eq!(t.ids_named(&strukt, "fo"), [5], "{how}");
         assert_eq!(
             t.ids_named(
                 &Kind::Union {
@@ -545,7 +824,8 @@ mod tests {
                 },
                 "foo"
             ),
-            [4]
+            [4],
+            "{how}"
         );
         // ENUM and ENUM64 are one kind for CO-RE.
         let enum32 = Kind::Enum {
@@ -554,45 +834,130 @@ mod tests {
             is64: false,
             values: Vec::new(),
         };
-        assert_eq!(t.ids_named(&enum32, "bar"), [6]);
-        assert!(t.ids_named(&strukt, "ba").is_empty());
+        assert_eq!(t.ids_named(&enum32, "bar"), [6], "{how}");
+        assert!(t.ids_named(&strukt, "ba").is_empty(), "{how}");
     }
 
     #[test]
     fn types_decode_on_demand() {
-        let t = table();
-        assert_eq!(t.len(), 7);
-        assert_eq!(t.name(2), "foo___v1");
-        assert_eq!(t.name(0), "");
-        let Kind::Struct { size: 4, members } = t.get(2).unwrap().kind else {
-            panic!("not the struct");
-        };
-        assert_eq!(t.str_at(members[0].name_off), "x");
-        assert_eq!(members[0].type_id, 1);
-        let Kind::Enum {
-            is64: true, values, ..
-        } = t.get(6).unwrap().kind
-        else {
-            panic!("not the enum64");
-        };
-        assert_eq!(values[0].value, 1 << 32);
-        assert_eq!(t.size_of(2).unwrap(), 4);
-        assert_eq!(
-            t.get(7).unwrap_err().to_string(),
-            GadgetError::Btf("no BTF type with id 7".into()).to_string()
-        );
+        for (how, t) in tables() {
+            assert_eq!(t.len(), 7, "{how}");
+            assert_eq!(t.name(2), "foo___v1", "{how}");
+            assert_eq!(t.name(6), "bar", "{how}");
+            assert_eq!(t.name(1), "", "{how}");
+            assert_eq!(t.name(0), "", "{how}");
+            assert_eq!(t.name(7), "", "{how}");
+            let Kind::Struct { size: 4, members } = t.get(2).unwrap().kind else {
+                panic!("{how}: not the struct");
+            };
+            assert_eq!(t.str_at(members[0].name_off), "x", "{how}");
+            assert_eq!(members[0].type_id, 1, "{how}");
+            let Kind::Enum {
+                is64: true, values, ..
+            } = t.get(6).unwrap().kind
+            else {
+                panic!("{how}: not the enum64");
+            };
+            assert_eq!(values[0].value, 1 << 32, "{how}");
+            assert_eq!(t.size_of(2).unwrap(), 4, "{how}");
+            assert_eq!(t.size_of(1).unwrap(), 4, "{how}");
+            assert!(matches!(
+                t.get(5).unwrap().kind,
+                Kind::Struct { size: 0, .. }
+            ));
+            assert_eq!(
+                t.get(7).unwrap_err().to_string(),
+                GadgetError::Btf("no BTF type with id 7".into()).to_string(),
+                "{how}"
+            );
+        }
     }
 
     #[test]
     fn a_truncated_or_unknown_record_is_an_error_naming_it() {
         let cut = blob(&[(FOO, (4 << 24) | 2, 8, &[X, 1, 0])], STRINGS);
-        let err = BtfTable::parse(&cut).err().unwrap().to_string();
-        assert!(
-            err.contains("truncated BTF") && err.contains("type 1"),
-            "{err}"
-        );
         let unknown = blob(&[(FOO, 31 << 24, 0, &[])], STRINGS);
-        let err = BtfTable::parse(&unknown).err().unwrap().to_string();
-        assert!(err.contains("unknown BTF kind 31 (type 1)"), "{err}");
+        // The header says more types than the file has.
+        let mut short = test_types();
+        short.truncate(24 + 20);
+        for (how, t) in every_way(&cut) {
+            let err = t.err().unwrap().to_string();
+            assert!(
+                err.contains("truncated BTF") && err.contains("type 1"),
+                "{how}: {err}"
+            );
+        }
+        for (how, t) in every_way(&unknown) {
+            let err = t.err().unwrap().to_string();
+            assert!(err.contains("unknown BTF kind 31 (type 1)"), "{how}: {err}");
+        }
+        for (how, t) in every_way(&short) {
+            let err = t.err().unwrap().to_string();
+            assert!(
+                err.contains("section lengths exceed the data"),
+                "{how}: {err}"
+            );
+        }
+        for (how, t) in every_way(b"not BTF at all, but long enough") {
+            let err = t.err().unwrap().to_string();
+            assert!(err.contains("bad magic"), "{how}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_file_error_names_the_path() {
+        let path = Path::new("/nonexistent/btf/vmlinux");
+        for t in [BtfTable::open(path), BtfTable::open_read_on_demand(path)] {
+            let err = t.err().unwrap().to_string();
+            assert!(err.contains("/nonexistent/btf/vmlinux"), "{err}");
+        }
+    }
+
+    /// The running kernel's `(major, minor)` version.
+    fn kernel_version() -> (u32, u32) {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    }
+
+    /// The kernel's BTF mapped and read on demand: the same types, names
+    /// and candidates (what CO-RE relocation asks of it).
+    #[test]
+    fn the_kernels_btf_reads_the_same_mapped_and_on_demand() {
+        let path = Path::new("/sys/kernel/btf/vmlinux");
+        if !path.exists() {
+            eprintln!("skipping: no kernel BTF ({} is missing)", path.display());
+            return;
+        }
+        let mapped = BtfTable::open(path).unwrap();
+        let read = BtfTable::open_read_on_demand(path).unwrap();
+        // Linux 6.16 added mmap to the kernel's BTF file.
+        assert_eq!(mapped.is_mapped(), kernel_version() >= (6, 16));
+        assert!(!read.is_mapped());
+        assert_eq!(mapped.len(), read.len());
+        assert!(mapped.len() > 10_000, "{} types", mapped.len());
+        for id in (0..mapped.len() as u32).step_by(97) {
+            assert_eq!(mapped.name(id), read.name(id), "type {id}");
+            assert_eq!(
+                format!("{:?}", mapped.get(id).unwrap()),
+                format!("{:?}", read.get(id).unwrap()),
+                "type {id}"
+            );
+        }
+        let strukt = Kind::Struct {
+            size: 0,
+            members: Vec::new(),
+        };
+        for name in ["task_struct", "file", "sk_buff", "pt_regs"] {
+            let ids = mapped.ids_named(&strukt, name);
+            assert!(!ids.is_empty(), "struct {name}");
+            assert_eq!(ids, read.ids_named(&strukt, name), "struct {name}");
+            assert_eq!(
+                mapped.size_of(ids[0]).unwrap(),
+                read.size_of(ids[0]).unwrap()
+            );
+        }
     }
 }

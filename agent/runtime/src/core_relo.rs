@@ -868,16 +868,47 @@ pub fn kernel_table_transient() -> Result<Arc<BtfTable>> {
     Ok(Arc::new(read_kernel_table()?))
 }
 
-fn read_kernel_table() -> Result<BtfTable> {
-    let bytes = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| {
-        GadgetError::Load(format!(
-            "reading the kernel's BTF, /sys/kernel/btf/vmlinux: {e} (CO-RE relocations and iterators need it; a kernel built with CONFIG_DEBUG_INFO_BTF=y has it)"
-        ))
-    })?;
-    BtfTable::parse_owned(bytes)
+/// Where the running kernel's BTF is.
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// Set by [`read_kernel_btf_on_demand`]: the kernel table is read on demand
+/// even where the file can be mapped.
+static ON_DEMAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every kernel table parsed from now on read the file on demand, as
+/// on kernels before 6.16 that cannot map it (for measurements and tests of
+/// that path; mapping is the default).
+pub fn read_kernel_btf_on_demand(on: bool) {
+    ON_DEMAND.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Drops the kernel BTF (the file's bytes and 4 bytes per type).
+/// The running kernel's BTF read on demand, for this caller only (tests
+/// that compare it with the mapped table).
+pub fn kernel_table_read_on_demand() -> Result<Arc<BtfTable>> {
+    BtfTable::open_read_on_demand(std::path::Path::new(VMLINUX))
+        .map(Arc::new)
+        .map_err(kernel_btf_error)
+}
+
+fn kernel_btf_error(e: GadgetError) -> GadgetError {
+    GadgetError::Load(format!(
+        "reading the kernel's BTF: {e} (CO-RE relocations and iterators need it; a kernel built with CONFIG_DEBUG_INFO_BTF=y has it)"
+    ))
+}
+
+/// The kernel's BTF, mapped (Linux 6.16+) or read on demand: neither holds
+/// the 5–6 MB file in the heap, only an index of 4 bytes per type.
+fn read_kernel_table() -> Result<BtfTable> {
+    let path = std::path::Path::new(VMLINUX);
+    if ON_DEMAND.load(std::sync::atomic::Ordering::Relaxed) {
+        BtfTable::open_read_on_demand(path)
+    } else {
+        BtfTable::open(path)
+    }
+    .map_err(kernel_btf_error)
+}
+
+/// Drops the kernel BTF (the index, and the mapping or held strings).
 pub fn release_kernel_table() {
     KERNEL_TABLE
         .lock()

@@ -241,11 +241,9 @@ pub fn place_ksyms(elf_bytes: &[u8], btf: &Btf) -> Result<Option<Vec<u8>>> {
             ));
         }
         let id = kernel
-            .iter()
-            .find(|(_, t)| {
-                matches!(t.kind, super::btf_table::Kind::Var(_)) && kernel.str_at(t.name_off) == name
-            })
-            .map(|(id, _)| id)
+            .ids_named(&super::btf_table::Kind::Var(0), name)
+            .into_iter()
+            .find(|&id| kernel.name(id) == name)
             .ok_or_else(|| {
                 ksym_err(
                     name,

@@ -279,6 +279,9 @@ impl Manager {
             .map_err(|e| fdo::Error::Failed(format!("loader task failed: {e}")))?
             .map_err(gadget_error)?;
         tracing::info!(run = %id, image = %image, uid = caller.uid, load_ms = started.elapsed().as_millis() as u64, "run started");
+        // Loading code (object parsing, CO-RE, aya's loader) ran once for this
+        // run. Off the async workers: reading smaps walks every mapping.
+        tokio::task::spawn_blocking(|| super::code_pages::release_logged("a load"));
         super::scope::follow(&self.agent, plan, &running, &id);
         header.programs = running.programs().iter().map(|p| p.state()).collect();
         let spec = RunSpec {

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub mod authz;
 pub(crate) mod batch_pool;
 pub(crate) mod bus;
+pub(crate) mod code_pages;
 pub(crate) mod containers;
 pub(crate) mod describe;
 pub mod detached;
@@ -131,6 +132,8 @@ pub async fn serve(
     ]);
     tokio::spawn(lifecycle::watchdog_and_status(agent.clone()));
     tracing::info!(journal = agent.journal.describe(), "ready");
+    // Start-up code (option parsing, the database, bus handshakes) does not run again.
+    code_pages::release_logged("start-up");
     tokio::select! {
         _ = shutdown => tracing::info!("shutting down: stopping every run"),
         r = accept => { r?; }

@@ -2,7 +2,9 @@
 //! parses (aya's and the runtime's own CO-RE table), and whole loads of a
 //! gadget object as the agent does them (load, attach, drop).
 //!
-//! Usage: `load-cost OBJECT [LOADS]` (LOADS: 10 unless given).
+//! Usage: `load-cost OBJECT [LOADS] [--on-demand]` (LOADS: 10 unless
+//! given; `--on-demand` reads the kernel's BTF on demand as on kernels
+//! before 6.16 instead of mapping it).
 //!
 //! Prints one line per phase with milliseconds (median and min–max over
 //! LOADS) and the process's resident memory (`VmRSS`, `VmHWM`, MiB) after it.
@@ -57,7 +59,12 @@ fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
 }
 
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--on-demand") {
+        args.remove(i);
+        gadgetd_runtime::core_relo::read_kernel_btf_on_demand(true);
+        println!("kernel BTF read on demand (not mapped)");
+    }
     let (object, loads) = match args.as_slice() {
         [_, o] => (o, 10),
         [_, o, n] => (
@@ -65,7 +72,7 @@ fn run() -> Result<(), String> {
             n.parse()
                 .map_err(|_| format!("LOADS must be a count, not {n:?}"))?,
         ),
-        _ => return Err("usage: load-cost OBJECT [LOADS]".into()),
+        _ => return Err("usage: load-cost OBJECT [LOADS] [--on-demand]".into()),
     };
     let bytes = std::fs::read(object).map_err(|e| format!("reading {object}: {e}"))?;
     let obj = GadgetObject::parse(bytes).map_err(|e| format!("{object}: {e}"))?;
