@@ -372,7 +372,7 @@ async fn pump(
                     ledger.saw(events, lost);
                 }
                 if events > 0 {
-                    fanout.send(Chunk { data: take_batch(&mut buf, &pools), events });
+                    fanout.send_batch(&mut buf, events, |buf| take_batch(buf, &pools));
                 }
                 if lost > 0 {
                     handle.stats.count_lost(batch.lost, batch.malformed);
