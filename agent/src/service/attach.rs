@@ -30,11 +30,11 @@ use tokio::task::JoinHandle;
 const QUEUE_BYTES: usize = 4 << 20;
 
 /// Send buffer of the agent's end of a stream (`SO_SNDBUF`; the kernel
-/// doubles it for its bookkeeping): a whole batch (up to ~256 KiB of JSON,
-/// `reader.rs`) fits in one `send` while the client keeps up. The default
-/// (`net.core.wmem_default`, 208 KiB) took two writes and a wait for the
-/// client per batch. Kernel memory, charged only while the client has not
-/// read it; the agent's own queue (`QUEUE_BYTES`) comes after it.
+/// doubles it for its bookkeeping): a client that is briefly descheduled
+/// still takes whole batches (64 KiB of JSON, `reader.rs`) in one `send`
+/// each, straight from the run task, for ~15 ms of a flood, before its
+/// queue and writer task are needed. Kernel memory, charged only while the
+/// client has not read it; the agent's own queue (`QUEUE_BYTES`) comes after it.
 const SOCKET_SEND_BYTES: libc::c_int = 1 << 20;
 
 /// The agent's end of a stream socket pair.

@@ -289,8 +289,9 @@ pub fn spawn_at(
 /// How often counters are published as PropertiesChanged at most.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// Bytes of the batch buffer the decoder writes into.
-const BATCH_CAPACITY: usize = 512 * 1024;
+/// Bytes of the batch buffer the decoder writes into: twice a batch
+/// (`reader.rs` stops at 64 KiB), room for the event that crosses it.
+const BATCH_CAPACITY: usize = 128 * 1024;
 
 /// Batch buffers kept for reuse per run (besides the one being filled).
 const POOLED_BATCHES: usize = 2;
