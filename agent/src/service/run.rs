@@ -312,7 +312,8 @@ impl Pools {
     }
 }
 
-/// The decoded batch as shared bytes for the clients' queues, which count
+/// The decoded batch as shared bytes for the clients' queues (called only
+/// when some client cannot take it straight into its socket), which count
 /// what they hold by length: a batch that fills at least half the buffer is
 /// handed over whole (no copy) and the buffer replaced by one from the pool
 /// (it returns there once written to every client); a quarter to a half is
