@@ -2,7 +2,7 @@
 """End-to-end benchmark of the trace_open pipeline: kernel -> gadgetd -> fd -> gadgetctl JSON.
 
 Usage: scripts/bench.py BIN_DIR OBJECT [--events N] [--runs R] [--reps K]
-                         [--floor-reader PATH] [--no-bpftrace]
+                         [--floor-reader PATH] [--no-bpftrace] [--no-c-reader]
 
 Starts a release gadgetd on a private p2p socket, then measures:
   * time from `gadgetctl run` to the first event (object cached, median of R runs),
@@ -12,6 +12,9 @@ Starts a release gadgetd on a private p2p socket, then measures:
       trace_open attached but filtering every event out (targ_pid 1): the tracepoints alone;
       trace_open drained by the floor reader (benches/src/bin/floor-reader.rs): same object,
         a reader that only counts records: what the kernel side costs;
+      trace_open loaded by libbpf and drained by a C reader that writes the JSON line gadgetd
+        writes for each record (bench/json-reader.c), `| wc -l`: what formatting the agent's
+        output costs a plain C consumer (the reference of the agent's CPU goal);
       bpftrace with the same enter+exit map and a printf of the same fields (bench_trace_open.bt);
       gadgetd in full (agent, fd, `gadgetctl run -o json | wc -l`);
     and for gadgetd: events/s delivered to the client, events lost, agent and client
@@ -223,6 +226,42 @@ def floor_run(reader, obj, loadgen, n, path, filtered_out=False):
             "consumer_cpu": float(cpu), "seen": int(records)}
 
 
+def json_reader_run(reader, obj, loadgen, n, path):
+    """The same object loaded by libbpf and drained by bench/json-reader.c, which writes
+    gadgetd's JSON line for each record to a pipe counted like `| wc -l`."""
+    gen = Loadgen(loadgen, n, path)
+    pipe_r, pipe_w = os.pipe()
+    counter = subprocess.Popen(["wc", "-l"], stdin=pipe_r, stdout=subprocess.PIPE, text=True)
+    r = subprocess.Popen([reader, obj, str(gen.pid), str(n)], stdin=subprocess.PIPE, stdout=pipe_w,
+                         stderr=subprocess.PIPE, text=True)
+    os.close(pipe_r)
+    os.close(pipe_w)
+    if r.stderr.readline().strip() != "ready":
+        gen.p.kill()
+        raise SystemExit(f"json-reader failed to start: {r.stderr.read()[:500]}")
+    seconds = gen.run()
+    try:
+        # Its last stderr line: RECORDS LOST CPU_SECONDS.
+        records, lost, cpu = r.communicate(timeout=60)[1].split()[-3:]
+    except subprocess.TimeoutExpired:
+        r.kill()
+        raise SystemExit("json-reader did not see every event within 60 s")
+    lines = int(counter.communicate()[0].strip())
+    return {"gen_seconds": seconds, "delivered": lines, "lost": int(lost),
+            "consumer_cpu": float(cpu), "seen": int(records)}
+
+
+def build_json_reader(work):
+    """Compiles bench/json-reader.c against Debian's libbpf (libbpf-dev); returns its path."""
+    out = os.path.join(work, "json-reader")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "json-reader.c")
+    built = subprocess.run(["cc", "-O2", "-o", out, src, "-lbpf"], capture_output=True, text=True)
+    if built.returncode != 0:
+        raise SystemExit(f"building bench/json-reader.c failed (libbpf-dev missing? `.ci/install-deps bench`, "
+                         f"or pass --no-c-reader):\n{built.stderr[-2000:]}")
+    return out
+
+
 def bpftrace_run(script, loadgen, n, path):
     """bpftrace doing trace_open's work; its output read (and its lines counted) like a pipe to wc -l."""
     gen = Loadgen(loadgen, n, path)
@@ -341,6 +380,7 @@ def print_floor(n, reps, results):
     for key, label in (("untraced", "untraced"),
                        ("filtered", "trace_open, all filtered (pid 1)"),
                        ("floor", "trace_open, counting reader"),
+                       ("cjson", "C reader (libbpf), same JSON"),
                        ("bpftrace", "bpftrace, map + printf"),
                        ("gadgetd", "gadgetd, gadgetctl -o json")):
         runs = results.get(key)
@@ -359,6 +399,11 @@ def print_floor(n, reps, results):
         f = statistics.median(r["gen_seconds"] for r in results["floor"])
         g = statistics.median(r["gen_seconds"] for r in results["gadgetd"])
         print(f"gadgetd vs the counting reader    {g / f:.2f}x  (the floor is what the kernel side costs)")
+    if results.get("cjson") and results.get("gadgetd"):
+        per = [statistics.median(r["consumer_cpu"] * 1e6 / max(r["seen"], 1) for r in results[k])
+               for k in ("cjson", "gadgetd")]
+        print(f"agent vs the C JSON reader        {per[1] / per[0]:.2f}x  CPU per event, medians "
+              f"{per[1]:.3f} / {per[0]:.3f} us (the C reader is what the same JSON costs)")
 
 
 def main():
@@ -370,6 +415,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="workload runs per tracer (median of these)")
     ap.add_argument("--floor-reader", help="benches' floor-reader binary (default: BIN_DIR/floor-reader)")
     ap.add_argument("--no-bpftrace", action="store_true", help="leave out the bpftrace column")
+    ap.add_argument("--no-c-reader", action="store_true",
+                    help="leave out the C reader column (bench/json-reader.c, needs libbpf-dev)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark loads eBPF programs")
@@ -389,7 +436,8 @@ def main():
     open(target, "w").close()
     agent, sock = start_agent(args.bin_dir, work)
     n = args.events
-    results = {k: [] for k in ("untraced", "filtered", "floor", "bpftrace", "gadgetd")}
+    json_reader = None if args.no_c_reader else build_json_reader(work)
+    results = {k: [] for k in ("untraced", "filtered", "floor", "cjson", "bpftrace", "gadgetd")}
     try:
         rss_idle = status_kib(agent.pid, "VmRSS")
         ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: page cache, first-use allocations
@@ -400,6 +448,8 @@ def main():
             results["untraced"].append(loadgen_untraced(loadgen, n, target))
             results["filtered"].append(floor_run(reader, obj, loadgen, n, target, filtered_out=True))
             results["floor"].append(floor_run(reader, obj, loadgen, n, target))
+            if json_reader:
+                results["cjson"].append(json_reader_run(json_reader, obj, loadgen, n, target))
             if use_bpftrace:
                 results["bpftrace"].append(bpftrace_run(bt_script, loadgen, n, target))
             results["gadgetd"].append(traced_run(args.bin_dir, sock, obj, loadgen, n, target, agent.pid))

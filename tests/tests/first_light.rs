@@ -602,3 +602,133 @@ fn a_slow_reader_is_told_what_it_missed() {
     assert_eq!(events_delivered + slow_reader_lost, seen);
     assert!(seen >= opens, "seen {seen} < {opens} opens");
 }
+
+/// Three streams of one run (the caller's and two attachers) while the agent
+/// writes batches straight into the sockets of clients that keep up: two
+/// read all along, one reads nothing until half the opens are made. Each stream
+/// gets every event the run saw or a `slow-reader` count of it, our opens
+/// in the order they were made, none twice; the one that did not read is
+/// told it lost events.
+#[test]
+fn attachers_get_every_event_in_order_or_its_loss_while_one_lags() {
+    let bus = Bus::start();
+    let _agent = Agent::start(&bus);
+    let gadget = gadget("trace_open");
+    let dir = TempDir::new("attachers");
+    // Opens of missing files: no file to create, the index is in the name.
+    let prefix = format!("{}/", dir.path().join("missing").to_str().unwrap());
+    let opens = 60_000usize;
+    let me = std::process::id().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mgr, id, fds) = rt.block_on(async {
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
+        let file = std::fs::File::open(&gadget).unwrap();
+        let params = std::collections::HashMap::from([("targ_pid", me.as_str())]);
+        let (path, own) = mgr
+            .run_object(
+                zbus::zvariant::Fd::from(std::os::fd::AsFd::as_fd(&file)),
+                "",
+                params,
+                std::collections::HashMap::new(),
+            )
+            .await
+            .unwrap();
+        let id = path.as_str().rsplit('/').next().unwrap().to_string();
+        let fast = mgr.attach(&id).await.unwrap();
+        let slow = mgr.attach(&id).await.unwrap();
+        (mgr, id, [own, fast, slow])
+    });
+    let [own, fast, slow] =
+        fds.map(|fd| std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(fd)));
+    let read_all = |s: std::os::unix::net::UnixStream| {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            BufReader::new(s)
+                .lines()
+                .map(Result::unwrap)
+                .collect::<Vec<String>>()
+        })
+    };
+    let [own, fast] = [read_all(own), read_all(fast)];
+    // The lagging one starts reading halfway: from then on its writer
+    // empties a full queue while new batches keep coming.
+    let (start_lagging, go) = std::sync::mpsc::channel::<()>();
+    let slow = std::thread::spawn(move || {
+        let _ = go.recv();
+        read_all(slow).join().unwrap()
+    });
+    for i in 0..opens {
+        if i == opens / 2 {
+            start_lagging.send(()).unwrap();
+        }
+        assert!(std::fs::File::open(format!("{prefix}{i}")).is_err());
+        // ~100k opens/s at most, which a debug agent decodes (see above).
+        if i % 1000 == 999 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    rt.block_on(mgr.stop(&id)).unwrap();
+    let streams = [
+        ("caller", own.join().unwrap()),
+        ("attacher", fast.join().unwrap()),
+        ("lagging attacher", slow.join().unwrap()),
+    ];
+    for (who, lines) in &streams {
+        let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+        assert_eq!(end["gadgetd"], "end", "{who}");
+        // Kernel losses (a starved debug agent) are counted apart: `seen`
+        // is what the agent read, each of which this stream got or was told of.
+        let seen = end["events_seen"].as_u64().unwrap();
+        let kernel_lost = end["events_lost"].as_u64().unwrap();
+        assert!(
+            seen + kernel_lost >= opens as u64,
+            "{who}: seen {seen} + lost {kernel_lost} < {opens} opens"
+        );
+        let (mut events, mut lost, mut ours) = (0u64, 0u64, Vec::new());
+        for line in lines {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{who}: not JSON ({e}): {line:.200}"));
+            match v["gadgetd"].as_str() {
+                Some("lost") if v["cause"] == "kernel" => {}
+                Some("lost") => {
+                    assert_eq!(v["cause"], "slow-reader", "{who}: {line}");
+                    lost += v["count"].as_u64().unwrap();
+                }
+                Some(_) => {}
+                None => {
+                    events += 1;
+                    if let Some(i) = v["fname"].as_str().and_then(|f| f.strip_prefix(&prefix)) {
+                        ours.push(i.parse::<usize>().unwrap());
+                    }
+                }
+            }
+        }
+        assert_eq!(events + lost, seen, "{who}: {events} events + {lost} lost");
+        assert!(
+            ours.windows(2).all(|w| w[0] < w[1]),
+            "{who}: our opens out of order or twice"
+        );
+        if lost == 0 && kernel_lost == 0 {
+            assert_eq!(ours, (0..opens).collect::<Vec<_>>(), "{who}");
+        }
+    }
+    let lagging_lost = streams[2]
+        .1
+        .iter()
+        .filter(|l| l.contains("slow-reader"))
+        .count();
+    assert!(
+        lagging_lost > 0,
+        "an attacher that did not read for {} events lost nothing?",
+        opens / 2
+    );
+}

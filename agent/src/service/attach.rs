@@ -1,16 +1,21 @@
 //! Fan-out of a run's event stream to its attached fds.
 //!
-//! The run task never blocks on a client: each attacher has its own writer
-//! task and a queue bounded in bytes. A client that falls behind loses
-//! whole batches, is told how many events it missed (a `lost` line with
-//! cause `slow-reader`), and slows no one else. A client that closes its end is noticed even when the
+//! The run task never blocks on a client. While a client keeps up (nothing
+//! waits in its queue), the run task writes each batch straight into the
+//! client's socket with one non-blocking `send`: no copy of the batch, no
+//! wake-up of another task. What the socket does not take goes to the
+//! client's queue, bounded in bytes, which its own writer task empties
+//! (and while anything waits there, later batches queue behind it, so the
+//! order holds). A client that falls behind loses whole batches, is told
+//! how many events it missed (a `lost` line with cause `slow-reader`), and
+//! slows no one else. A client that closes its end is noticed even when the
 //! gadget is idle (the writer also waits for EOF on the socket).
 
 use bytes::Bytes;
 use gadgetd_dbus::stream::{self, Control, LostCause};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -19,8 +24,18 @@ use tokio::task::JoinHandle;
 /// ~50 ms of a flood (trace_open at 300k events/s is ~75 MB/s of JSON), so
 /// a client that is briefly descheduled loses nothing, and a stuck one
 /// costs bounded memory: at most twice this per client, since a queued
-/// batch may hold a buffer up to twice its length (docs/benchmarks.md).
+/// batch may hold a buffer up to twice its length (docs/benchmarks.md),
+/// plus one batch buffer pinned by the rest of a partial direct write
+/// (only one at a time: a rest is queued only into an empty queue).
 const QUEUE_BYTES: usize = 4 << 20;
+
+/// Send buffer of the agent's end of a stream (`SO_SNDBUF`; the kernel
+/// doubles it for its bookkeeping): a client that is briefly descheduled
+/// still takes whole batches (64 KiB of JSON, `reader.rs`) in one `send`
+/// each, straight from the run task, for ~15 ms of a flood, before its
+/// queue and writer task are needed. Kernel memory, charged only while the
+/// client has not read it; the agent's own queue (`QUEUE_BYTES`) comes after it.
+const SOCKET_SEND_BYTES: libc::c_int = 1 << 20;
 
 /// The agent's end of a stream socket pair.
 pub struct Attacher {
@@ -32,6 +47,7 @@ impl Attacher {
     pub fn pair() -> std::io::Result<(Attacher, std::os::fd::OwnedFd)> {
         let (agent, client) = std::os::unix::net::UnixStream::pair()?;
         agent.set_nonblocking(true)?;
+        set_send_buffer(&agent, SOCKET_SEND_BYTES);
         Ok((
             Attacher {
                 stream: UnixStream::from_std(agent)?,
@@ -48,6 +64,9 @@ pub struct Chunk {
 }
 
 struct Slot {
+    /// The agent's end of the client's socket, shared with the writer task:
+    /// the run task writes to it directly while `queued` is 0.
+    stream: Arc<UnixStream>,
     tx: mpsc::UnboundedSender<Bytes>,
     /// Bytes sent to the writer and not yet written out.
     queued: Arc<AtomicUsize>,
@@ -69,47 +88,90 @@ impl Fanout {
     pub fn add(&mut self, attacher: Attacher, header_line: &[u8]) {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write_loop(attacher.stream, rx, queued.clone()));
+        let stream = Arc::new(attacher.stream);
+        let task = tokio::spawn(write_loop(stream.clone(), rx, queued.clone()));
         let slot = Slot {
+            stream,
             tx,
             queued,
             task,
             unreported: 0,
             missed_total: 0,
         };
-        slot.enqueue(Bytes::copy_from_slice(header_line));
+        slot.deliver(header_line);
         self.slots.push(slot);
         self.ever_attached = true;
     }
 
+    /// Sends a batch already held as shared bytes to every client.
     pub fn send(&mut self, chunk: Chunk) {
+        self.fan_out(&mut Vec::new(), Some(chunk.data), chunk.events, |_| {
+            unreachable!("the batch is already shared")
+        });
+    }
+
+    /// Sends the batch in `buf` (`events` events) to every client: written
+    /// straight into the socket of each client whose queue is empty, queued
+    /// for the others (or counted as lost to a client whose queue is full).
+    /// `share` turns `buf` into shared bytes, at most once and only when
+    /// some client needs the batch queued (the rest of a partial write, or
+    /// a client that is behind). `buf` is empty after the call (taken by
+    /// `share`, or cleared): when every client took the batch directly, it
+    /// was never copied and its buffer is reused as it is.
+    pub fn send_batch(
+        &mut self,
+        buf: &mut Vec<u8>,
+        events: u64,
+        share: impl FnOnce(&mut Vec<u8>) -> Bytes,
+    ) {
+        self.fan_out(buf, None, events, share);
+    }
+
+    fn fan_out(
+        &mut self,
+        buf: &mut Vec<u8>,
+        mut shared: Option<Bytes>,
+        events: u64,
+        share: impl FnOnce(&mut Vec<u8>) -> Bytes,
+    ) {
+        let mut share = Some(share);
         for slot in &mut self.slots {
-            let room = QUEUE_BYTES.saturating_sub(slot.queued.load(Ordering::Relaxed));
-            if slot.unreported > 0 && room > chunk.data.len() {
+            let len = shared.as_ref().map_or(buf.len(), Bytes::len);
+            let room = QUEUE_BYTES.saturating_sub(slot.queued.load(Ordering::Acquire));
+            if slot.unreported > 0 && room > len {
                 let line = stream::encode(&Control::Lost {
                     count: slot.unreported,
                     total: slot.missed_total,
                     cause: LostCause::SlowReader,
                     datasource: None,
                 });
-                slot.enqueue(line.into());
+                slot.deliver(&line);
                 slot.unreported = 0;
             }
-            if room >= chunk.data.len() {
-                slot.enqueue(chunk.data.clone());
-            } else {
-                slot.unreported += chunk.events;
-                slot.missed_total += chunk.events;
-                self.missed += chunk.events;
+            if room < len {
+                slot.unreported += events;
+                slot.missed_total += events;
+                self.missed += events;
+                continue;
+            }
+            let written = slot.write_direct(shared.as_deref().unwrap_or(buf));
+            if written < len {
+                let data = match (&shared, share.take()) {
+                    (Some(data), _) => data.clone(),
+                    (None, Some(share)) => shared.insert(share(buf)).clone(),
+                    (None, None) => unreachable!("share is only taken to fill `shared`"),
+                };
+                slot.enqueue(data.slice(written..));
             }
         }
+        buf.clear();
     }
 
     /// Control lines are small and rare: they are never dropped.
     pub fn send_control(&mut self, control: &Control) {
-        let line: Bytes = stream::encode(control).into();
+        let line = stream::encode(control);
         for slot in &self.slots {
-            slot.enqueue(line.clone());
+            slot.deliver(&line);
         }
     }
 
@@ -158,6 +220,27 @@ impl Fanout {
 }
 
 impl Slot {
+    /// Writes as much of `data` as the socket takes now, if nothing waits
+    /// in the queue (the writer task is idle, so the order holds): the
+    /// bytes written, which the caller queues the rest after.
+    fn write_direct(&self, data: &[u8]) -> usize {
+        if self.queued.load(Ordering::Acquire) != 0 {
+            return 0;
+        }
+        // Errors (the client went away) are left to the writer, which
+        // meets them on its next write or its read of EOF.
+        send_now(&self.stream, data).unwrap_or(0)
+    }
+
+    /// A small line (header, control): written directly when it can be,
+    /// else queued (a copy).
+    fn deliver(&self, line: &[u8]) {
+        let written = self.write_direct(line);
+        if written < line.len() {
+            self.enqueue(Bytes::copy_from_slice(&line[written..]));
+        }
+    }
+
     fn enqueue(&self, data: Bytes) {
         // Counted before sending, so the writer's decrement never goes first.
         let len = data.len();
@@ -168,20 +251,81 @@ impl Slot {
     }
 }
 
+/// One non-blocking `send` of `data`: the bytes the socket took (0 when
+/// its buffer is full). `MSG_NOSIGNAL`: a closed client is an error, not
+/// a signal.
+fn send_now(stream: &UnixStream, data: &[u8]) -> std::io::Result<usize> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    // SAFETY: a send from a live slice on a socket fd the stream owns.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(0)
+    } else {
+        Err(e)
+    }
+}
+
+/// Asks for a send buffer of `bytes` on `stream` (best effort: the
+/// default stays when the kernel refuses).
+fn set_send_buffer(stream: &std::os::unix::net::UnixStream, bytes: libc::c_int) {
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "stream send buffer left at the default");
+    }
+}
+
+/// Writes all of `data` when the socket takes it.
+async fn write_all(stream: &UnixStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Empties the client's queue into its socket, and ends when the client
+/// closes its end (EOF) or the queue's sender is dropped.
 async fn write_loop(
-    stream: UnixStream,
+    stream: Arc<UnixStream>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
     let mut probe = [0u8; 64];
     loop {
         tokio::select! {
             biased;
             chunk = rx.recv() => match chunk {
                 Some(data) => {
-                    let written = wr.write_all(&data).await;
-                    queued.fetch_sub(data.len(), Ordering::Relaxed);
+                    let written = write_all(&stream, &data).await;
+                    // Release: the run task's direct write that sees the
+                    // queue empty comes after these bytes.
+                    queued.fetch_sub(data.len(), Ordering::Release);
                     if let Err(e) = written {
                         tracing::debug!(error = %e, "event stream client went away");
                         break;
@@ -189,11 +333,14 @@ async fn write_loop(
                 }
                 None => break,
             },
-            read = rd.read(&mut probe) => match read {
-                Ok(0) | Err(_) => break,
+            ready = stream.readable() => match ready.and_then(|()| stream.try_read(&mut probe)) {
+                Ok(0) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
                 Ok(_) => {} // clients do not talk; ignore
             },
         }
     }
-    let _ = wr.shutdown().await;
+    // SAFETY: shutdown of the socket fd the stream owns (it stays open).
+    unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
 }

@@ -289,8 +289,9 @@ pub fn spawn_at(
 /// How often counters are published as PropertiesChanged at most.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// Bytes of the batch buffer the decoder writes into.
-const BATCH_CAPACITY: usize = 512 * 1024;
+/// Bytes of the batch buffer the decoder writes into: twice a batch
+/// (`reader.rs` stops at 64 KiB), room for the event that crosses it.
+const BATCH_CAPACITY: usize = 128 * 1024;
 
 /// Batch buffers kept for reuse per run (besides the one being filled).
 const POOLED_BATCHES: usize = 2;
@@ -311,7 +312,8 @@ impl Pools {
     }
 }
 
-/// The decoded batch as shared bytes for the clients' queues, which count
+/// The decoded batch as shared bytes for the clients' queues (called only
+/// when some client cannot take it straight into its socket), which count
 /// what they hold by length: a batch that fills at least half the buffer is
 /// handed over whole (no copy) and the buffer replaced by one from the pool
 /// (it returns there once written to every client); a quarter to a half is
@@ -372,7 +374,7 @@ async fn pump(
                     ledger.saw(events, lost);
                 }
                 if events > 0 {
-                    fanout.send(Chunk { data: take_batch(&mut buf, &pools), events });
+                    fanout.send_batch(&mut buf, events, |buf| take_batch(buf, &pools));
                 }
                 if lost > 0 {
                     handle.stats.count_lost(batch.lost, batch.malformed);

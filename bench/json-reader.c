@@ -1,0 +1,552 @@
+// SPDX-License-Identifier: Apache-2.0
+// The "C reader, same JSON" column of `make bench` (scripts/bench.py): the
+// trace_open object loaded and attached by libbpf, its ring drained with
+// libbpf's ring_buffer API, and for every record the JSON line gadgetd
+// writes for it, written to stdout. What a plain C consumer spends per event
+// to produce the agent's output is the reference for the agent's CPU goal.
+//
+// Usage: json-reader OBJECT TARG_PID EVENTS
+//
+// Loads OBJECT (a gadgets/trace_open build) with `targ_pid` = TARG_PID,
+// attaches its programs, prints `ready` on stderr, then drains the ring as
+// the agent's reader does (edge-triggered epoll on the ring; after a drain
+// that found records, a 5 ms pause unless the ring is a quarter full; a
+// 250 ms safety tick) until records plus kernel losses reach EVENTS or stdin
+// closes. Output: one JSON object per record on stdout, written a drain at
+// a time (at most 256 KiB per write), with the keys, order and value texts
+// of `gadgetctl run trace_open -o json`: RFC 3339 timestamp, strings escaped
+// as the agent escapes kernel bytes (`\xNN` for bytes that are not UTF-8),
+// user and group names (getpwuid/getgrgid, the last id remembered), errno
+// names, open(2) flags and `ls -l` modes. The container fields are written
+// empty: the agent looks the mount namespace up in its container index, this
+// reader has none. Last line, on stderr: `RECORDS LOST CPU_SECONDS` (lost:
+// the gadget's per-CPU `events_lost_samples` sum; CPU: user + system).
+//
+// Build: cc -O2 -o json-reader bench/json-reader.c -lbpf (libbpf-dev).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+// struct event of gadgets/trace_open/program.bpf.c (344 bytes with padding).
+struct event {
+	uint64_t timestamp_raw;
+	char comm[16];
+	uint32_t pid, tid;
+	uint64_t mntns_id;
+	uint32_t uid, gid;
+	char pcomm[16];
+	uint32_t ppid, ptid;
+	int32_t error_raw;
+	uint32_t fd, flags_raw, mode_raw;
+	char fname[255];
+};
+
+#define OUT_CAP (256 * 1024)
+// A line is at most ~1.9 KiB (every name byte escaped as `\\xNN`).
+#define LINE_MAX_BYTES 4096
+
+static char out[OUT_CAP];
+static size_t out_len;
+static uint64_t records;
+static int64_t boot_to_unix_ns;
+
+static void flush_out(void)
+{
+	size_t done = 0;
+	while (done < out_len) {
+		ssize_t n = write(1, out + done, out_len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("json-reader: writing stdout");
+			exit(1);
+		}
+		done += n;
+	}
+	out_len = 0;
+}
+
+static inline char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUT_LIT(p, s) put(p, s, sizeof(s) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do {
+		tmp[n++] = '0' + v % 10;
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_i64(char *p, int64_t v)
+{
+	if (v < 0) {
+		*p++ = '-';
+		return put_u64(p, -(uint64_t)v);
+	}
+	return put_u64(p, v);
+}
+
+static const char hex[] = "0123456789abcdef";
+
+// Bytes of the valid UTF-8 character at s (a non-ASCII lead byte), or 0.
+static int utf8_len(const unsigned char *s, size_t left)
+{
+	int n;
+	unsigned char b = s[0];
+	if (b >= 0xc2 && b <= 0xdf)
+		n = 2;
+	else if (b >= 0xe0 && b <= 0xef)
+		n = 3;
+	else if (b >= 0xf0 && b <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)n > left)
+		return 0;
+	for (int i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	// Overlong three-byte forms, surrogates, and past U+10FFFF.
+	if (b == 0xe0 && s[1] < 0xa0)
+		return 0;
+	if (b == 0xed && s[1] >= 0xa0)
+		return 0;
+	if (b == 0xf0 && s[1] < 0x90)
+		return 0;
+	if (b == 0xf4 && s[1] >= 0x90)
+		return 0;
+	return n;
+}
+
+// A char[n] from the kernel as a JSON string, up to its first NUL: valid
+// UTF-8 as it is, other bytes as `\xNN`, a backslash doubled (the agent's
+// lossless form), quotes and control characters JSON-escaped.
+static char *put_kstr(char *p, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	*p++ = '"';
+	for (size_t i = 0; i < n;) {
+		unsigned char b = s[i];
+		if (b >= 0x20 && b < 0x80 && b != '"' && b != '\\') {
+			*p++ = b;
+			i++;
+		} else if (b == 0) {
+			break;
+		} else if (b < 0x80) {
+			*p++ = '\\';
+			switch (b) {
+			case '"': *p++ = '"'; break;
+			case '\\': p = PUT_LIT(p, "\\\\\\"); break;
+			case '\n': *p++ = 'n'; break;
+			case '\t': *p++ = 't'; break;
+			case '\r': *p++ = 'r'; break;
+			default:
+				p = PUT_LIT(p, "u00");
+				*p++ = hex[b >> 4];
+				*p++ = hex[b & 15];
+			}
+			i++;
+		} else {
+			int len = utf8_len(s + i, n - i);
+			if (len) {
+				p = put(p, (const char *)s + i, len);
+				i += len;
+			} else {
+				p = PUT_LIT(p, "\\\\x");
+				*p++ = hex[b >> 4];
+				*p++ = hex[b & 15];
+				i++;
+			}
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+// A plain string (names we made or the C library gave) as a JSON string.
+static char *put_str(char *p, const char *s)
+{
+	return put_kstr(p, s, strlen(s));
+}
+
+static void put_digits(char *p, uint32_t v, int n)
+{
+	while (n--) {
+		p[n] = '0' + v % 10;
+		v /= 10;
+	}
+}
+
+// Boot-time nanoseconds as `2026-11-24T10:00:00.123456789Z`; the date and
+// time of day are worked out once per second.
+static char *put_timestamp(char *p, uint64_t boot_ns)
+{
+	static int64_t cached_sec = INT64_MIN;
+	static char cached[20];
+	int64_t unix_ns = (int64_t)boot_ns + boot_to_unix_ns;
+	int64_t sec = unix_ns / 1000000000;
+	uint32_t nsec = unix_ns % 1000000000;
+	if (sec != cached_sec) {
+		time_t t = sec;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		put_digits(cached, tm.tm_year + 1900, 4);
+		cached[4] = '-';
+		put_digits(cached + 5, tm.tm_mon + 1, 2);
+		cached[7] = '-';
+		put_digits(cached + 8, tm.tm_mday, 2);
+		cached[10] = 'T';
+		put_digits(cached + 11, tm.tm_hour, 2);
+		cached[13] = ':';
+		put_digits(cached + 14, tm.tm_min, 2);
+		cached[16] = ':';
+		put_digits(cached + 17, tm.tm_sec, 2);
+		cached[19] = '.';
+		cached_sec = sec;
+	}
+	p = put(p, cached, 20);
+	put_digits(p, nsec, 9);
+	p += 9;
+	*p++ = 'Z';
+	return p;
+}
+
+// User and group names, the last id of each remembered (as the agent's
+// per-thread last-id copy); an id without a name prints as "".
+static const char *user_name(uint32_t uid)
+{
+	static uint32_t last = UINT32_MAX;
+	static char name[64];
+	if (uid != last) {
+		struct passwd *pw = getpwuid(uid);
+		snprintf(name, sizeof(name), "%s", pw ? pw->pw_name : "");
+		last = uid;
+	}
+	return name;
+}
+
+static const char *group_name(uint32_t gid)
+{
+	static uint32_t last = UINT32_MAX;
+	static char name[64];
+	if (gid != last) {
+		struct group *gr = getgrgid(gid);
+		snprintf(name, sizeof(name), "%s", gr ? gr->gr_name : "");
+		last = gid;
+	}
+	return name;
+}
+
+static const char *const access_modes[4] = {"O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"};
+static const struct {
+	uint32_t bit;
+	const char *name;
+} open_flags[] = {
+	{00000100, "O_CREAT"},	     {00000200, "O_EXCL"},	  {00000400, "O_NOCTTY"},
+	{00001000, "O_TRUNC"},	     {00002000, "O_APPEND"},	  {00004000, "O_NONBLOCK"},
+	{00010000, "O_DSYNC"},	     {00020000, "O_ASYNC"},	  {00040000, "O_DIRECT"},
+	{00100000, "O_LARGEFILE"},   {00200000, "O_DIRECTORY"},	  {00400000, "O_NOFOLLOW"},
+	{01000000, "O_NOATIME"},     {02000000, "O_CLOEXEC"},	  {04000000, "__O_SYNC"},
+	{010000000, "O_PATH"},	     {020000000, "__O_TMPFILE"},  {040000000, "FMODE_EXEC"},
+	{0100000000, "FMODE_NONOTIFY"},
+};
+
+static char *put_flags(char *p, uint32_t flags)
+{
+	const char *a = access_modes[flags & 3];
+	*p++ = '"';
+	p = put(p, a, strlen(a));
+	uint32_t rest = flags & ~3u;
+	for (size_t i = 0; rest && i < sizeof(open_flags) / sizeof(open_flags[0]); i++) {
+		if (rest & open_flags[i].bit) {
+			*p++ = '|';
+			p = put(p, open_flags[i].name, strlen(open_flags[i].name));
+			rest &= ~open_flags[i].bit;
+		}
+	}
+	if (rest)
+		p += sprintf(p, "|%#x", rest);
+	*p++ = '"';
+	return p;
+}
+
+static char *put_mode(char *p, uint32_t mode)
+{
+	char type;
+	switch (mode & 0170000) {
+	case 0140000: type = 's'; break;
+	case 0120000: type = 'l'; break;
+	case 0060000: type = 'b'; break;
+	case 0040000: type = 'd'; break;
+	case 0020000: type = 'c'; break;
+	case 0010000: type = 'p'; break;
+	default: type = '-';
+	}
+	*p++ = '"';
+	*p++ = type;
+	static const struct {
+		uint32_t r, w, x, special;
+		char with_x, without_x;
+	} classes[3] = {{0400, 0200, 0100, 04000, 's', 'S'},
+			{0040, 0020, 0010, 02000, 's', 'S'},
+			{0004, 0002, 0001, 01000, 't', 'T'}};
+	for (int i = 0; i < 3; i++) {
+		*p++ = mode & classes[i].r ? 'r' : '-';
+		*p++ = mode & classes[i].w ? 'w' : '-';
+		int x = !!(mode & classes[i].x), s = !!(mode & classes[i].special);
+		*p++ = s ? (x ? classes[i].with_x : classes[i].without_x) : (x ? 'x' : '-');
+	}
+	*p++ = '"';
+	return p;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	records++;
+	if (size < sizeof(struct event))
+		return 0; // not ours: the gadget's records are all this size
+	const struct event *e = data;
+	if (OUT_CAP - out_len < LINE_MAX_BYTES)
+		flush_out();
+	char *p = out + out_len;
+	p = PUT_LIT(p, "{\"timestamp_raw\":");
+	p = put_u64(p, e->timestamp_raw);
+	p = PUT_LIT(p, ",\"timestamp\":\"");
+	p = put_timestamp(p, e->timestamp_raw);
+	p = PUT_LIT(p, "\",\"proc.comm\":");
+	p = put_kstr(p, e->comm, sizeof(e->comm));
+	p = PUT_LIT(p, ",\"proc.pid\":");
+	p = put_u64(p, e->pid);
+	p = PUT_LIT(p, ",\"proc.tid\":");
+	p = put_u64(p, e->tid);
+	p = PUT_LIT(p, ",\"proc.mntns_id\":");
+	p = put_u64(p, e->mntns_id);
+	p = PUT_LIT(p, ",\"runtime.containerName\":\"\",\"runtime.containerId\":\"\",\"runtime.name\":\"\","
+		       "\"runtime.image\":\"\",\"k8s.namespace\":\"\",\"k8s.podName\":\"\",\"k8s.containerName\":\"\"");
+	p = PUT_LIT(p, ",\"proc.creds.uid\":");
+	p = put_u64(p, e->uid);
+	p = PUT_LIT(p, ",\"proc.creds.uid_name\":");
+	p = put_str(p, user_name(e->uid));
+	p = PUT_LIT(p, ",\"proc.creds.gid\":");
+	p = put_u64(p, e->gid);
+	p = PUT_LIT(p, ",\"proc.creds.gid_name\":");
+	p = put_str(p, group_name(e->gid));
+	p = PUT_LIT(p, ",\"proc.parent.comm\":");
+	p = put_kstr(p, e->pcomm, sizeof(e->pcomm));
+	p = PUT_LIT(p, ",\"proc.parent.pid\":");
+	p = put_u64(p, e->ppid);
+	p = PUT_LIT(p, ",\"proc.parent.tid\":");
+	p = put_u64(p, e->ptid);
+	p = PUT_LIT(p, ",\"error_raw\":");
+	p = put_i64(p, e->error_raw);
+	p = PUT_LIT(p, ",\"error\":");
+	const char *err = e->error_raw ? strerrorname_np(e->error_raw) : "";
+	p = put_str(p, err ? err : "");
+	p = PUT_LIT(p, ",\"fd\":");
+	p = put_u64(p, e->fd);
+	p = PUT_LIT(p, ",\"flags_raw\":");
+	p = put_u64(p, e->flags_raw);
+	p = PUT_LIT(p, ",\"flags\":");
+	p = put_flags(p, e->flags_raw);
+	p = PUT_LIT(p, ",\"mode_raw\":");
+	p = put_u64(p, e->mode_raw);
+	p = PUT_LIT(p, ",\"mode\":");
+	p = put_mode(p, e->mode_raw);
+	p = PUT_LIT(p, ",\"fname\":");
+	p = put_kstr(p, e->fname, sizeof(e->fname));
+	p = PUT_LIT(p, "}\n");
+	out_len = p - out;
+	return 0;
+}
+
+static int64_t clock_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Sets the `const volatile` global `name` of the object's .rodata before load.
+static int set_rodata(struct bpf_object *obj, const char *name, const void *val, size_t len)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, obj) {
+		const char *mname = bpf_map__name(map);
+		size_t ml = strlen(mname);
+		if (!bpf_map__is_internal(map) || ml < 7 || strcmp(mname + ml - 7, ".rodata"))
+			continue;
+		int sec = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+		if (sec < 0)
+			return -ENOENT;
+		const struct btf_type *t = btf__type_by_id(btf, sec);
+		const struct btf_var_secinfo *v = btf_var_secinfos(t);
+		for (int i = 0; i < btf_vlen(t); i++, v++) {
+			const struct btf_type *var = btf__type_by_id(btf, v->type);
+			if (strcmp(btf__name_by_offset(btf, var->name_off), name))
+				continue;
+			if (v->size != len)
+				return -EINVAL;
+			size_t size;
+			const char *now = bpf_map__initial_value(map, &size);
+			if (!now || v->offset + len > size)
+				return -EINVAL;
+			char *data = malloc(size);
+			if (!data)
+				return -ENOMEM;
+			memcpy(data, now, size);
+			memcpy(data + v->offset, val, len);
+			int err = bpf_map__set_initial_value(map, data, size);
+			free(data);
+			return err;
+		}
+	}
+	return -ENOENT;
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: %s OBJECT TARG_PID EVENTS\n", argv[0]);
+		return 2;
+	}
+	uint32_t pid = strtoul(argv[2], NULL, 10);
+	uint64_t events = strtoull(argv[3], NULL, 10);
+	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+	struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
+	if (!obj) {
+		fprintf(stderr, "json-reader: opening %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	int err = set_rodata(obj, "targ_pid", &pid, sizeof(pid));
+	if (err) {
+		fprintf(stderr, "json-reader: setting targ_pid in %s: %s\n", argv[1], strerror(-err));
+		return 1;
+	}
+	err = bpf_object__load(obj);
+	if (err) {
+		fprintf(stderr, "json-reader: loading %s: %s\n", argv[1], strerror(-err));
+		return 1;
+	}
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, obj) {
+		if (!bpf_program__attach(prog)) {
+			fprintf(stderr, "json-reader: attaching %s: %s\n", bpf_program__name(prog), strerror(errno));
+			return 1;
+		}
+	}
+	struct bpf_map *ring = bpf_object__find_map_by_name(obj, "events");
+	struct bpf_map *lost_map = bpf_object__find_map_by_name(obj, "events_lost_samples");
+	if (!ring || !lost_map) {
+		fprintf(stderr, "json-reader: %s has no `events` ring or `events_lost_samples` map "
+				"(is it gadgets/trace_open?)\n", argv[1]);
+		return 1;
+	}
+	int ring_fd = bpf_map__fd(ring);
+	uint64_t urgent = bpf_map__max_entries(ring) / 4;
+	struct ring_buffer *rb = ring_buffer__new(ring_fd, on_record, NULL, NULL);
+	if (!rb) {
+		fprintf(stderr, "json-reader: ring_buffer__new: %s\n", strerror(errno));
+		return 1;
+	}
+	// The ring's consumer and producer positions (its first two pages), read
+	// to tell how full it is while paused, as the agent does (ring_fill.rs).
+	long page = sysconf(_SC_PAGESIZE);
+	const volatile uint64_t *cons = mmap(NULL, page, PROT_READ, MAP_SHARED, ring_fd, 0);
+	const volatile uint64_t *prod = mmap(NULL, page, PROT_READ, MAP_SHARED, ring_fd, page);
+	if (cons == MAP_FAILED || prod == MAP_FAILED) {
+		fprintf(stderr, "json-reader: mapping the ring's positions: %s\n", strerror(errno));
+		return 1;
+	}
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *lost_vals = calloc(ncpu, sizeof(uint64_t));
+	uint64_t lost = 0;
+	boot_to_unix_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME);
+
+	// Edge-triggered, as tokio registers the agent's rings: one event per
+	// kernel wake-up (libbpf's own epoll is level-triggered, which would spin
+	// during the pause while records wait).
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 1};
+	struct epoll_event in = {.events = EPOLLIN, .data.u64 = 0};
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ring_fd, &ev) || epoll_ctl(ep, EPOLL_CTL_ADD, 0, &in)) {
+		fprintf(stderr, "json-reader: epoll: %s\n", strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "ready\n");
+	int64_t paused_until = 0;
+	struct epoll_event woken[2];
+	while (records + lost < events) {
+		int timeout = 250;
+		if (paused_until) {
+			int64_t left = paused_until - clock_ns(CLOCK_MONOTONIC);
+			timeout = left > 0 ? (int)((left + 999999) / 1000000) : 0;
+		}
+		int n = epoll_wait(ep, woken, 2, timeout);
+		if (n < 0 && errno != EINTR) {
+			perror("json-reader: epoll_wait");
+			return 1;
+		}
+		int stop = 0;
+		for (int i = 0; i < n; i++)
+			stop |= woken[i].data.u64 == 0;
+		if (paused_until) {
+			if (!stop && clock_ns(CLOCK_MONOTONIC) < paused_until && *prod - *cons < urgent)
+				continue;
+			paused_until = 0;
+		}
+		int got = ring_buffer__consume(rb);
+		if (got < 0) {
+			fprintf(stderr, "json-reader: ring_buffer__consume: %s\n", strerror(-got));
+			return 1;
+		}
+		flush_out();
+		uint32_t zero = 0;
+		if (!bpf_map_lookup_elem(bpf_map__fd(lost_map), &zero, lost_vals)) {
+			lost = 0;
+			for (int i = 0; i < ncpu; i++)
+				lost += lost_vals[i];
+		}
+		if (stop)
+			break;
+		if (got > 0)
+			paused_until = clock_ns(CLOCK_MONOTONIC) + 5000000;
+	}
+	fprintf(stderr, "%llu %llu %.3f\n", (unsigned long long)records, (unsigned long long)lost, cpu_seconds());
+	ring_buffer__free(rb);
+	bpf_object__close(obj);
+	return 0;
+}
