@@ -619,10 +619,7 @@ fn attachers_get_every_event_in_order_or_its_loss_while_one_lags() {
     let prefix = format!("{}/", dir.path().join("missing").to_str().unwrap());
     let opens = 60_000usize;
     let me = std::process::id().to_string();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rt();
     let (mgr, id, fds) = rt.block_on(async {
         let conn = zbus::connection::Builder::address(bus.address.as_str())
             .unwrap()
