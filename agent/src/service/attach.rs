@@ -57,12 +57,6 @@ impl Attacher {
     }
 }
 
-/// One decoded batch: JSON lines and how many events they hold.
-pub struct Chunk {
-    pub data: Bytes,
-    pub events: u64,
-}
-
 struct Slot {
     /// The agent's end of the client's socket, shared with the writer task:
     /// the run task writes to it directly while `queued` is 0.
@@ -103,13 +97,6 @@ impl Fanout {
         self.ever_attached = true;
     }
 
-    /// Sends a batch already held as shared bytes to every client.
-    pub fn send(&mut self, chunk: Chunk) {
-        self.fan_out(&mut Vec::new(), Some(chunk.data), chunk.events, |_| {
-            unreachable!("the batch is already shared")
-        });
-    }
-
     /// Sends the batch in `buf` (`events` events) to every client: written
     /// straight into the socket of each client whose queue is empty, queued
     /// for the others (or counted as lost to a client whose queue is full).
@@ -124,17 +111,8 @@ impl Fanout {
         events: u64,
         share: impl FnOnce(&mut Vec<u8>) -> Bytes,
     ) {
-        self.fan_out(buf, None, events, share);
-    }
-
-    fn fan_out(
-        &mut self,
-        buf: &mut Vec<u8>,
-        mut shared: Option<Bytes>,
-        events: u64,
-        share: impl FnOnce(&mut Vec<u8>) -> Bytes,
-    ) {
         let mut share = Some(share);
+        let mut shared: Option<Bytes> = None;
         for slot in &mut self.slots {
             let len = shared.as_ref().map_or(buf.len(), Bytes::len);
             let room = QUEUE_BYTES.saturating_sub(slot.queued.load(Ordering::Acquire));
@@ -229,7 +207,7 @@ impl Slot {
         }
         // Errors (the client went away) are left to the writer, which
         // meets them on its next write or its read of EOF.
-        send_now(&self.stream, data).unwrap_or(0)
+        send_now(&self.stream, data)
     }
 
     /// A small line (header, control): written directly when it can be,
@@ -251,31 +229,14 @@ impl Slot {
     }
 }
 
-/// One non-blocking `send` of `data`: the bytes the socket took (0 when
-/// its buffer is full). `MSG_NOSIGNAL`: a closed client is an error, not
-/// a signal.
-fn send_now(stream: &UnixStream, data: &[u8]) -> std::io::Result<usize> {
+/// One non-blocking write of `data` (tokio's `try_write`; the socket is
+/// non-blocking and Rust ignores SIGPIPE): the bytes the socket took, 0
+/// when its buffer is full or on an error.
+fn send_now(stream: &UnixStream, data: &[u8]) -> usize {
     if data.is_empty() {
-        return Ok(0);
+        return 0;
     }
-    // SAFETY: a send from a live slice on a socket fd the stream owns.
-    let n = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(0)
-    } else {
-        Err(e)
-    }
+    stream.try_write(data).unwrap_or(0)
 }
 
 /// Asks for a send buffer of `bytes` on `stream` (best effort: the

@@ -15,7 +15,7 @@ use zbus::interface;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
-use super::attach::{Attacher, Chunk, Fanout};
+use super::attach::{Attacher, Fanout};
 use super::batch_pool::BatchPool;
 use super::bus::Connections;
 use gadgetd_runtime::Running;
@@ -427,8 +427,7 @@ async fn pump(
     // Drain what the kernel already produced, a batch at a time, then
     // count final losses.
     loop {
-        let mut tail = Vec::new();
-        let batch = running.drain_final(&mut tail);
+        let batch = running.drain_final(&mut buf);
         handle
             .events_seen
             .fetch_add(batch.events, Ordering::Relaxed);
@@ -440,10 +439,7 @@ async fn pump(
             ledger.saw(batch.events, batch.lost + batch.malformed);
         }
         if batch.events > 0 {
-            fanout.send(Chunk {
-                data: tail.into(),
-                events: batch.events,
-            });
+            fanout.send_batch(&mut buf, batch.events, |buf| take_batch(buf, &pools));
         }
         if !batch.more {
             break;
