@@ -15,21 +15,138 @@ use super::names;
 use super::walltime;
 
 /// One field, with everything that does not depend on the event worked out
-/// when the decoder is built.
+/// when the decoder is built (what the generic steps need).
 struct CompiledField {
-    /// `,"name":` (`{"name":` for the first field).
-    key: Key,
     /// How the value prints.
     kind: FieldKind,
     /// Byte offset in the event.
     offset: usize,
-    /// `,"name_name":` and the kind it formats, for semantic numbers that
-    /// also print as a name.
-    companion: Option<(Key, FieldKind)>,
+    /// The kind `X_name`-style companions format, and its enum style.
+    companion: Option<(FieldKind, EnumStyle)>,
     /// For enums: how a value prints (decided from the type, once).
     enum_style: EnumStyle,
     /// For endpoints: the keys of the fields the enricher adds after them.
     endpoint: Option<enrich::EndpointKeys>,
+}
+
+/// One value of the line: the constant text before it and how it is written.
+/// A decoder is a list of these, run in order per event, so the common kinds
+/// (integers, `char[N]`, timestamps, names) cost one match and no lookups.
+struct Step {
+    /// `,"name":` (`{"name":` first), with the opening quote when `op`
+    /// writes a string's body.
+    key: Key,
+    op: Op,
+}
+
+/// Where an integer is and how wide: for ops that format one.
+#[derive(Debug, Clone, Copy)]
+struct IntAt {
+    offset: usize,
+    size: u8,
+    signed: bool,
+}
+
+impl IntAt {
+    #[inline]
+    fn read(self, data: &[u8]) -> i64 {
+        match read_int(&data[self.offset..], self.size, self.signed) {
+            IntValue::Signed(v) => v,
+            IntValue::Unsigned(v) => v as i64,
+        }
+    }
+}
+
+/// How a [`Step`]'s value is written. Offsets are into the event.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    U8(usize),
+    U16(usize),
+    U32(usize),
+    U64(usize),
+    I8(usize),
+    I16(usize),
+    I32(usize),
+    I64(usize),
+    /// A `char[len]`: the string's body and closing quote.
+    CStr {
+        offset: usize,
+        len: usize,
+    },
+    /// Boot-time nanoseconds as RFC 3339: the body and closing quote.
+    Timestamp(usize),
+    /// An errno's name: the body and closing quote.
+    Errno(IntAt),
+    /// open(2) flags (`O_RDONLY|O_CLOEXEC`): the body and closing quote.
+    FileFlags(IntAt),
+    /// A file mode (`-rw-r--r--`): the body and closing quote.
+    FileMode(IntAt),
+    /// A uid's user name, as a JSON string.
+    User(IntAt),
+    /// A gid's group name, as a JSON string.
+    Group(IntAt),
+    /// Field N's value, as [`Decoder::write_value`] writes its kind.
+    Value(usize),
+    /// Field N's companion (`X_name`, `X_str`, ...), any other kind.
+    Companion(usize),
+    /// The container fields after field N (they bring their own keys).
+    Enrich(usize, NsKind),
+    /// The endpoint fields after field N, when an enricher is set.
+    Endpoint(usize),
+}
+
+impl Op {
+    /// The op that writes `kind` at `offset` (field `index`), and whether
+    /// it writes a string's body (its key then ends with the opening quote).
+    fn value(kind: &FieldKind, offset: usize, index: usize) -> (Op, bool) {
+        match *kind {
+            FieldKind::Int { size, signed, .. } => (Op::int(size, signed, offset), false),
+            FieldKind::Str { len } => (Op::CStr { offset, len }, true),
+            FieldKind::Timestamp => (Op::Timestamp(offset), true),
+            _ => (Op::Value(index), false),
+        }
+    }
+
+    fn int(size: u8, signed: bool, at: usize) -> Op {
+        match (size, signed) {
+            (1, false) => Op::U8(at),
+            (2, false) => Op::U16(at),
+            (4, false) => Op::U32(at),
+            (1, true) => Op::I8(at),
+            (2, true) => Op::I16(at),
+            (4, true) => Op::I32(at),
+            (_, false) => Op::U64(at),
+            (_, true) => Op::I64(at),
+        }
+    }
+
+    /// The op that writes the companion of field `index` formatted as `kind`.
+    fn companion(kind: &FieldKind, offset: usize, index: usize) -> (Op, bool) {
+        let FieldKind::Int {
+            size,
+            signed,
+            semantic,
+        } = *kind
+        else {
+            return match kind {
+                FieldKind::Timestamp => (Op::Timestamp(offset), true),
+                _ => (Op::Companion(index), false),
+            };
+        };
+        let at = IntAt {
+            offset,
+            size,
+            signed,
+        };
+        match semantic {
+            Semantic::Errno => (Op::Errno(at), true),
+            Semantic::FileFlags => (Op::FileFlags(at), true),
+            Semantic::FileMode => (Op::FileMode(at), true),
+            Semantic::Uid => (Op::User(at), false),
+            Semantic::Gid => (Op::Group(at), false),
+            _ => (Op::Companion(index), false),
+        }
+    }
 }
 
 /// How an enum's value prints beside its enumerators.
@@ -117,9 +234,9 @@ impl Key {
 pub struct Decoder {
     size: usize,
     fields: Vec<CompiledField>,
+    /// What each event is written as, in order.
+    steps: Vec<Step>,
     clock: walltime::BootClock,
-    /// The field followed by container fields, and who provides them.
-    enriched: Option<(usize, NsKind)>,
     enricher: Option<Arc<dyn Enricher>>,
     empty_enrichment: Vec<u8>,
     /// For `gadget_kernel_stack` fields.
@@ -185,38 +302,54 @@ pub struct ShortEvent {
 
 impl Decoder {
     pub fn new(layout: &Layout) -> Decoder {
-        let fields = layout
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let mut key = Vec::with_capacity(f.name.len() + 4);
-                key.push(if i == 0 { b'{' } else { b',' });
-                write_json_str(&mut key, f.name.as_bytes());
-                key.push(b':');
-                let companion = f.companion().map(|(name, _)| {
-                    let mut k = vec![b','];
-                    write_json_str(&mut k, name.as_bytes());
-                    k.push(b':');
-                    (Key::new(k), f.kind.clone())
-                });
-                let kind = f.value_kind();
-                CompiledField {
-                    enum_style: EnumStyle::of(&kind),
-                    endpoint: enrich::is_endpoint(&f.kind)
-                        .then(|| enrich::EndpointKeys::new(&f.name)),
-                    key: Key::new(key),
-                    kind,
-                    offset: f.offset,
-                    companion,
-                }
-            })
-            .collect();
+        let enriched = enrich::enriched_field(layout);
+        let mut fields = Vec::with_capacity(layout.fields.len());
+        let mut steps = Vec::with_capacity(layout.fields.len() * 2);
+        let step = |mut key: Vec<u8>, (op, quoted): (Op, bool)| {
+            if quoted {
+                key.push(b'"');
+            }
+            Step {
+                key: Key::new(key),
+                op,
+            }
+        };
+        for (i, f) in layout.fields.iter().enumerate() {
+            let mut key = Vec::with_capacity(f.name.len() + 4);
+            key.push(if i == 0 { b'{' } else { b',' });
+            write_json_str(&mut key, f.name.as_bytes());
+            key.push(b':');
+            let kind = f.value_kind();
+            steps.push(step(key, Op::value(&kind, f.offset, i)));
+            let companion = f.companion().map(|(name, _)| {
+                let mut k = vec![b','];
+                write_json_str(&mut k, name.as_bytes());
+                k.push(b':');
+                steps.push(step(k, Op::companion(&f.kind, f.offset, i)));
+                (f.kind.clone(), EnumStyle::of(&f.kind))
+            });
+            if let Some((at, ns)) = enriched
+                && at == i
+            {
+                steps.push(step(Vec::new(), (Op::Enrich(i, ns), false)));
+            }
+            let endpoint = enrich::is_endpoint(&f.kind).then(|| enrich::EndpointKeys::new(&f.name));
+            if endpoint.is_some() {
+                steps.push(step(Vec::new(), (Op::Endpoint(i), false)));
+            }
+            fields.push(CompiledField {
+                enum_style: EnumStyle::of(&kind),
+                endpoint,
+                kind,
+                offset: f.offset,
+                companion,
+            });
+        }
         Decoder {
             size: layout.size,
             fields,
+            steps,
             clock: walltime::BootClock::now(),
-            enriched: enrich::enriched_field(layout),
             enricher: None,
             empty_enrichment: enrich::empty_fragment(),
             stacks: None,
@@ -236,7 +369,7 @@ impl Decoder {
     /// into the first key once, so it costs nothing per event. Not for
     /// decoders whose output [`Decoder::write_more_fields`] continues.
     pub fn with_tag(mut self, tag: &[u8]) -> Decoder {
-        match self.fields.first_mut() {
+        match self.steps.first_mut() {
             Some(first) => {
                 let key = first.key.as_bytes();
                 let mut tagged = Vec::with_capacity(key.len() + tag.len() + 1);
@@ -303,29 +436,76 @@ impl Decoder {
     /// Appends the fields as `"a":1,"b":2` (the first key starts with `{`);
     /// `data` must be at least [`Decoder::size`] bytes.
     pub fn write_fields(&self, data: &[u8], out: &mut Vec<u8>) {
-        for (i, field) in self.fields.iter().enumerate() {
-            field.key.put(out);
-            let d = &data[field.offset..];
-            self.write_value(&field.kind, field.enum_style, d, out);
-            if let Some((ckey, formatted)) = &field.companion {
-                ckey.put(out);
-                match formatted {
-                    // `X_raw` timestamps and enums: the formatted value.
-                    FieldKind::Timestamp | FieldKind::Enum { .. } => {
-                        self.write_value(formatted, EnumStyle::of(formatted), d, out)
+        for step in &self.steps {
+            step.key.put(out);
+            self.write_step(step.op, data, out);
+        }
+    }
+
+    #[inline(always)]
+    fn write_step(&self, op: Op, data: &[u8], out: &mut Vec<u8>) {
+        match op {
+            Op::U8(at) => put_u64(out, data[at].into()),
+            Op::U16(at) => put_u64(out, u16::from_ne_bytes(field(data, at)).into()),
+            Op::U32(at) => put_u64(out, u32::from_ne_bytes(field(data, at)).into()),
+            Op::U64(at) => put_u64(out, u64::from_ne_bytes(field(data, at))),
+            Op::I8(at) => put_i64(out, (data[at] as i8).into()),
+            Op::I16(at) => put_i64(out, i16::from_ne_bytes(field(data, at)).into()),
+            Op::I32(at) => put_i64(out, i32::from_ne_bytes(field(data, at)).into()),
+            Op::I64(at) => put_i64(out, i64::from_ne_bytes(field(data, at))),
+            Op::CStr { offset, len } => {
+                write_kernel_bytes_body(out, &data[offset..offset + len], true);
+                out.push(b'"');
+            }
+            Op::Timestamp(at) => {
+                self.clock
+                    .write_rfc3339(u64::from_ne_bytes(field(data, at)), out);
+                out.push(b'"');
+            }
+            Op::Errno(at) => {
+                write_json_str_body(out, names::errno(at.read(data)).as_bytes());
+                out.push(b'"');
+            }
+            Op::FileFlags(at) => {
+                formats::write_file_flags(at.read(data) as u32, out);
+                out.push(b'"');
+            }
+            Op::FileMode(at) => {
+                formats::write_file_mode(at.read(data) as u32, out);
+                out.push(b'"');
+            }
+            Op::User(at) => {
+                names::user(at.read(data) as u64, |n| write_json_str(out, n.as_bytes()))
+            }
+            Op::Group(at) => {
+                names::group(at.read(data) as u64, |n| write_json_str(out, n.as_bytes()))
+            }
+            Op::Value(i) => {
+                let f = &self.fields[i];
+                self.write_value(&f.kind, f.enum_style, &data[f.offset..], out);
+            }
+            Op::Companion(i) => {
+                let f = &self.fields[i];
+                let d = &data[f.offset..];
+                if let Some((formatted, style)) = &f.companion {
+                    match formatted {
+                        // `X_raw` timestamps and enums: the formatted value.
+                        FieldKind::Timestamp | FieldKind::Enum { .. } => {
+                            self.write_value(formatted, *style, d, out)
+                        }
+                        _ => write_companion(formatted, d, out, self.stacks.as_deref()),
                     }
-                    _ => write_companion(formatted, d, out, self.stacks.as_deref()),
                 }
             }
-            if let Some((at, ns)) = self.enriched
-                && at == i
-            {
-                self.write_enrichment(ns, d, out);
-            }
-            if let (Some(keys), Some(e)) = (&field.endpoint, &self.enricher) {
-                match endpoint_ip(&field.kind, d) {
-                    Some(ip) => e.endpoint(ip, keys, out),
-                    None => keys.write_raw(out),
+            Op::Enrich(i, ns) => self.write_enrichment(ns, &data[self.fields[i].offset..], out),
+            Op::Endpoint(i) => {
+                let f = &self.fields[i];
+                if let (Some(keys), Some(e)) = (&f.endpoint, &self.enricher) {
+                    let d = &data[f.offset..];
+                    match endpoint_ip(&f.kind, d) {
+                        Some(ip) => e.endpoint(ip, keys, out),
+                        None => keys.write_raw(out),
+                    }
                 }
             }
         }
@@ -595,16 +775,56 @@ fn read_int(d: &[u8], size: u8, signed: bool) -> IntValue {
     }
 }
 
+/// The `N` bytes at `at`.
+#[inline(always)]
+fn field<const N: usize>(data: &[u8], at: usize) -> [u8; N] {
+    data[at..at + N].try_into().unwrap()
+}
+
+/// Appends `v` in decimal, written in place (no buffer to copy from).
+/// Inlined into each step: the call itself cost as much as the digits.
+#[inline(always)]
+fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
+    out.reserve(20);
+    let start = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let mut end = n;
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        end -= 2;
+        spare[end].write(walltime::DIGIT_PAIRS[pair]);
+        spare[end + 1].write(walltime::DIGIT_PAIRS[pair + 1]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        spare[0].write(walltime::DIGIT_PAIRS[pair]);
+        spare[1].write(walltime::DIGIT_PAIRS[pair + 1]);
+    } else {
+        spare[0].write(b'0' + v as u8);
+    }
+    // SAFETY: the `n` bytes after `start` were all written above: the loop
+    // fills pairs from the end down to 1 or 2 digits, which the last branch
+    // writes at the front.
+    unsafe { out.set_len(start + n) };
+}
+
+/// Appends `v` in decimal, with its sign.
+#[inline(always)]
+fn put_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    put_u64(out, v.unsigned_abs());
+}
+
 #[inline]
 fn write_int(out: &mut Vec<u8>, v: IntValue) {
-    let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(
-        match v {
-            IntValue::Signed(v) => buf.format(v),
-            IntValue::Unsigned(v) => buf.format(v),
-        }
-        .as_bytes(),
-    );
+    match v {
+        IntValue::Signed(v) => put_i64(out, v),
+        IntValue::Unsigned(v) => put_u64(out, v),
+    }
 }
 
 fn trim_trailing_nuls(d: &[u8]) -> &[u8] {
@@ -658,6 +878,12 @@ pub fn write_json_cstr(out: &mut Vec<u8>, s: &[u8]) {
 
 fn write_kernel_bytes(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
     out.push(b'"');
+    write_kernel_bytes_body(out, s, stop_at_nul);
+    out.push(b'"');
+}
+
+/// [`write_kernel_bytes`] without the quotes.
+fn write_kernel_bytes_body(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
     let mut start = 0;
     let mut i = 0;
     while i < s.len() {
@@ -688,38 +914,42 @@ fn write_kernel_bytes(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
     if start < i {
         out.extend_from_slice(&s[start..i]);
     }
-    out.push(b'"');
 }
 
 /// Bytes at the start of `s` that go into a JSON string as they are
-/// (printable ASCII but `"` and `\\`), eight at a time while it can.
+/// (printable ASCII but `"` and `\\`), eight at a time.
 #[inline]
 fn plain_prefix(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let special = special_bytes(u64::from_le_bytes(chunk.try_into().unwrap()));
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    // The last 0-7 bytes, padded with a plain byte.
+    let rest = &s[i..];
+    let mut word = [b'a'; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    let special = special_bytes(u64::from_le_bytes(word));
+    i + ((special.trailing_zeros() / 8) as usize).min(rest.len())
+}
+
+/// The high bit of each byte of `x` (little-endian) that is not plain (below
+/// 0x20, non-ASCII, a quote, a backslash). Exact for the lowest flagged byte,
+/// which is all callers use: the subtractions borrow only out of a byte that
+/// is flagged itself, so a false flag can only sit above a true one.
+#[inline(always)]
+fn special_bytes(x: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     // A byte of `x` is zero: the classic (x - 0x01..) & !x & 0x80.. test.
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let x = u64::from_ne_bytes(chunk.try_into().unwrap());
-        // Below 0x20 (x - 0x20.. borrows into the high bit of a byte that
-        // had it clear), non-ASCII (high bit set), a quote, a backslash.
-        let special = (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
-            | (x & HIGH)
-            | has_zero(x ^ (ONES * u64::from(b'"')))
-            | has_zero(x ^ (ONES * u64::from(b'\\')));
-        if special != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&b) = s.get(i) {
-        if !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\' {
-            break;
-        }
-        i += 1;
-    }
-    i
+    (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+        | (x & HIGH)
+        | has_zero(x ^ (ONES * u64::from(b'"')))
+        | has_zero(x ^ (ONES * u64::from(b'\\')))
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -760,16 +990,20 @@ fn escape_ascii(out: &mut Vec<u8>, b: u8, backslash: &[u8]) {
 /// stays valid JSON whatever the kernel handed us.
 pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    write_json_str_body(out, s);
+    out.push(b'"');
+}
+
+/// [`write_json_str`] without the quotes.
+fn write_json_str_body(out: &mut Vec<u8>, s: &[u8]) {
     if plain_prefix(s) == s.len() {
         out.extend_from_slice(s);
-        out.push(b'"');
         return;
     }
     match std::str::from_utf8(s) {
         Ok(text) => escape_into(out, text),
         Err(_) => escape_into(out, &String::from_utf8_lossy(s)),
     }
-    out.push(b'"');
 }
 
 fn escape_into(out: &mut Vec<u8>, text: &str) {
@@ -1231,6 +1465,61 @@ mod tests {
                 escape_into(&mut want, &String::from_utf8_lossy(&input));
                 want.push(b'"');
                 assert_eq!(got, want, "{input:x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn integers_print_as_std_prints_them_at_every_digit_count() {
+        let mut values: Vec<u64> = vec![0, 1, 9, u64::MAX, u64::MAX - 1, i64::MAX as u64];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, next / 2]);
+            p = next;
+        }
+        values.extend([p - 1, p, p + 1]);
+        let mut out = Vec::new();
+        for v in values {
+            out.clear();
+            put_u64(&mut out, v);
+            assert_eq!(String::from_utf8_lossy(&out), v.to_string());
+            for s in [v as i64, (v as i64).wrapping_neg(), i64::MIN] {
+                out.clear();
+                out.extend_from_slice(b"x"); // after existing bytes, as in a line
+                put_i64(&mut out, s);
+                assert_eq!(String::from_utf8_lossy(&out), format!("x{s}"));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_special_byte_at_every_length() {
+        // Every length around the eight-byte steps, every special byte at
+        // every position (and none), and a second special byte after it.
+        for len in 0..=19 {
+            for special in [
+                None,
+                Some(0u8),
+                Some(0x1f),
+                Some(b'"'),
+                Some(b'\\'),
+                Some(0x80),
+                Some(0xff),
+            ] {
+                for at in 0..len.max(1) {
+                    let mut s = vec![b'a'; len];
+                    let want = match special {
+                        Some(b) if at < len => {
+                            s[at] = b;
+                            if at + 2 < len {
+                                s[at + 2] = b'"';
+                            }
+                            at
+                        }
+                        _ => len,
+                    };
+                    assert_eq!(plain_prefix(&s), want, "{s:x?}");
+                }
             }
         }
     }

@@ -100,11 +100,25 @@ pub fn write_rfc3339_unix_ns(unix_ns: i128, out: &mut Vec<u8>) {
 /// Writes `v` in decimal right-aligned into `to`, zero-padded (the caller
 /// sized `to` for the value).
 fn digits(to: &mut [u8], mut v: u32) {
-    for slot in to.iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
+    // Two digits per division: the nanoseconds are on every event's path.
+    let mut end = to.len();
+    while end >= 2 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        to[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if end == 1 {
+        to[0] = b'0' + (v % 10) as u8;
     }
 }
+
+/// Two decimal digits of every number below 100 (`DIGIT_PAIRS[2 * n..][..2]`).
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// Days since 1970-01-01 to (year, month, day): Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
