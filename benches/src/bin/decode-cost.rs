@@ -10,7 +10,8 @@
 //! PASSES more times into a batch buffer that is reused as the agent's is.
 //! Prints `records PASSES-BYTES`; the instruction count of a run with PASSES=1
 //! subtracted from one with PASSES=11, divided by ten times the records, is the
-//! cost of one decoded event, without setup.
+//! cost of one decoded event, without setup. With `DECODE_COST_DUMP=FILE`
+//! set, the warm-up pass's lines are written to FILE.
 
 use std::process::ExitCode;
 
@@ -61,6 +62,12 @@ fn run() -> Result<(), String> {
             )
         })?;
     }
+    // DECODE_COST_DUMP=FILE: the lines of the warm-up pass, to compare
+    // decoders' output byte for byte.
+    if let Some(path) = std::env::var_os("DECODE_COST_DUMP") {
+        std::fs::write(&path, &out).map_err(|e| format!("writing {path:?}: {e}"))?;
+    }
+    out.clear();
     let mut total = 0usize;
     for _ in 0..passes {
         for e in &events {
