@@ -751,7 +751,7 @@ enum IntValue {
     Unsigned(u64),
 }
 
-#[inline]
+#[inline(always)]
 fn read_int(d: &[u8], size: u8, signed: bool) -> IntValue {
     let (u, s) = match size {
         1 => (d[0] as u64, d[0] as i8 as i64),
@@ -788,26 +788,28 @@ fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
     out.reserve(20);
     let start = out.len();
-    let spare = &mut out.spare_capacity_mut()[..n];
-    let mut end = n;
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        end -= 2;
-        spare[end].write(walltime::DIGIT_PAIRS[pair]);
-        spare[end + 1].write(walltime::DIGIT_PAIRS[pair + 1]);
+    let pairs = walltime::DIGIT_PAIRS.as_ptr();
+    // SAFETY: 20 bytes are reserved past `start` and a u64 has at most 20
+    // digits, so every write below lands in `start..start + n`, and all
+    // `n` of them are written before the length grows: the loop fills
+    // pairs from the end down to the first 1 or 2 digits, which the last
+    // branch writes. `pair + 1 < 200`, inside DIGIT_PAIRS.
+    unsafe {
+        let to = out.as_mut_ptr().add(start);
+        let mut end = n;
+        while v >= 100 {
+            let pair = (v % 100) as usize * 2;
+            v /= 100;
+            end -= 2;
+            std::ptr::copy_nonoverlapping(pairs.add(pair), to.add(end), 2);
+        }
+        if v >= 10 {
+            std::ptr::copy_nonoverlapping(pairs.add(v as usize * 2), to, 2);
+        } else {
+            *to = b'0' + v as u8;
+        }
+        out.set_len(start + n);
     }
-    if v >= 10 {
-        let pair = v as usize * 2;
-        spare[0].write(walltime::DIGIT_PAIRS[pair]);
-        spare[1].write(walltime::DIGIT_PAIRS[pair + 1]);
-    } else {
-        spare[0].write(b'0' + v as u8);
-    }
-    // SAFETY: the `n` bytes after `start` were all written above: the loop
-    // fills pairs from the end down to 1 or 2 digits, which the last branch
-    // writes at the front.
-    unsafe { out.set_len(start + n) };
 }
 
 /// Appends `v` in decimal, with its sign.
@@ -889,7 +891,7 @@ fn write_kernel_bytes_body(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
     while i < s.len() {
         i += plain_prefix(&s[i..]);
         let Some(&b) = s.get(i) else { break };
-        out.extend_from_slice(&s[start..i]);
+        put_run(out, s, start, i);
         if b == 0 && stop_at_nul {
             start = i;
             break;
@@ -912,7 +914,35 @@ fn write_kernel_bytes_body(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
         start = i;
     }
     if start < i {
-        out.extend_from_slice(&s[start..i]);
+        put_run(out, s, start, i);
+    }
+}
+
+/// Appends `s[start..end]` (at most 64 bytes) in 16-byte moves when `s` has
+/// the bytes to read past `end`, as a `char[N]` field's body usually does;
+/// else as one copy. Saves the call into `memcpy`, which costs more than
+/// the copy for names this short.
+#[inline(always)]
+fn put_run(out: &mut Vec<u8>, s: &[u8], start: usize, end: usize) {
+    let n = end - start;
+    let blocks = n.div_ceil(16);
+    if n > 64 || start + blocks * 16 > s.len() {
+        out.extend_from_slice(&s[start..end]);
+        return;
+    }
+    out.reserve(blocks * 16);
+    let len = out.len();
+    // SAFETY: `start + blocks * 16 <= s.len()` (checked above), so every
+    // read is inside `s`; `blocks * 16` bytes are reserved past `len`, so
+    // every write is inside the allocation; only the `n` bytes copied from
+    // `s[start..end]` are counted in the new length.
+    unsafe {
+        let from = s.as_ptr().add(start);
+        let to = out.as_mut_ptr().add(len);
+        for b in 0..blocks {
+            std::ptr::copy_nonoverlapping(from.add(b * 16), to.add(b * 16), 16);
+        }
+        out.set_len(len + n);
     }
 }
 
@@ -1519,6 +1549,37 @@ mod tests {
                         _ => len,
                     };
                     assert_eq!(plain_prefix(&s), want, "{s:x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn char_arrays_of_every_size_print_their_text_up_to_the_nul() {
+        // Field sizes around the 16-byte moves and their 64-byte limit, each
+        // text length, with a special byte or none, and garbage after the NUL
+        // that must not show.
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for size in 1..=80 {
+            for len in 0..=size {
+                for special in [None, Some(b'"'), Some(0xc3)] {
+                    let mut field: Vec<u8> = (0..size).map(|i| b'A' + (i % 26) as u8).collect();
+                    if len < size {
+                        field[len] = 0;
+                        field[len + 1..].fill(b'#');
+                    }
+                    if let Some(b) = special
+                        && len > 0
+                    {
+                        field[len / 2] = b;
+                    }
+                    got.clear();
+                    want.clear();
+                    got.extend_from_slice(b"{\"k\":");
+                    write_json_cstr(&mut got, &field);
+                    want.extend_from_slice(b"{\"k\":");
+                    reference_json_bytes(&mut want, until_nul(&field));
+                    assert_eq!(got, want, "size {size}, text {len}");
                 }
             }
         }

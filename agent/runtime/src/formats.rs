@@ -36,6 +36,9 @@ pub fn write_file_flags(flags: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(ACCESS_MODES[(flags & 3) as usize].as_bytes());
     let mut rest = flags & !3;
     for (bit, name) in OPEN_FLAGS {
+        if rest == 0 {
+            return;
+        }
         if rest & bit != 0 {
             out.push(b'|');
             out.extend_from_slice(name.as_bytes());
@@ -52,32 +55,38 @@ pub fn write_file_flags(flags: u32, out: &mut Vec<u8>) {
 /// permissions (open(2)'s mode argument) print as a plain file, as
 /// Inspektor Gadget prints them (`0o644`: `-rw-r--r--`).
 pub fn write_file_mode(mode: u32, out: &mut Vec<u8>) {
-    out.push(match mode & 0o170000 {
+    let mut text = [b'-'; 10];
+    text[0] = match mode & 0o170000 {
         0o140000 => b's',
         0o120000 => b'l',
-        0o100000 => b'-',
         0o060000 => b'b',
         0o040000 => b'd',
         0o020000 => b'c',
         0o010000 => b'p',
         _ => b'-',
-    });
+    };
     // (read bit, write bit, exec bit, special bit, special char with exec, without)
     let classes = [
         (0o400, 0o200, 0o100, 0o4000, b's', b'S'),
         (0o040, 0o020, 0o010, 0o2000, b's', b'S'),
         (0o004, 0o002, 0o001, 0o1000, b't', b'T'),
     ];
-    for (r, w, x, special, with_x, without_x) in classes {
-        out.push(if mode & r != 0 { b'r' } else { b'-' });
-        out.push(if mode & w != 0 { b'w' } else { b'-' });
-        out.push(match (mode & x != 0, mode & special != 0) {
+    for (i, (r, w, x, special, with_x, without_x)) in classes.into_iter().enumerate() {
+        let at = 1 + 3 * i;
+        if mode & r != 0 {
+            text[at] = b'r';
+        }
+        if mode & w != 0 {
+            text[at + 1] = b'w';
+        }
+        text[at + 2] = match (mode & x != 0, mode & special != 0) {
             (true, true) => with_x,
             (false, true) => without_x,
             (true, false) => b'x',
             (false, false) => b'-',
-        });
+        };
     }
+    out.extend_from_slice(&text);
 }
 
 /// Appends a byte count in SI units as Inspektor Gadget prints it (go-humanize's
