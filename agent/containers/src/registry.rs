@@ -9,7 +9,9 @@
 //! and published with [`ArcSwap`]: an enrichment takes no lock and
 //! allocates nothing, and never waits behind a watcher's update.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
@@ -36,17 +38,20 @@ pub enum Change {
 /// (source, id) → record.
 type Records = BTreeMap<(String, String), Arc<Container>>;
 
-/// What enrichment reads, derived from the records.
+/// What enrichment reads, derived from the records. Looked up per event:
+/// Fx-hashed (the keys are namespace inodes and addresses the kernel hands
+/// out, and the maps hold what the runtimes report, so collision flooding
+/// is not a concern).
 #[derive(Default)]
 struct Index {
     /// mount namespace → pre-rendered enrichment fields.
-    by_mntns: HashMap<u64, Arc<[u8]>>,
+    by_mntns: FxHashMap<u64, Arc<[u8]>>,
     /// network namespace → pre-rendered enrichment fields.
-    by_netns: HashMap<u64, Arc<[u8]>>,
+    by_netns: FxHashMap<u64, Arc<[u8]>>,
     /// container address → pre-rendered endpoint values.
-    by_ip: HashMap<IpAddr, Arc<EndpointValues>>,
+    by_ip: FxHashMap<IpAddr, Arc<EndpointValues>>,
     /// The host's own addresses (loopback is always the host's).
-    host_ips: HashSet<IpAddr>,
+    host_ips: FxHashSet<IpAddr>,
 }
 
 pub struct Registry {
@@ -199,7 +204,7 @@ impl Registry {
     #[allow(clippy::readonly_write_lock)]
     pub fn refresh_host_addresses(&self) {
         let records = self.records.write().unwrap();
-        let now: HashSet<IpAddr> = super::procinfo::host_addresses().into_iter().collect();
+        let now: FxHashSet<IpAddr> = super::procinfo::host_addresses().into_iter().collect();
         if self.index.load().host_ips != now {
             self.reindex_with(&records, now);
         }
@@ -264,7 +269,7 @@ impl Registry {
         self.reindex_with(records, host_ips);
     }
 
-    fn reindex_with(&self, records: &Records, host_ips: HashSet<IpAddr>) {
+    fn reindex_with(&self, records: &Records, host_ips: FxHashSet<IpAddr>) {
         let list = dedup(records.values());
         let mut index = Index {
             host_ips,

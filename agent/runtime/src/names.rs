@@ -4,7 +4,6 @@
 //! crates; user and interface lookups are cached, so a busy event stream
 //! pays one lookup per distinct value.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::name_tables::{self, Arch};
@@ -34,30 +33,11 @@ pub fn syscall_number(name: &str) -> Option<u32> {
     Arch::EVENTS?.syscall_number(name)
 }
 
-/// Hashes the numeric ids the caches are keyed by with one multiply (SipHash
-/// was ~300 instructions per event and field). The ids come from the kernel
+/// The caches hash their numeric ids with Fx (one multiply; SipHash was
+/// ~300 instructions per event and field). The ids come from the kernel
 /// (uids, gids, interface indexes), not from what a traced process writes,
 /// and the cache is bounded, so collision flooding is not a concern.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-}
-
-type Cache = Mutex<HashMap<u64, Box<str>, std::hash::BuildHasherDefault<IdHasher>>>;
+type Cache = Mutex<rustc_hash::FxHashMap<u64, Box<str>>>;
 
 /// The last id a thread looked up in one cache and a copy of its name: a
 /// stream of events from one user takes neither the lock nor the lookup.

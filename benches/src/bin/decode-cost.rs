@@ -4,9 +4,9 @@
 //! Usage: `decode-cost OBJECT RECORDS PASSES`
 //!
 //! Builds the decoder for OBJECT's first tracer exactly as the runtime does
-//! (event layout from the object's BTF), reads RECORDS (ring records recorded
-//! by `floor-reader`: each a 4-byte little-endian length and the bytes), decodes
-//! every record once to warm lazily built tables (user and group names), then
+//! (event layout from the object's BTF, the container registry as enricher),
+//! reads RECORDS (ring records recorded by `floor-reader`: each a 4-byte
+//! little-endian length and the bytes), decodes every record once to warm lazily built tables (user and group names), then
 //! PASSES more times into a batch buffer that is reused as the agent's is.
 //! Prints `records PASSES-BYTES`; the instruction count of a run with PASSES=1
 //! subtracted from one with PASSES=11, divided by ten times the records, is the
@@ -14,9 +14,12 @@
 //! set, the warm-up pass's lines are written to FILE.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use gadgetd_containers::{Container, K8s, Registry};
 use gadgetd_runtime::classify;
 use gadgetd_runtime::decode::Decoder;
+use gadgetd_runtime::enrich::Enricher;
 use gadgetd_runtime::layout;
 use gadgetd_runtime::object::GadgetObject;
 
@@ -50,7 +53,9 @@ fn run() -> Result<(), String> {
         .ok_or_else(|| format!("{object} has no tracer"))?;
     let layout =
         layout::build(&obj.btf, tracer.event_type).map_err(|e| format!("{object}: {e}"))?;
-    let decoder = Decoder::new(&layout);
+    // As in the agent: the container registry enriches every event. The
+    // recorded events are the host's, so they take the lookup that misses.
+    let decoder = Decoder::new(&layout).with_enricher(Some(containers()));
     let raw = std::fs::read(records).map_err(|e| format!("reading {records}: {e}"))?;
     let events = split_records(&raw).map_err(|e| format!("{records}: {e}"))?;
     let mut out = Vec::with_capacity(BATCH_BYTES + 4096);
@@ -81,6 +86,30 @@ fn run() -> Result<(), String> {
     total += out.len();
     println!("{} {total}", events.len());
     Ok(())
+}
+
+/// A registry of 50 containers, none in the host's namespaces.
+fn containers() -> Arc<dyn Enricher> {
+    let registry = Registry::new();
+    for i in 0..50u64 {
+        registry.upsert(
+            "decode-cost",
+            Container {
+                id: format!("{i:064x}"),
+                name: format!("web-{i}"),
+                runtime: "docker".into(),
+                image: "registry.example/team/web:1.2.3".into(),
+                pid: 0,
+                mntns: 4_026_540_000 + i,
+                netns: 4_026_541_000 + i,
+                cgroup: String::new(),
+                namespace: String::new(),
+                k8s: K8s::default(),
+                ips: Vec::new(),
+            },
+        );
+    }
+    registry
 }
 
 /// Splits `[u32 LE length][bytes]...` into records.
