@@ -65,27 +65,34 @@ pub fn write_file_mode(mode: u32, out: &mut Vec<u8>) {
         0o010000 => b'p',
         _ => b'-',
     };
-    // (read bit, write bit, exec bit, special bit, special char with exec, without)
-    let classes = [
-        (0o400, 0o200, 0o100, 0o4000, b's', b'S'),
-        (0o040, 0o020, 0o010, 0o2000, b's', b'S'),
-        (0o004, 0o002, 0o001, 0o1000, b't', b'T'),
-    ];
-    for (i, (r, w, x, special, with_x, without_x)) in classes.into_iter().enumerate() {
-        let at = 1 + 3 * i;
-        if mode & r != 0 {
-            text[at] = b'r';
+    // Each class's three letters, indexed by its rwx bits and its special
+    // bit (setuid, setgid: s/S; sticky: t/T) as bit 3.
+    const fn class(special: u8) -> [[u8; 3]; 16] {
+        let mut t = [[b'-'; 3]; 16];
+        let mut i = 0;
+        while i < 16 {
+            if i & 4 != 0 {
+                t[i][0] = b'r';
+            }
+            if i & 2 != 0 {
+                t[i][1] = b'w';
+            }
+            t[i][2] = match (i & 1 != 0, i & 8 != 0) {
+                (true, true) => special,
+                (false, true) => special - 32, // upper case: special bit, no exec
+                (true, false) => b'x',
+                (false, false) => b'-',
+            };
+            i += 1;
         }
-        if mode & w != 0 {
-            text[at + 1] = b'w';
-        }
-        text[at + 2] = match (mode & x != 0, mode & special != 0) {
-            (true, true) => with_x,
-            (false, true) => without_x,
-            (true, false) => b'x',
-            (false, false) => b'-',
-        };
+        t
     }
+    const USER_GROUP: [[u8; 3]; 16] = class(b's');
+    const OTHER: [[u8; 3]; 16] = class(b't');
+    let at = |shift: u32, special: u32| ((mode >> shift) & 7 | (mode >> special & 1) << 3) as usize;
+    text[1..4].copy_from_slice(&USER_GROUP[at(6, 11)]);
+    text[4..7].copy_from_slice(&USER_GROUP[at(3, 10)]);
+    text[7..10].copy_from_slice(&OTHER[at(0, 9)]);
     out.extend_from_slice(&text);
 }
 
@@ -207,6 +214,11 @@ mod tests {
             (0o010600, "prw-------"),
             (0o140755, "srwxr-xr-x"),
             (0o644, "-rw-r--r--"),
+            (0o1644, "-rw-r--r-T"),
+            (0o7000, "---S--S--T"),
+            (0o7777, "-rwsrwsrwt"),
+            (0o2070, "----rws---"),
+            (0o100421, "-r---w---x"),
             (0, "----------"),
         ] {
             assert_eq!(text(|o| write_file_mode(mode, o)), want, "{mode:#o}");
