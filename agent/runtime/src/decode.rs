@@ -1046,11 +1046,20 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// [`write_json_str`] without the quotes.
+#[inline(always)]
 fn write_json_str_body(out: &mut Vec<u8>, s: &[u8]) {
     if plain_prefix(s) == s.len() {
         out.extend_from_slice(s);
-        return;
+    } else {
+        write_json_str_escaped(out, s);
     }
+}
+
+/// The body of a JSON string that needs escapes (kept out of line: names
+/// and table entries rarely do).
+#[cold]
+#[inline(never)]
+fn write_json_str_escaped(out: &mut Vec<u8>, s: &[u8]) {
     match std::str::from_utf8(s) {
         Ok(text) => escape_into(out, text),
         Err(_) => escape_into(out, &String::from_utf8_lossy(s)),

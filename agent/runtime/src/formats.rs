@@ -31,22 +31,48 @@ const OPEN_FLAGS: [(u32, &str); 19] = [
     (0o100000000, "FMODE_NONOTIFY"),
 ];
 
+/// `|NAME` of each flag bit of [`OPEN_FLAGS`] by bit number, zero-padded to 16
+/// bytes, and its length (0: the bit has no name). Copied whole, as one
+/// fixed-size move, then cut to the length.
+const FLAG_TEXT: [([u8; 16], usize); 32] = {
+    let mut table = [([0u8; 16], 0usize); 32];
+    let mut i = 0;
+    while i < OPEN_FLAGS.len() {
+        let (bit, name) = OPEN_FLAGS[i];
+        let name = name.as_bytes();
+        let slot = &mut table[bit.trailing_zeros() as usize];
+        slot.0[0] = b'|';
+        let mut j = 0;
+        while j < name.len() {
+            slot.0[1 + j] = name[j];
+            j += 1;
+        }
+        slot.1 = 1 + name.len();
+        i += 1;
+    }
+    table
+};
+
 /// Appends open(2) flags as `O_RDONLY|O_CREAT|...`, any unnamed bits in hex.
 pub fn write_file_flags(flags: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(ACCESS_MODES[(flags & 3) as usize].as_bytes());
     let mut rest = flags & !3;
-    for (bit, name) in OPEN_FLAGS {
-        if rest == 0 {
-            return;
+    let mut unnamed = 0;
+    // Only the bits that are set, lowest first.
+    while rest != 0 {
+        let bit = rest.trailing_zeros();
+        rest &= rest - 1;
+        let (text, len) = &FLAG_TEXT[bit as usize];
+        if *len == 0 {
+            unnamed |= 1 << bit;
+            continue;
         }
-        if rest & bit != 0 {
-            out.push(b'|');
-            out.extend_from_slice(name.as_bytes());
-            rest &= !bit;
-        }
+        let at = out.len();
+        out.extend_from_slice(text);
+        out.truncate(at + len);
     }
-    if rest != 0 {
-        let _ = write!(out, "|{rest:#x}");
+    if unnamed != 0 {
+        let _ = write!(out, "|{unnamed:#x}");
     }
 }
 
@@ -194,8 +220,44 @@ mod tests {
             (0o2000000 | 0o200000, "O_RDONLY|O_DIRECTORY|O_CLOEXEC"),
             (0o10000000, "O_RDONLY|O_PATH"),
             (0x8000_0000, "O_RDONLY|0x80000000"),
+            (0xc000_0040, "O_RDONLY|O_CREAT|0xc0000000"),
+            (
+                0o100000000 | 0o20000000,
+                "O_RDONLY|__O_TMPFILE|FMODE_NONOTIFY",
+            ),
         ] {
             assert_eq!(text(|o| write_file_flags(flags, o)), want, "{flags:#o}");
+        }
+        // Every bit alone and a spread of combinations, against the plain
+        // walk over the table.
+        let reference = |flags: u32| {
+            let mut s = ACCESS_MODES[(flags & 3) as usize].to_string();
+            let mut rest = flags & !3;
+            for (bit, name) in OPEN_FLAGS {
+                if rest & bit != 0 {
+                    s += "|";
+                    s += name;
+                    rest &= !bit;
+                }
+            }
+            if rest != 0 {
+                s += &format!("|{rest:#x}");
+            }
+            s
+        };
+        let mut x = 0x9e37_79b9u32;
+        let spread = (0..2000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        });
+        for flags in (0..32).map(|b| 1u32 << b).chain(spread).chain([u32::MAX]) {
+            assert_eq!(
+                text(|o| write_file_flags(flags, o)),
+                reference(flags),
+                "{flags:#x}"
+            );
         }
     }
 
