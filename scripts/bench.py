@@ -42,6 +42,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def context_switches(pid):
+    """(voluntary, involuntary) context switches of all of `pid`'s threads so far."""
+    vol = invol = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(line.split()[1])
+        except OSError:
+            pass  # a thread that ended meanwhile
+    return vol, invol
+
+
 def status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -321,6 +337,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     anon_loaded, bpf_loaded = rss_breakdown_kib(agent_pid)
     code_loaded = code_rss_kib(agent_pid)
     cpu0 = cpu_seconds(agent_pid)
+    switches0 = context_switches(agent_pid)
     client_cpu0 = cpu_seconds(client.pid)
     sampler = PeakSampler(agent_pid)
     t0 = time.monotonic()
@@ -335,6 +352,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
     elapsed = time.monotonic() - t0
     peak = sampler.finish()
     cpu1 = cpu_seconds(agent_pid)
+    switches = [b - a for a, b in zip(switches0, context_switches(agent_pid))]
     client_cpu = cpu_seconds(client.pid) - client_cpu0
     ctl(bin_dir, sock, "stop", run["id"])
     client.wait()
@@ -345,6 +363,7 @@ def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
         "seen": runs["events_seen"],
         "lost": runs["events_lost"],
         "agent_cpu": cpu1 - cpu0,
+        "agent_switches": switches,
         "consumer_cpu": cpu1 - cpu0,
         "client_cpu": client_cpu,
         "elapsed": elapsed,
@@ -466,6 +485,9 @@ def main():
     print(f"events missing at client    {n - r['delivered']}  (kernel losses + slow-client drops)")
     print(f"events/s delivered          {r['delivered'] / r['elapsed']:.0f}")
     print(f"agent CPU per event         {r['agent_cpu'] * 1e6 / max(r['seen'], 1):.3f} us  ({r['agent_cpu']:.2f} s CPU)")
+    vol, invol = r["agent_switches"]
+    print(f"agent context switches      {(vol + invol) * 1000 / max(r['seen'], 1):.2f} per 1000 events  "
+          f"(voluntary {vol}, involuntary {invol})")
     print(f"client CPU per event        {r['client_cpu'] * 1e6 / max(r['seen'], 1):.3f} us  (gadgetctl -o json)")
     print(f"workload untraced           {untraced:.3f} s  ({n / untraced:.0f} calls/s)")
     print(f"workload traced             {r['gen_seconds']:.3f} s  ({n / r['gen_seconds']:.0f} calls/s)")

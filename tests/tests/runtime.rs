@@ -193,3 +193,79 @@ fn the_runs_end_delivers_everything_still_buffered() {
         assert_eq!((delivered, lost), (OPENS, 0));
     });
 }
+
+#[test]
+fn a_burst_is_delivered_whole_soon_after_it_ends_and_a_lone_event_at_once() {
+    // A drain that reads several records leaves the ring's last one in it
+    // (so the kernel does not wake the reader for the next record) and
+    // delivers it at the end of its 5 ms pause. Fails when that record is
+    // lost, or waits for the reader's 250 ms safety tick, or when a lone
+    // record after an idle spell is held back instead of delivered at once.
+    require_root();
+    rt().block_on(async {
+        let gadget =
+            Gadget::from_object(std::fs::read(gadget("trace_open")).unwrap(), None).unwrap();
+        let mut opts = RunOptions::default();
+        opts.params
+            .insert("targ_pid".into(), std::process::id().to_string());
+        let dir = TempDir::new("burst");
+        let burst = dir.path().join("burst");
+        let lone = dir.path().join("lone");
+        std::fs::write(&burst, b"").unwrap();
+        std::fs::write(&lone, b"").unwrap();
+        let mut run = gadget.start(&opts).unwrap();
+        let (burst_name, lone_name) = (burst.to_str().unwrap(), lone.to_str().unwrap());
+        // Counts events naming `want` until `n` came or `within` passed;
+        // returns the count and the time it took.
+        async fn count(
+            run: &mut gadgetd::runtime::Running,
+            want: &str,
+            n: usize,
+            within: Duration,
+        ) -> (usize, Duration) {
+            let start = Instant::now();
+            let mut seen = 0;
+            let mut buf = Vec::new();
+            while seen < n && start.elapsed() < within {
+                buf.clear();
+                let left = within.saturating_sub(start.elapsed());
+                if tokio::time::timeout(left, run.next_batch(&mut buf))
+                    .await
+                    .is_ok()
+                {
+                    seen += String::from_utf8_lossy(&buf)
+                        .matches(&format!("\"fname\":\"{want}\""))
+                        .count();
+                }
+            }
+            (seen, start.elapsed())
+        }
+        for round in 0..3 {
+            // Bursts of several sizes: the last record is held back from
+            // each drain that read others before it.
+            for opens in [2usize, 50, 700] {
+                for _ in 0..opens {
+                    drop(std::fs::File::open(&burst).unwrap());
+                }
+                let (seen, took) = count(&mut run, burst_name, opens, Duration::from_secs(2)).await;
+                assert_eq!(seen, opens, "round {round}: burst of {opens}");
+                assert!(
+                    took < Duration::from_millis(150),
+                    "round {round}: the burst of {opens} took {took:?} to arrive whole"
+                );
+                // Idle past the pause, then a single event: not held back.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let (drained, _) = count(&mut run, burst_name, 1, Duration::from_millis(1)).await;
+                assert_eq!(drained, 0, "round {round}: a burst event came twice");
+                drop(std::fs::File::open(&lone).unwrap());
+                let (seen, took) = count(&mut run, lone_name, 1, Duration::from_secs(2)).await;
+                assert_eq!(seen, 1, "round {round}: the lone event after {opens}");
+                assert!(
+                    took < Duration::from_millis(150),
+                    "round {round}: the lone event after a burst of {opens} took {took:?}"
+                );
+            }
+        }
+        assert_eq!(run.final_losses(), 0);
+    });
+}

@@ -11,7 +11,16 @@
 //! once only when the ring is filling up (a quarter full, read from its
 //! position pages, `ring_fill.rs`). A slow [`SAFETY_TICK`] drains rings of
 //! gadgets that never wake anyone (objects built with older headers, which
-//! passed `BPF_RB_NO_WAKEUP` below their threshold). Losses are counted from
+//! passed `BPF_RB_NO_WAKEUP` below their threshold).
+//!
+//! A drain that read several records and would pause leaves the last one in
+//! the ring (unconsumed): the kernel wakes the reader for a record only
+//! when the ring was empty before it, so records written during the pause
+//! wake no one until the ring fills up, and the pause's end delivers them
+//! with the one held back (which waits at most one pause longer). Without
+//! it every pause under a flood cost a wake-up of a parked thread for
+//! nothing. A drain that finds only that record takes it, so an idle run's
+//! next event wakes the reader at once. Losses are counted from
 //! the kernel's per-event lost count for perf arrays (perf_ring.rs) and from
 //! the per-CPU `<map>_lost_samples` counter the headers maintain for ring
 //! buffers.
@@ -35,7 +44,8 @@ use super::ring_fill;
 
 /// After a drain that found events, the next one waits this long unless the
 /// ring fills up first: a busy gadget is read in batches of this many
-/// milliseconds of events, and an event waits at most this long.
+/// milliseconds of events, and an event waits at most this long (the record
+/// a busy drain leaves in the ring, twice this).
 pub const BUSY_PAUSE: Duration = Duration::from_millis(5);
 /// How often a ring is drained when nothing wakes the reader (gadgets that
 /// never wake it); also a bound on how late a lost wake-up is noticed.
@@ -255,9 +265,10 @@ impl EventReader {
         if !self.due {
             return Batch::default();
         }
-        let (batch, more, _) = self.drain_now(out, BATCH_BYTES);
+        let (batch, more, _) = self.drain_now(out, BATCH_BYTES, true);
         // A full batch left records behind: drain again at once. Otherwise
-        // the ring is empty; after events, pause before the next drain.
+        // the ring is empty (or holds the one record left in it); after
+        // events, pause before the next drain.
         self.due = more;
         if !more && batch.events + batch.malformed > 0 && self.pause.is_none() {
             self.pause = Some(Box::pin(tokio::time::sleep(BUSY_PAUSE)));
@@ -280,7 +291,7 @@ impl EventReader {
         };
         // A batch more than `out` holds: a final drain may append to what
         // it wrote before.
-        let (mut batch, more, read) = self.drain_now(out, out.len() + BATCH_BYTES);
+        let (mut batch, more, read) = self.drain_now(out, out.len() + BATCH_BYTES, false);
         let left = left.saturating_sub(read);
         self.final_left = Some(left);
         batch.more = more && left > 0;
@@ -289,15 +300,21 @@ impl EventReader {
 
     /// Drains into `out` until it holds `full` bytes; true when it stopped
     /// there with records left, and the ring bytes read (record headers
-    /// included).
-    fn drain_now(&mut self, out: &mut Vec<u8>, full: usize) -> (Batch, bool, u64) {
+    /// included). With `hold_last`, a ring's last record is left in it when
+    /// others were read before it (see the module's doc).
+    fn drain_now(&mut self, out: &mut Vec<u8>, full: usize, hold_last: bool) -> (Batch, bool, u64) {
         let mut batch = Batch::default();
         let mut more = false;
         let mut read = 0u64;
         let decoder = &self.decoder;
         match &mut self.source {
-            Source::Ring { ring, .. } => {
+            Source::Ring { ring, fill, .. } => {
                 let ring = ring.get_mut();
+                let fill = fill.as_ref().filter(|_| hold_last);
+                // Bytes known to wait (from the drain's start): the ring's
+                // producer position is read again only when the drain gets
+                // there, not per record (the kernel writes that line).
+                let mut known = fill.map_or(0, |f| f.waiting());
                 loop {
                     if out.len() >= full {
                         more = true;
@@ -305,7 +322,20 @@ impl EventReader {
                     }
                     let Some(item) = ring.next() else { break };
                     // An 8-byte header, the record padded to 8 bytes.
-                    read += 8 + (item.len() as u64).next_multiple_of(8);
+                    let size = 8 + (item.len() as u64).next_multiple_of(8);
+                    if let Some(fill) = fill
+                        && read + size >= known
+                    {
+                        let waiting = fill.waiting();
+                        if waiting == size && read > 0 {
+                            // The last record: not consumed (aya consumes
+                            // an item when it is dropped).
+                            std::mem::forget(item);
+                            break;
+                        }
+                        known = read + waiting;
+                    }
+                    read += size;
                     match decoder.write_json(&item, out) {
                         Ok(()) => batch.events += 1,
                         Err(_) => batch.malformed += 1,

@@ -10,13 +10,23 @@
 //! how many events it missed (a `lost` line with cause `slow-reader`), and
 //! slows no one else. A client that closes its end is noticed even when the
 //! gadget is idle (the writer also waits for EOF on the socket).
+//!
+//! The agent's end of a stream is registered with the reactor for reading
+//! only (EOF). Registered for writing too, every read by the client that
+//! frees room in the socket would wake a parked worker thread for nothing
+//! (`EPOLLOUT`): under a flood that was 80% of the agent's wake-ups
+//! (docs/benchmarks.md). A writer task that finds the socket full registers
+//! a duplicate of the fd for writing while its queue holds data.
 
 use bytes::Bytes;
 use gadgetd_dbus::stream::{self, Control, LostCause};
+use nix::sys::socket::{MsgFlags, Shutdown, setsockopt, sockopt};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::net::UnixStream;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -35,22 +45,22 @@ const QUEUE_BYTES: usize = 4 << 20;
 /// each, straight from the run task, for ~15 ms of a flood, before its
 /// queue and writer task are needed. Kernel memory, charged only while the
 /// client has not read it; the agent's own queue (`QUEUE_BYTES`) comes after it.
-const SOCKET_SEND_BYTES: libc::c_int = 1 << 20;
+const SOCKET_SEND_BYTES: usize = 1 << 20;
 
 /// The agent's end of a stream socket pair.
 pub struct Attacher {
-    pub stream: UnixStream,
+    pub stream: tokio::net::UnixStream,
 }
 
 impl Attacher {
     /// A connected pair: the attacher (agent side) and the fd for the client.
     pub fn pair() -> std::io::Result<(Attacher, std::os::fd::OwnedFd)> {
-        let (agent, client) = std::os::unix::net::UnixStream::pair()?;
+        let (agent, client) = UnixStream::pair()?;
         agent.set_nonblocking(true)?;
         set_send_buffer(&agent, SOCKET_SEND_BYTES);
         Ok((
             Attacher {
-                stream: UnixStream::from_std(agent)?,
+                stream: tokio::net::UnixStream::from_std(agent)?,
             },
             client.into(),
         ))
@@ -58,9 +68,10 @@ impl Attacher {
 }
 
 struct Slot {
-    /// The agent's end of the client's socket, shared with the writer task:
-    /// the run task writes to it directly while `queued` is 0.
-    stream: Arc<UnixStream>,
+    /// The agent's end of the client's socket (registered for reading
+    /// only), shared with the writer task: the run task writes to it
+    /// directly while `queued` is 0.
+    stream: Arc<AsyncFd<UnixStream>>,
     tx: mpsc::UnboundedSender<Bytes>,
     /// Bytes sent to the writer and not yet written out.
     queued: Arc<AtomicUsize>,
@@ -79,10 +90,20 @@ pub struct Fanout {
 }
 
 impl Fanout {
+    /// Adds a client; its stream starts with `header_line`. A socket that
+    /// cannot be registered with the reactor (out of memory) is closed, so
+    /// the client sees its stream end at once.
     pub fn add(&mut self, attacher: Attacher, header_line: &[u8]) {
+        self.ever_attached = true;
+        let stream = match reading_only(attacher.stream) {
+            Ok(stream) => Arc::new(stream),
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream dropped: cannot register its socket");
+                return;
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let stream = Arc::new(attacher.stream);
         let task = tokio::spawn(write_loop(stream.clone(), rx, queued.clone()));
         let slot = Slot {
             stream,
@@ -94,7 +115,6 @@ impl Fanout {
         };
         slot.deliver(header_line);
         self.slots.push(slot);
-        self.ever_attached = true;
     }
 
     /// Sends the batch in `buf` (`events` events) to every client: written
@@ -229,64 +249,99 @@ impl Slot {
     }
 }
 
-/// One non-blocking write of `data` (tokio's `try_write`; the socket is
-/// non-blocking and Rust ignores SIGPIPE): the bytes the socket took, 0
-/// when its buffer is full or on an error.
-fn send_now(stream: &UnixStream, data: &[u8]) -> usize {
+/// The agent's end of a stream, moved to a registration for reading only
+/// (EOF): the run task and the writer write to it without the reactor.
+fn reading_only(stream: tokio::net::UnixStream) -> std::io::Result<AsyncFd<UnixStream>> {
+    // into_std leaves the socket non-blocking.
+    register(stream.into_std()?, Interest::READABLE)
+}
+
+/// Registers `stream` with the reactor for `interest`.
+fn register(stream: UnixStream, interest: Interest) -> std::io::Result<AsyncFd<UnixStream>> {
+    // SAFETY: the AsyncFd owns the socket and never closes or replaces its
+    // fd while registered.
+    unsafe { AsyncFd::register_with_interest(stream, interest) }.map_err(|e| e.into_parts().1)
+}
+
+/// One non-blocking `send` of `data` (`MSG_DONTWAIT`, `MSG_NOSIGNAL`): the
+/// bytes the socket took, 0 when its buffer is full or on an error.
+fn send_now(stream: &AsyncFd<UnixStream>, data: &[u8]) -> usize {
     if data.is_empty() {
         return 0;
     }
-    stream.try_write(data).unwrap_or(0)
+    try_send(stream.get_ref(), data).unwrap_or(0)
+}
+
+/// One non-blocking `send`: the bytes taken; `WouldBlock` when the socket
+/// is full.
+fn try_send(stream: &UnixStream, data: &[u8]) -> std::io::Result<usize> {
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    nix::sys::socket::send(stream.as_raw_fd(), data, flags).map_err(std::io::Error::from)
 }
 
 /// Asks for a send buffer of `bytes` on `stream` (best effort: the
 /// default stays when the kernel refuses).
-fn set_send_buffer(stream: &std::os::unix::net::UnixStream, bytes: libc::c_int) {
-    // SAFETY: setsockopt with a pointer to a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&raw const bytes).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "stream send buffer left at the default");
+fn set_send_buffer(stream: &UnixStream, bytes: usize) {
+    if let Err(e) = setsockopt(stream, sockopt::SndBuf, &bytes) {
+        tracing::debug!(error = %e, "stream send buffer left at the default");
     }
 }
 
-/// Writes all of `data` when the socket takes it.
-async fn write_all(stream: &UnixStream, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+/// Waits for room in a full socket: a duplicate of its fd registered for
+/// writing, made on the first wait and kept while the writer has data.
+struct Room {
+    writable: Option<AsyncFd<UnixStream>>,
+}
+
+impl Room {
+    /// Writes all of `data`, waiting for room when the socket is full.
+    async fn write_all(&mut self, stream: &UnixStream, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            match try_send(stream, data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let writable = match &mut self.writable {
+                        Some(w) => w,
+                        None => self
+                            .writable
+                            .insert(register(stream.try_clone()?, Interest::WRITABLE)?),
+                    };
+                    // Cleared before the retry: an edge that comes after
+                    // it is not lost.
+                    writable.writable().await?.clear_ready();
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The queue is empty: stop being woken when the socket has room.
+    fn release(&mut self) {
+        self.writable = None;
+    }
 }
 
 /// Empties the client's queue into its socket, and ends when the client
 /// closes its end (EOF) or the queue's sender is dropped.
 async fn write_loop(
-    stream: Arc<UnixStream>,
+    stream: Arc<AsyncFd<UnixStream>>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
 ) {
     let mut probe = [0u8; 64];
+    let mut room = Room { writable: None };
     loop {
         tokio::select! {
             biased;
             chunk = rx.recv() => match chunk {
                 Some(data) => {
-                    let written = write_all(&stream, &data).await;
+                    let written = room.write_all(stream.get_ref(), &data).await;
                     // Release: the run task's direct write that sees the
                     // queue empty comes after these bytes.
-                    queued.fetch_sub(data.len(), Ordering::Release);
+                    if queued.fetch_sub(data.len(), Ordering::Release) == data.len() {
+                        room.release();
+                    }
                     if let Err(e) = written {
                         tracing::debug!(error = %e, "event stream client went away");
                         break;
@@ -294,14 +349,21 @@ async fn write_loop(
                 }
                 None => break,
             },
-            ready = stream.readable() => match ready.and_then(|()| stream.try_read(&mut probe)) {
-                Ok(0) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            ready = stream.readable() => match ready {
+                Ok(mut guard) => match guard.try_io(|s| {
+                    nix::sys::socket::recv(s.as_raw_fd(), &mut probe, MsgFlags::MSG_DONTWAIT)
+                        .map_err(std::io::Error::from)
+                }) {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(_)) => {} // clients do not talk; ignore
+                    Ok(Err(_)) => break,
+                    Err(_would_block) => {}
+                },
                 Err(_) => break,
-                Ok(_) => {} // clients do not talk; ignore
             },
         }
     }
-    // SAFETY: shutdown of the socket fd the stream owns (it stays open).
-    unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
+    // The fd stays open (the stream owns it); an error means the client
+    // is gone already.
+    let _ = nix::sys::socket::shutdown(stream.get_ref().as_raw_fd(), Shutdown::Write);
 }
