@@ -5,13 +5,18 @@
 //! handshakes and gadget loads run code that the event path never touches
 //! again, and the kernel maps cached pages 64 KiB around every code fault
 //! (`fault_around_bytes`), so a few MiB of once-run code stay mapped.
-//! [`release`] unmaps the executable file mappings (`MADV_DONTNEED`): the
-//! pages stay in the page cache, and the code that runs next faults its pages
-//! back in (minor faults, a few milliseconds of CPU in all).
+//! [`release`] asks the kernel to reclaim the executable file mappings'
+//! pages (`MADV_PAGEOUT`), and the code that runs next faults its pages back
+//! in.
 //!
-//! Only clean mappings are touched: a mapping with privately modified pages
-//! (a debugger's breakpoints, uprobes placed on the agent itself) is left as
-//! it is, since dropping those pages would drop the modification.
+//! `MADV_PAGEOUT`, not `MADV_DONTNEED`: a mapping can gain privately modified
+//! pages at any time (a uprobe placed on the agent's binary or on a library
+//! it maps, a debugger's breakpoint), also between reading `smaps` and the
+//! `madvise`, and `MADV_DONTNEED` would drop such a page and with it the
+//! breakpoint. `MADV_PAGEOUT` never drops data: a private modified page is
+//! anonymous memory, which it leaves or swaps out, and a clean file page is
+//! written nowhere, only unmapped and reclaimed. It also leaves pages other
+//! processes map (a shared library's), which are not the agent's to reclaim.
 
 use std::io::{BufRead, BufReader};
 
@@ -22,7 +27,8 @@ struct CodeMapping {
     end: usize,
     /// Resident KiB (`Rss:`).
     rss_kib: u64,
-    /// Privately modified KiB (`Anonymous:`): breakpoints, uprobes.
+    /// Privately modified KiB (`Anonymous:`): breakpoints, uprobes. They
+    /// stay resident.
     anon_kib: u64,
 }
 
@@ -67,29 +73,33 @@ fn code_mappings(smaps: impl BufRead) -> Vec<CodeMapping> {
     out
 }
 
-/// Unmaps the resident pages of this process's clean executable file
-/// mappings (its own binary and shared libraries). Returns the KiB that
-/// were resident in them; errors only when `/proc/self/smaps` cannot be
-/// read.
+/// Reclaims the file pages of this process's executable file mappings (its
+/// own binary and shared libraries) that only this process maps. Returns the
+/// KiB of file pages that were resident in the mappings it advised (an upper
+/// bound of what it released: pages other processes map stay); errors only
+/// when `/proc/self/smaps` cannot be read.
 pub fn release() -> std::io::Result<u64> {
     let smaps = std::fs::File::open("/proc/self/smaps")?;
     let mut released = 0;
     for m in code_mappings(BufReader::new(smaps)) {
-        if m.anon_kib > 0 || m.rss_kib == 0 {
+        let file_kib = m.rss_kib.saturating_sub(m.anon_kib);
+        if file_kib == 0 {
             continue;
         }
-        // SAFETY: a private, read-only, unmodified file mapping (checked just
-        // above: no anonymous pages): MADV_DONTNEED only drops its page table
-        // entries, and the next access maps the same file pages again.
+        // SAFETY: MADV_PAGEOUT only reclaims: it never discards data (a
+        // modified private page is anonymous memory, kept or swapped out),
+        // so whatever the mapping holds by now, the next access sees the
+        // same bytes. A mapping gone or replaced since smaps was read gets
+        // ENOMEM or the same harmless advice.
         let rc = unsafe {
             libc::madvise(
                 m.start as *mut libc::c_void,
                 m.end - m.start,
-                libc::MADV_DONTNEED,
+                libc::MADV_PAGEOUT,
             )
         };
         if rc == 0 {
-            released += m.rss_kib;
+            released += file_kib;
         }
     }
     Ok(released)
@@ -149,33 +159,89 @@ Anonymous:           100 kB
         );
     }
 
-    /// The pages come back when the code runs again, and the process's own
-    /// executable mapping is what shrinks.
+    /// Resident KiB of this process's own executable's code mappings.
+    fn own_code_kib() -> u64 {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        // code_mappings drops paths; keep the ranges of our own binary.
+        let ours: Vec<(usize, usize)> = smaps
+            .lines()
+            .filter(|l| l.contains(" r-xp ") && l.ends_with(exe.to_str().unwrap()))
+            .filter_map(|l| {
+                let (s, e) = l.split_whitespace().next()?.split_once('-')?;
+                Some((
+                    usize::from_str_radix(s, 16).ok()?,
+                    usize::from_str_radix(e, 16).ok()?,
+                ))
+            })
+            .collect();
+        assert!(!ours.is_empty(), "no code mapping of {}", exe.display());
+        code_mappings(smaps.as_bytes())
+            .iter()
+            .filter(|m| ours.contains(&(m.start, m.end)))
+            .map(|m| m.rss_kib)
+            .sum()
+    }
+
+    /// The process's own executable mapping is what shrinks, and the code
+    /// that runs next faults its pages back in and runs.
     #[test]
-    fn releasing_unmaps_code_and_the_code_still_runs() {
-        let before = code_mappings(BufReader::new(
+    fn releasing_reclaims_code_and_the_code_still_runs() {
+        let before = own_code_kib();
+        assert!(before > 0);
+        let released = release().unwrap();
+        assert!(released >= before, "released {released} KiB of {before}");
+        let after = own_code_kib();
+        // What ran between the release and this read faulted back in.
+        assert!(after < before / 2, "after {after} KiB, before {before} KiB");
+        assert_eq!(format!("{:?}", (1..4).collect::<Vec<_>>()), "[1, 2, 3]");
+    }
+
+    /// A mapping with a privately modified page (what a uprobe or a
+    /// breakpoint makes) keeps the modification.
+    #[test]
+    fn a_modified_private_page_survives_the_release() {
+        // A private writable mapping of a file, its first page modified: an
+        // anonymous page in a file mapping, as a uprobe's copy-on-write makes
+        // one, beside a file page (read), so that release advises it.
+        let exe = std::fs::File::open("/proc/self/exe").unwrap();
+        let len = 8192;
+        // SAFETY: a new private mapping of our own executable's first pages.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+                libc::MAP_PRIVATE,
+                std::os::fd::AsRawFd::as_raw_fd(&exe),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: the page is ours, mapped readable and writable just above.
+        let page = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
+        assert_eq!(&page[..4], b"\x7fELF");
+        let second = page[4096];
+        page[0] = 0xcc;
+        // Made read-only and executable, like a code mapping, so release
+        // advises it too.
+        // SAFETY: the same mapping, now r-x.
+        assert_eq!(
+            unsafe { libc::mprotect(p, len, libc::PROT_READ | libc::PROT_EXEC) },
+            0
+        );
+        let listed = code_mappings(BufReader::new(
             std::fs::File::open("/proc/self/smaps").unwrap(),
         ));
-        let resident: u64 = before
+        let m = listed
             .iter()
-            .filter(|m| m.anon_kib == 0)
-            .map(|m| m.rss_kib)
-            .sum();
-        assert!(resident > 0, "{before:?}");
-        let released = release().unwrap();
-        assert!(released > 0);
-        let after: u64 = code_mappings(BufReader::new(
-            std::fs::File::open("/proc/self/smaps").unwrap(),
-        ))
-        .iter()
-        .filter(|m| m.anon_kib == 0)
-        .map(|m| m.rss_kib)
-        .sum();
-        // What ran between the release and this read faulted back in.
-        assert!(
-            after < released,
-            "after {after} KiB, released {released} KiB"
-        );
-        assert_eq!(format!("{:?}", (1..4).collect::<Vec<_>>()), "[1, 2, 3]");
+            .find(|m| m.start == p as usize)
+            .expect("the modified mapping is listed");
+        assert_eq!((m.rss_kib, m.anon_kib), (8, 4));
+        release().unwrap();
+        assert_eq!(&page[..4], b"\xccELF");
+        assert_eq!(page[4096], second);
+        // SAFETY: unmapping what we mapped; `page` is not used after.
+        assert_eq!(unsafe { libc::munmap(p, len) }, 0);
     }
 }
