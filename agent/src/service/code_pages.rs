@@ -9,18 +9,17 @@
 //! back in.
 //!
 //! A mapping can gain privately modified pages at any time (a uprobe placed
-//! on a library the agent maps, a debugger's breakpoint), also between
-//! reading `smaps` and the `madvise`, and `MADV_DONTNEED` would drop such a
-//! page and with it the breakpoint. So shared libraries get `MADV_PAGEOUT`,
-//! which never drops data (a private modified page is anonymous memory,
-//! which it leaves or swaps out; a clean file page is only unmapped and
-//! reclaimed) and leaves pages other processes map. The agent's own binary
-//! gets `MADV_DONTNEED` when `smaps` shows it unmodified: `MADV_PAGEOUT`
-//! would evict its pages from the page cache too (no other process maps
-//! them), and the next load read them back from disk (~870 major faults,
-//! first event 32 → 160 ms, docs/benchmarks.md). What is left is a uprobe
-//! placed on the gadgetd binary itself in the moment between the read and
-//! the `madvise`.
+//! on a library the agent maps, as system-wide uprobe gadgets do; a
+//! debugger's breakpoint), also between reading `smaps` and the `madvise`,
+//! and `MADV_DONTNEED` would drop such a page and with it the breakpoint.
+//! So only the agent's own binary is unmapped, when `smaps` shows it
+//! unmodified; shared libraries are left as they are. `MADV_PAGEOUT`, which
+//! never drops data, was measured and not kept (docs/benchmarks.md): on the
+//! binary it also evicts the page cache, and the next load read ~870 pages
+//! back from disk (first event 42 → 99 ms); on libraries it released no
+//! measurable RSS (other processes map their pages) and cost major faults.
+//! What is left is a uprobe placed on the gadgetd binary itself in the
+//! moment between the read and the `madvise`.
 
 use std::io::{BufRead, BufReader};
 
@@ -93,34 +92,29 @@ fn own_binary() -> Option<(String, u64)> {
     ))
 }
 
-/// Unmaps the resident file pages of this process's executable file
-/// mappings: its own binary's when unmodified (`MADV_DONTNEED`), shared
-/// libraries' that only this process maps (`MADV_PAGEOUT`). Returns the KiB
-/// of file pages that were resident in the mappings it advised (an upper
-/// bound: library pages other processes map stay); errors only when
-/// `/proc/self/smaps` cannot be read.
+/// Unmaps the resident pages of this process's own executable's code
+/// mappings that have no privately modified page. Returns the KiB that were
+/// resident in them; errors only when `/proc/self/smaps` cannot be read.
 pub fn release() -> std::io::Result<u64> {
     let smaps = std::fs::File::open("/proc/self/smaps")?;
     let own = own_binary();
     let mut released = 0;
     for m in code_mappings(BufReader::new(smaps)) {
-        let file_kib = m.rss_kib.saturating_sub(m.anon_kib);
-        let advice = match (own.as_ref() == Some(&m.file), m.anon_kib) {
-            _ if file_kib == 0 => continue,
-            (true, 0) => libc::MADV_DONTNEED,
-            (true, _) => continue,
-            (false, _) => libc::MADV_PAGEOUT,
+        if own.as_ref() != Some(&m.file) || m.anon_kib > 0 || m.rss_kib == 0 {
+            continue;
+        }
+        // SAFETY: our own binary's read-only mapping, unmodified when smaps
+        // was read (no anonymous pages): MADV_DONTNEED only drops its page
+        // table entries, and the next access maps the same file pages again.
+        let rc = unsafe {
+            libc::madvise(
+                m.start as *mut libc::c_void,
+                m.end - m.start,
+                libc::MADV_DONTNEED,
+            )
         };
-        // SAFETY: MADV_PAGEOUT only reclaims: it never discards data (a
-        // modified private page is anonymous memory, kept or swapped out),
-        // so whatever a library mapping holds by now, the next access sees
-        // the same bytes. MADV_DONTNEED only on our own binary's mapping
-        // with no modified page when smaps was read: it drops page table
-        // entries, and the next access maps the same file pages again. A
-        // mapping gone or replaced since gets ENOMEM or the same advice.
-        let rc = unsafe { libc::madvise(m.start as *mut libc::c_void, m.end - m.start, advice) };
         if rc == 0 {
-            released += file_kib;
+            released += m.rss_kib;
         }
     }
     Ok(released)
@@ -222,7 +216,8 @@ Anonymous:           100 kB
     }
 
     /// A library's mapping with a privately modified page (what a uprobe
-    /// or a breakpoint makes) keeps the modification.
+    /// or a breakpoint makes) keeps the modification: libraries are left
+    /// alone, even with file pages only this process maps.
     #[test]
     fn a_modified_private_page_survives_the_release() {
         // A private writable mapping of a file that is not our binary (a
