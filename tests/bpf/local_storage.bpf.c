@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Map types aya 0.14 has no wrapper for (tests/tests/loader.rs): task-local
- * storage carries a getpriority(2)'s `who` from the syscall's entry to its
- * exit, the way tracers keep per-call state without a hash map keyed by
- * thread; a user ring buffer and an arena are declared beside it (user
- * space writes and maps those; a gadget only needs them created). Each getpriority of targ_pid
- * sends `who`, the return value and whether the exit found the entry's
- * storage.
+ * A map type aya 0.14 has no wrapper for (tests/tests/loader.rs): task-local
+ * storage (Linux 5.11) carries a getpriority(2)'s `who` from the syscall's
+ * entry to its exit, the way tracers keep per-call state without a hash map
+ * keyed by thread. Each getpriority of targ_pid sends `who` and the return
+ * value, if the exit found the entry's storage. The user ring buffer and the
+ * arena are in objects of their own (user_ringbuf.bpf.c, arena.bpf.c), so a
+ * kernel without one of them still runs the others.
  */
 #include <vmlinux.h>
 #include <bpf/bpf_helpers.h>
@@ -25,17 +25,6 @@ struct {
 	__type(key, int);
 	__type(value, struct call);
 } calls SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
-	__uint(max_entries, 4096);
-} requests SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARENA);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2);
-} arena SEC(".maps");
 
 struct storage_event {
 	gadget_pid pid;

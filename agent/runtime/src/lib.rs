@@ -122,6 +122,7 @@ pub mod tc;
 mod tc_dispatch;
 pub mod tc_follow;
 pub mod testing;
+pub mod ticks;
 #[cfg(not(feature = "bench-internals"))]
 mod topper;
 #[cfg(feature = "bench-internals")]

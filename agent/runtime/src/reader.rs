@@ -28,8 +28,6 @@
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use aya::Ebpf;
 use std::os::fd::AsFd;
 
@@ -189,9 +187,9 @@ impl EventReader {
                 }
             }
         };
-        let start = Instant::now() + SAFETY_TICK;
-        let mut safety = tokio::time::interval_at(start, SAFETY_TICK);
-        safety.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // On the process-wide grid: idle runs' safety drains wake the agent
+        // once per tick for all of them (ticks.rs).
+        let safety = super::ticks::aligned_interval(SAFETY_TICK);
         Ok(EventReader {
             source,
             decoder,

@@ -186,7 +186,8 @@ async fn write_log(pipe: LogPipe, mut out: Out, limit: RateLimit, handle: Arc<Ru
         limit,
     };
     let refill = (limit.per_sec / (1000 / TICK.as_millis() as u32)).max(1);
-    let mut tick = tokio::time::interval(TICK);
+    // On the process-wide grid: one wake-up per tick for all detached runs.
+    let mut tick = gadgetd_runtime::ticks::aligned_interval(TICK);
     let mut tally = Tally::default();
     loop {
         line.clear();

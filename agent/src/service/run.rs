@@ -358,7 +358,8 @@ async fn pump(
         .clients
         .store(fanout.clients() as u64, Ordering::Relaxed);
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut publish = tokio::time::interval(PUBLISH_EVERY);
+    // On the process-wide grid: one wake-up per second for all runs.
+    let mut publish = gadgetd_runtime::ticks::aligned_interval(PUBLISH_EVERY);
     let mut published = (0u64, 0u64);
     let pools = Pools::new();
     let mut buf = pools.whole.take();
