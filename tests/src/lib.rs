@@ -238,6 +238,17 @@ impl Bus {
             child,
         }
     }
+
+    /// The agent's Manager on this bus, over a new connection (the proxy
+    /// keeps the connection).
+    pub async fn manager(&self) -> gadgetd_dbus::ManagerProxy<'static> {
+        let conn = zbus::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap()
+    }
 }
 
 impl Drop for Bus {
@@ -509,12 +520,7 @@ pub fn raw_stream(
         .unwrap();
     rt.block_on(async {
         use tokio::io::AsyncBufReadExt;
-        let conn = zbus::connection::Builder::address(bus.address.as_str())
-            .unwrap()
-            .build()
-            .await
-            .unwrap();
-        let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
+        let mgr = bus.manager().await;
         let file = std::fs::File::open(object).unwrap();
         let params: std::collections::HashMap<&str, &str> = param.into_iter().collect();
         let mut opts = std::collections::HashMap::new();

@@ -621,12 +621,7 @@ fn attachers_get_every_event_in_order_or_its_loss_while_one_lags() {
     let me = std::process::id().to_string();
     let rt = rt();
     let (mgr, id, fds) = rt.block_on(async {
-        let conn = zbus::connection::Builder::address(bus.address.as_str())
-            .unwrap()
-            .build()
-            .await
-            .unwrap();
-        let mgr = gadgetd_dbus::ManagerProxy::new(&conn).await.unwrap();
+        let mgr = bus.manager().await;
         let file = std::fs::File::open(&gadget).unwrap();
         let params = std::collections::HashMap::from([("targ_pid", me.as_str())]);
         let (path, own) = mgr

@@ -5,15 +5,21 @@ use std::time::{Duration, Instant};
 use gadgetd::runtime::{Gadget, GadgetError, Record, RunOptions};
 use gadgetd_tests::*;
 
+/// The gadget at `object` and run options that keep it to this process's
+/// events (`targ_pid`).
+fn for_this_process(object: std::path::PathBuf) -> (Gadget, RunOptions) {
+    let gadget = Gadget::from_object(std::fs::read(object).unwrap(), None).unwrap();
+    let mut opts = RunOptions::default();
+    opts.params
+        .insert("targ_pid".into(), std::process::id().to_string());
+    (gadget, opts)
+}
+
 #[test]
 fn perf_event_array_tracers_load_and_deliver() {
     require_root();
     rt().block_on(async {
-        let gadget =
-            Gadget::from_object(std::fs::read(test_object("perf_open")).unwrap(), None).unwrap();
-        let mut opts = RunOptions::default();
-        opts.params
-            .insert("targ_pid".into(), std::process::id().to_string());
+        let (gadget, opts) = for_this_process(test_object("perf_open"));
         let mut run = gadget.start(&opts).unwrap();
         let dir = TempDir::new("perf");
         let path = dir.path().join("perf-probe");
@@ -41,11 +47,7 @@ fn perf_event_array_tracers_load_and_deliver() {
 fn a_full_ring_buffer_counts_and_reports_lost_events() {
     require_root();
     rt().block_on(async {
-        let gadget =
-            Gadget::from_object(std::fs::read(gadget("trace_open")).unwrap(), None).unwrap();
-        let mut opts = RunOptions::default();
-        opts.params
-            .insert("targ_pid".into(), std::process::id().to_string());
+        let (gadget, mut opts) = for_this_process(gadget("trace_open"));
         opts.ring_buffer_bytes = Some(4096); // room for about 12 events
         let mut run = gadget.start(&opts).unwrap();
         let dir = TempDir::new("lost");
@@ -203,11 +205,7 @@ fn a_burst_is_delivered_whole_soon_after_it_ends_and_a_lone_event_at_once() {
     // record after an idle spell is held back instead of delivered at once.
     require_root();
     rt().block_on(async {
-        let gadget =
-            Gadget::from_object(std::fs::read(gadget("trace_open")).unwrap(), None).unwrap();
-        let mut opts = RunOptions::default();
-        opts.params
-            .insert("targ_pid".into(), std::process::id().to_string());
+        let (gadget, opts) = for_this_process(gadget("trace_open"));
         let dir = TempDir::new("burst");
         let burst = dir.path().join("burst");
         let lone = dir.path().join("lone");
