@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gadgetd_containers::{Container, K8s, Registry};
+use gadgetd_containers::testing;
 use gadgetd_runtime::decode::Decoder;
 use gadgetd_runtime::enrich::{Enricher, SharedEnricher};
 use gadgetd_runtime::layout::{FieldKind, FieldLayout, Layout, Semantic};
@@ -59,29 +59,6 @@ fn event(mntns: u64) -> Vec<u8> {
     ev
 }
 
-fn registry(n: u64) -> Arc<Registry> {
-    let r = Registry::new();
-    for i in 0..n {
-        r.upsert(
-            "bench",
-            Container {
-                id: format!("{i:064x}"),
-                name: format!("web-{i}"),
-                runtime: "docker".into(),
-                image: "registry.example/team/web:1.2.3".into(),
-                pid: 1000 + i as u32,
-                mntns: 4_026_531_000 + i,
-                netns: 4_026_532_000 + i,
-                cgroup: String::new(),
-                namespace: String::new(),
-                k8s: K8s::default(),
-                ips: vec![std::net::Ipv4Addr::from(0x0a80_0000 + i as u32).into()],
-            },
-        );
-    }
-    r
-}
-
 fn run(label: &str, decoder: &Decoder, ev: &[u8]) {
     const N: u32 = 2_000_000;
     let mut out = Vec::with_capacity(512 * 1024);
@@ -110,8 +87,8 @@ fn run(label: &str, decoder: &Decoder, ev: &[u8]) {
 
 fn main() {
     let layout = layout();
-    let reg = registry(200);
-    let known = event(4_026_531_000 + 17);
+    let reg = testing::registry(200);
+    let known = event(testing::MNTNS_BASE + 17);
     let unknown = event(4_026_539_999);
     let plain = Decoder::new(&layout);
     let enriched = Decoder::new(&layout)

@@ -37,6 +37,7 @@ mod procinfo;
 mod registry;
 pub mod selector;
 pub mod supervise;
+pub mod testing;
 pub mod watchers;
 
 pub use config::{RuntimeArgs, RuntimeEndpoint, RuntimeKind};

@@ -16,7 +16,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use gadgetd_containers::{Container, K8s, Registry};
+use gadgetd_containers::testing;
 use gadgetd_runtime::classify;
 use gadgetd_runtime::decode::Decoder;
 use gadgetd_runtime::enrich::Enricher;
@@ -54,8 +54,10 @@ fn run() -> Result<(), String> {
     let layout =
         layout::build(&obj.btf, tracer.event_type).map_err(|e| format!("{object}: {e}"))?;
     // As in the agent: the container registry enriches every event. The
-    // recorded events are the host's, so they take the lookup that misses.
-    let decoder = Decoder::new(&layout).with_enricher(Some(containers()));
+    // recorded events are the host's, none of the 50 containers', so they
+    // take the lookup that misses.
+    let decoder =
+        Decoder::new(&layout).with_enricher(Some(testing::registry(50) as Arc<dyn Enricher>));
     let raw = std::fs::read(records).map_err(|e| format!("reading {records}: {e}"))?;
     let events = split_records(&raw).map_err(|e| format!("{records}: {e}"))?;
     let mut out = Vec::with_capacity(BATCH_BYTES + 4096);
@@ -86,30 +88,6 @@ fn run() -> Result<(), String> {
     total += out.len();
     println!("{} {total}", events.len());
     Ok(())
-}
-
-/// A registry of 50 containers, none in the host's namespaces.
-fn containers() -> Arc<dyn Enricher> {
-    let registry = Registry::new();
-    for i in 0..50u64 {
-        registry.upsert(
-            "decode-cost",
-            Container {
-                id: format!("{i:064x}"),
-                name: format!("web-{i}"),
-                runtime: "docker".into(),
-                image: "registry.example/team/web:1.2.3".into(),
-                pid: 0,
-                mntns: 4_026_540_000 + i,
-                netns: 4_026_541_000 + i,
-                cgroup: String::new(),
-                namespace: String::new(),
-                k8s: K8s::default(),
-                ips: Vec::new(),
-            },
-        );
-    }
-    registry
 }
 
 /// Splits `[u32 LE length][bytes]...` into records.
