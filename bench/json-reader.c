@@ -238,29 +238,33 @@ static char *put_timestamp(char *p, uint64_t boot_ns)
 
 // User and group names, the last id of each remembered (as the agent's
 // per-thread last-id copy); an id without a name prints as "".
-static const char *user_name(uint32_t uid)
+struct name_cache {
+	uint32_t last;
+	char name[64];
+};
+
+static const char *cached_name(struct name_cache *c, uint32_t id, const char *(*lookup)(uint32_t))
 {
-	static uint32_t last = UINT32_MAX;
-	static char name[64];
-	if (uid != last) {
-		struct passwd *pw = getpwuid(uid);
-		snprintf(name, sizeof(name), "%s", pw ? pw->pw_name : "");
-		last = uid;
+	if (id != c->last) {
+		snprintf(c->name, sizeof(c->name), "%s", lookup(id));
+		c->last = id;
 	}
-	return name;
+	return c->name;
 }
 
-static const char *group_name(uint32_t gid)
+static const char *passwd_name(uint32_t uid)
 {
-	static uint32_t last = UINT32_MAX;
-	static char name[64];
-	if (gid != last) {
-		struct group *gr = getgrgid(gid);
-		snprintf(name, sizeof(name), "%s", gr ? gr->gr_name : "");
-		last = gid;
-	}
-	return name;
+	struct passwd *pw = getpwuid(uid);
+	return pw ? pw->pw_name : "";
 }
+
+static const char *group_entry_name(uint32_t gid)
+{
+	struct group *gr = getgrgid(gid);
+	return gr ? gr->gr_name : "";
+}
+
+static struct name_cache users = {UINT32_MAX, ""}, groups = {UINT32_MAX, ""};
 
 static const char *const access_modes[4] = {"O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"};
 static const struct {
@@ -352,11 +356,11 @@ static int on_record(void *ctx, void *data, size_t size)
 	p = PUT_LIT(p, ",\"proc.creds.uid\":");
 	p = put_u64(p, e->uid);
 	p = PUT_LIT(p, ",\"proc.creds.uid_name\":");
-	p = put_str(p, user_name(e->uid));
+	p = put_str(p, cached_name(&users, e->uid, passwd_name));
 	p = PUT_LIT(p, ",\"proc.creds.gid\":");
 	p = put_u64(p, e->gid);
 	p = PUT_LIT(p, ",\"proc.creds.gid_name\":");
-	p = put_str(p, group_name(e->gid));
+	p = put_str(p, cached_name(&groups, e->gid, group_entry_name));
 	p = PUT_LIT(p, ",\"proc.parent.comm\":");
 	p = put_kstr(p, e->pcomm, sizeof(e->pcomm));
 	p = PUT_LIT(p, ",\"proc.parent.pid\":");
