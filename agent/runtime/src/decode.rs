@@ -670,7 +670,7 @@ impl Decoder {
                     write_ip(out, addr, version);
                 }
                 out.push(b':');
-                out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
+                put_u64(out, port.into());
                 out.push(b'"');
             }
         }
