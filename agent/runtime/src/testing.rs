@@ -226,7 +226,12 @@ impl Workload {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
+        // cargo's test environment puts every build-script output directory
+        // in LD_LIBRARY_PATH: a workload would then probe each for each
+        // library, hundreds of failed opens that can fill a tracer's ring
+        // before the activity under test.
         cmd.args(&self.args)
+            .env_remove("LD_LIBRARY_PATH")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
