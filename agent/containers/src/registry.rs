@@ -7,12 +7,17 @@
 //!
 //! The event path reads only the [`Index`], rebuilt whole on each change
 //! and published with [`ArcSwap`]: an enrichment takes no lock and
-//! allocates nothing, and never waits behind a watcher's update.
+//! allocates nothing, and never waits behind a watcher's update. Each
+//! thread keeps the index it last read with its generation number, so an
+//! event costs one atomic load while nothing changes (an `ArcSwap::load`
+//! per event was ~135 instructions, 4% of the agent's CPU under a flood).
 
 use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
@@ -59,6 +64,10 @@ pub struct Registry {
     /// while the lock is held, so indexes follow the records' order.
     records: RwLock<Records>,
     index: ArcSwap<Index>,
+    /// Bumped after each new `index` is stored ([`Registry::with_index`]).
+    generation: AtomicU64,
+    /// Process-unique, so a thread's cached index serves only its registry.
+    id: u64,
     changes: broadcast::Sender<Change>,
     fragments: Fragments,
     /// Whether each runtime watcher is connected (for metrics).
@@ -74,11 +83,22 @@ fn priority(runtime: &str) -> u8 {
     }
 }
 
+/// Source of [`Registry::id`].
+static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The index this thread last enriched from: (registry id, generation
+    /// it was read at, index). Holds one index per thread alive at most.
+    static LAST_INDEX: RefCell<Option<(u64, u64, Arc<Index>)>> = const { RefCell::new(None) };
+}
+
 impl Default for Registry {
     fn default() -> Self {
         Registry {
             records: RwLock::default(),
             index: ArcSwap::default(),
+            generation: AtomicU64::new(0),
+            id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
             changes: broadcast::channel(4096).0,
             fragments: Fragments::default(),
             watcher_states: Default::default(),
@@ -188,14 +208,33 @@ impl Registry {
         keys: &gadgetd_runtime::enrich::EndpointKeys,
         out: &mut Vec<u8>,
     ) {
-        let index = self.index.load();
-        if let Some(v) = index.by_ip.get(&ip) {
-            keys.write(&v.0, out);
-        } else if ip.is_loopback() || index.host_ips.contains(&ip) {
-            keys.write(&self.fragments.host().0, out);
-        } else {
-            keys.write_raw(out);
-        }
+        self.with_index(|index| {
+            if let Some(v) = index.by_ip.get(&ip) {
+                keys.write(&v.0, out);
+            } else if ip.is_loopback() || index.host_ips.contains(&ip) {
+                keys.write(&self.fragments.host().0, out);
+            } else {
+                keys.write_raw(out);
+            }
+        })
+    }
+
+    /// Runs `f` on the current index: this thread's cached one when no
+    /// index was published since it was read (one atomic load), else a
+    /// fresh one, cached. An index published while `f` runs is seen by the
+    /// next call, as with any load.
+    fn with_index<R>(&self, f: impl FnOnce(&Index) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        LAST_INDEX.with_borrow_mut(|last| match last {
+            Some((id, read_at, index)) if *id == self.id && *read_at == generation => f(index),
+            _ => {
+                // Read after the generation: at least as new as it.
+                let index = self.index.load_full();
+                let r = f(&index);
+                *last = Some((self.id, generation, index));
+                r
+            }
+        })
     }
 
     /// Reads the host's addresses again (they change as networks come and
@@ -213,15 +252,16 @@ impl Registry {
     /// Appends the enrichment fields of a namespace (empty values when no
     /// container owns it). On the event hot path: no lock, no allocation.
     pub fn write_fields(&self, ns: NsKind, id: u64, out: &mut Vec<u8>) {
-        let index = self.index.load();
-        let by_ns = match ns {
-            NsKind::Mnt => &index.by_mntns,
-            NsKind::Net => &index.by_netns,
-        };
-        match by_ns.get(&id) {
-            Some(f) => out.extend_from_slice(f),
-            None => out.extend_from_slice(self.fragments.empty()),
-        }
+        self.with_index(|index| {
+            let by_ns = match ns {
+                NsKind::Mnt => &index.by_mntns,
+                NsKind::Net => &index.by_netns,
+            };
+            match by_ns.get(&id) {
+                Some(f) => out.extend_from_slice(f),
+                None => out.extend_from_slice(self.fragments.empty()),
+            }
+        })
     }
 
     /// Drops every record whose process is gone or left the container's
@@ -292,6 +332,7 @@ impl Registry {
             index.by_netns.entry(c.netns).or_insert(frag);
         }
         self.index.store(Arc::new(index));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -354,6 +395,51 @@ mod tests {
         );
         assert!(r.mntns_fields(own).is_some(), "the live one stays");
         assert_eq!(r.list().len(), 1);
+    }
+
+    fn enriched(r: &Registry, mntns: u64) -> String {
+        let mut out = Vec::new();
+        r.write_fields(NsKind::Mnt, mntns, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The index each thread caches between events: every change is seen
+    /// by the next event on the same thread, from this thread or another,
+    /// and two registries used in turn on one thread never see each
+    /// other's containers.
+    #[test]
+    fn each_change_is_seen_by_the_next_event_on_every_thread() {
+        let a = Arc::new(Registry::default());
+        let b = Registry::default();
+        let empty = enriched(&a, 7);
+        assert!(!empty.contains("web"), "{empty}");
+        a.upsert("docker", c("abc", "web", "docker", 7));
+        assert!(enriched(&a, 7).contains("\"web\""), "{}", enriched(&a, 7));
+        // Another registry on this thread: its own index, then back.
+        assert_eq!(enriched(&b, 7), empty);
+        b.upsert("docker", c("def", "db", "docker", 7));
+        assert!(enriched(&b, 7).contains("\"db\""));
+        assert!(enriched(&a, 7).contains("\"web\""));
+        // A change made on another thread, seen here at once.
+        let a2 = a.clone();
+        std::thread::spawn(move || a2.remove("docker", "abc")).join().unwrap();
+        assert_eq!(enriched(&a, 7), empty);
+        assert!(enriched(&b, 7).contains("\"db\""));
+        // And a change made here is seen by a thread that cached before it.
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel::<String>();
+        let a3 = a.clone();
+        let t = std::thread::spawn(move || {
+            seen_tx.send(enriched(&a3, 7)).unwrap();
+            go_rx.recv().unwrap();
+            seen_tx.send(enriched(&a3, 7)).unwrap();
+        });
+        assert_eq!(seen_rx.recv().unwrap(), empty);
+        a.upsert("docker", c("ghi", "cache", "docker", 7));
+        go_tx.send(()).unwrap();
+        let after = seen_rx.recv().unwrap();
+        t.join().unwrap();
+        assert!(after.contains("\"cache\""), "{after}");
     }
 
     fn endpoint_json(r: &Registry, ip: &str) -> serde_json::Value {
