@@ -81,7 +81,11 @@ pub fn write_file_flags(flags: u32, out: &mut Vec<u8>) {
 /// permissions (open(2)'s mode argument) print as a plain file, as
 /// Inspektor Gadget prints them (`0o644`: `-rw-r--r--`).
 pub fn write_file_mode(mode: u32, out: &mut Vec<u8>) {
-    let mut text = [b'-'; 10];
+    // Written in place: built on the stack and copied, the narrow stores
+    // stalled the wide loads of the copy (store forwarding fails).
+    let at = out.len();
+    out.extend_from_slice(b"----------");
+    let text = &mut out[at..at + 10];
     text[0] = match mode & 0o170000 {
         0o140000 => b's',
         0o120000 => b'l',
@@ -119,7 +123,6 @@ pub fn write_file_mode(mode: u32, out: &mut Vec<u8>) {
     text[1..4].copy_from_slice(&USER_GROUP[at(6, 11)]);
     text[4..7].copy_from_slice(&USER_GROUP[at(3, 10)]);
     text[7..10].copy_from_slice(&OTHER[at(0, 9)]);
-    out.extend_from_slice(&text);
 }
 
 /// Appends a byte count in SI units as Inspektor Gadget prints it (go-humanize's

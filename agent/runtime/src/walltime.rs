@@ -44,22 +44,31 @@ impl BootClock {
         };
         let secs = unix_ns.div_euclid(1_000_000_000);
         let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
-        let (cached_secs, mut text) = LAST_SECOND.get();
-        if cached_secs != secs || text[0] == 0 {
+        // The cached text is copied from the thread-local itself: a copy
+        // of the tuple on the stack read back at another offset would stall.
+        let at = out.len();
+        let cached = LAST_SECOND.with_borrow(|(cached_secs, text)| {
+            let hit = *cached_secs == secs && text[0] != 0;
+            if hit {
+                out.extend_from_slice(text);
+            }
+            hit
+        });
+        if !cached {
             let mut full = Vec::with_capacity(32);
             write_rfc3339_unix_ns(i128::from(secs) * 1_000_000_000, &mut full);
             if full.len() != 30 {
                 // A year outside 0000-9999: not cached.
                 return write_rfc3339_unix_ns(i128::from(unix_ns), out);
             }
+            let mut text = [0u8; 20];
             text.copy_from_slice(&full[..20]);
             LAST_SECOND.set((secs, text));
+            out.extend_from_slice(&text);
         }
         // The digits go straight into `out`: written into a stack copy
         // first, the 2-byte stores stalled the wide loads that copied it
         // (store forwarding fails), ~8% of the agent's CPU under a flood.
-        let at = out.len();
-        out.extend_from_slice(&text);
         out.extend_from_slice(b"000000000Z");
         digits(&mut out[at + 20..at + 29], nanos);
     }
@@ -68,7 +77,7 @@ impl BootClock {
 thread_local! {
     /// The last second this thread wrote a stamp for and its date and time
     /// of day (`2026-11-24T10:00:00.`); all zeros before the first.
-    static LAST_SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((0, [0; 20])) };
+    static LAST_SECOND: std::cell::RefCell<(i64, [u8; 20])> = const { std::cell::RefCell::new((0, [0; 20])) };
 }
 
 /// Appends `unix_ns` as RFC 3339 UTC with nanoseconds. Per event: digits
