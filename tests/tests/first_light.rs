@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use gadgetd_tests::bus_run::{BusRun, read_lines};
 use gadgetd_tests::*;
 use serde_json::Value;
 
@@ -544,6 +545,11 @@ fn sigterm_detaches_every_program_and_ends_streams() {
 /// A client that stops reading loses whole batches once its queue in the agent
 /// is full, is told so with a `slow-reader` lost line, and every event the
 /// run saw is either delivered or counted as lost.
+///
+/// Driven by conditions, not timing: the opens wait for the agent to have
+/// read each thousand (so the kernel's ring never overflows, however slowly
+/// a loaded machine runs the agent), and the run is stopped once it has
+/// read them all (no run timeout that a slow machine could hit first).
 #[test]
 fn a_slow_reader_is_told_what_it_missed() {
     let bus = Bus::start();
@@ -552,21 +558,21 @@ fn a_slow_reader_is_told_what_it_missed() {
     let dir = TempDir::new("slow");
     let path = dir.path().join("f");
     std::fs::write(&path, b"").unwrap();
-    // Not reading while we open: ~60k events of ~300 bytes overflow the 4 MiB queue.
+    // Not reading while we open: ~60k events of ~300 bytes overflow the
+    // 4 MiB queue (and the socket's buffer before it).
     let opens = 60_000u64;
     let me = std::process::id().to_string();
-    let lines = raw_stream(&bus, &gadget, Some(("targ_pid", &me)), 4000, || {
-        for i in 0..opens {
-            drop(std::fs::File::open(&path).unwrap());
-            // At most ~100k opens/s, which even a debug agent decodes: this
-            // test is about the client's queue, not the kernel's ring
-            // (gadgets no longer slow the traced task down with a wake-up
-            // per event when the agent lags).
-            if i % 1000 == 999 {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+    let mut run = BusRun::start(&bus, &gadget, &[("targ_pid", &me)]);
+    for i in 1..=opens {
+        drop(std::fs::File::open(&path).unwrap());
+        // A thousand records are a third of trace_open's 1 MiB ring.
+        if i % 1000 == 0 {
+            run.wait_seen(i, Duration::from_secs(60));
         }
-    });
+    }
+    let lines = read_lines(run.take_stream());
+    run.stop();
+    let lines = lines.join().unwrap();
     let want = path.to_str().unwrap();
     let mut delivered = 0u64;
     let mut slow_reader_lost = 0u64;
@@ -584,6 +590,7 @@ fn a_slow_reader_is_told_what_it_missed() {
     }
     let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(end["gadgetd"], "end");
+    assert_eq!(end["reason"], "stopped");
     assert_eq!(end["events_lost"], 0, "the kernel buffer kept up");
     assert!(
         slow_reader_lost > 0,
