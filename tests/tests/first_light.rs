@@ -180,21 +180,35 @@ fn attach_list_stop_and_properties_over_the_bus() {
 
     // A second client attaches by name and sees the same events.
     let mut second = agent.ctl_spawn(&["attach", "probe", "-o", "json"]);
-    std::thread::sleep(Duration::from_millis(300));
     let dir = TempDir::new("attach");
     let path = dir.path().join("attached");
     std::fs::write(&path, b"").unwrap();
     let want = path.to_str().unwrap().to_string();
+    // The attacher joins when it joins (gadgetctl's start on a loaded
+    // machine): the file is opened again every 20 ms until both clients
+    // have seen it opened.
+    let opening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opener = {
+        let (path, opening) = (path.clone(), opening.clone());
+        std::thread::spawn(move || {
+            while opening.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(std::fs::File::open(&path).unwrap());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let mut r1 = BufReader::new(first.stdout.take().unwrap());
     let mut r2 = BufReader::new(second.stdout.take().unwrap());
     assert!(
-        wait_child_line(&mut r1, Duration::from_secs(10), |l| l.contains(&want)).is_some(),
+        wait_child_line(&mut r1, Duration::from_secs(20), |l| l.contains(&want)).is_some(),
         "first client saw nothing"
     );
     assert!(
-        wait_child_line(&mut r2, Duration::from_secs(10), |l| l.contains(&want)).is_some(),
+        wait_child_line(&mut r2, Duration::from_secs(20), |l| l.contains(&want)).is_some(),
         "attached client saw nothing"
     );
+    opening.store(false, std::sync::atomic::Ordering::Relaxed);
+    opener.join().unwrap();
 
     // PropertiesChanged: State goes to "stopped" when we stop the run.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -227,8 +241,12 @@ fn attach_list_stop_and_properties_over_the_bus() {
     assert_eq!(state, "stopped");
     assert!(first.wait().unwrap().success());
     assert!(second.wait().unwrap().success());
-    let out = first_end(&agent);
-    assert!(out.is_empty(), "an ended attached run is removed: {out:?}");
+    // An ended attached run is removed (once its task has finished).
+    wait_for(
+        "the ended attached run to be removed",
+        Duration::from_secs(10),
+        || json_lines(&agent.ctl(&["list", "-a", "-o", "json"])).is_empty(),
+    );
 
     // Stopping it again names the problem.
     let again = agent.ctl(&["stop", &id]);
@@ -238,11 +256,6 @@ fn attach_list_stop_and_properties_over_the_bus() {
         "{}",
         stderr(&again)
     );
-}
-
-fn first_end(agent: &Agent) -> Vec<Value> {
-    std::thread::sleep(Duration::from_millis(200));
-    json_lines(&agent.ctl(&["list", "-a", "-o", "json"]))
 }
 
 #[test]

@@ -335,7 +335,13 @@ fn log_streams_are_limited_per_user() {
     };
     let (rss0, fds0) = rss_and_fds(svc.pid());
     let mut streams: Vec<Child> = (0..9).map(|_| follow()).collect();
-    std::thread::sleep(Duration::from_secs(2));
+    // The ninth is refused only once the other eight hold their slots: wait
+    // for a refusal (not a fixed time a loaded machine may not keep).
+    wait_for(
+        "a log stream to be refused",
+        Duration::from_secs(30),
+        || streams.iter_mut().any(|c| c.try_wait().unwrap().is_some()),
+    );
     let (rss1, fds1) = rss_and_fds(svc.pid());
     eprintln!(
         "measured: 9 `logs -f` by one member: 8 served, 1 refused; agent RSS {rss0} -> {rss1} kB, fds {fds0} -> {fds1}"
