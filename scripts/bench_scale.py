@@ -266,6 +266,9 @@ def main():
     ap.add_argument("--no-parts", action="store_true", help="skip what the CPU beside the runs is made of")
     ap.add_argument("--parts-only", action="store_true",
                     help="only that: the largest count of different gadgets, then the parts")
+    ap.add_argument("--first-event-only", action="store_true",
+                    help="only time to first event: with no runs, then with each count of different gadgets live "
+                         "(no trace_open runs, no CPU figures; for A/B comparisons of builds)")
     ap.add_argument("--reps", type=int, default=3, help="CPU measurements per figure (the median is kept)")
     ap.add_argument("--parts-events", type=int, default=200_000, help="openat calls per figure of --parts")
     args = ap.parse_args()
@@ -292,6 +295,8 @@ def main():
         sections = (("trace_open", [trace_open]), ("different gadgets", kinds))
         if args.parts_only:
             sections, counts = sections[1:], [max(counts)]
+        elif args.first_event_only:
+            sections = sections[1:]
         busy = None
         for label, objs in sections:
             for k in counts:
@@ -303,17 +308,20 @@ def main():
                 time.sleep(1.0)
                 live = len(runs_json(args.bin_dir, sock))
                 mem = memory(pid)
-                idle = idle_cpu_ms_per_s(pid)
+                idle = None if args.first_event_only else idle_cpu_ms_per_s(pid)
                 t = ttfe(args.bin_dir, sock, trace_open, args.runs)
                 print(f"{k:3} runs of {label:18} live {live:3}  {fmt_mem(mem)}  first event median {t[0]:6.1f} ms "
-                      f"(min {t[1]:.1f}, max {t[2]:.1f})  agent CPU with no workload {idle:5.1f} ms/s")
+                      f"(min {t[1]:.1f}, max {t[2]:.1f})"
+                      + ("" if idle is None else f"  agent CPU with no workload {idle:5.1f} ms/s"))
                 for name, err in failed:
                     print(f"    {name} ended: {err.splitlines()[-1] if err else '(no message)'}", file=sys.stderr)
-                if label == "different gadgets" and k == max(counts):
+                if label == "different gadgets" and k == max(counts) and not args.first_event_only:
                     busy = median_cpu(lambda: cpu_per_event(args.bin_dir, sock, trace_open, loadgen, args.events,
                                                             target, pid), args.reps)
                 runs.stop_all()
                 time.sleep(0.5)
+        if args.first_event_only:
+            return
         if not args.no_parts or args.parts_only:
             cpu_parts(args.bin_dir, sock, trace_open, kinds, max(counts), loadgen, args.parts_events, target, pid,
                       args.reps, busy)

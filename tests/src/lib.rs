@@ -8,6 +8,7 @@
 //! Tests need root (they load eBPF). Binaries come from `GADGETD_BIN`
 //! (default `target/debug`), objects from `GADGETD_GADGETS` (default `build/gadgets`).
 
+pub mod bus_run;
 pub mod cri;
 pub mod hostile_registry;
 pub mod net;

@@ -375,8 +375,8 @@ fn ctl_run(agent: &Agent, args: &[&str]) -> std::process::Output {
     ];
     all.extend_from_slice(args);
     let client = agent.ctl_spawn(&all);
+    // Running means attached: the calls are seen, well before the timeout.
     agent.wait_running(1);
-    std::thread::sleep(Duration::from_millis(300));
     make_calls();
     let out = client.wait_with_output().unwrap();
     agent.wait_running(0);

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use gadgetd_tests::bus_run::{BusRun, read_lines};
 use gadgetd_tests::*;
 use serde_json::Value;
 
@@ -179,21 +180,35 @@ fn attach_list_stop_and_properties_over_the_bus() {
 
     // A second client attaches by name and sees the same events.
     let mut second = agent.ctl_spawn(&["attach", "probe", "-o", "json"]);
-    std::thread::sleep(Duration::from_millis(300));
     let dir = TempDir::new("attach");
     let path = dir.path().join("attached");
     std::fs::write(&path, b"").unwrap();
     let want = path.to_str().unwrap().to_string();
+    // The attacher joins when it joins (gadgetctl's start on a loaded
+    // machine): the file is opened again every 20 ms until both clients
+    // have seen it opened.
+    let opening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opener = {
+        let (path, opening) = (path.clone(), opening.clone());
+        std::thread::spawn(move || {
+            while opening.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(std::fs::File::open(&path).unwrap());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let mut r1 = BufReader::new(first.stdout.take().unwrap());
     let mut r2 = BufReader::new(second.stdout.take().unwrap());
     assert!(
-        wait_child_line(&mut r1, Duration::from_secs(10), |l| l.contains(&want)).is_some(),
+        wait_child_line(&mut r1, Duration::from_secs(20), |l| l.contains(&want)).is_some(),
         "first client saw nothing"
     );
     assert!(
-        wait_child_line(&mut r2, Duration::from_secs(10), |l| l.contains(&want)).is_some(),
+        wait_child_line(&mut r2, Duration::from_secs(20), |l| l.contains(&want)).is_some(),
         "attached client saw nothing"
     );
+    opening.store(false, std::sync::atomic::Ordering::Relaxed);
+    opener.join().unwrap();
 
     // PropertiesChanged: State goes to "stopped" when we stop the run.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -226,8 +241,12 @@ fn attach_list_stop_and_properties_over_the_bus() {
     assert_eq!(state, "stopped");
     assert!(first.wait().unwrap().success());
     assert!(second.wait().unwrap().success());
-    let out = first_end(&agent);
-    assert!(out.is_empty(), "an ended attached run is removed: {out:?}");
+    // An ended attached run is removed (once its task has finished).
+    wait_for(
+        "the ended attached run to be removed",
+        Duration::from_secs(10),
+        || json_lines(&agent.ctl(&["list", "-a", "-o", "json"])).is_empty(),
+    );
 
     // Stopping it again names the problem.
     let again = agent.ctl(&["stop", &id]);
@@ -237,11 +256,6 @@ fn attach_list_stop_and_properties_over_the_bus() {
         "{}",
         stderr(&again)
     );
-}
-
-fn first_end(agent: &Agent) -> Vec<Value> {
-    std::thread::sleep(Duration::from_millis(200));
-    json_lines(&agent.ctl(&["list", "-a", "-o", "json"]))
 }
 
 #[test]
@@ -544,6 +558,11 @@ fn sigterm_detaches_every_program_and_ends_streams() {
 /// A client that stops reading loses whole batches once its queue in the agent
 /// is full, is told so with a `slow-reader` lost line, and every event the
 /// run saw is either delivered or counted as lost.
+///
+/// Driven by conditions, not timing: the opens wait for the agent to have
+/// read each thousand (so the kernel's ring never overflows, however slowly
+/// a loaded machine runs the agent), and the run is stopped once it has
+/// read them all (no run timeout that a slow machine could hit first).
 #[test]
 fn a_slow_reader_is_told_what_it_missed() {
     let bus = Bus::start();
@@ -552,21 +571,21 @@ fn a_slow_reader_is_told_what_it_missed() {
     let dir = TempDir::new("slow");
     let path = dir.path().join("f");
     std::fs::write(&path, b"").unwrap();
-    // Not reading while we open: ~60k events of ~300 bytes overflow the 4 MiB queue.
+    // Not reading while we open: ~60k events of ~300 bytes overflow the
+    // 4 MiB queue (and the socket's buffer before it).
     let opens = 60_000u64;
     let me = std::process::id().to_string();
-    let lines = raw_stream(&bus, &gadget, Some(("targ_pid", &me)), 4000, || {
-        for i in 0..opens {
-            drop(std::fs::File::open(&path).unwrap());
-            // At most ~100k opens/s, which even a debug agent decodes: this
-            // test is about the client's queue, not the kernel's ring
-            // (gadgets no longer slow the traced task down with a wake-up
-            // per event when the agent lags).
-            if i % 1000 == 999 {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+    let mut run = BusRun::start(&bus, &gadget, &[("targ_pid", &me)]);
+    for i in 1..=opens {
+        drop(std::fs::File::open(&path).unwrap());
+        // A thousand records are a third of trace_open's 1 MiB ring.
+        if i % 1000 == 0 {
+            run.wait_seen(i, Duration::from_secs(60));
         }
-    });
+    }
+    let lines = read_lines(run.take_stream());
+    run.stop();
+    let lines = lines.join().unwrap();
     let want = path.to_str().unwrap();
     let mut delivered = 0u64;
     let mut slow_reader_lost = 0u64;
@@ -584,6 +603,7 @@ fn a_slow_reader_is_told_what_it_missed() {
     }
     let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(end["gadgetd"], "end");
+    assert_eq!(end["reason"], "stopped");
     assert_eq!(end["events_lost"], 0, "the kernel buffer kept up");
     assert!(
         slow_reader_lost > 0,

@@ -311,7 +311,9 @@ fn advise_seccomp_prints_a_profile_of_what_the_workload_called() {
         "--comm",
         "gseccomp-probe",
     ]);
-    std::thread::sleep(Duration::from_millis(1200));
+    // Listed as running once its programs are attached (however long the
+    // load took on a loaded machine): the probe's syscalls are all seen.
+    agent.wait_running(1);
     assert!(
         std::process::Command::new(&probe)
             .status()
@@ -377,8 +379,8 @@ fn seccomp_output_takes_every_source_with_syscalls() {
         "--timeout",
         "2500ms",
     ]);
+    // Running means attached: the calls below are seen.
     agent.wait_running(1);
-    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: plain syscalls on this process, its priority set to what it is.
     unsafe {
         *libc::__errno_location() = 0;

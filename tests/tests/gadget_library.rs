@@ -7,6 +7,16 @@ use gadgetd::testing::{GadgetTest, Workload};
 use gadgetd_tests::*;
 use serde_json::json;
 
+/// Waits until process `pid` has exec'd `comm` (its comm changes from the
+/// test's to the program's); panics after 10 s.
+fn wait_for_exec(pid: u32, comm: &str) {
+    wait_for(
+        &format!("{pid} to exec {comm}"),
+        Duration::from_secs(10),
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm),
+    );
+}
+
 fn lib_gadget(name: &str) -> GadgetTest {
     require_root();
     let def = gadget(name).with_extension("yaml");
@@ -24,16 +34,7 @@ fn snapshot_process_lists_a_process_of_another_user_in_its_own_mount_namespace()
         .in_new_mntns()
         .spawn();
     let pid = child.id();
-    // Wait for the exec (comm changes from the test's to `sleep`).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        != "sleep"
-    {
-        assert!(std::time::Instant::now() < deadline, "sleep did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_exec(pid, "sleep");
     let mntns = ns_of(pid, "mnt");
     let rows = test.snapshot().unwrap();
     let _ = child.kill();
@@ -395,8 +396,7 @@ fn trace_signal_reports_a_signal_we_send() {
     let target = child.id();
     let (capture, (tid, comm)) = test
         .trace_with(|| {
-            // Let sleep exec so its comm is `sleep`.
-            std::thread::sleep(Duration::from_millis(100));
+            wait_for_exec(target, "sleep");
             nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(target as i32),
                 nix::sys::signal::Signal::SIGUSR1,
@@ -1343,15 +1343,7 @@ fn common_filters_select_rows_of_a_snapshot_and_a_map_iterator() {
         .as_user(65534, 65534)
         .spawn();
     let pid = child.id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        != "sleep"
-    {
-        assert!(std::time::Instant::now() < deadline, "sleep did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_exec(pid, "sleep");
     for (flag, value) in [
         ("uid", "65534"),
         ("gid", "65534"),

@@ -335,7 +335,13 @@ fn log_streams_are_limited_per_user() {
     };
     let (rss0, fds0) = rss_and_fds(svc.pid());
     let mut streams: Vec<Child> = (0..9).map(|_| follow()).collect();
-    std::thread::sleep(Duration::from_secs(2));
+    // The ninth is refused only once the other eight hold their slots: wait
+    // for a refusal (not a fixed time a loaded machine may not keep).
+    wait_for(
+        "a log stream to be refused",
+        Duration::from_secs(30),
+        || streams.iter_mut().any(|c| c.try_wait().unwrap().is_some()),
+    );
     let (rss1, fds1) = rss_and_fds(svc.pid());
     eprintln!(
         "measured: 9 `logs -f` by one member: 8 served, 1 refused; agent RSS {rss0} -> {rss1} kB, fds {fds0} -> {fds1}"
@@ -364,9 +370,24 @@ fn log_streams_are_limited_per_user() {
     let mut one = streams.pop().unwrap();
     one.kill().unwrap();
     one.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    streams.push(follow());
-    std::thread::sleep(Duration::from_secs(2));
+    // The slot is free once the agent has seen that stream close: a follow
+    // refused before then is tried again (not a fixed time to wait).
+    let start = Instant::now();
+    loop {
+        let mut again = follow();
+        std::thread::sleep(Duration::from_secs(2));
+        if again.try_wait().unwrap().is_none() {
+            streams.push(again);
+            break;
+        }
+        let mut err = String::new();
+        std::io::Read::read_to_string(again.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(err.contains("already holds 8 log streams"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the closed stream's slot was not freed: {err}"
+        );
+    }
     for c in &mut streams {
         assert!(
             c.try_wait().unwrap().is_none(),

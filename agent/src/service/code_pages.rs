@@ -9,17 +9,29 @@
 //! back in.
 //!
 //! A mapping can gain privately modified pages at any time (a uprobe placed
-//! on a library the agent maps, as system-wide uprobe gadgets do; a
-//! debugger's breakpoint), also between reading `smaps` and the `madvise`,
-//! and `MADV_DONTNEED` would drop such a page and with it the breakpoint.
-//! So only the agent's own binary is unmapped, when `smaps` shows it
-//! unmodified; shared libraries are left as they are. `MADV_PAGEOUT`, which
-//! never drops data, was measured and not kept (docs/benchmarks.md): on the
-//! binary it also evicts the page cache, and the next load read ~870 pages
-//! back from disk (first event 42 → 99 ms); on libraries it released no
-//! measurable RSS (other processes map their pages) and cost major faults.
-//! What is left is a uprobe placed on the gadgetd binary itself in the
-//! moment between the read and the `madvise`.
+//! on a file the agent maps, as system-wide uprobe gadgets do on libraries;
+//! a debugger's breakpoint), also between reading `smaps` and the release.
+//! `MADV_DONTNEED` would drop such a page and with it the breakpoint, and
+//! the kernel puts a uprobe's breakpoint back only when it maps the file
+//! again. So the release maps the file again: each unmodified code mapping
+//! of the agent's own binary is replaced in place (`mmap` with `MAP_FIXED`,
+//! in one step: no thread sees a hole) by a fresh mapping of the same file
+//! range, with nothing resident, and the kernel installs in it every uprobe
+//! registered on that range by then (`uprobe_mmap`, as for a library loaded
+//! after the uprobe). Shared libraries are left as they are.
+//! `MADV_PAGEOUT`, which never drops data, was measured and not kept
+//! (docs/benchmarks.md): on the binary it also evicts the page cache, and
+//! the next load read ~870 pages back from disk (first event 42 -> 99 ms);
+//! on libraries it released no measurable RSS (other processes map their
+//! pages) and cost major faults. Not covered: a breakpoint written with
+//! `ptrace` into the binary in the moment between the read and the release
+//! (the kernel keeps no record of it to put back).
+//!
+//! Before Linux 6.12 a `MAP_FIXED` mapping that fails after the old one was
+//! unmapped (out of kernel memory for the new mapping's bookkeeping) leaves
+//! a hole; since 6.12 the old mapping is kept on failure. The checks that
+//! can fail (permissions, the file, a security module) run before the old
+//! mapping is touched on every kernel.
 
 use std::io::{BufRead, BufReader};
 
@@ -28,6 +40,8 @@ use std::io::{BufRead, BufReader};
 struct CodeMapping {
     start: usize,
     end: usize,
+    /// Offset of `start` in the file, bytes.
+    offset: u64,
     /// Resident KiB (`Rss:`).
     rss_kib: u64,
     /// Privately modified KiB (`Anonymous:`): breakpoints, uprobes. They
@@ -52,14 +66,16 @@ fn code_mappings(smaps: impl BufRead) -> Vec<CodeMapping> {
         {
             // address perms offset dev inode path
             let perms = fields.next().unwrap_or("");
-            let dev = fields.nth(1).unwrap_or("");
+            let offset = fields.next().and_then(|o| u64::from_str_radix(o, 16).ok());
+            let dev = fields.next().unwrap_or("");
             let inode = fields.next().and_then(|i| i.parse().ok()).unwrap_or(0);
             let path = fields.next().unwrap_or("");
-            current = perms == "r-xp" && path.starts_with('/');
-            if current {
+            current = perms == "r-xp" && path.starts_with('/') && offset.is_some();
+            if let (true, Some(offset)) = (current, offset) {
                 out.push(CodeMapping {
                     start,
                     end,
+                    offset,
                     rss_kib: 0,
                     anon_kib: 0,
                     file: (dev.to_string(), inode),
@@ -81,50 +97,82 @@ fn code_mappings(smaps: impl BufRead) -> Vec<CodeMapping> {
     out
 }
 
-/// This process's executable as smaps names a mapped file (device, inode).
-fn own_binary() -> Option<(String, u64)> {
+/// A file as smaps names it: device (`fe:00`) and inode.
+fn file_id(file: &std::fs::File) -> std::io::Result<(String, u64)> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata("/proc/self/exe").ok()?;
+    let meta = file.metadata()?;
     let dev = meta.dev();
-    Some((
+    Ok((
         format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev)),
         meta.ino(),
     ))
 }
 
-/// Unmaps the resident pages of this process's own executable's code
-/// mappings that have no privately modified page. Returns the KiB that were
-/// resident in them; errors only when `/proc/self/smaps` cannot be read.
-pub fn release() -> std::io::Result<u64> {
+/// What [`release`] maps again: this process's executable (open) and its
+/// code mappings that have resident pages and no privately modified one in
+/// `/proc/self/smaps` now. Errors when either file cannot be read.
+fn unmodified_own_code() -> std::io::Result<(std::fs::File, Vec<CodeMapping>)> {
+    // The running binary itself, even when its path was replaced or removed
+    // since (an upgrade): /proc/self/exe opens the mapped inode.
+    let exe = std::fs::File::open("/proc/self/exe")?;
+    let own = file_id(&exe)?;
     let smaps = std::fs::File::open("/proc/self/smaps")?;
-    let own = own_binary();
+    let mappings = code_mappings(BufReader::new(smaps))
+        .into_iter()
+        .filter(|m| m.file == own && m.anon_kib == 0 && m.rss_kib > 0)
+        .collect();
+    Ok((exe, mappings))
+}
+
+/// Replaces each of `mappings` of `exe` by a fresh mapping of the same file
+/// range (nothing resident; uprobes on it installed again by the kernel).
+/// Returns the KiB that were resident in those replaced.
+fn map_again(exe: &std::fs::File, mappings: &[CodeMapping]) -> u64 {
+    use std::os::fd::AsRawFd;
     let mut released = 0;
-    for m in code_mappings(BufReader::new(smaps)) {
-        if own.as_ref() != Some(&m.file) || m.anon_kib > 0 || m.rss_kib == 0 {
+    for m in mappings {
+        let Ok(offset) = libc::off_t::try_from(m.offset) else {
             continue;
-        }
-        // SAFETY: our own binary's read-only mapping, unmodified when smaps
-        // was read (no anonymous pages): MADV_DONTNEED only drops its page
-        // table entries, and the next access maps the same file pages again.
-        let rc = unsafe {
-            libc::madvise(
+        };
+        // SAFETY: the range is one of our binary's read-only code mappings,
+        // replaced by a private mapping of the same file at the same offset
+        // with the same protection: every page reads the bytes it read
+        // before (it was unmodified when smaps was read; a uprobe placed
+        // since is installed in the new mapping by the kernel). MAP_FIXED
+        // replaces it in one step under the address space's lock, so code
+        // running in it (on other threads, or this call's callers) faults
+        // its pages in again and runs on.
+        let p = unsafe {
+            libc::mmap(
                 m.start as *mut libc::c_void,
                 m.end - m.start,
-                libc::MADV_DONTNEED,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                exe.as_raw_fd(),
+                offset,
             )
         };
-        if rc == 0 {
+        if p != libc::MAP_FAILED {
             released += m.rss_kib;
         }
     }
-    Ok(released)
+    released
+}
+
+/// Gives back the resident pages of this process's own executable's code
+/// mappings that have no privately modified page, by mapping the same file
+/// range again in their place. Returns the KiB that were resident in them;
+/// errors only when `/proc/self/exe` or `/proc/self/smaps` cannot be read.
+pub fn release() -> std::io::Result<u64> {
+    let (exe, mappings) = unmodified_own_code()?;
+    Ok(map_again(&exe, &mappings))
 }
 
 /// [`release`], logged at debug level; a failure is logged, not returned
 /// (the agent runs the same either way).
 pub fn release_logged(after: &str) {
     match release() {
-        Ok(kib) => tracing::debug!(after, kib, "code pages unmapped"),
+        Ok(kib) => tracing::debug!(after, kib, "code pages mapped again"),
         Err(e) => tracing::debug!(after, error = %e, "cannot read /proc/self/smaps"),
     }
 }
@@ -161,6 +209,7 @@ Anonymous:           100 kB
                 CodeMapping {
                     start: 0x55d0c0100000,
                     end: 0x55d0c0e00000,
+                    offset: 0x100000,
                     rss_kib: 11632,
                     anon_kib: 0,
                     file: ("fe:00".into(), 123),
@@ -168,6 +217,7 @@ Anonymous:           100 kB
                 CodeMapping {
                     start: 0x7f0000000000,
                     end: 0x7f0000200000,
+                    offset: 0x28000,
                     rss_kib: 1304,
                     anon_kib: 8,
                     file: ("fe:00".into(), 77),
@@ -204,6 +254,7 @@ Anonymous:           100 kB
     /// that runs next faults its pages back in and runs.
     #[test]
     fn releasing_reclaims_code_and_the_code_still_runs() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
         let before = own_code_kib();
         assert!(before > 0);
         let released = release().unwrap();
@@ -213,6 +264,107 @@ Anonymous:           100 kB
         // other tests) faulted back in, 64 KiB around each fault.
         assert!(after < before, "after {after} KiB, before {before} KiB");
         assert_eq!(format!("{:?}", (1..4).collect::<Vec<_>>()), "[1, 2, 3]");
+    }
+
+    /// Held by the tests that need this binary's code mapping unmodified
+    /// (a uprobe's breakpoint makes it modified while the uprobe lasts).
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A function of this binary for a uprobe to count calls of.
+    #[inline(never)]
+    fn probed(x: u64) -> u64 {
+        std::hint::black_box(x.wrapping_mul(31).rotate_left(7))
+    }
+
+    /// A counting uprobe on `offset` of the file at `path`, in this process
+    /// (`perf_event_open` with the uprobe PMU): its fd, or why there is none.
+    fn uprobe_counter(path: &std::path::Path, offset: u64) -> Result<std::fs::File, String> {
+        use std::os::fd::FromRawFd;
+        let kind =
+            std::fs::read_to_string("/sys/bus/event_source/devices/uprobe/type").map_err(|e| {
+                format!("no uprobe PMU (/sys/bus/event_source/devices/uprobe/type: {e})")
+            })?;
+        let kind: u32 = kind
+            .trim()
+            .parse()
+            .map_err(|e| format!("uprobe PMU type: {e}"))?;
+        let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // perf_event_attr, version 5 (112 bytes): type, size, config 0 (an
+        // entry probe), counting (no sample period), config1 the path,
+        // config2 the offset.
+        let mut attr = [0u8; 112];
+        attr[0..4].copy_from_slice(&kind.to_ne_bytes());
+        attr[4..8].copy_from_slice(&112u32.to_ne_bytes());
+        attr[56..64].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+        attr[64..72].copy_from_slice(&offset.to_ne_bytes());
+        // SAFETY: perf_event_open(2) with a fully initialised attr; `path`
+        // outlives the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                attr.as_ptr(),
+                0 as libc::pid_t,   // this process
+                -1 as libc::c_int,  // any CPU
+                -1 as libc::c_int,  // no group
+                8 as libc::c_ulong, // PERF_FLAG_FD_CLOEXEC
+            )
+        };
+        if fd < 0 {
+            return Err(format!(
+                "perf_event_open(uprobe): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: a new fd we own.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) })
+    }
+
+    /// Calls counted by a counter from [`uprobe_counter`].
+    fn hits(counter: &std::fs::File) -> u64 {
+        let mut count = [0u8; 8];
+        std::io::Read::read_exact(&mut &*counter, &mut count).unwrap();
+        u64::from_ne_bytes(count)
+    }
+
+    /// The race a release must not lose: a uprobe placed on the agent's own
+    /// binary after smaps was read (the mapping then unmodified) and before
+    /// the release. Its breakpoint is a privately modified page the release
+    /// does not know of; it still fires after the release (with
+    /// MADV_DONTNEED it was dropped: 1 hit instead of 4).
+    #[test]
+    fn a_uprobe_placed_after_the_read_survives_the_release() {
+        let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+        let target = probed as fn(u64) -> u64 as usize;
+        // Resident: this test runs from it.
+        assert_eq!(probed(0), 0);
+        let (exe, plan) = unmodified_own_code().unwrap();
+        let m = plan
+            .iter()
+            .find(|m| m.start <= target && target < m.end)
+            .expect("probed() is in an unmodified, resident code mapping of this binary");
+        let offset = (target - m.start) as u64 + m.offset;
+        let path = std::fs::read_link("/proc/self/exe").unwrap();
+        let counter = match uprobe_counter(&path, offset) {
+            Ok(c) => c,
+            Err(why) => {
+                eprintln!(
+                    "skipped: cannot place a uprobe here ({why}; needs root and CONFIG_UPROBE_EVENTS)"
+                );
+                return;
+            }
+        };
+        assert_eq!(probed(1), 31 << 7);
+        assert_eq!(hits(&counter), 1, "the uprobe fires before the release");
+        map_again(&exe, &plan);
+        for i in 0..3 {
+            probed(i);
+        }
+        let after = hits(&counter);
+        // The uprobe gone, its mapping is made clean again for the other
+        // tests (a kernel may keep the restored page as a modified one).
+        drop(counter);
+        map_again(&exe, &plan);
+        assert_eq!(after, 4, "the uprobe fires after the release");
     }
 
     /// A library's mapping with a privately modified page (what a uprobe
