@@ -37,8 +37,9 @@ pub fn reader_gone(out: impl AsFd) -> bool {
             .is_some_and(|r| r.contains(PollFlags::POLLERR))
 }
 
-/// Whether `e` is an agent refusing `output-fd` as an unknown option, or
-/// not knowing `AttachWithOptions` (an agent older than direct output).
+/// Whether `e` is an agent refusing `output-fd` (an unknown option to an
+/// agent older than direct output, or an output it cannot write into), or
+/// not knowing `AttachWithOptions`: the stream path serves then.
 pub fn refused(e: &zbus::Error) -> bool {
     let zbus::Error::MethodError(name, message, _) = e else {
         return false;
@@ -46,9 +47,7 @@ pub fn refused(e: &zbus::Error) -> bool {
     let key = gadgetd_dbus::types::options::OUTPUT_FD;
     name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod"
         || (name.as_str() == "org.freedesktop.DBus.Error.InvalidArgs"
-            && message
-                .as_deref()
-                .is_some_and(|m| m.contains(&format!("unknown option `{key}`"))))
+            && message.as_deref().is_some_and(|m| m.contains(key)))
 }
 
 #[cfg(test)]

@@ -348,7 +348,11 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         };
         params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let first = mgr
-            .run(image, params.clone(), run_options(&args, direct.then_some(&stdout)))
+            .run(
+                image,
+                params.clone(),
+                run_options(&args, direct.then_some(&stdout)),
+            )
             .await;
         match first {
             Err(e) if direct && direct::refused(&e) => {

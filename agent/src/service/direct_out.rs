@@ -14,7 +14,10 @@
 //! A pipe is reopened through `/proc/self/fd` as a description of the
 //! agent's own with `O_NONBLOCK`, so the run task writes without blocking
 //! while the caller's description (shared with its shell and whatever else
-//! holds it) stays as it was. A regular file is written through the
+//! holds it) stays as it was. When the reopen is refused (the unit's
+//! capability set has no `CAP_DAC_OVERRIDE`, and a user's pipe is mode
+//! 0600), the caller's description is written with `pwritev2(RWF_NOWAIT)`,
+//! which does not block and changes nothing either. A regular file is written through the
 //! caller's description (its offset, its `O_APPEND`), and only by the
 //! writer task, on the blocking pool: storage can be slow, the run task
 //! must not wait for it.
@@ -37,8 +40,8 @@ use tokio::task::JoinHandle;
 /// A checked, writable output of the types the agent writes into.
 #[derive(Clone)]
 pub enum Output {
-    /// A pipe or FIFO: the agent's own non-blocking description of it.
-    Pipe(Arc<File>),
+    /// A pipe or FIFO.
+    Pipe(Arc<Pipe>),
     /// A regular file: a duplicate of the caller's fd (the same
     /// description: its offset and `O_APPEND` hold).
     File(Arc<File>),
@@ -81,16 +84,30 @@ impl Output {
                     path.as_str(),
                     OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
                     Mode::empty(),
-                )
-                .map_err(|e| match e {
+                );
+                let pipe = match reopened {
+                    Ok(own) => Pipe {
+                        file: File::from(own),
+                        shared: false,
+                    },
                     // A FIFO's (an anonymous pipe without readers opens,
                     // and its first write fails).
-                    nix::errno::Errno::ENXIO => {
-                        format!("option {key}: the FIFO has no reader (its read end is closed)")
+                    Err(nix::errno::Errno::ENXIO) => {
+                        return Err(format!(
+                            "option {key}: the FIFO has no reader (its read end is closed)"
+                        ));
                     }
-                    e => format!("option {key}: cannot reopen the pipe non-blocking: {e}"),
-                })?;
-                Ok(Output::Pipe(Arc::new(File::from(reopened))))
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pipe not reopened: its own description is written with RWF_NOWAIT");
+                        Pipe {
+                            file: File::from(fd.try_clone_to_owned().map_err(|e| {
+                                format!("option {key}: cannot duplicate the fd: {e}")
+                            })?),
+                            shared: true,
+                        }
+                    }
+                };
+                Ok(Output::Pipe(Arc::new(pipe)))
             }
             SFlag::S_IFREG => {
                 let dup: OwnedFd = fd
@@ -112,7 +129,7 @@ impl Output {
     /// gone (`EPIPE`: its reader closed it).
     fn try_write_now(&self, data: &[u8]) -> std::io::Result<usize> {
         match self {
-            Output::Pipe(pipe) => match (&**pipe).write(data) {
+            Output::Pipe(pipe) => match pipe.write(data) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
                 r => r,
             },
@@ -132,12 +149,12 @@ impl Output {
             Output::Pipe(pipe) => {
                 let mut rest = &data[..];
                 while !rest.is_empty() {
-                    match (&**pipe).write(rest) {
+                    match pipe.write(rest) {
                         Ok(n) => rest = &rest[n..],
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             let writable = match room {
                                 Some(w) => w,
-                                None => room.insert(register_writable(pipe.try_clone()?)?),
+                                None => room.insert(register_writable(pipe.file.try_clone()?)?),
                             };
                             // Cleared before the retry: an edge after it is not lost.
                             writable.writable().await?.clear_ready();
@@ -154,6 +171,35 @@ impl Output {
                     .map_err(std::io::Error::other)?
             }
         }
+    }
+}
+
+/// A pipe or FIFO the agent writes without blocking.
+pub struct Pipe {
+    file: File,
+    /// `file` is the caller's description (blocking): written with
+    /// `RWF_NOWAIT`. Otherwise it is the agent's own, `O_NONBLOCK`.
+    shared: bool,
+}
+
+impl Pipe {
+    /// One write that never blocks: the bytes taken; `WouldBlock` when
+    /// the pipe is full.
+    fn write(&self, data: &[u8]) -> std::io::Result<usize> {
+        if !self.shared {
+            return (&self.file).write(data);
+        }
+        let iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: one iovec over `data`, which outlives the call; offset
+        // -1 is the file's own position (a pipe has none).
+        let n = unsafe { libc::pwritev2(self.file.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 
@@ -349,6 +395,30 @@ mod tests {
         lane.enqueue(Bytes::copy_from_slice(&data[taken..]));
         // Queued: the next direct write waits behind it.
         assert_eq!(lane.write_now(b"later"), 0);
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            File::from(r).read_to_end(&mut got).unwrap();
+            got
+        });
+        assert_eq!(lane.finish(Duration::from_secs(5)).await, Flushed::All);
+        assert_eq!(reader.join().unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn a_pipe_not_reopened_is_written_without_blocking_through_the_callers_description() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        fcntl(&w, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+        let pipe = Pipe {
+            file: File::from(w.try_clone().unwrap()),
+            shared: true,
+        };
+        let mut lane = DirectLane::start(Output::Pipe(Arc::new(pipe)));
+        let data: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let taken = lane.write_now(&data);
+        assert_eq!(taken, 4096, "a full pipe does not block the run task");
+        assert!(blocking(&w), "the caller's description is left blocking");
+        lane.enqueue(Bytes::copy_from_slice(&data[taken..]));
+        drop(w);
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
             File::from(r).read_to_end(&mut got).unwrap();
