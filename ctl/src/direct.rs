@@ -50,6 +50,22 @@ pub fn refused(e: &zbus::Error) -> bool {
             && message.as_deref().is_some_and(|m| m.contains(key)))
 }
 
+/// Makes a call with `output-fd` (`call(true)`) when `*direct`, and again
+/// without it (`call(false)`) when the agent [`refused`] it, which then
+/// clears `*direct`: afterwards it says whether stdout was passed.
+pub async fn call<T, F>(direct: &mut bool, mut call: impl FnMut(bool) -> F) -> zbus::Result<T>
+where
+    F: std::future::Future<Output = zbus::Result<T>>,
+{
+    if *direct {
+        match call(true).await {
+            Err(e) if refused(&e) => *direct = false,
+            r => return r,
+        }
+    }
+    call(false).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,20 +347,14 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
             run_params::parse_flags(&desc, &args.gadget_params.gadget_flags)?
         };
         params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let first = mgr
-            .run(
+        direct::call(&mut direct, |d| {
+            mgr.run(
                 image,
                 params.clone(),
-                run_options(&args, direct.then_some(&stdout)),
+                run_options(&args, d.then_some(&stdout)),
             )
-            .await;
-        match first {
-            Err(e) if direct && direct::refused(&e) => {
-                direct = false;
-                mgr.run(image, params, run_options(&args, None)).await?
-            }
-            r => r?,
-        }
+        })
+        .await?
     } else {
         let file = std::fs::File::open(&args.gadget)
             .with_context(|| format!("cannot open {}", args.gadget.display()))?;
@@ -381,23 +375,15 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
             run_params::parse_flags(&desc, &args.gadget_params.gadget_flags)?
         };
         params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let object = || zbus::zvariant::Fd::from(file.as_fd());
-        let first = mgr
-            .run_object(
-                object(),
+        direct::call(&mut direct, |d| {
+            mgr.run_object(
+                zbus::zvariant::Fd::from(file.as_fd()),
                 &definition,
                 params.clone(),
-                run_options(&args, direct.then_some(&stdout)),
+                run_options(&args, d.then_some(&stdout)),
             )
-            .await;
-        match first {
-            Err(e) if direct && direct::refused(&e) => {
-                direct = false;
-                mgr.run_object(object(), &definition, params, run_options(&args, None))
-                    .await?
-            }
-            r => r?,
-        }
+        })
+        .await?
     };
     let id = path
         .as_str()

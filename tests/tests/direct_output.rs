@@ -35,24 +35,7 @@ const NAMES: [(&[u8], &str); 8] = [
 /// `name`; opens each of [`NAMES`] under `dir` (missing files) once the run
 /// is live, stops it, and returns gadgetctl's exit status and stderr.
 fn run_and_open(agent: &Agent, name: &str, stdout: Stdio, dir: &std::path::Path) -> (bool, String) {
-    let gadget = gadget("trace_open");
-    let me = format!("targ_pid={}", std::process::id());
-    let child = Command::new(bin("gadgetctl"))
-        .arg("--address")
-        .arg(&agent.bus_address)
-        .args([
-            "run",
-            gadget.to_str().unwrap(),
-            "-o",
-            "json",
-            "--name",
-            name,
-        ])
-        .args(["--timeout", "60s", "-p", &me])
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = trace_ours(agent, name, stdout);
     agent.wait_running(1);
     for (file, _) in NAMES {
         let path = dir.join(std::ffi::OsStr::from_bytes(
@@ -68,6 +51,29 @@ fn run_and_open(agent: &Agent, name: &str, stdout: Stdio, dir: &std::path::Path)
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `gadgetctl run trace_open -o json --name NAME` for our own pid, its
+/// stdout `stdout`, its stderr piped.
+fn trace_ours(agent: &Agent, name: &str, stdout: Stdio) -> std::process::Child {
+    let gadget = gadget("trace_open");
+    let me = format!("targ_pid={}", std::process::id());
+    Command::new(bin("gadgetctl"))
+        .arg("--address")
+        .arg(&agent.bus_address)
+        .args([
+            "run",
+            gadget.to_str().unwrap(),
+            "-o",
+            "json",
+            "--name",
+            name,
+        ])
+        .args(["--timeout", "60s", "-p", &me])
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Our events in `text` (JSON lines), checked: exactly [`NAMES`] opened by
@@ -195,24 +201,7 @@ fn a_closed_pipe_ends_the_client_and_the_run_cleanly() {
     let bus = Bus::start();
     let agent = Agent::start(&bus);
     let dir = TempDir::new("direct-head");
-    let gadget = gadget("trace_open");
-    let me = format!("targ_pid={}", std::process::id());
-    let mut child = Command::new(bin("gadgetctl"))
-        .arg("--address")
-        .arg(&agent.bus_address)
-        .args([
-            "run",
-            gadget.to_str().unwrap(),
-            "-o",
-            "json",
-            "--name",
-            "head",
-        ])
-        .args(["--timeout", "60s", "-p", &me])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = trace_ours(&agent, "head", Stdio::piped());
     agent.wait_running(1);
     let probe = dir.path().join("probe");
     let mut reader = BufReader::new(child.stdout.take().unwrap());

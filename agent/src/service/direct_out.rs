@@ -359,6 +359,20 @@ mod tests {
     use std::io::Read;
     use std::os::fd::AsFd;
 
+    /// `n` bytes of the alphabet over and over.
+    fn letters(n: u32) -> Vec<u8> {
+        (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    /// Everything the pipe's read end `r` gives until EOF, read on a thread.
+    fn read_to_end_in_thread(r: OwnedFd) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            File::from(r).read_to_end(&mut got).unwrap();
+            got
+        })
+    }
+
     fn blocking(fd: impl AsFd) -> bool {
         let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());
         !flags.contains(OFlag::O_NONBLOCK)
@@ -389,17 +403,13 @@ mod tests {
         fcntl(&w, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
         let mut lane = DirectLane::start(Output::open(w.as_fd()).unwrap());
         drop(w);
-        let data: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let data = letters(20_000);
         let taken = lane.write_now(&data);
         assert_eq!(taken, 4096, "a pipe of one page takes one page");
         lane.enqueue(Bytes::copy_from_slice(&data[taken..]));
         // Queued: the next direct write waits behind it.
         assert_eq!(lane.write_now(b"later"), 0);
-        let reader = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            File::from(r).read_to_end(&mut got).unwrap();
-            got
-        });
+        let reader = read_to_end_in_thread(r);
         assert_eq!(lane.finish(Duration::from_secs(5)).await, Flushed::All);
         assert_eq!(reader.join().unwrap(), data);
     }
@@ -413,17 +423,13 @@ mod tests {
             shared: true,
         };
         let mut lane = DirectLane::start(Output::Pipe(Arc::new(pipe)));
-        let data: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let data = letters(10_000);
         let taken = lane.write_now(&data);
         assert_eq!(taken, 4096, "a full pipe does not block the run task");
         assert!(blocking(&w), "the caller's description is left blocking");
         lane.enqueue(Bytes::copy_from_slice(&data[taken..]));
         drop(w);
-        let reader = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            File::from(r).read_to_end(&mut got).unwrap();
-            got
-        });
+        let reader = read_to_end_in_thread(r);
         assert_eq!(lane.finish(Duration::from_secs(5)).await, Flushed::All);
         assert_eq!(reader.join().unwrap(), data);
     }
