@@ -2,7 +2,7 @@
 """End-to-end benchmark of the trace_open pipeline: kernel -> gadgetd -> fd -> gadgetctl JSON.
 
 Usage: scripts/bench.py BIN_DIR OBJECT [--events N] [--runs R] [--reps K]
-                         [--floor-reader PATH] [--no-bpftrace] [--no-c-reader]
+                         [--floor-reader PATH] [--no-bpftrace] [--no-c-reader] [--no-stream-path]
 
 Starts a release gadgetd on a private p2p socket, then measures:
   * time from `gadgetctl run` to the first event (object cached, median of R runs),
@@ -16,7 +16,10 @@ Starts a release gadgetd on a private p2p socket, then measures:
         writes for each record (bench/json-reader.c), `| wc -l`: what formatting the agent's
         output costs a plain C consumer (the reference of the agent's CPU goal);
       bpftrace with the same enter+exit map and a printf of the same fields (bench_trace_open.bt);
-      gadgetd in full (agent, fd, `gadgetctl run -o json | wc -l`);
+      gadgetd in full (`gadgetctl run -o json | wc -l`): the agent writes the events
+        straight into the pipe (direct output, `output-fd`);
+      gadgetd with GADGETCTL_NO_DIRECT=1: the events over the stream socket, copied through
+        gadgetctl into the pipe (the path before direct output);
     and for gadgetd: events/s delivered to the client, events lost, agent and client
     CPU us/event, agent RSS (one gadget loaded, and peak).
 Needs root (loads eBPF). Prints one line per figure, then the floor table.
@@ -323,13 +326,19 @@ def bpftrace_run(script, loadgen, n, path):
     return {"gen_seconds": seconds, "delivered": lines[0], "lost": lost, "consumer_cpu": cpu, "seen": lines[0]}
 
 
-def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid):
+def traced_run(bin_dir, sock, obj, loadgen, n, path, agent_pid, direct=True):
+    """gadgetd in full; `direct` False: the stream path (GADGETCTL_NO_DIRECT=1)."""
     gen = Loadgen(loadgen, n, path)
+    env = dict(os.environ)
+    if direct:
+        env.pop("GADGETCTL_NO_DIRECT", None)
+    else:
+        env["GADGETCTL_NO_DIRECT"] = "1"
     # The client's stderr (one line per loss report: many in a long flood)
     # goes to a file: a pipe read only at the end would fill and stall it.
     client_err = tempfile.TemporaryFile()
     client = subprocess.Popen([f"{bin_dir}/gadgetctl", "--address", sock, "run", obj, "-o", "json",
-                               "-p", f"targ_pid={gen.pid}"], stdout=subprocess.PIPE, stderr=client_err)
+                               "-p", f"targ_pid={gen.pid}"], stdout=subprocess.PIPE, stderr=client_err, env=env)
     counter = subprocess.Popen(["wc", "-l"], stdin=client.stdout, stdout=subprocess.PIPE, text=True)
     client.stdout.close()
     run = wait_running(bin_dir, sock)
@@ -401,7 +410,8 @@ def print_floor(n, reps, results):
                        ("floor", "trace_open, counting reader"),
                        ("cjson", "C reader (libbpf), same JSON"),
                        ("bpftrace", "bpftrace, map + printf"),
-                       ("gadgetd", "gadgetd, gadgetctl -o json")):
+                       ("gadgetd", "gadgetd, gadgetctl -o json"),
+                       ("stream", "gadgetd, stream path (no direct)")):
         runs = results.get(key)
         if not runs:
             continue
@@ -418,6 +428,9 @@ def print_floor(n, reps, results):
         f = statistics.median(r["gen_seconds"] for r in results["floor"])
         g = statistics.median(r["gen_seconds"] for r in results["gadgetd"])
         print(f"gadgetd vs the counting reader    {g / f:.2f}x  (the floor is what the kernel side costs)")
+        if results.get("stream"):
+            st = statistics.median(r["gen_seconds"] for r in results["stream"])
+            print(f"stream path vs the counting reader {st / f:.2f}x")
     if results.get("cjson") and results.get("gadgetd"):
         per = [statistics.median(r["consumer_cpu"] * 1e6 / max(r["seen"], 1) for r in results[k])
                for k in ("cjson", "gadgetd")]
@@ -434,6 +447,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="workload runs per tracer (median of these)")
     ap.add_argument("--floor-reader", help="benches' floor-reader binary (default: BIN_DIR/floor-reader)")
     ap.add_argument("--no-bpftrace", action="store_true", help="leave out the bpftrace column")
+    ap.add_argument("--no-stream-path", action="store_true",
+                    help="leave out the gadgetd column with GADGETCTL_NO_DIRECT=1 (events through gadgetctl)")
     ap.add_argument("--no-c-reader", action="store_true",
                     help="leave out the C reader column (bench/json-reader.c, needs libbpf-dev)")
     args = ap.parse_args()
@@ -456,7 +471,7 @@ def main():
     agent, sock = start_agent(args.bin_dir, work)
     n = args.events
     json_reader = None if args.no_c_reader else build_json_reader(work)
-    results = {k: [] for k in ("untraced", "filtered", "floor", "cjson", "bpftrace", "gadgetd")}
+    results = {k: [] for k in ("untraced", "filtered", "floor", "cjson", "bpftrace", "gadgetd", "stream")}
     try:
         rss_idle = status_kib(agent.pid, "VmRSS")
         ctl(args.bin_dir, sock, "run", obj, "--timeout", "300ms")  # warm: page cache, first-use allocations
@@ -472,6 +487,9 @@ def main():
             if use_bpftrace:
                 results["bpftrace"].append(bpftrace_run(bt_script, loadgen, n, target))
             results["gadgetd"].append(traced_run(args.bin_dir, sock, obj, loadgen, n, target, agent.pid))
+            if not args.no_stream_path:
+                results["stream"].append(traced_run(args.bin_dir, sock, obj, loadgen, n, target, agent.pid,
+                                                    direct=False))
     finally:
         agent.terminate()
         agent.wait()
@@ -489,6 +507,14 @@ def main():
     print(f"agent context switches      {(vol + invol) * 1000 / max(r['seen'], 1):.2f} per 1000 events  "
           f"(voluntary {vol}, involuntary {invol})")
     print(f"client CPU per event        {r['client_cpu'] * 1e6 / max(r['seen'], 1):.3f} us  (gadgetctl -o json)")
+    if results["stream"]:
+        st = median_run(results["stream"])
+        vol, invol = st["agent_switches"]
+        print(f"stream path (no direct)     agent {st['agent_cpu'] * 1e6 / max(st['seen'], 1):.3f} us, "
+              f"client {st['client_cpu'] * 1e6 / max(st['seen'], 1):.3f} us per event, "
+              f"{(vol + invol) * 1000 / max(st['seen'], 1):.2f} agent switches per 1000, "
+              f"workload {st['gen_seconds'] / untraced:.2f}x, {st['lost']} lost in the kernel, "
+              f"{st['delivered']} delivered")
     print(f"workload untraced           {untraced:.3f} s  ({n / untraced:.0f} calls/s)")
     print(f"workload traced             {r['gen_seconds']:.3f} s  ({n / r['gen_seconds']:.0f} calls/s)")
     print(f"traced-workload slowdown    {r['gen_seconds'] / untraced:.2f}x")

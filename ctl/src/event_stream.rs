@@ -37,13 +37,17 @@ const STDOUT_PIPE: usize = 1 << 20;
 /// Prints a stream until its end line. With `stop_on_interrupt`, Ctrl-C
 /// stops the run and waits for its end; otherwise Ctrl-C just detaches.
 ///
+/// `direct`: the agent writes the events into stdout itself (`output-fd`,
+/// direct.rs); the stream brings the header and control lines.
+///
 /// Errors: a malformed control line, output the printer refuses (its
 /// message), a stream closed without an end line. A closed stdout (`| head`)
-/// ends the command successfully.
+/// ends the command successfully, whether gadgetctl or the agent met it.
 pub async fn print(
     fd: OwnedFd,
     mut printer: Printer,
     stop_on_interrupt: Option<(ManagerProxy<'static>, String)>,
+    direct: bool,
 ) -> Result<ExitCode> {
     let std_stream = std::os::unix::net::UnixStream::from(fd);
     std_stream.set_nonblocking(true)?;
@@ -51,7 +55,11 @@ pub async fn print(
     let stdout = std::io::stdout();
     widen_pipe(&stdout);
     let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, stdout.lock());
-    pump(stream, &mut printer, &mut out, stop_on_interrupt).await
+    match pump(stream, &mut printer, &mut out, stop_on_interrupt).await {
+        // The agent met the closed pipe and closed the stream.
+        Err(_) if direct && crate::direct::reader_gone(std::io::stdout()) => Ok(ExitCode::SUCCESS),
+        r => r,
+    }
 }
 
 /// [`print`]'s loop: reads `stream` to its end line, printing to `out`.
@@ -117,7 +125,7 @@ async fn pump(
 
 /// Grows the kernel buffer of `out` to [`STDOUT_PIPE`] bytes when it is a
 /// smaller pipe; anything else (a file, a terminal, a refusal) is left as it is.
-fn widen_pipe(out: &impl std::os::fd::AsFd) {
+pub fn widen_pipe(out: &impl std::os::fd::AsFd) {
     use nix::fcntl::{FcntlArg, fcntl};
     let is_pipe = nix::sys::stat::fstat(out.as_fd())
         .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);

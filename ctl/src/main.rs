@@ -4,6 +4,7 @@ mod build;
 mod columns;
 mod complete;
 mod containers;
+mod direct;
 mod escape;
 mod event_stream;
 mod generate;
@@ -255,8 +256,26 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 printer.hide_enrichment();
             }
             let mgr = manager(address).await?;
-            let fd = mgr.attach(&id).await?;
-            event_stream::print(fd.into(), printer, None).await
+            let stdout = std::io::stdout();
+            let direct = printer.passes_through() && direct::wanted(stdout.as_fd());
+            let fd = if direct {
+                event_stream::widen_pipe(&stdout);
+                let opts = HashMap::from([(
+                    options::OUTPUT_FD,
+                    Value::Fd(zbus::zvariant::Fd::from(stdout.as_fd())),
+                )]);
+                match mgr.attach_with_options(&id, opts).await {
+                    Err(e) if direct::refused(&e) => None,
+                    r => Some(r?),
+                }
+            } else {
+                None
+            };
+            let (fd, direct) = match fd {
+                Some(fd) => (fd, true),
+                None => (mgr.attach(&id).await?, false),
+            };
+            event_stream::print(fd.into(), printer, None, direct).await
         }
         Command::Image { command } => images::image(address, command).await,
         Command::ImageAlias(a) => images::alias(address, a).await,
@@ -271,7 +290,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let printer = Printer::shaped(output, shape::Shape::new(&shape)?, None);
             let mgr = manager(address).await?;
             let fd = mgr.logs(&args.id, args.options()?).await?;
-            event_stream::print(fd.into(), printer, None).await
+            event_stream::print(fd.into(), printer, None, false).await
         }
         Command::Rm { ids, force } => {
             lifecycle::remove(&manager(address).await?, &ids, force).await
@@ -306,16 +325,12 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         printer.hide_enrichment();
     }
     let mut params = parse_params(&args.params)?;
-    let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
-    args.kinds.add_options(&mut opts);
-    if let Some(t) = args.timeout {
-        opts.insert(options::TIMEOUT_MS, Value::U64(t.as_millis() as u64));
+    let stdout = std::io::stdout();
+    let mut direct =
+        !args.detach.detach && printer.passes_through() && direct::wanted(stdout.as_fd());
+    if direct {
+        event_stream::widen_pipe(&stdout);
     }
-    if let Some(n) = &args.name {
-        opts.insert(options::NAME, Value::from(n.as_str()));
-    }
-    args.containers.add_to(&mut opts);
-    args.detach.apply(&mut opts);
     let mgr = manager(address).await?;
     // Gadget parameters given as flags: typed from the gadget's description.
     let flags: Vec<(String, String)>;
@@ -332,7 +347,14 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
             run_params::parse_flags(&desc, &args.gadget_params.gadget_flags)?
         };
         params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        mgr.run(image, params, opts).await?
+        direct::call(&mut direct, |d| {
+            mgr.run(
+                image,
+                params.clone(),
+                run_options(&args, d.then_some(&stdout)),
+            )
+        })
+        .await?
     } else {
         let file = std::fs::File::open(&args.gadget)
             .with_context(|| format!("cannot open {}", args.gadget.display()))?;
@@ -353,12 +375,14 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
             run_params::parse_flags(&desc, &args.gadget_params.gadget_flags)?
         };
         params.extend(flags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        mgr.run_object(
-            zbus::zvariant::Fd::from(file.as_fd()),
-            &definition,
-            params,
-            opts,
-        )
+        direct::call(&mut direct, |d| {
+            mgr.run_object(
+                zbus::zvariant::Fd::from(file.as_fd()),
+                &definition,
+                params.clone(),
+                run_options(&args, d.then_some(&stdout)),
+            )
+        })
         .await?
     };
     let id = path
@@ -371,7 +395,32 @@ async fn run(address: Option<&str>, args: RunArgs) -> Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    event_stream::print(fd.into(), printer, Some((mgr, id))).await
+    event_stream::print(fd.into(), printer, Some((mgr, id)), direct).await
+}
+
+/// The `options` of a `Run`/`RunObject` call from the flags, with
+/// `output-fd` when `output` (stdout) is to take the events directly.
+fn run_options<'a>(
+    args: &'a RunArgs,
+    output: Option<&'a std::io::Stdout>,
+) -> HashMap<&'static str, Value<'a>> {
+    let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+    args.kinds.add_options(&mut opts);
+    if let Some(t) = args.timeout {
+        opts.insert(options::TIMEOUT_MS, Value::U64(t.as_millis() as u64));
+    }
+    if let Some(n) = &args.name {
+        opts.insert(options::NAME, Value::from(n.as_str()));
+    }
+    args.containers.add_to(&mut opts);
+    args.detach.apply(&mut opts);
+    if let Some(out) = output {
+        opts.insert(
+            options::OUTPUT_FD,
+            Value::Fd(zbus::zvariant::Fd::from(out.as_fd())),
+        );
+    }
+    opts
 }
 
 async fn list(address: Option<&str>, format: ListFormat, all: bool) -> Result<ExitCode> {

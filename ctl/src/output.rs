@@ -310,7 +310,7 @@ impl Printer {
 
     /// `-o json` without `--fields`, `--filter` or a table flag: events are
     /// printed as the agent wrote them.
-    fn passes_through(&self) -> bool {
+    pub fn passes_through(&self) -> bool {
         self.format == Format::Json
             && !self.shape.filters()
             && !self.shape.has_fields()

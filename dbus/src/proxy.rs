@@ -44,6 +44,16 @@ pub trait Manager {
     #[zbus(allow_interactive_auth)]
     fn attach(&self, id: &str) -> zbus::Result<OwnedFd>;
 
+    /// `Attach` with options: `output-fd` (h), the caller's own output for
+    /// its event lines (see `options::OUTPUT_FD`). Agents older than this
+    /// call answer `UnknownMethod`: use `attach` then.
+    #[zbus(allow_interactive_auth)]
+    fn attach_with_options(
+        &self,
+        id: &str,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<OwnedFd>;
+
     /// Stops a run: programs are detached, streams end with reason `stopped`.
     #[zbus(allow_interactive_auth)]
     fn stop(&self, id: &str) -> zbus::Result<()>;

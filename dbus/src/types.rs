@@ -77,6 +77,14 @@ pub mod options {
     /// two, 4096 to 1 GiB) instead of the size the gadget declares. Perf
     /// event arrays keep their per-CPU size.
     pub const RING_BUFFER_BYTES: &str = "ring-buffer-bytes";
+    /// `h` (`Run`, `RunObject`, `AttachWithOptions`): the agent writes this
+    /// client's event lines straight into this fd (the caller's stdout: a
+    /// pipe, FIFO or regular file, open for writing) instead of the
+    /// returned stream, which keeps the header, control lines and the end
+    /// line; every event counted as delivered is written before the end
+    /// line is sent. The agent never reads or seeks it; other types are
+    /// refused. Not with `detach`. docs/dbus.md, "Direct output".
+    pub const OUTPUT_FD: &str = "output-fd";
 }
 
 /// Container selection keys of the `options` dictionary (docs/containers.md).

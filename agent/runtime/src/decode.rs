@@ -922,7 +922,7 @@ fn write_kernel_bytes_body(out: &mut Vec<u8>, s: &[u8], stop_at_nul: bool) {
         } else {
             let n = utf8_len(&s[i..]);
             if n > 0 {
-                out.extend_from_slice(&s[i..i + n]);
+                push_unsafe_escaped(out, &s[i..i + n]);
                 i += n;
             } else {
                 // `\xNN` in the value: the backslash escaped in JSON.
@@ -1013,7 +1013,7 @@ fn tail_word(rest: &[u8]) -> u64 {
 }
 
 /// The high bit of each byte of `x` (little-endian) that is not plain (below
-/// 0x20, non-ASCII, a quote, a backslash). Exact for the lowest flagged byte,
+/// 0x20, DEL, non-ASCII, a quote, a backslash). Exact for the lowest flagged byte,
 /// which is all callers use: the subtractions borrow only out of a byte that
 /// is flagged itself, so a false flag can only sit above a true one.
 #[inline(always)]
@@ -1026,6 +1026,7 @@ fn special_bytes(x: u64) -> u64 {
         | (x & HIGH)
         | has_zero(x ^ (ONES * u64::from(b'"')))
         | has_zero(x ^ (ONES * u64::from(b'\\')))
+        | has_zero(x ^ (ONES * 0x7f))
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -1091,18 +1092,69 @@ fn write_json_str_escaped(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// Appends `text` as the body of a JSON string: quotes, backslashes, C0
+/// controls and DEL escaped, and the characters a terminal acts on
+/// ([`push_unsafe_escaped`]).
 fn escape_into(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b >= 0x80 {
+            // `text` is valid UTF-8: a whole character starts here.
+            let n = utf8_len(&bytes[i..]);
+            if unsafe_char(&bytes[i..i + n]).is_some() {
+                out.extend_from_slice(&bytes[start..i]);
+                push_unsafe_escaped(out, &bytes[i..i + n]);
+                start = i + n;
+            }
+            i += n;
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
+        i += 1;
+        if b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i - 1]);
         escape_ascii(out, b, b"\\\\");
-        start = i + 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends one valid UTF-8 character `c` (2 to 4 bytes) to a JSON string:
+/// as it is, or as a `\uHHHH` escape when a terminal would act on it
+/// instead of showing it ([`unsafe_char`]). The JSON value is the same
+/// either way; the line is safe to print raw on a terminal.
+#[inline(always)]
+fn push_unsafe_escaped(out: &mut Vec<u8>, c: &[u8]) {
+    match unsafe_char(c) {
+        None => out.extend_from_slice(c),
+        Some(code) => {
+            out.extend_from_slice(b"\\u");
+            for shift in [12, 8, 4, 0] {
+                out.push(HEX[usize::from((code >> shift) & 15)]);
+            }
+        }
+    }
+}
+
+/// The code point of `c` (one valid UTF-8 character of 2 to 4 bytes) when
+/// it is one a terminal acts on: a C1 control (U+0080..U+009F, e.g. U+009B,
+/// the one-byte CSI), a zero-width space or mark (U+200B..U+200F), a line or
+/// paragraph separator, bidirectional embedding or override
+/// (U+2028..U+202E), a word joiner, invisible operator or bidirectional
+/// isolate (U+2060..U+2069), or the zero-width no-break space U+FEFF.
+/// The same set gadgetctl escapes (ctl/src/escape.rs).
+#[inline(always)]
+fn unsafe_char(c: &[u8]) -> Option<u16> {
+    match *c {
+        [0xc2, b] if b < 0xa0 => Some(u16::from(b)),
+        [0xe2, 0x80, b @ (0x8b..=0x8f | 0xa8..=0xae)] => Some(0x2000 | u16::from(b & 0x3f)),
+        [0xe2, 0x81, b @ 0xa0..=0xa9] => Some(0x2040 | u16::from(b & 0x3f)),
+        [0xef, 0xbb, 0xbf] => Some(0xfeff),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -1473,7 +1525,10 @@ mod tests {
                     '\n' => out.extend_from_slice(b"\\n"),
                     '\t' => out.extend_from_slice(b"\\t"),
                     '\r' => out.extend_from_slice(b"\\r"),
-                    c if (c as u32) < 0x20 => {
+                    c if c.is_control()
+                        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+                            | '\u{2060}'..='\u{2069}' | '\u{FEFF}') =>
+                    {
                         let _ = write!(out, "\\u{:04x}", c as u32);
                     }
                     c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
@@ -1502,7 +1557,16 @@ mod tests {
             }
         }
         // Whole characters of each length, valid and cut short.
-        for text in ["caf\u{e9}", "\u{65e5}\u{672c}", "\u{1f600}x", "a\\\"b"] {
+        for text in [
+            "caf\u{e9}",
+            "\u{65e5}\u{672c}",
+            "\u{1f600}x",
+            "a\\\"b",
+            // Characters a terminal acts on, and their safe neighbours.
+            "\u{7f}\u{80}\u{9b}\u{9f}\u{a0}",
+            "\u{200a}\u{200b}\u{200f}\u{2010}\u{2027}\u{2028}\u{202e}\u{202f}",
+            "\u{205f}\u{2060}\u{2066}\u{2069}\u{206a}\u{feff}\u{fefe}\u{ff00}",
+        ] {
             let b = text.as_bytes();
             for end in 0..=b.len() {
                 inputs.push(b[..end].to_vec());
@@ -1555,6 +1619,37 @@ mod tests {
     }
 
     #[test]
+    fn characters_a_terminal_acts_on_are_escaped_in_every_string_writer() {
+        // ESC (C0), DEL, CSI as the C1 byte U+009B, a right-to-left
+        // override, a left-to-right isolate, a zero-width no-break space,
+        // invalid UTF-8; and a safe non-ASCII character that stays as it is.
+        let input = "a\x1b[2Jb\x7fc\u{9b}31md\u{202e}e\u{2066}f\u{feff}g\u{e9}";
+        let escaped = r#"a\u001b[2Jb\u007fc\u009b31md\u202ee\u2066f\ufeffg"#;
+        let mut got = Vec::new();
+        write_json_str(&mut got, input.as_bytes());
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            format!("\"{escaped}\u{e9}\"")
+        );
+        for (writer, invalid) in [
+            (write_json_bytes as fn(&mut Vec<u8>, &[u8]), r"\\xff"),
+            (write_json_cstr, r"\\xff"),
+            (write_json_str, "\u{fffd}"),
+        ] {
+            let mut got = Vec::new();
+            writer(&mut got, &[input.as_bytes(), b"\xff"].concat());
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                format!("\"{escaped}\u{e9}{invalid}\"")
+            );
+        }
+        // The characters inside enum flag names take the same path.
+        let mut got = Vec::new();
+        write_enum_flags(&[(1, "A\u{202e}".into()), (2, "B\x7f".into())], 3, &mut got);
+        assert_eq!(String::from_utf8(got).unwrap(), r#""A\u202e|B\u007f""#);
+    }
+
+    #[test]
     fn integers_print_as_std_prints_them_at_every_digit_count() {
         let mut values: Vec<u64> = vec![0, 1, 9, u64::MAX, u64::MAX - 1, i64::MAX as u64];
         let mut p = 1u64;
@@ -1589,6 +1684,7 @@ mod tests {
                 Some(0x1f),
                 Some(b'"'),
                 Some(b'\\'),
+                Some(0x7f),
                 Some(0x80),
                 Some(0xff),
             ] {

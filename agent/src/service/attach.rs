@@ -17,9 +17,16 @@
 //! (`EPOLLOUT`): under a flood that was 80% of the agent's wake-ups
 //! (docs/benchmarks.md). A writer task that finds the socket full registers
 //! a duplicate of the fd for writing while its queue holds data.
+//!
+//! A client that passed its own output (`output-fd`, `direct_out.rs`) gets
+//! its event batches there, the same way (direct write while its queue is
+//! empty, the same queue bound, the same `slow-reader` losses, told on
+//! the stream); its stream carries the header and the control lines, and
+//! its end line only once every queued event is in the output.
 
+use super::direct_out::{DirectLane, Flushed, Output};
 use bytes::Bytes;
-use gadgetd_dbus::stream::{self, Control, LostCause};
+use gadgetd_dbus::stream::{self, Control, End, LostCause};
 use nix::sys::socket::{MsgFlags, Shutdown, setsockopt, sockopt};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -47,9 +54,15 @@ const QUEUE_BYTES: usize = 4 << 20;
 /// client has not read it; the agent's own queue (`QUEUE_BYTES`) comes after it.
 const SOCKET_SEND_BYTES: usize = 1 << 20;
 
+/// How long the end of a run waits for each client's writers to flush.
+const FINISH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The agent's end of a stream socket pair.
 pub struct Attacher {
     pub stream: tokio::net::UnixStream,
+    /// The client's own output for its event lines (`output-fd`), if it
+    /// gave one: the stream then carries only the header and control lines.
+    pub output: Option<Output>,
 }
 
 impl Attacher {
@@ -61,6 +74,7 @@ impl Attacher {
         Ok((
             Attacher {
                 stream: tokio::net::UnixStream::from_std(agent)?,
+                output: None,
             },
             client.into(),
         ))
@@ -76,6 +90,9 @@ struct Slot {
     /// Bytes sent to the writer and not yet written out.
     queued: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+    /// The client's own output, when it gave one: its event lines go
+    /// there instead of into the socket.
+    direct: Option<DirectLane>,
     /// Events this client missed and has not been told about yet.
     unreported: u64,
     missed_total: u64,
@@ -110,6 +127,7 @@ impl Fanout {
             tx,
             queued,
             task,
+            direct: attacher.output.map(DirectLane::start),
             unreported: 0,
             missed_total: 0,
         };
@@ -135,7 +153,7 @@ impl Fanout {
         let mut shared: Option<Bytes> = None;
         for slot in &mut self.slots {
             let len = shared.as_ref().map_or(buf.len(), Bytes::len);
-            let room = QUEUE_BYTES.saturating_sub(slot.queued.load(Ordering::Acquire));
+            let room = QUEUE_BYTES.saturating_sub(slot.events_queued());
             if slot.unreported > 0 && room > len {
                 let line = stream::encode(&Control::Lost {
                     count: slot.unreported,
@@ -152,14 +170,14 @@ impl Fanout {
                 self.missed += events;
                 continue;
             }
-            let written = slot.write_direct(shared.as_deref().unwrap_or(buf));
+            let written = slot.write_events(shared.as_deref().unwrap_or(buf));
             if written < len {
                 let data = match (&shared, share.take()) {
                     (Some(data), _) => data.clone(),
                     (None, Some(share)) => shared.insert(share(buf)).clone(),
                     (None, None) => unreachable!("share is only taken to fill `shared`"),
                 };
-                slot.enqueue(data.slice(written..));
+                slot.enqueue_events(data.slice(written..));
             }
         }
         buf.clear();
@@ -184,9 +202,12 @@ impl Fanout {
         self.missed
     }
 
-    /// Forgets clients whose writer ended (closed socket).
+    /// Forgets clients whose writer ended (closed socket) or whose own
+    /// output went away (its reader closed it: `gadgetctl run | head -1`).
+    /// Dropping a slot closes its stream after what is queued there.
     pub fn prune(&mut self) {
-        self.slots.retain(|s| !s.tx.is_closed());
+        self.slots
+            .retain(|s| !s.tx.is_closed() && !s.direct.as_ref().is_some_and(DirectLane::is_gone));
     }
 
     /// Someone attached once and every stream has since gone away.
@@ -196,9 +217,32 @@ impl Fanout {
     }
 
     /// Sends the end line and waits (briefly) for every writer to flush.
-    pub async fn finish(self, end: &Control) {
-        let line: Bytes = stream::encode(end).into();
-        for slot in self.slots {
+    /// A client with its own output gets the end line once its events are
+    /// all written there (and the agent's fd of it closed); when they could
+    /// not be within [`FINISH_WAIT`], its end line says so as an error.
+    pub async fn finish(self, end: &End) {
+        let line: Bytes = stream::encode(&Control::End(end.clone())).into();
+        for mut slot in self.slots {
+            let flushed = match slot.direct.take() {
+                Some(direct) => direct.finish(FINISH_WAIT).await,
+                None => Flushed::All,
+            };
+            let line = match flushed {
+                Flushed::All => line.clone(),
+                // Its reader went away (`| head -1`): the stream closes
+                // without an end line, as when the slot is pruned.
+                Flushed::Gone => continue,
+                Flushed::TimedOut => {
+                    let mut failed = end.clone();
+                    failed.error = Some(format!(
+                        "the run's last events were not written to the output ({} did not \
+                         take them within {} s)",
+                        gadgetd_dbus::types::options::OUTPUT_FD,
+                        FINISH_WAIT.as_secs()
+                    ));
+                    stream::encode(&Control::End(failed)).into()
+                }
+            };
             if slot.unreported > 0 {
                 slot.enqueue(
                     stream::encode(&Control::Lost {
@@ -210,14 +254,41 @@ impl Fanout {
                     .into(),
                 );
             }
-            slot.enqueue(line.clone());
+            slot.enqueue(line);
             drop(slot.tx);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), slot.task).await;
+            let _ = tokio::time::timeout(FINISH_WAIT, slot.task).await;
         }
     }
 }
 
 impl Slot {
+    /// Bytes of events waiting in this client's queue (its output's, when
+    /// it gave one).
+    fn events_queued(&self) -> usize {
+        match &self.direct {
+            Some(direct) => direct.queued(),
+            None => self.queued.load(Ordering::Acquire),
+        }
+    }
+
+    /// [`Slot::write_direct`] of event lines, into the client's output
+    /// when it gave one.
+    fn write_events(&mut self, data: &[u8]) -> usize {
+        match &mut self.direct {
+            Some(direct) => direct.write_now(data),
+            None => self.write_direct(data),
+        }
+    }
+
+    /// Queues event lines for the writer of the client's output (or of
+    /// its stream).
+    fn enqueue_events(&self, data: Bytes) {
+        match &self.direct {
+            Some(direct) => direct.enqueue(data),
+            None => self.enqueue(data),
+        }
+    }
+
     /// Writes as much of `data` as the socket takes now, if nothing waits
     /// in the queue (the writer task is idle, so the order holds): the
     /// bytes written, which the caller queues the rest after.

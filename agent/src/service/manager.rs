@@ -157,6 +157,8 @@ pub(super) struct ParsedOptions {
     scope: HashMap<String, OwnedValue>,
     /// Notes for the stream header (image layers not used).
     pub(super) notes: Vec<String>,
+    /// The caller's own output for its event lines (`output-fd`).
+    output: Option<super::direct_out::Output>,
 }
 
 pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<ParsedOptions> {
@@ -170,6 +172,7 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
         kinds: Default::default(),
         scope: HashMap::new(),
         notes: Vec::new(),
+        output: None,
     };
     for (key, value) in opts {
         let scoping = gadgetd_containers::selector::KEYS.contains(&key.as_str());
@@ -203,8 +206,17 @@ pub(super) fn parse_options(opts: &HashMap<String, OwnedValue>) -> fdo::Result<P
             k if gadgetd_containers::selector::KEYS.contains(&k) => out.containers.set(k, value)?,
             options::DETACH => out.detach = super::options_ext::flag(key, value)?,
             options::METRICS => out.metrics = super::options_ext::flag(key, value)?,
+            options::OUTPUT_FD => out.output = Some(super::options_ext::output(key, value)?),
             other => return Err(fdo::Error::InvalidArgs(format!("unknown option `{other}`"))),
         }
+    }
+    if out.detach && out.output.is_some() {
+        return Err(fdo::Error::InvalidArgs(format!(
+            "option {} cannot be used with {}: a detached run's events go to the journal \
+             (read them with Logs)",
+            options::OUTPUT_FD,
+            options::DETACH
+        )));
     }
     Ok(out)
 }
@@ -374,8 +386,9 @@ impl Manager {
         })
         .await
         .map_err(|e| fdo::Error::Failed(e.to_string()))??;
-        let (attacher, client_fd) =
+        let (mut attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        attacher.output = opts.output.take();
         // A detached run's caller gets a stream that ends at once; events go to the log.
         let first = (!detach).then_some(attacher);
         if let Some((object, definition)) = source {
@@ -427,8 +440,9 @@ impl Manager {
             .map(|l| format!("the image's {l} is not used (gadgetd runs its eBPF program layer)"))
             .collect();
         super::policy::admit(self.agent.images(), &reference, &digest, caller.uid).await?;
-        let (attacher, client_fd) =
+        let (mut attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        attacher.output = opts.output.take();
         let detach = opts.detach;
         let first = (!detach).then_some(attacher);
         if detach {
@@ -452,11 +466,37 @@ impl Manager {
         #[zbus(header)] hdr: MsgHeader<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> fdo::Result<OwnedFd> {
+        self.attach_with_options(id, HashMap::new(), hdr, conn)
+            .await
+    }
+
+    /// `Attach` with options: `output-fd` (h), the caller's own output
+    /// for its event lines.
+    async fn attach_with_options(
+        &self,
+        id: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: MsgHeader<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<OwnedFd> {
         let (handle, _) = self
             .run_for(&id, conn, &hdr, ACTION_RUN, Access::Read)
             .await?;
-        let (attacher, client_fd) =
+        let mut output = None;
+        for (key, value) in &options {
+            match key.as_str() {
+                options::OUTPUT_FD => output = Some(super::options_ext::output(key, value)?),
+                other => {
+                    return Err(fdo::Error::InvalidArgs(format!(
+                        "unknown option `{other}` (AttachWithOptions takes {})",
+                        options::OUTPUT_FD
+                    )));
+                }
+            }
+        }
+        let (mut attacher, client_fd) =
             Attacher::pair().map_err(|e| fdo::Error::Failed(format!("socketpair: {e}")))?;
+        attacher.output = output;
         handle.attach(attacher).map_err(|_| {
             fdo::Error::Failed(format!(
                 "run {} has ended ({})",

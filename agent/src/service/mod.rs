@@ -11,6 +11,7 @@ pub(crate) mod code_pages;
 pub(crate) mod containers;
 pub(crate) mod describe;
 pub mod detached;
+pub(crate) mod direct_out;
 pub(crate) mod fdread;
 pub(crate) mod image_calls;
 pub(crate) mod images;

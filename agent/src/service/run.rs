@@ -463,14 +463,14 @@ async fn pump(
         ledger.saw(0, late_lost);
     }
     drop(running); // detaches every program before the streams end
-    let end = Control::End(End {
+    let end = End {
         reason: reason.to_string(),
         error: None,
         events_seen: handle.events_seen.load(Ordering::Relaxed),
         events_lost: handle.events_lost.load(Ordering::Relaxed),
         datasources,
         log: None,
-    });
+    };
     handle
         .stats
         .lost_slow_reader

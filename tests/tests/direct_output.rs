@@ -1,0 +1,513 @@
+//! Direct output (`output-fd`): the agent writes a client's event lines
+//! straight into the client's own pipe, FIFO or regular file; the stream
+//! keeps the header, control lines and the end line. Real agent, real
+//! kernel, opens this test makes itself.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gadgetd_tests::*;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use serde_json::Value;
+use zbus::zvariant::{Fd, Value as DValue};
+
+/// File names with one character a terminal acts on each (ESC, DEL, CSI as
+/// U+009B, a right-to-left override, a left-to-right isolate, a zero-width
+/// no-break space, an invalid UTF-8 byte) and a safe non-ASCII one; with
+/// the exact text their `fname` must have in the JSON line.
+const NAMES: [(&[u8], &str); 8] = [
+    (b"esc\x1b[2J", r"esc\u001b[2J"),
+    (b"del\x7f", r"del\u007f"),
+    (b"csi\xc2\x9b31m", r"csi\u009b31m"),
+    (b"rlo\xe2\x80\xae", r"rlo\u202e"),
+    (b"lri\xe2\x81\xa6", r"lri\u2066"),
+    (b"bom\xef\xbb\xbf", r"bom\ufeff"),
+    (b"bad\xff", r"bad\\xff"),
+    (b"ok\xc3\xa9", "ok\u{e9}"),
+];
+
+/// `gadgetctl run trace_open -o json` for our own pid with `stdout`, named
+/// `name`; opens each of [`NAMES`] under `dir` (missing files) once the run
+/// is live, stops it, and returns gadgetctl's exit status and stderr.
+fn run_and_open(agent: &Agent, name: &str, stdout: Stdio, dir: &std::path::Path) -> (bool, String) {
+    let child = trace_ours(agent, name, stdout);
+    agent.wait_running(1);
+    for (file, _) in NAMES {
+        let path = dir.join(std::ffi::OsStr::from_bytes(
+            &[name.as_bytes(), b"-", file].concat(),
+        ));
+        assert!(std::fs::File::open(&path).is_err());
+    }
+    // The stop comes after the events: trace_open's ring is read as they come.
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&agent.ctl(&["stop", name]), "stop");
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `gadgetctl run trace_open -o json --name NAME` for our own pid, its
+/// stdout `stdout`, its stderr piped.
+fn trace_ours(agent: &Agent, name: &str, stdout: Stdio) -> std::process::Child {
+    let gadget = gadget("trace_open");
+    let me = format!("targ_pid={}", std::process::id());
+    Command::new(bin("gadgetctl"))
+        .arg("--address")
+        .arg(&agent.bus_address)
+        .args([
+            "run",
+            gadget.to_str().unwrap(),
+            "-o",
+            "json",
+            "--name",
+            name,
+        ])
+        .args(["--timeout", "60s", "-p", &me])
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Our events in `text` (JSON lines), checked: exactly [`NAMES`] opened by
+/// us in order, each `fname` written exactly as expected, and every line
+/// that holds no safe non-ASCII name plain printable ASCII.
+fn check_our_events(text: &[u8], dir: &std::path::Path, name: &str) {
+    let prefix = format!("{}/{name}-", dir.to_str().unwrap());
+    let ours: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| l.windows(prefix.len()).any(|w| w == prefix.as_bytes()))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        NAMES.len(),
+        "{name}: {}",
+        String::from_utf8_lossy(text)
+    );
+    for (line, (_, want)) in ours.iter().zip(NAMES) {
+        let raw = format!("\"fname\":\"{prefix}{want}\"");
+        let text = String::from_utf8(line.to_vec()).unwrap();
+        assert!(text.contains(&raw), "{name}: {raw} not in {text}");
+        if !want.contains('\u{e9}') {
+            assert!(
+                line.iter().all(|b| (0x20..0x7f).contains(b)),
+                "{name}: not plain ASCII: {text}"
+            );
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["proc.pid"], std::process::id(), "{name}");
+        assert_eq!(v["error"], "ENOENT", "{name}");
+    }
+}
+
+fn is_blocking(fd: impl AsFd) -> bool {
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());
+    !flags.contains(OFlag::O_NONBLOCK)
+}
+
+/// gadgetctl's stdout a pipe, a new file, and a file opened `O_APPEND`
+/// with text in it: the agent writes our events there (gadgetctl writes
+/// nothing), terminal-safe; the command ends cleanly; the pipe's
+/// description stays blocking.
+#[test]
+fn events_go_straight_into_a_pipe_or_a_file_terminal_safe() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("direct");
+
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let ours = w.try_clone().unwrap();
+    let (success, stderr) = run_and_open(&agent, "to-pipe", Stdio::from(w), dir.path());
+    assert!(success && stderr.is_empty(), "{stderr}");
+    assert!(is_blocking(&ours), "the caller's pipe became non-blocking");
+    drop(ours);
+    // EOF: gadgetctl exited and the agent closed its own description.
+    let mut text = Vec::new();
+    std::fs::File::from(r).read_to_end(&mut text).unwrap();
+    check_our_events(&text, dir.path(), "to-pipe");
+
+    let path = dir.path().join("out.json");
+    let file = std::fs::File::create(&path).unwrap();
+    let (success, stderr) = run_and_open(&agent, "to-file", Stdio::from(file), dir.path());
+    assert!(success && stderr.is_empty(), "{stderr}");
+    check_our_events(&std::fs::read(&path).unwrap(), dir.path(), "to-file");
+
+    std::fs::write(&path, b"prior text\n").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let (success, stderr) = run_and_open(&agent, "append", Stdio::from(file), dir.path());
+    assert!(success && stderr.is_empty(), "{stderr}");
+    let text = std::fs::read(&path).unwrap();
+    assert!(
+        text.starts_with(b"prior text\n{"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    check_our_events(&text, dir.path(), "append");
+}
+
+/// The same run with stdout a socket: gadgetctl keeps the stream path and
+/// escapes the events itself (the agent already did); and with
+/// GADGETCTL_NO_DIRECT=1 on a pipe.
+#[test]
+fn a_socket_stdout_or_the_opt_out_keeps_the_stream_path() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("direct-socket");
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        (&ours).read_to_end(&mut text).unwrap();
+        text
+    });
+    let (success, stderr) = run_and_open(
+        &agent,
+        "to-socket",
+        Stdio::from(OwnedFd::from(theirs)),
+        dir.path(),
+    );
+    assert!(success && stderr.is_empty(), "{stderr}");
+    check_our_events(&reader.join().unwrap(), dir.path(), "to-socket");
+
+    // SAFETY: tests in this file run one at a time (--test-threads=1 in
+    // CI); nothing else reads the environment concurrently.
+    unsafe { std::env::set_var("GADGETCTL_NO_DIRECT", "1") };
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::fs::File::from(r).read_to_end(&mut text).unwrap();
+        text
+    });
+    let result = run_and_open(&agent, "opted-out", Stdio::from(w), dir.path());
+    unsafe { std::env::remove_var("GADGETCTL_NO_DIRECT") };
+    assert!(result.0 && result.1.is_empty(), "{}", result.1);
+    check_our_events(&reader.join().unwrap(), dir.path(), "opted-out");
+}
+
+/// `gadgetctl run -o json | head -1`: the agent meets the closed pipe,
+/// ends that client's delivery and the run (its only client went away);
+/// gadgetctl exits successfully, saying nothing.
+#[test]
+fn a_closed_pipe_ends_the_client_and_the_run_cleanly() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("direct-head");
+    let mut child = trace_ours(&agent, "head", Stdio::piped());
+    agent.wait_running(1);
+    let probe = dir.path().join("probe");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    assert!(std::fs::File::open(&probe).is_err());
+    reader.read_line(&mut first).unwrap();
+    // Ours: the probe, or a file this process opened meanwhile (/dev/null
+    // for a spawned `list`).
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["proc.pid"], std::process::id(), "{first}");
+    drop(reader); // head -1 exits
+    let start = Instant::now();
+    let status = loop {
+        assert!(std::fs::File::open(&probe).is_err());
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gadgetctl did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success() && stderr.is_empty(), "{status}: {stderr}");
+    // The run ended because its only client went away.
+    wait_for("the run to end", Duration::from_secs(10), || {
+        agent.log_text().contains("reason=client disconnected")
+    });
+    assert!(agent.ctl(&["list", "-o", "json"]).stdout.is_empty());
+}
+
+/// Lines of a stream or pipe, read to EOF on a thread; each line matching
+/// `notify` is also sent on the returned channel as it comes.
+fn read_lines(
+    from: impl Read + Send + 'static,
+    notify: &'static str,
+) -> (
+    std::thread::JoinHandle<Vec<String>>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(from).lines() {
+            let line = line.unwrap();
+            if line.contains(notify) {
+                let _ = tx.send(line.clone());
+            }
+            all.push(line);
+        }
+        all
+    });
+    (thread, rx)
+}
+
+/// Events and `slow-reader` losses of one client: (events, lost).
+fn count(lines: &[String], who: &str) -> (u64, u64) {
+    let (mut events, mut lost) = (0, 0);
+    for line in lines {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{who}: {e}: {line:.200}"));
+        match v["gadgetd"].as_str() {
+            Some("lost") => {
+                assert_eq!(v["cause"], "slow-reader", "{who}: {line}");
+                lost += v["count"].as_u64().unwrap();
+            }
+            Some(_) => {}
+            None => events += 1,
+        }
+    }
+    (events, lost)
+}
+
+/// A pipe nobody reads: the run goes on (an attacher reading its socket
+/// and one reading its own pipe get our marker while the pipe is stuck),
+/// the client is told on its stream exactly how many events it lost, and
+/// once reading resumes later events arrive. Every event the run saw is
+/// in the pipe or counted lost; the stream carries no event; the end line
+/// comes after the agent's last write (no writer is left on the pipe).
+#[test]
+fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
+    let bus = Bus::start();
+    let _agent = Agent::start(&bus);
+    let gadget = gadget("trace_open");
+    let dir = TempDir::new("direct-slow");
+    let prefix = format!("{}/", dir.path().to_str().unwrap());
+    let me = std::process::id().to_string();
+    let rt = rt();
+    let (stuck_r, stuck_w) = nix::unistd::pipe().unwrap();
+    let (piped_r, piped_w) = nix::unistd::pipe().unwrap();
+    let (mgr, id, own, fast, piped) = rt.block_on(async {
+        let mgr = bus.manager().await;
+        let file = std::fs::File::open(&gadget).unwrap();
+        let params = HashMap::from([("targ_pid", me.as_str())]);
+        let opts = HashMap::from([("output-fd", DValue::Fd(Fd::from(stuck_w.as_fd())))]);
+        let (path, own) = mgr
+            .run_object(Fd::from(file.as_fd()), "", params, opts)
+            .await
+            .unwrap();
+        let id = path.as_str().rsplit('/').next().unwrap().to_string();
+        let fast = mgr.attach(&id).await.unwrap();
+        let opts = HashMap::from([("output-fd", DValue::Fd(Fd::from(piped_w.as_fd())))]);
+        let piped = mgr.attach_with_options(&id, opts).await.unwrap();
+        (mgr, id, own, fast, piped)
+    });
+    drop((stuck_w, piped_w)); // the agent writes through descriptions of its own
+    let stream = |fd: zbus::zvariant::OwnedFd| UnixStream::from(OwnedFd::from(fd));
+    // The caller's stream: at its end line, no writer may be left on the pipe.
+    let watch = stuck_r.try_clone().unwrap();
+    let own = std::thread::spawn({
+        let own = stream(own);
+        move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(own).lines() {
+                let line = line.unwrap();
+                if line.starts_with("{\"gadgetd\":\"end\"") {
+                    let mut fd = libc::pollfd {
+                        fd: std::os::fd::AsRawFd::as_raw_fd(&watch),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd, `watch` open for the call.
+                    assert_eq!(unsafe { libc::poll(&mut fd, 1, 0) }, 1);
+                    let hup = fd.revents & libc::POLLHUP != 0;
+                    assert!(hup, "the end line came while the agent still held the pipe");
+                }
+                lines.push(line);
+            }
+            lines
+        }
+    });
+    let (fast, fast_marks) = read_lines(stream(fast), "marker");
+    let (piped_stream, _) = read_lines(stream(piped), "\u{0}");
+    let (piped, piped_marks) = read_lines(std::fs::File::from(piped_r), "marker");
+
+    // ~60k events of ~600 bytes: far more than the 4 MiB queue and the pipe.
+    for i in 0..60_000 {
+        assert!(std::fs::File::open(format!("{prefix}a{i}")).is_err());
+        if i % 1000 == 999 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // The run task never stalled: both other clients get a later open.
+    let start = Instant::now();
+    let (mut fast_saw, mut piped_saw) = (false, false);
+    while !(fast_saw && piped_saw) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the run stalled: {fast_saw} {piped_saw}"
+        );
+        assert!(std::fs::File::open(format!("{prefix}marker")).is_err());
+        fast_saw |= fast_marks.recv_timeout(Duration::from_millis(50)).is_ok();
+        piped_saw |= piped_marks.try_recv().is_ok();
+    }
+    // Reading resumes; later events arrive.
+    let (stuck, stuck_marks) = read_lines(std::fs::File::from(stuck_r), "/b999\"");
+    for i in 0..1000 {
+        assert!(std::fs::File::open(format!("{prefix}b{i}")).is_err());
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    stuck_marks
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the events after reading resumed never came");
+    rt.block_on(mgr.stop(&id)).unwrap();
+
+    let own = own.join().unwrap();
+    let stuck = stuck.join().unwrap();
+    let header: Value = serde_json::from_str(&own[0]).unwrap();
+    assert_eq!(header["gadgetd"], "header");
+    let end: Value = serde_json::from_str(own.last().unwrap()).unwrap();
+    assert_eq!(end["gadgetd"], "end");
+    assert_eq!(end["reason"], "stopped");
+    assert!(end["error"].is_null(), "{end}");
+    assert!(
+        own.iter().all(|l| l.starts_with("{\"gadgetd\":")),
+        "an event on the stream"
+    );
+    let seen = end["events_seen"].as_u64().unwrap();
+    let (events, _) = count(&stuck, "stuck pipe");
+    let (none, lost) = count(&own, "stuck stream");
+    assert_eq!(none, 0);
+    assert!(lost > 0, "60k events into a pipe nobody read, none lost?");
+    assert_eq!(
+        events + lost,
+        seen,
+        "pipe: {events} events + {lost} told lost"
+    );
+    // After reading resumed, our later opens came in order, none twice.
+    let later: Vec<usize> = stuck
+        .iter()
+        .filter_map(|l| l.split(&format!("\"{prefix}b")).nth(1))
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        later.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice"
+    );
+    assert_eq!(later.last(), Some(&999));
+    // The other two clients: everything seen is delivered or counted.
+    let (events, lost) = count(&fast.join().unwrap(), "socket attacher");
+    assert_eq!(events + lost, seen, "socket attacher");
+    let (none, lost) = count(&piped_stream.join().unwrap(), "piped attacher stream");
+    assert_eq!(none, 0);
+    let (events, _) = count(&piped.join().unwrap(), "piped attacher");
+    assert_eq!(events + lost, seen, "piped attacher");
+}
+
+/// What the agent refuses as `output-fd`, each with an error naming the
+/// problem: a socket, a character device, a read-only fd, any fd with
+/// `detach`, a value that is not an fd, and an unknown attach option.
+#[test]
+fn unsupported_outputs_are_refused_with_a_clear_error() {
+    let bus = Bus::start();
+    let _agent = Agent::start(&bus);
+    let gadget = gadget("trace_open");
+    let rt = rt();
+    rt.block_on(async {
+        let mgr = bus.manager().await;
+        let (socket, _peer) = UnixStream::pair().unwrap();
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let cases: [(DValue<'_>, bool, &str); 5] = [
+            (
+                DValue::Fd(Fd::from(socket.as_fd())),
+                false,
+                "option output-fd: the fd is a socket (gadgetd writes event lines only into a \
+                 pipe, a FIFO or a regular file; leave output-fd out to get the events on the \
+                 event stream)",
+            ),
+            (
+                DValue::Fd(Fd::from(null.as_fd())),
+                false,
+                "option output-fd: the fd is a character device (a terminal?) (gadgetd writes \
+                 event lines only into a pipe, a FIFO or a regular file; leave output-fd out to \
+                 get the events on the event stream)",
+            ),
+            (
+                DValue::Fd(Fd::from(read_end.as_fd())),
+                false,
+                "option output-fd: the fd is not open for writing (pass a descriptor opened \
+                 write-only or read-write, such as your stdout)",
+            ),
+            (
+                DValue::Fd(Fd::from(write_end.as_fd())),
+                true,
+                "option output-fd cannot be used with detach: a detached run's events go to the \
+                 journal (read them with Logs)",
+            ),
+            (
+                DValue::U32(1),
+                false,
+                "option output-fd must be a file descriptor (h)",
+            ),
+        ];
+        for (value, detach, want) in cases {
+            let file = std::fs::File::open(&gadget).unwrap();
+            let mut opts = HashMap::from([("output-fd", value)]);
+            if detach {
+                opts.insert("detach", DValue::Bool(true));
+            }
+            let err = mgr
+                .run_object(Fd::from(file.as_fd()), "", HashMap::new(), opts)
+                .await
+                .unwrap_err();
+            let zbus::Error::MethodError(name, Some(msg), _) = &err else {
+                panic!("{err}");
+            };
+            assert_eq!(name.as_str(), "org.freedesktop.DBus.Error.InvalidArgs");
+            assert_eq!(msg, want);
+        }
+        // Attach: the same checks, and unknown options named.
+        let file = std::fs::File::open(&gadget).unwrap();
+        let (path, _stream) = mgr
+            .run_object(Fd::from(file.as_fd()), "", HashMap::new(), HashMap::new())
+            .await
+            .unwrap();
+        let id = path.as_str().rsplit('/').next().unwrap();
+        for (key, value, want) in [
+            (
+                "output-fd",
+                DValue::Fd(Fd::from(socket.as_fd())),
+                "option output-fd: the fd is a socket",
+            ),
+            (
+                "color",
+                DValue::Bool(true),
+                "unknown option `color` (AttachWithOptions takes output-fd)",
+            ),
+        ] {
+            let err = mgr
+                .attach_with_options(id, HashMap::from([(key, value)]))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
+    });
+}
