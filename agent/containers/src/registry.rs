@@ -422,7 +422,9 @@ mod tests {
         assert!(enriched(&a, 7).contains("\"web\""));
         // A change made on another thread, seen here at once.
         let a2 = a.clone();
-        std::thread::spawn(move || a2.remove("docker", "abc")).join().unwrap();
+        std::thread::spawn(move || a2.remove("docker", "abc"))
+            .join()
+            .unwrap();
         assert_eq!(enriched(&a, 7), empty);
         assert!(enriched(&b, 7).contains("\"db\""));
         // And a change made here is seen by a thread that cached before it.
