@@ -81,9 +81,15 @@ $(FIXTURE_OBJ): benches/fixtures/trace_open.bpf.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O2 -target bpf $(ARCH_DEFINE) -I include -c $< -o $@
 	llvm-strip -g $@
-decode-check: deps $(FIXTURE_OBJ)
+# The C reference of decode-check: the bench's C reader's formatting, no libbpf.
+FORMAT_COST := build/bench/json-format-cost
+$(FORMAT_COST): bench/json-format-cost.c bench/json-format.h
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -o $@ $<
+decode-check: deps $(FIXTURE_OBJ) $(FORMAT_COST)
 	$(CARGO) build --release $(RELEASE_BINS)
-	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures $(FIXTURE_OBJ)
+	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures $(FIXTURE_OBJ) \
+		--reference $(FORMAT_COST)
 decode-check-update: deps $(FIXTURE_OBJ)
 	$(CARGO) build --release $(RELEASE_BINS)
 	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures $(FIXTURE_OBJ) --update
