@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gadgetd_tests::system::{Service, Users};
 use gadgetd_tests::*;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use serde_json::Value;
@@ -36,7 +37,30 @@ const NAMES: [(&[u8], &str); 8] = [
 /// is live, stops it, and returns gadgetctl's exit status and stderr.
 fn run_and_open(agent: &Agent, name: &str, stdout: Stdio, dir: &std::path::Path) -> (bool, String) {
     let child = trace_ours(agent, name, stdout);
-    agent.wait_running(1);
+    let out = open_names_then_stop(
+        child,
+        name,
+        dir,
+        || drop(agent.wait_running(1)),
+        || drop(ok(&agent.ctl(&["stop", name]), "stop")),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Once `live()` returns (the run `name` of `child` is running), opens
+/// each of [`NAMES`] under `dir` (missing files), then `stop()`s the run;
+/// `child`'s output.
+fn open_names_then_stop(
+    child: std::process::Child,
+    name: &str,
+    dir: &std::path::Path,
+    live: impl FnOnce(),
+    stop: impl FnOnce(),
+) -> std::process::Output {
+    live();
     for (file, _) in NAMES {
         let path = dir.join(std::ffi::OsStr::from_bytes(
             &[name.as_bytes(), b"-", file].concat(),
@@ -45,12 +69,8 @@ fn run_and_open(agent: &Agent, name: &str, stdout: Stdio, dir: &std::path::Path)
     }
     // The stop comes after the events: trace_open's ring is read as they come.
     std::thread::sleep(Duration::from_millis(300));
-    ok(&agent.ctl(&["stop", name]), "stop");
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    stop();
+    child.wait_with_output().unwrap()
 }
 
 /// `gadgetctl run trace_open -o json --name NAME` for our own pid, its
@@ -510,4 +530,267 @@ fn unsupported_outputs_are_refused_with_a_clear_error() {
             assert!(err.to_string().contains(want), "{err}");
         }
     });
+}
+
+// ---------------------------------------------------------------------
+// The packaged unit and an ordinary user: the pipe is not reopened.
+//
+// units/gadgetd.service bounds the agent's capabilities to CAP_BPF,
+// CAP_PERFMON, CAP_SYS_ADMIN, CAP_SYS_RESOURCE and CAP_NET_ADMIN: no
+// CAP_DAC_OVERRIDE. A pipe made by an ordinary user is mode 0600 and
+// theirs, so the agent may not reopen it through /proc/self/fd and writes
+// the caller's own description with pwritev2(RWF_NOWAIT): in production
+// this is the path every user's `gadgetctl run -o json | ...` takes.
+
+/// Capability numbers (linux/capability.h) the unit leaves out and that
+/// would let the agent open a pipe it does not own.
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_FOWNER: u32 = 3;
+const CAP_BPF: u32 = 39;
+
+/// What the agent logs (debug) when it may not reopen a pipe.
+const NOT_REOPENED: &str = "pipe not reopened";
+
+/// The unit's `CapabilityBoundingSet=` as setpriv's `--bounding-set`
+/// argument: `-all,+bpf,+perfmon,...`.
+fn unit_bounding_set() -> String {
+    let unit = std::fs::read_to_string(repo_root().join("units/gadgetd.service")).unwrap();
+    let caps = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("units/gadgetd.service sets CapabilityBoundingSet=");
+    let mut arg = String::from("-all");
+    for cap in caps.split_whitespace() {
+        let cap = cap
+            .strip_prefix("CAP_")
+            .expect("capability names start with CAP_");
+        arg.push_str(",+");
+        arg.push_str(&cap.to_lowercase());
+    }
+    arg
+}
+
+/// A capability set line (`CapEff:` ...) of `/proc/PID/status`.
+fn capabilities(pid: u32, which: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix(which))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+/// gadgetd with the unit's capability bounding set, serving `users`'s
+/// group on its p2p socket. systemd is not PID 1 here (no systemd-run),
+/// so setpriv drops the bounding set before the exec: uid 0 executing
+/// gadgetd then gets exactly that set as its permitted and effective
+/// capabilities, as under the unit (checked).
+fn unit_agent(bus: &Bus, users: &Users) -> Service {
+    let bounding = unit_bounding_set();
+    let mut svc = Service::new(bus, &["--group", &users.group]).wrapped(&[
+        "setpriv",
+        "--bounding-set",
+        &bounding,
+        "--",
+    ]);
+    svc.start();
+    let eff = capabilities(svc.pid(), "CapEff:");
+    for (cap, name) in [
+        (CAP_DAC_OVERRIDE, "CAP_DAC_OVERRIDE"),
+        (CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
+        (CAP_FOWNER, "CAP_FOWNER"),
+    ] {
+        assert_eq!(eff & (1 << cap), 0, "the agent has {name}: {eff:#x}");
+    }
+    assert_ne!(eff & (1 << CAP_BPF), 0, "the agent lacks CAP_BPF: {eff:#x}");
+    assert_eq!(eff, capabilities(svc.pid(), "CapBnd:"));
+    svc
+}
+
+/// `script` run by bash as `user` (with their groups), with `"$0" "$@"`
+/// standing for `gadgetctl --address SOCKET ARGS...`; stdout and stderr
+/// piped. The pipes and FIFOs the script makes are the user's.
+fn ctl_as(
+    user: &str,
+    socket: &std::path::Path,
+    args: &[&str],
+    script: &str,
+) -> std::process::Child {
+    let gid = nix::unistd::User::from_name(user)
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw()
+        .to_string();
+    Command::new("setpriv")
+        .args(["--reuid", user, "--regid", &gid, "--init-groups", "--"])
+        .args(["bash", "-c", script])
+        .arg(bin("gadgetctl"))
+        .arg("--address")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `gadgetctl | TAIL` in bash, exiting with gadgetctl's status.
+fn piped_into(tail: &str) -> String {
+    format!("\"$0\" \"$@\" | {tail}; exit \"${{PIPESTATUS[0]}}\"")
+}
+
+/// `run trace_open -o json` of our own pid, named `name`.
+fn trace_ours_args(name: &str) -> Vec<String> {
+    [
+        "run",
+        gadget("trace_open").to_str().unwrap(),
+        "-o",
+        "json",
+        "--name",
+        name,
+        "--timeout",
+        "120s",
+        "-p",
+        &format!("targ_pid={}", std::process::id()),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Waits until the run named `name` is running; its id.
+fn wait_live(svc: &Service, name: &str) -> String {
+    poll(
+        &format!("run {name} to be running"),
+        Duration::from_secs(20),
+        || {
+            svc.runs()
+                .into_iter()
+                .find(|r| r["name"] == name && r["state"] == "running")
+                .map(|r| r["id"].as_str().unwrap().to_string())
+        },
+    )
+}
+
+/// The agent's debug lines saying it may not reopen a pipe.
+fn not_reopened(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains(NOT_REOPENED)).collect()
+}
+
+/// A user's pipe (`gadgetctl ... | cat`) and a user's FIFO (`mkfifo -m
+/// 600`, `gadgetctl ... > fifo`) under the unit's capabilities: the agent
+/// may not reopen either (EACCES, logged once per output). The pipe's own
+/// description is written with RWF_NOWAIT; the FIFO, which Linux does not
+/// write with RWF_NOWAIT, is refused (exact message) and gadgetctl falls
+/// back to the stream. Either way our events arrive exactly,
+/// terminal-safe, and gadgetctl exits 0 saying nothing.
+#[test]
+fn a_users_pipe_or_fifo_is_written_under_the_units_capabilities() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = unit_agent(&bus, &users);
+    let dir = TempDir::new("direct-nowait");
+    let user_dir = TempDir::new("direct-nowait-user");
+    let uid = Users::uid(&users.member);
+    std::os::unix::fs::chown(user_dir.path(), Some(uid), None).unwrap();
+    let fifo = user_dir.path().join("fifo");
+
+    let cases = [
+        (
+            "user-pipe",
+            piped_into("cat"),
+            "fallback=RWF_NOWAIT on the caller's description",
+        ),
+        (
+            "user-fifo",
+            format!(
+                "mkfifo -m 600 {0} && exec \"$0\" \"$@\" > {0}",
+                fifo.display()
+            ),
+            "fallback=none, refused (a named FIFO takes no RWF_NOWAIT)",
+        ),
+    ];
+    for (i, (name, script, fallback)) in cases.iter().enumerate() {
+        let args = trace_ours_args(name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = ctl_as(&users.member, &svc.socket, &args, script);
+        // The FIFO's reader: us (the open waits for the user's writer).
+        let from_fifo = (*name == "user-fifo").then(|| {
+            wait_for("the user's FIFO", Duration::from_secs(10), || fifo.exists());
+            let st = nix::sys::stat::stat(&fifo).unwrap();
+            assert_eq!((st.st_uid, st.st_mode & 0o777), (uid, 0o600));
+            let mut fifo = std::fs::File::open(&fifo).unwrap();
+            std::thread::spawn(move || {
+                let mut text = Vec::new();
+                fifo.read_to_end(&mut text).unwrap();
+                text
+            })
+        });
+        let out = open_names_then_stop(
+            child,
+            name,
+            dir.path(),
+            || drop(wait_live(&svc, name)),
+            || {
+                let out = svc.ctl(&["stop", name]);
+                assert!(out.status.success(), "{}: {}", stderr(&out), svc.log());
+            },
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.is_empty(),
+            "{name}: {}: {err}",
+            out.status
+        );
+        let text = match from_fifo {
+            Some(reader) => {
+                assert!(out.stdout.is_empty());
+                reader.join().unwrap()
+            }
+            None => out.stdout,
+        };
+        check_our_events(&text, dir.path(), name);
+        // Refused, and said so: once per output, with the reason.
+        let log = svc.log();
+        let refused = not_reopened(&log);
+        assert_eq!(refused.len(), i + 1, "{name}: {log}");
+        let want = format!("error=EACCES: Permission denied owner_uid={uid} mode=600 {fallback}");
+        assert!(
+            refused[i].contains(&want),
+            "{name}: {want} not in {}",
+            refused[i]
+        );
+    }
+
+    // The FIFO's refusal, as a D-Bus client sees it.
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::OpenOptions::new().write(true).open(fifo).unwrap()
+    });
+    let _reader = std::fs::File::open(&fifo).unwrap();
+    let writer = writer.join().unwrap();
+    let err = rt().block_on(async {
+        let file = std::fs::File::open(gadget("trace_open")).unwrap();
+        let opts = HashMap::from([("output-fd", DValue::Fd(Fd::from(writer.as_fd())))]);
+        bus.manager()
+            .await
+            .run_object(Fd::from(file.as_fd()), "", HashMap::new(), opts)
+            .await
+            .unwrap_err()
+    });
+    let zbus::Error::MethodError(name, Some(msg), _) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(name.as_str(), "org.freedesktop.DBus.Error.InvalidArgs");
+    assert_eq!(
+        msg,
+        &format!(
+            "option output-fd: gadgetd may not open the FIFO for writing (EACCES: Permission \
+             denied; mode 600, owner uid {uid}) and cannot write your description of a named \
+             FIFO without blocking; leave output-fd out to get the events on the event stream"
+        )
+    );
 }
