@@ -147,6 +147,8 @@ fn events_go_straight_into_a_pipe_or_a_file_terminal_safe() {
     let (success, stderr) = run_and_open(&agent, "to-pipe", Stdio::from(w), dir.path());
     assert!(success && stderr.is_empty(), "{stderr}");
     assert!(is_blocking(&ours), "the caller's pipe became non-blocking");
+    // With every capability the agent reopens the pipe as its own.
+    assert_eq!(not_reopened(&agent.log_text()), Vec::<&str>::new());
     drop(ours);
     // EOF: gadgetctl exited and the agent closed its own description.
     let mut text = Vec::new();
@@ -793,4 +795,242 @@ fn a_users_pipe_or_fifo_is_written_under_the_units_capabilities() {
              FIFO without blocking; leave output-fd out to get the events on the event stream"
         )
     );
+}
+
+/// `gadgetctl run -o json | head -n 1` by a user under the unit's
+/// capabilities: the agent writes the user's description of the pipe
+/// (logged), meets EPIPE once head is gone, and ends the run; gadgetctl
+/// exits 0 saying nothing.
+#[test]
+fn a_users_head_1_ends_the_client_and_the_run_cleanly_under_the_unit() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = unit_agent(&bus, &users);
+    let dir = TempDir::new("direct-nowait-head");
+    let args = trace_ours_args("head");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = ctl_as(&users.member, &svc.socket, &args, &piped_into("head -n 1"));
+    wait_live(&svc, "head");
+    let probe = dir.path().join("probe");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    assert!(std::fs::File::open(&probe).is_err());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    // Ours: the probe, or a file this process opened meanwhile (/dev/null
+    // for a spawned `list`).
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["proc.pid"], std::process::id(), "{first}");
+    let start = Instant::now();
+    // head has exited; the agent meets the closed pipe at its next write.
+    let status = loop {
+        assert!(std::fs::File::open(&probe).is_err());
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gadgetctl did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "head printed one line");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success() && err.is_empty(), "{status}: {err}");
+    wait_for("the run to end", Duration::from_secs(10), || {
+        svc.log().contains("reason=client disconnected")
+    });
+    let log = svc.log();
+    let refused = not_reopened(&log);
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(
+        refused[0].contains("fallback=RWF_NOWAIT on the caller's description"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        log.contains("a client's output went away error=Broken pipe"),
+        "{log}"
+    );
+    assert!(svc.ctl(&["list", "-o", "json"]).stdout.is_empty());
+}
+
+/// The pid of `parent`'s child whose command name is `comm`.
+fn child_named(parent: u32, comm: &str) -> u32 {
+    poll(
+        &format!("{comm}, a child of {parent}"),
+        Duration::from_secs(10),
+        || {
+            std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let (head, rest) = stat.rsplit_once(") ")?;
+                let name = head.split_once(" (")?.1;
+                let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+                let pid = e.file_name().to_str()?.parse().ok()?;
+                (name == comm && ppid == parent).then_some(pid)
+            })
+        },
+    )
+}
+
+/// The `flags:` of `/proc/PID/fdinfo/FD` (octal).
+fn fd_flags(pid: u32, fd: u32) -> u32 {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .unwrap()
+        .trim();
+    u32::from_str_radix(flags, 8).unwrap()
+}
+
+/// gadgetctl's reports of events lost (on its stderr), checked to be all
+/// it said and all of cause `slow-reader`: their sum.
+fn told_lost(stderr: &str) -> u64 {
+    let mut sum = 0;
+    for line in stderr.lines() {
+        let told = line
+            .strip_prefix("gadgetctl: ")
+            .and_then(|l| l.split_once(" events lost ("))
+            .and_then(|(count, rest)| Some((count, rest.split_once(" in all): ")?)));
+        let Some((count, (total, why))) = told else {
+            panic!("gadgetctl said more than losses: {line}");
+        };
+        assert_eq!(
+            why,
+            gadgetd_dbus::stream::LostCause::SlowReader.explain(),
+            "{line}"
+        );
+        sum += count.parse::<u64>().unwrap();
+        assert_eq!(total.parse::<u64>().unwrap(), sum, "{line}");
+    }
+    sum
+}
+
+/// A user's pipe nobody reads under the unit's capabilities (`gadgetctl
+/// ... | cat`, cat's own output unread): the agent writes the user's
+/// blocking description without ever blocking (a socket attacher gets a
+/// later open while the pipe is stuck; the description stays blocking),
+/// gadgetctl tells the user exactly how many events were lost, and once
+/// reading resumes later events arrive in order. Events in the pipe plus
+/// those told lost are exactly the run's `events_seen`.
+#[test]
+fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
+    let users = Users::create();
+    let bus = Bus::start();
+    let svc = unit_agent(&bus, &users);
+    let dir = TempDir::new("direct-nowait-slow");
+    let prefix = format!("{}/", dir.path().to_str().unwrap());
+    let args = trace_ours_args("stuck");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Made before the run: from its start to the attach, this process
+    // opens nothing (its opens are the run's events; the attacher must
+    // see every one).
+    let rt = rt();
+    let mgr = rt.block_on(bus.manager());
+    let mut child = ctl_as(&users.member, &svc.socket, &args, &piped_into("cat"));
+    let fast = rt.block_on(async {
+        let start = Instant::now();
+        loop {
+            let runs = mgr.list_runs().await.unwrap();
+            if let Some(run) = runs
+                .iter()
+                .find(|r| r.name == "stuck" && r.state == "running")
+            {
+                break mgr.attach(&run.id).await.unwrap();
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{runs:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let (fast, fast_marks) = read_lines(UnixStream::from(OwnedFd::from(fast)), "marker");
+    let ctl = child_named(child.id(), "gadgetctl");
+    let out = std::fs::metadata(format!("/proc/{ctl}/fd/1")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (out.uid(), out.mode()),
+        (Users::uid(&users.member), libc::S_IFIFO | 0o600),
+        "gadgetctl's stdout is the user's pipe"
+    );
+    let err = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || std::io::read_to_string(err).unwrap());
+
+    // ~60k events of ~600 bytes: far more than the 4 MiB queue and the pipes.
+    for i in 0..60_000 {
+        assert!(std::fs::File::open(format!("{prefix}a{i}")).is_err());
+        if i % 1000 == 999 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // The run task never stalled: the socket attacher gets a later open.
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(20), "the run stalled");
+        assert!(std::fs::File::open(format!("{prefix}marker")).is_err());
+        if fast_marks.recv_timeout(Duration::from_millis(50)).is_ok() {
+            break;
+        }
+    }
+    assert_eq!(
+        fd_flags(ctl, 1) & libc::O_NONBLOCK as u32,
+        0,
+        "the user's description became non-blocking"
+    );
+    // Reading resumes; later events arrive.
+    let (stuck, stuck_marks) = read_lines(child.stdout.take().unwrap(), "/b999\"");
+    for i in 0..1000 {
+        assert!(std::fs::File::open(format!("{prefix}b{i}")).is_err());
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    stuck_marks
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the events after reading resumed never came");
+    ok(&svc.ctl(&["stop", "stuck"]), "stop");
+    let status = child.wait().unwrap();
+    let err = err.join().unwrap();
+    assert!(status.success(), "{status}: {err}");
+    let lost = told_lost(&err);
+    assert!(lost > 0, "60k events into a pipe nobody read, none lost?");
+
+    let fast = fast.join().unwrap();
+    let end: Value = serde_json::from_str(fast.last().unwrap()).unwrap();
+    assert_eq!(end["gadgetd"], "end");
+    assert_eq!(end["reason"], "stopped");
+    let seen = end["events_seen"].as_u64().unwrap();
+    let (events, fast_lost) = count(&fast, "socket attacher");
+    assert_eq!(events + fast_lost, seen, "socket attacher");
+
+    let stuck = stuck.join().unwrap();
+    let (events, none) = count(&stuck, "user's pipe");
+    assert_eq!(none, 0, "a control line in the pipe");
+    assert_eq!(
+        events + lost,
+        seen,
+        "pipe: {events} events + {lost} told lost"
+    );
+    // After reading resumed, our later opens came in order, none twice.
+    let later: Vec<usize> = stuck
+        .iter()
+        .filter_map(|l| l.split(&format!("\"{prefix}b")).nth(1))
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        later.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice"
+    );
+    assert_eq!(later.last(), Some(&999));
+    let log = svc.log();
+    let refused = not_reopened(&log);
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].contains("fallback=RWF_NOWAIT"), "{}", refused[0]);
+    eprintln!("measured: {seen} events seen; {events} in the user's pipe, {lost} told lost");
 }
