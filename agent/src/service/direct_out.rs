@@ -35,14 +35,15 @@ use bytes::Bytes;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
-use nix::sys::statfs::fstatfs;
+use nix::sys::statfs::{FsType, fstatfs};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// `f_type` of pipefs, where anonymous pipes live (linux/magic.h).
-const PIPEFS_MAGIC: i64 = 0x5049_5045;
+/// `f_type` of pipefs, where anonymous pipes live (`PIPEFS_MAGIC`,
+/// linux/magic.h).
+const PIPEFS: FsType = FsType(0x5049_5045);
 
 /// A checked, writable output of the types the agent writes into.
 #[derive(Clone)]
@@ -193,7 +194,7 @@ impl Pipe {
             }
             Err(e) => e,
         };
-        let anonymous = fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 as i64 == PIPEFS_MAGIC);
+        let anonymous = fstatfs(fd).is_ok_and(|s| s.filesystem_type() == PIPEFS);
         let mode = st.st_mode & 0o7777;
         tracing::debug!(
             error = %refused,
