@@ -146,19 +146,26 @@ impl Users {
 
     /// `program args` as user `name` (with its groups), output captured.
     pub fn run_as(name: &str, program: &Path, args: &[&str]) -> Output {
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                name,
-                "--regid",
-                &Users::gid(name).to_string(),
-                "--init-groups",
-                "--",
-            ])
+        Users::command_as(name)
             .arg(program)
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// `setpriv` to user `name` (with its groups): the program and its
+    /// arguments are the caller's to add.
+    pub fn command_as(name: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            name,
+            "--regid",
+            &Users::gid(name).to_string(),
+            "--init-groups",
+            "--",
+        ]);
+        cmd
     }
 
     fn gid(name: &str) -> u32 {

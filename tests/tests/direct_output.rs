@@ -215,6 +215,37 @@ fn a_socket_stdout_or_the_opt_out_keeps_the_stream_path() {
     check_our_events(&reader.join().unwrap(), dir.path(), "opted-out");
 }
 
+/// Opens `probe` (missing) and reads the first line from `reader`: an
+/// event of ours (the probe, or a file this process opened meanwhile, such
+/// as /dev/null for a spawned `list`).
+fn first_line_is_ours(reader: &mut impl BufRead, probe: &std::path::Path) {
+    assert!(std::fs::File::open(probe).is_err());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["proc.pid"], std::process::id(), "{first}");
+}
+
+/// Opens `probe` (missing) every 20 ms until `child` exits (20 s at most):
+/// its exit status.
+fn open_until_exit(
+    child: &mut std::process::Child,
+    probe: &std::path::Path,
+) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        assert!(std::fs::File::open(probe).is_err());
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "gadgetctl did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `gadgetctl run -o json | head -1`: the agent meets the closed pipe,
 /// ends that client's delivery and the run (its only client went away);
 /// gadgetctl exits successfully, saying nothing.
@@ -227,26 +258,9 @@ fn a_closed_pipe_ends_the_client_and_the_run_cleanly() {
     agent.wait_running(1);
     let probe = dir.path().join("probe");
     let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    assert!(std::fs::File::open(&probe).is_err());
-    reader.read_line(&mut first).unwrap();
-    // Ours: the probe, or a file this process opened meanwhile (/dev/null
-    // for a spawned `list`).
-    let first: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(first["proc.pid"], std::process::id(), "{first}");
+    first_line_is_ours(&mut reader, &probe);
     drop(reader); // head -1 exits
-    let start = Instant::now();
-    let status = loop {
-        assert!(std::fs::File::open(&probe).is_err());
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "gadgetctl did not end"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = open_until_exit(&mut child, &probe);
     let mut stderr = String::new();
     child
         .stderr
@@ -284,6 +298,32 @@ fn read_lines(
         all
     });
     (thread, rx)
+}
+
+/// Opens `{prefix}{tag}0` .. `{prefix}{tag}{n-1}` (missing files), pausing
+/// 10 ms after every `burst` (the ring and the agent keep up).
+fn open_missing(prefix: &str, tag: &str, n: usize, burst: usize) {
+    for i in 0..n {
+        assert!(std::fs::File::open(format!("{prefix}{tag}{i}")).is_err());
+        if i % burst == burst - 1 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Our opens of `{prefix}bN` in `lines` came in order, none twice, the
+/// last one `b999`.
+fn assert_later_opens_in_order(lines: &[String], prefix: &str) {
+    let later: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| l.split(&format!("\"{prefix}b")).nth(1))
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        later.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice"
+    );
+    assert_eq!(later.last(), Some(&999));
 }
 
 /// Events and `slow-reader` losses of one client: (events, lost).
@@ -367,12 +407,7 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
     let (piped, piped_marks) = read_lines(std::fs::File::from(piped_r), "marker");
 
     // ~60k events of ~600 bytes: far more than the 4 MiB queue and the pipe.
-    for i in 0..60_000 {
-        assert!(std::fs::File::open(format!("{prefix}a{i}")).is_err());
-        if i % 1000 == 999 {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    open_missing(&prefix, "a", 60_000, 1000);
     // The run task never stalled: both other clients get a later open.
     let start = Instant::now();
     let (mut fast_saw, mut piped_saw) = (false, false);
@@ -387,12 +422,7 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
     }
     // Reading resumes; later events arrive.
     let (stuck, stuck_marks) = read_lines(std::fs::File::from(stuck_r), "/b999\"");
-    for i in 0..1000 {
-        assert!(std::fs::File::open(format!("{prefix}b{i}")).is_err());
-        if i % 100 == 99 {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    open_missing(&prefix, "b", 1000, 100);
     stuck_marks
         .recv_timeout(Duration::from_secs(30))
         .expect("the events after reading resumed never came");
@@ -421,16 +451,7 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
         "pipe: {events} events + {lost} told lost"
     );
     // After reading resumed, our later opens came in order, none twice.
-    let later: Vec<usize> = stuck
-        .iter()
-        .filter_map(|l| l.split(&format!("\"{prefix}b")).nth(1))
-        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
-        .collect();
-    assert!(
-        later.windows(2).all(|w| w[0] < w[1]),
-        "out of order or twice"
-    );
-    assert_eq!(later.last(), Some(&999));
+    assert_later_opens_in_order(&stuck, &prefix);
     // The other two clients: everything seen is delivered or counted.
     let (events, lost) = count(&fast.join().unwrap(), "socket attacher");
     assert_eq!(events + lost, seen, "socket attacher");
@@ -620,14 +641,7 @@ fn ctl_as(
     args: &[&str],
     script: &str,
 ) -> std::process::Child {
-    let gid = nix::unistd::User::from_name(user)
-        .unwrap()
-        .unwrap()
-        .gid
-        .as_raw()
-        .to_string();
-    Command::new("setpriv")
-        .args(["--reuid", user, "--regid", &gid, "--init-groups", "--"])
+    Users::command_as(user)
         .args(["bash", "-c", script])
         .arg(bin("gadgetctl"))
         .arg("--address")
@@ -813,26 +827,9 @@ fn a_users_head_1_ends_the_client_and_the_run_cleanly_under_the_unit() {
     wait_live(&svc, "head");
     let probe = dir.path().join("probe");
     let mut reader = BufReader::new(child.stdout.take().unwrap());
-    assert!(std::fs::File::open(&probe).is_err());
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    // Ours: the probe, or a file this process opened meanwhile (/dev/null
-    // for a spawned `list`).
-    let first: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(first["proc.pid"], std::process::id(), "{first}");
-    let start = Instant::now();
+    first_line_is_ours(&mut reader, &probe);
     // head has exited; the agent meets the closed pipe at its next write.
-    let status = loop {
-        assert!(std::fs::File::open(&probe).is_err());
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "gadgetctl did not end"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = open_until_exit(&mut child, &probe);
     let mut rest = String::new();
     reader.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "head printed one line");
@@ -963,12 +960,7 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
     let err = std::thread::spawn(move || std::io::read_to_string(err).unwrap());
 
     // ~60k events of ~600 bytes: far more than the 4 MiB queue and the pipes.
-    for i in 0..60_000 {
-        assert!(std::fs::File::open(format!("{prefix}a{i}")).is_err());
-        if i % 1000 == 999 {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    open_missing(&prefix, "a", 60_000, 1000);
     // The run task never stalled: the socket attacher gets a later open.
     let start = Instant::now();
     loop {
@@ -985,12 +977,7 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
     );
     // Reading resumes; later events arrive.
     let (stuck, stuck_marks) = read_lines(child.stdout.take().unwrap(), "/b999\"");
-    for i in 0..1000 {
-        assert!(std::fs::File::open(format!("{prefix}b{i}")).is_err());
-        if i % 100 == 99 {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    open_missing(&prefix, "b", 1000, 100);
     stuck_marks
         .recv_timeout(Duration::from_secs(30))
         .expect("the events after reading resumed never came");
@@ -1018,16 +1005,7 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
         "pipe: {events} events + {lost} told lost"
     );
     // After reading resumed, our later opens came in order, none twice.
-    let later: Vec<usize> = stuck
-        .iter()
-        .filter_map(|l| l.split(&format!("\"{prefix}b")).nth(1))
-        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
-        .collect();
-    assert!(
-        later.windows(2).all(|w| w[0] < w[1]),
-        "out of order or twice"
-    );
-    assert_eq!(later.last(), Some(&999));
+    assert_later_opens_in_order(&stuck, &prefix);
     let log = svc.log();
     let refused = not_reopened(&log);
     assert_eq!(refused.len(), 1, "{log}");
