@@ -300,13 +300,54 @@ fn read_lines(
     (thread, rx)
 }
 
-/// Opens `{prefix}{tag}0` .. `{prefix}{tag}{n-1}` (missing files), pausing
-/// 10 ms after every `burst` (the ring and the agent keep up).
-fn open_missing(prefix: &str, tag: &str, n: usize, burst: usize) {
-    for i in 0..n {
-        assert!(std::fs::File::open(format!("{prefix}{tag}{i}")).is_err());
-        if i % burst == burst - 1 {
-            std::thread::sleep(Duration::from_millis(10));
+/// The live `EventsSeen` of a run: each read asks the agent (no cache).
+struct Seen<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    run: gadgetd_dbus::RunProxy<'static>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(
+        rt: &'a tokio::runtime::Runtime,
+        mgr: &gadgetd_dbus::ManagerProxy<'static>,
+        path: zbus::zvariant::OwnedObjectPath,
+    ) -> Seen<'a> {
+        let run = rt.block_on(async {
+            gadgetd_dbus::RunProxy::builder(mgr.inner().connection())
+                .path(path)
+                .unwrap()
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await
+                .unwrap()
+        });
+        Seen { rt, run }
+    }
+
+    fn now(&self) -> u64 {
+        self.rt.block_on(self.run.events_seen()).unwrap()
+    }
+}
+
+/// Opens `{prefix}{tag}0` .. `{prefix}{tag}{n-1}` (missing files); after
+/// every `burst`, waits until the agent has read as many more events of
+/// the run (`seen`): paced by what the agent read, not by time, so
+/// trace_open's ring never overflows however slowly a loaded machine runs
+/// the agent.
+fn open_missing(prefix: &str, tag: &str, n: u64, burst: u64, seen: &Seen<'_>) {
+    let base = seen.now();
+    for i in 1..=n {
+        assert!(std::fs::File::open(format!("{prefix}{tag}{}", i - 1)).is_err());
+        if i % burst == 0 {
+            let start = Instant::now();
+            while seen.now() < base + i {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "the agent read {} of {i} events",
+                    seen.now() - base
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 }
@@ -361,7 +402,7 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
     let rt = rt();
     let (stuck_r, stuck_w) = nix::unistd::pipe().unwrap();
     let (piped_r, piped_w) = nix::unistd::pipe().unwrap();
-    let (mgr, id, own, fast, piped) = rt.block_on(async {
+    let (mgr, path, id, own, fast, piped) = rt.block_on(async {
         let mgr = bus.manager().await;
         let file = std::fs::File::open(&gadget).unwrap();
         let params = HashMap::from([("targ_pid", me.as_str())]);
@@ -374,8 +415,9 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
         let fast = mgr.attach(&id).await.unwrap();
         let opts = HashMap::from([("output-fd", DValue::Fd(Fd::from(piped_w.as_fd())))]);
         let piped = mgr.attach_with_options(&id, opts).await.unwrap();
-        (mgr, id, own, fast, piped)
+        (mgr, path, id, own, fast, piped)
     });
+    let agent_read = Seen::new(&rt, &mgr, path);
     drop((stuck_w, piped_w)); // the agent writes through descriptions of its own
     let stream = |fd: zbus::zvariant::OwnedFd| UnixStream::from(OwnedFd::from(fd));
     // The caller's stream: at its end line, no writer may be left on the pipe.
@@ -407,7 +449,7 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
     let (piped, piped_marks) = read_lines(std::fs::File::from(piped_r), "marker");
 
     // ~60k events of ~600 bytes: far more than the 4 MiB queue and the pipe.
-    open_missing(&prefix, "a", 60_000, 1000);
+    open_missing(&prefix, "a", 60_000, 1000, &agent_read);
     // The run task never stalled: both other clients get a later open.
     let start = Instant::now();
     let (mut fast_saw, mut piped_saw) = (false, false);
@@ -422,7 +464,7 @@ fn a_pipe_nobody_reads_loses_whole_batches_told_on_the_stream() {
     }
     // Reading resumes; later events arrive.
     let (stuck, stuck_marks) = read_lines(std::fs::File::from(stuck_r), "/b999\"");
-    open_missing(&prefix, "b", 1000, 100);
+    open_missing(&prefix, "b", 1000, 100, &agent_read);
     stuck_marks
         .recv_timeout(Duration::from_secs(30))
         .expect("the events after reading resumed never came");
@@ -933,7 +975,7 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
     let rt = rt();
     let mgr = rt.block_on(bus.manager());
     let mut child = ctl_as(&users.member, &svc.socket, &args, &piped_into("cat"));
-    let fast = rt.block_on(async {
+    let (fast, path) = rt.block_on(async {
         let start = Instant::now();
         loop {
             let runs = mgr.list_runs().await.unwrap();
@@ -941,13 +983,14 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
                 .iter()
                 .find(|r| r.name == "stuck" && r.state == "running")
             {
-                break mgr.attach(&run.id).await.unwrap();
+                break (mgr.attach(&run.id).await.unwrap(), run.path.clone());
             }
             assert!(start.elapsed() < Duration::from_secs(20), "{runs:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
     let (fast, fast_marks) = read_lines(UnixStream::from(OwnedFd::from(fast)), "marker");
+    let agent_read = Seen::new(&rt, &mgr, path);
     let ctl = child_named(child.id(), "gadgetctl");
     let out = std::fs::metadata(format!("/proc/{ctl}/fd/1")).unwrap();
     use std::os::unix::fs::MetadataExt;
@@ -960,7 +1003,7 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
     let err = std::thread::spawn(move || std::io::read_to_string(err).unwrap());
 
     // ~60k events of ~600 bytes: far more than the 4 MiB queue and the pipes.
-    open_missing(&prefix, "a", 60_000, 1000);
+    open_missing(&prefix, "a", 60_000, 1000, &agent_read);
     // The run task never stalled: the socket attacher gets a later open.
     let start = Instant::now();
     loop {
@@ -977,7 +1020,7 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
     );
     // Reading resumes; later events arrive.
     let (stuck, stuck_marks) = read_lines(child.stdout.take().unwrap(), "/b999\"");
-    open_missing(&prefix, "b", 1000, 100);
+    open_missing(&prefix, "b", 1000, 100, &agent_read);
     stuck_marks
         .recv_timeout(Duration::from_secs(30))
         .expect("the events after reading resumed never came");
