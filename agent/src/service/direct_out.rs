@@ -313,7 +313,7 @@ impl DirectLane {
         match self.output.try_write_now(data) {
             Ok(n) => n,
             Err(e) => {
-                tracing::debug!(error = %e, "a client's output went away");
+                output_failed(&e);
                 self.failed = true;
                 data.len()
             }
@@ -373,6 +373,18 @@ pub enum Flushed {
     TimedOut,
 }
 
+/// Logs why a client's output took no more: its reader went away
+/// (`EPIPE`, as with `| head -1`: debug), or a write failed otherwise (a
+/// full disk, an I/O error: a warning, since the client only sees its
+/// stream end).
+fn output_failed(e: &std::io::Error) {
+    if e.raw_os_error() == Some(libc::EPIPE) {
+        tracing::debug!(error = %e, "a client's output went away");
+    } else {
+        tracing::warn!(error = %e, "a client's output could not be written: its events stop");
+    }
+}
+
 /// Empties the queue into the output; ends when the queue's sender is
 /// dropped (after writing what it holds) or on a write error.
 async fn write_loop(
@@ -390,7 +402,7 @@ async fn write_loop(
             room = None;
         }
         if let Err(e) = written {
-            tracing::debug!(error = %e, "a client's output went away");
+            output_failed(&e);
             return Flushed::Gone;
         }
     }
