@@ -9,19 +9,15 @@
 //!   bidirectional and invisible formatting characters;
 //! * in JSON (`-o json`): the same characters as JSON `\uHHHH` escapes, so
 //!   the line is still the same JSON value (serde_json already escapes C0).
+//!
+//! Which characters those are is defined once, in
+//! [`gadgetd_dbus::terminal`], for gadgetctl and for the agent, which
+//! escapes them at the source; gadgetctl checks again for older agents.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-/// Whether `c` can change what a terminal shows beyond printing itself.
-pub fn is_unsafe(c: char) -> bool {
-    c.is_control() // C0, DEL, C1
-        || matches!(c,
-            '\u{200B}'..='\u{200F}'   // zero-width spaces and marks, LRM, RLM
-            | '\u{2028}'..='\u{202E}' // line/paragraph separators, embeddings, overrides
-            | '\u{2060}'..='\u{2069}' // word joiner, invisible operators, isolates
-            | '\u{FEFF}')
-}
+use gadgetd_dbus::terminal::{UNSAFE_UTF8_LEADS, is_unsafe};
 
 /// `text` with every unsafe character escaped (see the module docs);
 /// borrowed when there is nothing to escape.
@@ -69,10 +65,11 @@ pub fn json(line: &[u8]) -> Cow<'_, [u8]> {
     let Ok(text) = std::str::from_utf8(line) else {
         return Cow::Borrowed(line);
     };
-    // Fast path: all unsafe characters beyond C0 are DEL or start with 0xC2/0xE2/0xEF.
+    // Fast path: all unsafe characters beyond C0 are DEL or start with one
+    // of UNSAFE_UTF8_LEADS.
     if !line
         .iter()
-        .any(|&b| b == 0x7f || b == 0xc2 || b == 0xe2 || b == 0xef)
+        .any(|&b| b == 0x7f || UNSAFE_UTF8_LEADS.contains(&b))
         || !text.chars().any(is_unsafe)
     {
         return Cow::Borrowed(line);

@@ -5,6 +5,8 @@
 //! * [`types`]: wire structs that cross the bus.
 //! * [`stream`]: the newline-delimited JSON event stream sent over the fd that
 //!   `Run`/`Attach` return (events never travel in D-Bus messages).
+//! * [`terminal`]: the characters a terminal acts on, which event lines
+//!   and gadgetctl's output escape.
 //! * [`connect`]: endpoint selection (`--address`, `GADGETD_ADDRESS`, system
 //!   bus, then the peer-to-peer socket).
 //!
@@ -25,6 +27,7 @@ pub mod proxy;
 #[cfg(feature = "bus")]
 pub mod signatures;
 pub mod stream;
+pub mod terminal;
 #[cfg(feature = "bus")]
 pub mod types;
 

@@ -146,19 +146,26 @@ impl Users {
 
     /// `program args` as user `name` (with its groups), output captured.
     pub fn run_as(name: &str, program: &Path, args: &[&str]) -> Output {
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                name,
-                "--regid",
-                &Users::gid(name).to_string(),
-                "--init-groups",
-                "--",
-            ])
+        Users::command_as(name)
             .arg(program)
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// `setpriv` to user `name` (with its groups): the program and its
+    /// arguments are the caller's to add.
+    pub fn command_as(name: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            name,
+            "--regid",
+            &Users::gid(name).to_string(),
+            "--init-groups",
+            "--",
+        ]);
+        cmd
     }
 
     fn gid(name: &str) -> u32 {
@@ -253,6 +260,8 @@ pub struct Service {
     pub socket: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// A command gadgetd is started through (`setpriv ...`), if any.
+    wrapper: Vec<String>,
     child: Option<Child>,
     starts: u32,
 }
@@ -268,6 +277,7 @@ impl Service {
             socket,
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: Vec::new(),
+            wrapper: Vec::new(),
             child: None,
             starts: 0,
         }
@@ -275,6 +285,13 @@ impl Service {
 
     pub fn env(mut self, key: &str, value: &str) -> Service {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts gadgetd as the last argument of `argv` (e.g. `setpriv
+    /// --bounding-set ... --`), which must exec it (the same pid).
+    pub fn wrapped(mut self, argv: &[&str]) -> Service {
+        self.wrapper = argv.iter().map(|s| s.to_string()).collect();
         self
     }
 
@@ -292,7 +309,14 @@ impl Service {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
         let log = self.log_path(self.starts);
-        let mut cmd = Command::new(bin("gadgetd"));
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin("gadgetd"));
+                cmd
+            }
+            None => Command::new(bin("gadgetd")),
+        };
         cmd.arg("--bus-address")
             .arg(&self.bus_address)
             .arg("--listen")

@@ -8,6 +8,8 @@ use std::io::Write as _;
 
 use std::sync::Arc;
 
+use gadgetd_dbus::terminal::unsafe_in_utf8;
+
 use super::enrich::{self, Enricher, NsKind};
 use super::formats;
 use super::layout::{FieldKind, Layout, Semantic};
@@ -1103,7 +1105,7 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
         if b >= 0x80 {
             // `text` is valid UTF-8: a whole character starts here.
             let n = utf8_len(&bytes[i..]);
-            if unsafe_char(&bytes[i..i + n]).is_some() {
+            if unsafe_in_utf8(&bytes[i..i + n]).is_some() {
                 out.extend_from_slice(&bytes[start..i]);
                 push_unsafe_escaped(out, &bytes[i..i + n]);
                 start = i + n;
@@ -1124,11 +1126,11 @@ fn escape_into(out: &mut Vec<u8>, text: &str) {
 
 /// Appends one valid UTF-8 character `c` (2 to 4 bytes) to a JSON string:
 /// as it is, or as a `\uHHHH` escape when a terminal would act on it
-/// instead of showing it ([`unsafe_char`]). The JSON value is the same
+/// instead of showing it ([`unsafe_in_utf8`]). The JSON value is the same
 /// either way; the line is safe to print raw on a terminal.
 #[inline(always)]
 fn push_unsafe_escaped(out: &mut Vec<u8>, c: &[u8]) {
-    match unsafe_char(c) {
+    match unsafe_in_utf8(c) {
         None => out.extend_from_slice(c),
         Some(code) => {
             out.extend_from_slice(b"\\u");
@@ -1136,24 +1138,6 @@ fn push_unsafe_escaped(out: &mut Vec<u8>, c: &[u8]) {
                 out.push(HEX[usize::from((code >> shift) & 15)]);
             }
         }
-    }
-}
-
-/// The code point of `c` (one valid UTF-8 character of 2 to 4 bytes) when
-/// it is one a terminal acts on: a C1 control (U+0080..U+009F, e.g. U+009B,
-/// the one-byte CSI), a zero-width space or mark (U+200B..U+200F), a line or
-/// paragraph separator, bidirectional embedding or override
-/// (U+2028..U+202E), a word joiner, invisible operator or bidirectional
-/// isolate (U+2060..U+2069), or the zero-width no-break space U+FEFF.
-/// The same set gadgetctl escapes (ctl/src/escape.rs).
-#[inline(always)]
-fn unsafe_char(c: &[u8]) -> Option<u16> {
-    match *c {
-        [0xc2, b] if b < 0xa0 => Some(u16::from(b)),
-        [0xe2, 0x80, b @ (0x8b..=0x8f | 0xa8..=0xae)] => Some(0x2000 | u16::from(b & 0x3f)),
-        [0xe2, 0x81, b @ 0xa0..=0xa9] => Some(0x2040 | u16::from(b & 0x3f)),
-        [0xef, 0xbb, 0xbf] => Some(0xfeff),
-        _ => None,
     }
 }
 

@@ -17,7 +17,9 @@
 //! holds it) stays as it was. When the reopen is refused (the unit's
 //! capability set has no `CAP_DAC_OVERRIDE`, and a user's pipe is mode
 //! 0600), the caller's description is written with `pwritev2(RWF_NOWAIT)`,
-//! which does not block and changes nothing either. A regular file is written through the
+//! which does not block and changes nothing either; Linux takes that flag
+//! on anonymous pipes only, so a named FIFO the agent may not reopen is
+//! refused (the client uses the stream). A regular file is written through the
 //! caller's description (its offset, its `O_APPEND`), and only by the
 //! writer task, on the blocking pool: storage can be slow, the run task
 //! must not wait for it.
@@ -30,12 +32,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
+use nix::sys::statfs::{FsType, fstatfs};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// `f_type` of pipefs, where anonymous pipes live (`PIPEFS_MAGIC`,
+/// linux/magic.h).
+const PIPEFS: FsType = FsType(0x5049_5045);
 
 /// A checked, writable output of the types the agent writes into.
 #[derive(Clone)]
@@ -62,7 +70,8 @@ impl Output {
     /// Errors, each naming the option and what to do: `fd` is not open
     /// for writing; it is neither a pipe/FIFO nor a regular file (the
     /// message names its type: a terminal, a socket, ...); a FIFO whose
-    /// read end is closed; the reopen or the duplicate failed.
+    /// read end is closed; a named FIFO the agent may not reopen (see
+    /// [`Pipe`]); the duplicate failed.
     pub fn open(fd: BorrowedFd<'_>) -> Result<Output, String> {
         let key = gadgetd_dbus::types::options::OUTPUT_FD;
         let st = fstat(fd).map_err(|e| format!("option {key}: fstat: {e}"))?;
@@ -78,37 +87,7 @@ impl Output {
             ));
         }
         match kind {
-            SFlag::S_IFIFO => {
-                let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-                let reopened = nix::fcntl::open(
-                    path.as_str(),
-                    OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                );
-                let pipe = match reopened {
-                    Ok(own) => Pipe {
-                        file: File::from(own),
-                        shared: false,
-                    },
-                    // A FIFO's (an anonymous pipe without readers opens,
-                    // and its first write fails).
-                    Err(nix::errno::Errno::ENXIO) => {
-                        return Err(format!(
-                            "option {key}: the FIFO has no reader (its read end is closed)"
-                        ));
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "pipe not reopened: its own description is written with RWF_NOWAIT");
-                        Pipe {
-                            file: File::from(fd.try_clone_to_owned().map_err(|e| {
-                                format!("option {key}: cannot duplicate the fd: {e}")
-                            })?),
-                            shared: true,
-                        }
-                    }
-                };
-                Ok(Output::Pipe(Arc::new(pipe)))
-            }
+            SFlag::S_IFIFO => Ok(Output::Pipe(Arc::new(Pipe::open(fd, &st)?))),
             SFlag::S_IFREG => {
                 let dup: OwnedFd = fd
                     .try_clone_to_owned()
@@ -183,6 +162,71 @@ pub struct Pipe {
 }
 
 impl Pipe {
+    /// The caller's pipe or FIFO `fd` (`st` its `fstat`), reopened as the
+    /// agent's own `O_NONBLOCK` description; where the reopen is refused
+    /// (the pipe is another user's and the agent has no
+    /// `CAP_DAC_OVERRIDE`), a duplicate of the caller's description,
+    /// written with `RWF_NOWAIT`. Linux takes `RWF_NOWAIT` on an anonymous
+    /// pipe (pipefs) but not on a named FIFO (`EOPNOTSUPP` on 6.18), so a
+    /// FIFO the agent may not reopen is refused: the client then uses the
+    /// stream. Errors name the option and what to do.
+    fn open(fd: BorrowedFd<'_>, st: &FileStat) -> Result<Pipe, String> {
+        let key = gadgetd_dbus::types::options::OUTPUT_FD;
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let reopened = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        let refused = match reopened {
+            Ok(own) => {
+                return Ok(Pipe {
+                    file: File::from(own),
+                    shared: false,
+                });
+            }
+            // A FIFO's (an anonymous pipe without readers opens, and its
+            // first write fails).
+            Err(Errno::ENXIO) => {
+                return Err(format!(
+                    "option {key}: the FIFO has no reader (its read end is closed)"
+                ));
+            }
+            Err(e) => e,
+        };
+        let anonymous = fstatfs(fd).is_ok_and(|s| s.filesystem_type() == PIPEFS);
+        let mode = st.st_mode & 0o7777;
+        tracing::debug!(
+            error = %refused,
+            owner_uid = st.st_uid,
+            mode = format_args!("{mode:o}"),
+            fallback = format_args!(
+                "{}",
+                if anonymous {
+                    "RWF_NOWAIT on the caller's description"
+                } else {
+                    "none, refused (a named FIFO takes no RWF_NOWAIT)"
+                }
+            ),
+            "pipe not reopened"
+        );
+        if !anonymous {
+            return Err(format!(
+                "option {key}: gadgetd may not open the FIFO for writing ({refused}; mode \
+                 {mode:o}, owner uid {}) and cannot write your description of a named FIFO \
+                 without blocking; leave {key} out to get the events on the event stream",
+                st.st_uid
+            ));
+        }
+        let dup = fd
+            .try_clone_to_owned()
+            .map_err(|e| format!("option {key}: cannot duplicate the fd: {e}"))?;
+        Ok(Pipe {
+            file: File::from(dup),
+            shared: true,
+        })
+    }
+
     /// One write that never blocks: the bytes taken; `WouldBlock` when
     /// the pipe is full.
     fn write(&self, data: &[u8]) -> std::io::Result<usize> {
@@ -269,7 +313,7 @@ impl DirectLane {
         match self.output.try_write_now(data) {
             Ok(n) => n,
             Err(e) => {
-                tracing::debug!(error = %e, "a client's output went away");
+                output_failed(&e);
                 self.failed = true;
                 data.len()
             }
@@ -329,6 +373,18 @@ pub enum Flushed {
     TimedOut,
 }
 
+/// Logs why a client's output took no more: its reader went away
+/// (`EPIPE`, as with `| head -1`: debug), or a write failed otherwise (a
+/// full disk, an I/O error: a warning, since the client only sees its
+/// stream end).
+fn output_failed(e: &std::io::Error) {
+    if e.raw_os_error() == Some(libc::EPIPE) {
+        tracing::debug!(error = %e, "a client's output went away");
+    } else {
+        tracing::warn!(error = %e, "a client's output could not be written: its events stop");
+    }
+}
+
 /// Empties the queue into the output; ends when the queue's sender is
 /// dropped (after writing what it holds) or on a write error.
 async fn write_loop(
@@ -346,7 +402,7 @@ async fn write_loop(
             room = None;
         }
         if let Err(e) = written {
-            tracing::debug!(error = %e, "a client's output went away");
+            output_failed(&e);
             return Flushed::Gone;
         }
     }
