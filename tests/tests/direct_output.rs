@@ -1055,3 +1055,124 @@ fn a_users_pipe_nobody_reads_loses_whole_batches_under_the_unit() {
     assert!(refused[0].contains("fallback=RWF_NOWAIT"), "{}", refused[0]);
     eprintln!("measured: {seen} events seen; {events} in the user's pipe, {lost} told lost");
 }
+
+/// A tmpfs of `size` mounted at `at` for the test's life (unmounted, lazily,
+/// when dropped).
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount a tmpfs: {out:?}");
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `gadgetctl run -o json > file` on a file system that fills up: the
+/// agent's write fails with ENOSPC, and gadgetctl says that, naming the
+/// error, and exits 1 (not "did gadgetd stop?"); the run goes on for its
+/// other client, which gets later events and a clean end.
+#[test]
+fn a_full_disk_under_the_output_ends_that_client_with_the_error() {
+    let bus = Bus::start();
+    let agent = Agent::start(&bus);
+    let dir = TempDir::new("direct-full");
+    let small = SmallFs::mount(dir.path().join("small"), "64k");
+    let path = small.0.join("out.json");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut child = trace_ours(&agent, "full-disk", Stdio::from(file));
+    agent.wait_running(1);
+    // A second client on the stream path (its own stdout a pipe, direct
+    // output turned off), attached before the disk fills.
+    let mut attacher = Command::new(bin("gadgetctl"))
+        .arg("--address")
+        .arg(&agent.bus_address)
+        .args(["attach", "full-disk", "-o", "json"])
+        .env("GADGETCTL_NO_DIRECT", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, notes) = read_lines(attacher.stdout.take().unwrap(), "marker");
+    // Attached once it gets an open made now.
+    let ready = dir.path().join("marker-attached");
+    wait_for(
+        "the attacher's first event",
+        Duration::from_secs(20),
+        || {
+            let _ = std::fs::File::open(&ready);
+            notes.recv_timeout(Duration::from_millis(200)).is_ok()
+        },
+    );
+    // ~400 bytes a line: 1,000 opens are six times the file system.
+    let start = Instant::now();
+    let mut i = 0;
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "gadgetctl went on past a full disk"
+        );
+        for _ in 0..100 {
+            let _ = std::fs::File::open(dir.path().join(format!("fill{i}")));
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last().unwrap_or(""),
+        "gadgetctl: run failed: the agent could not write the events into this command's \
+         output: No space left on device (os error 28) (the run goes on for its other clients)",
+        "{stderr}"
+    );
+    // The file holds what fitted, from the first byte.
+    let text = std::fs::read(&path).unwrap();
+    assert!(
+        text.starts_with(b"{\"timestamp_raw\":"),
+        "{}",
+        String::from_utf8_lossy(&text[..text.len().min(200)])
+    );
+    assert!(
+        text.len() <= 64 * 1024 && text.len() > 4096,
+        "{} bytes",
+        text.len()
+    );
+    // The run goes on: the attacher gets an open made after that.
+    let marker = dir.path().join("marker-after-the-disk-filled");
+    while notes.try_recv().is_ok() {}
+    wait_for("the attacher's marker", Duration::from_secs(20), || {
+        let _ = std::fs::File::open(&marker);
+        notes
+            .recv_timeout(Duration::from_millis(200))
+            .is_ok_and(|l| l.contains("after-the-disk-filled"))
+    });
+    ok(&agent.ctl(&["stop", "full-disk"]), "stop");
+    let status = attacher.wait().unwrap();
+    let mut err = String::new();
+    attacher
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success() && err.is_empty(), "{status}: {err}");
+    let lines = lines.join().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains(marker.to_str().unwrap())),
+        "the attacher missed the marker"
+    );
+    drop(small);
+}

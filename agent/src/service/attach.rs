@@ -204,15 +204,24 @@ impl Fanout {
 
     /// Forgets clients whose writer ended (closed socket) or whose own
     /// output went away (its reader closed it: `gadgetctl run | head -1`).
-    /// Dropping a slot closes its stream after what is queued there.
-    pub fn prune(&mut self) {
-        self.slots
-            .retain(|s| !s.tx.is_closed() && !s.direct.as_ref().is_some_and(DirectLane::is_gone));
+    /// Dropping a slot closes its stream after what is queued there; a
+    /// client whose output could not be written for another reason (a full
+    /// disk under `> file`) gets an end line saying so first, with the
+    /// run's counts so far, `(events_seen, events_lost)`.
+    pub fn prune(&mut self, counts: (u64, u64)) {
+        self.slots.retain(|s| {
+            let gone = s.tx.is_closed() || s.direct.as_ref().is_some_and(DirectLane::is_gone);
+            if gone && let Some(why) = s.direct.as_ref().and_then(DirectLane::failure) {
+                s.enqueue(output_failed_end(why, counts).into());
+            }
+            !gone
+        });
     }
 
-    /// Someone attached once and every stream has since gone away.
-    pub fn was_abandoned(&mut self) -> bool {
-        self.prune();
+    /// Someone attached once and every stream has since gone away
+    /// (pruned first, see [`Fanout::prune`]).
+    pub fn was_abandoned(&mut self, counts: (u64, u64)) -> bool {
+        self.prune(counts);
         self.ever_attached && self.slots.is_empty()
     }
 
@@ -223,16 +232,23 @@ impl Fanout {
     pub async fn finish(self, end: &End) {
         let line: Bytes = stream::encode(&Control::End(end.clone())).into();
         for mut slot in self.slots {
-            let flushed = match slot.direct.take() {
-                Some(direct) => direct.finish(FINISH_WAIT).await,
-                None => Flushed::All,
+            let (flushed, failure) = match slot.direct.take() {
+                Some(direct) => {
+                    let failure = direct.failure().map(str::to_string);
+                    (direct.finish(FINISH_WAIT).await, failure)
+                }
+                None => (Flushed::All, None),
             };
-            let line = match flushed {
-                Flushed::All => line.clone(),
+            let line = match (flushed, failure) {
+                (Flushed::All, _) => line.clone(),
+                // A write into its output failed (a full disk).
+                (Flushed::Gone, Some(why)) => {
+                    output_failed_end(&why, (end.events_seen, end.events_lost)).into()
+                }
                 // Its reader went away (`| head -1`): the stream closes
                 // without an end line, as when the slot is pruned.
-                Flushed::Gone => continue,
-                Flushed::TimedOut => {
+                (Flushed::Gone, None) => continue,
+                (Flushed::TimedOut, _) => {
                     let mut failed = end.clone();
                     failed.error = Some(format!(
                         "the run's last events were not written to the output ({} did not \
@@ -259,6 +275,23 @@ impl Fanout {
             let _ = tokio::time::timeout(FINISH_WAIT, slot.task).await;
         }
     }
+}
+
+/// The end line of a client whose own output could not be written (`why`:
+/// the error's text), with the run's `(events_seen, events_lost)` so far:
+/// the run goes on for its other clients, this client's part of it failed.
+fn output_failed_end(why: &str, (events_seen, events_lost): (u64, u64)) -> Vec<u8> {
+    stream::encode(&Control::End(End {
+        reason: stream::reason::ERROR.into(),
+        error: Some(format!(
+            "the agent could not write the events into this command's output: {why} \
+             (the run goes on for its other clients)"
+        )),
+        events_seen,
+        events_lost,
+        datasources: Vec::new(),
+        log: None,
+    }))
 }
 
 impl Slot {

@@ -27,8 +27,8 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -277,6 +277,10 @@ pub struct DirectLane {
     task: JoinHandle<Flushed>,
     /// A write from the run task failed: the output is gone.
     failed: bool,
+    /// Why the output took no more, when it was not its reader going away
+    /// (`EPIPE`): a full disk, an I/O error. Set once, by whichever of the
+    /// run task and the writer met it first.
+    failure: Arc<OnceLock<String>>,
 }
 
 impl DirectLane {
@@ -284,13 +288,20 @@ impl DirectLane {
     pub fn start(output: Output) -> DirectLane {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write_loop(output.clone(), rx, queued.clone()));
+        let failure = Arc::new(OnceLock::new());
+        let task = tokio::spawn(write_loop(
+            output.clone(),
+            rx,
+            queued.clone(),
+            failure.clone(),
+        ));
         DirectLane {
             output,
             tx,
             queued,
             task,
             failed: false,
+            failure,
         }
     }
 
@@ -313,7 +324,7 @@ impl DirectLane {
         match self.output.try_write_now(data) {
             Ok(n) => n,
             Err(e) => {
-                output_failed(&e);
+                output_failed(&e, &self.failure);
                 self.failed = true;
                 data.len()
             }
@@ -333,6 +344,13 @@ impl DirectLane {
     /// The output is gone (a write failed, or the writer ended on an error).
     pub fn is_gone(&self) -> bool {
         self.failed || self.tx.is_closed()
+    }
+
+    /// Why the output took no more events, when a write failed for another
+    /// reason than its reader going away (`EPIPE`): the error's text
+    /// (`No space left on device (os error 28)`), for the client's end line.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     /// Waits up to `limit` for the writer to write everything queued, then
@@ -375,13 +393,14 @@ pub enum Flushed {
 
 /// Logs why a client's output took no more: its reader went away
 /// (`EPIPE`, as with `| head -1`: debug), or a write failed otherwise (a
-/// full disk, an I/O error: a warning, since the client only sees its
-/// stream end).
-fn output_failed(e: &std::io::Error) {
+/// full disk, an I/O error: a warning, and kept in `failure` for the
+/// client's end line).
+fn output_failed(e: &std::io::Error, failure: &OnceLock<String>) {
     if e.raw_os_error() == Some(libc::EPIPE) {
         tracing::debug!(error = %e, "a client's output went away");
     } else {
         tracing::warn!(error = %e, "a client's output could not be written: its events stop");
+        let _ = failure.set(e.to_string());
     }
 }
 
@@ -391,6 +410,7 @@ async fn write_loop(
     output: Output,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
+    failure: Arc<OnceLock<String>>,
 ) -> Flushed {
     let mut room = None;
     while let Some(data) = rx.recv().await {
@@ -402,7 +422,7 @@ async fn write_loop(
             room = None;
         }
         if let Err(e) = written {
-            output_failed(&e);
+            output_failed(&e, &failure);
             return Flushed::Gone;
         }
     }

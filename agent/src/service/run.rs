@@ -286,6 +286,14 @@ pub fn spawn_at(
     handle
 }
 
+/// The run's `(events_seen, events_lost)` so far.
+fn counts(handle: &RunHandle) -> (u64, u64) {
+    (
+        handle.events_seen.load(Ordering::Relaxed),
+        handle.events_lost.load(Ordering::Relaxed),
+    )
+}
+
 /// How often counters are published as PropertiesChanged at most.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -393,7 +401,7 @@ async fn pump(
                 if batch.finished {
                     break stream::reason::DONE;
                 }
-                if !handle.detached && fanout.was_abandoned() {
+                if !handle.detached && fanout.was_abandoned(counts(handle)) {
                     break "client disconnected";
                 }
             }
@@ -410,10 +418,10 @@ async fn pump(
             }
             _ = sleep_until(deadline) => break stream::reason::TIMEOUT,
             _ = publish.tick() => {
-                fanout.prune();
+                fanout.prune(counts(handle));
                 handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
                 handle.stats.lost_slow_reader.store(fanout.missed(), Ordering::Relaxed);
-                if !handle.detached && fanout.was_abandoned() {
+                if !handle.detached && fanout.was_abandoned(counts(handle)) {
                     break "client disconnected";
                 }
                 let now = (handle.events_seen.load(Ordering::Relaxed), handle.events_lost.load(Ordering::Relaxed));
