@@ -127,6 +127,18 @@ fn check_our_events(text: &[u8], dir: &std::path::Path, name: &str) {
     }
 }
 
+/// All `child`'s piped stderr (read to EOF: call once it has exited or is exiting).
+fn take_stderr(child: &mut std::process::Child) -> String {
+    let mut text = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
 fn is_blocking(fd: impl AsFd) -> bool {
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());
     !flags.contains(OFlag::O_NONBLOCK)
@@ -261,13 +273,7 @@ fn a_closed_pipe_ends_the_client_and_the_run_cleanly() {
     first_line_is_ours(&mut reader, &probe);
     drop(reader); // head -1 exits
     let status = open_until_exit(&mut child, &probe);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = take_stderr(&mut child);
     assert!(status.success() && stderr.is_empty(), "{status}: {stderr}");
     // The run ended because its only client went away.
     wait_for("the run to end", Duration::from_secs(10), || {
@@ -875,13 +881,7 @@ fn a_users_head_1_ends_the_client_and_the_run_cleanly_under_the_unit() {
     let mut rest = String::new();
     reader.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "head printed one line");
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = take_stderr(&mut child);
     assert!(status.success() && err.is_empty(), "{status}: {err}");
     wait_for("the run to end", Duration::from_secs(10), || {
         svc.log().contains("reason=client disconnected")
@@ -1161,13 +1161,7 @@ fn a_full_disk_under_the_output_ends_that_client_with_the_error() {
     });
     ok(&agent.ctl(&["stop", "full-disk"]), "stop");
     let status = attacher.wait().unwrap();
-    let mut err = String::new();
-    attacher
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = take_stderr(&mut attacher);
     assert!(status.success() && err.is_empty(), "{status}: {err}");
     let lines = lines.join().unwrap();
     assert!(
