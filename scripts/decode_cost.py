@@ -42,7 +42,8 @@ def instructions(binary, obj, records, passes):
 
 
 def per_event(binary, obj, records):
-    """(instructions per event, records): 11 passes minus 1, over ten times the records."""
+    """(instructions per event, records, instructions of 1 pass, of 11 passes): the
+    per-event cost is 11 passes minus 1, over ten times the records."""
     one, n = instructions(binary, obj, records, 1)
     eleven, _ = instructions(binary, obj, records, 11)
     return (eleven - one) / (10 * n), n, one, eleven
