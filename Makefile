@@ -90,9 +90,10 @@ decode-check: deps $(FIXTURE_OBJ) $(FORMAT_COST)
 	$(CARGO) build --release $(RELEASE_BINS)
 	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures $(FIXTURE_OBJ) \
 		--reference $(FORMAT_COST)
-decode-check-update: deps $(FIXTURE_OBJ)
+decode-check-update: deps $(FIXTURE_OBJ) $(FORMAT_COST)
 	$(CARGO) build --release $(RELEASE_BINS)
-	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures $(FIXTURE_OBJ) --update
+	./scripts/decode_cost.py $(CARGO_TARGET_DIR)/release/decode-cost benches/fixtures $(FIXTURE_OBJ) \
+		--reference $(FORMAT_COST) --update
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 

@@ -38,8 +38,13 @@ int main(int argc, char **argv)
 	size_t got;
 	while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
 		len += got;
-		if (len == cap)
-			buf = realloc(buf, cap *= 2);
+		if (len == cap) {
+			// On failure the old buffer is freed and reading stops.
+			unsigned char *grown = realloc(buf, cap *= 2);
+			if (!grown)
+				free(buf);
+			buf = grown;
+		}
 	}
 	if (!buf || ferror(f)) {
 		fprintf(stderr, "json-format-cost: reading %s failed\n", argv[2]);
