@@ -214,11 +214,13 @@ impl Key {
         }
     }
 
+    /// Appends the key, leaving at least [`INT_MAX_LEN`] bytes of spare
+    /// capacity after it, so an integer value needs no check of its own.
     #[inline(always)]
     fn put(&self, out: &mut Vec<u8>) {
         match self {
             Key::Short { bytes, len } => {
-                out.reserve(32);
+                out.reserve(32 + INT_MAX_LEN);
                 let at = out.len();
                 // SAFETY: 32 bytes past `at` are reserved; all 32 are
                 // written (initialised), and only `len` ≤ 32 of them
@@ -228,10 +230,16 @@ impl Key {
                     out.set_len(at + len);
                 }
             }
-            Key::Long(v) => out.extend_from_slice(v),
+            Key::Long(v) => {
+                out.reserve(v.len() + INT_MAX_LEN);
+                out.extend_from_slice(v);
+            }
         }
     }
 }
+
+/// The longest decimal integer: a sign and the 20 digits of `u64::MAX`.
+const INT_MAX_LEN: usize = 21;
 
 pub struct Decoder {
     size: usize,
@@ -444,17 +452,31 @@ impl Decoder {
         }
     }
 
+    /// Writes one step's value. Called only right after the step's
+    /// `Key::put`, which left [`INT_MAX_LEN`] bytes spare: integers are
+    /// written without a capacity check of their own (one `reserve` per
+    /// integer field instead of two, ~50 instructions per trace_open event).
     #[inline(always)]
     fn write_step(&self, op: Op, data: &[u8], out: &mut Vec<u8>) {
+        // SAFETY (the integer arms): `Key::put` just left INT_MAX_LEN bytes
+        // of spare capacity, and an integer takes at most that many.
         match op {
-            Op::U8(at) => put_u64(out, data[at].into()),
-            Op::U16(at) => put_u64(out, u16::from_ne_bytes(field(data, at)).into()),
-            Op::U32(at) => put_u64(out, u32::from_ne_bytes(field(data, at)).into()),
-            Op::U64(at) => put_u64(out, u64::from_ne_bytes(field(data, at))),
-            Op::I8(at) => put_i64(out, (data[at] as i8).into()),
-            Op::I16(at) => put_i64(out, i16::from_ne_bytes(field(data, at)).into()),
-            Op::I32(at) => put_i64(out, i32::from_ne_bytes(field(data, at)).into()),
-            Op::I64(at) => put_i64(out, i64::from_ne_bytes(field(data, at))),
+            Op::U8(at) => unsafe { put_u64_spare(out, data[at].into()) },
+            Op::U16(at) => unsafe {
+                put_u64_spare(out, u16::from_ne_bytes(field(data, at)).into())
+            },
+            Op::U32(at) => unsafe {
+                put_u64_spare(out, u32::from_ne_bytes(field(data, at)).into())
+            },
+            Op::U64(at) => unsafe { put_u64_spare(out, u64::from_ne_bytes(field(data, at))) },
+            Op::I8(at) => unsafe { put_i64_spare(out, (data[at] as i8).into()) },
+            Op::I16(at) => unsafe {
+                put_i64_spare(out, i16::from_ne_bytes(field(data, at)).into())
+            },
+            Op::I32(at) => unsafe {
+                put_i64_spare(out, i32::from_ne_bytes(field(data, at)).into())
+            },
+            Op::I64(at) => unsafe { put_i64_spare(out, i64::from_ne_bytes(field(data, at))) },
             Op::CStr { offset, len } => {
                 write_kernel_bytes_body(out, &data[offset..offset + len], true);
                 out.push(b'"');
@@ -786,12 +808,23 @@ fn field<const N: usize>(data: &[u8], at: usize) -> [u8; N] {
 /// Appends `v` in decimal, written in place (no buffer to copy from).
 /// Inlined into each step: the call itself cost as much as the digits.
 #[inline(always)]
-fn put_u64(out: &mut Vec<u8>, mut v: u64) {
-    let n = decimal_len(v);
+fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.reserve(20);
+    // SAFETY: 20 bytes were just reserved.
+    unsafe { put_u64_spare(out, v) }
+}
+
+/// [`put_u64`] into capacity the caller reserved.
+///
+/// # Safety
+/// `out` must have at least 20 bytes of spare capacity.
+#[inline(always)]
+unsafe fn put_u64_spare(out: &mut Vec<u8>, mut v: u64) {
+    debug_assert!(out.capacity() - out.len() >= 20);
+    let n = decimal_len(v);
     let start = out.len();
     let pairs = walltime::DIGIT_PAIRS.as_ptr();
-    // SAFETY: 20 bytes are reserved past `start` and a u64 has at most 20
+    // SAFETY: 20 bytes are spare past `start` and a u64 has at most 20
     // digits, so every write below lands in `start..start + n`, and all
     // `n` of them are written before the length grows: the loop fills
     // pairs from the end down to the first 1 or 2 digits, which the last
@@ -838,10 +871,28 @@ fn decimal_len(v: u64) -> usize {
 /// Appends `v` in decimal, with its sign.
 #[inline(always)]
 fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.reserve(INT_MAX_LEN);
+    // SAFETY: INT_MAX_LEN bytes were just reserved.
+    unsafe { put_i64_spare(out, v) }
+}
+
+/// [`put_i64`] into capacity the caller reserved.
+///
+/// # Safety
+/// `out` must have at least [`INT_MAX_LEN`] bytes of spare capacity.
+#[inline(always)]
+unsafe fn put_i64_spare(out: &mut Vec<u8>, v: i64) {
+    debug_assert!(out.capacity() - out.len() >= INT_MAX_LEN);
     if v < 0 {
-        out.push(b'-');
+        // SAFETY: the sign takes one of the INT_MAX_LEN spare bytes, and
+        // leaves the 20 the digits need.
+        unsafe {
+            *out.as_mut_ptr().add(out.len()) = b'-';
+            out.set_len(out.len() + 1);
+        }
     }
-    put_u64(out, v.unsigned_abs());
+    // SAFETY: see above.
+    unsafe { put_u64_spare(out, v.unsigned_abs()) }
 }
 
 #[inline]
@@ -1210,6 +1261,87 @@ mod tests {
                 "gid": g, "gid_name": group(g),
             });
             assert_eq!(line, want, "{a} {b} {g}");
+        }
+    }
+
+    /// Integer values are written into the capacity their key reserved:
+    /// every width and sign at its extremes, after short and long keys,
+    /// into buffers whose spare capacity starts at every size from 0.
+    #[test]
+    fn integers_at_their_extremes_after_keys_of_every_length() {
+        let long = "an_integer_field_whose_name_is_longer_than_thirty_two_bytes";
+        let widths: [(u8, bool); 8] = [
+            (1, false),
+            (2, false),
+            (4, false),
+            (8, false),
+            (1, true),
+            (2, true),
+            (4, true),
+            (8, true),
+        ];
+        let mut fields = Vec::new();
+        let mut offset = 0;
+        for (i, (size, signed)) in widths.iter().enumerate() {
+            for name in [format!("i{i}"), format!("{long}{i}")] {
+                let kind = FieldKind::Int {
+                    size: *size,
+                    signed: *signed,
+                    semantic: Semantic::None,
+                };
+                fields.push(field(&name, offset, kind));
+                offset += *size as usize;
+            }
+        }
+        let layout = Layout {
+            type_name: "event".into(),
+            size: offset,
+            fields,
+        };
+        let d = Decoder::new(&layout);
+        // Each width's minimum, maximum, -1 and 0 (unsigned: 0, max, 1, 10^k).
+        for pick in 0..4 {
+            let mut ev = Vec::new();
+            let mut want = serde_json::Map::new();
+            for (i, (size, signed)) in widths.iter().enumerate() {
+                let bits = u32::from(*size) * 8;
+                let (raw, text): (u64, String) = match (signed, pick) {
+                    (false, 0) => (0, "0".into()),
+                    (false, 1) => (
+                        u64::MAX >> (64 - bits),
+                        (u64::MAX >> (64 - bits)).to_string(),
+                    ),
+                    (false, 2) => (1, "1".into()),
+                    (false, _) => (
+                        100u64.min(u64::MAX >> (64 - bits)),
+                        100u64.min(u64::MAX >> (64 - bits)).to_string(),
+                    ),
+                    (true, 0) => (1u64 << (bits - 1), (-(1i128 << (bits - 1))).to_string()),
+                    (true, 1) => (
+                        (1u64 << (bits - 1)) - 1,
+                        ((1i128 << (bits - 1)) - 1).to_string(),
+                    ),
+                    (true, 2) => (u64::MAX >> (64 - bits), "-1".into()),
+                    (true, _) => (0, "0".into()),
+                };
+                for name in [format!("i{i}"), format!("{long}{i}")] {
+                    match size {
+                        1 => ev.extend_from_slice(&(raw as u8).to_ne_bytes()),
+                        2 => ev.extend_from_slice(&(raw as u16).to_ne_bytes()),
+                        4 => ev.extend_from_slice(&(raw as u32).to_ne_bytes()),
+                        _ => ev.extend_from_slice(&raw.to_ne_bytes()),
+                    }
+                    want.insert(name, serde_json::from_str(&text).unwrap());
+                }
+            }
+            let want = serde_json::Value::Object(want);
+            for spare in 0..64 {
+                let mut out = Vec::with_capacity(3 + spare);
+                out.extend_from_slice(b"[\n");
+                d.write_json(&ev, &mut out).unwrap();
+                let line: serde_json::Value = serde_json::from_slice(&out[2..]).unwrap();
+                assert_eq!(line, want, "pick {pick}, {spare} bytes spare");
+            }
         }
     }
 
