@@ -183,14 +183,21 @@ impl Printer {
         self.shape
             .check_sources(&listed)
             .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-        let known_kinds = sources.iter().all(|s| !s.kind.is_empty());
+        // Known from the header: a gadget that prints no table fails here,
+        // not at its first event (which may never come).
+        let known_kinds = !sources.is_empty() && sources.iter().all(|s| !s.kind.is_empty());
         let is_table = |kind: &str| kind == "topper" || kind == "snapshotter";
-        if let (Some(flag), true) = (self.table_flag, self.multi && known_kinds)
+        if let (Some(flag), true) = (self.table_flag, known_kinds)
             && !sources.iter().any(|s| is_table(&s.kind))
         {
+            let what = match (self.multi, sources[0].kind.as_str()) {
+                (true, _) => "no data source of this gadget prints tables",
+                (false, "profiler") => "this gadget prints histograms",
+                (false, _) => "this gadget is a tracer: it prints each event as it comes",
+            };
             return Err(std::io::Error::other(format!(
-                "{flag} applies to toppers and snapshotters (tables); no data source of this gadget \
-                 prints tables (leave {flag} out; --filter and --fields work on every gadget)"
+                "{flag} applies to toppers and snapshotters (tables); {what} (leave {flag} out; \
+                 --filter and --fields work on every gadget)"
             )));
         }
         self.views.clear();
@@ -662,6 +669,52 @@ mod tests {
         p.limit = None;
         p.tty = false;
         p
+    }
+
+    /// A header of one source of `kind`.
+    fn one_source(kind: &str) -> Header {
+        use gadgetd_dbus::stream::DataSourceInfo;
+        let fields = vec![field("pid", 5, Alignment::Right)];
+        Header {
+            fields: fields.clone(),
+            datasources: vec![DataSourceInfo {
+                name: "events".into(),
+                kind: kind.into(),
+                fields,
+            }],
+            ..Header::default()
+        }
+    }
+
+    #[test]
+    fn a_table_flag_on_a_gadget_without_tables_fails_at_the_header() {
+        let no_shape = crate::shape::Shape::new(&crate::shape::ShapeArgs::default()).unwrap();
+        for (kind, flag, says) in [
+            (
+                "tracer",
+                "--sort",
+                "this gadget is a tracer: it prints each event as it comes",
+            ),
+            ("profiler", "--max-rows", "this gadget prints histograms"),
+        ] {
+            let mut p = Printer::shaped(Format::Json, no_shape.clone(), Some(flag));
+            let err = p.header(&one_source(kind), &mut Vec::new()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{flag} applies to toppers and snapshotters (tables); {says} (leave {flag} \
+                     out; --filter and --fields work on every gadget)"
+                )
+            );
+        }
+        for kind in ["topper", "snapshotter"] {
+            let mut p = Printer::shaped(Format::Json, no_shape.clone(), Some("--sort"));
+            p.header(&one_source(kind), &mut Vec::new())
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+        // A header that does not say its kind: left to the first event.
+        let mut p = Printer::shaped(Format::Json, no_shape, Some("--sort"));
+        p.header(&one_source(""), &mut Vec::new()).unwrap();
     }
 
     const CALL: &[u8] = br#"{"datasource":"calls","pid":7,"who":"a"}"#;

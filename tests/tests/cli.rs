@@ -651,7 +651,9 @@ fn fields_filters_and_yaml_shape_every_kind() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].split_whitespace().eq(["COMM", "PID"]), "{text}");
 
-    // --sort/--max-rows on a tracer: a clear error, not silence.
+    // --sort/--max-rows on a tracer: a clear error, not silence. The kind is
+    // known from the stream's header, so the run starts; it ends as soon as
+    // gadgetctl closes its stream, well before its timeout.
     for flag in [["--sort", "proc.pid"], ["--max-rows", "3"]] {
         let args = [
             "run",
@@ -659,11 +661,12 @@ fn fields_filters_and_yaml_shape_every_kind() {
             "--pid",
             &me,
             "--timeout",
-            "5s",
+            "60s",
             flag[0],
             flag[1],
         ];
-        let out = run_during(&agent, &args, activity);
+        let out = agent.ctl(&args);
+        agent.wait_running(0);
         fails_with(
             &out,
             &format!(
