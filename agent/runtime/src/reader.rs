@@ -72,8 +72,10 @@ pub struct Batch {
     /// Which data source produced it: an index into the gadget's sources
     /// (`Running::source_name`); 0 for readers' own counts.
     pub source: usize,
-    /// A final drain ([`EventReader::drain_final`]) stopped at a full batch
-    /// with records of the run left: call it again.
+    /// The drain stopped at a full batch with records left: a final drain
+    /// ([`EventReader::drain_final`]) wants another call; a live one
+    /// ([`EventReader::drain`]) can be followed by the next batch at once
+    /// (`Running::ready_batch`).
     pub more: bool,
 }
 
@@ -263,7 +265,8 @@ impl EventReader {
         if !self.due {
             return Batch::default();
         }
-        let (batch, more, _) = self.drain_now(out, BATCH_BYTES, true);
+        let (mut batch, more, _) = self.drain_now(out, BATCH_BYTES, true);
+        batch.more = more;
         // A full batch left records behind: drain again at once. Otherwise
         // the ring is empty (or holds the one record left in it); after
         // events, pause before the next drain.

@@ -848,6 +848,7 @@ impl Source {
                     batch.events += b.events;
                     batch.lost += b.lost;
                     batch.malformed += b.malformed;
+                    batch.more |= b.more;
                     if poll_losses {
                         batch.lost += reader.poll_ring_losses();
                     }
@@ -1105,6 +1106,20 @@ impl Running {
             }
         }
         Poll::Pending
+    }
+
+    /// The next batch when one can be had without waiting: after a batch
+    /// whose [`Batch::more`] is set (a full batch left records in a ring),
+    /// the next one is drained at once, so a flood's batches are taken back
+    /// to back rather than one per round of the caller's `select!`. `None`
+    /// when nothing is ready; then wait in [`Running::next_batch`], which
+    /// registers the wake-ups (this call registers none that count).
+    pub fn ready_batch(&mut self, out: &mut Vec<u8>) -> Option<Batch> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_batch(&mut cx, out) {
+            Poll::Ready(batch) => Some(batch),
+            Poll::Pending => None,
+        }
     }
 
     /// What is left when the run stops: buffered events, and profilers'

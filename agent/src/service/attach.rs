@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 /// Bytes a slow client may have queued before it starts losing batches:
@@ -104,6 +104,10 @@ pub struct Fanout {
     ever_attached: bool,
     /// Events any client missed (summed over clients, ever).
     missed: u64,
+    /// Signalled when a client's writer ends (the client closed its end,
+    /// or went away): the run notices a lost client at once, not on its
+    /// next publish tick, so a run whose last client is gone ends now.
+    ended: Arc<Notify>,
 }
 
 impl Fanout {
@@ -121,7 +125,12 @@ impl Fanout {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write_loop(stream.clone(), rx, queued.clone()));
+        let task = tokio::spawn(write_loop(
+            stream.clone(),
+            rx,
+            queued.clone(),
+            self.ended.clone(),
+        ));
         let slot = Slot {
             stream,
             tx,
@@ -216,6 +225,12 @@ impl Fanout {
             }
             !gone
         });
+    }
+
+    /// Signalled (a stored permit, so none is missed between polls) each
+    /// time a client's writer ends; then [`Fanout::prune`] forgets it.
+    pub fn writer_ended(&self) -> Arc<Notify> {
+        self.ended.clone()
     }
 
     /// Someone attached once and every stream has since gone away
@@ -427,9 +442,23 @@ impl Room {
 }
 
 /// Empties the client's queue into its socket, and ends when the client
-/// closes its end (EOF) or the queue's sender is dropped.
+/// closes its end (EOF) or the queue's sender is dropped; then signals
+/// `ended`.
 async fn write_loop(
     stream: Arc<AsyncFd<UnixStream>>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+    ended: Arc<Notify>,
+) {
+    write_until_closed(&stream, rx, queued).await;
+    // The fd stays open (the stream owns it); an error means the client
+    // is gone already.
+    let _ = nix::sys::socket::shutdown(stream.get_ref().as_raw_fd(), Shutdown::Write);
+    ended.notify_one();
+}
+
+async fn write_until_closed(
+    stream: &AsyncFd<UnixStream>,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
 ) {
@@ -467,7 +496,56 @@ async fn write_loop(
             },
         }
     }
-    // The fd stays open (the stream owns it); an error means the client
-    // is gone already.
-    let _ = nix::sys::socket::shutdown(stream.get_ref().as_raw_fd(), Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// How long a test waits for a signal that should come at once.
+    const PROMPTLY: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn a_client_closing_its_stream_signals_the_run_at_once() {
+        let mut fanout = Fanout::default();
+        let ended = fanout.writer_ended();
+        let (first, first_client) = Attacher::pair().unwrap();
+        let (second, second_client) = Attacher::pair().unwrap();
+        fanout.add(first, b"{\"header\":1}\n");
+        fanout.add(second, b"{\"header\":1}\n");
+        assert!(!fanout.was_abandoned((0, 0)));
+
+        // No events flow: only the writer's read of EOF can tell.
+        drop(first_client);
+        tokio::time::timeout(PROMPTLY, ended.notified())
+            .await
+            .expect("the first client's hang-up was not signalled");
+        assert!(!fanout.was_abandoned((0, 0)), "one client is still there");
+        assert_eq!(fanout.clients(), 1);
+
+        drop(second_client);
+        tokio::time::timeout(PROMPTLY, ended.notified())
+            .await
+            .expect("the last client's hang-up was not signalled");
+        assert!(fanout.was_abandoned((0, 0)));
+        assert_eq!(fanout.clients(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stays_is_not_signalled() {
+        let mut fanout = Fanout::default();
+        let ended = fanout.writer_ended();
+        let (attacher, _client) = Attacher::pair().unwrap();
+        fanout.add(attacher, b"{\"header\":1}\n");
+        let mut buf = b"{\"a\":1}\n".to_vec();
+        fanout.send_batch(&mut buf, 1, |b| Bytes::copy_from_slice(b));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), ended.notified())
+                .await
+                .is_err(),
+            "a client that keeps its stream open was taken for gone"
+        );
+        assert!(!fanout.was_abandoned((1, 0)));
+    }
 }

@@ -18,6 +18,7 @@ use zbus::zvariant::{OwnedObjectPath, Value};
 use super::attach::{Attacher, Fanout};
 use super::batch_pool::BatchPool;
 use super::bus::Connections;
+use gadgetd_runtime::Batch;
 use gadgetd_runtime::Running;
 
 /// What a run is and how it is doing. Shared by its task, its D-Bus object
@@ -373,34 +374,38 @@ async fn pump(
     let mut buf = pools.whole.take();
     // Loss reports name their data source when there are several.
     let multi = running.counts().len() > 1;
-    let reason: &str = loop {
+    let ended = fanout.writer_ended();
+    // One timer for the whole run: a fresh `sleep_until` per round of the
+    // `select!` registered and removed a timer entry per batch.
+    let timed_out = sleep_until(deadline);
+    tokio::pin!(timed_out);
+    let reason: &str = 'run: loop {
         tokio::select! {
             batch = running.next_batch(&mut buf) => {
-                let events = batch.events;
-                let lost = batch.lost + batch.malformed;
-                handle.events_seen.fetch_add(events, Ordering::Relaxed);
-                if let Some(ledger) = &handle.ledger {
-                    ledger.saw(events, lost);
-                }
-                if events > 0 {
-                    fanout.send_batch(&mut buf, events, |buf| take_batch(buf, &pools));
-                }
-                if lost > 0 {
-                    handle.stats.count_lost(batch.lost, batch.malformed);
-                    let total = handle.events_lost.fetch_add(lost, Ordering::Relaxed) + lost;
-                    if batch.malformed > 0 {
-                        tracing::warn!(run = %handle.id, count = batch.malformed, "records shorter than the event type were dropped");
+                let mut batch = batch;
+                let mut taken = 1;
+                loop {
+                    if let Some(reason) = deliver(handle, &mut fanout, &running, &mut buf, &pools, multi, batch) {
+                        break 'run reason;
                     }
-                    fanout.send_control(&Control::Lost {
-                        count: lost,
-                        total,
-                        cause: LostCause::Kernel,
-                        datasource: multi.then(|| running.source_name(batch.source).to_string()),
-                    });
+                    // A flood: take the batches already waiting back to
+                    // back, a bounded number before the other branches
+                    // (stop, attach, timeout) are looked at again.
+                    if !batch.more || taken == BACK_TO_BACK {
+                        break;
+                    }
+                    match running.ready_batch(&mut buf) {
+                        Some(next) => batch = next,
+                        None => break,
+                    }
+                    taken += 1;
                 }
-                if batch.finished {
-                    break stream::reason::DONE;
-                }
+            }
+            () = ended.notified() => {
+                // A client closed its stream: when it was the last, the run
+                // ends now rather than on the next publish tick.
+                fanout.prune(counts(handle));
+                handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
                 if !handle.detached && fanout.was_abandoned(counts(handle)) {
                     break "client disconnected";
                 }
@@ -416,7 +421,7 @@ async fn pump(
                     _ => {}
                 }
             }
-            _ = sleep_until(deadline) => break stream::reason::TIMEOUT,
+            () = &mut timed_out => break stream::reason::TIMEOUT,
             _ = publish.tick() => {
                 fanout.prune(counts(handle));
                 handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
@@ -486,6 +491,54 @@ async fn pump(
     handle.stats.clients.store(0, Ordering::Relaxed);
     fanout.finish(&end).await;
     reason.to_string()
+}
+
+/// Batches a run takes back to back under a flood before it looks at its
+/// other wake-ups again (~1 MiB of JSON: a few ms at most).
+const BACK_TO_BACK: u32 = 16;
+
+/// Counts `batch` and sends its events (in `buf`) and any loss report to
+/// the run's clients (naming the data source when there are several,
+/// `multi`): the reason to end the run, if it should end (the
+/// gadget is done, or its last client went away).
+fn deliver(
+    handle: &RunHandle,
+    fanout: &mut Fanout,
+    running: &Running,
+    buf: &mut Vec<u8>,
+    pools: &Pools,
+    multi: bool,
+    batch: Batch,
+) -> Option<&'static str> {
+    let events = batch.events;
+    let lost = batch.lost + batch.malformed;
+    handle.events_seen.fetch_add(events, Ordering::Relaxed);
+    if let Some(ledger) = &handle.ledger {
+        ledger.saw(events, lost);
+    }
+    if events > 0 {
+        fanout.send_batch(buf, events, |buf| take_batch(buf, pools));
+    }
+    if lost > 0 {
+        handle.stats.count_lost(batch.lost, batch.malformed);
+        let total = handle.events_lost.fetch_add(lost, Ordering::Relaxed) + lost;
+        if batch.malformed > 0 {
+            tracing::warn!(run = %handle.id, count = batch.malformed, "records shorter than the event type were dropped");
+        }
+        fanout.send_control(&Control::Lost {
+            count: lost,
+            total,
+            cause: LostCause::Kernel,
+            datasource: multi.then(|| running.source_name(batch.source).to_string()),
+        });
+    }
+    if batch.finished {
+        return Some(stream::reason::DONE);
+    }
+    if !handle.detached && fanout.was_abandoned(counts(handle)) {
+        return Some("client disconnected");
+    }
+    None
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
