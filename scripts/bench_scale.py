@@ -36,7 +36,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import PIN, Loadgen, cpu_seconds, ctl, rss_breakdown_kib, start_agent, status_kib  # noqa: E402
+from bench import PIN, Loadgen, cpu_seconds, ctl, machine, rss_breakdown_kib, start_agent, status_kib  # noqa: E402
 from bench import time_to_first_event as ttfe  # noqa: E402
 
 # Gadgets that end by themselves (snapshots) do not stay live.
@@ -288,6 +288,7 @@ def main():
     pid = agent.pid
     try:
         time.sleep(0.3)
+        print(f"machine                          {machine()}")
         print(f"agent idle                       {fmt_mem(memory(pid))}")
         ctl(args.bin_dir, sock, "run", trace_open, "--timeout", "300ms")  # warm the page cache
         t = ttfe(args.bin_dir, sock, trace_open, args.runs)
