@@ -60,6 +60,19 @@ pub struct Printer {
     keys: Option<Vec<String>>,
 }
 
+/// What a single-source gadget without tables prints, for [`no_tables`].
+const IS_A_TRACER: &str = "this gadget is a tracer: it prints each event as it comes";
+const PRINTS_HISTOGRAMS: &str = "this gadget prints histograms";
+
+/// The error for `--sort`/`--max-rows` (`flag`) on a gadget whose sources
+/// print no table; `what` says what it prints instead.
+fn no_tables(flag: &str, what: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{flag} applies to toppers and snapshotters (tables); {what} (leave {flag} out; \
+         --filter and --fields work on every gadget)"
+    ))
+}
+
 impl Printer {
     #[cfg(test)]
     pub fn new(format: Format) -> Printer {
@@ -192,13 +205,10 @@ impl Printer {
         {
             let what = match (self.multi, sources[0].kind.as_str()) {
                 (true, _) => "no data source of this gadget prints tables",
-                (false, "profiler") => "this gadget prints histograms",
-                (false, _) => "this gadget is a tracer: it prints each event as it comes",
+                (false, "profiler") => PRINTS_HISTOGRAMS,
+                (false, _) => IS_A_TRACER,
             };
-            return Err(std::io::Error::other(format!(
-                "{flag} applies to toppers and snapshotters (tables); {what} (leave {flag} out; \
-                 --filter and --fields work on every gadget)"
-            )));
+            return Err(no_tables(flag, what));
         }
         self.views.clear();
         for s in &sources {
@@ -346,15 +356,12 @@ impl Printer {
         let at = self.view_of(&v);
         let view = &self.views[at];
         if let Some(flag) = self.table_flag.filter(|_| !table && !self.multi) {
-            return Err(std::io::Error::other(format!(
-                "{flag} applies to toppers and snapshotters (tables); this gadget \
-                 {} (leave {flag} out; --filter and --fields work on every gadget)",
-                if view.histograms {
-                    "prints histograms"
-                } else {
-                    "is a tracer: it prints each event as it comes"
-                }
-            )));
+            let what = if view.histograms {
+                PRINTS_HISTOGRAMS
+            } else {
+                IS_A_TRACER
+            };
+            return Err(no_tables(flag, what));
         }
         if let serde_json::Value::Array(rows) = &mut v {
             if view.shape.filters() && self.format != Format::Columns {

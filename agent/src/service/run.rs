@@ -381,8 +381,7 @@ async fn pump(
     tokio::pin!(timed_out);
     let reason: &str = 'run: loop {
         tokio::select! {
-            batch = running.next_batch(&mut buf) => {
-                let mut batch = batch;
+            mut batch = running.next_batch(&mut buf) => {
                 let mut taken = 1;
                 loop {
                     if let Some(reason) = deliver(handle, &mut fanout, &running, &mut buf, &pools, multi, batch) {
@@ -404,9 +403,9 @@ async fn pump(
             () = ended.notified() => {
                 // A client closed its stream: when it was the last, the run
                 // ends now rather than on the next publish tick.
-                fanout.prune(counts(handle));
+                let abandoned = fanout.was_abandoned(counts(handle));
                 handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
-                if !handle.detached && fanout.was_abandoned(counts(handle)) {
+                if abandoned && !handle.detached {
                     break "client disconnected";
                 }
             }
@@ -423,10 +422,10 @@ async fn pump(
             }
             () = &mut timed_out => break stream::reason::TIMEOUT,
             _ = publish.tick() => {
-                fanout.prune(counts(handle));
+                let abandoned = fanout.was_abandoned(counts(handle));
                 handle.stats.clients.store(fanout.clients() as u64, Ordering::Relaxed);
                 handle.stats.lost_slow_reader.store(fanout.missed(), Ordering::Relaxed);
-                if !handle.detached && fanout.was_abandoned(counts(handle)) {
+                if abandoned && !handle.detached {
                     break "client disconnected";
                 }
                 let now = (handle.events_seen.load(Ordering::Relaxed), handle.events_lost.load(Ordering::Relaxed));
